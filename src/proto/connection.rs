@@ -1,0 +1,747 @@
+//! The sans-I/O connection: bytes in, events and bytes out.
+
+use std::{collections::VecDeque, mem};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::{
+    apply_mask, generate_mask, CloseCode, CloseEvent, CloseFrame, Event, Extension, FrameHeader,
+    Message, OpCode, ReadyState, Role, Utf8Bytes, Utf8Validator, MAX_REASON_LEN,
+};
+use crate::{
+    error::{CapacityError, ProtocolError},
+    Config, Error,
+};
+
+/// The protocol version string, as the seed's `version` returns it.
+pub const VERSION: &str = "hybi-13";
+
+/// The largest control frame payload (RFC 6455 §5.5).
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// One WebSocket connection's protocol state, without any I/O.
+///
+/// Feed it what the transport read with [`receive`](Self::receive) (or
+/// [`receive_buf`](Self::receive_buf)) and [`receive_eof`](Self::receive_eof); ask it
+/// to send with the `send_*` methods, [`close`](Self::close) and [`fail`](Self::fail).
+/// After each of these calls:
+///
+/// 1. write out [`take_output`](Self::take_output) to the transport;
+/// 2. if [`should_close_transport`](Self::should_close_transport), close the
+///    transport once that output is written;
+/// 3. else if [`close_expected`](Self::close_expected), arm a timer that closes the
+///    transport if the peer has not closed it by then;
+/// 4. handle every event from [`poll_event`](Self::poll_event).
+///
+/// Timers (keep-alive, close and handshake timeouts) belong to the I/O layer.
+///
+/// ```
+/// use websocket_driver::proto::{Connection, Event, Message, Role};
+/// use websocket_driver::Config;
+///
+/// let mut server = Connection::new(Role::Server, Config::default());
+/// server.open();
+/// // A masked text frame "Hello" (RFC 6455 §5.7).
+/// server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// assert!(matches!(server.poll_event(), Some(Event::Open)));
+/// match server.poll_event() {
+///     Some(Event::Message(Message::Text(text))) => assert_eq!(text, "Hello"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// server.send_text("Hello").unwrap();
+/// assert_eq!(&server.take_output()[..], b"\x81\x05Hello");
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: ReadyState,
+    read_buf: BytesMut,
+    frame: Option<InFrame>,
+    msg: Assembly,
+    events: VecDeque<Event>,
+    output: BytesMut,
+    protocol: Option<String>,
+    extension: Option<Box<dyn Extension>>,
+    /// After the connection is closed or failed, input is dropped unread
+    /// (RFC 6455 §7.1.7: "MUST NOT continue to attempt to process data").
+    discarding: bool,
+    failed: bool,
+    eof_received: bool,
+}
+
+/// A frame whose header is decoded and whose payload is still arriving.
+#[derive(Debug)]
+struct InFrame {
+    header: FrameHeader,
+    len: usize,
+    /// Payload bytes already unmasked (and checked, for inline UTF-8).
+    processed: usize,
+    kind: FrameKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    /// A control frame: handled once whole (at most 125 bytes).
+    Control,
+    /// A data frame: unmasked, and UTF-8 checked when `utf8`, as its bytes arrive.
+    Data { utf8: bool },
+    /// A data frame after our Close: skipped as it arrives, never buffered.
+    Discard,
+}
+
+/// The message being assembled.
+#[derive(Debug, Default)]
+struct Assembly {
+    /// `Text` or `Binary` while a message is in progress.
+    opcode: Option<OpCode>,
+    /// The first frame carried the extension's RSV bits.
+    compressed: bool,
+    /// Payload bytes so far, as declared by the headers (uncompressed messages).
+    size: u64,
+    fragments: usize,
+    buf: BytesMut,
+    utf8: Utf8Validator,
+}
+
+impl Assembly {
+    fn reset(&mut self) {
+        self.opcode = None;
+        self.compressed = false;
+        self.size = 0;
+        self.fragments = 0;
+        self.buf.clear();
+        self.utf8.reset();
+    }
+}
+
+impl Connection {
+    /// A connection in the `Connecting` state: call [`open`](Self::open) once the
+    /// opening handshake is done. Messages sent before that are queued.
+    pub fn new(role: Role, config: Config) -> Self {
+        Connection {
+            role,
+            config,
+            state: ReadyState::Connecting,
+            read_buf: BytesMut::new(),
+            frame: None,
+            msg: Assembly::default(),
+            events: VecDeque::new(),
+            output: BytesMut::new(),
+            protocol: None,
+            extension: None,
+            discarding: false,
+            failed: false,
+            eof_received: false,
+        }
+    }
+
+    /// Record the subprotocol the handshake agreed on.
+    pub fn set_protocol(&mut self, protocol: Option<String>) {
+        self.protocol = protocol;
+    }
+
+    /// Install the extension the handshake agreed on (before [`open`](Self::open)).
+    pub fn set_extension(&mut self, extension: Box<dyn Extension>) {
+        self.extension = Some(extension);
+    }
+
+    /// The handshake is done: emit [`Event::Open`], release queued output and process
+    /// any bytes received so far. Does nothing unless the state is `Connecting`.
+    pub fn open(&mut self) {
+        if self.state != ReadyState::Connecting {
+            return;
+        }
+        self.state = ReadyState::Open;
+        self.events.push_back(Event::Open);
+        tracing::debug!(role = ?self.role, protocol = ?self.protocol, "websocket open");
+        if !self.read_buf.is_empty() {
+            let mut buf = mem::take(&mut self.read_buf);
+            self.run(&mut buf);
+            self.read_buf = buf;
+        }
+    }
+
+    /// Our role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The ready-state (the seed's `ready-state`).
+    pub fn ready_state(&self) -> ReadyState {
+        self.state
+    }
+
+    /// The subprotocol agreed in the handshake, if any (the seed's `protocol`).
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// `"hybi-13"` (the seed's `version`).
+    pub fn version(&self) -> &'static str {
+        VERSION
+    }
+
+    /// The negotiated extension, if any.
+    pub fn extension(&self) -> Option<&dyn Extension> {
+        self.extension.as_deref()
+    }
+
+    // ----- input -----
+
+    /// Feed bytes read from the transport. Bytes received while `Connecting` wait
+    /// for [`open`](Self::open); after the connection closed or failed they are
+    /// dropped.
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.discarding {
+            return;
+        }
+        self.read_buf.extend_from_slice(data);
+        if self.state == ReadyState::Connecting {
+            return;
+        }
+        let mut buf = mem::take(&mut self.read_buf);
+        self.run(&mut buf);
+        self.read_buf = buf;
+    }
+
+    /// Feed bytes from a buffer the caller keeps (a codec's read buffer), without
+    /// copying them: whole frames are split off `buf` and the bytes of an incomplete
+    /// frame stay in it, already unmasked and checked as far as they go. The caller
+    /// must pass the same buffer, with whatever this call left in it, next time, and
+    /// must not also call [`receive`](Self::receive).
+    pub fn receive_buf(&mut self, buf: &mut BytesMut) {
+        match self.state {
+            _ if self.discarding => buf.clear(),
+            ReadyState::Connecting => {}
+            _ => self.run(buf),
+        }
+    }
+
+    /// The transport reached end of file. If the connection was not closed yet, it
+    /// is now, with code 1006 (RFC 6455 §7.1.5: "If _The WebSocket Connection is
+    /// Closed_ and no Close control frame was received by the endpoint ... the
+    /// WebSocket Connection Close Code is considered to be 1006").
+    pub fn receive_eof(&mut self) {
+        self.eof_received = true;
+        if self.state != ReadyState::Closed {
+            self.finish(CloseEvent {
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                was_clean: false,
+            });
+        }
+    }
+
+    /// Bytes of input held: an incomplete frame plus the message being assembled.
+    /// Bounded by `max_frame_size` + 14 + `max_message_size` plus the last chunk fed.
+    pub fn buffered_input(&self) -> usize {
+        self.read_buf.len() + self.msg.buf.len()
+    }
+
+    // ----- events -----
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Drain every pending event.
+    pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        self.events.drain(..)
+    }
+
+    // ----- output -----
+
+    /// The bytes to write to the transport, in order. Empty while `Connecting`
+    /// (queued frames go out after [`open`](Self::open)).
+    pub fn take_output(&mut self) -> BytesMut {
+        if self.state == ReadyState::Connecting {
+            return BytesMut::new();
+        }
+        self.output.split()
+    }
+
+    /// Move the output into `dst` (an encoder's write buffer), without copying when
+    /// `dst` is empty.
+    pub fn write_output_into(&mut self, dst: &mut BytesMut) {
+        if self.state == ReadyState::Connecting || self.output.is_empty() {
+            return;
+        }
+        if dst.is_empty() {
+            mem::swap(dst, &mut self.output);
+        } else {
+            dst.extend_from_slice(&self.output);
+            self.output.clear();
+        }
+    }
+
+    /// Bytes queued for the transport and not taken yet, including frames queued
+    /// while `Connecting`.
+    pub fn buffered_amount(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Whether the transport should be closed once the output is written: the
+    /// connection is closed and, for a client after a clean close, the server has
+    /// closed its side (RFC 6455 §7.1.1: the server closes the TCP connection first;
+    /// a client waits for it, with a timeout).
+    pub fn should_close_transport(&self) -> bool {
+        self.state == ReadyState::Closed
+            && (self.role == Role::Server || self.eof_received || self.failed)
+    }
+
+    /// Whether the peer is expected to close the transport soon: the I/O layer should
+    /// arm a timer that closes it if the peer does not.
+    pub fn close_expected(&self) -> bool {
+        match self.state {
+            ReadyState::Closing => true,
+            ReadyState::Closed => !self.eof_received,
+            _ => false,
+        }
+    }
+
+    // ----- sending -----
+
+    /// Send a text message (the seed's `send-text`).
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.send_data(OpCode::Text, text.as_bytes())
+    }
+
+    /// Send a binary message (the seed's `send-binary`).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_data(OpCode::Binary, data)
+    }
+
+    /// Send a message (the seed's `send`).
+    pub fn send(&mut self, message: &Message) -> Result<(), Error> {
+        match message {
+            Message::Text(t) => self.send_data(OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => self.send_data(OpCode::Binary, b),
+        }
+    }
+
+    /// Send a Ping with up to 125 bytes of payload (the seed's `send-ping`).
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Send a Pong with up to 125 bytes of payload (an unsolicited Pong is a
+    /// one-way heartbeat, RFC 6455 §5.5.3).
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    /// Start the closing handshake (the seed's `close-connection`): send a Close
+    /// frame with `code` and `reason` and wait for the peer's. Before the connection
+    /// opened, it closes at once and the queued frames are dropped.
+    ///
+    /// `code` must be one that [`CloseCode::is_allowed`] accepts and `reason` at most
+    /// 123 bytes.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !code.is_allowed() {
+            return Err(Error::InvalidCloseCode(code.0));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(Error::ControlPayloadTooLarge(2 + reason.len()));
+        }
+        match self.state {
+            ReadyState::Connecting => {
+                self.output.clear();
+                self.finish(CloseEvent {
+                    code,
+                    reason: reason.to_owned(),
+                    was_clean: false,
+                });
+                Ok(())
+            }
+            ReadyState::Open => {
+                self.write_close(code, reason);
+                self.state = ReadyState::Closing;
+                tracing::debug!(code = code.0, "websocket closing");
+                Ok(())
+            }
+            _ => Err(Error::ConnectionClosed),
+        }
+    }
+
+    /// Fail the connection (RFC 6455 §7.1.7): send a Close frame with `code` if the
+    /// connection is open, stop reading, and close. Use it for conditions the I/O
+    /// layer detects (1001 on shutdown or idle timeout, 1008 on a policy, 1011 on an
+    /// internal error). `code` should be one that [`CloseCode::is_allowed`] accepts;
+    /// any other code closes without sending a Close frame. The reason is cut to 123
+    /// bytes.
+    pub fn fail(&mut self, code: CloseCode, reason: &str) {
+        let reason = truncate_reason(reason);
+        if self.state == ReadyState::Closed {
+            return;
+        }
+        if self.state == ReadyState::Open && code.is_allowed() {
+            self.write_close(code, reason);
+        }
+        if self.state == ReadyState::Connecting {
+            self.output.clear();
+        }
+        self.failed = true;
+        self.finish(CloseEvent {
+            code,
+            reason: reason.to_owned(),
+            was_clean: false,
+        });
+    }
+
+    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        if !self.state.can_send() {
+            return Err(Error::ConnectionClosed);
+        }
+        if let Some(ext) = self.extension.as_mut() {
+            if let Some(encoded) = ext.encode(opcode, payload)? {
+                let rsv = ext.rsv();
+                self.write_frame(opcode, rsv, &encoded);
+                return Ok(());
+            }
+        }
+        self.write_frame(opcode, 0, payload);
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(Error::ControlPayloadTooLarge(payload.len()));
+        }
+        if !self.state.can_send() {
+            return Err(Error::ConnectionClosed);
+        }
+        self.write_frame(opcode, 0, payload);
+        Ok(())
+    }
+
+    fn write_close(&mut self, code: CloseCode, reason: &str) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        payload[..2].copy_from_slice(&code.0.to_be_bytes());
+        payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
+        self.write_frame(OpCode::Close, 0, &payload[..2 + reason.len()]);
+    }
+
+    /// Append one whole frame to the output; a client masks it with a fresh key
+    /// (RFC 6455 §5.3: "The masking key ... MUST" be fresh for each frame).
+    fn write_frame(&mut self, opcode: OpCode, rsv: u8, payload: &[u8]) {
+        let mask = self.role.masks_outgoing().then(generate_mask);
+        let header = FrameHeader {
+            fin: true,
+            rsv,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        self.output.reserve(header.encoded_len() + payload.len());
+        header.encode_into(&mut self.output);
+        let start = self.output.len();
+        self.output.extend_from_slice(payload);
+        if let Some(mask) = mask {
+            apply_mask(&mut self.output[start..], mask, 0);
+        }
+    }
+
+    // ----- receiving -----
+
+    fn run(&mut self, buf: &mut BytesMut) {
+        if let Err(err) = self.process(buf) {
+            self.fail_with(err);
+        }
+        if self.discarding {
+            buf.clear();
+        }
+    }
+
+    fn process(&mut self, buf: &mut BytesMut) -> Result<(), Error> {
+        while !self.discarding {
+            if self.frame.is_none() {
+                let Some((header, header_len)) = FrameHeader::decode(buf)? else {
+                    return Ok(());
+                };
+                let kind = self.check_header(&header)?;
+                buf.advance(header_len);
+                // `check_header` bounded the length by `max_frame_size`, a `usize`.
+                let len = header.payload_len as usize;
+                self.frame = Some(InFrame {
+                    header,
+                    len,
+                    processed: 0,
+                    kind,
+                });
+            }
+            let Some(frame) = self.frame.as_mut() else {
+                return Ok(());
+            };
+            let avail = buf.len().min(frame.len);
+            match frame.kind {
+                FrameKind::Discard => {
+                    // Skipped bytes leave the buffer at once: `buf` starts past them.
+                    let skip = buf.len().min(frame.len - frame.processed);
+                    buf.advance(skip);
+                    frame.processed += skip;
+                    if frame.processed < frame.len {
+                        return Ok(());
+                    }
+                    self.frame = None;
+                }
+                FrameKind::Control => {
+                    if avail < frame.len {
+                        return Ok(());
+                    }
+                    let header = frame.header;
+                    self.frame = None;
+                    let mut payload = buf.split_to(header.payload_len as usize);
+                    if let Some(mask) = header.mask {
+                        apply_mask(&mut payload, mask, 0);
+                    }
+                    self.handle_control(header.opcode, payload.freeze())?;
+                }
+                FrameKind::Data { utf8 } => {
+                    if avail > frame.processed {
+                        let new = &mut buf[frame.processed..avail];
+                        if let Some(mask) = frame.header.mask {
+                            apply_mask(new, mask, frame.processed);
+                        }
+                        if utf8 {
+                            // RFC 6455 §8.1, checked on partial payloads as they arrive.
+                            self.msg.utf8.feed(new)?;
+                        }
+                        frame.processed = avail;
+                    }
+                    if frame.processed < frame.len {
+                        return Ok(());
+                    }
+                    let (header, len) = (frame.header, frame.len);
+                    self.frame = None;
+                    let payload = buf.split_to(len).freeze();
+                    self.handle_data(header.fin, payload)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check a header before any of its payload is read, and start or continue the
+    /// message it belongs to.
+    fn check_header(&mut self, h: &FrameHeader) -> Result<FrameKind, Error> {
+        // RFC 6455 §5.1: "a server MUST close the connection upon receiving a frame
+        // that is not masked"; "A client MUST close a connection if it detects a
+        // masked frame".
+        match self.role {
+            Role::Server if h.mask.is_none() => {
+                return Err(ProtocolError::UnmaskedFrameFromClient.into())
+            }
+            Role::Client if h.mask.is_some() => {
+                return Err(ProtocolError::MaskedFrameFromServer.into())
+            }
+            _ => {}
+        }
+        // RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint
+        // MUST _Fail the WebSocket Connection_."
+        if let OpCode::Reserved(op) = h.opcode {
+            return Err(ProtocolError::ReservedOpcode(op).into());
+        }
+        if h.opcode.is_control() {
+            // RFC 6455 §5.2: RSV bits "MUST be 0 unless an extension is negotiated
+            // that defines meanings"; no extension we know uses them on control frames
+            // (RFC 7692 §6: RSV1 only on the first frame of a data message).
+            if h.rsv != 0 {
+                return Err(ProtocolError::ReservedBitsSet(h.rsv).into());
+            }
+            // RFC 6455 §5.5: "All control frames MUST have a payload length of 125
+            // bytes or less and MUST NOT be fragmented."
+            if !h.fin {
+                return Err(ProtocolError::FragmentedControlFrame.into());
+            }
+            if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlFrameTooLarge(h.payload_len).into());
+            }
+            return Ok(FrameKind::Control);
+        }
+        let allowed_rsv = match (h.opcode, &self.extension) {
+            (OpCode::Text | OpCode::Binary, Some(ext)) => ext.rsv(),
+            _ => 0,
+        };
+        if h.rsv & !allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBitsSet(h.rsv).into());
+        }
+        if h.payload_len > self.config.max_frame_size as u64 {
+            return Err(CapacityError::FrameTooLarge {
+                size: h.payload_len,
+                max: self.config.max_frame_size,
+            }
+            .into());
+        }
+        if self.state == ReadyState::Closing {
+            // RFC 6455 §5.5.1: after sending a Close frame we wait for the peer's
+            // Close; data that comes first is dropped, unbuffered.
+            return Ok(FrameKind::Discard);
+        }
+        // RFC 6455 §5.4: fragments are a first frame, then continuations, then FIN.
+        match (h.opcode, self.msg.opcode) {
+            (OpCode::Continuation, None) => {
+                return Err(ProtocolError::UnexpectedContinuation.into())
+            }
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation.into())
+            }
+            (OpCode::Text | OpCode::Binary, None) => {
+                self.msg.opcode = Some(h.opcode);
+                self.msg.compressed = h.rsv != 0;
+            }
+            _ => {}
+        }
+        self.msg.fragments += 1;
+        if self.msg.fragments > self.config.max_fragments {
+            return Err(CapacityError::TooManyFragments {
+                max: self.config.max_fragments,
+            }
+            .into());
+        }
+        // The message limit, before the payload is buffered; compressed messages are
+        // held to it on their inflated size by the extension.
+        if !self.msg.compressed {
+            let size = self.msg.size + h.payload_len;
+            if size > self.config.max_message_size as u64 {
+                return Err(CapacityError::MessageTooLarge {
+                    size,
+                    max: self.config.max_message_size,
+                }
+                .into());
+            }
+            self.msg.size = size;
+        }
+        let utf8 = self.msg.opcode == Some(OpCode::Text) && !self.msg.compressed;
+        Ok(FrameKind::Data { utf8 })
+    }
+
+    fn handle_data(&mut self, fin: bool, payload: Bytes) -> Result<(), Error> {
+        let text = self.msg.opcode == Some(OpCode::Text);
+        if self.msg.compressed {
+            let start = self.msg.buf.len();
+            let limit = self.config.max_message_size.saturating_sub(start);
+            if let Some(ext) = self.extension.as_mut() {
+                ext.decode(&payload, fin, &mut self.msg.buf, limit)?;
+            }
+            if text {
+                self.msg.utf8.feed(&self.msg.buf[start..])?;
+            }
+        } else if fin && self.msg.fragments == 1 {
+            // A single-frame message: its payload is the message, not copied.
+            if text {
+                self.msg.utf8.finish()?;
+            }
+            self.msg.reset();
+            self.events.push_back(Event::Message(if text {
+                Message::Text(Utf8Bytes::from_validated(payload))
+            } else {
+                Message::Binary(payload)
+            }));
+            return Ok(());
+        } else {
+            self.msg.buf.extend_from_slice(&payload);
+        }
+        if fin {
+            if text {
+                self.msg.utf8.finish()?;
+            }
+            let data = self.msg.buf.split().freeze();
+            self.msg.reset();
+            self.events.push_back(Event::Message(if text {
+                Message::Text(Utf8Bytes::from_validated(data))
+            } else {
+                Message::Binary(data)
+            }));
+        }
+        Ok(())
+    }
+
+    fn handle_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
+        match opcode {
+            OpCode::Ping => {
+                // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send
+                // a Pong frame in response ... with identical Application data", in
+                // order with the frames already queued.
+                if self.state == ReadyState::Open && self.config.auto_pong {
+                    self.write_frame(OpCode::Pong, 0, &payload);
+                }
+                self.events.push_back(Event::Ping(payload));
+            }
+            OpCode::Pong => self.events.push_back(Event::Pong(payload)),
+            OpCode::Close => {
+                let frame = CloseFrame::decode(&payload)?;
+                if self.state == ReadyState::Open {
+                    // RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did
+                    // not previously send a Close frame, the endpoint MUST send a Close
+                    // frame in response", echoing the code (1000 when none was given).
+                    let code = frame.as_ref().map_or(CloseCode::NORMAL, |f| f.code);
+                    self.write_close(code, "");
+                }
+                let (code, reason) = match frame {
+                    Some(f) => (f.code, f.reason),
+                    None => (CloseCode::NO_STATUS, String::new()),
+                };
+                self.finish(CloseEvent {
+                    code,
+                    reason,
+                    was_clean: true,
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn fail_with(&mut self, err: Error) {
+        let code = err.close_code().unwrap_or(CloseCode::INTERNAL_ERROR);
+        let reason = err.to_string();
+        tracing::debug!(error = %err, code = code.0, "failing websocket connection");
+        let closing = self.state == ReadyState::Closing;
+        self.events.push_back(Event::Error(err));
+        if closing {
+            // Our Close is already out; no second one (RFC 6455 §5.5.1).
+            self.failed = true;
+            self.finish(CloseEvent {
+                code,
+                reason: truncate_reason(&reason).to_owned(),
+                was_clean: false,
+            });
+        } else {
+            self.fail(code, &reason);
+        }
+    }
+
+    /// Enter `Closed`, report it once, and drop whatever input follows.
+    fn finish(&mut self, event: CloseEvent) {
+        tracing::debug!(
+            code = event.code.0,
+            clean = event.was_clean,
+            "websocket closed"
+        );
+        self.state = ReadyState::Closed;
+        self.discarding = true;
+        self.frame = None;
+        self.msg.reset();
+        self.read_buf = BytesMut::new();
+        self.events.push_back(Event::Close(event));
+    }
+}
+
+/// Cut a reason to at most 123 bytes, on a character boundary.
+fn truncate_reason(reason: &str) -> &str {
+    if reason.len() <= MAX_REASON_LEN {
+        return reason;
+    }
+    let mut end = MAX_REASON_LEN;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}

@@ -1,0 +1,28 @@
+//! The sans-I/O protocol core (RFC 6455): bytes in, events and bytes out.
+//!
+//! Nothing here does I/O, spawns, or depends on actix or tokio; the crate builds it
+//! with `--no-default-features`.
+
+mod close;
+mod connection;
+mod event;
+mod extension;
+mod header;
+mod mask;
+mod message;
+mod opcode;
+mod role;
+mod state;
+mod utf8;
+
+pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+pub use connection::{Connection, MAX_CONTROL_PAYLOAD, VERSION};
+pub use event::{CloseEvent, Event};
+pub use extension::Extension;
+pub use header::{FrameHeader, MAX_HEADER_LEN, RSV1, RSV2, RSV3};
+pub use mask::{apply_mask, apply_mask_scalar, generate_mask};
+pub use message::{Message, Utf8Bytes};
+pub use opcode::OpCode;
+pub use role::Role;
+pub use state::ReadyState;
+pub use utf8::Utf8Validator;

@@ -66,6 +66,8 @@ pub struct Connection {
     /// After the connection is closed or failed, input is dropped unread
     /// (RFC 6455 §7.1.7: "MUST NOT continue to attempt to process data").
     discarding: bool,
+    /// A failure found in the input, applied when its [`Event::Error`] is taken.
+    pending_failure: Option<(CloseCode, String)>,
     failed: bool,
     eof_received: bool,
 }
@@ -131,6 +133,7 @@ impl Connection {
             protocol: None,
             extension: None,
             discarding: false,
+            pending_failure: None,
             failed: false,
             eof_received: false,
         }
@@ -247,13 +250,31 @@ impl Connection {
     // ----- events -----
 
     /// The next event, if any.
+    ///
+    /// When the input breaks the protocol, the core stops reading at the bad frame
+    /// and queues [`Event::Error`] after the events of the frames before it; the
+    /// failure takes effect (the Close frame is queued for output and the state
+    /// becomes `Closed`) when that `Error` is taken here. Replies sent while handling
+    /// the earlier events therefore go out before the Close frame, as a strict
+    /// endpoint must.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if let Some(Event::Error(_)) = event {
+            if let Some((code, reason)) = self.pending_failure.take() {
+                self.fail(code, &reason);
+            }
+        }
+        event
     }
 
-    /// Drain every pending event.
+    /// The next event, without taking it (an `Error` does not take effect yet).
+    pub fn peek_event(&self) -> Option<&Event> {
+        self.events.front()
+    }
+
+    /// Take every pending event, in order, as [`poll_event`](Self::poll_event) does.
     pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
-        self.events.drain(..)
+        std::iter::from_fn(move || self.poll_event())
     }
 
     // ----- output -----
@@ -699,23 +720,19 @@ impl Connection {
         Ok(())
     }
 
+    /// The input broke the protocol: stop reading (RFC 6455 §7.1.7: "MUST NOT
+    /// continue to attempt to process data ... after being instructed to _Fail the
+    /// WebSocket Connection_") and queue the error; [`poll_event`](Self::poll_event)
+    /// applies the failure when the error is taken.
     fn fail_with(&mut self, err: Error) {
         let code = err.close_code().unwrap_or(CloseCode::INTERNAL_ERROR);
-        let reason = err.to_string();
         tracing::debug!(error = %err, code = code.0, "failing websocket connection");
-        let closing = self.state == ReadyState::Closing;
+        self.pending_failure = Some((code, err.to_string()));
+        self.discarding = true;
+        self.frame = None;
+        self.msg.reset();
+        self.read_buf = BytesMut::new();
         self.events.push_back(Event::Error(err));
-        if closing {
-            // Our Close is already out; no second one (RFC 6455 §5.5.1).
-            self.failed = true;
-            self.finish(CloseEvent {
-                code,
-                reason: truncate_reason(&reason).to_owned(),
-                was_clean: false,
-            });
-        } else {
-            self.fail(code, &reason);
-        }
     }
 
     /// Enter `Closed`, report it once, and drop whatever input follows.

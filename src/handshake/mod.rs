@@ -1,10 +1,35 @@
-//! Opening handshake (placeholder, being written).
+//! The opening handshake (RFC 6455 §4) as pure functions: bytes and strings in,
+//! values out, no I/O.
+//!
+//! - Server: [`validate_request`] checks a parsed request against [`ServerOptions`]
+//!   and returns an [`Accept`] that writes the `101` answer, or a
+//!   [`HandshakeError`] that writes the refusal ([`HandshakeError::write_rejection`]).
+//!   [`parse_request`] reads a request head from bytes for a server that reads its
+//!   own socket.
+//! - Client: [`ClientRequest`] writes the request for [`ClientOptions`] with a random
+//!   key and checks the server's answer ([`ClientRequest::parse_response`]).
+//! - Both: [`accept_key`], [`generate_key`] and the header grammar in [`headers`],
+//!   including the `Sec-WebSocket-Extensions` parser [`parse_extensions`].
 
-/// Handshake error (placeholder).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HandshakeError {
-    /// Placeholder.
-    #[error("placeholder")]
-    Placeholder,
-}
+mod client;
+mod error;
+pub mod headers;
+mod key;
+mod server;
+
+pub use client::{ClientOptions, ClientRequest, Response};
+pub use error::{BuildError, HandshakeError};
+pub use headers::{parse_extensions, Extension};
+pub use key::{accept_key, generate_key, GUID};
+pub use server::{
+    parse_request, validate_request, Accept, HttpVersion, Request, RequestHead, ServerOptions,
+};
+
+/// The longest HTTP head [`parse_request`] and [`ClientRequest::parse_response`]
+/// accept, in bytes (16 KiB): a peer cannot make us buffer more while waiting for the
+/// end of a head.
+pub const MAX_HEAD_SIZE: usize = 16 * 1024;
+
+/// The most header lines [`parse_request`] and [`ClientRequest::parse_response`]
+/// accept in one head.
+pub const MAX_HEADERS: usize = 64;

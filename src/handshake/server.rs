@@ -1,0 +1,657 @@
+//! The server side: check a client's opening handshake (RFC 6455 §4.2.1), choose a
+//! subprotocol, and write the `101 Switching Protocols` answer (RFC 6455 §4.2.2).
+
+use super::{
+    headers::{
+        check_header, extensions_of, is_token, list_contains, list_elements, one_value, trim_ows,
+        values, write_header, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT,
+        SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
+        UPGRADE,
+    },
+    key::{accept_key, is_valid_key},
+    BuildError, HandshakeError, MAX_HEADERS, MAX_HEAD_SIZE,
+};
+
+/// Headers a server's extra headers may not set: the `101` response writes the
+/// first five itself, and a `1xx` response may carry no body headers (RFC 9110
+/// §8.6: "A server MUST NOT send a Content-Length header field in any response with
+/// a status code of 1xx").
+const RESERVED_RESPONSE_HEADERS: [&str; 7] = [
+    UPGRADE,
+    CONNECTION,
+    SEC_WEBSOCKET_ACCEPT,
+    SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_EXTENSIONS,
+    "Content-Length",
+    "Transfer-Encoding",
+];
+
+/// The HTTP version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// HTTP/0.9.
+    Http09,
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1, the only version the handshake of RFC 6455 runs on.
+    Http11,
+    /// HTTP/2 (WebSocket over HTTP/2 is RFC 8441, not handled here).
+    Http2,
+    /// HTTP/3 (WebSocket over HTTP/3 is RFC 9220, not handled here).
+    Http3,
+}
+
+/// A client's opening handshake request as an HTTP layer parsed it: the input of
+/// [`validate_request`].
+///
+/// Header names compare ASCII case-insensitively; a header may appear several times.
+/// Values are bytes, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The request method, e.g. `GET` (case-sensitive, RFC 9110 §9.1).
+    pub method: &'a str,
+    /// The HTTP version of the request line.
+    pub version: HttpVersion,
+    /// Every header line, in order.
+    pub headers: &'a [(&'a str, &'a [u8])],
+}
+
+/// What a server accepts in the opening handshake. Built with chained setters from
+/// [`ServerOptions::default`], which accepts any origin, chooses no subprotocol and
+/// adds no header.
+///
+/// ```
+/// use websocket_driver::handshake::ServerOptions;
+///
+/// let options = ServerOptions::default()
+///     .protocols(["chat.v2", "chat"])
+///     .origins(["https://example.com"])
+///     .header("X-Served-By", "ws-1");
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerOptions {
+    protocols: Vec<String>,
+    origins: Option<Vec<String>>,
+    headers: Vec<(String, String)>,
+}
+
+impl ServerOptions {
+    /// The same as [`ServerOptions::default`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The subprotocols the server speaks, in its order of preference (the seed's
+    /// `accept-protocols`). The chosen one is the first of these that the client
+    /// offered, compared exactly; when none was offered, none is chosen and the
+    /// handshake still succeeds. A string that is not a token can never be offered,
+    /// so never matches. Replaces any earlier list. Default: none.
+    pub fn protocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Allow only these origins: a request whose `Origin` header is missing or not
+    /// in the list (compared ASCII case-insensitively, as serialized by RFC 6454
+    /// §6.2, e.g. `https://example.com:8443` with no trailing slash) is refused with
+    /// `403`. Replaces any earlier list. Default: any origin, `Origin` not checked.
+    pub fn origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accept any origin (the default), dropping a list set by
+    /// [`origins`](Self::origins).
+    pub fn any_origin(mut self) -> Self {
+        self.origins = None;
+        self
+    }
+
+    /// Add a header to every `101` response (the seed's `additional-headers`); a
+    /// name may be added several times. Default: none.
+    ///
+    /// The pair is checked now: a name that is not a token, a value with a control
+    /// character (CR, LF, ...) that could inject headers, or a header the handshake
+    /// writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`,
+    /// `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions`, `Content-Length`,
+    /// `Transfer-Encoding`) is **not added**, and a warning is logged with `tracing`.
+    /// Use [`try_header`](Self::try_header) to get the error instead.
+    pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        match check_header(&name, &value, &RESERVED_RESPONSE_HEADERS) {
+            Ok(()) => self.push_header(name, value),
+            Err(err) => {
+                tracing::warn!(error = %err, "extra websocket response header not added");
+                self
+            }
+        }
+    }
+
+    /// Like [`header`](Self::header), but an invalid or reserved header is an error.
+    pub fn try_header(
+        self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Self, BuildError> {
+        let (name, value) = (name.into(), value.into());
+        check_header(&name, &value, &RESERVED_RESPONSE_HEADERS)?;
+        Ok(self.push_header(name, value))
+    }
+
+    fn push_header(mut self, name: String, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// An accepted opening handshake: what the `101` response says, from
+/// [`validate_request`].
+///
+/// Write the response with [`write_response`](Self::write_response) (whole bytes) or
+/// take its header list from [`response_headers`](Self::response_headers) (for an
+/// HTTP framework that writes the status line itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Accept {
+    /// The `Sec-WebSocket-Accept` value (see [`accept_key`]).
+    pub accept_key: String,
+    /// The chosen subprotocol, if any (see [`ServerOptions::protocols`]).
+    pub protocol: Option<String>,
+    /// The client's `Sec-WebSocket-Extensions` offer, all its headers joined with
+    /// `", "` (`None` when it offered none). Its syntax is checked (see
+    /// [`parse_extensions`](super::parse_extensions)); what to accept of it is the
+    /// extension's business, answered through [`set_extensions`](Self::set_extensions).
+    pub offered_extensions: Option<String>,
+    extensions: Option<String>,
+}
+
+impl Accept {
+    /// Answer the client's extension offer: the response will carry
+    /// `Sec-WebSocket-Extensions: {value}` (RFC 6455 §4.2.2 step 5.6). The value must
+    /// follow the grammar of RFC 6455 §9.1 and have no control character, else it is
+    /// refused and nothing changes. `None` (the default) sends no such header.
+    pub fn set_extensions(&mut self, value: Option<String>) -> Result<(), BuildError> {
+        if let Some(text) = &value {
+            let valid = super::headers::is_field_value(text.as_bytes())
+                && super::parse_extensions(text).is_ok_and(|list| !list.is_empty());
+            if !valid {
+                return Err(BuildError::InvalidExtensions(text.clone()));
+            }
+        }
+        self.extensions = value;
+        Ok(())
+    }
+
+    /// The `Sec-WebSocket-Extensions` value the response carries, if any.
+    pub fn extensions(&self) -> Option<&str> {
+        self.extensions.as_deref()
+    }
+
+    /// The headers of the `101` response, in order (RFC 6455 §4.2.2 step 5):
+    /// `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Accept`, then
+    /// `Sec-WebSocket-Protocol` when a subprotocol was chosen,
+    /// `Sec-WebSocket-Extensions` when set, and the extra headers of `opts`.
+    ///
+    /// A framework that sets `Upgrade` and `Connection` itself skips those two. A
+    /// `protocol` changed by hand to something that is not a token is left out rather
+    /// than written.
+    pub fn response_headers<'a>(&'a self, opts: &'a ServerOptions) -> Vec<(&'a str, &'a str)> {
+        let mut list = vec![
+            (UPGRADE, "websocket"),
+            (CONNECTION, "Upgrade"),
+            (SEC_WEBSOCKET_ACCEPT, self.accept_key.as_str()),
+        ];
+        // RFC 6455 §4.2.2 /subprotocol/: the ABNF of the value is a single token.
+        if let Some(protocol) = self.protocol.as_deref().filter(|p| is_token(p.as_bytes())) {
+            list.push((SEC_WEBSOCKET_PROTOCOL, protocol));
+        }
+        if let Some(extensions) = self.extensions.as_deref() {
+            list.push((SEC_WEBSOCKET_EXTENSIONS, extensions));
+        }
+        list.extend(opts.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        // Every value above was checked when it was set; the accept key is only made
+        // by `accept_key`. Keep that promise even for fields changed by hand.
+        list.retain(|(_, value)| super::headers::is_field_value(value.as_bytes()));
+        list
+    }
+
+    /// Append to `dst` the whole `101` response head, for a server that writes its
+    /// own bytes:
+    ///
+    /// ```text
+    /// HTTP/1.1 101 Switching Protocols\r\n
+    /// {response_headers}\r\n
+    /// \r\n
+    /// ```
+    ///
+    /// WebSocket frames follow it directly.
+    pub fn write_response(&self, opts: &ServerOptions, dst: &mut Vec<u8>) {
+        dst.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        for (name, value) in self.response_headers(opts) {
+            write_header(dst, name, value);
+        }
+        dst.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Check a client's opening handshake (RFC 6455 §4.2.1) against `opts`, and on
+/// success say what to answer.
+///
+/// The checks, in order, each answered as [`HandshakeError::status`] says (RFC 6455
+/// §4.2.1: a server that finds the handshake does not match "MUST stop processing the
+/// client's handshake and return an HTTP response with an appropriate error code
+/// (such as 400 Bad Request)"):
+///
+/// 1. method `GET` (else `405`, with `Allow: GET`);
+/// 2. HTTP/1.1 (`400`);
+/// 3. exactly one non-empty `Host` (`400`);
+/// 4. `Upgrade` lists `websocket`, any case (`400`);
+/// 5. `Connection` lists `upgrade`, any case, among other tokens (`400`);
+/// 6. `Sec-WebSocket-Version` is exactly `13` (missing or other: `426` with
+///    `Sec-WebSocket-Version: 13`); checked before the key, as another version's
+///    client may send another key format and should learn which version to speak;
+/// 7. exactly one `Sec-WebSocket-Key`, the base64 encoding of 16 bytes (`400`);
+/// 8. `Origin` is allowed, when an allow-list is configured (`403`);
+/// 9. `Sec-WebSocket-Protocol` is a list of tokens and `Sec-WebSocket-Extensions`
+///    follows RFC 6455 §9.1 (`400`).
+///
+/// ```
+/// use websocket_driver::handshake::{validate_request, HttpVersion, Request, ServerOptions};
+///
+/// let headers: &[(&str, &[u8])] = &[
+///     ("Host", b"server.example.com"),
+///     ("Upgrade", b"websocket"),
+///     ("Connection", b"Upgrade"),
+///     ("Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+///     ("Sec-WebSocket-Protocol", b"chat, superchat"),
+///     ("Sec-WebSocket-Version", b"13"),
+/// ];
+/// let request = Request { method: "GET", version: HttpVersion::Http11, headers };
+/// let options = ServerOptions::default().protocols(["chat"]);
+/// let accept = validate_request(&request, &options).unwrap();
+/// assert_eq!(accept.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// assert_eq!(accept.protocol.as_deref(), Some("chat"));
+/// ```
+pub fn validate_request(req: &Request<'_>, opts: &ServerOptions) -> Result<Accept, HandshakeError> {
+    validate(req.method, req.version, req.headers, opts)
+}
+
+fn validate<N, V>(
+    method: &str,
+    version: HttpVersion,
+    headers: &[(N, V)],
+    opts: &ServerOptions,
+) -> Result<Accept, HandshakeError>
+where
+    N: AsRef<str>,
+    V: AsRef<[u8]>,
+{
+    // RFC 6455 §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
+    if method != "GET" {
+        return Err(HandshakeError::MethodNotGet);
+    }
+    if version != HttpVersion::Http11 {
+        return Err(HandshakeError::UnsupportedHttpVersion);
+    }
+
+    // RFC 6455 §4.2.1 item 2: "A |Host| header field containing the server's
+    // authority". Which authority the server answers to is the HTTP layer's business.
+    match one_value(headers, HOST) {
+        None => return Err(HandshakeError::MissingHost),
+        Some(None) => return Err(HandshakeError::DuplicateHost),
+        Some(Some(host)) if trim_ows(host).is_empty() => return Err(HandshakeError::MissingHost),
+        Some(Some(_)) => {}
+    }
+
+    // RFC 6455 §4.2.1 item 3: "An |Upgrade| header field containing the value
+    // "websocket", treated as an ASCII case-insensitive value."
+    if values(headers, UPGRADE).next().is_none() {
+        return Err(HandshakeError::MissingUpgrade);
+    }
+    if !list_contains(headers, UPGRADE, "websocket") {
+        return Err(HandshakeError::UpgradeNotWebSocket);
+    }
+
+    // RFC 6455 §4.2.1 item 4: "A |Connection| header field that includes the token
+    // "Upgrade", treated as an ASCII case-insensitive value."
+    if !list_contains(headers, CONNECTION, "upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+
+    // RFC 6455 §4.2.1 item 6: "A |Sec-WebSocket-Version| header field, with a value
+    // of 13." §4.2.2 /version/: otherwise the server "MUST abort" with e.g. 426 and a
+    // |Sec-WebSocket-Version| header (see `HandshakeError::response_headers`).
+    // §11.3.5: the header "MUST NOT appear more than once in an HTTP request".
+    match one_value(headers, SEC_WEBSOCKET_VERSION) {
+        None => return Err(HandshakeError::MissingVersion),
+        Some(Some(version)) if trim_ows(version) == b"13" => {}
+        Some(_) => return Err(HandshakeError::UnsupportedVersion),
+    }
+
+    // RFC 6455 §4.2.1 item 5: "A |Sec-WebSocket-Key| header field with a
+    // base64-encoded value that, when decoded, is 16 bytes in length." §11.3.1: it
+    // "MUST NOT appear more than once in an HTTP request".
+    let key = match one_value(headers, SEC_WEBSOCKET_KEY) {
+        None => return Err(HandshakeError::MissingKey),
+        Some(None) => return Err(HandshakeError::DuplicateKey),
+        Some(Some(key)) => trim_ows(key),
+    };
+    if !is_valid_key(key) {
+        return Err(HandshakeError::InvalidKey);
+    }
+
+    // RFC 6455 §4.2.2 /origin/: "If the server does not wish to accept this
+    // connection, it MUST return an appropriate HTTP error code (e.g., a 403
+    // Forbidden) and abort the WebSocket handshake". RFC 6454 §7.3: a user agent
+    // "MUST NOT include more than one Origin header field".
+    if let Some(allowed) = &opts.origins {
+        let origin = match one_value(headers, ORIGIN) {
+            None => return Err(HandshakeError::MissingOrigin),
+            Some(None) => return Err(HandshakeError::OriginNotAllowed),
+            Some(Some(origin)) => trim_ows(origin),
+        };
+        if !allowed
+            .iter()
+            .any(|a| a.as_bytes().eq_ignore_ascii_case(origin))
+        {
+            return Err(HandshakeError::OriginNotAllowed);
+        }
+    }
+
+    // RFC 6455 §4.2.1 item 8 and §4.2.2 /subprotocol/: the value "MUST be derived from
+    // the client's handshake, specifically by selecting one of the values from the
+    // |Sec-WebSocket-Protocol| field that the server is willing to use". We take the
+    // server's preference: its first protocol that the client offered.
+    let mut offered = Vec::new();
+    for element in values(headers, SEC_WEBSOCKET_PROTOCOL).flat_map(list_elements) {
+        if !is_token(element) {
+            return Err(HandshakeError::InvalidProtocolHeader);
+        }
+        offered.push(element);
+    }
+    let protocol = opts
+        .protocols
+        .iter()
+        .find(|p| offered.contains(&p.as_bytes()))
+        .cloned();
+
+    // RFC 6455 §4.2.1 item 9: the extensions header, with the grammar of §9.1.
+    let (_, offered_extensions) = extensions_of(headers, SEC_WEBSOCKET_EXTENSIONS)?;
+
+    Ok(Accept {
+        accept_key: accept_key(key),
+        protocol,
+        offered_extensions,
+        extensions: None,
+    })
+}
+
+/// A request head read from bytes by [`parse_request`], for a server that reads its
+/// own socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestHead {
+    /// The request method.
+    pub method: String,
+    /// The request target (path and query), e.g. `/chat?room=1`.
+    pub target: String,
+    /// The HTTP version ([`HttpVersion::Http10`] or [`HttpVersion::Http11`]).
+    pub version: HttpVersion,
+    /// Every header line, in order: names as received, values as bytes.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl RequestHead {
+    /// The first value of header `name` (compared ASCII case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Check this head as the opening handshake: the same as [`validate_request`].
+    pub fn validate(&self, opts: &ServerOptions) -> Result<Accept, HandshakeError> {
+        validate(&self.method, self.version, &self.headers, opts)
+    }
+}
+
+/// Read an HTTP/1.x request head from the start of `buf`, for a server that reads its
+/// own socket.
+///
+/// - `Ok(None)`: the head is not complete yet; nothing is consumed, call again with
+///   more bytes.
+/// - `Ok(Some((head, n)))`: the head took the first `n` bytes; anything after them
+///   belongs to the caller (the client may send frames right after its handshake).
+/// - `Err`: not HTTP ([`HandshakeError::MalformedHead`]), or over the limits: a head
+///   longer than [`MAX_HEAD_SIZE`] bytes ([`HandshakeError::HeadTooLarge`], reported
+///   as soon as that many bytes arrived without a complete head, so buffering stays
+///   bounded) or with more than [`MAX_HEADERS`] header lines
+///   ([`HandshakeError::TooManyHeaders`]). Answer with
+///   [`HandshakeError::write_rejection`].
+///
+/// Header values that span several lines (obsolete line folding) are refused.
+///
+/// ```
+/// use websocket_driver::handshake::parse_request;
+///
+/// let bytes = b"GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\n\x81";
+/// assert_eq!(parse_request(&bytes[..20]), Ok(None));
+/// let (head, used) = parse_request(bytes).unwrap().unwrap();
+/// assert_eq!((head.method.as_str(), head.target.as_str(), used), ("GET", "/chat", 41));
+/// ```
+pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HandshakeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let window = buf.get(..MAX_HEAD_SIZE).unwrap_or(buf);
+    match request.parse(window) {
+        Ok(httparse::Status::Complete(used)) => {
+            let version = match request.version {
+                Some(1) => HttpVersion::Http11,
+                _ => HttpVersion::Http10,
+            };
+            let head = RequestHead {
+                method: request.method.unwrap_or_default().to_owned(),
+                target: request.path.unwrap_or_default().to_owned(),
+                version,
+                headers: request
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_owned(), h.value.to_owned()))
+                    .collect(),
+            };
+            Ok(Some((head, used)))
+        }
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_SIZE => {
+            Err(HandshakeError::HeadTooLarge)
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders),
+        Err(_) => Err(HandshakeError::MalformedHead),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
+
+    fn base() -> Vec<(&'static str, &'static [u8])> {
+        vec![
+            ("Host", b"example.com"),
+            ("Upgrade", b"websocket"),
+            ("Connection", b"Upgrade"),
+            ("Sec-WebSocket-Key", KEY),
+            ("Sec-WebSocket-Version", b"13"),
+        ]
+    }
+
+    fn check(headers: &[(&str, &[u8])], opts: &ServerOptions) -> Result<Accept, HandshakeError> {
+        validate_request(
+            &Request {
+                method: "GET",
+                version: HttpVersion::Http11,
+                headers,
+            },
+            opts,
+        )
+    }
+
+    fn without(name: &str) -> Vec<(&'static str, &'static [u8])> {
+        base()
+            .into_iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case(name))
+            .collect()
+    }
+
+    #[test]
+    fn header_checks_report_the_first_failure_in_order() {
+        let opts = ServerOptions::default();
+        assert_eq!(
+            check(&without("host"), &opts),
+            Err(HandshakeError::MissingHost)
+        );
+        assert_eq!(
+            check(&without("upgrade"), &opts),
+            Err(HandshakeError::MissingUpgrade)
+        );
+        assert_eq!(
+            check(&without("connection"), &opts),
+            Err(HandshakeError::MissingConnectionUpgrade)
+        );
+        assert_eq!(
+            check(&without("sec-websocket-version"), &opts),
+            Err(HandshakeError::MissingVersion)
+        );
+        assert_eq!(
+            check(&without("sec-websocket-key"), &opts),
+            Err(HandshakeError::MissingKey)
+        );
+        let mut both = without("sec-websocket-key");
+        both.retain(|(n, _)| *n != "Sec-WebSocket-Version");
+        assert_eq!(check(&both, &opts), Err(HandshakeError::MissingVersion));
+    }
+
+    #[test]
+    fn empty_host_is_missing_and_two_hosts_are_refused() {
+        let opts = ServerOptions::default();
+        let mut headers = without("host");
+        headers.push(("host", b" "));
+        assert_eq!(check(&headers, &opts), Err(HandshakeError::MissingHost));
+        let mut headers = base();
+        headers.push(("HOST", b"other.example"));
+        assert_eq!(check(&headers, &opts), Err(HandshakeError::DuplicateHost));
+    }
+
+    #[test]
+    fn key_is_trimmed_before_hashing() {
+        let mut headers = without("sec-websocket-key");
+        headers.push(("sec-websocket-key", b" \tdGhlIHNhbXBsZSBub25jZQ== "));
+        let accept = check(&headers, &ServerOptions::default()).unwrap();
+        assert_eq!(accept.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn repeated_version_header_is_unsupported() {
+        let mut headers = base();
+        headers.push(("Sec-WebSocket-Version", b"13"));
+        assert_eq!(
+            check(&headers, &ServerOptions::default()),
+            Err(HandshakeError::UnsupportedVersion)
+        );
+    }
+
+    #[test]
+    fn origin_compares_case_insensitively_and_refuses_two_origins() {
+        let opts = ServerOptions::default().origins(["https://Example.com"]);
+        let mut headers = base();
+        headers.push(("Origin", b" https://example.COM "));
+        assert!(check(&headers, &opts).is_ok());
+        headers.push(("Origin", b"https://example.com"));
+        assert_eq!(
+            check(&headers, &opts),
+            Err(HandshakeError::OriginNotAllowed)
+        );
+        assert!(check(&headers, &opts.clone().any_origin()).is_ok());
+    }
+
+    #[test]
+    fn protocol_header_must_be_tokens() {
+        let mut headers = base();
+        headers.push(("Sec-WebSocket-Protocol", b"chat, a b"));
+        assert_eq!(
+            check(&headers, &ServerOptions::default()),
+            Err(HandshakeError::InvalidProtocolHeader)
+        );
+    }
+
+    #[test]
+    fn protocols_compare_exactly() {
+        let mut headers = base();
+        headers.push(("Sec-WebSocket-Protocol", b"Chat"));
+        let accept = check(&headers, &ServerOptions::default().protocols(["chat"])).unwrap();
+        assert_eq!(accept.protocol, None);
+    }
+
+    #[test]
+    fn set_extensions_checks_grammar() {
+        let mut accept = check(&base(), &ServerOptions::default()).unwrap();
+        assert_eq!(
+            accept.set_extensions(Some("permessage-deflate\r\nEvil: 1".into())),
+            Err(BuildError::InvalidExtensions(
+                "permessage-deflate\r\nEvil: 1".into()
+            ))
+        );
+        assert_eq!(
+            accept.set_extensions(Some("".into())),
+            Err(BuildError::InvalidExtensions("".into()))
+        );
+        assert_eq!(accept.extensions(), None);
+        accept
+            .set_extensions(Some("permessage-deflate".into()))
+            .unwrap();
+        assert_eq!(accept.extensions(), Some("permessage-deflate"));
+        accept.set_extensions(None).unwrap();
+        assert_eq!(accept.extensions(), None);
+    }
+
+    #[test]
+    fn response_headers_leave_out_a_protocol_changed_to_a_non_token() {
+        let mut accept = check(&base(), &ServerOptions::default()).unwrap();
+        accept.protocol = Some("chat\r\nEvil: 1".into());
+        let opts = ServerOptions::default();
+        let headers = accept.response_headers(&opts);
+        assert_eq!(headers.len(), 3);
+        accept.accept_key = "x\r\ny".into();
+        assert_eq!(accept.response_headers(&opts).len(), 2);
+    }
+
+    #[test]
+    fn parse_request_handles_http_1_0_and_garbage() {
+        let (head, _) = parse_request(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.version, HttpVersion::Http10);
+        assert_eq!(
+            head.validate(&ServerOptions::default()),
+            Err(HandshakeError::UnsupportedHttpVersion)
+        );
+        assert_eq!(
+            parse_request(b"\x16\x03\x01"),
+            Err(HandshakeError::MalformedHead)
+        );
+        assert_eq!(
+            parse_request(b"PRI * HTTP/2.0\r\n\r\n"),
+            Err(HandshakeError::MalformedHead)
+        );
+    }
+}

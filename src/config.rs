@@ -16,6 +16,11 @@ pub const DEFAULT_MAX_FRAGMENTS: usize = 131_072;
 /// assert_eq!(config.max_frame_size, 1 << 20);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 #[non_exhaustive]
 pub struct Config {
     /// The largest message accepted, in bytes, counted after any decompression.

@@ -34,9 +34,19 @@ pub enum Error {
     /// [`CloseCode::is_allowed`]).
     #[error("close code {0} may not be sent")]
     InvalidCloseCode(u16),
-    /// The peer closed the transport without a Close frame.
-    #[error("connection reset without a close frame")]
-    ConnectionReset,
+    /// The send buffer already holds `max_send_buffer` bytes or more: the peer is not
+    /// reading fast enough (close code 1008 when the connection is set to close on
+    /// back-pressure).
+    #[error("send buffer holds {buffered} bytes, at or over its limit of {limit}")]
+    Backpressure {
+        /// Bytes waiting to be written.
+        buffered: usize,
+        /// The configured high-water mark.
+        limit: usize,
+    },
+    /// A timer of the connection ran out.
+    #[error("{0} timed out")]
+    Timeout(Timeout),
     /// An I/O error from the transport (used by the I/O layers, never by the core).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -49,8 +59,35 @@ impl Error {
             Error::Protocol(e) => Some(e.close_code()),
             Error::Capacity(_) => Some(CloseCode::MESSAGE_TOO_BIG),
             Error::Extension(e) => Some(e.close_code),
+            Error::Backpressure { .. } => Some(CloseCode::POLICY_VIOLATION),
+            Error::Timeout(_) => Some(CloseCode::GOING_AWAY),
             _ => None,
         }
+    }
+}
+
+/// Which timer ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// Nothing arrived from the peer within `idle_timeout` (pings included).
+    Idle,
+    /// The peer did not finish the closing handshake within `close_timeout`.
+    Close,
+    /// The opening handshake did not finish within `handshake_timeout`.
+    Handshake,
+    /// The transport could not be connected within `connect_timeout`.
+    Connect,
+}
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Timeout::Idle => "idle connection",
+            Timeout::Close => "closing handshake",
+            Timeout::Handshake => "opening handshake",
+            Timeout::Connect => "connect",
+        })
     }
 }
 

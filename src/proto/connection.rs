@@ -68,6 +68,9 @@ pub struct Connection {
     discarding: bool,
     /// A failure found in the input, applied when its [`Event::Error`] is taken.
     pending_failure: Option<(CloseCode, String)>,
+    /// The peer's Close was read: the code of our reply (sent if we have not sent a
+    /// Close yet), applied when its [`Event::Close`] is taken.
+    pending_close: Option<CloseCode>,
     failed: bool,
     eof_received: bool,
 }
@@ -134,6 +137,7 @@ impl Connection {
             extension: None,
             discarding: false,
             pending_failure: None,
+            pending_close: None,
             failed: false,
             eof_received: false,
         }
@@ -232,7 +236,7 @@ impl Connection {
     /// WebSocket Connection Close Code is considered to be 1006").
     pub fn receive_eof(&mut self) {
         self.eof_received = true;
-        if self.state != ReadyState::Closed {
+        if self.state != ReadyState::Closed && self.pending_close.is_none() {
             self.finish(CloseEvent {
                 code: CloseCode::ABNORMAL,
                 reason: String::new(),
@@ -256,13 +260,30 @@ impl Connection {
     /// failure takes effect (the Close frame is queued for output and the state
     /// becomes `Closed`) when that `Error` is taken here. Replies sent while handling
     /// the earlier events therefore go out before the Close frame, as a strict
-    /// endpoint must.
+    /// endpoint must. In the same way, the peer's Close is answered (and the state
+    /// becomes `Closed`) when its [`Event::Close`] is taken, so that replies to the
+    /// messages it followed precede the answering Close.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front();
-        if let Some(Event::Error(_)) = event {
-            if let Some((code, reason)) = self.pending_failure.take() {
-                self.fail(code, &reason);
+        match event {
+            Some(Event::Error(_)) => {
+                if let Some((code, reason)) = self.pending_failure.take() {
+                    self.fail(code, &reason);
+                }
             }
+            Some(Event::Close(_)) => {
+                if let Some(code) = self.pending_close.take() {
+                    // RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did
+                    // not previously send a Close frame, the endpoint MUST send a
+                    // Close frame in response", echoing the code (1000 when none was
+                    // given).
+                    if self.state == ReadyState::Open {
+                        self.write_close(code, "");
+                    }
+                    self.state = ReadyState::Closed;
+                }
+            }
+            _ => {}
         }
         event
     }
@@ -399,7 +420,7 @@ impl Connection {
     /// bytes.
     pub fn fail(&mut self, code: CloseCode, reason: &str) {
         let reason = truncate_reason(reason);
-        if self.state == ReadyState::Closed {
+        if self.state == ReadyState::Closed || self.pending_close.is_some() {
             return;
         }
         if self.state == ReadyState::Open && code.is_allowed() {
@@ -698,33 +719,44 @@ impl Connection {
             OpCode::Pong => self.events.push_back(Event::Pong(payload)),
             OpCode::Close => {
                 let frame = CloseFrame::decode(&payload)?;
-                if self.state == ReadyState::Open {
-                    // RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did
-                    // not previously send a Close frame, the endpoint MUST send a Close
-                    // frame in response", echoing the code (1000 when none was given).
-                    let code = frame.as_ref().map_or(CloseCode::NORMAL, |f| f.code);
-                    self.write_close(code, "");
-                }
+                // The reply (RFC 6455 §5.5.1) is written when the Close event is
+                // taken, after any reply to the messages before it.
+                self.pending_close = Some(frame.as_ref().map_or(CloseCode::NORMAL, |f| f.code));
                 let (code, reason) = match frame {
                     Some(f) => (f.code, f.reason),
                     None => (CloseCode::NO_STATUS, String::new()),
                 };
-                self.finish(CloseEvent {
+                tracing::debug!(code = code.0, "websocket close received");
+                // RFC 6455 §5.5.1: after the Close frame nothing more is read.
+                self.discarding = true;
+                self.frame = None;
+                self.msg.reset();
+                self.read_buf = BytesMut::new();
+                self.events.push_back(Event::Close(CloseEvent {
                     code,
                     reason,
                     was_clean: true,
-                });
+                }));
             }
             _ => {}
         }
         Ok(())
     }
 
-    /// The input broke the protocol: stop reading (RFC 6455 §7.1.7: "MUST NOT
+    /// Fail the connection because of `err`: stop reading (RFC 6455 §7.1.7: "MUST NOT
     /// continue to attempt to process data ... after being instructed to _Fail the
-    /// WebSocket Connection_") and queue the error; [`poll_event`](Self::poll_event)
-    /// applies the failure when the error is taken.
-    fn fail_with(&mut self, err: Error) {
+    /// WebSocket Connection_") and queue [`Event::Error`]; [`poll_event`](Self::poll_event)
+    /// applies the failure, with `err.close_code()` (1011 when it has none), when it
+    /// takes that event. The core calls it for what the peer sent; the I/O layer for
+    /// what it detects (an idle timeout, back-pressure). Does nothing once closed or
+    /// already failing.
+    pub fn fail_with(&mut self, err: Error) {
+        if self.state == ReadyState::Closed
+            || self.pending_failure.is_some()
+            || self.pending_close.is_some()
+        {
+            return;
+        }
         let code = err.close_code().unwrap_or(CloseCode::INTERNAL_ERROR);
         tracing::debug!(error = %err, code = code.0, "failing websocket connection");
         self.pending_failure = Some((code, err.to_string()));

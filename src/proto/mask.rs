@@ -2,33 +2,37 @@
 
 /// XOR `buf` with `mask`, as if `buf` began `offset` bytes into the payload.
 ///
-/// The offset lets a frame be unmasked piece by piece as its bytes arrive. The work
-/// is done 16 bytes at a time on a 128-bit word built from the (rotated) key; the
-/// tail is done byte by byte. No `unsafe`: the compiler turns the fixed-size chunks
-/// into vector loads and stores.
+/// The offset lets a frame be unmasked piece by piece as its bytes arrive. Short
+/// buffers go byte by byte; longer ones are masked byte by byte up to a 16-byte
+/// boundary, then 8 bytes at a time with a 64-bit word built from the (rotated)
+/// key, which the compiler unrolls into aligned vector loads and stores, then the
+/// tail byte by byte. No `unsafe`.
 #[inline]
 pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
-    let shift = offset & 3;
+    if buf.len() < 32 {
+        apply_mask_scalar(buf, mask, offset);
+        return;
+    }
+    // Bring the body to a 16-byte boundary, so that its loads and stores are aligned.
+    let head = buf.as_ptr().align_offset(16).min(buf.len());
+    let (head_bytes, body) = buf.split_at_mut(head);
+    apply_mask_scalar(head_bytes, mask, offset);
+    let shift = (offset + head) & 3;
     let key = [
         mask[shift],
         mask[(shift + 1) & 3],
         mask[(shift + 2) & 3],
         mask[(shift + 3) & 3],
     ];
-    if buf.len() < 16 {
-        apply_mask_scalar(buf, key, 0);
-        return;
-    }
     let [a, b, c, d] = key;
-    let wide = u128::from_ne_bytes([a, b, c, d, a, b, c, d, a, b, c, d, a, b, c, d]);
-    let mut chunks = buf.chunks_exact_mut(16);
+    let word = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
+    let mut chunks = body.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        // A chunk of `chunks_exact_mut(16)` is always 16 bytes long.
-        let mut bytes = [0u8; 16];
+        let mut bytes = [0u8; 8];
         bytes.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u128::from_ne_bytes(bytes) ^ wide).to_ne_bytes());
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
     }
-    // 16 is a multiple of 4, so the remainder starts at key phase 0.
+    // 8 is a multiple of 4, so the remainder starts at key phase 0.
     apply_mask_scalar(chunks.into_remainder(), key, 0);
 }
 

@@ -25,10 +25,24 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+#[cfg(feature = "actor")]
+pub mod actor;
+#[cfg(feature = "actor")]
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod handshake;
 pub mod proto;
+#[cfg(feature = "web")]
+pub mod web;
 
+#[cfg(feature = "actor")]
+pub use actor::{
+    open_connections, shutdown, Close, Conn, ConnectionSettings, Message, Open, Pong, Sent,
+    WebSocketActor,
+};
 pub use config::Config;
 pub use error::Error;
+pub use proto::{CloseCode, ReadyState};
+#[cfg(feature = "web")]
+pub use web::{start, start_with, Request, Server};

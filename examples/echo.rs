@@ -1,0 +1,124 @@
+//! An echo server: every message comes back unchanged (text stays text), on any path.
+//!
+//! ```sh
+//! cargo run --release --example echo                     # ws://127.0.0.1:9001
+//! cargo run --release --example echo -- --bind 127.0.0.1:9002
+//! cargo run --release --example echo -- --config config/default.toml
+//! ```
+//!
+//! The external conformance suite and the benchmarks run against it, so it turns on
+//! every protocol feature the crate has. Ctrl-C closes every connection with 1001
+//! (going away) before the server stops.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{web, App, HttpServer, Responder};
+use websocket_driver as ws;
+
+/// One per connection.
+#[derive(Default)]
+struct Echo {
+    conn: Option<ws::Conn>,
+}
+
+impl Actor for Echo {
+    type Context = Context<Self>;
+}
+
+impl Handler<ws::Open> for Echo {
+    type Result = ();
+    fn handle(&mut self, open: ws::Open, _: &mut Context<Self>) {
+        self.conn = Some(open.conn);
+    }
+}
+
+impl Handler<ws::Message> for Echo {
+    type Result = ();
+    fn handle(&mut self, message: ws::Message, _: &mut Context<Self>) {
+        if let Some(conn) = &self.conn {
+            // Back-pressure or a closing connection: the message is dropped, as an
+            // echo may; the peer learns of it by the missing echo.
+            let _ = conn.send(message);
+        }
+    }
+}
+
+impl Handler<ws::Error> for Echo {
+    type Result = ();
+    fn handle(&mut self, _: ws::Error, _: &mut Context<Self>) {}
+}
+
+impl Handler<ws::Close> for Echo {
+    type Result = ();
+    fn handle(&mut self, _: ws::Close, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+async fn route(req: ws::Request, server: web::Data<ws::Server>) -> impl Responder {
+    server.start(Echo::default(), &req)
+}
+
+struct Args {
+    bind: String,
+    config: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        bind: "127.0.0.1:9001".into(),
+        config: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--bind" => args.bind = it.next().ok_or("--bind needs ADDR")?,
+            "--config" => args.config = Some(it.next().ok_or("--config needs FILE")?),
+            "-h" | "--help" => {
+                return Err("usage: echo [--bind ADDR] [--config FILE.toml]".into());
+            }
+            other => return Err(format!("unknown argument {other:?}; try --help")),
+        }
+    }
+    Ok(args)
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let args =
+        parse_args().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let settings = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)?;
+            toml::from_str(&text)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+        }
+        None => ws::web::Settings::default(),
+    };
+    let drain = Duration::from_secs(5);
+    let server_settings = web::Data::new(ws::Server::with_settings(settings));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(server_settings.clone())
+            .default_service(web::get().to(route))
+    })
+    // actix-web 4.18 no longer sets TCP_NODELAY: small echoes would wait for Nagle.
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
+    .disable_signals()
+    .bind(&args.bind)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            ws::shutdown(drain).await;
+            handle.stop(true).await;
+        }
+    });
+    eprintln!("echo server on ws://{}", args.bind);
+    server.await
+}

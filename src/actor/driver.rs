@@ -1,0 +1,266 @@
+//! The connection's driver: reads, feeds the codec, delivers the typed messages to
+//! the user's actor and runs the guard, inside that actor's own context.
+
+use std::{
+    marker::PhantomData,
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
+};
+
+use actix::{dev::MessageResponse, ActorFuture, Context, Handler};
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use tokio_util::codec::Decoder;
+
+use super::{
+    guard::{Guard, Verdict},
+    registry,
+    shared::{Shared, SharedRef},
+    Conn, ConnectionSettings, Open, WebSocketActor,
+};
+use crate::proto::{CloseCode, Event, ReadyState};
+
+/// Drives one connection from inside the user's actor context (spawned there with
+/// `ctx.spawn`): a received message is handed to the actor's handler directly, with
+/// no mailbox in between, and the actor handles it before the next one is read; so
+/// reading stops while the actor is busy, and the input held stays bounded.
+pub(crate) struct Driver<A, S> {
+    shared: SharedRef,
+    input: S,
+    input_done: bool,
+    read_buf: BytesMut,
+    guard: Guard,
+    max_events: usize,
+    close_delivered: bool,
+    registry_id: u64,
+    span: tracing::Span,
+    _actor: PhantomData<fn(A)>,
+}
+
+impl<A, S, E> Driver<A, S>
+where
+    A: WebSocketActor,
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    pub fn new(
+        shared: SharedRef,
+        input: S,
+        settings: &ConnectionSettings,
+        span: tracing::Span,
+    ) -> Self {
+        let registry_id = registry::register(&shared);
+        Driver {
+            shared,
+            input,
+            input_done: false,
+            read_buf: BytesMut::new(),
+            guard: Guard::new(settings),
+            max_events: settings.max_events_per_poll.max(1),
+            close_delivered: false,
+            registry_id,
+            span,
+            _actor: PhantomData,
+        }
+    }
+
+    /// Decode and deliver events until none is left or the budget is spent; returns
+    /// how many were delivered.
+    fn deliver(&mut self, act: &mut A, ctx: &mut Context<A>, budget: usize) -> usize {
+        let mut delivered = 0;
+        while delivered < budget && !self.close_delivered {
+            let event = {
+                let mut s = Shared::lock(&self.shared);
+                match s.codec.decode(&mut self.read_buf) {
+                    Ok(Some(event)) => {
+                        if let Event::Pong(payload) = &event {
+                            s.pong_received(payload);
+                        }
+                        if matches!(event, Event::Close(_)) {
+                            s.release_waiters();
+                        }
+                        // The failure an Error applies queues a Close frame.
+                        s.wake_writer();
+                        event
+                    }
+                    _ => break,
+                }
+            };
+            delivered += 1;
+            match event {
+                Event::Open => {
+                    let conn = Conn::new(self.shared.clone());
+                    handle(act, ctx, Open { conn });
+                }
+                Event::Message(message) => handle(act, ctx, message),
+                Event::Error(error) => handle(act, ctx, error),
+                Event::Close(close) => {
+                    self.close_delivered = true;
+                    handle(act, ctx, close);
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+            }
+        }
+        delivered
+    }
+
+    /// Read what the transport has; true when something was read or the input ended.
+    fn read(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        if self.input_done {
+            return false;
+        }
+        match Pin::new(&mut self.input).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.guard.activity();
+                if self.read_buf.is_empty() {
+                    // Take the chunk's buffer as ours when nobody else holds it.
+                    self.read_buf = chunk
+                        .try_into_mut()
+                        .unwrap_or_else(|c| BytesMut::from(&c[..]));
+                } else {
+                    self.read_buf.extend_from_slice(&chunk);
+                }
+                true
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
+                self.input_done = true;
+                let mut s = Shared::lock(&self.shared);
+                s.core().receive_buf(&mut self.read_buf);
+                s.core().receive_eof();
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+}
+
+/// Call the actor's handler for `msg` the way its mailbox would.
+fn handle<A, M>(act: &mut A, ctx: &mut Context<A>, msg: M)
+where
+    A: Handler<M> + actix::Actor<Context = Context<A>>,
+    M: actix::Message<Result = ()>,
+{
+    let response = <A as Handler<M>>::handle(act, msg, ctx);
+    response.handle(ctx, None);
+}
+
+impl<A, S, E> ActorFuture<A> for Driver<A, S>
+where
+    A: WebSocketActor,
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        let this = self.get_mut();
+        let span = this.span.clone();
+        let _entered = span.enter();
+        let mut budget = this.max_events;
+        loop {
+            budget -= this.deliver(act, ctx, budget).min(budget);
+            let mut s = Shared::lock(&this.shared);
+            if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                s.driver = Some(cx.waker().clone());
+            }
+            if s.writer_gone && s.core().ready_state() != ReadyState::Closed {
+                // The transport is gone: nothing more can be said to the peer.
+                s.core().receive_eof();
+                continue;
+            }
+            if this.close_delivered && (this.input_done || s.writer_gone || s.force_close) {
+                drop(s);
+                registry::unregister(this.registry_id);
+                return Poll::Ready(());
+            }
+            let verdict = this.guard.poll(s.core(), cx);
+            if verdict == Verdict::CloseTimedOut {
+                // RFC 6455 §7.1.1: without the peer's Close (or its closing of the
+                // transport) in time, close the transport ourselves.
+                s.force_close = true;
+                s.core().receive_eof();
+            }
+            this.guard.watch(s.codec.core(), cx);
+            if s.codec.core().buffered_amount() > 0 || s.force_close {
+                s.wake_writer();
+            }
+            let events_waiting = s.codec.core().peek_event().is_some();
+            drop(s);
+            if budget == 0 {
+                // Yield to the rest of the actor's work; come back at once.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if events_waiting || verdict != Verdict::Quiet {
+                continue;
+            }
+            if !this.read(cx) {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl<A, S> Drop for Driver<A, S> {
+    fn drop(&mut self) {
+        // The actor stopped (or its arbiter went away) with the connection still up:
+        // the endpoint is going away (RFC 6455 §7.4.1, 1001).
+        let mut s = Shared::lock(&self.shared);
+        if s.codec.core().ready_state() == ReadyState::Open {
+            let _ = s.core().close(CloseCode::GOING_AWAY, "");
+        }
+        s.force_close = true;
+        s.release_waiters();
+        s.wake_writer();
+        drop(s);
+        registry::unregister(self.registry_id);
+    }
+}
+
+/// Start `actor` with the driver of a connection over `core` and `input` in its
+/// context; returns its address and the writer (the stream of bytes for the peer).
+pub(crate) fn spawn<A, S, E>(
+    actor: A,
+    core: crate::proto::Connection,
+    input: S,
+    settings: &ConnectionSettings,
+    span: tracing::Span,
+) -> (actix::Addr<A>, super::Writer)
+where
+    A: WebSocketActor,
+    S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
+    E: 'static,
+{
+    let mut writer = None;
+    let addr = A::create(|ctx| {
+        writer = Some(attach(ctx, core, input, settings, span));
+        actor
+    });
+    let writer = writer.expect("A::create runs its closure before returning");
+    (addr, writer)
+}
+
+/// Run the driver of a connection over `core` and `input` in the context of a
+/// running actor (a client reconnecting runs one connection after another in the
+/// same actor); returns the writer (the stream of bytes for the peer).
+pub(crate) fn attach<A, S, E>(
+    ctx: &mut Context<A>,
+    core: crate::proto::Connection,
+    input: S,
+    settings: &ConnectionSettings,
+    span: tracing::Span,
+) -> super::Writer
+where
+    A: WebSocketActor,
+    S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
+    E: 'static,
+{
+    use actix::AsyncContext;
+
+    let shared = Shared::new(core, settings);
+    ctx.spawn(Driver::<A, S>::new(shared.clone(), input, settings, span));
+    super::Writer { shared }
+}

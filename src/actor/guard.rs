@@ -1,0 +1,145 @@
+//! The guard: the connection's timers (keep-alive ping, idle timeout, close timeout).
+//!
+//! The seed's design card calls it the supervisor; it is not `actix::Supervisor`,
+//! which restarts failed actors. Ready-state and the message limit are enforced by
+//! the core ([`Connection`]); the guard adds what needs a clock.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::Context,
+    time::{Duration, Instant},
+};
+
+use tokio::time::Sleep;
+
+use super::ConnectionSettings;
+use crate::{
+    error::Timeout,
+    proto::{Connection, ReadyState},
+    Error,
+};
+
+/// What the guard decided when its timer fired.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing to do.
+    Quiet,
+    /// It changed the core (queued a ping, failed the connection).
+    Acted,
+    /// The closing handshake timed out: end the transport.
+    CloseTimedOut,
+}
+
+#[derive(Debug)]
+pub(crate) struct Guard {
+    ping_interval: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    close_timeout: Duration,
+    last_activity: Instant,
+    last_ping: Instant,
+    close_deadline: Option<Instant>,
+    close_timed_out: bool,
+    /// Whether `sleep` holds a deadline worth waiting for.
+    armed: bool,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Guard {
+    pub fn new(settings: &ConnectionSettings) -> Self {
+        let now = Instant::now();
+        Guard {
+            ping_interval: settings.ping_interval,
+            idle_timeout: settings.idle_timeout,
+            close_timeout: settings.close_timeout,
+            last_activity: now,
+            last_ping: now,
+            close_deadline: None,
+            close_timed_out: false,
+            armed: false,
+            sleep: Box::pin(tokio::time::sleep_until(now.into())),
+        }
+    }
+
+    /// Something arrived from the peer. Only a timestamp: the timer is not touched,
+    /// it re-reads this when it fires.
+    #[inline]
+    pub fn activity(&mut self) {
+        self.last_activity = Instant::now();
+    }
+
+    fn next_deadline(&self, open: bool) -> Option<Instant> {
+        let mut next = self.close_deadline.filter(|_| !self.close_timed_out);
+        if open {
+            let ping = self
+                .ping_interval
+                .map(|i| self.last_activity.max(self.last_ping) + i);
+            let idle = self.idle_timeout.map(|t| self.last_activity + t);
+            next = [next, ping, idle].into_iter().flatten().min();
+        }
+        next
+    }
+
+    /// Point the timer at the next deadline; true when that deadline has passed
+    /// already (the caller polls again).
+    fn rearm(&mut self, open: bool, cx: &mut Context<'_>) -> bool {
+        match self.next_deadline(open) {
+            None => {
+                self.armed = false;
+                false
+            }
+            Some(at) => {
+                self.armed = true;
+                self.sleep.as_mut().reset(at.into());
+                self.sleep.as_mut().poll(cx).is_ready()
+            }
+        }
+    }
+
+    /// Start the timers (once the core is open) and arm the close timer when the core
+    /// waits for the peer to close. Cheap when there is nothing new.
+    pub fn watch(&mut self, core: &Connection, cx: &mut Context<'_>) {
+        let open = core.ready_state() == ReadyState::Open;
+        let arm_close = self.close_deadline.is_none() && core.close_expected();
+        if arm_close {
+            self.close_deadline = Some(Instant::now() + self.close_timeout);
+        }
+        if (arm_close || (!self.armed && open)) && self.rearm(open, cx) {
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// Poll the timer; when it fires, apply whatever is due to `core`.
+    pub fn poll(&mut self, core: &mut Connection, cx: &mut Context<'_>) -> Verdict {
+        let mut verdict = Verdict::Quiet;
+        while self.armed && self.sleep.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let open = core.ready_state() == ReadyState::Open;
+            if !self.close_timed_out && self.close_deadline.is_some_and(|d| now >= d) {
+                self.close_timed_out = true;
+                verdict = Verdict::CloseTimedOut;
+            } else if open
+                && self
+                    .idle_timeout
+                    .is_some_and(|t| now >= self.last_activity + t)
+            {
+                // Nothing arrived, not even the Pong of our keep-alive ping.
+                core.fail_with(Error::Timeout(Timeout::Idle));
+                verdict = Verdict::Acted;
+            } else if let Some(interval) = self.ping_interval.filter(|_| open) {
+                if now >= self.last_activity.max(self.last_ping) + interval {
+                    // A keep-alive ping; its Pong (any frame, really) counts as activity.
+                    if core.send_ping(b"").is_ok() && verdict == Verdict::Quiet {
+                        verdict = Verdict::Acted;
+                    }
+                    self.last_ping = now;
+                }
+            }
+            let open = core.ready_state() == ReadyState::Open;
+            if !self.rearm(open, cx) {
+                break;
+            }
+        }
+        verdict
+    }
+}

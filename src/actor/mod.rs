@@ -1,0 +1,23 @@
+//! The actor layer: each connection served by an actix actor that receives typed
+//! [`Open`], [`Message`], [`Error`] and [`Close`] messages, a [`Conn`] handle to send
+//! through, and the guard's timers.
+//!
+//! The connection's driver runs inside the user's actor context, so a received
+//! message reaches the actor's handler without crossing a mailbox, and a sent one
+//! reaches the socket's buffer directly.
+
+mod conn;
+mod driver;
+mod guard;
+mod messages;
+mod registry;
+mod settings;
+mod shared;
+
+pub use conn::{Conn, Pong, Sent};
+#[allow(unused_imports)] // `attach` is for the client.
+pub(crate) use driver::{attach, spawn};
+pub use messages::{Close, Message, Open, WebSocketActor};
+pub use registry::{open_connections, shutdown};
+pub use settings::ConnectionSettings;
+pub(crate) use shared::Writer;

@@ -1,0 +1,162 @@
+//! State shared by a connection's driver, its writer and its `Conn` handles.
+
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use tokio::sync::oneshot;
+
+use super::ConnectionSettings;
+use crate::{codec::Codec, proto::Connection, Error};
+
+/// What the driver, the writer and every `Conn` share, behind one mutex.
+///
+/// Sends lock it and write frames into the core's output directly: no mailbox
+/// between a send and the socket.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub codec: Codec,
+    pub max_send_buffer: usize,
+    pub close_on_backpressure: bool,
+    /// The writer waits here for output.
+    pub writer: Option<Waker>,
+    /// The driver waits here for a close request, a shutdown or the writer's end.
+    pub driver: Option<Waker>,
+    /// Output bytes the writer has taken so far.
+    pub taken: u64,
+    /// `send` completions: resolved once `taken` reaches the offset.
+    pub sent: VecDeque<(u64, oneshot::Sender<()>)>,
+    /// Pings waiting for their Pong: payload, when sent, completion.
+    pub pings: VecDeque<(Bytes, Instant, oneshot::Sender<Duration>)>,
+    /// End the transport once the output is written (close timeout, shutdown).
+    pub force_close: bool,
+    /// The writer ended or was dropped: nothing more reaches the peer.
+    pub writer_gone: bool,
+}
+
+/// A handle on the shared state.
+pub(crate) type SharedRef = Arc<Mutex<Shared>>;
+
+impl Shared {
+    pub fn new(core: Connection, settings: &ConnectionSettings) -> SharedRef {
+        Arc::new(Mutex::new(Shared {
+            codec: Codec::new(core),
+            max_send_buffer: settings.max_send_buffer,
+            close_on_backpressure: settings.close_on_backpressure,
+            writer: None,
+            driver: None,
+            taken: 0,
+            sent: VecDeque::new(),
+            pings: VecDeque::new(),
+            force_close: false,
+            writer_gone: false,
+        }))
+    }
+
+    /// Lock, ignoring poisoning: the state stays consistent between statements, and a
+    /// panic in user code elsewhere must not take the connection down.
+    pub fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
+        shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn core(&mut self) -> &mut Connection {
+        self.codec.core_mut()
+    }
+
+    /// Refuse a send while the buffer is at or over its high-water mark.
+    pub fn check_backpressure(&mut self) -> Result<(), Error> {
+        let buffered = self.codec.core().buffered_amount();
+        if buffered < self.max_send_buffer {
+            return Ok(());
+        }
+        let limit = self.max_send_buffer;
+        let err = Error::Backpressure { buffered, limit };
+        if self.close_on_backpressure {
+            self.core()
+                .fail_with(Error::Backpressure { buffered, limit });
+            self.wake_driver();
+        }
+        Err(err)
+    }
+
+    pub fn wake_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+
+    pub fn wake_driver(&mut self) {
+        if let Some(w) = self.driver.take() {
+            w.wake();
+        }
+    }
+
+    /// A Pong arrived: complete the ping it answers and every earlier one (a peer may
+    /// answer only the latest of several pings, RFC 6455 §5.5.3).
+    pub fn pong_received(&mut self, payload: &[u8]) {
+        let Some(at) = self.pings.iter().position(|(p, _, _)| p[..] == *payload) else {
+            return;
+        };
+        for (_, sent_at, tx) in self.pings.drain(..=at) {
+            let _ = tx.send(sent_at.elapsed());
+        }
+    }
+
+    /// The connection is over: pending completions fail.
+    pub fn release_waiters(&mut self) {
+        self.sent.clear();
+        self.pings.clear();
+    }
+}
+
+/// The outgoing half: a stream of byte chunks for the transport (the actix-web
+/// response body), ending when the transport should close.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub shared: SharedRef,
+}
+
+impl Stream for Writer {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut s = Shared::lock(&self.shared);
+        if s.writer_gone {
+            return Poll::Ready(None);
+        }
+        let out = s.core().take_output();
+        if !out.is_empty() {
+            s.taken += out.len() as u64;
+            let taken = s.taken;
+            while s.sent.front().is_some_and(|(offset, _)| *offset <= taken) {
+                if let Some((_, tx)) = s.sent.pop_front() {
+                    let _ = tx.send(());
+                }
+            }
+            return Poll::Ready(Some(Ok(out.freeze())));
+        }
+        if s.codec.core().should_close_transport() || s.force_close {
+            s.writer_gone = true;
+            s.wake_driver();
+            return Poll::Ready(None);
+        }
+        if !s.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            s.writer = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let mut s = Shared::lock(&self.shared);
+        s.writer_gone = true;
+        s.wake_driver();
+    }
+}

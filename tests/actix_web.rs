@@ -1,0 +1,444 @@
+//! The actor layer and the actix-web route against a real server on port 0, with a
+//! foreign client (tokio-tungstenite) and with our core driving raw TCP.
+
+#[path = "support/server.rs"]
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use support::{frame, RawClient, Seen, TestServer};
+use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode as TCode};
+use websocket_driver as ws;
+use ws::{
+    error::{CapacityError, ProtocolError, Timeout},
+    proto::{CloseCode, Event, Message, OpCode},
+};
+
+fn close_of(seen: Seen) -> ws::Close {
+    match seen {
+        Seen::Close(close) => close,
+        other => panic!("expected Close, saw {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn echoes_text_and_binary_of_boundary_sizes_to_tungstenite() {
+    let mut server = TestServer::start(ws::Server::new(), true);
+    let (mut client, _) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .unwrap();
+    server.opened().await;
+    for size in [0usize, 125, 126, 65535, 65536, 1 << 20] {
+        let text: String = (0..size)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        client
+            .send(tungstenite::Message::text(text.clone()))
+            .await
+            .unwrap();
+        match client.next().await.unwrap().unwrap() {
+            tungstenite::Message::Text(t) => assert_eq!(t.as_str(), text, "text of {size}"),
+            other => panic!("expected text of {size}, got {other:?}"),
+        }
+        let binary: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        client
+            .send(tungstenite::Message::binary(binary.clone()))
+            .await
+            .unwrap();
+        match client.next().await.unwrap().unwrap() {
+            tungstenite::Message::Binary(b) => assert_eq!(&b[..], &binary[..], "binary of {size}"),
+            other => panic!("expected binary of {size}, got {other:?}"),
+        }
+    }
+    for _ in 0..12 {
+        assert!(matches!(server.next().await, Seen::Message(_)));
+    }
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn message_in_1000_fragments_arrives_whole_and_echoes() {
+    let mut server = TestServer::start(ws::Server::new(), true);
+    let (mut client, _) = RawClient::connect(server.addr, "").await;
+    server.opened().await;
+    let text: String = (0..3000).map(|i| ['a', 'é', '€', '😀'][i % 4]).collect();
+    let bytes = text.as_bytes();
+    // 1000 fragments of uneven sizes (some empty), cutting through code points.
+    let mut cuts: Vec<usize> = (1..1000).map(|i| (i * i * 7919) % bytes.len()).collect();
+    cuts.sort_unstable();
+    let mut wire = Vec::new();
+    let mut at = 0;
+    for (i, &cut) in cuts.iter().chain(std::iter::once(&bytes.len())).enumerate() {
+        let opcode = if i == 0 {
+            OpCode::Text
+        } else {
+            OpCode::Continuation
+        };
+        wire.extend(frame(i == 999, opcode, &bytes[at..cut]));
+        at = cut;
+    }
+    client.send_raw(&wire).await;
+    match server.next().await {
+        Seen::Message(Message::Text(t)) => assert_eq!(t.as_str(), text),
+        other => panic!("expected the whole message, saw {other:?}"),
+    }
+    match client.next().await {
+        Event::Message(Message::Text(t)) => assert_eq!(t.as_str(), text),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn frame_over_max_length_fails_1009_before_its_payload_arrives() {
+    let mut server = TestServer::start(ws::Server::new().max_length(1024), true);
+    let (mut client, _) = RawClient::connect(server.addr, "").await;
+    server.opened().await;
+    // Only the header of a 1 MiB binary frame: the payload is never sent.
+    let mut header = frame(true, OpCode::Binary, &[]);
+    header[1] = 0x80 | 127;
+    header.splice(2..2, (1u64 << 20).to_be_bytes());
+    client.send_raw(&header).await;
+    match client.next().await {
+        Event::Close(close) => assert_eq!(close.code, CloseCode::MESSAGE_TOO_BIG),
+        other => panic!("expected Close 1009, got {other:?}"),
+    }
+    match server.next().await {
+        Seen::Error(ws::Error::Capacity(CapacityError::FrameTooLarge { size, max })) => {
+            assert_eq!((size, max), (1 << 20, 1024))
+        }
+        other => panic!("expected a capacity error, saw {other:?}"),
+    }
+    assert_eq!(
+        close_of(server.next().await).code,
+        CloseCode::MESSAGE_TOO_BIG
+    );
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn invalid_utf8_fails_1007() {
+    let mut server = TestServer::start(ws::Server::new(), true);
+    let (mut client, _) = RawClient::connect(server.addr, "").await;
+    server.opened().await;
+    client
+        .send_frame(true, OpCode::Text, &[b'o', b'k', 0xff])
+        .await;
+    match client.next().await {
+        Event::Close(close) => assert_eq!(close.code, CloseCode::INVALID_PAYLOAD),
+        other => panic!("expected Close 1007, got {other:?}"),
+    }
+    assert!(matches!(
+        server.next().await,
+        Seen::Error(ws::Error::Protocol(ProtocolError::InvalidUtf8))
+    ));
+    assert_eq!(
+        close_of(server.next().await).code,
+        CloseCode::INVALID_PAYLOAD
+    );
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn valid_message_before_a_bad_frame_is_echoed_before_the_close() {
+    let mut server = TestServer::start(ws::Server::new(), true);
+    let (mut client, _) = RawClient::connect(server.addr, "").await;
+    server.opened().await;
+    let mut wire = frame(true, OpCode::Text, b"hello");
+    wire.extend(frame(true, OpCode::Reserved(3), b""));
+    client.send_raw(&wire).await;
+    match client.next().await {
+        Event::Message(Message::Text(t)) => assert_eq!(t.as_str(), "hello"),
+        other => panic!("expected the echo first, got {other:?}"),
+    }
+    match client.next().await {
+        Event::Close(close) => assert_eq!(close.code, CloseCode::PROTOCOL_ERROR),
+        other => panic!("expected Close 1002, got {other:?}"),
+    }
+    assert!(matches!(server.next().await, Seen::Message(_)));
+    assert!(matches!(
+        server.next().await,
+        Seen::Error(ws::Error::Protocol(ProtocolError::ReservedOpcode(3)))
+    ));
+    assert_eq!(
+        close_of(server.next().await).code,
+        CloseCode::PROTOCOL_ERROR
+    );
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn ping_from_conn_resolves_with_the_round_trip_time() {
+    let mut server = TestServer::start(ws::Server::new(), false);
+    let (mut client, _) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .unwrap();
+    let conn = server.opened().await;
+    let pong = conn.send_ping(b"are you there").unwrap();
+    // tungstenite answers pings while it reads.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = client.next().await {} });
+    let rtt = tokio::time::timeout(Duration::from_secs(5), pong)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rtt < Duration::from_secs(5));
+    reader.abort();
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn peer_close_is_answered_and_reported_once() {
+    let mut server = TestServer::start(ws::Server::new(), false);
+    let (mut client, _) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .unwrap();
+    server.opened().await;
+    client
+        .close(Some(tungstenite::protocol::CloseFrame {
+            code: TCode::Normal,
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
+    match client.next().await {
+        Some(Ok(tungstenite::Message::Close(Some(frame)))) => assert_eq!(frame.code, TCode::Normal),
+        other => panic!("expected the server's Close, got {other:?}"),
+    }
+    let close = close_of(server.next().await);
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (CloseCode::NORMAL, "bye", true)
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), server.seen.recv())
+            .await
+            .is_err_or_none()
+    );
+    server.handle.stop(false).await;
+}
+
+/// `Result<Option<_>, Elapsed>` from a timeout around `recv`: nothing more arrived.
+trait NothingMore {
+    fn is_err_or_none(&self) -> bool;
+}
+
+impl<T, E> NothingMore for Result<Option<T>, E> {
+    fn is_err_or_none(&self) -> bool {
+        matches!(self, Err(_) | Ok(None))
+    }
+}
+
+#[actix_rt::test]
+async fn our_close_reaches_the_peer_and_sends_fail_afterwards() {
+    let mut server = TestServer::start(ws::Server::new(), false);
+    let (mut client, _) = RawClient::connect(server.addr, "").await;
+    let conn = server.opened().await;
+    conn.close(CloseCode(4000), "done").unwrap();
+    assert_eq!(conn.ready_state(), ws::ReadyState::Closing);
+    assert!(matches!(
+        conn.send_text("late"),
+        Err(ws::Error::ConnectionClosed)
+    ));
+    match client.next().await {
+        Event::Close(close) => assert_eq!(
+            (close.code, close.reason.as_str()),
+            (CloseCode(4000), "done")
+        ),
+        other => panic!("expected Close 4000, got {other:?}"),
+    }
+    // Our core (client role) answered; the server closes TCP and reports the close.
+    let reply = client.core.take_output();
+    client.send_raw(&reply).await;
+    let close = close_of(server.next().await);
+    assert_eq!((close.code, close.was_clean), (CloseCode(4000), true));
+    assert!(client.server_closed_tcp().await);
+    assert_eq!(conn.ready_state(), ws::ReadyState::Closed);
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn idle_timeout_fails_1001_and_reports_the_timeout() {
+    let settings = ws::Server::new()
+        .ping_interval(None)
+        .idle_timeout(Some(Duration::from_millis(300)));
+    let mut server = TestServer::start(settings, false);
+    let (mut client, _) = RawClient::connect(server.addr, "").await;
+    server.opened().await;
+    match client.next().await {
+        Event::Close(close) => assert_eq!(close.code, CloseCode::GOING_AWAY),
+        other => panic!("expected Close 1001, got {other:?}"),
+    }
+    assert!(matches!(
+        server.next().await,
+        Seen::Error(ws::Error::Timeout(Timeout::Idle))
+    ));
+    let close = close_of(server.next().await);
+    assert_eq!(
+        (close.code, close.was_clean),
+        (CloseCode::GOING_AWAY, false)
+    );
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn keep_alive_ping_is_sent_when_the_line_is_quiet() {
+    let settings = ws::Server::new()
+        .ping_interval(Some(Duration::from_millis(200)))
+        .idle_timeout(Some(Duration::from_secs(5)));
+    let mut server = TestServer::start(settings, false);
+    let (mut client, _) = RawClient::connect(server.addr, "").await;
+    server.opened().await;
+    match client.next().await {
+        Event::Ping(payload) => assert!(payload.is_empty()),
+        other => panic!("expected a keep-alive Ping, got {other:?}"),
+    }
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn tcp_drop_reports_1006() {
+    let mut server = TestServer::start(ws::Server::new(), false);
+    let (client, _) = RawClient::connect(server.addr, "").await;
+    server.opened().await;
+    drop(client);
+    let close = close_of(server.next().await);
+    assert_eq!((close.code, close.was_clean), (CloseCode::ABNORMAL, false));
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn server_shutdown_sends_1001_to_every_connection() {
+    let mut server = TestServer::start(ws::Server::new(), false);
+    let (mut client, _) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .unwrap();
+    server.opened().await;
+    let peer = tokio::spawn(async move {
+        // tungstenite answers the Close and reports it.
+        let mut code = None;
+        while let Some(Ok(msg)) = client.next().await {
+            if let tungstenite::Message::Close(Some(frame)) = msg {
+                code = Some(frame.code);
+            }
+        }
+        code
+    });
+    ws::shutdown(Duration::from_secs(2)).await;
+    assert_eq!(peer.await.unwrap(), Some(TCode::Away));
+    let close = close_of(server.next().await);
+    assert_eq!(close.code, CloseCode::GOING_AWAY);
+    server.handle.stop(true).await;
+}
+
+/// Send a handshake with the header `without` left out and `add` added; returns the
+/// response head and whether an actor was started.
+async fn refused(without: &str, add: Option<(&str, &str)>) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut server = TestServer::start(ws::Server::new().origins(["https://good.example"]), false);
+    let mut headers = vec![
+        ("Host", "x"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+        ("Origin", "https://good.example"),
+    ];
+    headers.retain(|(name, _)| *name != without);
+    headers.extend(add);
+    let mut request = String::from("GET / HTTP/1.1\r\n");
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
+    }
+    request += "\r\n";
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let actor_started = tokio::time::timeout(Duration::from_millis(100), server.seen.recv())
+        .await
+        .is_ok();
+    server.handle.stop(false).await;
+    (
+        String::from_utf8_lossy(&response[..n]).into_owned(),
+        actor_started,
+    )
+}
+
+#[actix_rt::test]
+async fn handshake_without_key_is_refused_with_400_and_no_actor() {
+    let (response, started) = refused("Sec-WebSocket-Key", None).await;
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{response}"
+    );
+    assert!(!started);
+}
+
+#[actix_rt::test]
+async fn handshake_with_version_8_is_refused_with_426_and_version_13() {
+    let (response, started) = refused(
+        "Sec-WebSocket-Version",
+        Some(("Sec-WebSocket-Version", "8")),
+    )
+    .await;
+    assert!(
+        response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+        "{response}"
+    );
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("sec-websocket-version: 13\r\n"),
+        "{response}"
+    );
+    assert!(!started);
+}
+
+#[actix_rt::test]
+async fn handshake_from_a_foreign_origin_is_refused_with_403() {
+    let (response, started) = refused("Origin", Some(("Origin", "https://evil.example"))).await;
+    assert!(
+        response.starts_with("HTTP/1.1 403 Forbidden\r\n"),
+        "{response}"
+    );
+    assert!(!started);
+}
+
+#[actix_rt::test]
+async fn backpressure_bounds_the_send_buffer_when_the_peer_never_reads() {
+    let limit = 64 * 1024;
+    let mut server = TestServer::start(ws::Server::new().max_send_buffer(limit), false);
+    let (_client, _) = RawClient::connect(server.addr, "").await; // never reads
+    let conn = server.opened().await;
+    let chunk = vec![7u8; 16 * 1024];
+    let mut refused = None;
+    // Bounded: the kernel's socket buffers take a few MiB at most before we refuse.
+    for _ in 0..20_000 {
+        match conn.send_binary(&chunk) {
+            Ok(()) => {
+                assert!(conn.buffered_amount() < limit + chunk.len() + 14);
+                tokio::task::yield_now().await;
+            }
+            Err(err) => {
+                refused = Some(err);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(ws::Error::Backpressure { buffered, limit: l }) => {
+            assert_eq!(l, limit);
+            assert!(
+                buffered >= limit && buffered < limit + chunk.len() + 14,
+                "{buffered}"
+            );
+        }
+        other => panic!("expected Backpressure, got {other:?}"),
+    }
+    assert!(conn.buffered_amount() < limit + chunk.len() + 14);
+    server.handle.stop(false).await;
+}

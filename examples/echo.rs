@@ -4,6 +4,7 @@
 //! cargo run --release --example echo                     # ws://127.0.0.1:9001
 //! cargo run --release --example echo -- --bind 127.0.0.1:9002
 //! cargo run --release --example echo -- --config config/default.toml
+//! cargo run --release --example echo -- --workers 1      # one worker thread (benchmarks)
 //! ```
 //!
 //! The external conformance suite and the benchmarks run against it, so it turns on
@@ -17,8 +18,8 @@ use actix_web::{web, App, HttpServer, Responder};
 use websocket_driver as ws;
 
 /// One per connection.
-#[derive(Default)]
-struct Echo {
+#[derive(Debug, Default)]
+pub struct Echo {
     conn: Option<ws::Conn>,
 }
 
@@ -56,27 +57,34 @@ impl Handler<ws::Close> for Echo {
     }
 }
 
-async fn route(req: ws::Request, server: web::Data<ws::Server>) -> impl Responder {
+/// The route: every path serves the WebSocket handshake with the app's `ws::Server`.
+pub async fn route(req: ws::Request, server: web::Data<ws::Server>) -> impl Responder {
     server.start(Echo::default(), &req)
 }
 
 struct Args {
     bind: String,
     config: Option<String>,
+    workers: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         bind: "127.0.0.1:9001".into(),
         config: None,
+        workers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--bind" => args.bind = it.next().ok_or("--bind needs ADDR")?,
             "--config" => args.config = Some(it.next().ok_or("--config needs FILE")?),
+            "--workers" => {
+                let n = it.next().ok_or("--workers needs N")?;
+                args.workers = Some(n.parse().map_err(|_| "--workers: not a number")?);
+            }
             "-h" | "--help" => {
-                return Err("usage: echo [--bind ADDR] [--config FILE.toml]".into());
+                return Err("usage: echo [--bind ADDR] [--config FILE.toml] [--workers N]".into());
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
@@ -98,7 +106,7 @@ async fn main() -> std::io::Result<()> {
     };
     let drain = Duration::from_secs(5);
     let server_settings = web::Data::new(ws::Server::with_settings(settings));
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(server_settings.clone())
             .default_service(web::get().to(route))
@@ -109,9 +117,11 @@ async fn main() -> std::io::Result<()> {
             let _ = tcp.set_nodelay(true);
         }
     })
-    .disable_signals()
-    .bind(&args.bind)?
-    .run();
+    .disable_signals();
+    if let Some(workers) = args.workers {
+        server = server.workers(workers);
+    }
+    let server = server.bind(&args.bind)?.run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

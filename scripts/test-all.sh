@@ -11,6 +11,18 @@ if ! $extras_only; then
   cargo test
 fi
 
+# What the ignored tests need, installed when missing (as root).
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  else
+    echo "not root: cannot apt-get install $*" >&2
+  fi
+}
+# tests/browser.rs: headless Chromium.
+[ -x /usr/bin/chromium ] || apt_install chromium
+
 # Tests marked #[ignore = "needs X; scripts/test-all.sh runs it"].
 cargo test -- --ignored
 

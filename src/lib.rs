@@ -1,11 +1,86 @@
 //! # websocket-driver
 //!
 //! A WebSocket library (RFC 6455) for actix, modelled on the Common Lisp
-//! `websocket-driver`. This release holds the sans-I/O protocol core: [`proto`]
-//! (framing, masking, assembly, UTF-8, close handshake) and [`handshake`] (the
-//! opening handshake as pure functions).
+//! `websocket-driver`: one handler actor and one route give you whole messages,
+//! heartbeats, limits checked before anything is buffered, back-pressure and a clean
+//! close, with typed events.
 //!
-//! ## Quick start (the core)
+//! ## Quick start: an actix-web echo server
+//!
+//! Each connection is served by an actor of yours that handles four messages:
+//! [`Open`] (with the [`Conn`] to send through), [`Message`] (whole text or binary
+//! messages), [`Error`] (at most one: what broke the connection) and [`Close`]
+//! (exactly one, always last).
+//!
+//! ```no_run
+//! use actix::prelude::*;
+//! use actix_web::{web, App, HttpServer, Responder};
+//! use websocket_driver as ws;
+//!
+//! #[derive(Default)]
+//! struct Echo {
+//!     conn: Option<ws::Conn>,
+//! }
+//!
+//! impl Actor for Echo {
+//!     type Context = Context<Self>;
+//! }
+//!
+//! impl Handler<ws::Open> for Echo {
+//!     type Result = ();
+//!     fn handle(&mut self, open: ws::Open, _: &mut Context<Self>) {
+//!         self.conn = Some(open.conn);
+//!     }
+//! }
+//!
+//! impl Handler<ws::Message> for Echo {
+//!     type Result = ();
+//!     fn handle(&mut self, msg: ws::Message, _: &mut Context<Self>) {
+//!         if let Some(conn) = &self.conn {
+//!             // Fails (never panics) once closing, or past the send buffer's mark.
+//!             if let Err(err) = conn.send(msg) {
+//!                 tracing::debug!(%err, "echo dropped");
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! impl Handler<ws::Error> for Echo {
+//!     type Result = ();
+//!     fn handle(&mut self, err: ws::Error, _: &mut Context<Self>) {
+//!         tracing::debug!(%err, code = ?err.close_code(), "connection failed");
+//!     }
+//! }
+//!
+//! impl Handler<ws::Close> for Echo {
+//!     type Result = ();
+//!     fn handle(&mut self, close: ws::Close, ctx: &mut Context<Self>) {
+//!         tracing::debug!(code = close.code.0, reason = %close.reason, "closed");
+//!         ctx.stop();
+//!     }
+//! }
+//!
+//! async fn route(req: ws::Request) -> impl Responder {
+//!     ws::Server::new()
+//!         .max_length(1 << 20) // 1009 past 1 MiB, before the payload is read
+//!         .protocols(["chat"])
+//!         .start(Echo::default(), &req)
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     HttpServer::new(|| App::new().route("/ws", web::get().to(route)))
+//!         .bind("127.0.0.1:9001")?
+//!         .run()
+//!         .await
+//! }
+//! ```
+//!
+//! ## The sans-I/O core
+//!
+//! Underneath, [`proto::Connection`] is the whole protocol without I/O: bytes in,
+//! events and bytes out. It runs anywhere (`default-features = false` builds it
+//! without actix or tokio):
 //!
 //! ```
 //! use websocket_driver as ws;

@@ -442,3 +442,118 @@ async fn backpressure_bounds_the_send_buffer_when_the_peer_never_reads() {
     assert!(conn.buffered_amount() < limit + chunk.len() + 14);
     server.handle.stop(false).await;
 }
+
+#[actix_rt::test]
+async fn chosen_subprotocol_and_extra_headers_reach_the_client() {
+    let mut server = TestServer::start(
+        ws::Server::new()
+            .protocols(["superchat", "chat"])
+            .header("X-Served-By", "websocket-driver"),
+        true,
+    );
+    let (_client, head) =
+        support::RawClient::connect(server.addr, "Sec-WebSocket-Protocol: chat, superchat\r\n")
+            .await;
+    let conn = server.opened().await;
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 101 switching protocols\r\n"),
+        "{head}"
+    );
+    // RFC 6455 §4.2.2: the server's choice, one of the client's offers; ours is the
+    // first of the server's list that the client offered.
+    assert!(
+        head.contains("\r\nsec-websocket-protocol: superchat\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\nx-served-by: websocket-driver\r\n"),
+        "{head}"
+    );
+    assert_eq!(conn.protocol().as_deref(), Some("superchat"));
+    assert_eq!(conn.version(), "hybi-13");
+    assert_eq!(conn.ready_state(), ws::ReadyState::Open);
+    server.handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn start_with_three_arguments_serves_like_start() {
+    use actix_web::{web, App, HttpRequest, HttpServer};
+    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let srv = HttpServer::new(move || {
+        let tx = tx.clone();
+        App::new().default_service(
+            web::get().to(move |req: HttpRequest, payload: web::Payload| {
+                let actor = support::Recorder {
+                    tx: tx.clone(),
+                    conn: None,
+                    echo: true,
+                };
+                async move { ws::start_with(actor, &req, payload) }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = srv.addrs()[0];
+    let running = srv.run();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    client
+        .send(tungstenite::Message::text("migrated"))
+        .await
+        .unwrap();
+    match client.next().await.unwrap().unwrap() {
+        tungstenite::Message::Text(t) => assert_eq!(t.as_str(), "migrated"),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    let first = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await;
+    assert!(matches!(first, Ok(Some(Seen::Open(_)))), "{first:?}");
+    let second = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await;
+    match second.unwrap().unwrap() {
+        Seen::Message(Message::Text(t)) => assert_eq!(t.as_str(), "migrated"),
+        other => panic!("expected the message, saw {other:?}"),
+    }
+    handle.stop(false).await;
+}
+
+#[test]
+fn config_default_toml_holds_exactly_the_defaults() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
+        .unwrap();
+    let parsed: ws::web::Settings = toml::from_str(&text).unwrap();
+    assert_eq!(parsed, ws::web::Settings::default());
+    // Every option is listed (not merely defaulted by serde): each key appears.
+    for key in [
+        "max_message_size",
+        "max_frame_size",
+        "max_fragments",
+        "auto_pong",
+        "protocols",
+        "origins",
+        "[handshake.headers]",
+        "ping_interval_ms",
+        "idle_timeout_ms",
+        "close_timeout_ms",
+        "handshake_timeout_ms",
+        "max_send_buffer",
+        "close_on_backpressure",
+        "max_events_per_poll",
+    ] {
+        assert!(text.contains(key), "config/default.toml lacks {key}");
+    }
+}
+
+#[test]
+fn settings_refuse_unknown_keys() {
+    let err = toml::from_str::<ws::web::Settings>("[connection]\nping_interval = 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `ping_interval`"), "{err}");
+}

@@ -50,7 +50,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: loadgen [--url ws://127.0.0.1:9001/] [-c CONNECTIONS=100] \
-[-k IN_FLIGHT=1] [-s SIZE=20] [--text] [-d SECONDS=5] [--warmup SECONDS=1] [--rate MSGS_PER_SEC] \
+[-k IN_FLIGHT=1] [-s SIZE=20] [--text] [--raw: accept our masked frames echoed back] [-d SECONDS=5] [--warmup SECONDS=1] [--rate MSGS_PER_SEC] \
 | loadgen --idle N [--hold SECONDS=10] [--url ...]";
 
 fn parse_args() -> Result<Args, String> {
@@ -96,6 +96,7 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => args.rate = Some(num(it.next(), &a)?),
             "--idle" => args.idle = Some(num(it.next(), &a)?),
             "--hold" => args.hold = num(it.next(), &a)?,
+            "--raw" => RAW.store(true, std::sync::atomic::Ordering::Relaxed),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -150,12 +151,18 @@ fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], rng: &mut Rng) {
     }
 }
 
-/// One server frame parsed off the front of `buf`: (opcode, payload range, total length).
-fn parse_frame(buf: &[u8]) -> io::Result<Option<(u8, usize, usize)>> {
+/// Whether echoed frames may come back masked: against the raw TCP echo (`--raw`),
+/// which returns our own masked frames unchanged.
+static RAW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One server frame parsed off the front of `buf`: (opcode, payload start, total
+/// length). With `--raw`, a masked frame's payload is unmasked in place.
+fn parse_frame(buf: &mut [u8]) -> io::Result<Option<(u8, usize, usize)>> {
     if buf.len() < 2 {
         return Ok(None);
     }
-    if buf[1] & 0x80 != 0 {
+    let masked = buf[1] & 0x80 != 0;
+    if masked && !RAW.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(io::Error::other("server frame is masked"));
     }
     if buf[0] & 0x80 == 0 {
@@ -180,8 +187,15 @@ fn parse_frame(buf: &[u8]) -> io::Result<Option<(u8, usize, usize)>> {
         }
         n => (n as usize, 2),
     };
+    let head = if masked { head + 4 } else { head };
     if buf.len() < head + len {
         return Ok(None);
+    }
+    if masked {
+        let key = [buf[head - 4], buf[head - 3], buf[head - 2], buf[head - 1]];
+        for (i, b) in buf[head..head + len].iter_mut().enumerate() {
+            *b ^= key[i & 3];
+        }
     }
     Ok(Some((buf[0] & 0x0f, head, head + len)))
 }
@@ -329,7 +343,7 @@ async fn echo_connection(
         let mut at = 0;
         wbuf.clear();
         let now = Instant::now();
-        while let Some((op, head, total)) = parse_frame(&rbuf[at..])? {
+        while let Some((op, head, total)) = parse_frame(&mut rbuf[at..])? {
             let body = &rbuf[at + head..at + total];
             match op {
                 9 => {
@@ -450,7 +464,7 @@ async fn idle_connection(
         rbuf.extend_from_slice(&chunk[..n]);
         let mut at = 0;
         let mut out = Vec::new();
-        while let Some((op, head, total)) = parse_frame(&rbuf[at..])? {
+        while let Some((op, head, total)) = parse_frame(&mut rbuf[at..])? {
             if op == 9 {
                 let body = rbuf[at + head..at + total].to_vec();
                 push_frame(&mut out, 10, &body, &mut rng);

@@ -66,6 +66,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$server/status"; }
 field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print 0; else print a[int((NR + 1) / 2)]}'; }
+med() { tr ' ' '\n' <<<"$1" | { grep . || true; } | median; } # "a b c " -> median
 
 declare -A rate percpu
 run_load() { # name connections size -> sets rate/percpu samples
@@ -91,14 +92,14 @@ run_load() { # name connections size -> sets rate/percpu samples
 table_row() { # label -> prints one row per scenario
   local label=$1 best=0 raw name v
   for name in "${peers_only[@]}"; do
-    v=$(tr ' ' '\n' <<<"${percpu[$name]:-}" | grep . | median)
+    v=$(med "${percpu[$name]:-}")
     awk -v v="$v" -v b="$best" 'BEGIN {exit !(v > b)}' && best=$v
   done
-  raw=$(tr ' ' '\n' <<<"${percpu[raw-tcp]:-}" | grep . | median)
+  raw=$(med "${percpu[raw-tcp]:-}")
   for name in "${servers[@]}"; do
     local r p
-    r=$(tr ' ' '\n' <<<"${rate[$name]:-}" | grep . | median)
-    p=$(tr ' ' '\n' <<<"${percpu[$name]:-}" | grep . | median)
+    r=$(med "${rate[$name]:-}")
+    p=$(med "${percpu[$name]:-}")
     awk -v l="$label" -v n="$name" -v r="$r" -v p="$p" -v b="$best" -v raw="$raw" 'BEGIN {
       printf "| %s | %s | %.0f | %.0f | %s | %s |\n", l, n, r, p,
         (b > 0 ? sprintf("%.2fx", p / b) : "-"), (raw > 0 ? sprintf("%.2fx", p / raw) : "-") }'

@@ -557,3 +557,36 @@ fn settings_refuse_unknown_keys() {
         .to_string();
     assert!(err.contains("unknown field `ping_interval`"), "{err}");
 }
+
+#[actix_rt::test]
+async fn sent_resolves_when_written_and_fails_when_the_transport_is_gone() {
+    let mut server = TestServer::start(ws::Server::new().max_send_buffer(1 << 30), false);
+    let (mut client, _) = RawClient::connect(server.addr, "").await;
+    let conn = server.opened().await;
+    // A small message reaches the transport at once.
+    let sent = conn.send(Message::from("ack me")).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), sent)
+        .await
+        .expect("Sent resolves")
+        .expect("written");
+    match client.next().await {
+        Event::Message(Message::Text(t)) => assert_eq!(t.as_str(), "ack me"),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    // With the peer not reading, 64 MiB cannot all reach the socket; when the peer
+    // goes away, the Sent of the last message fails instead of hanging.
+    let big = vec![1u8; 1 << 20];
+    let mut last = None;
+    for _ in 0..64 {
+        last = Some(conn.send(Message::Binary(big.clone().into())).unwrap());
+    }
+    drop(client);
+    let result = tokio::time::timeout(Duration::from_secs(10), last.unwrap())
+        .await
+        .expect("Sent settles once the transport is gone");
+    assert!(
+        matches!(result, Err(ws::Error::ConnectionClosed)),
+        "{result:?}"
+    );
+    server.handle.stop(false).await;
+}

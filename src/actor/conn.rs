@@ -71,10 +71,11 @@ impl Conn {
         let message = message.into();
         self.with_send(|s| {
             s.core().send(&message)?;
-            let (tx, rx) = oneshot::channel();
             let offset = s.taken + s.codec.core().buffered_amount() as u64;
-            s.sent.push_back((offset, tx));
-            Ok(Sent { rx })
+            Ok(Sent {
+                shared: self.shared.clone(),
+                offset,
+            })
         })
     }
 
@@ -128,20 +129,39 @@ impl Conn {
 }
 
 /// Resolves when a sent message has been handed to the transport; fails with
-/// [`Error::ConnectionClosed`] if the connection ended first.
-#[derive(Debug)]
+/// [`Error::ConnectionClosed`] if the transport ended first.
+///
+/// Costs nothing unless polled: dropped unpolled, it allocates and registers nothing.
 #[must_use = "a Sent does nothing unless awaited; drop it if the completion is of no interest"]
 pub struct Sent {
-    rx: oneshot::Receiver<()>,
+    shared: SharedRef,
+    /// The output offset just past the message.
+    offset: u64,
+}
+
+impl fmt::Debug for Sent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sent")
+            .field("offset", &self.offset)
+            .finish()
+    }
 }
 
 impl Future for Sent {
     type Output = Result<(), Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.map_err(|_| Error::ConnectionClosed))
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = Shared::lock(&self.shared);
+        if s.taken >= self.offset {
+            return Poll::Ready(Ok(()));
+        }
+        if s.writer_gone {
+            return Poll::Ready(Err(Error::ConnectionClosed));
+        }
+        // Ordered by offset, so the writer wakes a prefix of the queue.
+        let at = s.sent.partition_point(|(o, _)| *o <= self.offset);
+        s.sent.insert(at, (self.offset, cx.waker().clone()));
+        Poll::Pending
     }
 }
 

@@ -220,8 +220,15 @@ impl<A, S> Drop for Driver<A, S> {
     }
 }
 
-/// Start `actor` with the driver of a connection over `core` and `input` in its
+/// Create `actor` with the driver of a connection over `core` and `input` in its
 /// context; returns its address and the writer (the stream of bytes for the peer).
+///
+/// The actor does not get a task of its own: its context is polled by the writer, so
+/// the actor, the connection's driver and the transport (the actix-web dispatcher
+/// that polls the response body) share one task. A received message reaches the
+/// actor's handler and the reply reaches the socket buffer without a task switch.
+/// The actor lives as long as the connection: when the transport is done, the writer
+/// is dropped and the actor stopped (its `stopping` and `stopped` still run).
 pub(crate) fn spawn<A, S, E>(
     actor: A,
     core: crate::proto::Connection,
@@ -234,12 +241,10 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
     E: 'static,
 {
-    let mut writer = None;
-    let addr = A::create(|ctx| {
-        writer = Some(attach(ctx, core, input, settings, span));
-        actor
-    });
-    let writer = writer.expect("A::create runs its closure before returning");
+    let mut ctx = Context::<A>::new();
+    let mut writer = attach(&mut ctx, core, input, settings, span);
+    let addr = actix::AsyncContext::address(&ctx);
+    writer.actor = Some(Box::pin(ctx.into_future(actor)));
     (addr, writer)
 }
 
@@ -262,5 +267,8 @@ where
 
     let shared = Shared::new(core, settings);
     ctx.spawn(Driver::<A, S>::new(shared.clone(), input, settings, span));
-    super::Writer { shared }
+    super::Writer {
+        shared,
+        actor: None,
+    }
 }

@@ -10,6 +10,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_core::Stream;
+use std::future::Future;
 use tokio::sync::oneshot;
 
 use super::ConnectionSettings;
@@ -30,8 +31,9 @@ pub(crate) struct Shared {
     pub driver: Option<Waker>,
     /// Output bytes the writer has taken so far.
     pub taken: u64,
-    /// `send` completions: resolved once `taken` reaches the offset.
-    pub sent: VecDeque<(u64, oneshot::Sender<()>)>,
+    /// Tasks waiting on a [`Sent`](super::Sent): woken once `taken` reaches the
+    /// offset. Only a `Sent` that is polled registers here.
+    pub sent: VecDeque<(u64, Waker)>,
     /// Pings waiting for their Pong: payload, when sent, completion.
     pub pings: VecDeque<(Bytes, Instant, oneshot::Sender<Duration>)>,
     /// End the transport once the output is written (close timeout, shutdown).
@@ -110,22 +112,46 @@ impl Shared {
 
     /// The connection is over: pending completions fail.
     pub fn release_waiters(&mut self) {
-        self.sent.clear();
+        for (_, waker) in self.sent.drain(..) {
+            waker.wake();
+        }
         self.pings.clear();
     }
 }
 
 /// The outgoing half: a stream of byte chunks for the transport (the actix-web
-/// response body), ending when the transport should close.
-#[derive(Debug)]
+/// response body), ending when the transport should close. When the connection's
+/// actor was created for it, the writer also drives that actor's context: actor,
+/// driver and transport run in one task.
 pub(crate) struct Writer {
     pub shared: SharedRef,
+    pub actor: Option<Pin<Box<dyn Future<Output = ()>>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("drives_actor", &self.actor.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Stream for Writer {
     type Item = Result<Bytes, Error>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.actor.is_some() {
+            // Forget our waker while the actor runs: the sends it makes are taken
+            // right below, without waking this task again.
+            Shared::lock(&self.shared).writer = None;
+            let done = self
+                .actor
+                .as_mut()
+                .is_some_and(|a| a.as_mut().poll(cx).is_ready());
+            if done {
+                self.actor = None;
+            }
+        }
         let mut s = Shared::lock(&self.shared);
         if s.writer_gone {
             return Poll::Ready(None);
@@ -135,14 +161,15 @@ impl Stream for Writer {
             s.taken += out.len() as u64;
             let taken = s.taken;
             while s.sent.front().is_some_and(|(offset, _)| *offset <= taken) {
-                if let Some((_, tx)) = s.sent.pop_front() {
-                    let _ = tx.send(());
+                if let Some((_, waker)) = s.sent.pop_front() {
+                    waker.wake();
                 }
             }
             return Poll::Ready(Some(Ok(out.freeze())));
         }
         if s.codec.core().should_close_transport() || s.force_close {
             s.writer_gone = true;
+            s.release_waiters();
             s.wake_driver();
             return Poll::Ready(None);
         }
@@ -155,8 +182,11 @@ impl Stream for Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        // Stop the actor first (its driver locks the shared state as it goes).
+        self.actor = None;
         let mut s = Shared::lock(&self.shared);
         s.writer_gone = true;
+        s.release_waiters();
         s.wake_driver();
     }
 }

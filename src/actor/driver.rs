@@ -111,14 +111,11 @@ where
         match Pin::new(&mut self.input).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.guard.activity();
-                if self.read_buf.is_empty() {
-                    // Take the chunk's buffer as ours when nobody else holds it.
-                    self.read_buf = chunk
-                        .try_into_mut()
-                        .unwrap_or_else(|c| BytesMut::from(&c[..]));
-                } else {
-                    self.read_buf.extend_from_slice(&chunk);
-                }
+                // The chunk shares the transport's read buffer, so it cannot become
+                // ours; copying it into our buffer reuses that buffer's allocation
+                // once the messages split off it earlier are dropped (no allocation
+                // per read in the steady state).
+                self.read_buf.extend_from_slice(&chunk);
                 true
             }
             Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
@@ -270,5 +267,6 @@ where
     super::Writer {
         shared,
         actor: None,
+        actor_wake: super::shared::ActorWake::new(),
     }
 }

@@ -3,8 +3,11 @@
 use std::{
     collections::VecDeque,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
-    task::{Context, Poll, Waker},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    task::{Context, Poll, Wake, Waker},
     time::{Duration, Instant},
 };
 
@@ -126,6 +129,50 @@ impl Shared {
 pub(crate) struct Writer {
     pub shared: SharedRef,
     pub actor: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    /// The waker the actor's context is polled with: it notes that the actor has
+    /// work, so that the writer polls the actor only then, not on every write.
+    pub actor_wake: Arc<ActorWake>,
+}
+
+/// Wakes the writer's task and records that the actor it drives was woken.
+#[derive(Debug)]
+pub(crate) struct ActorWake {
+    woken: AtomicBool,
+    outer: Mutex<Option<Waker>>,
+}
+
+impl ActorWake {
+    pub fn new() -> Arc<Self> {
+        Arc::new(ActorWake {
+            woken: AtomicBool::new(true),
+            outer: Mutex::new(None),
+        })
+    }
+
+    fn set_outer(&self, waker: &Waker) {
+        let mut outer = self.outer.lock().unwrap_or_else(|e| e.into_inner());
+        if !outer.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *outer = Some(waker.clone());
+        }
+    }
+}
+
+impl Wake for ActorWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(w) = self
+            .outer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            w.wake_by_ref();
+        }
+    }
 }
 
 impl std::fmt::Debug for Writer {
@@ -141,15 +188,20 @@ impl Stream for Writer {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.actor.is_some() {
-            // Forget our waker while the actor runs: the sends it makes are taken
-            // right below, without waking this task again.
-            Shared::lock(&self.shared).writer = None;
-            let done = self
-                .actor
-                .as_mut()
-                .is_some_and(|a| a.as_mut().poll(cx).is_ready());
-            if done {
-                self.actor = None;
+            self.actor_wake.set_outer(cx.waker());
+            if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
+                // Forget our waker while the actor runs: the sends it makes are
+                // taken right below, without waking this task again.
+                Shared::lock(&self.shared).writer = None;
+                let waker = Waker::from(self.actor_wake.clone());
+                let mut actor_cx = Context::from_waker(&waker);
+                let done = self
+                    .actor
+                    .as_mut()
+                    .is_some_and(|a| a.as_mut().poll(&mut actor_cx).is_ready());
+                if done {
+                    self.actor = None;
+                }
             }
         }
         let mut s = Shared::lock(&self.shared);

@@ -66,6 +66,12 @@ impl FromRequest for Request {
 /// Serve the WebSocket handshake in `req` with `actor`, with the default [`Server`]
 /// settings. A refused handshake answers 400, 403 or 426 with a short reason and
 /// starts no actor.
+///
+/// The actor is the connection's: it runs in the connection's task (the response
+/// body drives it), receives [`Open`](crate::Open) first and [`Close`](crate::Close)
+/// last, and is stopped when the connection ends, if it has not stopped itself.
+/// Other actors can still reach it through its address, from its `started` or
+/// `Open` handler.
 pub fn start<A: WebSocketActor>(actor: A, req: &Request) -> HttpResponse {
     Server::default().start(actor, req)
 }

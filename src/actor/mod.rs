@@ -1,5 +1,5 @@
 //! The actor layer: each connection served by an actix actor that receives typed
-//! [`Open`], [`Message`], [`Error`] and [`Close`] messages, a [`Conn`] handle to send
+//! [`Open`], [`Message`], [`Error`](crate::Error) and [`Close`] messages, a [`Conn`] handle to send
 //! through, and the guard's timers.
 //!
 //! The connection's driver runs inside the user's actor context, so a received

@@ -42,6 +42,9 @@ pub(crate) struct Guard {
     close_timed_out: bool,
     /// Whether `sleep` holds a deadline worth waiting for.
     armed: bool,
+    /// The deadline `sleep` was last set to: before it, polling the timer is skipped
+    /// (its waker is registered already).
+    armed_at: Instant,
     sleep: Pin<Box<Sleep>>,
 }
 
@@ -57,6 +60,7 @@ impl Guard {
             close_deadline: None,
             close_timed_out: false,
             armed: false,
+            armed_at: now,
             sleep: Box::pin(tokio::time::sleep_until(now.into())),
         }
     }
@@ -90,6 +94,7 @@ impl Guard {
             }
             Some(at) => {
                 self.armed = true;
+                self.armed_at = at;
                 self.sleep.as_mut().reset(at.into());
                 self.sleep.as_mut().poll(cx).is_ready()
             }
@@ -112,6 +117,10 @@ impl Guard {
     /// Poll the timer; when it fires, apply whatever is due to `core`.
     pub fn poll(&mut self, core: &mut Connection, cx: &mut Context<'_>) -> Verdict {
         let mut verdict = Verdict::Quiet;
+        if !self.armed || Instant::now() < self.armed_at {
+            // Not due: the timer's waker, registered when it was armed, wakes us.
+            return verdict;
+        }
         while self.armed && self.sleep.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             let open = core.ready_state() == ReadyState::Open;

@@ -5,6 +5,7 @@
 //! cargo run --release --example echo -- --bind 127.0.0.1:9002
 //! cargo run --release --example echo -- --config config/default.toml
 //! cargo run --release --example echo -- --workers 1      # one worker thread (benchmarks)
+//! cargo run --release --example echo -- --standalone     # without actix-web (Server::listen)
 //! ```
 //!
 //! The external conformance suite and the benchmarks run against it, so it turns on
@@ -66,6 +67,7 @@ struct Args {
     bind: String,
     config: Option<String>,
     workers: Option<usize>,
+    standalone: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -73,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
         bind: "127.0.0.1:9001".into(),
         config: None,
         workers: None,
+        standalone: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -83,8 +86,12 @@ fn parse_args() -> Result<Args, String> {
                 let n = it.next().ok_or("--workers needs N")?;
                 args.workers = Some(n.parse().map_err(|_| "--workers: not a number")?);
             }
+            "--standalone" => args.standalone = true,
             "-h" | "--help" => {
-                return Err("usage: echo [--bind ADDR] [--config FILE.toml] [--workers N]".into());
+                return Err(
+                    "usage: echo [--bind ADDR] [--config FILE.toml] [--workers N] [--standalone]"
+                        .into(),
+                );
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
@@ -105,6 +112,23 @@ async fn main() -> std::io::Result<()> {
         None => ws::web::Settings::default(),
     };
     let drain = Duration::from_secs(5);
+    if args.standalone {
+        // WebSocket only, without actix-web (ws::Server::listen).
+        let server = ws::Server::with_settings(settings).listen(
+            &args.bind,
+            args.workers.unwrap_or(0),
+            Echo::default,
+        )?;
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                ws::shutdown(drain).await;
+                handle.stop(true).await;
+            }
+        });
+        eprintln!("echo server (standalone) on ws://{}", args.bind);
+        return server.await;
+    }
     let server_settings = web::Data::new(ws::Server::with_settings(settings));
     let mut server = HttpServer::new(move || {
         App::new()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side echo benchmark: ours (examples/echo.rs through the actix-web route)
+# Side-by-side echo benchmark: ours (examples/echo.rs through the actix-web route,
+# and `--standalone`: ws::Server::listen without actix-web)
 # against actix-web-actors, actix-ws, tokio-tungstenite, fastwebsockets and a raw TCP
 # echo (benches/peers), with the load generator of benches/loadgen.
 #
@@ -34,13 +35,14 @@ peers="$root/benches/peers/target/release"
 
 declare -A cmd=(
   [ours]="$root/target/release/examples/echo --workers 1 --bind"
+  [ours-standalone]="$root/target/release/examples/echo --workers 1 --standalone --bind"
   [actix-web-actors]="$peers/actix_web_actors --bind"
   [actix-ws]="$peers/actix_ws --bind"
   [tokio-tungstenite]="$peers/tokio_tungstenite --bind"
   [fastwebsockets]="$peers/fastwebsockets --bind"
   [raw-tcp]="$peers/raw_tcp --bind"
 )
-servers=(${SERVERS:-ours actix-web-actors actix-ws tokio-tungstenite fastwebsockets raw-tcp})
+servers=(${SERVERS:-ours ours-standalone actix-web-actors actix-ws tokio-tungstenite fastwebsockets raw-tcp})
 peers_only=(actix-web-actors actix-ws tokio-tungstenite fastwebsockets)
 
 if command -v taskset >/dev/null; then pin0=(taskset -c 0); pin1=(taskset -c 1); else pin0=(); pin1=(); fi

@@ -107,6 +107,8 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod handshake;
+#[cfg(feature = "web")]
+pub mod listen;
 pub mod proto;
 #[cfg(feature = "web")]
 pub mod web;

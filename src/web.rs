@@ -272,7 +272,7 @@ impl Server {
         self.serve(actor, req, payload.into_inner())
     }
 
-    fn options(&self) -> ServerOptions {
+    pub(crate) fn handshake_options(&self) -> ServerOptions {
         let h = &self.settings.handshake;
         let mut options = ServerOptions::default().protocols(h.protocols.iter().cloned());
         if !h.origins.is_empty() {
@@ -300,7 +300,7 @@ impl Server {
             version: http_version(req.version()),
             headers: &headers,
         };
-        let options = self.options();
+        let options = self.handshake_options();
         let accept = match handshake::validate_request(&head, &options) {
             Ok(accept) => accept,
             Err(err) => return refuse(&err),

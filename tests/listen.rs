@@ -1,0 +1,124 @@
+//! `Server::listen`: the standalone serving path (no actix-web), against
+//! tokio-tungstenite and raw TCP.
+
+#[path = "support/server.rs"]
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use support::{Recorder, Seen};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite;
+use websocket_driver as ws;
+
+fn start(
+    server: ws::Server,
+) -> (
+    std::net::SocketAddr,
+    actix_server::ServerHandle,
+    tokio::sync::mpsc::UnboundedReceiver<Seen>,
+) {
+    let (tx, seen) = tokio::sync::mpsc::unbounded_channel();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = server
+        .listen_on(listener, 1, move || Recorder {
+            tx: tx.clone(),
+            conn: None,
+            echo: true,
+        })
+        .unwrap();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    (addr, handle, seen)
+}
+
+#[actix_rt::test]
+async fn listen_echoes_text_and_binary_and_reports_the_peer_close() {
+    let (addr, handle, mut seen) = start(ws::Server::new().protocols(["chat"]));
+    let request = tungstenite::client::IntoClientRequest::into_client_request(format!(
+        "ws://{addr}/any/path?q=1"
+    ))
+    .map(|mut r| {
+        r.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "chat".parse().unwrap());
+        r
+    })
+    .unwrap();
+    let (mut client, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"]
+            .to_str()
+            .unwrap(),
+        "chat"
+    );
+    for size in [0usize, 125, 126, 65536, 1 << 20] {
+        let text: String = (0..size)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        client
+            .send(tungstenite::Message::text(text.clone()))
+            .await
+            .unwrap();
+        match client.next().await.unwrap().unwrap() {
+            tungstenite::Message::Text(t) => assert_eq!(t.as_str(), text, "text of {size}"),
+            other => panic!("expected text of {size}, got {other:?}"),
+        }
+        let binary: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        client
+            .send(tungstenite::Message::binary(binary.clone()))
+            .await
+            .unwrap();
+        match client.next().await.unwrap().unwrap() {
+            tungstenite::Message::Binary(b) => assert_eq!(&b[..], &binary[..], "binary of {size}"),
+            other => panic!("expected binary of {size}, got {other:?}"),
+        }
+    }
+    client.close(None).await.unwrap();
+    let mut last = None;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await {
+        let done = matches!(event, Seen::Close(_));
+        last = Some(event);
+        if done {
+            break;
+        }
+    }
+    match last {
+        Some(Seen::Close(close)) => {
+            assert_eq!(close.code, ws::CloseCode::NO_STATUS);
+            assert!(close.was_clean);
+        }
+        other => panic!("expected Close last, saw {other:?}"),
+    }
+    handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn listen_refuses_a_request_without_key_with_400_and_starts_no_actor() {
+    let (addr, handle, mut seen) = start(ws::Server::new());
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{response}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), seen.recv())
+            .await
+            .is_err(),
+        "no actor started"
+    );
+    handle.stop(false).await;
+}

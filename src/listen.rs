@@ -10,7 +10,7 @@ use std::{
     net::ToSocketAddrs,
     pin::Pin,
     rc::Rc,
-    task::{Context, Poll},
+    task::{ready, Context, Poll},
     time::Duration,
 };
 
@@ -25,36 +25,45 @@ use crate::{
     web::Server,
 };
 
-/// Bytes read per readiness: enough for a burst of small frames, returned to the
-/// allocator as soon as they are consumed.
+/// Read buffer reserved when the socket is readable and the buffer is nearly full:
+/// enough for a burst of small frames. The buffer is reused once the messages split
+/// off it are dropped.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// The socket's bytes as a stream, read only when the socket is readable: an idle
-/// connection holds no buffer.
-struct Input {
+/// The socket as the connection's input: read straight into the driver's buffer,
+/// only when the socket is readable, so an idle connection holds no read buffer.
+struct SocketInput {
     socket: Rc<TcpStream>,
+    /// Bytes that came after the handshake's head, in the same read.
     first: Option<Bytes>,
 }
 
-impl Stream for Input {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+impl actor::Input for SocketInput {
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
         if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(first)));
+            buf.extend_from_slice(&first);
+            return Poll::Ready(Ok(first.len()));
         }
         loop {
-            match self.socket.poll_read_ready(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(Ok(())) => {}
+            ready!(self.socket.poll_read_ready(cx))?;
+            let had_buffer = buf.capacity() > 0;
+            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
             }
-            let mut buf = BytesMut::with_capacity(READ_CHUNK);
-            match self.socket.try_read_buf(&mut buf) {
-                Ok(0) => return Poll::Ready(None),
-                Ok(_) => return Poll::Ready(Some(Ok(buf.freeze()))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Some(Err(e))),
+            match self.socket.try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !had_buffer && buf.is_empty() {
+                        // Readiness was stale and nothing came: an idle connection
+                        // keeps no buffer.
+                        *buf = BytesMut::new();
+                    }
+                    continue;
+                }
+                result => return Poll::Ready(result),
             }
         }
     }
@@ -150,11 +159,11 @@ async fn serve_connection<A: WebSocketActor>(
     core.set_protocol(accept.protocol.clone());
     core.open();
     let socket = Rc::new(socket);
-    let input = Input {
+    let input = SocketInput {
         socket: socket.clone(),
         first: (!rest.is_empty()).then_some(rest),
     };
-    let (_addr, mut writer) = actor::spawn(actor(), core, input, &settings.connection, span);
+    let (_addr, mut writer) = actor::spawn_input(actor(), core, input, &settings.connection, span);
     while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut writer).poll_next(cx)).await {
         match chunk {
             Ok(bytes) => {

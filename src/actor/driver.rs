@@ -20,6 +20,51 @@ use super::{
 };
 use crate::proto::{CloseCode, Event, ReadyState};
 
+/// Read buffer capacity kept while nothing is pending; more is returned.
+const MAX_IDLE_READ_BUF: usize = 64 * 1024;
+
+/// Where a connection's bytes come from: the driver reads straight into its own
+/// buffer, so a transport that can (a socket) costs no copy and no allocation per
+/// read.
+pub(crate) trait Input: Unpin {
+    /// Append what is available to `buf`. `Ready(Ok(0))` is the end of the input;
+    /// an error ends it too.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<std::io::Result<usize>>;
+}
+
+/// A stream of byte chunks as [`Input`] (the actix-web request payload): each chunk
+/// is copied into the driver's buffer, which reuses its allocation once the
+/// messages split off it earlier are dropped.
+pub(crate) struct StreamInput<S>(pub S);
+
+impl<S, E> Input for StreamInput<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    fn poll_read_into(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            return match Pin::new(&mut self.0).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    buf.extend_from_slice(&chunk);
+                    Poll::Ready(Ok(chunk.len()))
+                }
+                Poll::Ready(Some(Err(_))) => Poll::Ready(Err(std::io::ErrorKind::Other.into())),
+                Poll::Ready(None) => Poll::Ready(Ok(0)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+}
+
 /// Drives one connection from inside the user's actor context (spawned there with
 /// `ctx.spawn`): a received message is handed to the actor's handler directly, with
 /// no mailbox in between, and the actor handles it before the next one is read; so
@@ -37,10 +82,10 @@ pub(crate) struct Driver<A, S> {
     _actor: PhantomData<fn(A)>,
 }
 
-impl<A, S, E> Driver<A, S>
+impl<A, S> Driver<A, S>
 where
     A: WebSocketActor,
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    S: Input,
 {
     pub fn new(
         shared: SharedRef,
@@ -108,17 +153,12 @@ where
         if self.input_done {
             return false;
         }
-        match Pin::new(&mut self.input).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
+        match self.input.poll_read_into(cx, &mut self.read_buf) {
+            Poll::Ready(Ok(n)) if n > 0 => {
                 self.guard.activity();
-                // The chunk shares the transport's read buffer, so it cannot become
-                // ours; copying it into our buffer reuses that buffer's allocation
-                // once the messages split off it earlier are dropped (no allocation
-                // per read in the steady state).
-                self.read_buf.extend_from_slice(&chunk);
                 true
             }
-            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
+            Poll::Ready(_) => {
                 self.input_done = true;
                 let mut s = Shared::lock(&self.shared);
                 s.core().receive_buf(&mut self.read_buf);
@@ -140,10 +180,10 @@ where
     response.handle(ctx, None);
 }
 
-impl<A, S, E> ActorFuture<A> for Driver<A, S>
+impl<A, S> ActorFuture<A> for Driver<A, S>
 where
     A: WebSocketActor,
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    S: Input,
 {
     type Output = ();
 
@@ -195,6 +235,10 @@ where
                 continue;
             }
             if !this.read(cx) {
+                if this.read_buf.is_empty() && this.read_buf.capacity() > MAX_IDLE_READ_BUF {
+                    // Nothing pending after a large message: give its buffer back.
+                    this.read_buf = BytesMut::new();
+                }
                 return Poll::Pending;
             }
         }
@@ -238,8 +282,23 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
     E: 'static,
 {
+    spawn_input(actor, core, StreamInput(input), settings, span)
+}
+
+/// [`spawn`] with any [`Input`].
+pub(crate) fn spawn_input<A, I>(
+    actor: A,
+    core: crate::proto::Connection,
+    input: I,
+    settings: &ConnectionSettings,
+    span: tracing::Span,
+) -> (actix::Addr<A>, super::Writer)
+where
+    A: WebSocketActor,
+    I: Input + 'static,
+{
     let mut ctx = Context::<A>::new();
-    let mut writer = attach(&mut ctx, core, input, settings, span);
+    let mut writer = attach_input(&mut ctx, core, input, settings, span);
     let addr = actix::AsyncContext::address(&ctx);
     writer.actor = Some(Box::pin(ctx.into_future(actor)));
     (addr, writer)
@@ -248,22 +307,21 @@ where
 /// Run the driver of a connection over `core` and `input` in the context of a
 /// running actor (a client reconnecting runs one connection after another in the
 /// same actor); returns the writer (the stream of bytes for the peer).
-pub(crate) fn attach<A, S, E>(
+pub(crate) fn attach_input<A, I>(
     ctx: &mut Context<A>,
     core: crate::proto::Connection,
-    input: S,
+    input: I,
     settings: &ConnectionSettings,
     span: tracing::Span,
 ) -> super::Writer
 where
     A: WebSocketActor,
-    S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
-    E: 'static,
+    I: Input + 'static,
 {
     use actix::AsyncContext;
 
     let shared = Shared::new(core, settings);
-    ctx.spawn(Driver::<A, S>::new(shared.clone(), input, settings, span));
+    ctx.spawn(Driver::<A, I>::new(shared.clone(), input, settings, span));
     super::Writer {
         shared,
         actor: None,

@@ -16,7 +16,7 @@ mod shared;
 
 pub use conn::{Conn, Pong, Sent};
 #[allow(unused_imports)] // `attach` is for the client.
-pub(crate) use driver::{attach, spawn};
+pub(crate) use driver::{attach_input, spawn, spawn_input, Input, StreamInput};
 pub use messages::{Close, Message, Open, WebSocketActor};
 pub use registry::{open_connections, shutdown};
 pub use settings::ConnectionSettings;

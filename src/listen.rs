@@ -6,6 +6,7 @@
 //! behind the upgraded connection, and an idle connection keeps no read buffer.
 
 use std::{
+    future::Future,
     io,
     net::ToSocketAddrs,
     pin::Pin,
@@ -16,7 +17,11 @@ use std::{
 
 use actix_rt::net::TcpStream;
 use bytes::{Bytes, BytesMut};
-use futures_core::Stream;
+use tokio::{
+    io::AsyncWrite,
+    net::tcp::{OwnedReadHalf, OwnedWriteHalf},
+};
+use tokio_util::io::poll_read_buf;
 
 use crate::{
     actor::{self, WebSocketActor},
@@ -32,8 +37,12 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// The socket as the connection's input: read straight into the driver's buffer,
 /// only when the socket is readable, so an idle connection holds no read buffer.
+///
+/// It reads with `AsyncRead::poll_read`, which notes a short read as the end of
+/// what the socket holds: the next poll waits for readiness instead of trying a
+/// read that would block (one system call fewer per message).
 struct SocketInput {
-    socket: Rc<TcpStream>,
+    socket: OwnedReadHalf,
     /// Bytes that came after the handshake's head, in the same read.
     first: Option<Bytes>,
 }
@@ -48,24 +57,21 @@ impl actor::Input for SocketInput {
             buf.extend_from_slice(&first);
             return Poll::Ready(Ok(first.len()));
         }
-        loop {
-            ready!(self.socket.poll_read_ready(cx))?;
-            let had_buffer = buf.capacity() > 0;
-            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                buf.reserve(READ_CHUNK);
-            }
-            match self.socket.try_read_buf(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !had_buffer && buf.is_empty() {
-                        // Readiness was stale and nothing came: an idle connection
-                        // keeps no buffer.
-                        *buf = BytesMut::new();
-                    }
-                    continue;
-                }
-                result => return Poll::Ready(result),
-            }
+        let had_buffer = buf.capacity() > 0;
+        if !had_buffer {
+            // Idle: take a buffer only once there is something to read.
+            ready!(self.socket.as_ref().poll_read_ready(cx))?;
         }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let read = poll_read_buf(Pin::new(&mut self.socket), cx, buf);
+        if read.is_pending() && !had_buffer && buf.is_empty() {
+            // Readiness was stale and nothing came: an idle connection keeps no
+            // buffer.
+            *buf = BytesMut::new();
+        }
+        read
     }
 }
 
@@ -114,41 +120,70 @@ async fn read_head(
 
 /// Serve one TCP connection: the handshake, then the connection's actor, with the
 /// writer's bytes written to the socket.
+///
+/// The handshake runs in a future of its own, boxed: its state (the head buffer,
+/// the timer, the parsed request) is freed once it is done, so the task that stays
+/// for the connection's lifetime holds only the socket and the writer.
 async fn serve_connection<A: WebSocketActor>(
     server: Rc<Server>,
     socket: TcpStream,
     actor: impl FnOnce() -> A,
 ) {
+    let Some((socket, core, rest, span)) = Box::pin(handshake(server.clone(), socket)).await else {
+        return;
+    };
+    let (read, write) = socket.into_split();
+    let input = SocketInput {
+        socket: read,
+        first: (!rest.is_empty()).then_some(rest),
+    };
+    let settings = &server.settings().connection;
+    let (_addr, writer) = actor::spawn_input(actor(), core, input, settings, span);
+    // Dropping the writer at the end stops the actor and drops its input; dropping
+    // the write half shuts the socket's sending side: the server closes the TCP
+    // connection first (RFC 6455 §7.1.1).
+    WriteOut {
+        socket: write,
+        writer,
+    }
+    .await;
+}
+
+/// The opening handshake over `socket`: read and validate the request, answer it.
+/// Returns the open core, the bytes that followed the request, and the
+/// connection's span; `None` when the handshake failed (a refusal was written).
+async fn handshake(
+    server: Rc<Server>,
+    socket: TcpStream,
+) -> Option<(TcpStream, Connection, Bytes, tracing::Span)> {
     let _ = socket.set_nodelay(true);
     let peer = socket.peer_addr().ok();
     let settings = server.settings();
+    let options = server.handshake_options();
+    let refuse = |err: HandshakeError| {
+        tracing::debug!(error = %err, "websocket handshake refused");
+        let mut out = Vec::new();
+        err.write_rejection(&mut out);
+        out
+    };
     let (head, rest) = match read_head(&socket, settings.connection.handshake_timeout).await {
         Ok(read) => read,
         Err(Some(err)) => {
-            tracing::debug!(error = %err, "websocket handshake refused");
-            let mut out = Vec::new();
-            err.write_rejection(&mut out);
-            let _ = write_all(&socket, &out).await;
-            return;
+            let _ = write_all(&socket, &refuse(err)).await;
+            return None;
         }
-        Err(None) => return,
+        Err(None) => return None,
     };
-    let options = server.handshake_options();
     let accept = match head.validate(&options) {
         Ok(accept) => accept,
         Err(err) => {
-            tracing::debug!(error = %err, "websocket handshake refused");
-            let mut out = Vec::new();
-            err.write_rejection(&mut out);
-            let _ = write_all(&socket, &out).await;
-            return;
+            let _ = write_all(&socket, &refuse(err)).await;
+            return None;
         }
     };
     let mut response = Vec::new();
     accept.write_response(&options, &mut response);
-    if write_all(&socket, &response).await.is_err() {
-        return;
-    }
+    write_all(&socket, &response).await.ok()?;
     let span = tracing::debug_span!(
         "websocket",
         peer = ?peer,
@@ -156,28 +191,25 @@ async fn serve_connection<A: WebSocketActor>(
         protocol = accept.protocol.as_deref().unwrap_or(""),
     );
     let mut core = Connection::new(Role::Server, settings.protocol.clone());
-    core.set_protocol(accept.protocol.clone());
+    core.set_protocol(accept.protocol);
     core.open();
-    let socket = Rc::new(socket);
-    let input = SocketInput {
-        socket: socket.clone(),
-        first: (!rest.is_empty()).then_some(rest),
-    };
-    let (_addr, mut writer) = actor::spawn_input(actor(), core, input, &settings.connection, span);
-    while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut writer).poll_next(cx)).await {
-        match chunk {
-            Ok(bytes) => {
-                if write_all(&socket, &bytes).await.is_err() {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
+    Some((socket, core, rest, span))
+}
+
+/// Writes the connection's output to the socket, straight from the core's buffer,
+/// until the connection ends; the writer drives the actor as it goes.
+struct WriteOut {
+    socket: OwnedWriteHalf,
+    writer: actor::Writer,
+}
+
+impl Future for WriteOut {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let WriteOut { socket, writer } = self.get_mut();
+        writer.poll_write_to(cx, |cx, bytes| Pin::new(&mut *socket).poll_write(cx, bytes))
     }
-    // Dropping the writer stops the actor and drops its input: the last handle on
-    // the socket goes, and the server closes the TCP connection first (RFC 6455
-    // §7.1.1).
-    drop(writer);
 }
 
 impl Server {

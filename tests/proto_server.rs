@@ -1668,3 +1668,23 @@ fn server_receive_buf_in_pieces_matches_receive() {
         assert_output(&mut c, &[pong(b"p"), close_frame(1000, "")]);
     }
 }
+
+// The output can be written in place: `output()` shows the pending bytes and
+// `advance_output(n)` drops what the transport took, keeping the rest in order.
+#[test]
+fn output_written_in_place_in_partial_writes() {
+    let mut c = Connection::new(ROLE, Config::default());
+    c.send_text("queued").unwrap();
+    assert_eq!(c.output(), b"", "nothing goes out while connecting");
+    c.open();
+    assert_eq!(c.output(), b"\x81\x06queued");
+    c.send_binary(b"ab").unwrap();
+    c.advance_output(3);
+    assert_eq!(c.output(), b"ueued\x82\x02ab");
+    assert_eq!(c.buffered_amount(), 9);
+    c.advance_output(100);
+    assert_eq!(c.output(), b"");
+    assert_eq!(c.buffered_amount(), 0);
+    c.send_text("x").unwrap();
+    assert_eq!(&c.take_output()[..], b"\x81\x01x");
+}

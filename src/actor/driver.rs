@@ -108,46 +108,6 @@ where
         }
     }
 
-    /// Decode and deliver events until none is left or the budget is spent; returns
-    /// how many were delivered.
-    fn deliver(&mut self, act: &mut A, ctx: &mut Context<A>, budget: usize) -> usize {
-        let mut delivered = 0;
-        while delivered < budget && !self.close_delivered {
-            let event = {
-                let mut s = Shared::lock(&self.shared);
-                match s.codec.decode(&mut self.read_buf) {
-                    Ok(Some(event)) => {
-                        if let Event::Pong(payload) = &event {
-                            s.pong_received(payload);
-                        }
-                        if matches!(event, Event::Close(_)) {
-                            s.release_waiters();
-                        }
-                        // The failure an Error applies queues a Close frame.
-                        s.wake_writer();
-                        event
-                    }
-                    _ => break,
-                }
-            };
-            delivered += 1;
-            match event {
-                Event::Open => {
-                    let conn = Conn::new(self.shared.clone());
-                    handle(act, ctx, Open { conn });
-                }
-                Event::Message(message) => handle(act, ctx, message),
-                Event::Error(error) => handle(act, ctx, error),
-                Event::Close(close) => {
-                    self.close_delivered = true;
-                    handle(act, ctx, close);
-                }
-                Event::Ping(_) | Event::Pong(_) => {}
-            }
-        }
-        delivered
-    }
-
     /// Read what the transport has; true when something was read or the input ended.
     fn read(&mut self, cx: &mut TaskContext<'_>) -> bool {
         if self.input_done {
@@ -168,6 +128,29 @@ where
             Poll::Pending => false,
         }
     }
+}
+
+/// Hand one event to the actor's handler; returns whether it was the `Close`.
+fn dispatch<A: WebSocketActor>(
+    shared: &SharedRef,
+    act: &mut A,
+    ctx: &mut Context<A>,
+    event: Event,
+) -> bool {
+    match event {
+        Event::Open => {
+            let conn = Conn::new(shared.clone());
+            handle(act, ctx, Open { conn });
+        }
+        Event::Message(message) => handle(act, ctx, message),
+        Event::Error(error) => handle(act, ctx, error),
+        Event::Close(close) => {
+            handle(act, ctx, close);
+            return true;
+        }
+        Event::Ping(_) | Event::Pong(_) => {}
+    }
+    false
 }
 
 /// Call the actor's handler for `msg` the way its mailbox would.
@@ -194,12 +177,32 @@ where
         cx: &mut TaskContext<'_>,
     ) -> Poll<()> {
         let this = self.get_mut();
-        let span = this.span.clone();
-        let _entered = span.enter();
+        // Entering a span costs even when no subscriber wants it (the `log`
+        // bridge): only when it is enabled.
+        let span = (!this.span.is_disabled()).then(|| this.span.clone());
+        let _entered = span.as_ref().map(|span| span.enter());
         let mut budget = this.max_events;
         loop {
-            budget -= this.deliver(act, ctx, budget).min(budget);
+            // Decode and deliver what is buffered, holding the lock only while
+            // decoding: the handler sends through the same lock.
             let mut s = Shared::lock(&this.shared);
+            while budget > 0 && !this.close_delivered {
+                let Ok(Some(event)) = s.codec.decode(&mut this.read_buf) else {
+                    break;
+                };
+                if let Event::Pong(payload) = &event {
+                    s.pong_received(payload);
+                }
+                if matches!(event, Event::Close(_)) {
+                    s.release_waiters();
+                }
+                // The failure an Error applies queues a Close frame.
+                s.wake_writer();
+                drop(s);
+                budget -= 1;
+                this.close_delivered = dispatch(&this.shared, act, ctx, event);
+                s = Shared::lock(&this.shared);
+            }
             if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 s.driver = Some(cx.waker().clone());
             }

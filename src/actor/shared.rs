@@ -183,51 +183,124 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+impl Writer {
+    /// Poll the actor's context if it was woken since the last poll.
+    fn drive_actor(&mut self, cx: &mut Context<'_>) {
+        if self.actor.is_none() {
+            return;
+        }
+        self.actor_wake.set_outer(cx.waker());
+        if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
+            // Forget our waker while the actor runs: the sends it makes are taken
+            // right after, without waking this task again.
+            Shared::lock(&self.shared).writer = None;
+            let waker = Waker::from(self.actor_wake.clone());
+            let mut actor_cx = Context::from_waker(&waker);
+            let done = self
+                .actor
+                .as_mut()
+                .is_some_and(|a| a.as_mut().poll(&mut actor_cx).is_ready());
+            if done {
+                self.actor = None;
+            }
+        }
+    }
+
+    /// Write the output straight from the core's buffer with `write` (a socket's
+    /// non-blocking write), without taking it out: no buffer changes hands. Returns
+    /// `Ready` when the transport should be closed (the connection ended, or `write`
+    /// failed); `Pending` when the output is written or `write` is not ready.
+    pub fn poll_write_to(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut(&mut Context<'_>, &[u8]) -> Poll<std::io::Result<usize>>,
+    ) -> Poll<()> {
+        self.drive_actor(cx);
+        let mut s = Shared::lock(&self.shared);
+        loop {
+            if s.writer_gone {
+                return Poll::Ready(());
+            }
+            let out = s.core().output();
+            if !out.is_empty() {
+                match write(cx, out) {
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        s.core().advance_output(n);
+                        s.output_taken(n);
+                        continue;
+                    }
+                    Poll::Ready(_) => {
+                        s.end_writer();
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending if !s.force_close => {
+                        // Sends from elsewhere wake us too; the socket wakes us
+                        // when it can take more.
+                        s.register_writer(cx.waker());
+                        return Poll::Pending;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if s.codec.core().should_close_transport() || s.force_close {
+                s.end_writer();
+                return Poll::Ready(());
+            }
+            s.register_writer(cx.waker());
+            return Poll::Pending;
+        }
+    }
+}
+
+impl Shared {
+    /// The writer took `n` output bytes: complete the `Sent`s they finish.
+    fn output_taken(&mut self, n: usize) {
+        self.taken += n as u64;
+        let taken = self.taken;
+        while self
+            .sent
+            .front()
+            .is_some_and(|(offset, _)| *offset <= taken)
+        {
+            if let Some((_, waker)) = self.sent.pop_front() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// The transport is done: nothing more reaches the peer.
+    fn end_writer(&mut self) {
+        self.writer_gone = true;
+        self.release_waiters();
+        self.wake_driver();
+    }
+
+    fn register_writer(&mut self, waker: &Waker) {
+        if !self.writer.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.writer = Some(waker.clone());
+        }
+    }
+}
+
 impl Stream for Writer {
     type Item = Result<Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.actor.is_some() {
-            self.actor_wake.set_outer(cx.waker());
-            if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
-                // Forget our waker while the actor runs: the sends it makes are
-                // taken right below, without waking this task again.
-                Shared::lock(&self.shared).writer = None;
-                let waker = Waker::from(self.actor_wake.clone());
-                let mut actor_cx = Context::from_waker(&waker);
-                let done = self
-                    .actor
-                    .as_mut()
-                    .is_some_and(|a| a.as_mut().poll(&mut actor_cx).is_ready());
-                if done {
-                    self.actor = None;
-                }
-            }
-        }
+        self.drive_actor(cx);
         let mut s = Shared::lock(&self.shared);
         if s.writer_gone {
             return Poll::Ready(None);
         }
         let out = s.core().take_output();
         if !out.is_empty() {
-            s.taken += out.len() as u64;
-            let taken = s.taken;
-            while s.sent.front().is_some_and(|(offset, _)| *offset <= taken) {
-                if let Some((_, waker)) = s.sent.pop_front() {
-                    waker.wake();
-                }
-            }
+            s.output_taken(out.len());
             return Poll::Ready(Some(Ok(out.freeze())));
         }
         if s.codec.core().should_close_transport() || s.force_close {
-            s.writer_gone = true;
-            s.release_waiters();
-            s.wake_driver();
+            s.end_writer();
             return Poll::Ready(None);
         }
-        if !s.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            s.writer = Some(cx.waker().clone());
-        }
+        s.register_writer(cx.waker());
         Poll::Pending
     }
 }
@@ -236,9 +309,6 @@ impl Drop for Writer {
     fn drop(&mut self) {
         // Stop the actor first (its driver locks the shared state as it goes).
         self.actor = None;
-        let mut s = Shared::lock(&self.shared);
-        s.writer_gone = true;
-        s.release_waiters();
-        s.wake_driver();
+        Shared::lock(&self.shared).end_writer();
     }
 }

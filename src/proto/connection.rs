@@ -309,6 +309,23 @@ impl Connection {
         self.output.split()
     }
 
+    /// The bytes to write to the transport, without taking them: write what the
+    /// transport accepts straight from here, then [`advance_output`](Self::advance_output)
+    /// by that much. Empty while `Connecting`.
+    pub fn output(&self) -> &[u8] {
+        if self.state == ReadyState::Connecting {
+            return &[];
+        }
+        &self.output
+    }
+
+    /// Drop the first `n` bytes of [`output`](Self::output): the transport took them.
+    /// `n` is capped at the output's length.
+    pub fn advance_output(&mut self, n: usize) {
+        let n = n.min(self.output().len());
+        self.output.advance(n);
+    }
+
     /// Move the output into `dst` (an encoder's write buffer), without copying when
     /// `dst` is empty.
     pub fn write_output_into(&mut self, dst: &mut BytesMut) {

@@ -2,28 +2,24 @@
 
 /// XOR `buf` with `mask`, as if `buf` began `offset` bytes into the payload.
 ///
-/// The offset lets a frame be unmasked piece by piece as its bytes arrive. Short
-/// buffers go byte by byte; longer ones are masked byte by byte up to a 16-byte
-/// boundary, then 8 bytes at a time with a 64-bit word built from the (rotated)
-/// key, which the compiler unrolls into aligned vector loads and stores, then the
-/// tail byte by byte. No `unsafe`.
+/// The offset lets a frame be unmasked piece by piece as its bytes arrive. The key
+/// is rotated to the offset once; long buffers are masked byte by byte up to a
+/// 16-byte boundary (so that the body's loads and stores are aligned), then 8 bytes
+/// at a time with a 64-bit word built from the key, which the compiler unrolls into
+/// vector loads and stores; what is left goes 4 bytes, then 1 byte at a time. Short
+/// payloads (the common chat message) thus take a few word operations, not a loop
+/// per byte. No `unsafe`.
 #[inline]
 pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
-    if buf.len() < 32 {
-        apply_mask_scalar(buf, mask, offset);
-        return;
+    let mut key = rotate(mask, offset);
+    let mut body = buf;
+    if body.len() >= 64 {
+        let head = body.as_ptr().align_offset(16).min(body.len());
+        let (head_bytes, rest) = body.split_at_mut(head);
+        apply_mask_scalar(head_bytes, key, 0);
+        key = rotate(key, head);
+        body = rest;
     }
-    // Bring the body to a 16-byte boundary, so that its loads and stores are aligned.
-    let head = buf.as_ptr().align_offset(16).min(buf.len());
-    let (head_bytes, body) = buf.split_at_mut(head);
-    apply_mask_scalar(head_bytes, mask, offset);
-    let shift = (offset + head) & 3;
-    let key = [
-        mask[shift],
-        mask[(shift + 1) & 3],
-        mask[(shift + 2) & 3],
-        mask[(shift + 3) & 3],
-    ];
     let [a, b, c, d] = key;
     let word = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
     let mut chunks = body.chunks_exact_mut(8);
@@ -33,7 +29,24 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
         chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
     }
     // 8 is a multiple of 4, so the remainder starts at key phase 0.
-    apply_mask_scalar(chunks.into_remainder(), key, 0);
+    let rest = chunks.into_remainder();
+    let (four, tail) = rest.split_at_mut(rest.len() & !3);
+    if let Ok(four) = <&mut [u8; 4]>::try_from(four) {
+        *four = (u32::from_ne_bytes(*four) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+    }
+    apply_mask_scalar(tail, key, 0);
+}
+
+/// The key as seen from `offset` bytes into the payload.
+#[inline]
+fn rotate(mask: [u8; 4], offset: usize) -> [u8; 4] {
+    let s = offset & 3;
+    [
+        mask[s],
+        mask[(s + 1) & 3],
+        mask[(s + 2) & 3],
+        mask[(s + 3) & 3],
+    ]
 }
 
 /// Byte-at-a-time reference for [`apply_mask`]: the obvious loop the RFC describes
@@ -62,16 +75,18 @@ mod tests {
     #[test]
     fn word_at_a_time_matches_reference_for_every_length_and_offset() {
         let mask = [0x6d, 0xb6, 0xb2, 0x80];
-        let data: Vec<u8> = (0..64u8)
+        // 0..=64 as the issue asks, and on past the 64-byte switch to the aligned
+        // body, so that both paths meet every alignment.
+        let data: Vec<u8> = (0..=255u8)
             .map(|i| i.wrapping_mul(37).wrapping_add(11))
             .collect();
-        for len in 0..=64 {
+        for len in 0..=160 {
             for offset in 0..4 {
-                for start in 0..4 {
+                for start in 0..16 {
                     // `start` shifts the slice's alignment in memory as well.
                     let mut fast = data.clone();
                     let mut slow = data.clone();
-                    let end = (start + len).min(64);
+                    let end = start + len;
                     apply_mask(&mut fast[start..end], mask, offset);
                     apply_mask_scalar(&mut slow[start..end], mask, offset);
                     assert_eq!(fast, slow, "len {len} offset {offset} start {start}");

@@ -31,9 +31,13 @@ use crate::{
 };
 
 /// Read buffer reserved when the socket is readable and the buffer is nearly full:
-/// enough for a burst of small frames. The buffer is reused once the messages split
-/// off it are dropped.
-const READ_CHUNK: usize = 16 * 1024;
+/// a burst of small frames, or one 64 KiB frame with its header, in one read. The
+/// slack past 64 KiB matters: a frame of a power-of-two size plus its header would
+/// otherwise fill the buffer just short of its end, and the buffer would have to
+/// grow (a copy of all of it) for the last few bytes. Only the pages written are
+/// touched; the buffer is reused once the messages split off it are dropped, and
+/// released when the connection goes quiet.
+const READ_CHUNK: usize = 64 * 1024 + 64;
 
 /// The socket as the connection's input: read straight into the driver's buffer,
 /// only when the socket is readable, so an idle connection holds no read buffer.
@@ -208,7 +212,9 @@ impl Future for WriteOut {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let WriteOut { socket, writer } = self.get_mut();
-        writer.poll_write_to(cx, |cx, bytes| Pin::new(&mut *socket).poll_write(cx, bytes))
+        writer.poll_write_to(cx, |cx, slices| {
+            Pin::new(&mut *socket).poll_write_vectored(cx, slices)
+        })
     }
 }
 

@@ -1701,3 +1701,24 @@ fn client_receive_buf_in_pieces_matches_receive() {
         assert_output(&mut c, &[pong(b"p"), close_frame(1000, "")]);
     }
 }
+
+// A client masks every frame (RFC 6455 §5.3), so a large payload is copied and
+// masked into the output, never queued by reference.
+#[test]
+fn large_payload_is_masked_into_one_piece() {
+    let mut c = conn();
+    let payload = bytes::Bytes::from(vec![0x5a; 4096]);
+    c.send(&Message::Binary(payload.clone())).unwrap();
+    let mut slots = [std::io::IoSlice::new(&[]); 8];
+    assert_eq!(c.output_vectored(&mut slots), 1);
+    let frame = slots[0].to_vec();
+    assert_eq!(frame.len(), 8 + 4096);
+    assert_eq!(&frame[..4], b"\x82\xfe\x10\x00");
+    let key = [frame[4], frame[5], frame[6], frame[7]];
+    let unmasked: Vec<u8> = frame[8..]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ key[i % 4])
+        .collect();
+    assert_eq!(unmasked, payload.to_vec());
+}

@@ -1688,3 +1688,33 @@ fn output_written_in_place_in_partial_writes() {
     c.send_text("x").unwrap();
     assert_eq!(&c.take_output()[..], b"\x81\x01x");
 }
+
+// A large message sent from `Bytes` goes out by reference (a server's frames are
+// not masked, RFC 6455 §5.1): its header, then the caller's own buffer, in one
+// vectored write; small frames around it keep their order.
+#[test]
+fn large_payload_is_queued_by_reference_not_copied() {
+    let mut c = conn();
+    let payload = bytes::Bytes::from(vec![0x5a; 4096]);
+    c.send_text("a").unwrap();
+    c.send(&Message::Binary(payload.clone())).unwrap();
+    c.send_text("b").unwrap();
+    let mut slots = [std::io::IoSlice::new(&[]); 8];
+    let n = c.output_vectored(&mut slots);
+    assert_eq!(n, 3);
+    assert_eq!(&slots[0][..], b"\x81\x01a\x82\x7e\x10\x00");
+    assert_eq!(
+        slots[1].as_ptr(),
+        payload.as_ptr(),
+        "the payload was copied"
+    );
+    assert_eq!(slots[1].len(), 4096);
+    assert_eq!(&slots[2][..], b"\x81\x01b");
+    assert_eq!(c.buffered_amount(), 7 + 4096 + 3);
+    c.advance_output(7 + 100);
+    assert_eq!(c.output().len(), 4096 - 100);
+    assert_eq!(
+        c.take_output().to_vec(),
+        [&[0x5a; 3996][..], b"\x81\x01b"].concat()
+    );
+}

@@ -21,7 +21,12 @@ use super::{
 use crate::proto::{CloseCode, Event, ReadyState};
 
 /// Read buffer capacity kept while nothing is pending; more is returned.
-const MAX_IDLE_READ_BUF: usize = 64 * 1024;
+const MAX_IDLE_READ_BUF: usize = 128 * 1024;
+
+/// At most this much read buffer is reserved ahead of the bytes that arrived, for a
+/// frame whose header announced more: a peer has to send data, not just declare
+/// it, to make the buffer grow further.
+const MAX_READ_AHEAD: usize = 256 * 1024;
 
 /// Where a connection's bytes come from: the driver reads straight into its own
 /// buffer, so a transport that can (a socket) costs no copy and no allocation per
@@ -228,7 +233,13 @@ where
                 s.wake_writer();
             }
             let events_waiting = s.codec.core().peek_event().is_some();
+            let frame_remaining = s.codec.core().frame_remaining();
             drop(s);
+            if verdict == Verdict::Acted && this.read_buf.is_empty() {
+                // The guard pinged a quiet connection (or gave up on it): keep no
+                // read buffer while nothing comes.
+                this.read_buf = BytesMut::new();
+            }
             if budget == 0 {
                 // Yield to the rest of the actor's work; come back at once.
                 cx.waker().wake_by_ref();
@@ -236,6 +247,11 @@ where
             }
             if events_waiting || verdict != Verdict::Quiet {
                 continue;
+            }
+            if frame_remaining > this.read_buf.capacity() - this.read_buf.len() {
+                // Make room for the rest of the frame at once (bounded), rather than
+                // growing and copying the buffer as its pieces arrive.
+                this.read_buf.reserve(frame_remaining.min(MAX_READ_AHEAD));
             }
             if !this.read(cx) {
                 if this.read_buf.is_empty() && this.read_buf.capacity() > MAX_IDLE_READ_BUF {

@@ -137,7 +137,10 @@ impl Guard {
                 verdict = Verdict::Acted;
             } else if let Some(interval) = self.ping_interval.filter(|_| open) {
                 if now >= self.last_activity.max(self.last_ping) + interval {
-                    // A keep-alive ping; its Pong (any frame, really) counts as activity.
+                    // A keep-alive ping; its Pong (any frame, really) counts as
+                    // activity. The connection has been quiet: its empty buffers
+                    // go back to the allocator.
+                    core.release_buffers();
                     if core.send_ping(b"").is_ok() && verdict == Verdict::Quiet {
                         verdict = Verdict::Acted;
                     }

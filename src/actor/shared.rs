@@ -2,6 +2,7 @@
 
 use std::{
     collections::VecDeque,
+    io::IoSlice,
     pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -44,6 +45,9 @@ pub(crate) struct Shared {
     /// The writer ended or was dropped: nothing more reaches the peer.
     pub writer_gone: bool,
 }
+
+/// At most this many pieces of output go into one vectored write.
+const MAX_WRITE_SLICES: usize = 8;
 
 /// A handle on the shared state.
 pub(crate) type SharedRef = Arc<Mutex<Shared>>;
@@ -206,14 +210,16 @@ impl Writer {
         }
     }
 
-    /// Write the output straight from the core's buffer with `write` (a socket's
-    /// non-blocking write), without taking it out: no buffer changes hands. Returns
-    /// `Ready` when the transport should be closed (the connection ended, or `write`
-    /// failed); `Pending` when the output is written or `write` is not ready.
+    /// Write the output straight from the core's buffers with `write` (a socket's
+    /// non-blocking vectored write), without taking it out: no buffer changes
+    /// hands, and a large payload queued by reference goes out with the frames
+    /// around it in one write. Returns `Ready` when the transport should be closed
+    /// (the connection ended, or `write` failed); `Pending` when the output is
+    /// written or `write` is not ready.
     pub fn poll_write_to(
         &mut self,
         cx: &mut Context<'_>,
-        mut write: impl FnMut(&mut Context<'_>, &[u8]) -> Poll<std::io::Result<usize>>,
+        mut write: impl FnMut(&mut Context<'_>, &[IoSlice<'_>]) -> Poll<std::io::Result<usize>>,
     ) -> Poll<()> {
         self.drive_actor(cx);
         let mut s = Shared::lock(&self.shared);
@@ -221,9 +227,10 @@ impl Writer {
             if s.writer_gone {
                 return Poll::Ready(());
             }
-            let out = s.core().output();
-            if !out.is_empty() {
-                match write(cx, out) {
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+            let n = s.codec.core().output_vectored(&mut slices);
+            if n > 0 {
+                match write(cx, &slices[..n]) {
                     Poll::Ready(Ok(n)) if n > 0 => {
                         s.core().advance_output(n);
                         s.output_taken(n);
@@ -291,10 +298,10 @@ impl Stream for Writer {
         if s.writer_gone {
             return Poll::Ready(None);
         }
-        let out = s.core().take_output();
+        let out = s.core().take_output_chunk();
         if !out.is_empty() {
             s.output_taken(out.len());
-            return Poll::Ready(Some(Ok(out.freeze())));
+            return Poll::Ready(Some(Ok(out)));
         }
         if s.codec.core().should_close_transport() || s.force_close {
             s.end_writer();

@@ -1,12 +1,14 @@
 //! The sans-I/O connection: bytes in, events and bytes out.
 
-use std::{collections::VecDeque, mem};
+use std::{collections::VecDeque, io::IoSlice, mem};
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::{
-    apply_mask, generate_mask, CloseCode, CloseEvent, CloseFrame, Event, Extension, FrameHeader,
-    Message, OpCode, ReadyState, Role, Utf8Bytes, Utf8Validator, MAX_REASON_LEN,
+    apply_mask, generate_mask,
+    output::{Output, SHARE_MIN},
+    CloseCode, CloseEvent, CloseFrame, Event, Extension, FrameHeader, Message, OpCode, ReadyState,
+    Role, Utf8Bytes, Utf8Validator, MAX_REASON_LEN,
 };
 use crate::{
     error::{CapacityError, ProtocolError},
@@ -60,7 +62,7 @@ pub struct Connection {
     frame: Option<InFrame>,
     msg: Assembly,
     events: VecDeque<Event>,
-    output: BytesMut,
+    output: Output,
     protocol: Option<String>,
     extension: Option<Box<dyn Extension>>,
     /// After the connection is closed or failed, input is dropped unread
@@ -132,7 +134,7 @@ impl Connection {
             frame: None,
             msg: Assembly::default(),
             events: VecDeque::new(),
-            output: BytesMut::new(),
+            output: Output::default(),
             protocol: None,
             extension: None,
             discarding: false,
@@ -300,30 +302,75 @@ impl Connection {
 
     // ----- output -----
 
-    /// The bytes to write to the transport, in order. Empty while `Connecting`
-    /// (queued frames go out after [`open`](Self::open)).
+    /// The bytes to write to the transport, in order, as one buffer. Empty while
+    /// `Connecting` (queued frames go out after [`open`](Self::open)). Large
+    /// payloads queued by reference are copied into it: a transport that can write
+    /// pieces should use [`take_output_chunk`](Self::take_output_chunk) or
+    /// [`output_vectored`](Self::output_vectored).
     pub fn take_output(&mut self) -> BytesMut {
         if self.state == ReadyState::Connecting {
             return BytesMut::new();
         }
-        self.output.split()
+        self.output.take_all()
     }
 
-    /// The bytes to write to the transport, without taking them: write what the
-    /// transport accepts straight from here, then [`advance_output`](Self::advance_output)
-    /// by that much. Empty while `Connecting`.
+    /// The next piece of the output, without copying: the frames written since the
+    /// last piece, or a large payload queued by reference. Empty when there is
+    /// nothing to write (or while `Connecting`).
+    pub fn take_output_chunk(&mut self) -> Bytes {
+        if self.state == ReadyState::Connecting {
+            return Bytes::new();
+        }
+        self.output.take_chunk()
+    }
+
+    /// The first contiguous piece of the output, without taking it: write what the
+    /// transport accepts straight from here, then
+    /// [`advance_output`](Self::advance_output) by that much. Empty while
+    /// `Connecting`.
     pub fn output(&self) -> &[u8] {
         if self.state == ReadyState::Connecting {
             return &[];
         }
-        &self.output
+        self.output.front()
     }
 
-    /// Drop the first `n` bytes of [`output`](Self::output): the transport took them.
-    /// `n` is capped at the output's length.
+    /// Fill `dst` with the output's pieces, in order, for one vectored write;
+    /// returns how many were filled (0 while `Connecting`). Then
+    /// [`advance_output`](Self::advance_output) by what the transport took.
+    pub fn output_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        if self.state == ReadyState::Connecting {
+            return 0;
+        }
+        self.output.chunks_vectored(dst)
+    }
+
+    /// Drop the first `n` bytes of the output: the transport took them. `n` is
+    /// capped at the output's length.
     pub fn advance_output(&mut self, n: usize) {
-        let n = n.min(self.output().len());
-        self.output.advance(n);
+        if self.state != ReadyState::Connecting {
+            self.output.advance(n);
+        }
+    }
+
+    /// How many more input bytes the frame being read needs to be whole (0 between
+    /// frames): a transport can make room for that much before its next read, instead
+    /// of growing its buffer piece by piece.
+    pub fn frame_remaining(&self) -> usize {
+        match &self.frame {
+            Some(f) if f.kind != FrameKind::Discard => f.len - f.processed,
+            _ => 0,
+        }
+    }
+
+    /// Give back the memory of the output and message-assembly buffers if they are
+    /// empty: for a connection gone quiet, which then holds no buffer until it
+    /// sends or receives again.
+    pub fn release_buffers(&mut self) {
+        self.output.release();
+        if self.msg.opcode.is_none() && self.msg.buf.is_empty() {
+            self.msg.buf = BytesMut::new();
+        }
     }
 
     /// Move the output into `dst` (an encoder's write buffer), without copying when
@@ -332,11 +379,11 @@ impl Connection {
         if self.state == ReadyState::Connecting || self.output.is_empty() {
             return;
         }
+        let all = self.output.take_all();
         if dst.is_empty() {
-            mem::swap(dst, &mut self.output);
+            *dst = all;
         } else {
-            dst.extend_from_slice(&self.output);
-            self.output.clear();
+            dst.extend_from_slice(&all);
         }
     }
 
@@ -379,10 +426,16 @@ impl Connection {
 
     /// Send a message (the seed's `send`).
     pub fn send(&mut self, message: &Message) -> Result<(), Error> {
-        match message {
-            Message::Text(t) => self.send_data(OpCode::Text, t.as_bytes()),
-            Message::Binary(b) => self.send_data(OpCode::Binary, b),
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        if self.extension.is_none() && self.state.can_send() {
+            // The message's own bytes can go out as they are: no copy when large.
+            self.write_frame_shared(opcode, payload);
+            return Ok(());
         }
+        self.send_data(opcode, payload)
     }
 
     /// Send a Ping with up to 125 bytes of payload (the seed's `send-ping`).
@@ -498,13 +551,32 @@ impl Connection {
             mask,
             payload_len: payload.len() as u64,
         };
-        self.output.reserve(header.encoded_len() + payload.len());
-        header.encode_into(&mut self.output);
-        let start = self.output.len();
-        self.output.extend_from_slice(payload);
+        let out = self.output.tail_mut();
+        out.reserve(header.encoded_len() + payload.len());
+        header.encode_into(out);
+        let start = out.len();
+        out.extend_from_slice(payload);
         if let Some(mask) = mask {
-            apply_mask(&mut self.output[start..], mask, 0);
+            apply_mask(&mut out[start..], mask, 0);
         }
+    }
+
+    /// [`write_frame`](Self::write_frame) for a payload held in `Bytes`: a large one
+    /// that needs no mask (RFC 6455 §5.1: a server's frames are not masked) is
+    /// queued by reference after its header, not copied.
+    fn write_frame_shared(&mut self, opcode: OpCode, payload: &Bytes) {
+        if self.role.masks_outgoing() || payload.len() < SHARE_MIN {
+            return self.write_frame(opcode, 0, payload);
+        }
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        header.encode_into(self.output.tail_mut());
+        self.output.push_shared(payload.clone());
     }
 
     // ----- receiving -----

@@ -11,6 +11,7 @@ mod header;
 mod mask;
 mod message;
 mod opcode;
+mod output;
 mod role;
 mod state;
 mod utf8;

@@ -30,25 +30,31 @@ use crate::{
     web::Server,
 };
 
-/// Read buffer reserved when the socket is readable and the buffer is nearly full:
-/// a burst of small frames, or one 64 KiB frame with its header, in one read. The
-/// slack past 64 KiB matters: a frame of a power-of-two size plus its header would
-/// otherwise fill the buffer just short of its end, and the buffer would have to
-/// grow (a copy of all of it) for the last few bytes. Only the pages written are
-/// touched; the buffer is reused once the messages split off it are dropped, and
-/// released when the connection goes quiet.
-const READ_CHUNK: usize = 64 * 1024 + 64;
+/// Read buffer first reserved when the socket is readable: enough for a burst of
+/// small frames.
+const READ_CHUNK_MIN: usize = 4 * 1024;
+
+/// The most the read reservation grows to while reads keep filling it: one 64 KiB
+/// frame with its header in one read. The slack past 64 KiB matters: a frame of a
+/// power-of-two size plus its header would otherwise fill the buffer just short of
+/// its end, and the buffer would have to grow (a copy of all of it) for the last
+/// few bytes.
+const READ_CHUNK_MAX: usize = 64 * 1024 + 64;
 
 /// The socket as the connection's input: read straight into the driver's buffer,
 /// only when the socket is readable, so an idle connection holds no read buffer.
 ///
 /// It reads with `AsyncRead::poll_read`, which notes a short read as the end of
 /// what the socket holds: the next poll waits for readiness instead of trying a
-/// read that would block (one system call fewer per message).
+/// read that would block (one system call fewer per message). The reservation
+/// starts small and doubles each time a read fills it, so a connection of small
+/// messages keeps a small buffer and one of large messages reads them whole.
 struct SocketInput {
     socket: OwnedReadHalf,
     /// Bytes that came after the handshake's head, in the same read.
     first: Option<Bytes>,
+    /// The current read reservation.
+    chunk: usize,
 }
 
 impl actor::Input for SocketInput {
@@ -66,10 +72,14 @@ impl actor::Input for SocketInput {
             // Idle: take a buffer only once there is something to read.
             ready!(self.socket.as_ref().poll_read_ready(cx))?;
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < self.chunk / 4 {
+            buf.reserve(self.chunk);
         }
+        let spare = buf.capacity() - buf.len();
         let read = poll_read_buf(Pin::new(&mut self.socket), cx, buf);
+        if matches!(read, Poll::Ready(Ok(n)) if n == spare) {
+            self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
+        }
         if read.is_pending() && !had_buffer && buf.is_empty() {
             // Readiness was stale and nothing came: an idle connection keeps no
             // buffer.
@@ -140,6 +150,7 @@ async fn serve_connection<A: WebSocketActor>(
     let input = SocketInput {
         socket: read,
         first: (!rest.is_empty()).then_some(rest),
+        chunk: READ_CHUNK_MIN,
     };
     let settings = &server.settings().connection;
     let (_addr, writer) = actor::spawn_input(actor(), core, input, settings, span);

@@ -92,17 +92,24 @@ fn wait_open(n: usize) {
     panic!("{} open connections, expected {n}", ws::open_connections());
 }
 
-#[test]
-fn idle_standalone_connection_holds_at_most_4_kib_of_heap() {
-    const N: usize = 500;
+/// The heap counter is process-wide: one measurement at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Live heap per connection for `n` connections opened with `server`, after
+/// `activity` ran on each of them and `settle` passed.
+fn heap_per_connection(
+    server: ws::Server,
+    n: usize,
+    activity: impl Fn(&mut TcpStream),
+    settle: Duration,
+) -> isize {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let server_thread = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let server = ws::Server::new()
-                .listen_on(listener, 1, Idle::default)
-                .unwrap();
+            let server = server.listen_on(listener, 1, Idle::default).unwrap();
             handle_tx.send(server.handle()).unwrap();
             server.await.unwrap();
         })
@@ -113,19 +120,59 @@ fn idle_standalone_connection_holds_at_most_4_kib_of_heap() {
     wait_open(50);
     std::thread::sleep(Duration::from_millis(100));
     let before = LIVE.load(Ordering::SeqCst);
-    let held: Vec<TcpStream> = (0..N).map(|_| open(addr)).collect();
-    wait_open(50 + N);
-    std::thread::sleep(Duration::from_millis(100));
+    let mut held: Vec<TcpStream> = (0..n).map(|_| open(addr)).collect();
+    wait_open(50 + n);
+    for socket in &mut held {
+        activity(socket);
+    }
+    std::thread::sleep(settle);
     let after = LIVE.load(Ordering::SeqCst);
-    let per_connection = (after - before) / N as isize;
-    eprintln!("heap per idle connection: {per_connection} bytes");
-    assert!(
-        per_connection <= 4096,
-        "{per_connection} bytes of heap per idle connection"
-    );
     drop(held);
     drop(warm);
     wait_open(0);
     actix_rt::System::new().block_on(handle.stop(true));
     server_thread.join().unwrap();
+    (after - before) / n as isize
+}
+
+#[test]
+fn idle_standalone_connection_holds_at_most_4_kib_of_heap() {
+    let per_connection =
+        heap_per_connection(ws::Server::new(), 500, |_| {}, Duration::from_millis(100));
+    eprintln!("heap per idle connection: {per_connection} bytes");
+    assert!(
+        per_connection <= 4096,
+        "{per_connection} bytes of heap per idle connection"
+    );
+}
+
+/// A masked 20-byte binary frame, as a client sends it.
+fn send_one_message(socket: &mut TcpStream) {
+    let mut frame = vec![0x82, 0x80 | 20, 1, 2, 3, 4];
+    frame.extend((0..20u8).map(|i| i ^ [1, 2, 3, 4][usize::from(i) % 4]));
+    socket.write_all(&frame).unwrap();
+}
+
+#[test]
+fn connection_gone_quiet_gives_its_buffers_back_at_the_keepalive_ping() {
+    let busy = heap_per_connection(
+        ws::Server::new().ping_interval(None),
+        200,
+        send_one_message,
+        Duration::from_millis(300),
+    );
+    let quiet = heap_per_connection(
+        ws::Server::new().ping_interval(Some(Duration::from_millis(100))),
+        200,
+        send_one_message,
+        Duration::from_millis(600),
+    );
+    eprintln!("heap per connection after a message: {busy} bytes, after a ping: {quiet} bytes");
+    // Without a ping, each connection keeps its 4 KiB read buffer for the next
+    // message; after one, it holds what a connection never used holds.
+    assert!(quiet <= 4096, "{quiet} bytes after the keep-alive ping");
+    assert!(
+        busy >= quiet + 4096,
+        "{busy} bytes without a ping: the read buffer was not held"
+    );
 }

@@ -42,9 +42,6 @@ pub(crate) struct Guard {
     close_timed_out: bool,
     /// Whether `sleep` holds a deadline worth waiting for.
     armed: bool,
-    /// The deadline `sleep` was last set to: before it, polling the timer is skipped
-    /// (its waker is registered already).
-    armed_at: Instant,
     sleep: Pin<Box<Sleep>>,
 }
 
@@ -60,7 +57,6 @@ impl Guard {
             close_deadline: None,
             close_timed_out: false,
             armed: false,
-            armed_at: now,
             sleep: Box::pin(tokio::time::sleep_until(now.into())),
         }
     }
@@ -94,7 +90,6 @@ impl Guard {
             }
             Some(at) => {
                 self.armed = true;
-                self.armed_at = at;
                 self.sleep.as_mut().reset(at.into());
                 self.sleep.as_mut().poll(cx).is_ready()
             }
@@ -117,8 +112,9 @@ impl Guard {
     /// Poll the timer; when it fires, apply whatever is due to `core`.
     pub fn poll(&mut self, core: &mut Connection, cx: &mut Context<'_>) -> Verdict {
         let mut verdict = Verdict::Quiet;
-        if !self.armed || Instant::now() < self.armed_at {
-            // Not due: the timer's waker, registered when it was armed, wakes us.
+        if !self.armed || !self.sleep.is_elapsed() {
+            // Not due (the timer driver marks the entry when it fires, so this reads
+            // no clock): the timer's waker, registered when it was armed, wakes us.
             return verdict;
         }
         while self.armed && self.sleep.as_mut().poll(cx).is_ready() {

@@ -102,6 +102,8 @@
 
 #[cfg(feature = "actor")]
 pub mod actor;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "actor")]
 pub mod codec;
 pub mod config;
@@ -118,6 +120,8 @@ pub use actor::{
     open_connections, shutdown, Close, Conn, ConnectionSettings, Message, Open, Pong, Sent,
     WebSocketActor,
 };
+#[cfg(feature = "client")]
+pub use client::{Client, ClientError, ClientSettings, ReconnectPolicy};
 pub use config::Config;
 pub use error::Error;
 pub use proto::{CloseCode, ReadyState};

@@ -19,16 +19,11 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
 use crate::{
-    actor::{self, WebSocketActor},
+    actor::{self, socket, WebSocketActor},
     handshake::{self, HandshakeError},
     proto::{Connection, Role},
     web::Server,
 };
-
-/// Read buffer reserved when the socket is readable and the buffer is nearly full:
-/// enough for a burst of small frames. The buffer is reused once the messages split
-/// off it are dropped.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// The socket as the connection's input: read straight into the driver's buffer,
 /// only when the socket is readable, so an idle connection holds no read buffer.
@@ -51,9 +46,7 @@ impl actor::Input for SocketInput {
         loop {
             ready!(self.socket.poll_read_ready(cx))?;
             let had_buffer = buf.capacity() > 0;
-            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                buf.reserve(READ_CHUNK);
-            }
+            socket::make_room(buf);
             match self.socket.try_read_buf(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !had_buffer && buf.is_empty() {
@@ -84,32 +77,30 @@ async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 /// Read the request head (bounded in size by [`handshake::MAX_HEAD_SIZE`] and in
 /// time by `timeout`); returns it and the bytes that followed it.
 async fn read_head(
-    socket: &TcpStream,
+    input: &mut SocketInput,
     timeout: Duration,
-) -> Result<(handshake::RequestHead, Bytes), Option<HandshakeError>> {
-    let read = async {
-        let mut buf = BytesMut::with_capacity(1024);
-        loop {
-            socket.readable().await.map_err(|_| None)?;
-            match socket.try_read_buf(&mut buf) {
-                Ok(0) => return Err(None),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => return Err(None),
-            }
-            if let Some((head, used)) = handshake::parse_request(&buf).map_err(Some)? {
-                let rest = buf.split_off(used).freeze();
-                return Ok((head, rest));
-            }
+) -> Result<(handshake::RequestHead, BytesMut), Option<HandshakeError>> {
+    match tokio::time::timeout(timeout, socket::read_head(input, handshake::parse_request)).await {
+        Ok(Ok(read)) => Ok(read),
+        Ok(Err(socket::HeadError::Parse(err))) => Err(Some(err)),
+        Ok(Err(socket::HeadError::Io(err))) => {
+            tracing::debug!(%err, "websocket handshake read failed");
+            Err(None)
         }
-    };
-    match tokio::time::timeout(timeout, read).await {
-        Ok(result) => result,
+        Ok(Err(socket::HeadError::Closed)) => Err(None),
         Err(_) => {
             tracing::debug!("websocket handshake timed out");
             Err(None)
         }
     }
+}
+
+/// Answer a refused handshake with its status and reason.
+async fn refuse(socket: &TcpStream, err: &HandshakeError) {
+    tracing::debug!(error = %err, "websocket handshake refused");
+    let mut out = Vec::new();
+    err.write_rejection(&mut out);
+    let _ = write_all(socket, &out).await;
 }
 
 /// Serve one TCP connection: the handshake, then the connection's actor, with the
@@ -122,14 +113,15 @@ async fn serve_connection<A: WebSocketActor>(
     let _ = socket.set_nodelay(true);
     let peer = socket.peer_addr().ok();
     let settings = server.settings();
-    let (head, rest) = match read_head(&socket, settings.connection.handshake_timeout).await {
+    let socket = Rc::new(socket);
+    let mut input = SocketInput {
+        socket: socket.clone(),
+        first: None,
+    };
+    let (head, rest) = match read_head(&mut input, settings.connection.handshake_timeout).await {
         Ok(read) => read,
         Err(Some(err)) => {
-            tracing::debug!(error = %err, "websocket handshake refused");
-            let mut out = Vec::new();
-            err.write_rejection(&mut out);
-            let _ = write_all(&socket, &out).await;
-            return;
+            return refuse(&socket, &err).await;
         }
         Err(None) => return,
     };
@@ -137,11 +129,7 @@ async fn serve_connection<A: WebSocketActor>(
     let accept = match head.validate(&options) {
         Ok(accept) => accept,
         Err(err) => {
-            tracing::debug!(error = %err, "websocket handshake refused");
-            let mut out = Vec::new();
-            err.write_rejection(&mut out);
-            let _ = write_all(&socket, &out).await;
-            return;
+            return refuse(&socket, &err).await;
         }
     };
     let mut response = Vec::new();
@@ -158,11 +146,7 @@ async fn serve_connection<A: WebSocketActor>(
     let mut core = Connection::new(Role::Server, settings.protocol.clone());
     core.set_protocol(accept.protocol.clone());
     core.open();
-    let socket = Rc::new(socket);
-    let input = SocketInput {
-        socket: socket.clone(),
-        first: (!rest.is_empty()).then_some(rest),
-    };
+    input.first = (!rest.is_empty()).then(|| rest.freeze());
     let (_addr, mut writer) = actor::spawn_input(actor(), core, input, &settings.connection, span);
     while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut writer).poll_next(cx)).await {
         match chunk {

@@ -18,7 +18,7 @@ use super::{
     shared::{Shared, SharedRef},
     Conn, ConnectionSettings, Open, WebSocketActor,
 };
-use crate::proto::{CloseCode, Event, ReadyState};
+use crate::proto::{CloseCode, Event, ReadyState, Role};
 
 /// Read buffer capacity kept while nothing is pending; more is returned.
 const MAX_IDLE_READ_BUF: usize = 64 * 1024;
@@ -39,6 +39,7 @@ pub(crate) trait Input: Unpin {
 /// A stream of byte chunks as [`Input`] (the actix-web request payload): each chunk
 /// is copied into the driver's buffer, which reuses its allocation once the
 /// messages split off it earlier are dropped.
+#[cfg_attr(not(feature = "web"), allow(dead_code))] // The route's; the client reads sockets.
 pub(crate) struct StreamInput<S>(pub S);
 
 impl<S, E> Input for StreamInput<S>
@@ -77,6 +78,11 @@ pub(crate) struct Driver<A, S> {
     guard: Guard,
     max_events: usize,
     close_delivered: bool,
+    /// A client's `Close`, held until the server closed the transport (or the close
+    /// timed out, or the connection failed): the connection is closed only then
+    /// (RFC 6455 §7.1.4), and an actor that stops on `Close` must not cut the
+    /// transport while the client waits for the server to close it (§7.1.1).
+    parked_close: Option<crate::proto::CloseEvent>,
     registry_id: u64,
     span: tracing::Span,
     _actor: PhantomData<fn(A)>,
@@ -102,6 +108,7 @@ where
             guard: Guard::new(settings),
             max_events: settings.max_events_per_poll.max(1),
             close_delivered: false,
+            parked_close: None,
             registry_id,
             span,
             _actor: PhantomData,
@@ -112,20 +119,23 @@ where
     /// how many were delivered.
     fn deliver(&mut self, act: &mut A, ctx: &mut Context<A>, budget: usize) -> usize {
         let mut delivered = 0;
-        while delivered < budget && !self.close_delivered {
-            let event = {
+        while delivered < budget && !self.close_delivered && self.parked_close.is_none() {
+            let (event, park) = {
                 let mut s = Shared::lock(&self.shared);
                 match s.codec.decode(&mut self.read_buf) {
                     Ok(Some(event)) => {
                         if let Event::Pong(payload) = &event {
                             s.pong_received(payload);
                         }
+                        let mut park = false;
                         if matches!(event, Event::Close(_)) {
                             s.release_waiters();
+                            park = s.codec.core().role() == Role::Client
+                                && !(self.input_done || s.writer_gone || s.force_close);
                         }
                         // The failure an Error applies queues a Close frame.
                         s.wake_writer();
-                        event
+                        (event, park)
                     }
                     _ => break,
                 }
@@ -138,6 +148,7 @@ where
                 }
                 Event::Message(message) => handle(act, ctx, message),
                 Event::Error(error) => handle(act, ctx, error),
+                Event::Close(close) if park => self.parked_close = Some(close),
                 Event::Close(close) => {
                     self.close_delivered = true;
                     handle(act, ctx, close);
@@ -208,6 +219,14 @@ where
                 s.core().receive_eof();
                 continue;
             }
+            if this.parked_close.is_some() && (this.input_done || s.writer_gone || s.force_close) {
+                drop(s);
+                if let Some(close) = this.parked_close.take() {
+                    this.close_delivered = true;
+                    handle(act, ctx, close);
+                }
+                continue;
+            }
             if this.close_delivered && (this.input_done || s.writer_gone || s.force_close) {
                 drop(s);
                 registry::unregister(this.registry_id);
@@ -256,6 +275,13 @@ impl<A, S> Drop for Driver<A, S> {
         s.force_close = true;
         s.release_waiters();
         s.wake_writer();
+        #[cfg(feature = "client")]
+        {
+            s.driver_done = true;
+            if let Some(waker) = s.on_driver_done.take() {
+                waker.wake();
+            }
+        }
         drop(s);
         registry::unregister(self.registry_id);
     }
@@ -270,6 +296,7 @@ impl<A, S> Drop for Driver<A, S> {
 /// actor's handler and the reply reaches the socket buffer without a task switch.
 /// The actor lives as long as the connection: when the transport is done, the writer
 /// is dropped and the actor stopped (its `stopping` and `stopped` still run).
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) fn spawn<A, S, E>(
     actor: A,
     core: crate::proto::Connection,
@@ -286,6 +313,7 @@ where
 }
 
 /// [`spawn`] with any [`Input`].
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) fn spawn_input<A, I>(
     actor: A,
     core: crate::proto::Connection,

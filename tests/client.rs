@@ -795,6 +795,88 @@ async fn tcp_dropped_by_the_server_gives_close_1006_and_no_error() {
     ends(&mut rx).await;
 }
 
+// ----- the connection's options -----
+
+#[actix_rt::test]
+async fn keepalive_pings_then_the_idle_timeout_fails_with_1001() {
+    let (tx, mut report) = mpsc::unbounded_channel();
+    let addr = raw_server(move |mut tcp, head| async move {
+        tcp.write_all(switching(&head, "").as_bytes())
+            .await
+            .unwrap();
+        // Silent: the client's frames are read, never answered.
+        let mut core = server_core();
+        while let Some(event) = client_event(&mut tcp, &mut core).await {
+            tx.send(event).unwrap();
+        }
+    })
+    .await;
+    let (actor, mut rx) = events();
+    let start = Instant::now();
+    ws::Client::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .ping_interval(Some(Duration::from_millis(100)))
+        .idle_timeout(Some(Duration::from_millis(400)))
+        .connect(actor)
+        .await
+        .unwrap();
+    opened(&mut rx).await;
+    match next(&mut rx).await {
+        Ev::Error(ws::Error::Timeout(Timeout::Idle)) => {}
+        other => panic!("expected the idle timeout, saw {other:?}"),
+    }
+    let close = closed(&mut rx).await;
+    assert_eq!(close.code, CloseCode::GOING_AWAY);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    ends(&mut rx).await;
+    assert!(
+        matches!(report.recv().await, Some(Event::Ping(_))),
+        "a keep-alive ping first"
+    );
+    let mut last = None;
+    while let Some(event) = report.recv().await {
+        last = Some(event);
+    }
+    match last {
+        Some(Event::Close(close)) => assert_eq!(close.code, CloseCode::GOING_AWAY),
+        other => panic!("expected the client's Close 1001 last, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn a_frame_past_max_length_fails_with_1009_before_its_payload() {
+    let addr = raw_server(|mut tcp, head| async move {
+        let mut bytes = switching(&head, "").into_bytes();
+        // A binary frame header declaring 200 bytes, and only 10 of them.
+        bytes.extend([0x82, 126, 0, 200]);
+        bytes.extend([0u8; 10]);
+        tcp.write_all(&bytes).await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+    })
+    .await;
+    let (actor, mut rx) = events();
+    ws::Client::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .max_length(100)
+        .connect(actor)
+        .await
+        .unwrap();
+    opened(&mut rx).await;
+    match next(&mut rx).await {
+        Ev::Error(err) => {
+            assert!(matches!(err, ws::Error::Capacity(_)), "{err:?}");
+            assert_eq!(err.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
+        }
+        other => panic!("expected the limit's error, saw {other:?}"),
+    }
+    assert_eq!(closed(&mut rx).await.code, CloseCode::MESSAGE_TOO_BIG);
+    ends(&mut rx).await;
+}
+
 // ----- every failure kind -----
 
 #[actix_rt::test]

@@ -152,7 +152,7 @@ mod attempts {
 ///     initial_ms = 250
 /// "#).unwrap();
 /// assert_eq!(settings.handshake.protocols, ["v2.feed"]);
-/// assert_eq!(settings.reconnect.unwrap().initial.as_millis(), 250);
+/// assert_eq!(settings.reconnect.as_ref().map(|r| r.initial.as_millis()), Some(250));
 /// let client = websocket_driver::Client::with_settings(settings).unwrap();
 /// assert_eq!(client.url().host(), "example.com");
 /// ```
@@ -260,7 +260,7 @@ enum RootCertificate {
 ///     let (_addr, conn) = ws::Client::new("ws://127.0.0.1:9001/chat")?
 ///         .protocols(["chat"])
 ///         .header("Authorization", "Bearer abc")
-///         .max_length(1 <<20)
+///         .max_length(1 << 20)
 ///         .connect_with_conn(Hello)
 ///         .await?;
 ///     println!("connected, subprotocol {:?}", conn.protocol());

@@ -151,6 +151,24 @@ async fn echo_all_sizes(conn: &ws::Conn, rx: &mut mpsc::UnboundedReceiver<Ev>) {
     }
 }
 
+/// A client for `ws://{addr}/`.
+fn to(addr: SocketAddr) -> ws::Client {
+    ws::Client::new(&format!("ws://{addr}/")).unwrap()
+}
+
+/// Connect with `client`, which must fail; its error.
+async fn fails(client: ws::Client) -> ClientError {
+    match client.connect(events().0).await {
+        Ok(_) => panic!("connected, expected an error"),
+        Err(err) => err,
+    }
+}
+
+/// Keep a raw server's socket open until the client closes it (5 s at most).
+async fn linger(tcp: &mut TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+}
+
 // ----- servers -----
 
 /// Our own server (`Server::listen_on`) on port 0, echoing, recording its events.
@@ -305,7 +323,7 @@ async fn answering(response: &'static str) -> SocketAddr {
         tcp.write_all(response.as_bytes()).await.unwrap();
         let _ = tcp.shutdown().await;
         // Keep the socket until the client is done with it.
-        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+        linger(&mut tcp).await;
     })
     .await
 }
@@ -389,11 +407,7 @@ async fn echoes_every_size_with_our_server_and_closes_cleanly() {
 async fn server_close_reaches_the_actor_after_the_messages_before_it() {
     let (addr, handle, mut seen) = our_server(ws::Server::new());
     let (actor, mut rx) = events();
-    ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(actor)
-        .await
-        .unwrap();
+    to(addr).connect(actor).await.unwrap();
     opened(&mut rx).await;
     let server_conn = match seen.recv().await {
         Some(support::Seen::Open(conn)) => conn,
@@ -517,7 +531,7 @@ async fn request_has_host_with_port_target_query_options_and_a_fresh_key() {
         .origin("https://example.com")
         .header("Authorization", "Bearer t0k3n");
     for _ in 0..2 {
-        let err = client.connect(events().0).await.unwrap_err();
+        let err = fails(client.clone()).await;
         assert!(
             matches!(err, ClientError::Status { status: 404, .. }),
             "{err:?}"
@@ -571,7 +585,7 @@ async fn ipv6_literal_connects_with_a_bracketed_host_header() {
             .await
             .unwrap();
         tcp.write_all(&server_frame(0x1, b"v6")).await.unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+        linger(&mut tcp).await;
     });
     let (actor, mut rx) = events();
     ws::Client::new(&format!("ws://[::1]:{}/", addr.port()))
@@ -594,15 +608,11 @@ async fn frames_in_the_same_read_as_the_response_arrive_after_open() {
         bytes.extend(server_frame(0x1, b"first"));
         bytes.extend(server_frame(0x2, b"\x00\x01"));
         tcp.write_all(&bytes).await.unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+        linger(&mut tcp).await;
     })
     .await;
     let (actor, mut rx) = events();
-    ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(actor)
-        .await
-        .unwrap();
+    to(addr).connect(actor).await.unwrap();
     opened(&mut rx).await;
     assert!(matches!(next(&mut rx).await, Ev::Message(ws::Message::Text(t)) if &*t == "first"));
     assert!(matches!(next(&mut rx).await, Ev::Message(ws::Message::Binary(b)) if b[..] == [0, 1]));
@@ -628,11 +638,7 @@ async fn client_frames_are_masked_with_fresh_keys_on_the_wire() {
     })
     .await;
     let (actor, mut rx) = events();
-    let (_addr, conn) = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect_with_conn(actor)
-        .await
-        .unwrap();
+    let (_addr, conn) = to(addr).connect_with_conn(actor).await.unwrap();
     opened(&mut rx).await;
     for text in ["one..", "two..", "three"] {
         conn.send_text(text).unwrap();
@@ -680,11 +686,7 @@ async fn after_its_close_the_client_waits_for_the_server_to_close_tcp() {
     })
     .await;
     let (actor, mut rx) = events();
-    let (_addr, conn) = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect_with_conn(actor)
-        .await
-        .unwrap();
+    let (_addr, conn) = to(addr).connect_with_conn(actor).await.unwrap();
     opened(&mut rx).await;
     conn.close(CloseCode::NORMAL, "bye").unwrap();
     assert_eq!(report.recv().await.unwrap(), "close 1000");
@@ -714,8 +716,7 @@ async fn a_server_that_never_closes_tcp_is_cut_off_after_the_close_timeout() {
     })
     .await;
     let (actor, mut rx) = events();
-    let (_addr, conn) = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
+    let (_addr, conn) = to(addr)
         .close_timeout(Duration::from_millis(300))
         .connect_with_conn(actor)
         .await
@@ -750,11 +751,7 @@ async fn masked_server_frame_gives_error_then_close_1002() {
     })
     .await;
     let (actor, mut rx) = events();
-    ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(actor)
-        .await
-        .unwrap();
+    to(addr).connect(actor).await.unwrap();
     opened(&mut rx).await;
     assert!(matches!(next(&mut rx).await, Ev::Message(ws::Message::Text(t)) if &*t == "fine"));
     match next(&mut rx).await {
@@ -784,11 +781,7 @@ async fn tcp_dropped_by_the_server_gives_close_1006_and_no_error() {
     })
     .await;
     let (actor, mut rx) = events();
-    ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(actor)
-        .await
-        .unwrap();
+    to(addr).connect(actor).await.unwrap();
     opened(&mut rx).await;
     let close = closed(&mut rx).await;
     assert_eq!((close.code, close.was_clean), (CloseCode::ABNORMAL, false));
@@ -813,8 +806,7 @@ async fn keepalive_pings_then_the_idle_timeout_fails_with_1001() {
     .await;
     let (actor, mut rx) = events();
     let start = Instant::now();
-    ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
+    to(addr)
         .ping_interval(Some(Duration::from_millis(100)))
         .idle_timeout(Some(Duration::from_millis(400)))
         .connect(actor)
@@ -855,16 +847,11 @@ async fn a_frame_past_max_length_fails_with_1009_before_its_payload() {
         bytes.extend([0x82, 126, 0, 200]);
         bytes.extend([0u8; 10]);
         tcp.write_all(&bytes).await.unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+        linger(&mut tcp).await;
     })
     .await;
     let (actor, mut rx) = events();
-    ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .max_length(100)
-        .connect(actor)
-        .await
-        .unwrap();
+    to(addr).max_length(100).connect(actor).await.unwrap();
     opened(&mut rx).await;
     match next(&mut rx).await {
         Ev::Error(err) => {
@@ -882,11 +869,7 @@ async fn a_frame_past_max_length_fails_with_1009_before_its_payload() {
 #[actix_rt::test]
 async fn a_name_under_invalid_fails_with_dns_at_once() {
     let start = Instant::now();
-    let err = ws::Client::new("ws://nonexistent.invalid/")
-        .unwrap()
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(ws::Client::new("ws://nonexistent.invalid/").unwrap()).await;
     match &err {
         ClientError::Dns { host, source } => {
             assert_eq!(host, "nonexistent.invalid");
@@ -908,11 +891,7 @@ async fn a_closed_port_fails_with_connect_refused() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr)).await;
     match err {
         ClientError::Connect {
             addr: tried,
@@ -947,12 +926,7 @@ async fn a_full_accept_queue_fails_with_the_connect_timeout() {
     }
     assert!(full, "the accept queue never filled");
     let start = Instant::now();
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect_timeout(Duration::from_millis(300))
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr).connect_timeout(Duration::from_millis(300))).await;
     assert!(
         matches!(err, ClientError::Timeout(Timeout::Connect)),
         "{err:?}"
@@ -973,12 +947,7 @@ async fn a_server_that_never_answers_fails_with_the_handshake_timeout() {
     })
     .await;
     let start = Instant::now();
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .handshake_timeout(Duration::from_millis(300))
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr).handshake_timeout(Duration::from_millis(300))).await;
     assert!(
         matches!(err, ClientError::Timeout(Timeout::Handshake)),
         "{err:?}"
@@ -996,11 +965,7 @@ async fn a_non_101_status_fails_with_the_status_and_its_headers() {
         "HTTP/1.1 403 Forbidden\r\nContent-Length: 7\r\nX-Reason: no entry\r\n\r\nnope!\r\n",
     )
     .await;
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr)).await;
     match &err {
         ClientError::Status { status, headers } => {
             assert_eq!(*status, 403);
@@ -1025,11 +990,7 @@ async fn a_wrong_accept_key_fails_the_handshake() {
          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
     )
     .await;
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr)).await;
     assert!(
         matches!(
             err,
@@ -1044,15 +1005,10 @@ async fn an_unoffered_subprotocol_or_extension_fails_the_handshake() {
     let addr = raw_server(|mut tcp, head| async move {
         let answer = switching(&head, "Sec-WebSocket-Protocol: other\r\n");
         tcp.write_all(answer.as_bytes()).await.unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+        linger(&mut tcp).await;
     })
     .await;
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .protocols(["chat"])
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr).protocols(["chat"])).await;
     assert!(
         matches!(&err, ClientError::Handshake(HandshakeError::UnofferedProtocol(p)) if p == "other"),
         "{err:?}"
@@ -1060,14 +1016,10 @@ async fn an_unoffered_subprotocol_or_extension_fails_the_handshake() {
     let addr = raw_server(|mut tcp, head| async move {
         let answer = switching(&head, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
         tcp.write_all(answer.as_bytes()).await.unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+        linger(&mut tcp).await;
     })
     .await;
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr)).await;
     assert!(
         matches!(&err, ClientError::Handshake(HandshakeError::UnofferedExtension(e)) if e == "permessage-deflate"),
         "{err:?}"
@@ -1077,11 +1029,7 @@ async fn an_unoffered_subprotocol_or_extension_fails_the_handshake() {
 #[actix_rt::test]
 async fn a_server_closing_during_the_handshake_fails_with_unexpected_eof() {
     let addr = answering("HTTP/1.1 101 Switching").await;
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr)).await;
     match err {
         ClientError::Io(source) => assert_eq!(source.kind(), std::io::ErrorKind::UnexpectedEof),
         other => panic!("expected Io, got {other:?}"),
@@ -1098,14 +1046,10 @@ async fn an_endless_response_head_fails_at_the_size_limit() {
                 return;
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut [0; 64])).await;
+        linger(&mut tcp).await;
     })
     .await;
-    let err = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(to(addr)).await;
     assert!(
         matches!(err, ClientError::Handshake(HandshakeError::HeadTooLarge)),
         "{err:?}"
@@ -1115,11 +1059,7 @@ async fn an_endless_response_head_fails_at_the_size_limit() {
 #[actix_rt::test]
 async fn an_untrusted_certificate_fails_with_a_tls_error() {
     let (addr, _certified) = tls_server().await;
-    let err = ws::Client::new(&format!("wss://localhost:{}/", addr.port()))
-        .unwrap()
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(ws::Client::new(&format!("wss://localhost:{}/", addr.port())).unwrap()).await;
     assert!(
         matches!(
             err,
@@ -1134,32 +1074,32 @@ async fn an_untrusted_certificate_fails_with_a_tls_error() {
 
 #[actix_rt::test]
 async fn invalid_options_and_roots_fail_before_any_io() {
-    let err = ws::Client::new("ws://127.0.0.1:9/")
-        .unwrap()
-        .header("Upgrade", "h2c")
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(
+        ws::Client::new("ws://127.0.0.1:9/")
+            .unwrap()
+            .header("Upgrade", "h2c"),
+    )
+    .await;
     assert!(
         matches!(&err, ClientError::Request(BuildError::ReservedHeader(h)) if h == "Upgrade"),
         "{err:?}"
     );
-    let err = ws::Client::new("ws://127.0.0.1:9/")
-        .unwrap()
-        .protocols(["a b"])
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(
+        ws::Client::new("ws://127.0.0.1:9/")
+            .unwrap()
+            .protocols(["a b"]),
+    )
+    .await;
     assert!(
         matches!(&err, ClientError::Request(BuildError::InvalidProtocol(p)) if p == "a b"),
         "{err:?}"
     );
-    let err = ws::Client::new("wss://127.0.0.1:9/")
-        .unwrap()
-        .root_certificate_pem("not a certificate")
-        .connect(events().0)
-        .await
-        .unwrap_err();
+    let err = fails(
+        ws::Client::new("wss://127.0.0.1:9/")
+            .unwrap()
+            .root_certificate_pem("not a certificate"),
+    )
+    .await;
     assert!(matches!(err, ClientError::RootCertificate(_)), "{err:?}");
     assert_eq!(
         ws::Client::new("http://example.com/").unwrap_err(),
@@ -1210,8 +1150,7 @@ async fn reconnects_after_the_server_drops_and_the_actor_sees_open_close_open() 
     });
     let (mut actor, mut rx) = events();
     actor.stop_on_close = false;
-    let addr_actor = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
+    let addr_actor = to(addr)
         .reconnect(quick_policy(None))
         .connect(actor)
         .await
@@ -1251,8 +1190,7 @@ async fn reconnecting_gives_up_after_max_attempts_and_stops_the_actor() {
     let (mut actor, mut rx) = events();
     actor.stop_on_close = false;
     let start = Instant::now();
-    let addr_actor = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
+    let addr_actor = to(addr)
         .reconnect(quick_policy(Some(3)))
         .connect(actor)
         .await
@@ -1279,11 +1217,7 @@ async fn without_a_policy_a_dropped_connection_stops_the_actor() {
     .await;
     let (mut actor, mut rx) = events();
     actor.stop_on_close = false;
-    let addr_actor = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .connect(actor)
-        .await
-        .unwrap();
+    let addr_actor = to(addr).connect(actor).await.unwrap();
     opened(&mut rx).await;
     assert_eq!(closed(&mut rx).await.code, CloseCode::ABNORMAL);
     ends(&mut rx).await;

@@ -444,6 +444,11 @@ impl Client {
     /// Runs on the current actix system (`#[actix_rt::main]`,
     /// `#[actix_web::main]`, `#[actix_rt::test]`): the actor and the connection's
     /// tasks are spawned there. Nothing is started when it fails.
+    ///
+    /// # Panics
+    ///
+    /// Outside an actix system (as `Actor::start` does): there is nowhere to run
+    /// the actor.
     pub async fn connect<A: WebSocketActor>(&self, actor: A) -> Result<Addr<A>, ClientError> {
         self.connect_with_conn(actor).await.map(|(addr, _)| addr)
     }

@@ -76,6 +76,31 @@
 //! }
 //! ```
 //!
+//! ## A client
+//!
+//! The same actor serves a client connection: [`Client`] connects to a `ws://` or
+//! `wss://` URL (rustls), runs the opening handshake and delivers the same
+//! [`Open`], [`Message`], [`Error`] and [`Close`]; it fails with a typed
+//! [`ClientError`] and can reconnect ([`ReconnectPolicy`]). The complete program is
+//! on [`Client`]; `examples/client.rs` is a command-line client.
+//!
+//! ```no_run
+//! # use actix::prelude::*;
+//! # use websocket_driver as ws;
+//! # #[derive(Default)] struct MyActor;
+//! # impl Actor for MyActor { type Context = Context<Self>; }
+//! # impl Handler<ws::Open> for MyActor { type Result = (); fn handle(&mut self, _: ws::Open, _: &mut Context<Self>) {} }
+//! # impl Handler<ws::Message> for MyActor { type Result = (); fn handle(&mut self, _: ws::Message, _: &mut Context<Self>) {} }
+//! # impl Handler<ws::Error> for MyActor { type Result = (); fn handle(&mut self, _: ws::Error, _: &mut Context<Self>) {} }
+//! # impl Handler<ws::Close> for MyActor { type Result = (); fn handle(&mut self, _: ws::Close, _: &mut Context<Self>) {} }
+//! # async fn run() -> Result<(), ws::ClientError> {
+//! let addr = ws::Client::new("wss://example.com/feed")?
+//!     .protocols(["feed.v2"])
+//!     .connect(MyActor::default())
+//!     .await?;
+//! # let _ = addr; Ok(()) }
+//! ```
+//!
 //! ## The sans-I/O core
 //!
 //! Underneath, [`proto::Connection`] is the whole protocol without I/O: bytes in,
@@ -102,6 +127,8 @@
 
 #[cfg(feature = "actor")]
 pub mod actor;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "actor")]
 pub mod codec;
 pub mod config;
@@ -118,6 +145,8 @@ pub use actor::{
     open_connections, shutdown, Close, Conn, ConnectionSettings, Message, Open, Pong, Sent,
     WebSocketActor,
 };
+#[cfg(feature = "client")]
+pub use client::{Client, ClientError, ClientSettings, ReconnectPolicy};
 pub use config::Config;
 pub use error::Error;
 pub use proto::{CloseCode, ReadyState};

@@ -11,126 +11,66 @@ use std::{
     net::ToSocketAddrs,
     pin::Pin,
     rc::Rc,
-    task::{ready, Context, Poll},
+    task::{Context, Poll},
     time::Duration,
 };
 
 use actix_rt::net::TcpStream;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::{
-    io::AsyncWrite,
+    io::{AsyncWrite, AsyncWriteExt},
     net::tcp::{OwnedReadHalf, OwnedWriteHalf},
 };
-use tokio_util::io::poll_read_buf;
 
 use crate::{
-    actor::{self, WebSocketActor},
+    actor::{
+        self,
+        socket::{self, ReadInput},
+        WebSocketActor,
+    },
     handshake::{self, HandshakeError},
     proto::{Connection, Role},
     web::Server,
 };
 
-/// Read buffer first reserved when the socket is readable: enough for a burst of
-/// small frames.
-const READ_CHUNK_MIN: usize = 4 * 1024;
-
-/// The most the read reservation grows to while reads keep filling it: one 64 KiB
-/// frame with its header in one read. The slack past 64 KiB matters: a frame of a
-/// power-of-two size plus its header would otherwise fill the buffer just short of
-/// its end, and the buffer would have to grow (a copy of all of it) for the last
-/// few bytes.
-const READ_CHUNK_MAX: usize = 64 * 1024 + 64;
-
-/// The socket as the connection's input: read straight into the driver's buffer,
-/// only when the socket is readable, so an idle connection holds no read buffer.
-///
-/// It reads with `AsyncRead::poll_read`, which notes a short read as the end of
-/// what the socket holds: the next poll waits for readiness instead of trying a
-/// read that would block (one system call fewer per message). The reservation
-/// starts small and doubles each time a read fills it, so a connection of small
-/// messages keeps a small buffer and one of large messages reads them whole.
-struct SocketInput {
-    socket: OwnedReadHalf,
-    /// Bytes that came after the handshake's head, in the same read.
-    first: Option<Bytes>,
-    /// The current read reservation.
-    chunk: usize,
-}
-
-impl actor::Input for SocketInput {
-    fn poll_read_into(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-    ) -> Poll<io::Result<usize>> {
-        if let Some(first) = self.first.take() {
-            buf.extend_from_slice(&first);
-            return Poll::Ready(Ok(first.len()));
-        }
-        let had_buffer = buf.capacity() > 0;
-        if !had_buffer {
-            // Idle: take a buffer only once there is something to read.
-            ready!(self.socket.as_ref().poll_read_ready(cx))?;
-        }
-        if buf.capacity() - buf.len() < self.chunk / 4 {
-            buf.reserve(self.chunk);
-        }
-        let spare = buf.capacity() - buf.len();
-        let read = poll_read_buf(Pin::new(&mut self.socket), cx, buf);
-        if matches!(read, Poll::Ready(Ok(n)) if n == spare) {
-            self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
-        }
-        if read.is_pending() && !had_buffer && buf.is_empty() {
-            // Readiness was stale and nothing came: an idle connection keeps no
-            // buffer.
-            *buf = BytesMut::new();
-        }
-        read
-    }
-}
-
-async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        socket.writable().await?;
-        match socket.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Read the request head (bounded in size by [`handshake::MAX_HEAD_SIZE`] and in
 /// time by `timeout`); returns it and the bytes that followed it.
 async fn read_head(
-    socket: &TcpStream,
+    input: &mut ReadInput<OwnedReadHalf>,
     timeout: Duration,
-) -> Result<(handshake::RequestHead, Bytes), Option<HandshakeError>> {
-    let read = async {
-        let mut buf = BytesMut::with_capacity(1024);
-        loop {
-            socket.readable().await.map_err(|_| None)?;
-            match socket.try_read_buf(&mut buf) {
-                Ok(0) => return Err(None),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => return Err(None),
-            }
-            if let Some((head, used)) = handshake::parse_request(&buf).map_err(Some)? {
-                let rest = buf.split_off(used).freeze();
-                return Ok((head, rest));
-            }
+) -> Result<(handshake::RequestHead, BytesMut), Option<HandshakeError>> {
+    match tokio::time::timeout(timeout, socket::read_head(input, handshake::parse_request)).await {
+        Ok(Ok(read)) => Ok(read),
+        Ok(Err(socket::HeadError::Parse(err))) => Err(Some(err)),
+        Ok(Err(socket::HeadError::Io(err))) => {
+            tracing::debug!(%err, "websocket handshake read failed");
+            Err(None)
         }
-    };
-    match tokio::time::timeout(timeout, read).await {
-        Ok(result) => result,
+        Ok(Err(socket::HeadError::Closed)) => Err(None),
         Err(_) => {
             tracing::debug!("websocket handshake timed out");
             Err(None)
         }
     }
 }
+
+/// Answer a refused handshake with its status and reason.
+async fn refuse(socket: &mut OwnedWriteHalf, err: &HandshakeError) -> Option<Opened> {
+    tracing::debug!(error = %err, "websocket handshake refused");
+    let mut out = Vec::new();
+    err.write_rejection(&mut out);
+    let _ = socket.write_all(&out).await;
+    None
+}
+
+/// A connection whose handshake succeeded: its socket halves, the open core, and
+/// its span.
+type Opened = (
+    ReadInput<OwnedReadHalf>,
+    OwnedWriteHalf,
+    Connection,
+    tracing::Span,
+);
 
 /// Serve one TCP connection: the handshake, then the connection's actor, with the
 /// writer's bytes written to the socket.
@@ -143,14 +83,8 @@ async fn serve_connection<A: WebSocketActor>(
     socket: TcpStream,
     actor: impl FnOnce() -> A,
 ) {
-    let Some((socket, core, rest, span)) = Box::pin(handshake(server.clone(), socket)).await else {
+    let Some((input, write, core, span)) = Box::pin(handshake(server.clone(), socket)).await else {
         return;
-    };
-    let (read, write) = socket.into_split();
-    let input = SocketInput {
-        socket: read,
-        first: (!rest.is_empty()).then_some(rest),
-        chunk: READ_CHUNK_MIN,
     };
     let settings = &server.settings().connection;
     let (_addr, writer) = actor::spawn_input(actor(), core, input, settings, span);
@@ -165,40 +99,26 @@ async fn serve_connection<A: WebSocketActor>(
 }
 
 /// The opening handshake over `socket`: read and validate the request, answer it.
-/// Returns the open core, the bytes that followed the request, and the
-/// connection's span; `None` when the handshake failed (a refusal was written).
-async fn handshake(
-    server: Rc<Server>,
-    socket: TcpStream,
-) -> Option<(TcpStream, Connection, Bytes, tracing::Span)> {
+/// `None` when the handshake failed (a refusal was written, if it could be).
+async fn handshake(server: Rc<Server>, socket: TcpStream) -> Option<Opened> {
     let _ = socket.set_nodelay(true);
     let peer = socket.peer_addr().ok();
     let settings = server.settings();
     let options = server.handshake_options();
-    let refuse = |err: HandshakeError| {
-        tracing::debug!(error = %err, "websocket handshake refused");
-        let mut out = Vec::new();
-        err.write_rejection(&mut out);
-        out
-    };
-    let (head, rest) = match read_head(&socket, settings.connection.handshake_timeout).await {
+    let (read, mut write) = socket.into_split();
+    let mut input = ReadInput::new(read);
+    let (head, rest) = match read_head(&mut input, settings.connection.handshake_timeout).await {
         Ok(read) => read,
-        Err(Some(err)) => {
-            let _ = write_all(&socket, &refuse(err)).await;
-            return None;
-        }
+        Err(Some(err)) => return refuse(&mut write, &err).await,
         Err(None) => return None,
     };
     let accept = match head.validate(&options) {
         Ok(accept) => accept,
-        Err(err) => {
-            let _ = write_all(&socket, &refuse(err)).await;
-            return None;
-        }
+        Err(err) => return refuse(&mut write, &err).await,
     };
     let mut response = Vec::new();
     accept.write_response(&options, &mut response);
-    write_all(&socket, &response).await.ok()?;
+    write.write_all(&response).await.ok()?;
     let span = tracing::debug_span!(
         "websocket",
         peer = ?peer,
@@ -208,10 +128,11 @@ async fn handshake(
     let mut core = Connection::new(Role::Server, settings.protocol.clone());
     core.set_protocol(accept.protocol);
     core.open();
-    Some((socket, core, rest, span))
+    input.set_first(rest);
+    Some((input, write, core, span))
 }
 
-/// Writes the connection's output to the socket, straight from the core's buffer,
+/// Writes the connection's output to the socket, straight from the core's buffers,
 /// until the connection ends; the writer drives the actor as it goes.
 struct WriteOut {
     socket: OwnedWriteHalf,

@@ -93,9 +93,16 @@ impl Conn {
     }
 
     /// Start the closing handshake (the seed's `close-connection`). The user's actor
-    /// receives [`Close`](super::Close) when it completes or times out.
+    /// receives [`Close`](super::Close) when it completes or times out. On a client
+    /// with a reconnect policy, a connection closed this way (or that was closing
+    /// already when this was called) is not reconnected.
     pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
         let mut s = Shared::lock(&self.shared);
+        #[cfg(feature = "client")]
+        {
+            // Even when the connection is closing already: the user wants it over.
+            s.close_requested = true;
+        }
         s.core().close(code, reason)?;
         s.wake_writer();
         s.wake_driver();

@@ -18,7 +18,7 @@ use super::{
     shared::{Shared, SharedRef},
     Conn, ConnectionSettings, Open, WebSocketActor,
 };
-use crate::proto::{CloseCode, Event, ReadyState};
+use crate::proto::{CloseCode, Event, ReadyState, Role};
 
 /// Read buffer capacity kept while nothing is pending; more is returned.
 const MAX_IDLE_READ_BUF: usize = 128 * 1024;
@@ -44,6 +44,7 @@ pub(crate) trait Input: Unpin {
 /// A stream of byte chunks as [`Input`] (the actix-web request payload): each chunk
 /// is copied into the driver's buffer, which reuses its allocation once the
 /// messages split off it earlier are dropped.
+#[cfg_attr(not(feature = "web"), allow(dead_code))] // The route's; the client reads sockets.
 pub(crate) struct StreamInput<S>(pub S);
 
 impl<S, E> Input for StreamInput<S>
@@ -82,6 +83,11 @@ pub(crate) struct Driver<A, S> {
     guard: Guard,
     max_events: usize,
     close_delivered: bool,
+    /// A client's `Close`, held until the server closed the transport (or the close
+    /// timed out, or the connection failed): the connection is closed only then
+    /// (RFC 6455 §7.1.4), and an actor that stops on `Close` must not cut the
+    /// transport while the client waits for the server to close it (§7.1.1).
+    parked_close: Option<crate::proto::CloseEvent>,
     registry_id: u64,
     span: tracing::Span,
     _actor: PhantomData<fn(A)>,
@@ -107,6 +113,7 @@ where
             guard: Guard::new(settings),
             max_events: settings.max_events_per_poll.max(1),
             close_delivered: false,
+            parked_close: None,
             registry_id,
             span,
             _actor: PhantomData,
@@ -135,13 +142,13 @@ where
     }
 }
 
-/// Hand one event to the actor's handler; returns whether it was the `Close`.
+/// Hand one event other than `Close` to the actor's handler.
 fn dispatch<A: WebSocketActor>(
     shared: &SharedRef,
     act: &mut A,
     ctx: &mut Context<A>,
     event: Event,
-) -> bool {
+) {
     match event {
         Event::Open => {
             let conn = Conn::new(shared.clone());
@@ -149,13 +156,9 @@ fn dispatch<A: WebSocketActor>(
         }
         Event::Message(message) => handle(act, ctx, message),
         Event::Error(error) => handle(act, ctx, error),
-        Event::Close(close) => {
-            handle(act, ctx, close);
-            return true;
-        }
+        Event::Close(close) => handle(act, ctx, close),
         Event::Ping(_) | Event::Pong(_) => {}
     }
-    false
 }
 
 /// Call the actor's handler for `msg` the way its mailbox would.
@@ -191,21 +194,35 @@ where
             // Decode and deliver what is buffered, holding the lock only while
             // decoding: the handler sends through the same lock.
             let mut s = Shared::lock(&this.shared);
-            while budget > 0 && !this.close_delivered {
+            while budget > 0 && !this.close_delivered && this.parked_close.is_none() {
                 let Ok(Some(event)) = s.codec.decode(&mut this.read_buf) else {
                     break;
                 };
                 if let Event::Pong(payload) = &event {
                     s.pong_received(payload);
                 }
-                if matches!(event, Event::Close(_)) {
+                if let Event::Close(close) = event {
                     s.release_waiters();
+                    // The failure an Error applies queues a Close frame.
+                    s.wake_writer();
+                    if s.codec.core().role() == Role::Client
+                        && !(this.input_done || s.writer_gone || s.force_close)
+                    {
+                        this.parked_close = Some(close);
+                        continue;
+                    }
+                    drop(s);
+                    budget -= 1;
+                    this.close_delivered = true;
+                    handle(act, ctx, close);
+                    s = Shared::lock(&this.shared);
+                    continue;
                 }
                 // The failure an Error applies queues a Close frame.
                 s.wake_writer();
                 drop(s);
                 budget -= 1;
-                this.close_delivered = dispatch(&this.shared, act, ctx, event);
+                dispatch(&this.shared, act, ctx, event);
                 s = Shared::lock(&this.shared);
             }
             if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -214,6 +231,14 @@ where
             if s.writer_gone && s.core().ready_state() != ReadyState::Closed {
                 // The transport is gone: nothing more can be said to the peer.
                 s.core().receive_eof();
+                continue;
+            }
+            if this.parked_close.is_some() && (this.input_done || s.writer_gone || s.force_close) {
+                drop(s);
+                if let Some(close) = this.parked_close.take() {
+                    this.close_delivered = true;
+                    handle(act, ctx, close);
+                }
                 continue;
             }
             if this.close_delivered && (this.input_done || s.writer_gone || s.force_close) {
@@ -275,6 +300,13 @@ impl<A, S> Drop for Driver<A, S> {
         s.force_close = true;
         s.release_waiters();
         s.wake_writer();
+        #[cfg(feature = "client")]
+        {
+            s.driver_done = true;
+            if let Some(waker) = s.on_driver_done.take() {
+                waker.wake();
+            }
+        }
         drop(s);
         registry::unregister(self.registry_id);
     }
@@ -289,6 +321,7 @@ impl<A, S> Drop for Driver<A, S> {
 /// actor's handler and the reply reaches the socket buffer without a task switch.
 /// The actor lives as long as the connection: when the transport is done, the writer
 /// is dropped and the actor stopped (its `stopping` and `stopped` still run).
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) fn spawn<A, S, E>(
     actor: A,
     core: crate::proto::Connection,
@@ -305,6 +338,7 @@ where
 }
 
 /// [`spawn`] with any [`Input`].
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) fn spawn_input<A, I>(
     actor: A,
     core: crate::proto::Connection,

@@ -29,7 +29,9 @@ impl actix::Message for Error {
 
 /// The connection closed (the seed's `close`, with code and reason). Exactly one,
 /// always the last message: 1005 when the peer's Close had no code, 1006 when the
-/// transport ended without a Close.
+/// transport ended without a Close. On a client it comes once the server closed the
+/// transport after the closing handshake (RFC 6455 §7.1.1), or the close timeout
+/// ran out, so an actor that stops on `Close` never cuts the transport early.
 pub use proto::CloseEvent as Close;
 
 impl actix::Message for proto::CloseEvent {

@@ -11,11 +11,13 @@ mod driver;
 mod guard;
 mod messages;
 mod registry;
-mod settings;
-mod shared;
+pub(crate) mod settings;
+pub(crate) mod shared;
+#[cfg(any(feature = "web", feature = "client"))]
+pub(crate) mod socket;
 
 pub use conn::{Conn, Pong, Sent};
-#[allow(unused_imports)] // `attach` is for the client.
+#[allow(unused_imports)] // `spawn*` serve the server paths, `attach_input` the client.
 pub(crate) use driver::{attach_input, spawn, spawn_input, Input, StreamInput};
 pub use messages::{Close, Message, Open, WebSocketActor};
 pub use registry::{open_connections, shutdown};

@@ -51,7 +51,8 @@ fn each(mut f: impl FnMut(&mut Shared)) {
 
 /// Close every open connection of the process with 1001 (going away) and wait up to
 /// `drain` for their closing handshakes; whatever is left then is cut off. Each
-/// user actor receives its [`Close`](super::Close).
+/// user actor receives its [`Close`](super::Close). Clients among them do not
+/// reconnect.
 ///
 /// Call it before stopping the server (`ServerHandle::stop`), as
 /// `examples/echo.rs` does on Ctrl-C: actix-web's own graceful stop waits for
@@ -59,6 +60,11 @@ fn each(mut f: impl FnMut(&mut Shared)) {
 pub async fn shutdown(drain: Duration) {
     let deadline = Instant::now() + drain;
     each(|s| {
+        #[cfg(feature = "client")]
+        {
+            // A client going away does not reconnect.
+            s.close_requested = true;
+        }
         let core = s.core();
         match core.ready_state() {
             ReadyState::Open => {

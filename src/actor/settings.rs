@@ -53,7 +53,7 @@ impl Default for ConnectionSettings {
     }
 }
 
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};

@@ -44,6 +44,17 @@ pub(crate) struct Shared {
     pub force_close: bool,
     /// The writer ended or was dropped: nothing more reaches the peer.
     pub writer_gone: bool,
+    /// The client's reconnect logic: the user (or `ws::shutdown`) started the closing
+    /// handshake, so the connection's end is not a reason to reconnect.
+    #[cfg(feature = "client")]
+    pub close_requested: bool,
+    /// The client's reconnect logic: the driver is gone (its `Close` was delivered,
+    /// or the actor stopped).
+    #[cfg(feature = "client")]
+    pub driver_done: bool,
+    /// Woken when `driver_done` is set.
+    #[cfg(feature = "client")]
+    pub on_driver_done: Option<Waker>,
 }
 
 /// At most this many pieces of output go into one vectored write.
@@ -65,6 +76,12 @@ impl Shared {
             pings: VecDeque::new(),
             force_close: false,
             writer_gone: false,
+            #[cfg(feature = "client")]
+            close_requested: false,
+            #[cfg(feature = "client")]
+            driver_done: false,
+            #[cfg(feature = "client")]
+            on_driver_done: None,
         }))
     }
 

@@ -1,0 +1,129 @@
+//! What the socket paths share: the socket as the driver's [`Input`] and reading an
+//! HTTP head through it (the standalone server reads a request head, the client
+//! a response head).
+
+use std::{
+    future::poll_fn,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncRead;
+use tokio_util::io::poll_read_buf;
+
+use super::Input;
+
+/// Read buffer first reserved: enough for a burst of small frames.
+const READ_CHUNK_MIN: usize = 4 * 1024;
+
+/// The most the read reservation grows to while reads keep filling it: one 64 KiB
+/// frame with its header in one read. The slack past 64 KiB matters: a frame of a
+/// power-of-two size plus its header would otherwise fill the buffer just short of
+/// its end, and the buffer would have to grow (a copy of all of it) for the last
+/// few bytes.
+const READ_CHUNK_MAX: usize = 64 * 1024 + 64;
+
+/// A transport's read half (a TCP socket's, a TLS stream's) as the driver's
+/// [`Input`]: it reads straight into the driver's buffer.
+///
+/// It reads with `AsyncRead::poll_read`, which for a socket notes a short read as
+/// the end of what the socket holds: the next poll waits for readiness instead of
+/// trying a read that would block (one system call fewer per message). The
+/// reservation starts small and doubles each time a read fills it, so a
+/// connection of small messages keeps a small buffer and one of large messages
+/// reads them whole. A connection with no buffer (idle: never used, or its buffer
+/// given back) keeps none when a read finds nothing.
+pub(crate) struct ReadInput<R> {
+    io: R,
+    /// Bytes that came after the handshake's head, in the same read.
+    first: Option<Bytes>,
+    /// The current read reservation.
+    chunk: usize,
+}
+
+impl<R> ReadInput<R> {
+    pub fn new(io: R) -> Self {
+        ReadInput {
+            io,
+            first: None,
+            chunk: READ_CHUNK_MIN,
+        }
+    }
+
+    /// Bytes read past the handshake's head: the input's first bytes.
+    pub fn set_first(&mut self, rest: BytesMut) {
+        self.first = (!rest.is_empty()).then(|| rest.freeze());
+    }
+}
+
+impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        if let Some(first) = self.first.take() {
+            buf.extend_from_slice(&first);
+            return Poll::Ready(Ok(first.len()));
+        }
+        let had_buffer = buf.capacity() > 0;
+        if buf.capacity() - buf.len() < self.chunk / 4 {
+            buf.reserve(self.chunk);
+        }
+        let spare = buf.capacity() - buf.len();
+        let read = poll_read_buf(Pin::new(&mut self.io), cx, buf);
+        match read {
+            Poll::Ready(Ok(n)) if n == spare => {
+                self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
+            }
+            Poll::Pending if !had_buffer && buf.is_empty() => {
+                // Nothing came: an idle connection keeps no buffer.
+                *buf = BytesMut::new();
+            }
+            _ => {}
+        }
+        read
+    }
+}
+
+/// Why no head was read.
+#[derive(Debug)]
+pub(crate) enum HeadError<E> {
+    /// The head is invalid (the parser's error).
+    Parse(E),
+    /// The transport ended before the head was complete.
+    Closed,
+    /// The transport failed.
+    Io(io::Error),
+}
+
+/// Read from `input` until `parse` finds a complete head; returns the head and the
+/// bytes that followed it in the same read (the peer's first frames, perhaps).
+///
+/// The buffer stays bounded because `parse` fails once the head is longer than
+/// [`MAX_HEAD_SIZE`](crate::handshake::MAX_HEAD_SIZE) (both
+/// [`parse_request`](crate::handshake::parse_request) and
+/// [`ClientRequest::parse_response`](crate::handshake::ClientRequest::parse_response)
+/// do); the caller bounds the time.
+pub(crate) async fn read_head<I, T, E>(
+    input: &mut I,
+    mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
+) -> Result<(T, BytesMut), HeadError<E>>
+where
+    I: Input,
+{
+    let mut buf = BytesMut::new();
+    loop {
+        match poll_fn(|cx| input.poll_read_into(cx, &mut buf)).await {
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(_) => {}
+            Err(e) => return Err(HeadError::Io(e)),
+        }
+        if let Some((head, used)) = parse(&buf).map_err(HeadError::Parse)? {
+            let rest = buf.split_off(used);
+            return Ok((head, rest));
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Establishing one connection: name resolution, TCP, TLS, the opening handshake.
+
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_rustls::TlsConnector;
+
+use super::{rustls, Client, ClientError, ClientSettings, UrlError, WsUrl};
+use crate::{
+    actor::socket::{read_head, HeadError, ReadInput},
+    error::Timeout,
+    handshake::{
+        ClientOptions, ClientRequest, HandshakeError, Response, MAX_HEADERS, MAX_HEAD_SIZE,
+    },
+};
+
+/// The read half of a connection, boxed: TCP or TLS.
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Unpin>;
+/// The write half of a connection, boxed: TCP or TLS.
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Unpin>;
+
+/// Everything a connection attempt needs, checked once before the first one.
+pub(crate) struct Plan {
+    pub url: WsUrl,
+    pub settings: ClientSettings,
+    options: ClientOptions,
+    tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
+}
+
+impl Plan {
+    /// Check the options (they must make a valid request) and build the TLS setup,
+    /// before any I/O.
+    pub fn new(client: &Client) -> Result<Plan, ClientError> {
+        let url = client.url.clone();
+        let handshake = &client.settings.handshake;
+        let mut options = ClientOptions::default().protocols(handshake.protocols.iter().cloned());
+        if let Some(origin) = &handshake.origin {
+            options = options.origin(origin.clone());
+        }
+        for (name, value) in &handshake.headers {
+            options = options.try_header(name.clone(), value.clone())?;
+        }
+        // permessage-deflate (issue 4) is offered here, once it exists: an offer in
+        // `options.extensions(..)`, and the negotiated extension installed with
+        // `Connection::set_extension` in `session::start` before `open()`. Until
+        // then nothing is offered, and a server that answers with an extension
+        // fails the handshake (RFC 6455 §4.1, `HandshakeError::UnofferedExtension`).
+        ClientRequest::new(&url.host_header(), url.target(), &options)?;
+        let tls = if url.is_secure() {
+            let name = rustls::pki_types::ServerName::try_from(url.host().to_owned())
+                .map_err(|_| UrlError::InvalidHost(url.host().to_owned()))?;
+            let config: Arc<rustls::ClientConfig> = client.tls_client_config()?;
+            Some((TlsConnector::from(config), name))
+        } else {
+            None
+        };
+        Ok(Plan {
+            url,
+            settings: client.settings.clone(),
+            options,
+            tls,
+        })
+    }
+}
+
+/// A connection whose opening handshake succeeded.
+pub(crate) struct Established {
+    /// The read half, holding the bytes that followed the response head.
+    pub input: ReadInput<ReadHalf>,
+    pub output: WriteHalf,
+    /// The subprotocol the server chose.
+    pub protocol: Option<String>,
+    pub peer: SocketAddr,
+}
+
+/// Connect to the plan's URL and run the opening handshake, each within its
+/// timeout.
+pub(crate) async fn establish(plan: &Plan) -> Result<Established, ClientError> {
+    let connect = connect_tcp(&plan.url);
+    let tcp = tokio::time::timeout(plan.settings.connect_timeout, connect)
+        .await
+        .map_err(|_| ClientError::Timeout(Timeout::Connect))??;
+    // Frames go out as soon as they are written (no Nagle delay for small ones).
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::debug!(%err, "TCP_NODELAY not set");
+    }
+    let peer = tcp.peer_addr().map_err(ClientError::Io)?;
+    let handshake = handshake(plan, tcp, peer);
+    tokio::time::timeout(plan.settings.connection.handshake_timeout, handshake)
+        .await
+        .map_err(|_| ClientError::Timeout(Timeout::Handshake))?
+}
+
+/// Resolve the host and connect to its addresses in turn.
+async fn connect_tcp(url: &WsUrl) -> Result<TcpStream, ClientError> {
+    let mut last = None;
+    for addr in resolve(url.host(), url.port()).await? {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(source) => {
+                tracing::debug!(%addr, error = %source, "websocket connect failed");
+                last = Some(ClientError::Connect { addr, source });
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| no_address(url.host(), "no address")))
+}
+
+fn no_address(host: &str, why: &str) -> ClientError {
+    ClientError::Dns {
+        host: host.to_owned(),
+        source: io::Error::new(io::ErrorKind::NotFound, why.to_owned()),
+    }
+}
+
+/// The addresses of `host`: itself when an IP address, else the resolver's.
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ClientError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    // RFC 6761 §6.4: "Name resolution APIs and libraries SHOULD recognize "invalid"
+    // names as special and SHOULD always return immediate negative responses."
+    let name = host.trim_end_matches('.');
+    let tld = name.rsplit('.').next().unwrap_or(name);
+    if tld.eq_ignore_ascii_case("invalid") {
+        return Err(no_address(
+            host,
+            "names under .invalid never resolve (RFC 6761)",
+        ));
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| ClientError::Dns {
+            host: host.to_owned(),
+            source,
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(no_address(host, "no address"));
+    }
+    Ok(addrs)
+}
+
+/// TLS when `wss`, then the opening handshake (RFC 6455 §4.1).
+async fn handshake(
+    plan: &Plan,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Result<Established, ClientError> {
+    let (read, mut write): (ReadHalf, WriteHalf) = match &plan.tls {
+        Some((connector, name)) => {
+            let tls = connector
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(tls_error)?;
+            let (read, write) = tokio::io::split(tls);
+            (Box::new(read), Box::new(write))
+        }
+        None => {
+            let (read, write) = tcp.into_split();
+            (Box::new(read), Box::new(write))
+        }
+    };
+    // RFC 6455 §4.1 item 7: the key is "randomly selected for each connection".
+    let request = ClientRequest::new(&plan.url.host_header(), plan.url.target(), &plan.options)?;
+    let mut head = Vec::new();
+    request.write(&mut head);
+    write.write_all(&head).await.map_err(ClientError::Io)?;
+    write.flush().await.map_err(ClientError::Io)?;
+    let mut input = ReadInput::new(read);
+    let (response, rest) = read_head(&mut input, |buf| parse_response(&request, buf))
+        .await
+        .map_err(|err| match err {
+            HeadError::Parse(err) => err,
+            HeadError::Closed => ClientError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed the connection during the opening handshake",
+            )),
+            HeadError::Io(err) => ClientError::Io(err),
+        })?;
+    input.set_first(rest);
+    tracing::debug!(url = %plan.url, %peer, protocol = ?response.protocol, "websocket handshake done");
+    Ok(Established {
+        input,
+        output: write,
+        protocol: response.protocol,
+        peer,
+    })
+}
+
+/// The server's response head, checked (RFC 6455 §4.1: any mismatch and "the client
+/// MUST _Fail the WebSocket Connection_"); a status other than 101 carries the
+/// response's headers.
+fn parse_response(
+    request: &ClientRequest,
+    buf: &[u8],
+) -> Result<Option<(Response, usize)>, ClientError> {
+    request.parse_response(buf).map_err(|err| match err {
+        HandshakeError::UnexpectedStatus(status) => ClientError::Status {
+            status,
+            headers: head_headers(buf),
+        },
+        err => ClientError::Handshake(err),
+    })
+}
+
+/// The headers of the (complete, bounded) response head at the start of `buf`.
+fn head_headers(buf: &[u8]) -> Vec<(String, String)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let window = buf.get(..MAX_HEAD_SIZE).unwrap_or(buf);
+    if response.parse(window).is_err() {
+        return Vec::new();
+    }
+    response
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A failed TLS handshake: rustls's own error when it has one (an untrusted
+/// certificate...), else the transport's.
+fn tls_error(err: io::Error) -> ClientError {
+    match err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => ClientError::Tls(tls.clone()),
+        None => ClientError::Io(err),
+    }
+}

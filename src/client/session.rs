@@ -1,0 +1,187 @@
+//! A client's connections inside its actor: each one's driver runs in the actor's
+//! context (`attach_input`), its bytes go out through a task of its own (the pump),
+//! and the session, also in the actor's context, waits for the connection's end to
+//! reconnect or to stop the actor.
+
+use std::{
+    future::{poll_fn, Future},
+    pin::Pin,
+    rc::Rc,
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
+
+use actix::{ActorContext, ActorFuture, Context};
+use futures_core::Stream;
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    connect::{establish, Established, Plan, WriteHalf},
+    ClientError, ReconnectPolicy,
+};
+use crate::{
+    actor::{
+        attach_input,
+        shared::{Shared, SharedRef},
+        WebSocketActor, Writer,
+    },
+    proto::{Connection, Role},
+};
+
+/// Start serving `established` in the actor's context: its driver there, its pump
+/// as a task. Returns the connection's shared state.
+pub(crate) fn start<A: WebSocketActor>(
+    ctx: &mut Context<A>,
+    plan: &Plan,
+    established: Established,
+) -> SharedRef {
+    let span = tracing::debug_span!(
+        "websocket",
+        role = "client",
+        url = %plan.url,
+        peer = %established.peer,
+        protocol = established.protocol.as_deref().unwrap_or(""),
+    );
+    let mut core = Connection::new(Role::Client, plan.settings.protocol.clone());
+    core.set_protocol(established.protocol);
+    // permessage-deflate (issue 4): install the negotiated extension here
+    // (`core.set_extension`), before `open()`; see `Plan::new` for the offer.
+    core.open();
+    let connection = &plan.settings.connection;
+    let writer = attach_input(ctx, core, established.input, connection, span);
+    let shared = writer.shared.clone();
+    actix_rt::spawn(pump(writer, established.output, connection.close_timeout));
+    shared
+}
+
+/// Write the connection's output to the transport until the connection is over,
+/// then close the transport.
+///
+/// The writer ends when the core says so: for a client after a clean close, once
+/// the server closed TCP (RFC 6455 §7.1.1: "the server SHOULD close the TCP
+/// connection first ... the client SHOULD wait for the server to close"), or when
+/// the close timed out or the connection failed.
+async fn pump(mut writer: Writer, mut out: WriteHalf, close_timeout: Duration) {
+    let shared = writer.shared.clone();
+    while let Some(Ok(chunk)) = poll_fn(|cx| Pin::new(&mut writer).poll_next(cx)).await {
+        let write = async {
+            out.write_all(&chunk).await?;
+            out.flush().await
+        };
+        // A write waits as long as the peer is slow; once the connection is being
+        // cut (close timeout, actor stopped), a peer that reads nothing gets
+        // `close_timeout` more, then the transport is dropped.
+        let cut = async {
+            poll_fn(|cx| cutting(&shared, cx)).await;
+            tokio::time::sleep(close_timeout).await;
+        };
+        tokio::select! {
+            written = write => if written.is_err() { break },
+            () = cut => break,
+        }
+    }
+    drop(writer);
+    // TLS: close_notify; TCP: FIN. Then the write half is dropped.
+    let _ = tokio::time::timeout(close_timeout, out.shutdown()).await;
+}
+
+/// Ready once the connection is being cut.
+fn cutting(shared: &SharedRef, cx: &mut TaskContext<'_>) -> Poll<()> {
+    let mut s = Shared::lock(shared);
+    if s.force_close || s.writer_gone {
+        return Poll::Ready(());
+    }
+    // The pump is the writer: it owns this waker while it writes.
+    s.writer = Some(cx.waker().clone());
+    Poll::Pending
+}
+
+/// Runs in the client's actor context for as long as the client connects: waits for
+/// each connection's driver to finish (its `Close` delivered), then reconnects or
+/// stops the actor.
+pub(crate) struct Session {
+    plan: Rc<Plan>,
+    shared: SharedRef,
+    reconnecting: Option<Reconnecting>,
+}
+
+/// The attempts of [`reconnect`], in flight.
+type Reconnecting = Pin<Box<dyn Future<Output = Result<Established, ClientError>>>>;
+
+impl Session {
+    pub fn new(plan: Rc<Plan>, shared: SharedRef) -> Self {
+        Session {
+            plan,
+            shared,
+            reconnecting: None,
+        }
+    }
+}
+
+impl<A: WebSocketActor> ActorFuture<A> for Session {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        _: &mut A,
+        ctx: &mut Context<A>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if let Some(reconnecting) = &mut this.reconnecting {
+                match reconnecting.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(established)) => {
+                        this.reconnecting = None;
+                        this.shared = start(ctx, &this.plan, established);
+                        continue;
+                    }
+                    Poll::Ready(Err(err)) => {
+                        tracing::warn!(url = %this.plan.url, error = %err, "websocket reconnect gave up");
+                        ctx.stop();
+                        return Poll::Ready(());
+                    }
+                }
+            }
+            let mut s = Shared::lock(&this.shared);
+            if !s.driver_done {
+                s.on_driver_done = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let close_requested = s.close_requested;
+            drop(s);
+            match &this.plan.settings.reconnect {
+                Some(policy) if !close_requested && policy.allows(1) => {
+                    let plan = this.plan.clone();
+                    let policy = policy.clone();
+                    this.reconnecting = Some(Box::pin(reconnect(plan, policy)));
+                }
+                _ => {
+                    // The actor lives as long as its connection, as on the server.
+                    ctx.stop();
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+}
+
+/// Attempts in a row, each after its back-off, until one succeeds, an error is not
+/// transient, or the policy's attempts are spent.
+async fn reconnect(plan: Rc<Plan>, policy: ReconnectPolicy) -> Result<Established, ClientError> {
+    let mut attempt = 1;
+    loop {
+        let delay = policy.jittered_delay(attempt);
+        tracing::debug!(url = %plan.url, attempt, ?delay, "websocket reconnecting");
+        tokio::time::sleep(delay).await;
+        match establish(&plan).await {
+            Ok(established) => return Ok(established),
+            Err(err) if err.is_transient() && policy.allows(attempt.saturating_add(1)) => {
+                tracing::debug!(url = %plan.url, attempt, error = %err, "websocket reconnect failed");
+                attempt = attempt.saturating_add(1);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}

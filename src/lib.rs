@@ -118,8 +118,8 @@ pub use actor::{
     open_connections, shutdown, Close, Conn, ConnectionSettings, Message, Open, Pong, Sent,
     WebSocketActor,
 };
-pub use config::Config;
+pub use config::{Config, DeflateConfig};
 pub use error::Error;
-pub use proto::{CloseCode, ReadyState};
+pub use proto::{CloseCode, PreparedMessage, ReadyState};
 #[cfg(feature = "web")]
 pub use web::{start, start_with, Request, Server};

@@ -157,6 +157,9 @@ async fn serve_connection<A: WebSocketActor>(
     );
     let mut core = Connection::new(Role::Server, settings.protocol.clone());
     core.set_protocol(accept.protocol.clone());
+    if let Some(deflate) = accept.deflate(&options) {
+        core.set_extension(Box::new(deflate));
+    }
     core.open();
     let socket = Rc::new(socket);
     let input = SocketInput {

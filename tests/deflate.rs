@@ -671,6 +671,13 @@ fn rule5_empty_message_is_one_zero_octet_both_ways() {
     let mut server = conn(Role::Server, DeflateParams::default());
     server.send_binary(b"").unwrap();
     assert_eq!(&server.take_output()[..], [0xc2, 0x01, 0x00]);
+    // Again, with context: the same (zlib alone would write nothing the second time).
+    server.send_text("").unwrap();
+    server.send_text("Hello").unwrap();
+    assert_eq!(
+        &server.take_output()[..],
+        [0xc1, 0x01, 0x00, 0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+    );
     server.receive(&masked(0xc2, &[0x00]));
     // And an RSV1 frame with no payload at all is an empty message too.
     server.receive(&masked(0xc1, &[]));

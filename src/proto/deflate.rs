@@ -379,6 +379,13 @@ impl Extension for Deflate {
             // RFC 7692 §6.1: a message may be sent uncompressed, RSV1 clear.
             return Ok(false);
         }
+        if payload.is_empty() {
+            // RFC 7692 §7.2.3.6: an empty message is a single 0x00 octet (an empty
+            // stored block once the tail is appended). zlib would write nothing for
+            // a second flush without input, so the compressor is left out of it.
+            out.extend_from_slice(&[0x00]);
+            return Ok(true);
+        }
         let start = out.len();
         let (level, mem_level, bits) = (self.level, self.mem_level, self.compress_bits);
         let compressor = self

@@ -429,9 +429,16 @@ impl Extension for Deflate {
 /// use websocket_driver::proto::{Message, PreparedMessage};
 /// use websocket_driver::DeflateConfig;
 ///
-/// let prepared = PreparedMessage::new(Message::from("Hello"), &DeflateConfig::on());
+/// let config = DeflateConfig::on().server_no_context_takeover(true);
+/// let prepared = PreparedMessage::new(Message::from("Hello"), &config);
 /// assert_eq!(&prepared.frame()[..], b"\x81\x05Hello");
-/// assert_eq!(&prepared.compressed_frame().unwrap()[..], [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+/// // Compressed, "Hello" alone would grow (7 bytes): it is sent plain.
+/// assert!(prepared.compressed_frame().is_none());
+///
+/// let prepared = PreparedMessage::new(Message::from("Hello ".repeat(20)), &config);
+/// let frame = prepared.compressed_frame().unwrap();
+/// assert_eq!(frame[0], 0xc1); // FIN, RSV1, text
+/// assert!(frame.len() < 20);
 /// ```
 #[derive(Debug, Clone)]
 pub struct PreparedMessage {

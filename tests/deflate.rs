@@ -1167,3 +1167,73 @@ fn prepared_message_without_deflate_config_is_plain() {
     assert!(prepared.compressed_frame().is_none());
     assert_eq!(&prepared.frame()[..], [0x82, 0x03, 1, 2, 3]);
 }
+
+// ===== no panic on damaged input =====
+
+#[test]
+fn damaged_compressed_frames_never_panic_and_fail_with_1002_1007_or_1009() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    let mut rng = StdRng::seed_from_u64(7692);
+    let mut failures = [0usize; 3];
+    for round in 0..2000u32 {
+        let takeover = rng.random_bool(0.5);
+        let params = DeflateParams {
+            client_no_context_takeover: !takeover,
+            client_max_window_bits: Some(rng.random_range(9..=15)),
+            ..Default::default()
+        };
+        let mut client = conn(Role::Client, params);
+        let mut server = conn_with(
+            Role::Server,
+            params,
+            &DeflateConfig::on(),
+            Config::default().max_message_size(4096),
+        );
+        for _ in 0..4 {
+            let len = rng.random_range(0..6000);
+            let message = if rng.random_bool(0.5) {
+                json_like(len, round).into_bytes()
+            } else {
+                noise(len, u64::from(round))
+            };
+            client.send_binary(&message).unwrap();
+            let (_, mut payload) = frames(&client.take_output()).remove(0);
+            match rng.random_range(0..4) {
+                0 if !payload.is_empty() => {
+                    let at = rng.random_range(0..payload.len());
+                    payload[at] ^= 1 << rng.random_range(0..8);
+                }
+                1 => payload.truncate(rng.random_range(0..=payload.len())),
+                2 => payload.extend(noise(rng.random_range(1..64), u64::from(round) + 9)),
+                _ => {}
+            }
+            let b0 = if rng.random_bool(0.5) { 0xc1 } else { 0xc2 };
+            // Sometimes in two fragments.
+            let input = if payload.len() > 2 && rng.random_bool(0.3) {
+                let cut = rng.random_range(1..payload.len());
+                [
+                    masked(b0 & 0x7f, &payload[..cut]),
+                    masked(0x80, &payload[cut..]),
+                ]
+                .concat()
+            } else {
+                masked(b0, &payload)
+            };
+            server.receive(&input);
+            for event in events(&mut server) {
+                if let Event::Error(err) = event {
+                    let code = err.close_code().map(|c| c.0);
+                    match code {
+                        Some(1002) => failures[0] += 1,
+                        Some(1007) => failures[1] += 1,
+                        Some(1009) => failures[2] += 1,
+                        other => panic!("round {round}: {err} with {other:?}"),
+                    }
+                }
+            }
+        }
+    }
+    // Each kind of failure happened.
+    assert!(failures.iter().all(|&n| n > 0), "{failures:?}");
+}

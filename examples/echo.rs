@@ -109,7 +109,13 @@ async fn main() -> std::io::Result<()> {
             toml::from_str(&text)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
         }
-        None => ws::web::Settings::default(),
+        None => {
+            let mut settings = ws::web::Settings::default();
+            // Every protocol feature on: permessage-deflate too (the library's default
+            // is off). A `--config` file says for itself.
+            settings.deflate = ws::DeflateConfig::on();
+            settings
+        }
     };
     let drain = Duration::from_secs(5);
     if args.standalone {

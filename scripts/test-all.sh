@@ -23,6 +23,11 @@ apt_install() {
 # tests/browser.rs: headless Chromium.
 [ -x /usr/bin/chromium ] || apt_install chromium
 
+# tests/deflate_interop.rs: python `websockets` (a foreign permessage-deflate peer).
+if ! python3 -c 'import websockets' 2>/dev/null; then
+  python3 -m pip install -q websockets || echo "cannot pip install websockets" >&2
+fi
+
 # Tests marked #[ignore = "needs X; scripts/test-all.sh runs it"].
 cargo test -- --ignored
 

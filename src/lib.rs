@@ -147,8 +147,8 @@ pub use actor::{
 };
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError, ClientSettings, ReconnectPolicy};
-pub use config::Config;
+pub use config::{Config, DeflateConfig};
 pub use error::Error;
-pub use proto::{CloseCode, ReadyState};
+pub use proto::{CloseCode, PreparedMessage, ReadyState};
 #[cfg(feature = "web")]
 pub use web::{start, start_with, Request, Server};

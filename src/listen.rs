@@ -126,6 +126,9 @@ async fn handshake(server: Rc<Server>, socket: TcpStream) -> Option<Opened> {
         protocol = accept.protocol.as_deref().unwrap_or(""),
     );
     let mut core = Connection::new(Role::Server, settings.protocol.clone());
+    if let Some(deflate) = accept.deflate(&options) {
+        core.set_extension(Box::new(deflate));
+    }
     core.set_protocol(accept.protocol);
     core.open();
     input.set_first(rest);

@@ -7,8 +7,8 @@ use actix_web::{dev, http::StatusCode, web, FromRequest, HttpRequest, HttpRespon
 use crate::{
     actor::{self, ConnectionSettings, WebSocketActor},
     handshake::{self, HandshakeError, ServerOptions},
-    proto::{Connection, Role},
-    Config,
+    proto::{Connection, Message, PreparedMessage, Role},
+    Config, DeflateConfig,
 };
 
 /// An extractor for a WebSocket route: the request and its body stream, which
@@ -137,6 +137,8 @@ pub struct Settings {
     pub handshake: HandshakeSettings,
     /// Timers, send buffer.
     pub connection: ConnectionSettings,
+    /// permessage-deflate (RFC 7692): off by default.
+    pub deflate: DeflateConfig,
 }
 
 /// A configured WebSocket server endpoint: options through chained setters or a
@@ -246,6 +248,30 @@ impl Server {
         self
     }
 
+    /// Negotiate permessage-deflate (RFC 7692) as `config` says; see
+    /// [`DeflateConfig`] for each choice and the memory it costs. Default: off.
+    ///
+    /// ```
+    /// use websocket_driver as ws;
+    ///
+    /// let server = ws::Server::new().deflate(ws::DeflateConfig::on().server_no_context_takeover(true));
+    /// assert!(server.settings().deflate.enabled);
+    /// ```
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.settings.deflate = config;
+        self
+    }
+
+    /// Prepare `message` once for sending to many connections with
+    /// [`Conn::send_prepared`](crate::Conn::send_prepared), compressed as this server's
+    /// permessage-deflate settings say (see [`PreparedMessage`]). Connections whose
+    /// agreement has `server_no_context_takeover` (set
+    /// [`DeflateConfig::server_no_context_takeover`] to get it on every connection)
+    /// share the compressed frame; the others compress it themselves.
+    pub fn prepare(&self, message: impl Into<Message>) -> PreparedMessage {
+        PreparedMessage::new(message, &self.settings.deflate)
+    }
+
     /// See [`ConnectionSettings::close_on_backpressure`].
     pub fn close_on_backpressure(mut self, on: bool) -> Self {
         self.settings.connection.close_on_backpressure = on;
@@ -281,7 +307,7 @@ impl Server {
         for (name, value) in &h.headers {
             options = options.header(name.clone(), value.clone());
         }
-        options
+        options.deflate(self.settings.deflate.clone())
     }
 
     fn serve<A: WebSocketActor>(
@@ -313,6 +339,9 @@ impl Server {
         );
         let mut core = Connection::new(Role::Server, self.settings.protocol.clone());
         core.set_protocol(accept.protocol.clone());
+        if let Some(deflate) = accept.deflate(&options) {
+            core.set_extension(Box::new(deflate));
+        }
         core.open();
         let (_addr, writer) = actor::spawn(actor, core, payload, &self.settings.connection, span);
         let mut response = HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS);

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::shared::{Shared, SharedRef};
 use crate::{
-    proto::{CloseCode, Message, ReadyState, VERSION},
+    proto::{CloseCode, Message, PreparedMessage, ReadyState, VERSION},
     Error,
 };
 
@@ -71,6 +71,22 @@ impl Conn {
         let message = message.into();
         self.with_send(|s| {
             s.core().send(&message)?;
+            let offset = s.taken + s.codec.core().buffered_amount() as u64;
+            Ok(Sent {
+                shared: self.shared.clone(),
+                offset,
+            })
+        })
+    }
+
+    /// Send a message prepared once for many connections (a broadcast; see
+    /// [`PreparedMessage`] and [`Server::prepare`](crate::Server::prepare)): the
+    /// prepared compressed frame goes out as is when this connection's
+    /// permessage-deflate agreement allows it, else the message is compressed for
+    /// this connection or sent plain. Resolves like [`send`](Self::send).
+    pub fn send_prepared(&self, message: &PreparedMessage) -> Result<Sent, Error> {
+        self.with_send(|s| {
+            s.core().send_prepared(message)?;
             let offset = s.taken + s.codec.core().buffered_amount() as u64;
             Ok(Sent {
                 shared: self.shared.clone(),

@@ -124,6 +124,11 @@ pub enum HandshakeError {
     /// §4.1 response check 5). Holds the extension's name.
     #[error("server chose extension {0:?}, which the client did not offer")]
     UnofferedExtension(String),
+    /// Client only: the server's permessage-deflate answer is not one the client's
+    /// offer allows (RFC 7692 §7.1: the client "MUST _Fail the WebSocket
+    /// Connection_"). Holds what is wrong with it.
+    #[error("invalid permessage-deflate answer: {0}")]
+    InvalidDeflateAnswer(String),
 }
 
 impl HandshakeError {
@@ -176,6 +181,7 @@ impl HandshakeError {
             HandshakeError::UnofferedExtension(_) => {
                 "server chose an extension the client did not offer"
             }
+            HandshakeError::InvalidDeflateAnswer(_) => "invalid permessage-deflate answer",
         }
     }
 

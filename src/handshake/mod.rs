@@ -12,6 +12,7 @@
 //!   including the `Sec-WebSocket-Extensions` parser [`parse_extensions`].
 
 mod client;
+mod deflate;
 mod error;
 pub mod headers;
 mod key;

@@ -11,6 +11,10 @@ use super::{
     key::{accept_key, is_valid_key},
     BuildError, HandshakeError, MAX_HEADERS, MAX_HEAD_SIZE,
 };
+use crate::{
+    config::DeflateConfig,
+    proto::{Deflate, DeflateParams, Role},
+};
 
 /// Headers a server's extra headers may not set: the `101` response writes the
 /// first five itself, and a `1xx` response may carry no body headers (RFC 9110
@@ -75,6 +79,7 @@ pub struct ServerOptions {
     protocols: Vec<String>,
     origins: Option<Vec<String>>,
     headers: Vec<(String, String)>,
+    deflate: DeflateConfig,
 }
 
 impl ServerOptions {
@@ -152,6 +157,20 @@ impl ServerOptions {
         self.headers.push((name, value));
         self
     }
+
+    /// Negotiate permessage-deflate as `config` says (RFC 7692): when it is enabled,
+    /// [`validate_request`] answers the client's first acceptable offer (see
+    /// [`DeflateConfig::accept_offer`]) and the [`Accept`] carries the agreement and
+    /// its `Sec-WebSocket-Extensions` answer. Default: off.
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = config;
+        self
+    }
+
+    /// The permessage-deflate configuration.
+    pub fn deflate_config(&self) -> &DeflateConfig {
+        &self.deflate
+    }
 }
 
 /// An accepted opening handshake: what the `101` response says, from
@@ -173,6 +192,7 @@ pub struct Accept {
     /// extension's business, answered through [`set_extensions`](Self::set_extensions).
     pub offered_extensions: Option<String>,
     extensions: Option<String>,
+    deflate: Option<DeflateParams>,
 }
 
 impl Accept {
@@ -180,6 +200,8 @@ impl Accept {
     /// `Sec-WebSocket-Extensions: {value}` (RFC 6455 §4.2.2 step 5.6). The value must
     /// follow the grammar of RFC 6455 §9.1 and have no control character, else it is
     /// refused and nothing changes. `None` (the default) sends no such header.
+    /// A permessage-deflate agreement made by [`validate_request`] is dropped: the
+    /// answer is now the caller's, and [`deflate`](Self::deflate) returns `None`.
     pub fn set_extensions(&mut self, value: Option<String>) -> Result<(), BuildError> {
         if let Some(text) = &value {
             let valid = super::headers::is_field_value(text.as_bytes())
@@ -189,12 +211,29 @@ impl Accept {
             }
         }
         self.extensions = value;
+        self.deflate = None;
         Ok(())
     }
 
     /// The `Sec-WebSocket-Extensions` value the response carries, if any.
     pub fn extensions(&self) -> Option<&str> {
         self.extensions.as_deref()
+    }
+
+    /// The permessage-deflate agreement, when [`ServerOptions::deflate`] is enabled
+    /// and the client made an acceptable offer.
+    pub fn deflate_params(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref()
+    }
+
+    /// The permessage-deflate codec for the agreement, to install with
+    /// [`Connection::set_extension`](crate::proto::Connection::set_extension)
+    /// before the connection opens; `None` without an agreement. `opts` are the
+    /// options the request was validated with (their level, memory level and
+    /// threshold apply).
+    pub fn deflate(&self, opts: &ServerOptions) -> Option<Deflate> {
+        self.deflate
+            .map(|params| Deflate::new(Role::Server, params, &opts.deflate))
     }
 
     /// The headers of the `101` response, in order (RFC 6455 §4.2.2 step 5):
@@ -386,13 +425,18 @@ where
         .cloned();
 
     // RFC 6455 §4.2.1 item 9: the extensions header, with the grammar of §9.1.
-    let (_, offered_extensions) = extensions_of(headers, SEC_WEBSOCKET_EXTENSIONS)?;
+    let (offers, offered_extensions) = extensions_of(headers, SEC_WEBSOCKET_EXTENSIONS)?;
+    // RFC 7692 §5.1: accept one permessage-deflate offer (the first acceptable), or
+    // none; declining is not an error, the connection goes on uncompressed.
+    let deflate = opts.deflate.accept_offers(&offers);
+    let extensions = deflate.map(|params| params.to_string());
 
     Ok(Accept {
         accept_key: accept_key(key),
         protocol,
         offered_extensions,
-        extensions: None,
+        extensions,
+        deflate,
     })
 }
 

@@ -7,8 +7,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::{
     apply_mask, generate_mask,
     output::{Output, SHARE_MIN},
-    CloseCode, CloseEvent, CloseFrame, Event, Extension, FrameHeader, Message, OpCode, ReadyState,
-    Role, Utf8Bytes, Utf8Validator, MAX_REASON_LEN,
+    CloseCode, CloseEvent, CloseFrame, Event, Extension, FrameHeader, Message, OpCode,
+    PreparedMessage, ReadyState, Role, Utf8Bytes, Utf8Validator, MAX_HEADER_LEN, MAX_REASON_LEN,
 };
 use crate::{
     error::{CapacityError, ProtocolError},
@@ -507,16 +507,79 @@ impl Connection {
         });
     }
 
+    /// Send a message prepared once for many connections (a broadcast): the
+    /// prepared compressed frame when this connection's agreement allows it
+    /// ([`Extension::accepts_prepared`]: permessage-deflate without context takeover
+    /// on our side, a window at least as large), else the message compressed for this
+    /// connection, or the plain frame when this connection does not compress. A
+    /// server copies the prepared frame's bytes as they are; a client masks them.
+    pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        if !self.state.can_send() {
+            return Err(Error::ConnectionClosed);
+        }
+        let opcode = prepared.opcode();
+        match (&self.extension, prepared.compressed_payload()) {
+            (Some(ext), Some((payload, bits))) if ext.accepts_prepared(bits) => {
+                let rsv = ext.rsv();
+                match (self.role, prepared.compressed_frame()) {
+                    (Role::Server, Some(frame)) => self.output.push_frame(frame),
+                    _ => self.write_frame(opcode, rsv, payload),
+                }
+                Ok(())
+            }
+            (Some(_), Some(_)) => self.send_data(opcode, prepared.payload()),
+            _ => {
+                // Uncompressed (RSV1 clear) is valid whatever was negotiated.
+                match self.role {
+                    Role::Server => self.output.push_frame(prepared.frame()),
+                    Role::Client => self.write_frame(opcode, 0, prepared.payload()),
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
         if !self.state.can_send() {
             return Err(Error::ConnectionClosed);
         }
         if let Some(ext) = self.extension.as_mut() {
-            if let Some(encoded) = ext.encode(opcode, payload)? {
+            // The extension writes its payload into the output after room for the
+            // largest header; the header goes in front once the length is known and
+            // the payload moves up against it (no buffer of the extension's own).
+            let out = self.output.tail_mut();
+            let frame_start = out.len();
+            let payload_start = frame_start + MAX_HEADER_LEN;
+            out.resize(payload_start, 0);
+            let encoded = match ext.encode(opcode, payload, out) {
+                Ok(encoded) => encoded,
+                Err(err) => {
+                    out.truncate(frame_start);
+                    return Err(err);
+                }
+            };
+            if encoded {
                 let rsv = ext.rsv();
-                self.write_frame(opcode, rsv, &encoded);
+                let len = out.len() - payload_start;
+                let mask = self.role.masks_outgoing().then(generate_mask);
+                let header = FrameHeader {
+                    fin: true,
+                    rsv,
+                    opcode,
+                    mask,
+                    payload_len: len as u64,
+                };
+                let mut bytes = [0u8; MAX_HEADER_LEN];
+                let header_len = header.encode(&mut bytes);
+                out.copy_within(payload_start.., frame_start + header_len);
+                out.truncate(frame_start + header_len + len);
+                out[frame_start..frame_start + header_len].copy_from_slice(&bytes[..header_len]);
+                if let Some(mask) = mask {
+                    apply_mask(&mut out[frame_start + header_len..], mask, 0);
+                }
                 return Ok(());
             }
+            out.truncate(frame_start);
         }
         self.write_frame(opcode, 0, payload);
         Ok(())

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::OpCode;
 use crate::Error;
@@ -35,7 +35,18 @@ pub trait Extension: fmt::Debug + Send {
         limit: usize,
     ) -> Result<(), Error>;
 
-    /// Encode an outgoing data message. `Ok(Some(payload))` sends that payload with
-    /// the extension's bits on the first frame; `Ok(None)` sends the message as is.
-    fn encode(&mut self, opcode: OpCode, payload: &[u8]) -> Result<Option<Bytes>, Error>;
+    /// Encode an outgoing data message by appending its encoded payload to `out`
+    /// (the connection's output, so nothing is copied on the way): `Ok(true)` sends
+    /// what was appended with the extension's bits on the first frame; `Ok(false)`,
+    /// with `out` left as it was, sends the message as is.
+    fn encode(&mut self, opcode: OpCode, payload: &[u8], out: &mut BytesMut)
+        -> Result<bool, Error>;
+
+    /// Whether a payload encoded once, on its own, with an LZ77 window of
+    /// `window_bits` (a [`PreparedMessage`](super::PreparedMessage)), may be sent as is
+    /// on this connection. Default `false`: the message is encoded again.
+    fn accepts_prepared(&self, window_bits: u8) -> bool {
+        let _ = window_bits;
+        false
+    }
 }

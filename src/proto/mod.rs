@@ -5,6 +5,7 @@
 
 mod close;
 mod connection;
+mod deflate;
 mod event;
 mod extension;
 mod header;
@@ -18,6 +19,8 @@ mod utf8;
 
 pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 pub use connection::{Connection, MAX_CONTROL_PAYLOAD, VERSION};
+pub(crate) use deflate::compress_bits as deflate_compress_bits;
+pub use deflate::{Deflate, DeflateParams, PreparedMessage, INFLATE_STEP, PERMESSAGE_DEFLATE};
 pub use event::{CloseEvent, Event};
 pub use extension::Extension;
 pub use header::{FrameHeader, MAX_HEADER_LEN, RSV1, RSV2, RSV3};

@@ -54,6 +54,16 @@ impl Output {
         self.chunks.push_back(payload);
     }
 
+    /// Queue a whole frame prepared elsewhere (a broadcast's): by reference when
+    /// large, else copied with the frames around it.
+    pub fn push_frame(&mut self, frame: &Bytes) {
+        if frame.len() < SHARE_MIN {
+            self.tail.extend_from_slice(frame);
+        } else {
+            self.push_shared(frame.clone());
+        }
+    }
+
     /// The first contiguous piece.
     pub fn front(&self) -> &[u8] {
         match self.chunks.front() {

@@ -1288,3 +1288,116 @@ fn settings_from_toml_reach_the_client() {
         UrlError::MissingScheme
     );
 }
+
+// ----- permessage-deflate (RFC 7692) -----
+
+// RFC 7692 §5 and §7.2.3.1: the client offers what its configuration says, accepts
+// the server's answer, inflates a compressed frame ("Hello", the RFC's example
+// bytes) and sends its own messages compressed, RSV1 on the frame.
+#[actix_rt::test]
+async fn deflate_is_offered_negotiated_and_used_both_ways() {
+    let (request_tx, request_rx) = tokio::sync::oneshot::channel();
+    let (frame_tx, frame_rx) = tokio::sync::oneshot::channel();
+    let addr = raw_server(|mut tcp, head| async move {
+        let mut bytes = switching(
+            &head,
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12\r\n",
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        tcp.write_all(&bytes).await.unwrap();
+        request_tx.send(head).unwrap();
+        // The client's first frame, unmasked with its key.
+        let mut header = [0u8; 6];
+        tcp.read_exact(&mut header).await.unwrap();
+        let mut payload = vec![0u8; usize::from(header[1] & 0x7f)];
+        tcp.read_exact(&mut payload).await.unwrap();
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= header[2 + i % 4];
+        }
+        frame_tx.send((header[0], payload)).unwrap();
+        linger(&mut tcp).await;
+    })
+    .await;
+    let (actor, mut rx) = events();
+    let (_addr, conn) = to(addr)
+        .deflate(ws::DeflateConfig::on())
+        .connect_with_conn(actor)
+        .await
+        .unwrap();
+    let head = request_rx.await.unwrap();
+    assert_eq!(
+        header_of(&head, "sec-websocket-extensions").as_deref(),
+        Some("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12")
+    );
+    opened(&mut rx).await;
+    assert!(matches!(next(&mut rx).await, Ev::Message(ws::Message::Text(t)) if &*t == "Hello"));
+    conn.send_text("Hello").unwrap();
+    let (first_byte, payload) = frame_rx.await.unwrap();
+    assert_eq!(first_byte, 0xc1, "FIN, RSV1, text");
+    // The client's compressed "Hello" inflates back (RFC 7692 §7.2.2: with the
+    // trailing 00 00 ff ff restored).
+    let mut inflated = Vec::new();
+    let mut input = payload.clone();
+    input.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    flate_inflate(&input, &mut inflated);
+    assert_eq!(inflated, b"Hello");
+}
+
+/// Inflate a client's compressed payload (`input`, with the restored tail) into
+/// `out` through a client-role core that negotiated deflate.
+fn flate_inflate(input: &[u8], out: &mut Vec<u8>) {
+    let mut core = ws::proto::Connection::new(ws::proto::Role::Client, ws::Config::default());
+    let deflate = ws::DeflateConfig::on()
+        .server_max_window_bits(15)
+        .client_max_window_bits(15)
+        .accept_response("permessage-deflate")
+        .unwrap();
+    core.set_extension(Box::new(deflate));
+    core.open();
+    // A server frame carrying the payload (without the restored tail), as a client
+    // core reads it.
+    let payload = &input[..input.len() - 4];
+    let mut frame = vec![0xc1, payload.len() as u8];
+    frame.extend_from_slice(payload);
+    core.receive(&frame);
+    while let Some(event) = core.poll_event() {
+        if let Event::Message(message) = event {
+            out.extend_from_slice(message.as_bytes());
+        }
+    }
+}
+
+// RFC 7692 §7.1: an answer the client cannot accept fails the connection: here a
+// server window larger than the 12 bits we asked for.
+#[actix_rt::test]
+async fn a_deflate_answer_we_cannot_accept_fails_the_handshake() {
+    let addr = raw_server(|mut tcp, head| async move {
+        let response = switching(
+            &head,
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=14\r\n",
+        );
+        tcp.write_all(response.as_bytes()).await.unwrap();
+        linger(&mut tcp).await;
+    })
+    .await;
+    match fails(to(addr).deflate(ws::DeflateConfig::on())).await {
+        ClientError::Handshake(HandshakeError::InvalidDeflateAnswer(_)) => {}
+        other => panic!("expected InvalidDeflateAnswer, got {other:?}"),
+    }
+}
+
+// Our client and our server, both with deflate: every size from 0 B to 1 MiB.
+#[actix_rt::test]
+async fn deflate_echoes_every_size_with_our_server() {
+    let (addr, handle, _seen) = our_server(ws::Server::new().deflate(ws::DeflateConfig::on()));
+    let (actor, mut rx) = events();
+    let (_addr, conn) = to(addr)
+        .deflate(ws::DeflateConfig::on())
+        .connect_with_conn(actor)
+        .await
+        .unwrap();
+    opened(&mut rx).await;
+    echo_all_sizes(&conn, &mut rx).await;
+    handle.stop(false).await;
+}

@@ -19,6 +19,7 @@ use crate::{
     handshake::{
         ClientOptions, ClientRequest, HandshakeError, Response, MAX_HEADERS, MAX_HEAD_SIZE,
     },
+    proto::Deflate,
 };
 
 /// The read half of a connection, boxed: TCP or TLS.
@@ -47,11 +48,13 @@ impl Plan {
         for (name, value) in &handshake.headers {
             options = options.try_header(name.clone(), value.clone())?;
         }
-        // permessage-deflate (issue 4) is offered here, once it exists: an offer in
-        // `options.extensions(..)`, and the negotiated extension installed with
-        // `Connection::set_extension` in `session::start` before `open()`. Until
-        // then nothing is offered, and a server that answers with an extension
-        // fails the handshake (RFC 6455 §4.1, `HandshakeError::UnofferedExtension`).
+        // permessage-deflate (RFC 7692 §5): offered when configured; the answer is
+        // checked in `handshake`. Without an offer, a server that answers with an
+        // extension fails the handshake (RFC 6455 §4.1,
+        // `HandshakeError::UnofferedExtension`).
+        if client.settings.deflate.enabled {
+            options = options.extensions(client.settings.deflate.offer());
+        }
         ClientRequest::new(&url.host_header(), url.target(), &options)?;
         let tls = if url.is_secure() {
             let name = rustls::pki_types::ServerName::try_from(url.host().to_owned())
@@ -77,6 +80,8 @@ pub(crate) struct Established {
     pub output: WriteHalf,
     /// The subprotocol the server chose.
     pub protocol: Option<String>,
+    /// permessage-deflate, when the server accepted our offer.
+    pub deflate: Option<Deflate>,
     pub peer: SocketAddr,
 }
 
@@ -185,12 +190,24 @@ async fn handshake(
             )),
             HeadError::Io(err) => ClientError::Io(err),
         })?;
+    // RFC 7692 §7.1: an answer the client cannot accept "MUST _Fail the WebSocket
+    // Connection_". Only what we offered can be answered (checked by the core).
+    let deflate = match (&response.extensions, plan.settings.deflate.enabled) {
+        (Some(answer), true) => Some(
+            plan.settings
+                .deflate
+                .accept_response(answer)
+                .map_err(ClientError::Handshake)?,
+        ),
+        _ => None,
+    };
     input.set_first(rest);
-    tracing::debug!(url = %plan.url, %peer, protocol = ?response.protocol, "websocket handshake done");
+    tracing::debug!(url = %plan.url, %peer, protocol = ?response.protocol, deflate = deflate.is_some(), "websocket handshake done");
     Ok(Established {
         input,
         output: write,
         protocol: response.protocol,
+        deflate,
         peer,
     })
 }

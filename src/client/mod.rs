@@ -22,7 +22,7 @@ pub use url::{UrlError, WsUrl};
 
 use crate::{
     actor::{settings::millis, ConnectionSettings, WebSocketActor},
-    Config, Conn,
+    Config, Conn, DeflateConfig,
 };
 
 /// Options of the client's opening handshake (the `[handshake]` table of
@@ -177,6 +177,8 @@ pub struct ClientSettings {
     /// Reconnect when the connection is lost; `None` (no `[reconnect]` table): never.
     /// Default `None`.
     pub reconnect: Option<ReconnectPolicy>,
+    /// permessage-deflate (RFC 7692): offered when `enabled`. Default off.
+    pub deflate: DeflateConfig,
 }
 
 impl Default for ClientSettings {
@@ -188,6 +190,7 @@ impl Default for ClientSettings {
             handshake: ClientHandshakeSettings::default(),
             connection: ConnectionSettings::default(),
             reconnect: None,
+            deflate: DeflateConfig::default(),
         }
     }
 }
@@ -380,6 +383,24 @@ impl Client {
     /// See [`ConnectionSettings::close_on_backpressure`].
     pub fn close_on_backpressure(mut self, on: bool) -> Self {
         self.settings.connection.close_on_backpressure = on;
+        self
+    }
+
+    /// Offer permessage-deflate (RFC 7692) as `config` says: its `server_*`
+    /// options are what we ask of the server, its `client_*` ones what we compress
+    /// with. A server answer we did not offer, or cannot accept, fails the
+    /// connection with [`ClientError::Handshake`].
+    ///
+    /// ```
+    /// use websocket_driver as ws;
+    ///
+    /// let client = ws::Client::new("ws://127.0.0.1:9001/")
+    ///     .unwrap()
+    ///     .deflate(ws::DeflateConfig::on());
+    /// assert!(client.settings().deflate.enabled);
+    /// ```
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.settings.deflate = config;
         self
     }
 

@@ -44,8 +44,9 @@ pub(crate) fn start<A: WebSocketActor>(
     );
     let mut core = Connection::new(Role::Client, plan.settings.protocol.clone());
     core.set_protocol(established.protocol);
-    // permessage-deflate (issue 4): install the negotiated extension here
-    // (`core.set_extension`), before `open()`; see `Plan::new` for the offer.
+    if let Some(deflate) = established.deflate {
+        core.set_extension(Box::new(deflate));
+    }
     core.open();
     let connection = &plan.settings.connection;
     let writer = attach_input(ctx, core, established.input, connection, span);

@@ -6,6 +6,9 @@
 #[path = "support/server.rs"]
 mod support;
 
+#[path = "support/python.rs"]
+mod python;
+
 use std::{
     net::SocketAddr,
     sync::Arc,
@@ -1400,4 +1403,21 @@ async fn deflate_echoes_every_size_with_our_server() {
     opened(&mut rx).await;
     echo_all_sizes(&conn, &mut rx).await;
     handle.stop(false).await;
+}
+
+// Interop: our client, deflate on, against a foreign server (python websockets,
+// which accepts the offer): every size from 0 B to 1 MiB both ways.
+#[actix_rt::test]
+#[ignore = "needs python3 websockets; scripts/test-all.sh runs it"]
+async fn deflate_echoes_every_size_with_python_websockets() {
+    let (mut child, addr) = python::python_echo_server().await;
+    let (actor, mut rx) = events();
+    let (_addr, conn) = to(addr)
+        .deflate(ws::DeflateConfig::on())
+        .connect_with_conn(actor)
+        .await
+        .unwrap();
+    opened(&mut rx).await;
+    echo_all_sizes(&conn, &mut rx).await;
+    child.kill().await.unwrap();
 }

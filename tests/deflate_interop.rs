@@ -7,6 +7,9 @@
 #[path = "support/server.rs"]
 mod support;
 
+#[path = "support/python.rs"]
+mod python;
+
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -210,45 +213,10 @@ async fn python_websockets_client_exchanges_0_to_1_mib_with_deflate() {
     assert_eq!(stdout.trim(), "ok ['PerMessageDeflate']");
 }
 
-const PYTHON_SERVER: &str = r#"
-import asyncio, sys
-from websockets.asyncio.server import serve
-
-async def echo(ws):
-    async for message in ws:
-        await ws.send(message)
-
-async def main():
-    async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
-        port = server.sockets[0].getsockname()[1]
-        print(port, flush=True)
-        await asyncio.sleep(60)
-
-asyncio.run(main())
-"#;
-
 #[actix_rt::test]
 #[ignore = "needs python3 websockets; scripts/test-all.sh runs it"]
 async fn core_client_role_against_python_websockets_server_with_deflate() {
-    let mut child = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(PYTHON_SERVER)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 runs");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut port = Vec::new();
-    let mut byte = [0u8; 1];
-    while !port.ends_with(b"\n") {
-        tokio::time::timeout(Duration::from_secs(10), stdout.read_exact(&mut byte))
-            .await
-            .expect("python server did not start")
-            .unwrap();
-        port.push(byte[0]);
-    }
-    let port: u16 = String::from_utf8(port).unwrap().trim().parse().unwrap();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (mut child, addr) = python::python_echo_server().await;
     let (mut client, answer) = connect(addr, &ws::DeflateConfig::on()).await;
     assert_eq!(answer, ANSWER);
     echo_sizes(&mut client).await;

@@ -26,22 +26,8 @@ rounds="${ROUNDS:-3}"
 idle="${IDLE:-10000}"
 port=9301
 
-echo "building (release): the echo example, the peers, the load generator" >&2
-cargo build --release --example echo >&2
-(cd benches/peers && cargo build --release) >&2
-(cd benches/loadgen && cargo build --release) >&2
-load_bin="$root/benches/loadgen/target/release/wsd-loadgen"
-peers="$root/benches/peers/target/release"
-
-declare -A cmd=(
-  [ours]="$root/target/release/examples/echo --workers 1 --bind"
-  [ours-standalone]="$root/target/release/examples/echo --workers 1 --standalone --bind"
-  [actix-web-actors]="$peers/actix_web_actors --bind"
-  [actix-ws]="$peers/actix_ws --bind"
-  [tokio-tungstenite]="$peers/tokio_tungstenite --bind"
-  [fastwebsockets]="$peers/fastwebsockets --bind"
-  [raw-tcp]="$peers/raw_tcp --bind"
-)
+# shellcheck source=scripts/servers.sh
+source scripts/servers.sh
 servers=(${SERVERS:-ours ours-standalone actix-web-actors actix-ws tokio-tungstenite fastwebsockets raw-tcp})
 peers_only=(actix-web-actors actix-ws tokio-tungstenite fastwebsockets)
 

@@ -15,20 +15,8 @@ secs="${SECONDS_PER_RUN:-3}"
 sizes="${SIZES:-20 16384}"
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install -y valgrind)" >&2; exit 1; }
 
-echo "building (release): the echo example, the peers, the load generator" >&2
-cargo build --release --example echo >&2
-(cd benches/peers && cargo build --release) >&2
-(cd benches/loadgen && cargo build --release) >&2
-load_bin="$root/benches/loadgen/target/release/wsd-loadgen"
-peers="$root/benches/peers/target/release"
-declare -A cmd=(
-  [ours]="$root/target/release/examples/echo --workers 1 --bind"
-  [ours-standalone]="$root/target/release/examples/echo --workers 1 --standalone --bind"
-  [actix-web-actors]="$peers/actix_web_actors --bind"
-  [actix-ws]="$peers/actix_ws --bind"
-  [tokio-tungstenite]="$peers/tokio_tungstenite --bind"
-  [fastwebsockets]="$peers/fastwebsockets --bind"
-)
+# shellcheck source=scripts/servers.sh
+source scripts/servers.sh
 servers=(${SERVERS:-ours ours-standalone actix-web-actors fastwebsockets})
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -174,29 +174,6 @@ async fn linger(tcp: &mut TcpStream) {
 
 // ----- servers -----
 
-/// Our own server (`Server::listen_on`) on port 0, echoing, recording its events.
-fn our_server(
-    server: ws::Server,
-) -> (
-    SocketAddr,
-    actix_server::ServerHandle,
-    mpsc::UnboundedReceiver<support::Seen>,
-) {
-    let (tx, seen) = mpsc::unbounded_channel();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let running = server
-        .listen_on(listener, 1, move || support::Recorder {
-            tx: tx.clone(),
-            conn: None,
-            echo: true,
-        })
-        .unwrap();
-    let handle = running.handle();
-    actix_rt::spawn(running);
-    (addr, handle, seen)
-}
-
 /// A tokio-tungstenite echo server over any stream; answers subprotocol `chat` when
 /// offered.
 // The callback's error type is tungstenite's (an HTTP response), as its API requires.
@@ -369,7 +346,7 @@ fn server_core() -> ws::proto::Connection {
 
 #[actix_rt::test]
 async fn echoes_every_size_with_our_server_and_closes_cleanly() {
-    let (addr, handle, mut seen) = our_server(ws::Server::new().protocols(["chat"]));
+    let (addr, handle, mut seen) = support::listen_recorder(ws::Server::new().protocols(["chat"]));
     let (actor, mut rx) = events();
     let (_addr, conn) = ws::Client::new(&format!("ws://{addr}/echo?x=1"))
         .unwrap()
@@ -408,7 +385,7 @@ async fn echoes_every_size_with_our_server_and_closes_cleanly() {
 
 #[actix_rt::test]
 async fn server_close_reaches_the_actor_after_the_messages_before_it() {
-    let (addr, handle, mut seen) = our_server(ws::Server::new());
+    let (addr, handle, mut seen) = support::listen_recorder(ws::Server::new());
     let (actor, mut rx) = events();
     to(addr).connect(actor).await.unwrap();
     opened(&mut rx).await;
@@ -1393,7 +1370,8 @@ async fn a_deflate_answer_we_cannot_accept_fails_the_handshake() {
 // Our client and our server, both with deflate: every size from 0 B to 1 MiB.
 #[actix_rt::test]
 async fn deflate_echoes_every_size_with_our_server() {
-    let (addr, handle, _seen) = our_server(ws::Server::new().deflate(ws::DeflateConfig::on()));
+    let (addr, handle, _seen) =
+        support::listen_recorder(ws::Server::new().deflate(ws::DeflateConfig::on()));
     let (actor, mut rx) = events();
     let (_addr, conn) = to(addr)
         .deflate(ws::DeflateConfig::on())

@@ -85,19 +85,8 @@ async fn route_negotiates_deflate_and_echoes_compressed_0_to_1_mib() {
 
 #[actix_rt::test]
 async fn listen_negotiates_deflate_and_echoes_compressed_0_to_1_mib() {
-    let (tx, _seen) = tokio::sync::mpsc::unbounded_channel();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let running = ws::Server::new()
-        .deflate(ws::DeflateConfig::on())
-        .listen_on(listener, 1, move || support::Recorder {
-            tx: tx.clone(),
-            conn: None,
-            echo: true,
-        })
-        .unwrap();
-    let handle = running.handle();
-    actix_rt::spawn(running);
+    let (addr, handle, _seen) =
+        support::listen_recorder(ws::Server::new().deflate(ws::DeflateConfig::on()));
     let (mut client, answer) = connect(addr, &ws::DeflateConfig::on()).await;
     assert_eq!(answer, ANSWER);
     echo_sizes(&mut client).await;

@@ -7,36 +7,14 @@ mod support;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use support::{Recorder, Seen};
+use support::Seen;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite;
 use websocket_driver as ws;
 
-fn start(
-    server: ws::Server,
-) -> (
-    std::net::SocketAddr,
-    actix_server::ServerHandle,
-    tokio::sync::mpsc::UnboundedReceiver<Seen>,
-) {
-    let (tx, seen) = tokio::sync::mpsc::unbounded_channel();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let running = server
-        .listen_on(listener, 1, move || Recorder {
-            tx: tx.clone(),
-            conn: None,
-            echo: true,
-        })
-        .unwrap();
-    let handle = running.handle();
-    actix_rt::spawn(running);
-    (addr, handle, seen)
-}
-
 #[actix_rt::test]
 async fn listen_echoes_text_and_binary_and_reports_the_peer_close() {
-    let (addr, handle, mut seen) = start(ws::Server::new().protocols(["chat"]));
+    let (addr, handle, mut seen) = support::listen_recorder(ws::Server::new().protocols(["chat"]));
     let request = tungstenite::client::IntoClientRequest::into_client_request(format!(
         "ws://{addr}/any/path?q=1"
     ))
@@ -96,7 +74,7 @@ async fn listen_echoes_text_and_binary_and_reports_the_peer_close() {
 
 #[actix_rt::test]
 async fn listen_refuses_a_request_without_key_with_400_and_starts_no_actor() {
-    let (addr, handle, mut seen) = start(ws::Server::new());
+    let (addr, handle, mut seen) = support::listen_recorder(ws::Server::new());
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
         b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -225,3 +225,27 @@ pub fn frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     apply_mask(&mut out[start..], mask, 0);
     out.to_vec()
 }
+
+/// Our standalone server (`Server::listen_on`) on 127.0.0.1:0, one worker, with a
+/// [`Recorder`] that echoes: its address, its handle, and what its actors saw.
+pub fn listen_recorder(
+    server: ws::Server,
+) -> (
+    SocketAddr,
+    actix_server::ServerHandle,
+    mpsc::UnboundedReceiver<Seen>,
+) {
+    let (tx, seen) = mpsc::unbounded_channel();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = server
+        .listen_on(listener, 1, move || Recorder {
+            tx: tx.clone(),
+            conn: None,
+            echo: true,
+        })
+        .unwrap();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    (addr, handle, seen)
+}

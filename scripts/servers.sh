@@ -1,0 +1,19 @@
+# Sourced by scripts/bench.sh and scripts/instructions.sh (from the repository's
+# root, with $root set): builds the echo servers and the load generator, and sets
+# `load_bin` and `cmd` (server name -> command line, to be followed by ADDR).
+echo "building (release): the echo example, the peers, the load generator" >&2
+cargo build --release --example echo >&2
+(cd benches/peers && cargo build --release) >&2
+(cd benches/loadgen && cargo build --release) >&2
+load_bin="$root/benches/loadgen/target/release/wsd-loadgen"
+peers="$root/benches/peers/target/release"
+# shellcheck disable=SC2034 # used by the scripts that source this one
+declare -A cmd=(
+  [ours]="$root/target/release/examples/echo --workers 1 --bind"
+  [ours-standalone]="$root/target/release/examples/echo --workers 1 --standalone --bind"
+  [actix-web-actors]="$peers/actix_web_actors --bind"
+  [actix-ws]="$peers/actix_ws --bind"
+  [tokio-tungstenite]="$peers/tokio_tungstenite --bind"
+  [fastwebsockets]="$peers/fastwebsockets --bind"
+  [raw-tcp]="$peers/raw_tcp --bind"
+)

@@ -147,8 +147,11 @@ impl Future for WriteOut {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let WriteOut { socket, writer } = self.get_mut();
-        writer.poll_write_to(cx, |cx, slices| {
-            Pin::new(&mut *socket).poll_write_vectored(cx, slices)
+        writer.poll_write_to(cx, |cx, slices| match slices {
+            // One piece (small frames only): `send`, cheaper in the kernel than
+            // `writev` of one buffer.
+            [one] => Pin::new(&mut *socket).poll_write(cx, one),
+            _ => Pin::new(&mut *socket).poll_write_vectored(cx, slices),
         })
     }
 }

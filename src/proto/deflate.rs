@@ -94,6 +94,28 @@ fn new_compressor(level: u8, mem_level: u8, window_bits: u8) -> zlib_rs::Deflate
     })
 }
 
+/// Make room in `out` for `step` more bytes without letting its capacity pass
+/// `bound` (a message's limit plus one inflate step). `BytesMut` grows by doubling,
+/// which near the limit would reach twice it; there the buffer grows to the bound
+/// exactly instead, in place where the allocator can (`realloc`).
+fn reserve_bounded(out: &mut BytesMut, step: usize, bound: usize) {
+    let needed = out.len().saturating_add(step);
+    if out.capacity() >= needed {
+        return;
+    }
+    if out.capacity().saturating_mul(2) <= bound {
+        out.reserve(step);
+        return;
+    }
+    let mut exact: Vec<u8> = std::mem::take(out).into();
+    exact.reserve_exact(bound.max(needed) - exact.len());
+    // A unique `Bytes` made from a `Vec` turns back into a `BytesMut` without a
+    // copy, its capacity kept.
+    *out = Bytes::from(exact)
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+}
+
 fn internal(message: &str) -> Error {
     ExtensionError {
         close_code: CloseCode::INTERNAL_ERROR,
@@ -276,9 +298,12 @@ impl Deflate {
         let inflater = self
             .inflater
             .get_or_insert_with(|| zlib_rs::Inflate::new(false, bits));
+        // The buffer's capacity stays within the limit plus one step.
+        let bound = max.saturating_add(INFLATE_STEP);
         loop {
             let step = INFLATE_STEP.min(budget.saturating_add(1));
             let start = out.len();
+            reserve_bounded(out, step, bound);
             out.resize(start + step, 0);
             let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
             let result = inflater.decompress(input, &mut out[start..], InflateFlush::NoFlush);

@@ -101,6 +101,17 @@
 //! # let _ = addr; Ok(()) }
 //! ```
 //!
+//! ## Compression, and serving without actix-web
+//!
+//! permessage-deflate (RFC 7692) is negotiated when configured on either end:
+//! `ws::Server::new().deflate(ws::DeflateConfig::on())`,
+//! `ws::Client::new(url)?.deflate(ws::DeflateConfig::on())`, or the `[deflate]`
+//! table of the settings; the message limit applies to the inflated size. For a
+//! broadcast, [`Server::prepare`] compresses a message once into a
+//! [`PreparedMessage`] that [`Conn::send_prepared`] sends to every connection.
+//! [`Server::listen`] serves WebSocket without actix-web (an actix-server acceptor,
+//! the same actor and messages), holding less per connection than a route.
+//!
 //! ## The sans-I/O core
 //!
 //! Underneath, [`proto::Connection`] is the whole protocol without I/O: bytes in,

@@ -83,7 +83,7 @@ pub fn start<A: WebSocketActor>(actor: A, req: &Request) -> HttpResponse {
 /// Migration from `actix-web-actors`: replace `WebsocketContext` and
 /// `StreamHandler<Result<ws::Message, ProtocolError>>` with handlers of
 /// [`Open`](crate::Open) (keep its [`Conn`](crate::Conn) to send),
-/// [`Message`](crate::Message) (whole messages; no continuation frames, no ping
+/// [`Message`] (whole messages; no continuation frames, no ping
 /// handling: pongs are automatic), [`Error`](crate::Error) and
 /// [`Close`](crate::Close); `ctx.text(..)` becomes `conn.send_text(..)`.
 pub fn start_with<A: WebSocketActor>(

@@ -375,9 +375,11 @@ where
 
     let shared = Shared::new(core, settings);
     ctx.spawn(Driver::<A, I>::new(shared.clone(), input, settings, span));
+    let actor_wake = super::shared::ActorWake::new();
     super::Writer {
         shared,
         actor: None,
-        actor_wake: super::shared::ActorWake::new(),
+        actor_waker: std::task::Waker::from(actor_wake.clone()),
+        actor_wake,
     }
 }

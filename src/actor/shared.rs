@@ -153,6 +153,8 @@ pub(crate) struct Writer {
     /// The waker the actor's context is polled with: it notes that the actor has
     /// work, so that the writer polls the actor only then, not on every write.
     pub actor_wake: Arc<ActorWake>,
+    /// `actor_wake` as a `Waker`, made once.
+    pub actor_waker: Waker,
 }
 
 /// Wakes the writer's task and records that the actor it drives was woken.
@@ -215,8 +217,7 @@ impl Writer {
             // Forget our waker while the actor runs: the sends it makes are taken
             // right after, without waking this task again.
             Shared::lock(&self.shared).writer = None;
-            let waker = Waker::from(self.actor_wake.clone());
-            let mut actor_cx = Context::from_waker(&waker);
+            let mut actor_cx = Context::from_waker(&self.actor_waker);
             let done = self
                 .actor
                 .as_mut()

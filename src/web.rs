@@ -344,6 +344,11 @@ impl Server {
         }
         core.open();
         let (_addr, writer) = actor::spawn(actor, core, payload, &self.settings.connection, span);
+        // actix-http stops polling the body while the peer does not read: the actor
+        // (its timers, its Close) must not stop with it.
+        if let Some(stalled) = actor::Stalled::new(&writer) {
+            actix_rt::spawn(stalled);
+        }
         let mut response = HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS);
         response.upgrade("websocket");
         for (name, value) in accept.response_headers(&options) {

@@ -590,3 +590,31 @@ async fn sent_resolves_when_written_and_fails_when_the_transport_is_gone() {
     );
     server.handle.stop(false).await;
 }
+
+// A peer that neither reads nor sends, with our output stuck in full socket
+// buffers: actix-http stops polling the response body, yet the guard still runs
+// (idle timeout, then the close timeout), the actor gets its Error and Close, and
+// what waited for the peer is dropped. (The socket itself stays with actix-http
+// until the peer reads or goes: a route cannot close it; `Server::listen` does.)
+#[actix_rt::test]
+async fn peer_that_never_reads_is_cut_off_while_output_is_stuck() {
+    let settings = ws::Server::new()
+        .ping_interval(None)
+        .idle_timeout(Some(Duration::from_millis(300)))
+        .close_timeout(Duration::from_millis(300))
+        .max_send_buffer(256 * 1024);
+    let mut server = TestServer::start(settings, false);
+    let (_client, _) = RawClient::connect(server.addr, "").await; // never reads
+    let conn = server.opened().await;
+    support::send_until_stuck(&conn).await;
+    assert!(matches!(
+        server.next().await,
+        Seen::Error(ws::Error::Timeout(Timeout::Idle))
+    ));
+    let close = close_of(server.next().await);
+    assert_eq!(
+        (close.code, close.was_clean),
+        (CloseCode::GOING_AWAY, false)
+    );
+    server.handle.stop(false).await;
+}

@@ -100,3 +100,43 @@ async fn listen_refuses_a_request_without_key_with_400_and_starts_no_actor() {
     );
     handle.stop(false).await;
 }
+
+// A peer that neither reads nor sends, with our output stuck in full socket
+// buffers: the guard still runs (idle timeout, then the close timeout), the actor
+// gets its Error and Close, and the transport is dropped.
+#[actix_rt::test]
+async fn peer_that_never_reads_is_cut_off_while_output_is_stuck() {
+    let (addr, handle, mut seen) = support::listen_recorder(
+        ws::Server::new()
+            .ping_interval(None)
+            .idle_timeout(Some(Duration::from_millis(300)))
+            .close_timeout(Duration::from_millis(300))
+            .max_send_buffer(256 * 1024),
+    );
+    let (_client, _) = support::RawClient::connect(addr, "").await; // never reads
+    let conn = match next(&mut seen).await {
+        Seen::Open(conn) => conn,
+        other => panic!("expected Open, saw {other:?}"),
+    };
+    support::send_until_stuck(&conn).await;
+    assert!(matches!(
+        next(&mut seen).await,
+        Seen::Error(ws::Error::Timeout(ws::error::Timeout::Idle))
+    ));
+    match next(&mut seen).await {
+        Seen::Close(close) => assert_eq!(
+            (close.code, close.was_clean),
+            (ws::CloseCode::GOING_AWAY, false)
+        ),
+        other => panic!("expected Close, saw {other:?}"),
+    }
+    handle.stop(false).await;
+}
+
+/// What the server's actor saw next, within 5 s.
+async fn next(seen: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Seen {
+    tokio::time::timeout(Duration::from_secs(5), seen.recv())
+        .await
+        .expect("timed out waiting for the actor")
+        .expect("server gone")
+}

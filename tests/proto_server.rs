@@ -1718,3 +1718,18 @@ fn large_payload_is_queued_by_reference_not_copied() {
         [&[0x5a; 3996][..], b"\x81\x01b"].concat()
     );
 }
+
+// The I/O layer can drop what waits for a peer that stopped reading.
+#[test]
+fn discard_output_drops_everything_queued() {
+    let mut c = conn();
+    c.send_text("a").unwrap();
+    c.send(&Message::Binary(bytes::Bytes::from(vec![1; 8192])))
+        .unwrap();
+    assert_eq!(c.buffered_amount(), 3 + 4 + 8192);
+    c.discard_output();
+    assert_eq!(c.buffered_amount(), 0);
+    assert_eq!(c.output(), b"");
+    c.send_text("b").unwrap();
+    assert_eq!(&c.take_output()[..], b"\x81\x01b");
+}

@@ -2,8 +2,10 @@
 //! the user's actor and runs the guard, inside that actor's own context.
 
 use std::{
+    cell::RefCell,
     marker::PhantomData,
     pin::Pin,
+    rc::Rc,
     task::{Context as TaskContext, Poll},
 };
 
@@ -252,6 +254,9 @@ where
                 // transport) in time, close the transport ourselves.
                 s.force_close = true;
                 s.core().receive_eof();
+                // Nothing more reaches a peer that let the close time out: what
+                // waits for it is dropped, not held until the transport goes.
+                s.core().discard_output();
             }
             this.guard.watch(s.codec.core(), cx);
             if s.codec.core().buffered_amount() > 0 || s.force_close {
@@ -353,7 +358,9 @@ where
     let mut ctx = Context::<A>::new();
     let mut writer = attach_input(&mut ctx, core, input, settings, span);
     let addr = actix::AsyncContext::address(&ctx);
-    writer.actor = Some(Box::pin(ctx.into_future(actor)));
+    writer.actor = Some(Rc::new(RefCell::new(Some(Box::pin(
+        ctx.into_future(actor),
+    )))));
     (addr, writer)
 }
 

@@ -22,4 +22,4 @@ pub(crate) use driver::{attach_input, spawn, spawn_input, Input, StreamInput};
 pub use messages::{Close, Message, Open, WebSocketActor};
 pub use registry::{open_connections, shutdown};
 pub use settings::ConnectionSettings;
-pub(crate) use shared::Writer;
+pub(crate) use shared::{Stalled, Writer};

@@ -1,9 +1,11 @@
 //! State shared by a connection's driver, its writer and its `Conn` handles.
 
 use std::{
+    cell::RefCell,
     collections::VecDeque,
     io::IoSlice,
     pin::Pin,
+    rc::Rc,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, MutexGuard,
@@ -149,7 +151,9 @@ impl Shared {
 /// driver and transport run in one task.
 pub(crate) struct Writer {
     pub shared: SharedRef,
-    pub actor: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    /// The actor's context, when this writer drives it (shared with the route's
+    /// [`Stalled`] task).
+    pub actor: Option<ActorCell>,
     /// The waker the actor's context is polled with: it notes that the actor has
     /// work, so that the writer polls the actor only then, not on every write.
     pub actor_wake: Arc<ActorWake>,
@@ -157,11 +161,36 @@ pub(crate) struct Writer {
     pub actor_waker: Waker,
 }
 
+/// An actor's context as a future, shared by the writer that drives it and, on the
+/// route, the [`Stalled`] task that takes over while the writer is not polled.
+pub(crate) type ActorCell = Rc<RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>>>;
+
+/// Poll the actor's context in `cell` once with `waker`; the cell is emptied when
+/// the actor is done. Does nothing if the context is being polled already.
+fn poll_actor(cell: &ActorCell, waker: &Waker) {
+    let Ok(mut slot) = cell.try_borrow_mut() else {
+        return;
+    };
+    let mut cx = Context::from_waker(waker);
+    if slot
+        .as_mut()
+        .is_some_and(|a| a.as_mut().poll(&mut cx).is_ready())
+    {
+        *slot = None;
+    }
+}
+
 /// Wakes the writer's task and records that the actor it drives was woken.
 #[derive(Debug)]
 pub(crate) struct ActorWake {
     woken: AtomicBool,
     outer: Mutex<Option<Waker>>,
+    /// The writer handed a chunk to the transport and has not been polled since:
+    /// the transport may have stopped asking for more (its buffer is full, the
+    /// peer does not read), so wakes go to the [`Stalled`] task too.
+    stalled: AtomicBool,
+    /// The [`Stalled`] task's waker.
+    stalled_task: Mutex<Option<Waker>>,
 }
 
 impl ActorWake {
@@ -169,7 +198,20 @@ impl ActorWake {
         Arc::new(ActorWake {
             woken: AtomicBool::new(true),
             outer: Mutex::new(None),
+            stalled: AtomicBool::new(false),
+            stalled_task: Mutex::new(None),
         })
+    }
+
+    fn wake_stalled_task(&self) {
+        if let Some(w) = self
+            .stalled_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            w.wake_by_ref();
+        }
     }
 
     fn set_outer(&self, waker: &Waker) {
@@ -195,6 +237,61 @@ impl Wake for ActorWake {
         {
             w.wake_by_ref();
         }
+        if self.stalled.load(Ordering::Acquire) {
+            self.wake_stalled_task();
+        }
+    }
+}
+
+/// Drives a route connection's actor while the transport does not poll the writer.
+///
+/// actix-http polls a response body only while its write buffer has room: when the
+/// peer stops reading, it stops, and an actor driven only by the writer would stop
+/// too (no timers, no idle timeout, no `Close` for the actor). This task, on the
+/// same thread, polls the actor's context when the actor is woken while the writer
+/// is stalled; otherwise it sleeps, costing nothing per message. It ends with the
+/// writer.
+pub(crate) struct Stalled {
+    actor: ActorCell,
+    wake: Arc<ActorWake>,
+    waker: Waker,
+}
+
+impl Stalled {
+    /// The task for `writer`'s actor; `None` when the writer drives no actor.
+    pub fn new(writer: &Writer) -> Option<Stalled> {
+        Some(Stalled {
+            actor: writer.actor.clone()?,
+            wake: writer.actor_wake.clone(),
+            waker: writer.actor_waker.clone(),
+        })
+    }
+}
+
+impl Future for Stalled {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        {
+            let mut task = this
+                .wake
+                .stalled_task
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        if this.wake.stalled.load(Ordering::Acquire)
+            && this.wake.woken.swap(false, Ordering::AcqRel)
+        {
+            poll_actor(&this.actor, &this.waker);
+        }
+        match this.actor.try_borrow() {
+            Ok(slot) if slot.is_none() => Poll::Ready(()),
+            _ => Poll::Pending,
+        }
     }
 }
 
@@ -209,22 +306,15 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     /// Poll the actor's context if it was woken since the last poll.
     fn drive_actor(&mut self, cx: &mut Context<'_>) {
-        if self.actor.is_none() {
+        let Some(actor) = &self.actor else {
             return;
-        }
+        };
         self.actor_wake.set_outer(cx.waker());
         if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
             // Forget our waker while the actor runs: the sends it makes are taken
             // right after, without waking this task again.
             Shared::lock(&self.shared).writer = None;
-            let mut actor_cx = Context::from_waker(&self.actor_waker);
-            let done = self
-                .actor
-                .as_mut()
-                .is_some_and(|a| a.as_mut().poll(&mut actor_cx).is_ready());
-            if done {
-                self.actor = None;
-            }
+            poll_actor(actor, &self.actor_waker);
         }
     }
 
@@ -311,6 +401,7 @@ impl Stream for Writer {
     type Item = Result<Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.actor_wake.stalled.store(false, Ordering::Release);
         self.drive_actor(cx);
         let mut s = Shared::lock(&self.shared);
         if s.writer_gone {
@@ -319,6 +410,8 @@ impl Stream for Writer {
         let out = s.core().take_output_chunk();
         if !out.is_empty() {
             s.output_taken(out.len());
+            // Until the transport polls again, the actor may have no one to drive it.
+            self.actor_wake.stalled.store(true, Ordering::Release);
             return Poll::Ready(Some(Ok(out)));
         }
         if s.codec.core().should_close_transport() || s.force_close {
@@ -332,8 +425,13 @@ impl Stream for Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Stop the actor first (its driver locks the shared state as it goes).
-        self.actor = None;
+        // Stop the actor first (its driver locks the shared state as it goes), and
+        // let the stalled task see that it is gone.
+        if let Some(actor) = self.actor.take() {
+            let stopped = actor.try_borrow_mut().map(|mut slot| slot.take());
+            drop(stopped);
+            self.actor_wake.wake_stalled_task();
+        }
         Shared::lock(&self.shared).end_writer();
     }
 }

@@ -353,6 +353,13 @@ impl Connection {
         }
     }
 
+    /// Drop everything queued for the transport: it is being closed without writing
+    /// it (the peer stopped reading and the closing handshake timed out).
+    pub fn discard_output(&mut self) {
+        self.output.clear();
+        self.output.release();
+    }
+
     /// How many more input bytes the frame being read needs to be whole (0 between
     /// frames): a transport can make room for that much before its next read, instead
     /// of growing its buffer piece by piece.

@@ -249,3 +249,27 @@ pub fn listen_recorder(
     actix_rt::spawn(running);
     (addr, handle, seen)
 }
+
+/// Send 64 KiB messages on `conn` until everything is stuck (refused with
+/// `Backpressure` for 100 ms in a row: the peer reads nothing and every buffer on
+/// the way is full), or the connection refuses for another reason (it is
+/// closing). Bounded: 1,024 sends at most.
+pub async fn send_until_stuck(conn: &ws::Conn) {
+    let chunk = vec![7u8; 64 * 1024];
+    let mut refused_since = None;
+    for _ in 0..1_024 {
+        match conn.send_binary(&chunk) {
+            Ok(()) => refused_since = None,
+            Err(ws::Error::Backpressure { .. }) => {
+                let since = *refused_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > Duration::from_millis(100) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            Err(_) => return,
+        }
+        tokio::task::yield_now().await;
+    }
+}

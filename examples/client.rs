@@ -8,6 +8,7 @@
 //! cargo run --release --example client                 # ws://127.0.0.1:9001/
 //! cargo run --release --example client -- wss://example.com/ws --protocol chat
 //! cargo run --release --example client -- --reconnect  # come back when the server does
+//! cargo run --release --example client -- --deflate    # offer permessage-deflate
 //! ```
 
 use std::{process::ExitCode, time::Duration};
@@ -77,6 +78,7 @@ struct Args {
     url: String,
     protocols: Vec<String>,
     reconnect: bool,
+    deflate: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -84,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
         url: "ws://127.0.0.1:9001/".into(),
         protocols: Vec::new(),
         reconnect: false,
+        deflate: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -92,8 +95,11 @@ fn parse_args() -> Result<Args, String> {
                 .protocols
                 .push(it.next().ok_or("--protocol needs NAME")?),
             "--reconnect" => args.reconnect = true,
+            "--deflate" => args.deflate = true,
             "-h" | "--help" => {
-                return Err("usage: client [URL] [--protocol NAME]... [--reconnect]".into())
+                return Err(
+                    "usage: client [URL] [--protocol NAME]... [--reconnect] [--deflate]".into(),
+                )
             }
             url if !url.starts_with('-') => args.url = url.to_owned(),
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -120,6 +126,9 @@ async fn main() -> ExitCode {
     };
     if args.reconnect {
         client = client.reconnect(ws::ReconnectPolicy::default());
+    }
+    if args.deflate {
+        client = client.deflate(ws::DeflateConfig::on());
     }
     let (state, mut watch) = watch::channel(None);
     let (received, mut replies) = watch::channel(0);

@@ -1370,7 +1370,7 @@ async fn a_deflate_answer_we_cannot_accept_fails_the_handshake() {
 // Our client and our server, both with deflate: every size from 0 B to 1 MiB.
 #[actix_rt::test]
 async fn deflate_echoes_every_size_with_our_server() {
-    let (addr, handle, _seen) =
+    let (addr, handle, mut seen) =
         support::listen_recorder(ws::Server::new().deflate(ws::DeflateConfig::on()));
     let (actor, mut rx) = events();
     let (_addr, conn) = to(addr)
@@ -1379,6 +1379,13 @@ async fn deflate_echoes_every_size_with_our_server() {
         .await
         .unwrap();
     opened(&mut rx).await;
+    assert_eq!(conn.extensions(), "permessage-deflate");
+    match seen.recv().await {
+        Some(support::Seen::Open(server_conn)) => {
+            assert_eq!(server_conn.extensions(), "permessage-deflate")
+        }
+        other => panic!("expected the server's Open, saw {other:?}"),
+    }
     echo_all_sizes(&conn, &mut rx).await;
     handle.stop(false).await;
 }
@@ -1396,6 +1403,7 @@ async fn deflate_echoes_every_size_with_python_websockets() {
         .await
         .unwrap();
     opened(&mut rx).await;
+    assert_eq!(conn.extensions(), "permessage-deflate");
     echo_all_sizes(&conn, &mut rx).await;
     child.kill().await.unwrap();
 }

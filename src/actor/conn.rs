@@ -139,6 +139,17 @@ impl Conn {
             .map(str::to_owned)
     }
 
+    /// The extension agreed in the handshake, `"permessage-deflate"`, or `""` when
+    /// none (the browser's `extensions`, by name).
+    pub fn extensions(&self) -> String {
+        Shared::lock(&self.shared)
+            .codec
+            .core()
+            .extension()
+            .map(|ext| ext.name().to_owned())
+            .unwrap_or_default()
+    }
+
     /// `"hybi-13"` (the seed's `version`).
     pub fn version(&self) -> &'static str {
         VERSION

@@ -144,7 +144,8 @@ where
     }
 }
 
-/// Hand one event other than `Close` to the actor's handler.
+/// Hand one event to the actor's handler (`Close` is handled by the caller, which
+/// may hold it back).
 fn dispatch<A: WebSocketActor>(
     shared: &SharedRef,
     act: &mut A,
@@ -203,28 +204,25 @@ where
                 if let Event::Pong(payload) = &event {
                     s.pong_received(payload);
                 }
+                // The failure an Error applies, or the answer to a Close, queues a
+                // Close frame.
+                s.wake_writer();
                 if let Event::Close(close) = event {
                     s.release_waiters();
-                    // The failure an Error applies queues a Close frame.
-                    s.wake_writer();
                     if s.codec.core().role() == Role::Client
                         && !(this.input_done || s.writer_gone || s.force_close)
                     {
                         this.parked_close = Some(close);
                         continue;
                     }
-                    drop(s);
-                    budget -= 1;
                     this.close_delivered = true;
+                    drop(s);
                     handle(act, ctx, close);
-                    s = Shared::lock(&this.shared);
-                    continue;
+                } else {
+                    drop(s);
+                    dispatch(&this.shared, act, ctx, event);
                 }
-                // The failure an Error applies queues a Close frame.
-                s.wake_writer();
-                drop(s);
                 budget -= 1;
-                dispatch(&this.shared, act, ctx, event);
                 s = Shared::lock(&this.shared);
             }
             if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {

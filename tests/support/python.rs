@@ -1,7 +1,7 @@
 //! A foreign WebSocket server for interop tests: python `websockets` (which
 //! negotiates permessage-deflate by default) echoing every message, on a port
-//! of its own. Tests using it are `#[ignore]`d: `scripts/test-all.sh` installs the
-//! package and runs them.
+//! of its own. Tests using it are ignored by default, with a reason;
+//! `scripts/test-all.sh` installs the package and runs them.
 
 use std::{net::SocketAddr, time::Duration};
 

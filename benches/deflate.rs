@@ -5,7 +5,7 @@
 //!
 //! - `deflate/plain`: no extension, the baseline.
 //! - `deflate/takeover/L`: permessage-deflate at level L, context takeover both ways
-//!   (windows 12, mem_level 5: the `DeflateConfig` defaults).
+//!   (windows 12, mem_level 5: the `DeflateSettings` defaults).
 //! - `deflate/no_takeover/L`: `server_no_context_takeover` (a fresh compressor and
 //!   inflater per message, allocated and freed each time).
 //! - `deflate/prepared`: a `PreparedMessage` (compressed once) sent to a connection
@@ -22,7 +22,7 @@ use std::{hint::black_box, time::Duration};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use websocket_driver::{
     proto::{Connection, Deflate, DeflateParams, Event, Message, PreparedMessage, Role},
-    Config, DeflateConfig,
+    DeflateSettings, ProtocolSettings,
 };
 
 /// Messages cycled through, so context takeover sees realistic (not identical)
@@ -47,9 +47,9 @@ fn json_message(seed: u32) -> String {
     s
 }
 
-fn pair(deflate: Option<(DeflateParams, DeflateConfig)>) -> (Connection, Connection) {
-    let mut server = Connection::new(Role::Server, Config::default());
-    let mut client = Connection::new(Role::Client, Config::default());
+fn pair(deflate: Option<(DeflateParams, DeflateSettings)>) -> (Connection, Connection) {
+    let mut server = Connection::new(Role::Server, ProtocolSettings::default());
+    let mut client = Connection::new(Role::Client, ProtocolSettings::default());
     if let Some((params, config)) = deflate {
         server.set_extension(Box::new(Deflate::new(Role::Server, params, &config)));
         client.set_extension(Box::new(Deflate::new(Role::Client, params, &config)));
@@ -74,7 +74,7 @@ fn one(server: &mut Connection, client: &mut Connection, text: &str) -> usize {
     wire.len()
 }
 
-fn params(no_takeover: bool, config: &DeflateConfig) -> DeflateParams {
+fn params(no_takeover: bool, config: &DeflateSettings) -> DeflateParams {
     let offer = if no_takeover {
         "permessage-deflate; server_no_context_takeover; client_max_window_bits"
     } else {
@@ -90,17 +90,17 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
 
-    let mut cases: Vec<(String, Option<(DeflateParams, DeflateConfig)>)> =
+    let mut cases: Vec<(String, Option<(DeflateParams, DeflateSettings)>)> =
         vec![("plain".into(), None)];
     for level in [1u8, 6, 9] {
-        let config = DeflateConfig::on().level(level);
+        let config = DeflateSettings::on().level(level);
         cases.push((
             format!("takeover/{level}"),
             Some((params(false, &config), config)),
         ));
     }
     for level in [1u8, 6] {
-        let config = DeflateConfig::on().level(level);
+        let config = DeflateSettings::on().level(level);
         cases.push((
             format!("no_takeover/{level}"),
             Some((params(true, &config), config)),
@@ -125,7 +125,7 @@ fn bench(c: &mut Criterion) {
         });
     }
 
-    let config = DeflateConfig::on().server_no_context_takeover(true);
+    let config = DeflateSettings::on().server_no_context_takeover(true);
     let prepared: Vec<PreparedMessage> = messages
         .iter()
         .map(|m| PreparedMessage::new(Message::from(m.as_str()), &config))

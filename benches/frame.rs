@@ -19,7 +19,7 @@ use std::{hint::black_box, time::Duration};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use websocket_driver::{
     proto::{apply_mask, Connection, Event, FrameHeader, OpCode, Role, MAX_HEADER_LEN},
-    Config,
+    ProtocolSettings,
 };
 
 const SIZES: [usize; 2] = [20, 1024];
@@ -55,7 +55,7 @@ fn decode(c: &mut Criterion) {
         let stream = frame.repeat(FRAMES);
 
         group.throughput(Throughput::Elements(FRAMES as u64));
-        let mut conn = Connection::new(Role::Server, Config::default());
+        let mut conn = Connection::new(Role::Server, ProtocolSettings::default());
         conn.open();
         assert!(matches!(conn.poll_event(), Some(Event::Open)));
         group.bench_with_input(
@@ -90,7 +90,7 @@ fn encode(c: &mut Criterion) {
     for &size in &SIZES {
         let data = payload(size);
         for (name, role) in [("server", Role::Server), ("client", Role::Client)] {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, ProtocolSettings::default());
             conn.open();
             group.bench_with_input(BenchmarkId::new(name, size), &data, |b, data| {
                 b.iter(|| {

@@ -128,7 +128,7 @@ async fn main() -> ExitCode {
         client = client.reconnect(ws::ReconnectPolicy::default());
     }
     if args.deflate {
-        client = client.deflate(ws::DeflateConfig::on());
+        client = client.deflate(ws::DeflateSettings::on());
     }
     let (state, mut watch) = watch::channel(None);
     let (received, mut replies) = watch::channel(0);
@@ -143,8 +143,9 @@ async fn main() -> ExitCode {
                 let Ok(Some(line)) = line else { break };
                 let conn = watch.borrow().clone();
                 match conn.map(|conn| conn.send_text(line)) {
-                    Some(Ok(())) => {}
-                    Some(Err(err)) => eprintln!("not sent: {err}"),
+                    Some(sent) => if let Some(err) = sent.error() {
+                        eprintln!("not sent: {err}");
+                    },
                     None => eprintln!("not sent: not connected"),
                 }
             }
@@ -164,7 +165,7 @@ async fn main() -> ExitCode {
     }
     let conn = watch.borrow().clone();
     if let Some(conn) = conn {
-        let _ = conn.close(ws::CloseCode::NORMAL, "");
+        conn.close(ws::CloseCode::NORMAL, "");
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         while watch.changed().await.is_ok() {}

@@ -14,53 +14,24 @@
 
 use std::time::Duration;
 
-use actix::prelude::*;
 use actix_web::{web, App, HttpServer, Responder};
 use websocket_driver as ws;
 
-/// One per connection.
+/// One per connection: every message goes back as it came.
 #[derive(Debug, Default)]
-pub struct Echo {
-    conn: Option<ws::Conn>,
-}
+pub struct Echo;
 
-impl Actor for Echo {
-    type Context = Context<Self>;
-}
-
-impl Handler<ws::Open> for Echo {
-    type Result = ();
-    fn handle(&mut self, open: ws::Open, _: &mut Context<Self>) {
-        self.conn = Some(open.conn);
-    }
-}
-
-impl Handler<ws::Message> for Echo {
-    type Result = ();
-    fn handle(&mut self, message: ws::Message, _: &mut Context<Self>) {
-        if let Some(conn) = &self.conn {
-            // Back-pressure or a closing connection: the message is dropped, as an
-            // echo may; the peer learns of it by the missing echo.
-            let _ = conn.send(message);
-        }
-    }
-}
-
-impl Handler<ws::Error> for Echo {
-    type Result = ();
-    fn handle(&mut self, _: ws::Error, _: &mut Context<Self>) {}
-}
-
-impl Handler<ws::Close> for Echo {
-    type Result = ();
-    fn handle(&mut self, _: ws::Close, ctx: &mut Context<Self>) {
-        ctx.stop();
+impl ws::Endpoint for Echo {
+    fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+        // Back-pressure or a closing connection: the message is dropped, as an
+        // echo may; the peer learns of it by the missing echo.
+        conn.send(msg);
     }
 }
 
 /// The route: every path serves the WebSocket handshake with the app's `ws::Server`.
-pub async fn route(req: ws::Request, server: web::Data<ws::Server>) -> impl Responder {
-    server.start(Echo::default(), &req)
+pub async fn route(req: ws::Upgrade, server: web::Data<ws::Server>) -> impl Responder {
+    server.start(ws::endpoint(Echo), &req)
 }
 
 struct Args {
@@ -103,39 +74,42 @@ fn parse_args() -> Result<Args, String> {
 async fn main() -> std::io::Result<()> {
     let args =
         parse_args().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let settings = match &args.config {
+    let settings: ws::Settings = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)?;
             toml::from_str(&text)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
         }
         None => {
-            let mut settings = ws::web::Settings::default();
+            let mut settings = ws::Settings::default();
             // Every protocol feature on: permessage-deflate too (the library's default
             // is off). A `--config` file says for itself.
-            settings.deflate = ws::DeflateConfig::on();
+            settings.deflate = ws::DeflateSettings::on();
             settings
         }
     };
+    settings
+        .check()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let drain = Duration::from_secs(5);
     if args.standalone {
         // WebSocket only, without actix-web (ws::Server::listen).
-        let server = ws::Server::with_settings(settings).listen(
-            &args.bind,
-            args.workers.unwrap_or(0),
-            Echo::default,
-        )?;
+        let ws_server = ws::Server::with_settings(settings);
+        let server = ws_server.listen(&args.bind, args.workers.unwrap_or(0), |_| {
+            Ok(ws::endpoint(Echo))
+        })?;
         let handle = server.handle();
         actix_web::rt::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                ws::shutdown(drain).await;
+                ws_server.shutdown(drain).await;
                 handle.stop(true).await;
             }
         });
         eprintln!("echo server (standalone) on ws://{}", args.bind);
         return server.await;
     }
-    let server_settings = web::Data::new(ws::Server::with_settings(settings));
+    let ws_server = ws::Server::with_settings(settings);
+    let server_settings = web::Data::new(ws_server.clone());
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(server_settings.clone())
@@ -155,7 +129,7 @@ async fn main() -> std::io::Result<()> {
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            ws::shutdown(drain).await;
+            ws_server.shutdown(drain).await;
             handle.stop(true).await;
         }
     });

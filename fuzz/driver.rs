@@ -34,7 +34,7 @@ use websocket_driver::{
         apply_mask_scalar, CloseCode, CloseFrame, Connection, Event, FrameHeader, Message, OpCode,
         ReadyState, Role,
     },
-    Config,
+    ProtocolSettings,
 };
 
 /// The largest frame header.
@@ -67,8 +67,8 @@ impl Limits {
     };
 
     /// The configuration of a driven connection.
-    pub fn config(self, auto_pong: bool) -> Config {
-        Config::default()
+    pub fn config(self, auto_pong: bool) -> ProtocolSettings {
+        ProtocolSettings::default()
             .max_message_size(self.max_message)
             .max_frame_size(self.max_frame)
             .max_fragments(self.max_fragments)
@@ -365,7 +365,7 @@ impl Driver {
                     self.push_seen(|| Seen::Pong(payload.to_vec()));
                 }
                 Event::Error(err) => {
-                    let code = err.close_code().unwrap_or(CloseCode::INTERNAL_ERROR).0;
+                    let code = err.close_code().0;
                     self.stats.errors += 1;
                     match code {
                         1002 => self.stats.errors_1002 += 1,

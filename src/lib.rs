@@ -1,20 +1,47 @@
 //! # websocket-driver
 //!
-//! A WebSocket library (RFC 6455) for actix, modelled on the Common Lisp
-//! `websocket-driver`: one handler actor and one route give you whole messages,
-//! heartbeats, limits checked before anything is buffered, back-pressure and a clean
-//! close, with typed events.
+//! A WebSocket library (RFC 6455, RFC 7692) for actix, modelled on the Common Lisp
+//! `websocket-driver`: one handler and one route give you whole messages,
+//! heartbeats, limits checked before anything is buffered, back-pressure and a
+//! clean close, with typed events.
 //!
 //! ## Quick start: an actix-web echo server
 //!
-//! Each connection is served by an actor of yours that handles four messages:
+//! The short form: an [`Endpoint`] implements the events it cares about, and the
+//! library's own actor serves it.
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpServer, Responder};
+//! use websocket_driver as ws;
+//!
+//! struct Echo;
+//!
+//! impl ws::Endpoint for Echo {
+//!     fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+//!         conn.send(msg); // refused (never a panic) once closing or past the send buffer
+//!     }
+//! }
+//!
+//! async fn route(req: ws::Upgrade) -> impl Responder {
+//!     ws::start(ws::endpoint(Echo), &req)
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     HttpServer::new(|| App::new().route("/ws", web::get().to(route)))
+//!         .bind("127.0.0.1:9001")?
+//!         .run()
+//!         .await
+//! }
+//! ```
+//!
+//! The full form: an actix actor of your own, which handles four messages:
 //! [`Open`] (with the [`Conn`] to send through), [`Message`] (whole text or binary
 //! messages), [`Error`] (at most one: what broke the connection) and [`Close`]
-//! (exactly one, always last).
+//! (exactly one, always last); [`WithControl`] adds [`Ping`] and [`Pong`].
 //!
 //! ```no_run
 //! use actix::prelude::*;
-//! use actix_web::{web, App, HttpServer, Responder};
 //! use websocket_driver as ws;
 //!
 //! #[derive(Default)]
@@ -37,8 +64,7 @@
 //!     type Result = ();
 //!     fn handle(&mut self, msg: ws::Message, _: &mut Context<Self>) {
 //!         if let Some(conn) = &self.conn {
-//!             // Fails (never panics) once closing, or past the send buffer's mark.
-//!             if let Err(err) = conn.send(msg) {
+//!             if let Some(err) = conn.send(msg).error() {
 //!                 tracing::debug!(%err, "echo dropped");
 //!             }
 //!         }
@@ -48,7 +74,7 @@
 //! impl Handler<ws::Error> for Echo {
 //!     type Result = ();
 //!     fn handle(&mut self, err: ws::Error, _: &mut Context<Self>) {
-//!         tracing::debug!(%err, code = ?err.close_code(), "connection failed");
+//!         tracing::debug!(%err, code = %err.close_code(), "connection failed");
 //!     }
 //! }
 //!
@@ -60,57 +86,50 @@
 //!     }
 //! }
 //!
-//! async fn route(req: ws::Request) -> impl Responder {
+//! async fn route(req: ws::Upgrade) -> impl actix_web::Responder {
 //!     ws::Server::new()
 //!         .max_length(1 << 20) // 1009 past 1 MiB, before the payload is read
 //!         .protocols(["chat"])
 //!         .start(Echo::default(), &req)
 //! }
-//!
-//! #[actix_web::main]
-//! async fn main() -> std::io::Result<()> {
-//!     HttpServer::new(|| App::new().route("/ws", web::get().to(route)))
-//!         .bind("127.0.0.1:9001")?
-//!         .run()
-//!         .await
-//! }
 //! ```
 //!
-//! ## A client
+//! ## Without actix-web, and as a client
 //!
-//! The same actor serves a client connection: [`Client`] connects to a `ws://` or
-//! `wss://` URL (rustls), runs the opening handshake and delivers the same
-//! [`Open`], [`Message`], [`Error`] and [`Close`]; it fails with a typed
-//! [`ClientError`] and can reconnect ([`ReconnectPolicy`]). The complete program is
-//! on [`Client`]; `examples/client.rs` is a command-line client.
+//! [`Server::listen`] serves WebSocket on its own (feature `server`, no actix-web
+//! compiled), with a factory that sees the [`Request`] and may [`Refuse`] it;
+//! [`Client`] connects to a `ws://` or `wss://` URL (rustls) and serves the same
+//! actor; it fails with a typed [`ClientError`] and can reconnect
+//! ([`ReconnectPolicy`]).
 //!
 //! ```no_run
-//! # use actix::prelude::*;
 //! # use websocket_driver as ws;
-//! # #[derive(Default)] struct MyActor;
-//! # impl Actor for MyActor { type Context = Context<Self>; }
-//! # impl Handler<ws::Open> for MyActor { type Result = (); fn handle(&mut self, _: ws::Open, _: &mut Context<Self>) {} }
-//! # impl Handler<ws::Message> for MyActor { type Result = (); fn handle(&mut self, _: ws::Message, _: &mut Context<Self>) {} }
-//! # impl Handler<ws::Error> for MyActor { type Result = (); fn handle(&mut self, _: ws::Error, _: &mut Context<Self>) {} }
-//! # impl Handler<ws::Close> for MyActor { type Result = (); fn handle(&mut self, _: ws::Close, _: &mut Context<Self>) {} }
-//! # async fn run() -> Result<(), ws::ClientError> {
-//! let addr = ws::Client::new("wss://example.com/feed")?
-//!     .protocols(["feed.v2"])
-//!     .connect(MyActor::default())
-//!     .await?;
-//! # let _ = addr; Ok(()) }
+//! # struct Echo;
+//! # impl ws::Endpoint for Echo {}
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = ws::Server::new().listen("127.0.0.1:9001", 1, |req| {
+//!     match req.query_param("token").as_deref() {
+//!         Some("secret") => Ok(ws::endpoint(Echo)),
+//!         _ => Err(ws::Refuse::new(401, "bad token")),
+//!     }
+//! })?;
+//! actix_rt::spawn(server);
+//! let conn = ws::Client::new("ws://127.0.0.1:9001/?token=secret")?
+//!     .connect_with_conn(ws::endpoint(Echo))
+//!     .await?
+//!     .1;
+//! conn.send_text("hello");
+//! # Ok(()) }
 //! ```
 //!
-//! ## Compression, and serving without actix-web
+//! ## Compression, broadcast and settings
 //!
-//! permessage-deflate (RFC 7692) is negotiated when configured on either end:
-//! `ws::Server::new().deflate(ws::DeflateConfig::on())`,
-//! `ws::Client::new(url)?.deflate(ws::DeflateConfig::on())`, or the `[deflate]`
-//! table of the settings; the message limit applies to the inflated size. For a
+//! permessage-deflate (RFC 7692) is negotiated when configured on either end
+//! ([`DeflateSettings`]); the message limit applies to the inflated size. For a
 //! broadcast, [`Server::prepare`] compresses a message once into a
 //! [`PreparedMessage`] that [`Conn::send_prepared`] sends to every connection.
-//! [`Server::listen`] serves WebSocket without actix-web (an actix-server acceptor,
-//! the same actor and messages), holding less per connection than a route.
+//! Every option lives in one [`Settings`] tree, deserializable from TOML
+//! (`config/default.toml` lists them all).
 //!
 //! ## The sans-I/O core
 //!
@@ -122,7 +141,7 @@
 //! use websocket_driver as ws;
 //! use ws::proto::{Connection, Event, Message, Role};
 //!
-//! let mut server = Connection::new(Role::Server, ws::Config::default().max_message_size(1 << 20));
+//! let mut server = Connection::new(Role::Server, ws::ProtocolSettings::default().max_message_size(1 << 20));
 //! server.open();
 //! // A masked text frame "Hello" (RFC 6455 §5.7), as a browser would send it.
 //! server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
@@ -133,33 +152,48 @@
 //! }
 //! assert_eq!(&server.take_output()[..], b"\x81\x05Hello");
 //! ```
+//!
+//! ## Features
+//!
+//! | feature | what | default |
+//! |---|---|---|
+//! | (none) | the sans-I/O core: [`proto`], [`handshake`], [`settings`] | always |
+//! | `actor` | the actor layer: [`Conn`], the typed messages, [`Endpoint`], [`forward`] | with the others |
+//! | `server` | [`Server::listen`], without actix-web | yes |
+//! | `web` | the actix-web route: [`start`], [`Upgrade`] | yes |
+//! | `client` | [`Client`], `ws://` and `wss://` (rustls) | yes |
 
 #![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "actor")]
 pub mod actor;
 #[cfg(feature = "client")]
 pub mod client;
-#[cfg(feature = "actor")]
-pub mod codec;
-pub mod config;
-pub mod error;
 pub mod handshake;
-#[cfg(feature = "web")]
-pub mod listen;
 pub mod proto;
+#[cfg(any(feature = "web", feature = "server"))]
+pub mod server;
+pub mod settings;
 #[cfg(feature = "web")]
 pub mod web;
 
 #[cfg(feature = "actor")]
 pub use actor::{
-    open_connections, shutdown, Close, Conn, ConnectionSettings, Message, Open, Pong, Sent,
-    WebSocketActor,
+    endpoint, forward, open_connections, shutdown, Close, Conn, ConnId, Endpoint, EndpointActor,
+    EndpointContext, Error, Message, Open, Ping, Pong, RoundTrip, SendError, Sent, Serve, Tagged,
+    WebSocketActor, WithControl,
 };
 #[cfg(feature = "client")]
-pub use client::{Client, ClientError, ClientSettings, ReconnectPolicy};
-pub use config::{Config, DeflateConfig};
-pub use error::Error;
+pub use client::{Client, ClientError};
 pub use proto::{CloseCode, PreparedMessage, ReadyState};
+#[cfg(any(feature = "web", feature = "server"))]
+pub use server::Server;
+#[cfg(feature = "server")]
+pub use server::{Refuse, Request};
+pub use settings::{
+    ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, ProtocolSettings,
+    ReconnectPolicy, ServerSettings, Settings, SlowConsumer,
+};
 #[cfg(feature = "web")]
-pub use web::{start, start_with, Request, Server};
+pub use web::{start, start_with, Upgrade};

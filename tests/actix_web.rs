@@ -11,8 +11,9 @@ use support::{frame, RawClient, Seen, TestServer};
 use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode as TCode};
 use websocket_driver as ws;
 use ws::{
-    error::{CapacityError, ProtocolError, Timeout},
+    proto::{CapacityError, ProtocolError},
     proto::{CloseCode, Event, Message, OpCode},
+    SendError,
 };
 
 fn close_of(seen: Seen) -> ws::Close {
@@ -175,7 +176,8 @@ async fn ping_from_conn_resolves_with_the_round_trip_time() {
         .await
         .unwrap();
     let conn = server.opened().await;
-    let pong = conn.send_ping(b"are you there").unwrap();
+    let pong = conn.send_ping(b"are you there");
+    assert!(pong.error().is_none());
     // tungstenite answers pings while it reads.
     let reader = tokio::spawn(async move { while let Some(Ok(_)) = client.next().await {} });
     let rtt = tokio::time::timeout(Duration::from_secs(5), pong)
@@ -234,12 +236,9 @@ async fn our_close_reaches_the_peer_and_sends_fail_afterwards() {
     let mut server = TestServer::start(ws::Server::new(), false);
     let (mut client, _) = RawClient::connect(server.addr, "").await;
     let conn = server.opened().await;
-    conn.close(CloseCode(4000), "done").unwrap();
+    conn.close(CloseCode(4000), "done").into_result().unwrap();
     assert_eq!(conn.ready_state(), ws::ReadyState::Closing);
-    assert!(matches!(
-        conn.send_text("late"),
-        Err(ws::Error::ConnectionClosed)
-    ));
+    assert_eq!(conn.send_text("late").error(), Some(&SendError::Closed));
     match client.next().await {
         Event::Close(close) => assert_eq!(
             (close.code, close.reason.as_str()),
@@ -271,7 +270,7 @@ async fn idle_timeout_fails_1001_and_reports_the_timeout() {
     }
     assert!(matches!(
         server.next().await,
-        Seen::Error(ws::Error::Timeout(Timeout::Idle))
+        Seen::Error(ws::Error::IdleTimeout(_))
     ));
     let close = close_of(server.next().await);
     assert_eq!(
@@ -418,8 +417,8 @@ async fn backpressure_bounds_the_send_buffer_when_the_peer_never_reads() {
     let mut refused = None;
     // Bounded: the kernel's socket buffers take a few MiB at most before we refuse.
     for _ in 0..20_000 {
-        match conn.send_binary(&chunk) {
-            Ok(()) => {
+        match conn.send_binary(&chunk).into_result() {
+            Ok(_) => {
                 assert!(conn.buffered_amount() < limit + chunk.len() + 14);
                 tokio::task::yield_now().await;
             }
@@ -430,7 +429,7 @@ async fn backpressure_bounds_the_send_buffer_when_the_peer_never_reads() {
         }
     }
     match refused {
-        Some(ws::Error::Backpressure { buffered, limit: l }) => {
+        Some(SendError::Backpressure { buffered, limit: l }) => {
             assert_eq!(l, limit);
             assert!(
                 buffered >= limit && buffered < limit + chunk.len() + 14,
@@ -470,7 +469,7 @@ async fn chosen_subprotocol_and_extra_headers_reach_the_client() {
         head.contains("\r\nx-served-by: websocket-driver\r\n"),
         "{head}"
     );
-    assert_eq!(conn.protocol().as_deref(), Some("superchat"));
+    assert_eq!(conn.protocol(), Some("superchat"));
     assert_eq!(conn.version(), "hybi-13");
     assert_eq!(conn.ready_state(), ws::ReadyState::Open);
     server.handle.stop(false).await;
@@ -527,8 +526,8 @@ async fn start_with_three_arguments_serves_like_start() {
 fn config_default_toml_holds_exactly_the_defaults() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
         .unwrap();
-    let parsed: ws::web::Settings = toml::from_str(&text).unwrap();
-    assert_eq!(parsed, ws::web::Settings::default());
+    let parsed: ws::Settings = toml::from_str(&text).unwrap();
+    assert_eq!(parsed, ws::Settings::default());
     // Every option is listed (not merely defaulted by serde): each key appears.
     for key in [
         "max_message_size",
@@ -537,7 +536,7 @@ fn config_default_toml_holds_exactly_the_defaults() {
         "auto_pong",
         "protocols",
         "origins",
-        "[handshake.headers]",
+        "[server.headers]",
         "ping_interval_ms",
         "idle_timeout_ms",
         "close_timeout_ms",
@@ -545,6 +544,21 @@ fn config_default_toml_holds_exactly_the_defaults() {
         "max_send_buffer",
         "close_on_backpressure",
         "max_events_per_poll",
+        "enabled",
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits",
+        "client_max_window_bits",
+        "level",
+        "mem_level",
+        "threshold",
+        "send_budget_bytes",
+        "send_budget_messages",
+        "slow_consumer",
+        "slow_close_code",
+        "history_size",
+        "history_ttl_ms",
+        "presence",
     ] {
         assert!(text.contains(key), "config/default.toml lacks {key}");
     }
@@ -552,7 +566,7 @@ fn config_default_toml_holds_exactly_the_defaults() {
 
 #[test]
 fn settings_refuse_unknown_keys() {
-    let err = toml::from_str::<ws::web::Settings>("[connection]\nping_interval = 5\n")
+    let err = toml::from_str::<ws::Settings>("[connection]\nping_interval = 5\n")
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown field `ping_interval`"), "{err}");
@@ -564,7 +578,7 @@ async fn sent_resolves_when_written_and_fails_when_the_transport_is_gone() {
     let (mut client, _) = RawClient::connect(server.addr, "").await;
     let conn = server.opened().await;
     // A small message reaches the transport at once.
-    let sent = conn.send(Message::from("ack me")).unwrap();
+    let sent = conn.send(Message::from("ack me"));
     tokio::time::timeout(Duration::from_secs(5), sent)
         .await
         .expect("Sent resolves")
@@ -578,16 +592,17 @@ async fn sent_resolves_when_written_and_fails_when_the_transport_is_gone() {
     let big = vec![1u8; 1 << 20];
     let mut last = None;
     for _ in 0..64 {
-        last = Some(conn.send(Message::Binary(big.clone().into())).unwrap());
+        last = Some(
+            conn.send(Message::Binary(big.clone().into()))
+                .into_result()
+                .unwrap(),
+        );
     }
     drop(client);
     let result = tokio::time::timeout(Duration::from_secs(10), last.unwrap())
         .await
         .expect("Sent settles once the transport is gone");
-    assert!(
-        matches!(result, Err(ws::Error::ConnectionClosed)),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(SendError::Closed)), "{result:?}");
     server.handle.stop(false).await;
 }
 
@@ -609,7 +624,7 @@ async fn peer_that_never_reads_is_cut_off_while_output_is_stuck() {
     support::send_until_stuck(&conn).await;
     assert!(matches!(
         server.next().await,
-        Seen::Error(ws::Error::Timeout(Timeout::Idle))
+        Seen::Error(ws::Error::IdleTimeout(_))
     ));
     let close = close_of(server.next().await);
     assert_eq!(

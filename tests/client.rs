@@ -25,10 +25,10 @@ use tokio::{
 use tokio_tungstenite::tungstenite;
 use websocket_driver as ws;
 use ws::{
-    client::{rustls, ClientError, ReconnectPolicy, UrlError},
-    error::{ProtocolError, Timeout},
+    client::{rustls, ClientError, Timeout, UrlError},
     handshake::{BuildError, HandshakeError},
-    proto::{CloseCode, Event},
+    proto::{CloseCode, Event, ProtocolError},
+    ReconnectPolicy,
 };
 
 // ----- the client's actor -----
@@ -139,12 +139,12 @@ const SIZES: [usize; 6] = [0, 125, 126, 65535, 65536, 1 << 20];
 /// Send text and binary messages of every size through `conn` and check each echo.
 async fn echo_all_sizes(conn: &ws::Conn, rx: &mut mpsc::UnboundedReceiver<Ev>) {
     for size in SIZES {
-        conn.send_text(text_of(size)).unwrap();
+        conn.send_text(text_of(size)).into_result().unwrap();
         match next(rx).await {
             Ev::Message(ws::Message::Text(t)) => assert!(*t == *text_of(size), "text of {size}"),
             other => panic!("expected text of {size}, saw {other:?}"),
         }
-        conn.send_binary(binary_of(size)).unwrap();
+        conn.send_binary(binary_of(size)).into_result().unwrap();
         match next(rx).await {
             Ev::Message(ws::Message::Binary(b)) => {
                 assert!(b[..] == binary_of(size)[..], "binary of {size}")
@@ -336,7 +336,8 @@ async fn client_event(tcp: &mut TcpStream, core: &mut ws::proto::Connection) -> 
 }
 
 fn server_core() -> ws::proto::Connection {
-    let mut core = ws::proto::Connection::new(ws::proto::Role::Server, ws::Config::default());
+    let mut core =
+        ws::proto::Connection::new(ws::proto::Role::Server, ws::ProtocolSettings::default());
     core.open();
     assert!(matches!(core.poll_event(), Some(Event::Open)));
     core
@@ -354,11 +355,11 @@ async fn echoes_every_size_with_our_server_and_closes_cleanly() {
         .connect_with_conn(actor)
         .await
         .unwrap();
-    assert_eq!(conn.protocol().as_deref(), Some("chat"));
+    assert_eq!(conn.protocol(), Some("chat"));
     let open = opened(&mut rx).await;
-    assert_eq!(open.protocol().as_deref(), Some("chat"));
+    assert_eq!(open.protocol(), Some("chat"));
     echo_all_sizes(&conn, &mut rx).await;
-    conn.close(CloseCode::NORMAL, "done").unwrap();
+    conn.close(CloseCode::NORMAL, "done").into_result().unwrap();
     let close = closed(&mut rx).await;
     assert_eq!(
         (close.code, close.reason.as_str(), close.was_clean),
@@ -393,9 +394,12 @@ async fn server_close_reaches_the_actor_after_the_messages_before_it() {
         Some(support::Seen::Open(conn)) => conn,
         other => panic!("expected the server's Open, saw {other:?}"),
     };
-    server_conn.send_text("one").unwrap();
-    server_conn.send_binary([2u8, 2]).unwrap();
-    server_conn.close(CloseCode(4001), "bye").unwrap();
+    server_conn.send_text("one").into_result().unwrap();
+    server_conn.send_binary([2u8, 2]).into_result().unwrap();
+    server_conn
+        .close(CloseCode(4001), "bye")
+        .into_result()
+        .unwrap();
     match next(&mut rx).await {
         Ev::Message(ws::Message::Text(t)) => assert_eq!(&*t, "one"),
         other => panic!("expected text, saw {other:?}"),
@@ -423,10 +427,10 @@ async fn echoes_every_size_with_tungstenite_and_agrees_on_the_subprotocol() {
         .connect_with_conn(actor)
         .await
         .unwrap();
-    assert_eq!(conn.protocol().as_deref(), Some("chat"));
+    assert_eq!(conn.protocol(), Some("chat"));
     opened(&mut rx).await;
     echo_all_sizes(&conn, &mut rx).await;
-    conn.close(CloseCode::NORMAL, "").unwrap();
+    conn.close(CloseCode::NORMAL, "").into_result().unwrap();
     let close = closed(&mut rx).await;
     assert_eq!((close.code, close.was_clean), (CloseCode::NORMAL, true));
     ends(&mut rx).await;
@@ -444,7 +448,7 @@ async fn wss_echoes_every_size_with_a_pem_root_certificate() {
         .unwrap();
     opened(&mut rx).await;
     echo_all_sizes(&conn, &mut rx).await;
-    conn.close(CloseCode::NORMAL, "").unwrap();
+    conn.close(CloseCode::NORMAL, "").into_result().unwrap();
     let close = closed(&mut rx).await;
     assert_eq!((close.code, close.was_clean), (CloseCode::NORMAL, true));
     ends(&mut rx).await;
@@ -462,7 +466,7 @@ async fn wss_connects_to_an_ip_address_with_a_der_root_or_a_whole_tls_config() {
         .await
         .unwrap();
     opened(&mut rx).await;
-    conn.send_text("over tls").unwrap();
+    conn.send_text("over tls").into_result().unwrap();
     assert!(matches!(next(&mut rx).await, Ev::Message(ws::Message::Text(t)) if &*t == "over tls"));
 
     let mut roots = rustls::RootCertStore::empty();
@@ -482,7 +486,7 @@ async fn wss_connects_to_an_ip_address_with_a_der_root_or_a_whole_tls_config() {
         .await
         .unwrap();
     opened(&mut rx).await;
-    conn.send_binary([1u8, 2, 3]).unwrap();
+    conn.send_binary([1u8, 2, 3]).into_result().unwrap();
     assert!(
         matches!(next(&mut rx).await, Ev::Message(ws::Message::Binary(b)) if b[..] == [1, 2, 3])
     );
@@ -621,7 +625,7 @@ async fn client_frames_are_masked_with_fresh_keys_on_the_wire() {
     let (_addr, conn) = to(addr).connect_with_conn(actor).await.unwrap();
     opened(&mut rx).await;
     for text in ["one..", "two..", "three"] {
-        conn.send_text(text).unwrap();
+        conn.send_text(text).into_result().unwrap();
     }
     let wire = frames.recv().await.unwrap();
     let mut keys = Vec::new();
@@ -668,7 +672,7 @@ async fn after_its_close_the_client_waits_for_the_server_to_close_tcp() {
     let (actor, mut rx) = events();
     let (_addr, conn) = to(addr).connect_with_conn(actor).await.unwrap();
     opened(&mut rx).await;
-    conn.close(CloseCode::NORMAL, "bye").unwrap();
+    conn.close(CloseCode::NORMAL, "bye").into_result().unwrap();
     assert_eq!(report.recv().await.unwrap(), "close 1000");
     assert_eq!(report.recv().await.unwrap(), "client closed first: false");
     let close = closed(&mut rx).await;
@@ -702,7 +706,7 @@ async fn a_server_that_never_closes_tcp_is_cut_off_after_the_close_timeout() {
         .await
         .unwrap();
     opened(&mut rx).await;
-    conn.close(CloseCode::NORMAL, "").unwrap();
+    conn.close(CloseCode::NORMAL, "").into_result().unwrap();
     let (eof, waited) = report.recv().await.unwrap();
     assert!(eof, "the client closed TCP");
     assert!(
@@ -794,7 +798,7 @@ async fn keepalive_pings_then_the_idle_timeout_fails_with_1001() {
         .unwrap();
     opened(&mut rx).await;
     match next(&mut rx).await {
-        Ev::Error(ws::Error::Timeout(Timeout::Idle)) => {}
+        Ev::Error(ws::Error::IdleTimeout(_)) => {}
         other => panic!("expected the idle timeout, saw {other:?}"),
     }
     let close = closed(&mut rx).await;
@@ -836,7 +840,7 @@ async fn a_frame_past_max_length_fails_with_1009_before_its_payload() {
     match next(&mut rx).await {
         Ev::Error(err) => {
             assert!(matches!(err, ws::Error::Capacity(_)), "{err:?}");
-            assert_eq!(err.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
+            assert_eq!(err.close_code(), CloseCode::MESSAGE_TOO_BIG);
         }
         other => panic!("expected the limit's error, saw {other:?}"),
     }
@@ -1138,10 +1142,16 @@ async fn reconnects_after_the_server_drops_and_the_actor_sees_open_close_open() 
     let first = opened(&mut rx).await;
     let close = closed(&mut rx).await;
     assert_eq!(close.code, CloseCode::ABNORMAL);
-    assert!(first.send_text("late").is_err(), "the old Conn is closed");
+    assert!(
+        first.send_text("late").error().is_some(),
+        "the old Conn is closed"
+    );
     let second = opened(&mut rx).await;
     assert!(matches!(next(&mut rx).await, Ev::Message(ws::Message::Text(t)) if &*t == "again"));
-    second.close(CloseCode::NORMAL, "done").unwrap();
+    second
+        .close(CloseCode::NORMAL, "done")
+        .into_result()
+        .unwrap();
     let close = closed(&mut rx).await;
     assert_eq!((close.code, close.was_clean), (CloseCode::NORMAL, true));
     ends(&mut rx).await;
@@ -1210,28 +1220,28 @@ async fn without_a_policy_a_dropped_connection_stops_the_actor() {
 fn config_client_toml_lists_the_defaults() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/client.toml"))
         .unwrap();
-    let settings: ws::ClientSettings = toml::from_str(&text).unwrap();
-    let mut defaults = ws::ClientSettings::default();
-    defaults.url = "ws://127.0.0.1:9001/".into();
+    let settings: ws::Settings = toml::from_str(&text).unwrap();
+    let mut defaults = ws::Settings::default();
+    defaults.client.url = "ws://127.0.0.1:9001/".into();
     assert_eq!(settings, defaults);
 }
 
 #[test]
 fn settings_from_toml_reach_the_client() {
-    let settings: ws::ClientSettings = toml::from_str(
+    let settings: ws::Settings = toml::from_str(
         r#"
-        url = "wss://example.com:8443/feed?v=2"
-        connect_timeout_ms = 1500
         [protocol]
         max_message_size = 4096
-        [handshake]
+        [client]
+        url = "wss://example.com:8443/feed?v=2"
+        connect_timeout_ms = 1500
         protocols = ["feed.v2"]
         origin = "https://example.com"
         headers = { Authorization = "Bearer x" }
         [connection]
         handshake_timeout_ms = 2500
         ping_interval_ms = 0
-        [reconnect]
+        [client.reconnect]
         initial_ms = 100
         max_ms = 2000
         factor = 1.5
@@ -1244,15 +1254,15 @@ fn settings_from_toml_reach_the_client() {
     assert_eq!(client.url().host_header(), "example.com:8443");
     assert_eq!(client.url().target(), "/feed?v=2");
     let s = client.settings();
-    assert_eq!(s.connect_timeout, Duration::from_millis(1500));
+    assert_eq!(s.client.connect_timeout, Duration::from_millis(1500));
     assert_eq!(s.protocol.max_message_size, 4096);
-    assert_eq!(s.handshake.protocols, ["feed.v2"]);
-    assert_eq!(s.handshake.origin.as_deref(), Some("https://example.com"));
-    assert_eq!(s.handshake.headers["Authorization"], "Bearer x");
+    assert_eq!(s.client.protocols, ["feed.v2"]);
+    assert_eq!(s.client.origin.as_deref(), Some("https://example.com"));
+    assert_eq!(s.client.headers["Authorization"], "Bearer x");
     assert_eq!(s.connection.handshake_timeout, Duration::from_millis(2500));
     assert_eq!(s.connection.ping_interval, None);
     assert_eq!(
-        s.reconnect,
+        s.client.reconnect,
         Some(ReconnectPolicy {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(2),
@@ -1261,10 +1271,10 @@ fn settings_from_toml_reach_the_client() {
             max_attempts: None,
         })
     );
-    let unknown = toml::from_str::<ws::ClientSettings>("urll = \"ws://x/\"");
+    let unknown = toml::from_str::<ws::Settings>("[client]\nurll = \"ws://x/\"");
     assert!(unknown.is_err(), "unknown keys are refused");
     assert_eq!(
-        ws::Client::with_settings(ws::ClientSettings::default()).unwrap_err(),
+        ws::Client::with_settings(ws::Settings::default()).unwrap_err(),
         UrlError::MissingScheme
     );
 }
@@ -1301,7 +1311,7 @@ async fn deflate_is_offered_negotiated_and_used_both_ways() {
     .await;
     let (actor, mut rx) = events();
     let (_addr, conn) = to(addr)
-        .deflate(ws::DeflateConfig::on())
+        .deflate(ws::DeflateSettings::on())
         .connect_with_conn(actor)
         .await
         .unwrap();
@@ -1312,7 +1322,7 @@ async fn deflate_is_offered_negotiated_and_used_both_ways() {
     );
     opened(&mut rx).await;
     assert!(matches!(next(&mut rx).await, Ev::Message(ws::Message::Text(t)) if &*t == "Hello"));
-    conn.send_text("Hello").unwrap();
+    conn.send_text("Hello").into_result().unwrap();
     let (first_byte, payload) = frame_rx.await.unwrap();
     assert_eq!(first_byte, 0xc1, "FIN, RSV1, text");
     // The client's compressed "Hello" inflates back (RFC 7692 §7.2.2: with the
@@ -1327,8 +1337,9 @@ async fn deflate_is_offered_negotiated_and_used_both_ways() {
 /// Inflate a client's compressed payload (`input`, with the restored tail) into
 /// `out` through a client-role core that negotiated deflate.
 fn flate_inflate(input: &[u8], out: &mut Vec<u8>) {
-    let mut core = ws::proto::Connection::new(ws::proto::Role::Client, ws::Config::default());
-    let deflate = ws::DeflateConfig::on()
+    let mut core =
+        ws::proto::Connection::new(ws::proto::Role::Client, ws::ProtocolSettings::default());
+    let deflate = ws::DeflateSettings::on()
         .server_max_window_bits(15)
         .client_max_window_bits(15)
         .accept_response("permessage-deflate")
@@ -1361,7 +1372,7 @@ async fn a_deflate_answer_we_cannot_accept_fails_the_handshake() {
         linger(&mut tcp).await;
     })
     .await;
-    match fails(to(addr).deflate(ws::DeflateConfig::on())).await {
+    match fails(to(addr).deflate(ws::DeflateSettings::on())).await {
         ClientError::Handshake(HandshakeError::InvalidDeflateAnswer(_)) => {}
         other => panic!("expected InvalidDeflateAnswer, got {other:?}"),
     }
@@ -1371,10 +1382,10 @@ async fn a_deflate_answer_we_cannot_accept_fails_the_handshake() {
 #[actix_rt::test]
 async fn deflate_echoes_every_size_with_our_server() {
     let (addr, handle, mut seen) =
-        support::listen_recorder(ws::Server::new().deflate(ws::DeflateConfig::on()));
+        support::listen_recorder(ws::Server::new().deflate(ws::DeflateSettings::on()));
     let (actor, mut rx) = events();
     let (_addr, conn) = to(addr)
-        .deflate(ws::DeflateConfig::on())
+        .deflate(ws::DeflateSettings::on())
         .connect_with_conn(actor)
         .await
         .unwrap();
@@ -1398,7 +1409,7 @@ async fn deflate_echoes_every_size_with_python_websockets() {
     let (mut child, addr) = python::python_echo_server().await;
     let (actor, mut rx) = events();
     let (_addr, conn) = to(addr)
-        .deflate(ws::DeflateConfig::on())
+        .deflate(ws::DeflateSettings::on())
         .connect_with_conn(actor)
         .await
         .unwrap();

@@ -19,17 +19,22 @@
 
 use bytes::BytesMut;
 use websocket_driver::{
-    error::{CapacityError, ProtocolError},
-    handshake::{
-        validate_request, ClientOptions, ClientRequest, HandshakeError, HttpVersion, Request,
-        ServerOptions,
-    },
+    handshake::{validate_request, ClientRequest, HandshakeError, HttpVersion, RequestParts},
+    proto::Error,
     proto::{
         apply_mask, Connection, Deflate, DeflateParams, Event, Extension, FrameHeader, Message,
         OpCode, PreparedMessage, Role, INFLATE_STEP,
     },
-    Config, DeflateConfig, Error,
+    proto::{CapacityError, ProtocolError},
+    DeflateSettings, ProtocolSettings, Settings,
 };
+
+/// Settings with `deflate` as their permessage-deflate section.
+fn with_deflate(deflate: DeflateSettings) -> Settings {
+    let mut settings = Settings::default();
+    settings.deflate = deflate;
+    settings
+}
 
 // ===== helpers =====
 
@@ -87,8 +92,8 @@ fn frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
 fn conn_with(
     role: Role,
     params: DeflateParams,
-    deflate: &DeflateConfig,
-    config: Config,
+    deflate: &DeflateSettings,
+    config: ProtocolSettings,
 ) -> Connection {
     let mut c = Connection::new(role, config);
     c.set_extension(Box::new(Deflate::new(role, params, deflate)));
@@ -98,7 +103,12 @@ fn conn_with(
 }
 
 fn conn(role: Role, params: DeflateParams) -> Connection {
-    conn_with(role, params, &DeflateConfig::on(), Config::default())
+    conn_with(
+        role,
+        params,
+        &DeflateSettings::on(),
+        ProtocolSettings::default(),
+    )
 }
 
 fn events(c: &mut Connection) -> Vec<Event> {
@@ -131,7 +141,7 @@ fn assert_fails(c: &mut Connection, input: &[u8], code: u16) -> Error {
             _ => None,
         })
         .unwrap_or_else(|| panic!("no error in {evs:?}"));
-    assert_eq!(err.close_code().map(|c| c.0), Some(code), "{err}");
+    assert_eq!(err.close_code().0, code, "{err}");
     let out = c.take_output();
     let (b0, payload) = frames(&out).pop().expect("a Close frame");
     assert_eq!(b0, 0x88);
@@ -155,14 +165,14 @@ fn offer_request(offer: &[u8]) -> Vec<(&'static str, &[u8])> {
 
 /// The server's `Sec-WebSocket-Extensions` answer to `offer` under `config`, through
 /// the whole handshake (`validate_request`).
-fn answer(config: DeflateConfig, offer: &str) -> Option<String> {
+fn answer(config: DeflateSettings, offer: &str) -> Option<String> {
     let headers = offer_request(offer.as_bytes());
-    let request = Request {
+    let request = RequestParts {
         method: "GET",
         version: HttpVersion::Http11,
         headers: &headers,
     };
-    let accept = validate_request(&request, &ServerOptions::default().deflate(config)).unwrap();
+    let accept = validate_request(&request, &with_deflate(config)).unwrap();
     assert_eq!(
         accept.extensions().is_some(),
         accept.deflate_params().is_some()
@@ -206,10 +216,10 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 #[test]
 fn rule1_server_accepts_plain_offer_with_its_configured_windows() {
     assert_eq!(
-        answer(DeflateConfig::on(), "permessage-deflate").as_deref(),
+        answer(DeflateSettings::on(), "permessage-deflate").as_deref(),
         Some("permessage-deflate; server_max_window_bits=12")
     );
-    let wide = DeflateConfig::on()
+    let wide = DeflateSettings::on()
         .server_max_window_bits(15)
         .client_max_window_bits(15);
     assert_eq!(
@@ -220,7 +230,7 @@ fn rule1_server_accepts_plain_offer_with_its_configured_windows() {
 
 #[test]
 fn rule1_server_echoes_server_no_context_takeover() {
-    let wide = DeflateConfig::on().server_max_window_bits(15);
+    let wide = DeflateSettings::on().server_max_window_bits(15);
     assert_eq!(
         answer(
             wide.clone(),
@@ -238,7 +248,7 @@ fn rule1_server_echoes_server_no_context_takeover() {
 
 #[test]
 fn rule1_server_answers_client_no_context_takeover() {
-    let wide = DeflateConfig::on().server_max_window_bits(15);
+    let wide = DeflateSettings::on().server_max_window_bits(15);
     assert_eq!(
         answer(
             wide.clone(),
@@ -257,7 +267,7 @@ fn rule1_server_answers_client_no_context_takeover() {
 fn rule1_server_max_window_bits_9_to_15_answered_with_the_smaller() {
     for bits in 9..=15u8 {
         let offer = format!("permessage-deflate; server_max_window_bits={bits}");
-        let config = DeflateConfig::on().server_max_window_bits(12);
+        let config = DeflateSettings::on().server_max_window_bits(12);
         let expected = format!(
             "permessage-deflate; server_max_window_bits={}",
             bits.min(12)
@@ -268,7 +278,7 @@ fn rule1_server_max_window_bits_9_to_15_answered_with_the_smaller() {
 
 #[test]
 fn rule1_client_max_window_bits_with_and_without_value() {
-    let config = DeflateConfig::on()
+    let config = DeflateSettings::on()
         .server_max_window_bits(15)
         .client_max_window_bits(12);
     assert_eq!(
@@ -296,7 +306,7 @@ fn rule1_client_max_window_bits_with_and_without_value() {
 
 #[test]
 fn rule1_quoted_values_read_as_unquoted() {
-    let config = DeflateConfig::on().server_max_window_bits(15);
+    let config = DeflateSettings::on().server_max_window_bits(15);
     assert_eq!(
         answer(
             config,
@@ -310,12 +320,12 @@ fn rule1_quoted_values_read_as_unquoted() {
 #[test]
 fn rule1_server_handshake_response_bytes_carry_the_answer() {
     let headers = offer_request(b"permessage-deflate; client_max_window_bits");
-    let request = Request {
+    let request = RequestParts {
         method: "GET",
         version: HttpVersion::Http11,
         headers: &headers,
     };
-    let opts = ServerOptions::default().deflate(DeflateConfig::on());
+    let opts = with_deflate(DeflateSettings::on());
     let accept = validate_request(&request, &opts).unwrap();
     let mut bytes = Vec::new();
     accept.write_response(&opts, &mut bytes);
@@ -332,17 +342,20 @@ fn rule1_server_handshake_response_bytes_carry_the_answer() {
 
 #[test]
 fn rule1_server_with_deflate_off_answers_nothing() {
-    assert_eq!(answer(DeflateConfig::default(), "permessage-deflate"), None);
+    assert_eq!(
+        answer(DeflateSettings::default(), "permessage-deflate"),
+        None
+    );
 }
 
 #[test]
 fn rule1_client_offer_lists_its_choices() {
     assert_eq!(
-        DeflateConfig::on().offer(),
+        DeflateSettings::on().offer(),
         "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
     );
     assert_eq!(
-        DeflateConfig::on()
+        DeflateSettings::on()
             .server_no_context_takeover(true)
             .client_no_context_takeover(true)
             .server_max_window_bits(15)
@@ -350,8 +363,8 @@ fn rule1_client_offer_lists_its_choices() {
             .offer(),
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits"
     );
-    // The offer goes into the request as is.
-    let opts = ClientOptions::default().extensions(DeflateConfig::on().offer());
+    // The offer goes into the request as is, from the settings' deflate section.
+    let opts = with_deflate(DeflateSettings::on());
     let request =
         ClientRequest::with_key("example.com", "/", &opts, "dGhlIHNhbXBsZSBub25jZQ==").unwrap();
     let mut bytes = Vec::new();
@@ -363,7 +376,7 @@ fn rule1_client_offer_lists_its_choices() {
 
 #[test]
 fn rule1_client_accepts_answers_within_its_offer() {
-    let config = DeflateConfig::on();
+    let config = DeflateSettings::on();
     let codec = config
         .accept_response("permessage-deflate; server_max_window_bits=10; client_max_window_bits=11")
         .unwrap();
@@ -384,7 +397,7 @@ fn rule1_client_accepts_answers_within_its_offer() {
         }
     );
     // server_no_context_takeover unasked is fine (RFC 7692 §7.1.1.1).
-    let wide = DeflateConfig::on().server_max_window_bits(15);
+    let wide = DeflateSettings::on().server_max_window_bits(15);
     assert!(wide
         .accept_response("permessage-deflate; server_no_context_takeover")
         .is_ok());
@@ -392,7 +405,7 @@ fn rule1_client_accepts_answers_within_its_offer() {
 
 #[test]
 fn rule1_client_fails_answers_outside_its_offer() {
-    let config = DeflateConfig::on();
+    let config = DeflateSettings::on();
     let invalid = |answer: &str| match config.accept_response(answer) {
         Err(HandshakeError::InvalidDeflateAnswer(_)) => {}
         other => panic!("{answer:?}: {other:?}"),
@@ -416,12 +429,12 @@ fn rule1_client_fails_answers_outside_its_offer() {
 #[test]
 fn rule2_server_declines_unknown_parameter() {
     assert_eq!(
-        answer(DeflateConfig::on(), "permessage-deflate; x_unknown"),
+        answer(DeflateSettings::on(), "permessage-deflate; x_unknown"),
         None
     );
     assert_eq!(
         answer(
-            DeflateConfig::on(),
+            DeflateSettings::on(),
             "permessage-deflate; Server_No_Context_Takeover"
         ),
         None
@@ -436,7 +449,7 @@ fn rule2_server_declines_duplicate_parameter() {
         "permessage-deflate; server_max_window_bits=10; server_max_window_bits=10",
         "permessage-deflate; client_max_window_bits; client_max_window_bits=10",
     ] {
-        assert_eq!(answer(DeflateConfig::on(), offer), None, "{offer}");
+        assert_eq!(answer(DeflateSettings::on(), offer), None, "{offer}");
     }
 }
 
@@ -454,19 +467,19 @@ fn rule2_server_declines_out_of_range_or_malformed_values() {
         "permessage-deflate; server_no_context_takeover=1",
         "permessage-deflate; client_no_context_takeover=true",
     ] {
-        assert_eq!(answer(DeflateConfig::on(), offer), None, "{offer}");
+        assert_eq!(answer(DeflateSettings::on(), offer), None, "{offer}");
     }
 }
 
 #[test]
 fn rule2_declined_offer_still_upgrades_without_extensions_header() {
     let headers = offer_request(b"permessage-deflate; x_unknown");
-    let request = Request {
+    let request = RequestParts {
         method: "GET",
         version: HttpVersion::Http11,
         headers: &headers,
     };
-    let opts = ServerOptions::default().deflate(DeflateConfig::on());
+    let opts = with_deflate(DeflateSettings::on());
     let accept = validate_request(&request, &opts).unwrap();
     let mut bytes = Vec::new();
     accept.write_response(&opts, &mut bytes);
@@ -482,7 +495,7 @@ fn rule2_declined_offer_still_upgrades_without_extensions_header() {
 
 #[test]
 fn rule3_server_accepts_first_acceptable_offer_of_several() {
-    let config = DeflateConfig::on().server_max_window_bits(15);
+    let config = DeflateSettings::on().server_max_window_bits(15);
     assert_eq!(
         answer(
             config.clone(),
@@ -508,12 +521,12 @@ fn rule3_server_accepts_first_acceptable_offer_of_several() {
             b"permessage-deflate; server_max_window_bits=10",
         ),
     ];
-    let request = Request {
+    let request = RequestParts {
         method: "GET",
         version: HttpVersion::Http11,
         headers: &headers,
     };
-    let accept = validate_request(&request, &ServerOptions::default().deflate(config)).unwrap();
+    let accept = validate_request(&request, &with_deflate(config)).unwrap();
     assert_eq!(
         accept.extensions(),
         Some("permessage-deflate; server_max_window_bits=10")
@@ -526,14 +539,14 @@ fn rule3_server_accepts_first_acceptable_offer_of_several() {
 fn rule4_server_declines_offer_to_compress_with_8_bits() {
     assert_eq!(
         answer(
-            DeflateConfig::on(),
+            DeflateSettings::on(),
             "permessage-deflate; server_max_window_bits=8"
         ),
         None
     );
     assert_eq!(
         answer(
-            DeflateConfig::on(),
+            DeflateSettings::on(),
             r#"permessage-deflate; server_max_window_bits="8""#
         ),
         None
@@ -542,13 +555,13 @@ fn rule4_server_declines_offer_to_compress_with_8_bits() {
 
 #[test]
 fn rule4_client_fails_answer_asking_it_to_compress_with_8_bits() {
-    let config = DeflateConfig::on().server_max_window_bits(15);
+    let config = DeflateSettings::on().server_max_window_bits(15);
     assert!(matches!(
         config.accept_response("permessage-deflate; client_max_window_bits=8"),
         Err(HandshakeError::InvalidDeflateAnswer(_))
     ));
     // The server's 8 is fine: we only inflate with it.
-    let codec = DeflateConfig::on()
+    let codec = DeflateSettings::on()
         .accept_response("permessage-deflate; server_max_window_bits=8")
         .unwrap();
     assert_eq!(codec.inflate_window_bits(), 9);
@@ -642,8 +655,8 @@ fn rule5_rfc_7692_7_2_3_3_uncompressed_deflate_block() {
     let mut stored = conn_with(
         Role::Server,
         DeflateParams::default(),
-        &DeflateConfig::on().level(0),
-        Config::default(),
+        &DeflateSettings::on().level(0),
+        ProtocolSettings::default(),
     );
     stored.send_text("Hello").unwrap();
     assert_eq!(&stored.take_output()[..], frame);
@@ -782,8 +795,8 @@ fn threshold_sends_short_messages_uncompressed() {
     let mut server = conn_with(
         Role::Server,
         DeflateParams::default(),
-        &DeflateConfig::on().threshold(6),
-        Config::default(),
+        &DeflateSettings::on().threshold(6),
+        ProtocolSettings::default(),
     );
     server.send_text("Hello").unwrap();
     assert_eq!(&server.take_output()[..], b"\x81\x05Hello");
@@ -792,7 +805,7 @@ fn threshold_sends_short_messages_uncompressed() {
     let codec = Deflate::new(
         Role::Server,
         DeflateParams::default(),
-        &DeflateConfig::on().threshold(6),
+        &DeflateSettings::on().threshold(6),
     );
     assert!(!codec.compressor_allocated());
 }
@@ -829,9 +842,9 @@ fn window_size_8_agreed_for_client_inflates_and_compresses_with_9() {
         client_max_window_bits: Some(8),
         ..Default::default()
     };
-    let server = Deflate::new(Role::Server, params, &DeflateConfig::on());
+    let server = Deflate::new(Role::Server, params, &DeflateSettings::on());
     assert_eq!(server.inflate_window_bits(), 9);
-    let client = Deflate::new(Role::Client, params, &DeflateConfig::on());
+    let client = Deflate::new(Role::Client, params, &DeflateSettings::on());
     assert_eq!(client.compress_window_bits(), 9);
 }
 
@@ -842,12 +855,12 @@ fn window_size_8_agreed_for_client_inflates_and_compresses_with_9() {
 fn rule6_context_takeover_second_hello_is_f2_00_11_00_00_both_roles() {
     // The RFC's bytes are zlib's at its usual levels (here 6); level 1 (the
     // default) finds the same match and codes it in a fixed block of its own.
-    let level6 = DeflateConfig::on().level(6);
+    let level6 = DeflateSettings::on().level(6);
     let mut server = conn_with(
         Role::Server,
         DeflateParams::default(),
         &level6,
-        Config::default(),
+        ProtocolSettings::default(),
     );
     server.send_text("Hello").unwrap();
     server.send_text("Hello").unwrap();
@@ -870,7 +883,7 @@ fn rule6_context_takeover_second_hello_is_f2_00_11_00_00_both_roles() {
         Role::Client,
         DeflateParams::default(),
         &level6,
-        Config::default(),
+        ProtocolSettings::default(),
     );
     client.send_text("Hello").unwrap();
     client.send_text("Hello").unwrap();
@@ -949,7 +962,7 @@ fn rule6_client_no_context_takeover_both_sides() {
 
 #[test]
 fn rule6_no_context_takeover_frees_state_after_each_message() {
-    let config = DeflateConfig::on();
+    let config = DeflateSettings::on();
     let params = DeflateParams {
         server_no_context_takeover: true,
         client_no_context_takeover: true,
@@ -1005,7 +1018,7 @@ fn bomb(inflated: usize) -> Vec<u8> {
     let mut codec = Deflate::new(
         Role::Client,
         DeflateParams::default(),
-        &DeflateConfig::on().level(9),
+        &DeflateSettings::on().level(9),
     );
     let mut out = BytesMut::new();
     assert!(codec
@@ -1022,8 +1035,8 @@ fn rule7_small_compressed_message_inflating_past_limit_fails_1009() {
     let mut server = conn_with(
         Role::Server,
         DeflateParams::default(),
-        &DeflateConfig::on(),
-        Config::default().max_message_size(limit),
+        &DeflateSettings::on(),
+        ProtocolSettings::default().max_message_size(limit),
     );
     let err = assert_fails(&mut server, &masked(0xc2, &payload), 1009);
     assert!(matches!(
@@ -1034,8 +1047,8 @@ fn rule7_small_compressed_message_inflating_past_limit_fails_1009() {
     let mut server = conn_with(
         Role::Server,
         DeflateParams::default(),
-        &DeflateConfig::on(),
-        Config::default().max_message_size(limit),
+        &DeflateSettings::on(),
+        ProtocolSettings::default().max_message_size(limit),
     );
     server.receive(&masked(0xc2, &bomb(limit)));
     assert_eq!(binary_of(&events(&mut server)[0]).len(), limit);
@@ -1045,7 +1058,11 @@ fn rule7_small_compressed_message_inflating_past_limit_fails_1009() {
 fn rule7_bomb_stops_within_one_step_past_the_limit() {
     let payload = bomb(10 << 20);
     let limit = 64 * 1024;
-    let mut codec = Deflate::new(Role::Server, DeflateParams::default(), &DeflateConfig::on());
+    let mut codec = Deflate::new(
+        Role::Server,
+        DeflateParams::default(),
+        &DeflateSettings::on(),
+    );
     let mut out = BytesMut::new();
     let err = codec.decode(&payload, true, &mut out, limit).unwrap_err();
     assert!(matches!(
@@ -1071,8 +1088,8 @@ fn rule7_fragmented_compressed_message_limit_counts_all_fragments() {
     let mut server = conn_with(
         Role::Server,
         DeflateParams::default(),
-        &DeflateConfig::on(),
-        Config::default().max_message_size(limit),
+        &DeflateSettings::on(),
+        ProtocolSettings::default().max_message_size(limit),
     );
     // Under the limit in two fragments: fine.
     let half = first.len() / 2;
@@ -1091,7 +1108,7 @@ fn rule7_fragmented_compressed_message_limit_counts_all_fragments() {
 
 #[test]
 fn prepared_message_shares_compressed_frame_without_context_takeover() {
-    let config = DeflateConfig::on().server_no_context_takeover(true);
+    let config = DeflateSettings::on().server_no_context_takeover(true);
     let text = json_like(1024, 5);
     let prepared = PreparedMessage::new(Message::from(text.clone()), &config);
     // The frame a fresh connection compresses the message into.
@@ -1099,15 +1116,15 @@ fn prepared_message_shares_compressed_frame_without_context_takeover() {
         Role::Server,
         config.accept_offer("permessage-deflate").unwrap(),
         &config,
-        Config::default(),
+        ProtocolSettings::default(),
     );
     fresh.send_text(&text).unwrap();
     let hello = fresh.take_output().to_vec();
     assert_eq!(hello[0], 0xc1);
     assert_eq!(&prepared.compressed_frame().unwrap()[..], hello);
     let params = config.accept_offer("permessage-deflate").unwrap();
-    let mut a = conn_with(Role::Server, params, &config, Config::default());
-    let mut b = conn_with(Role::Server, params, &config, Config::default());
+    let mut a = conn_with(Role::Server, params, &config, ProtocolSettings::default());
+    let mut b = conn_with(Role::Server, params, &config, ProtocolSettings::default());
     a.send_prepared(&prepared).unwrap();
     b.send_prepared(&prepared).unwrap();
     assert_eq!(&a.take_output()[..], hello);
@@ -1116,7 +1133,7 @@ fn prepared_message_shares_compressed_frame_without_context_takeover() {
 
 #[test]
 fn prepared_message_falls_back_per_connection() {
-    let config = DeflateConfig::on();
+    let config = DeflateSettings::on();
     let prepared = PreparedMessage::new(Message::from("Hello"), &config);
     // "Hello" alone does not shrink: sent plain where no context is kept.
     assert!(prepared.compressed_frame().is_none());
@@ -1144,7 +1161,7 @@ fn prepared_message_falls_back_per_connection() {
     narrow.send_prepared(&prepared).unwrap();
     assert_eq!(frames(&narrow.take_output()), [(0xc1, alone.clone())]);
     // No permessage-deflate: the plain frame.
-    let mut none = Connection::new(Role::Server, Config::default());
+    let mut none = Connection::new(Role::Server, ProtocolSettings::default());
     none.open();
     none.send_prepared(&prepared).unwrap();
     assert_eq!(&none.take_output()[..], b"\x81\x14HelloHelloHelloHello");
@@ -1162,7 +1179,7 @@ fn prepared_message_falls_back_per_connection() {
 fn prepared_message_without_deflate_config_is_plain() {
     let prepared = PreparedMessage::new(
         Message::Binary(vec![1, 2, 3].into()),
-        &DeflateConfig::default(),
+        &DeflateSettings::default(),
     );
     assert!(prepared.compressed_frame().is_none());
     assert_eq!(&prepared.frame()[..], [0x82, 0x03, 1, 2, 3]);
@@ -1187,8 +1204,8 @@ fn damaged_compressed_frames_never_panic_and_fail_with_1002_1007_or_1009() {
         let mut server = conn_with(
             Role::Server,
             params,
-            &DeflateConfig::on(),
-            Config::default().max_message_size(4096),
+            &DeflateSettings::on(),
+            ProtocolSettings::default().max_message_size(4096),
         );
         for _ in 0..4 {
             let len = rng.random_range(0..6000);
@@ -1223,7 +1240,7 @@ fn damaged_compressed_frames_never_panic_and_fail_with_1002_1007_or_1009() {
             server.receive(&input);
             for event in events(&mut server) {
                 if let Event::Error(err) = event {
-                    let code = err.close_code().map(|c| c.0);
+                    let code = Some(err.close_code().0);
                     match code {
                         Some(1002) => failures[0] += 1,
                         Some(1007) => failures[1] += 1,

@@ -21,7 +21,7 @@ use ws::proto::{Event, Message};
 const ANSWER: &str = "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12";
 
 /// Connect with our offer, check the server's exact answer, install the codec.
-async fn connect(addr: std::net::SocketAddr, config: &ws::DeflateConfig) -> (RawClient, String) {
+async fn connect(addr: std::net::SocketAddr, config: &ws::DeflateSettings) -> (RawClient, String) {
     let (mut client, head) = RawClient::connect(
         addr,
         &format!("Sec-WebSocket-Extensions: {}\r\n", config.offer()),
@@ -77,8 +77,8 @@ async fn echo_sizes(client: &mut RawClient) {
 
 #[actix_rt::test]
 async fn route_negotiates_deflate_and_echoes_compressed_0_to_1_mib() {
-    let server = TestServer::start(ws::Server::new().deflate(ws::DeflateConfig::on()), true);
-    let (mut client, answer) = connect(server.addr, &ws::DeflateConfig::on()).await;
+    let server = TestServer::start(ws::Server::new().deflate(ws::DeflateSettings::on()), true);
+    let (mut client, answer) = connect(server.addr, &ws::DeflateSettings::on()).await;
     assert_eq!(answer, ANSWER);
     echo_sizes(&mut client).await;
 }
@@ -86,8 +86,8 @@ async fn route_negotiates_deflate_and_echoes_compressed_0_to_1_mib() {
 #[actix_rt::test]
 async fn listen_negotiates_deflate_and_echoes_compressed_0_to_1_mib() {
     let (addr, handle, _seen) =
-        support::listen_recorder(ws::Server::new().deflate(ws::DeflateConfig::on()));
-    let (mut client, answer) = connect(addr, &ws::DeflateConfig::on()).await;
+        support::listen_recorder(ws::Server::new().deflate(ws::DeflateSettings::on()));
+    let (mut client, answer) = connect(addr, &ws::DeflateSettings::on()).await;
     assert_eq!(answer, ANSWER);
     echo_sizes(&mut client).await;
     handle.stop(false).await;
@@ -100,7 +100,7 @@ async fn route_without_deflate_answers_no_extension() {
         server.addr,
         &format!(
             "Sec-WebSocket-Extensions: {}\r\n",
-            ws::DeflateConfig::on().offer()
+            ws::DeflateSettings::on().offer()
         ),
     )
     .await;
@@ -114,10 +114,10 @@ async fn route_without_deflate_answers_no_extension() {
 
 #[actix_rt::test]
 async fn send_prepared_writes_the_same_compressed_frame_to_every_connection() {
-    let config = ws::DeflateConfig::on().server_no_context_takeover(true);
+    let config = ws::DeflateSettings::on().server_no_context_takeover(true);
     let ws_server = ws::Server::new().deflate(config.clone());
     let mut server = TestServer::start(ws_server.clone(), false);
-    let client_config = ws::DeflateConfig::on();
+    let client_config = ws::DeflateSettings::on();
     let (mut a, answer) = connect(server.addr, &client_config).await;
     assert_eq!(
         answer,
@@ -132,8 +132,8 @@ async fn send_prepared_writes_the_same_compressed_frame_to_every_connection() {
         .compressed_frame()
         .expect("compression pays")
         .clone();
-    conn_a.send_prepared(&prepared).unwrap().await.unwrap();
-    conn_b.send_prepared(&prepared).unwrap().await.unwrap();
+    conn_a.send_prepared(&prepared).await.unwrap();
+    conn_b.send_prepared(&prepared).await.unwrap();
     for client in [&mut a, &mut b] {
         let mut got = vec![0u8; frame.len()];
         tokio::time::timeout(Duration::from_secs(5), client.stream.read_exact(&mut got))
@@ -173,7 +173,7 @@ asyncio.run(asyncio.wait_for(main(sys.argv[1]), 20))
 #[actix_rt::test]
 #[ignore = "needs python3 websockets; scripts/test-all.sh runs it"]
 async fn python_websockets_client_exchanges_0_to_1_mib_with_deflate() {
-    let server = TestServer::start(ws::Server::new().deflate(ws::DeflateConfig::on()), true);
+    let server = TestServer::start(ws::Server::new().deflate(ws::DeflateSettings::on()), true);
     // A blocking wait on a thread of its own: the test's runtime has no signal
     // driver to see the child exit.
     let url = server.url();
@@ -206,7 +206,7 @@ async fn python_websockets_client_exchanges_0_to_1_mib_with_deflate() {
 #[ignore = "needs python3 websockets; scripts/test-all.sh runs it"]
 async fn core_client_role_against_python_websockets_server_with_deflate() {
     let (mut child, addr) = python::python_echo_server().await;
-    let (mut client, answer) = connect(addr, &ws::DeflateConfig::on()).await;
+    let (mut client, answer) = connect(addr, &ws::DeflateSettings::on()).await;
     assert_eq!(answer, ANSWER);
     echo_sizes(&mut client).await;
     child.kill().await.unwrap();

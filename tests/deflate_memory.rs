@@ -2,7 +2,7 @@
 //! a deflate bomb never makes the process hold more than the message limit plus one
 //! inflate step (and the inflater), and what a compressor and an inflater hold for
 //! each setting (`cargo test --test deflate_memory -- --nocapture` prints the table
-//! the README and `DeflateConfig`'s docs quote).
+//! the README and `DeflateSettings`'s docs quote).
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -18,7 +18,7 @@ use websocket_driver::{
         apply_mask, Connection, Deflate, DeflateParams, Event, Extension, FrameHeader, OpCode,
         Role, INFLATE_STEP,
     },
-    Config, DeflateConfig,
+    DeflateSettings, ProtocolSettings,
 };
 
 struct Counting;
@@ -94,7 +94,7 @@ fn bomb(inflated: usize) -> Vec<u8> {
     let mut codec = Deflate::new(
         Role::Client,
         DeflateParams::default(),
-        &DeflateConfig::on().level(9),
+        &DeflateSettings::on().level(9),
     );
     let mut out = BytesMut::new();
     assert!(codec
@@ -126,17 +126,20 @@ fn rule7_bomb_peak_heap_is_limit_plus_one_step() {
     let limit = 256 * 1024;
     let input = masked(0xc2, &bomb(10 << 20));
     assert!(input.len() < 11 * 1024, "{}", input.len());
-    let mut server = Connection::new(Role::Server, Config::default().max_message_size(limit));
+    let mut server = Connection::new(
+        Role::Server,
+        ProtocolSettings::default().max_message_size(limit),
+    );
     server.set_extension(Box::new(Deflate::new(
         Role::Server,
         DeflateParams::default(),
-        &DeflateConfig::on(),
+        &DeflateSettings::on(),
     )));
     server.open();
     let (code, _, peak) = measure(|| {
         server.receive(&input);
         let code = server.events().find_map(|e| match e {
-            Event::Error(err) => err.close_code(),
+            Event::Error(err) => Some(err.close_code()),
             _ => None,
         });
         code.map(|c| c.0)
@@ -151,7 +154,7 @@ fn rule7_bomb_peak_heap_is_limit_plus_one_step() {
 
 /// The heap a codec keeps after one message each way with context takeover.
 fn held(server_bits: u8, client_bits: u8, mem_level: u8) -> (isize, isize) {
-    let config = DeflateConfig::on().mem_level(mem_level);
+    let config = DeflateSettings::on().mem_level(mem_level);
     let params = DeflateParams {
         server_max_window_bits: Some(server_bits),
         client_max_window_bits: Some(client_bits),
@@ -202,7 +205,7 @@ fn memory_held_per_setting() {
 #[test]
 fn no_context_takeover_holds_nothing_between_messages() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let config = DeflateConfig::on();
+    let config = DeflateSettings::on();
     let params = DeflateParams {
         server_no_context_takeover: true,
         client_no_context_takeover: true,

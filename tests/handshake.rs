@@ -8,10 +8,13 @@
 //! tests), so a slow handshake never makes us buffer without limit.
 
 use proptest::prelude::*;
-use websocket_driver::handshake::{
-    accept_key, generate_key, parse_extensions, parse_request, validate_request, Accept,
-    BuildError, ClientOptions, ClientRequest, Extension, HandshakeError, HttpVersion, Request,
-    ServerOptions, MAX_HEADERS, MAX_HEAD_SIZE,
+use websocket_driver::{
+    handshake::{
+        accept_key, generate_key, parse_extensions, parse_request, validate_request, Accept,
+        BuildError, ClientRequest, Extension, HandshakeError, HttpVersion, RequestParts,
+        MAX_HEADERS, MAX_HEAD_SIZE,
+    },
+    ClientSettings, ServerSettings, Settings,
 };
 
 /// The sample key of RFC 6455 §1.3 and its accept value.
@@ -52,20 +55,34 @@ fn with<'a>(name: &'static str, value: Option<&'a [u8]>) -> Vec<(&'static str, &
     list
 }
 
-fn validate(headers: &[(&str, &[u8])], opts: &ServerOptions) -> Result<Accept, HandshakeError> {
+/// Settings with `server` as their server section.
+fn srv(server: &ServerSettings) -> Settings {
+    let mut settings = Settings::default();
+    settings.server = server.clone();
+    settings
+}
+
+/// Settings with `client` as their client section.
+fn cli(client: &ClientSettings) -> Settings {
+    let mut settings = Settings::default();
+    settings.client = client.clone();
+    settings
+}
+
+fn validate(headers: &[(&str, &[u8])], opts: &ServerSettings) -> Result<Accept, HandshakeError> {
     validate_request(
-        &Request {
+        &RequestParts {
             method: "GET",
             version: HttpVersion::Http11,
             headers,
         },
-        opts,
+        &srv(opts),
     )
 }
 
-fn response_bytes(accept: &Accept, opts: &ServerOptions) -> String {
+fn response_bytes(accept: &Accept, opts: &ServerSettings) -> String {
     let mut out = Vec::new();
-    accept.write_response(opts, &mut out);
+    accept.write_response(&srv(opts), &mut out);
     String::from_utf8(out).unwrap()
 }
 
@@ -105,8 +122,8 @@ fn server_accepts_rfc_sample_request() {
     assert_eq!(head.method, "GET");
     assert_eq!(head.target, "/chat");
     assert_eq!(head.header("origin"), Some(&b"http://example.com"[..]));
-    let opts = ServerOptions::default().protocols(["chat"]);
-    let accept = head.validate(&opts).unwrap();
+    let opts = ServerSettings::default().protocols(["chat"]);
+    let accept = head.validate(&srv(&opts)).unwrap();
     assert_eq!(accept.accept_key, ACCEPT);
     assert_eq!(accept.protocol.as_deref(), Some("chat"));
     assert_eq!(accept.offered_extensions, None);
@@ -124,10 +141,11 @@ fn server_accepts_rfc_sample_request() {
 /// Covers server 2: the header list for a framework is the same as the bytes.
 #[test]
 fn server_response_headers_list_matches_bytes() {
-    let opts = ServerOptions::default().header("X-A", "1");
+    let opts = ServerSettings::default().header("X-A", "1");
     let accept = validate(&headers(), &opts).unwrap();
+    let settings = srv(&opts);
     assert_eq!(
-        accept.response_headers(&opts),
+        accept.response_headers(&settings),
         [
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
@@ -143,7 +161,7 @@ fn server_response_headers_list_matches_bytes() {
 fn server_accepts_connection_keep_alive_upgrade() {
     let list = with("Connection", Some(b"keep-alive, Upgrade"));
     assert_eq!(
-        validate(&list, &ServerOptions::default())
+        validate(&list, &ServerSettings::default())
             .unwrap()
             .accept_key,
         ACCEPT
@@ -155,7 +173,7 @@ fn server_accepts_connection_keep_alive_upgrade() {
 fn server_accepts_connection_upgrade_in_second_header_any_case() {
     let mut list = with("Connection", Some(b"keep-alive"));
     list.push(("connection", b" UPGRADE "));
-    assert!(validate(&list, &ServerOptions::default()).is_ok());
+    assert!(validate(&list, &ServerSettings::default()).is_ok());
 }
 
 /// Covers server 1: `Upgrade: websocket` compared case-insensitively, header names
@@ -170,7 +188,7 @@ fn server_accepts_upgrade_websocket_in_any_case() {
         ("SEC-WEBSOCKET-VERSION", b"13"),
     ];
     assert_eq!(
-        validate(&list, &ServerOptions::default())
+        validate(&list, &ServerSettings::default())
             .unwrap()
             .accept_key,
         ACCEPT
@@ -185,12 +203,12 @@ fn server_accepts_upgrade_websocket_in_any_case() {
 #[test]
 fn server_rejects_post_with_405() {
     let err = validate_request(
-        &Request {
+        &RequestParts {
             method: "POST",
             version: HttpVersion::Http11,
             headers: &headers(),
         },
-        &ServerOptions::default(),
+        &Settings::default(),
     )
     .unwrap_err();
     assert_eq!(err, HandshakeError::MethodNotGet);
@@ -212,12 +230,12 @@ fn server_rejects_post_with_405() {
 #[test]
 fn server_rejects_lowercase_get_method() {
     let err = validate_request(
-        &Request {
+        &RequestParts {
             method: "get",
             version: HttpVersion::Http11,
             headers: &headers(),
         },
-        &ServerOptions::default(),
+        &Settings::default(),
     );
     assert_eq!(err, Err(HandshakeError::MethodNotGet));
 }
@@ -230,7 +248,7 @@ fn server_rejects_http_1_0_with_400() {
         Sec-WebSocket-Version: 13\r\n\r\n";
     let (head, _) = parse_request(request).unwrap().unwrap();
     assert_eq!(head.version, HttpVersion::Http10);
-    let err = head.validate(&ServerOptions::default()).unwrap_err();
+    let err = head.validate(&srv(&ServerSettings::default())).unwrap_err();
     assert_eq!(err, HandshakeError::UnsupportedHttpVersion);
     assert_eq!(
         rejection_bytes(&err),
@@ -242,12 +260,12 @@ fn server_rejects_http_1_0_with_400() {
 #[test]
 fn server_rejects_http_2_with_400() {
     let err = validate_request(
-        &Request {
+        &RequestParts {
             method: "GET",
             version: HttpVersion::Http2,
             headers: &headers(),
         },
-        &ServerOptions::default(),
+        &Settings::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -259,7 +277,7 @@ fn server_rejects_http_2_with_400() {
 /// Covers server 1: missing `Upgrade` gets 400 with a short plain-text reason.
 #[test]
 fn server_rejects_missing_upgrade_with_400() {
-    let err = validate(&with("Upgrade", None), &ServerOptions::default()).unwrap_err();
+    let err = validate(&with("Upgrade", None), &ServerSettings::default()).unwrap_err();
     assert_eq!(err, HandshakeError::MissingUpgrade);
     assert_eq!(rejection_bytes(&err), bad_request("missing upgrade header"));
 }
@@ -267,7 +285,7 @@ fn server_rejects_missing_upgrade_with_400() {
 /// Covers server 1: an `Upgrade` that does not name `websocket`.
 #[test]
 fn server_rejects_upgrade_h2c_with_400() {
-    let err = validate(&with("Upgrade", Some(b"h2c")), &ServerOptions::default()).unwrap_err();
+    let err = validate(&with("Upgrade", Some(b"h2c")), &ServerSettings::default()).unwrap_err();
     assert_eq!(
         (err.clone(), err.status()),
         (HandshakeError::UpgradeNotWebSocket, 400)
@@ -284,11 +302,11 @@ fn server_rejects_upgrade_h2c_with_400() {
 fn server_rejects_connection_without_upgrade_with_400() {
     for value in [&b"keep-alive"[..], b"upgrades", b"close"] {
         let list = with("Connection", Some(value));
-        let err = validate(&list, &ServerOptions::default()).unwrap_err();
+        let err = validate(&list, &ServerSettings::default()).unwrap_err();
         assert_eq!(err, HandshakeError::MissingConnectionUpgrade, "{value:?}");
         assert_eq!(err.status(), 400);
     }
-    let err = validate(&with("Connection", None), &ServerOptions::default()).unwrap_err();
+    let err = validate(&with("Connection", None), &ServerSettings::default()).unwrap_err();
     assert_eq!(
         rejection_bytes(&err),
         bad_request("connection header does not contain upgrade")
@@ -298,7 +316,7 @@ fn server_rejects_connection_without_upgrade_with_400() {
 /// Covers server 1: missing `Host` (RFC 6455 §4.2.1 item 2) gets 400.
 #[test]
 fn server_rejects_missing_host_with_400() {
-    let err = validate(&with("Host", None), &ServerOptions::default()).unwrap_err();
+    let err = validate(&with("Host", None), &ServerSettings::default()).unwrap_err();
     assert_eq!(
         (err.clone(), err.status()),
         (HandshakeError::MissingHost, 400)
@@ -308,7 +326,7 @@ fn server_rejects_missing_host_with_400() {
 /// Covers server 1: missing key gets 400 with a short plain-text reason, exact bytes.
 #[test]
 fn server_rejects_missing_key_with_400() {
-    let err = validate(&with("Sec-WebSocket-Key", None), &ServerOptions::default()).unwrap_err();
+    let err = validate(&with("Sec-WebSocket-Key", None), &ServerSettings::default()).unwrap_err();
     assert_eq!(err, HandshakeError::MissingKey);
     assert_eq!(
         rejection_bytes(&err),
@@ -325,7 +343,7 @@ fn server_rejects_missing_key_with_400() {
 #[test]
 fn server_rejects_key_of_15_bytes() {
     let list = with("Sec-WebSocket-Key", Some(b"dGhlIHNhbXBsZSBub25j"));
-    let err = validate(&list, &ServerOptions::default()).unwrap_err();
+    let err = validate(&list, &ServerSettings::default()).unwrap_err();
     assert_eq!(
         (err.clone(), err.status()),
         (HandshakeError::InvalidKey, 400)
@@ -341,7 +359,7 @@ fn server_rejects_key_of_15_bytes() {
 fn server_rejects_key_of_17_bytes() {
     let list = with("Sec-WebSocket-Key", Some(b"dGhlIHNhbXBsZSBub25jZXM="));
     assert_eq!(
-        validate(&list, &ServerOptions::default()),
+        validate(&list, &ServerSettings::default()),
         Err(HandshakeError::InvalidKey)
     );
 }
@@ -356,7 +374,7 @@ fn server_rejects_key_not_base64() {
     ] {
         let list = with("Sec-WebSocket-Key", Some(key));
         assert_eq!(
-            validate(&list, &ServerOptions::default()),
+            validate(&list, &ServerSettings::default()),
             Err(HandshakeError::InvalidKey)
         );
     }
@@ -367,7 +385,7 @@ fn server_rejects_key_not_base64() {
 fn server_rejects_duplicate_key_with_400() {
     let mut list = headers();
     list.push(("sec-websocket-key", b"AQIDBAUGBwgJCgsMDQ4PEA=="));
-    let err = validate(&list, &ServerOptions::default()).unwrap_err();
+    let err = validate(&list, &ServerSettings::default()).unwrap_err();
     assert_eq!(
         (err.clone(), err.status()),
         (HandshakeError::DuplicateKey, 400)
@@ -380,7 +398,7 @@ fn server_rejects_duplicate_key_with_400() {
 fn server_rejects_version_8_with_426_and_version_header() {
     let err = validate(
         &with("Sec-WebSocket-Version", Some(b"8")),
-        &ServerOptions::default(),
+        &ServerSettings::default(),
     )
     .unwrap_err();
     assert_eq!(err, HandshakeError::UnsupportedVersion);
@@ -407,7 +425,7 @@ fn server_rejects_version_8_with_426_and_version_header() {
 fn server_rejects_missing_version_with_426() {
     let err = validate(
         &with("Sec-WebSocket-Version", None),
-        &ServerOptions::default(),
+        &ServerSettings::default(),
     )
     .unwrap_err();
     assert_eq!(err, HandshakeError::MissingVersion);
@@ -420,7 +438,7 @@ fn server_rejects_missing_version_with_426() {
 fn server_rejects_version_lists_and_lookalikes_with_426() {
     for value in [&b"13, 8"[..], b"130", b"", b"13.0"] {
         let list = with("Sec-WebSocket-Version", Some(value));
-        let err = validate(&list, &ServerOptions::default()).unwrap_err();
+        let err = validate(&list, &ServerSettings::default()).unwrap_err();
         assert_eq!(
             (err.clone(), err.status()),
             (HandshakeError::UnsupportedVersion, 426)
@@ -434,7 +452,7 @@ fn server_rejects_version_lists_and_lookalikes_with_426() {
 /// Covers server 5: an origin outside the configured list gets 403.
 #[test]
 fn server_rejects_origin_outside_allow_list_with_403() {
-    let opts = ServerOptions::default().origins(["https://example.com"]);
+    let opts = ServerSettings::default().origins(["https://example.com"]);
     let err = validate(&with("Origin", Some(b"https://evil.example")), &opts).unwrap_err();
     assert_eq!(err, HandshakeError::OriginNotAllowed);
     assert_eq!(err.status(), 403);
@@ -452,7 +470,7 @@ fn server_rejects_origin_outside_allow_list_with_403() {
 /// Covers server 5: with a list configured, a request without `Origin` gets 403.
 #[test]
 fn server_rejects_missing_origin_when_allow_list_set_with_403() {
-    let opts = ServerOptions::default().origins(["https://example.com"]);
+    let opts = ServerSettings::default().origins(["https://example.com"]);
     let err = validate(&headers(), &opts).unwrap_err();
     assert_eq!(
         (err.clone(), err.status()),
@@ -463,14 +481,14 @@ fn server_rejects_missing_origin_when_allow_list_set_with_403() {
 /// Covers server 5: a listed origin (any case) is accepted.
 #[test]
 fn server_accepts_origin_in_allow_list() {
-    let opts = ServerOptions::default().origins(["https://a.example", "https://example.com"]);
+    let opts = ServerSettings::default().origins(["https://a.example", "https://example.com"]);
     assert!(validate(&with("Origin", Some(b"https://Example.com")), &opts).is_ok());
 }
 
 /// Covers server 5: without a list, any origin (or none) is accepted.
 #[test]
 fn server_accepts_any_origin_without_allow_list() {
-    let opts = ServerOptions::default();
+    let opts = ServerSettings::default();
     assert!(validate(&with("Origin", Some(b"https://evil.example")), &opts).is_ok());
     assert!(validate(&headers(), &opts).is_ok());
 }
@@ -481,7 +499,7 @@ fn server_accepts_any_origin_without_allow_list() {
 /// Covers server 3: the server's preference wins, not the client's order.
 #[test]
 fn server_picks_first_server_protocol_the_client_offered() {
-    let opts = ServerOptions::default().protocols(["v3", "v2", "v1"]);
+    let opts = ServerSettings::default().protocols(["v3", "v2", "v1"]);
     let list = with("Sec-WebSocket-Protocol", Some(b"v1, v2"));
     let accept = validate(&list, &opts).unwrap();
     assert_eq!(accept.protocol.as_deref(), Some("v2"));
@@ -491,7 +509,7 @@ fn server_picks_first_server_protocol_the_client_offered() {
 /// Covers server 3: offers spread over several `Sec-WebSocket-Protocol` headers.
 #[test]
 fn server_picks_protocol_from_repeated_headers() {
-    let opts = ServerOptions::default().protocols(["b"]);
+    let opts = ServerSettings::default().protocols(["b"]);
     let mut list = with("Sec-WebSocket-Protocol", Some(b"a"));
     list.push(("sec-websocket-protocol", b" c , b"));
     assert_eq!(
@@ -504,7 +522,7 @@ fn server_picks_protocol_from_repeated_headers() {
 /// handshake still succeeds.
 #[test]
 fn server_echoes_no_protocol_when_none_matches() {
-    let opts = ServerOptions::default().protocols(["chat"]);
+    let opts = ServerSettings::default().protocols(["chat"]);
     let accept = validate(&with("Sec-WebSocket-Protocol", Some(b"superchat")), &opts).unwrap();
     assert_eq!(accept.protocol, None);
     assert_eq!(
@@ -519,7 +537,7 @@ fn server_echoes_no_protocol_when_none_matches() {
 /// Covers server 3: a client that offers nothing gets no protocol.
 #[test]
 fn server_chooses_no_protocol_when_client_offers_none() {
-    let opts = ServerOptions::default().protocols(["chat"]);
+    let opts = ServerSettings::default().protocols(["chat"]);
     assert_eq!(validate(&headers(), &opts).unwrap().protocol, None);
 }
 
@@ -527,7 +545,7 @@ fn server_chooses_no_protocol_when_client_offers_none() {
 #[test]
 fn server_rejects_protocol_header_with_non_token_with_400() {
     let list = with("Sec-WebSocket-Protocol", Some(b"chat, \"quoted\""));
-    let err = validate(&list, &ServerOptions::default()).unwrap_err();
+    let err = validate(&list, &ServerSettings::default()).unwrap_err();
     assert_eq!(
         (err.clone(), err.status()),
         (HandshakeError::InvalidProtocolHeader, 400)
@@ -537,13 +555,13 @@ fn server_rejects_protocol_header_with_non_token_with_400() {
 // ---------------------------------------------------------------------------------
 // Server: additional headers.
 
-/// Covers server 4: configured headers are sent, after the handshake's own, in order.
+/// Covers server 4: configured headers are sent, after the handshake's own, in name
+/// order (a TOML table has no order of its own).
 #[test]
 fn server_sends_additional_headers() {
-    let opts = ServerOptions::default()
+    let opts = ServerSettings::default()
         .header("X-Powered-By", "websocket-driver")
-        .header("Set-Cookie", "a=1")
-        .header("Set-Cookie", "b=2");
+        .header("Set-Cookie", "a=1; Path=/");
     let accept = validate(&headers(), &opts).unwrap();
     assert_eq!(
         response_bytes(&accept, &opts),
@@ -552,19 +570,18 @@ fn server_sends_additional_headers() {
              Upgrade: websocket\r\n\
              Connection: Upgrade\r\n\
              Sec-WebSocket-Accept: {ACCEPT}\r\n\
+             Set-Cookie: a=1; Path=/\r\n\
              X-Powered-By: websocket-driver\r\n\
-             Set-Cookie: a=1\r\n\
-             Set-Cookie: b=2\r\n\
              \r\n"
         )
     );
 }
 
 /// Covers server 4: a header that would inject CRLF, a bad name, or a header the
-/// handshake writes itself is not added (`header`) or is an error (`try_header`).
+/// handshake writes itself is left out of the response, and `Settings::check` names it.
 #[test]
 fn server_refuses_additional_headers_that_inject_or_collide() {
-    let opts = ServerOptions::default()
+    let opts = ServerSettings::default()
         .header("X-Evil", "a\r\nSet-Cookie: stolen=1")
         .header("X Bad", "1")
         .header("connection", "close")
@@ -574,24 +591,25 @@ fn server_refuses_additional_headers_that_inject_or_collide() {
     assert!(!bytes.contains("stolen") && !bytes.contains("close") && !bytes.contains("X Bad"));
     assert!(bytes.ends_with("X-Good: 1\r\n\r\n"));
 
-    let base = ServerOptions::default;
+    let check =
+        |name: &str, value: &str| srv(&ServerSettings::default().header(name, value)).check();
     assert_eq!(
-        base().try_header("X-Evil", "a\r\nb").unwrap_err(),
+        check("X-Evil", "a\r\nb").unwrap_err(),
         BuildError::InvalidHeaderValue("X-Evil".into())
     );
     assert_eq!(
-        base().try_header("X-Evil\r\n", "a").unwrap_err(),
+        check("X-Evil\r\n", "a").unwrap_err(),
         BuildError::InvalidHeaderName("X-Evil\r\n".into())
     );
     assert_eq!(
-        base().try_header("Sec-WebSocket-Accept", "x").unwrap_err(),
+        check("Sec-WebSocket-Accept", "x").unwrap_err(),
         BuildError::ReservedHeader("Sec-WebSocket-Accept".into())
     );
     assert_eq!(
-        base().try_header("content-length", "0").unwrap_err(),
+        check("content-length", "0").unwrap_err(),
         BuildError::ReservedHeader("content-length".into())
     );
-    assert!(base().try_header("X-Good", "caf\u{e9}\tok").is_ok());
+    assert!(check("X-Good", "caf\u{e9}\tok").is_ok());
 }
 
 // ---------------------------------------------------------------------------------
@@ -605,7 +623,7 @@ fn server_keeps_extension_offer_and_sends_chosen_extensions() {
         Some(b"permessage-deflate; client_max_window_bits"),
     );
     list.push(("sec-websocket-extensions", b"x-foo"));
-    let opts = ServerOptions::default();
+    let opts = ServerSettings::default();
     let mut accept = validate(&list, &opts).unwrap();
     assert_eq!(
         accept.offered_extensions.as_deref(),
@@ -629,7 +647,7 @@ fn server_keeps_extension_offer_and_sends_chosen_extensions() {
 #[test]
 fn server_rejects_malformed_extension_offer_with_400() {
     let list = with("Sec-WebSocket-Extensions", Some(b"permessage-deflate; =15"));
-    let err = validate(&list, &ServerOptions::default()).unwrap_err();
+    let err = validate(&list, &ServerSettings::default()).unwrap_err();
     assert_eq!(
         (err.clone(), err.status()),
         (HandshakeError::InvalidExtensionsHeader, 400)
@@ -706,11 +724,12 @@ fn server_parse_request_refuses_garbage_with_400() {
 /// Covers client 1: the request, byte for byte.
 #[test]
 fn client_request_bytes_exact() {
-    let opts = ClientOptions::default()
+    let opts = ClientSettings::default()
         .protocols(["chat", "superchat"])
         .origin("http://example.com")
         .header("Cookie", "a=1");
-    let request = ClientRequest::with_key("server.example.com", "/chat?x=1", &opts, KEY).unwrap();
+    let request =
+        ClientRequest::with_key("server.example.com", "/chat?x=1", &cli(&opts), KEY).unwrap();
     let mut bytes = Vec::new();
     request.write(&mut bytes);
     assert_eq!(
@@ -733,7 +752,7 @@ fn client_request_bytes_exact() {
 #[test]
 fn client_request_bytes_minimal_and_with_extensions() {
     let request =
-        ClientRequest::with_key("localhost:9001", "/", &ClientOptions::default(), KEY).unwrap();
+        ClientRequest::with_key("localhost:9001", "/", &Settings::default(), KEY).unwrap();
     let mut bytes = Vec::new();
     request.write(&mut bytes);
     assert_eq!(
@@ -741,8 +760,9 @@ fn client_request_bytes_minimal_and_with_extensions() {
         "GET / HTTP/1.1\r\nHost: localhost:9001\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
-    let opts = ClientOptions::default().extensions("permessage-deflate; client_max_window_bits");
-    let request = ClientRequest::with_key("h", "/", &opts, KEY).unwrap();
+    let request = ClientRequest::with_key("h", "/", &Settings::default(), KEY)
+        .and_then(|r| r.with_extensions(Some("permessage-deflate; client_max_window_bits".into())))
+        .unwrap();
     let mut bytes = Vec::new();
     request.write(&mut bytes);
     assert!(String::from_utf8(bytes).unwrap().ends_with(
@@ -754,7 +774,7 @@ fn client_request_bytes_minimal_and_with_extensions() {
 /// Covers client 1: a random 16-byte key per connection.
 #[test]
 fn client_generates_fresh_16_byte_keys() {
-    let opts = ClientOptions::default();
+    let opts = Settings::default();
     let a = ClientRequest::new("h", "/", &opts).unwrap();
     let b = ClientRequest::new("h", "/", &opts).unwrap();
     assert_ne!(a.key(), b.key());
@@ -764,7 +784,7 @@ fn client_generates_fresh_16_byte_keys() {
         assert!(key.ends_with("=="));
         // The server side agrees it is a valid key.
         let list = with("Sec-WebSocket-Key", Some(key.as_bytes()));
-        assert!(validate(&list, &ServerOptions::default()).is_ok());
+        assert!(validate(&list, &ServerSettings::default()).is_ok());
     }
     assert_eq!(a.expected_accept(), accept_key(a.key().as_bytes()));
 }
@@ -772,25 +792,30 @@ fn client_generates_fresh_16_byte_keys() {
 /// Covers client 1: the request cannot be made to carry injected headers.
 #[test]
 fn client_refuses_options_that_inject_headers() {
-    let opts = ClientOptions::default();
+    let opts = ClientSettings::default();
     assert_eq!(
-        ClientRequest::new("h\r\nX: 1", "/", &opts),
+        ClientRequest::new("h\r\nX: 1", "/", &cli(&opts)),
         Err(BuildError::InvalidHost("h\r\nX: 1".into()))
     );
     assert_eq!(
-        ClientRequest::new("h", "/ HTTP/1.1\r\nX: 1", &opts),
+        ClientRequest::new("h", "/ HTTP/1.1\r\nX: 1", &cli(&opts)),
         Err(BuildError::InvalidTarget("/ HTTP/1.1\r\nX: 1".into()))
     );
     assert_eq!(
-        ClientRequest::new("h", "/", &opts.clone().protocols(["a\r\nX: 1"])),
+        ClientRequest::new("h", "/", &cli(&opts.clone().protocols(["a\r\nX: 1"]))),
         Err(BuildError::InvalidProtocol("a\r\nX: 1".into()))
     );
     assert_eq!(
-        ClientRequest::new("h", "/", &opts.clone().extensions("x\r\nX: 1")),
+        ClientRequest::new("h", "/", &cli(&opts))
+            .and_then(|r| r.with_extensions(Some("x\r\nX: 1".into()))),
         Err(BuildError::InvalidExtensions("x\r\nX: 1".into()))
     );
     assert_eq!(
-        opts.clone().try_header("Sec-WebSocket-Version", "8"),
+        ClientRequest::new(
+            "h",
+            "/",
+            &cli(&opts.clone().header("Sec-WebSocket-Version", "8"))
+        ),
         Err(BuildError::ReservedHeader("Sec-WebSocket-Version".into()))
     );
 }
@@ -798,8 +823,15 @@ fn client_refuses_options_that_inject_headers() {
 // ---------------------------------------------------------------------------------
 // Client: the response.
 
-fn client(opts: &ClientOptions) -> ClientRequest {
-    ClientRequest::with_key("server.example.com", "/chat", opts, KEY).unwrap()
+fn client(opts: &ClientSettings) -> ClientRequest {
+    ClientRequest::with_key("server.example.com", "/chat", &cli(opts), KEY).unwrap()
+}
+
+/// A request offering `extensions` as they are.
+fn client_offering(extensions: &str) -> ClientRequest {
+    client(&ClientSettings::default())
+        .with_extensions(Some(extensions.into()))
+        .unwrap()
 }
 
 /// The RFC's sample response, with `extra` header lines before the blank line.
@@ -813,7 +845,7 @@ fn response_with(extra: &str) -> String {
 /// Covers client 1: a valid `101` is accepted, and its headers are kept.
 #[test]
 fn client_accepts_valid_response() {
-    let request = client(&ClientOptions::default().protocols(["chat", "superchat"]));
+    let request = client(&ClientSettings::default().protocols(["chat", "superchat"]));
     let bytes = response_with("Sec-WebSocket-Protocol: chat\r\nX-Server: a\r\n");
     let (response, used) = request.parse_response(bytes.as_bytes()).unwrap().unwrap();
     assert_eq!(used, bytes.len());
@@ -836,7 +868,7 @@ fn client_accepts_response_headers_in_any_case() {
         "HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, UPGRADE\r\n\
          sec-websocket-accept:   {ACCEPT}  \r\n\r\n"
     );
-    assert!(client(&ClientOptions::default())
+    assert!(client(&ClientSettings::default())
         .parse_response(bytes.as_bytes())
         .unwrap()
         .is_some());
@@ -847,7 +879,7 @@ fn client_accepts_response_headers_in_any_case() {
 fn client_rejects_status_200() {
     let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(
-        client(&ClientOptions::default()).parse_response(bytes),
+        client(&ClientSettings::default()).parse_response(bytes),
         Err(HandshakeError::UnexpectedStatus(200))
     );
 }
@@ -858,7 +890,7 @@ fn client_rejects_status_426() {
     let mut bytes = Vec::new();
     HandshakeError::UnsupportedVersion.write_rejection(&mut bytes);
     assert_eq!(
-        client(&ClientOptions::default()).parse_response(&bytes),
+        client(&ClientSettings::default()).parse_response(&bytes),
         Err(HandshakeError::UnexpectedStatus(426))
     );
 }
@@ -868,7 +900,7 @@ fn client_rejects_status_426() {
 fn client_rejects_http_1_0_response() {
     let bytes = response_with("").replacen("HTTP/1.1", "HTTP/1.0", 1);
     assert_eq!(
-        client(&ClientOptions::default()).parse_response(bytes.as_bytes()),
+        client(&ClientSettings::default()).parse_response(bytes.as_bytes()),
         Err(HandshakeError::UnsupportedHttpVersion)
     );
 }
@@ -876,7 +908,7 @@ fn client_rejects_http_1_0_response() {
 /// Covers client 1: `Upgrade` checked.
 #[test]
 fn client_rejects_missing_or_wrong_upgrade() {
-    let request = client(&ClientOptions::default());
+    let request = client(&ClientSettings::default());
     let missing = response_with("").replace("Upgrade: websocket\r\n", "");
     assert_eq!(
         request.parse_response(missing.as_bytes()),
@@ -892,7 +924,7 @@ fn client_rejects_missing_or_wrong_upgrade() {
 /// Covers client 1: `Connection` checked.
 #[test]
 fn client_rejects_missing_connection_upgrade() {
-    let request = client(&ClientOptions::default());
+    let request = client(&ClientSettings::default());
     let bytes = response_with("").replace("Connection: Upgrade", "Connection: keep-alive");
     assert_eq!(
         request.parse_response(bytes.as_bytes()),
@@ -903,7 +935,7 @@ fn client_rejects_missing_connection_upgrade() {
 /// Covers client 1: `Sec-WebSocket-Accept` checked: wrong, missing, repeated.
 #[test]
 fn client_rejects_wrong_accept_key() {
-    let request = client(&ClientOptions::default());
+    let request = client(&ClientSettings::default());
     let wrong = response_with("").replace(ACCEPT, &accept_key(b"AQIDBAUGBwgJCgsMDQ4PEA=="));
     assert_eq!(
         request.parse_response(wrong.as_bytes()),
@@ -930,7 +962,7 @@ fn client_rejects_wrong_accept_key() {
 /// Covers client 1: a subprotocol the client did not offer fails the connection.
 #[test]
 fn client_rejects_unoffered_protocol() {
-    let request = client(&ClientOptions::default().protocols(["chat"]));
+    let request = client(&ClientSettings::default().protocols(["chat"]));
     let bytes = response_with("Sec-WebSocket-Protocol: superchat\r\n");
     assert_eq!(
         request.parse_response(bytes.as_bytes()),
@@ -949,7 +981,7 @@ fn client_rejects_unoffered_protocol() {
 fn client_rejects_protocol_when_none_offered() {
     let bytes = response_with("Sec-WebSocket-Protocol: chat\r\n");
     assert_eq!(
-        client(&ClientOptions::default()).parse_response(bytes.as_bytes()),
+        client(&ClientSettings::default()).parse_response(bytes.as_bytes()),
         Err(HandshakeError::UnofferedProtocol("chat".into()))
     );
 }
@@ -957,7 +989,7 @@ fn client_rejects_protocol_when_none_offered() {
 /// Covers client 1: no subprotocol in the answer is fine even when some were offered.
 #[test]
 fn client_accepts_no_protocol_when_some_offered() {
-    let request = client(&ClientOptions::default().protocols(["chat"]));
+    let request = client(&ClientSettings::default().protocols(["chat"]));
     let (response, _) = request
         .parse_response(response_with("").as_bytes())
         .unwrap()
@@ -970,12 +1002,12 @@ fn client_accepts_no_protocol_when_some_offered() {
 fn client_rejects_unoffered_extension() {
     let bytes = response_with("Sec-WebSocket-Extensions: permessage-deflate\r\n");
     assert_eq!(
-        client(&ClientOptions::default()).parse_response(bytes.as_bytes()),
+        client(&ClientSettings::default()).parse_response(bytes.as_bytes()),
         Err(HandshakeError::UnofferedExtension(
             "permessage-deflate".into()
         ))
     );
-    let request = client(&ClientOptions::default().extensions("permessage-deflate"));
+    let request = client_offering("permessage-deflate");
     let bytes = response_with("Sec-WebSocket-Extensions: permessage-deflate, x-other\r\n");
     assert_eq!(
         request.parse_response(bytes.as_bytes()),
@@ -987,8 +1019,7 @@ fn client_rejects_unoffered_extension() {
 /// the extension to check its parameters.
 #[test]
 fn client_accepts_offered_extension_and_returns_raw_value() {
-    let request =
-        client(&ClientOptions::default().extensions("permessage-deflate; client_max_window_bits"));
+    let request = client_offering("permessage-deflate; client_max_window_bits");
     let bytes = response_with(
         "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n",
     );
@@ -1002,7 +1033,7 @@ fn client_accepts_offered_extension_and_returns_raw_value() {
 /// Covers client 1: a malformed extensions answer fails the connection.
 #[test]
 fn client_rejects_malformed_extensions_header() {
-    let request = client(&ClientOptions::default().extensions("permessage-deflate"));
+    let request = client_offering("permessage-deflate");
     let bytes = response_with("Sec-WebSocket-Extensions: permessage-deflate;\r\n");
     assert_eq!(
         request.parse_response(bytes.as_bytes()),
@@ -1013,7 +1044,7 @@ fn client_rejects_malformed_extensions_header() {
 /// Covers client 1: every prefix of the head is incomplete and consumes nothing.
 #[test]
 fn client_incomplete_response_consumes_nothing() {
-    let request = client(&ClientOptions::default());
+    let request = client(&ClientSettings::default());
     let bytes = response_with("");
     for end in 0..bytes.len() {
         assert_eq!(
@@ -1028,7 +1059,7 @@ fn client_incomplete_response_consumes_nothing() {
 /// Covers client 1: a frame in the same packet as the head is left to the caller.
 #[test]
 fn client_leaves_trailing_frame_bytes() {
-    let request = client(&ClientOptions::default());
+    let request = client(&ClientSettings::default());
     let head = response_with("");
     let mut bytes = head.clone().into_bytes();
     bytes.extend_from_slice(b"\x81\x05Hello");
@@ -1040,7 +1071,7 @@ fn client_leaves_trailing_frame_bytes() {
 /// Covers client 1: a head that never ends stops at 16 KiB; one just under fits.
 #[test]
 fn client_rejects_head_over_16_kib() {
-    let request = client(&ClientOptions::default());
+    let request = client(&ClientSettings::default());
     let mut bytes = response_with("").into_bytes();
     bytes.truncate(bytes.len() - 2);
     bytes.extend_from_slice(b"X-Pad: ");
@@ -1065,7 +1096,7 @@ fn client_rejects_head_over_16_kib() {
 fn client_rejects_too_many_headers() {
     let extra: String = (0..MAX_HEADERS).map(|i| format!("X-{i}: 1\r\n")).collect();
     assert_eq!(
-        client(&ClientOptions::default()).parse_response(response_with(&extra).as_bytes()),
+        client(&ClientSettings::default()).parse_response(response_with(&extra).as_bytes()),
         Err(HandshakeError::TooManyHeaders)
     );
 }
@@ -1073,20 +1104,20 @@ fn client_rejects_too_many_headers() {
 /// Covers client 1 and server 2 together: our client accepts our server's answer.
 #[test]
 fn client_accepts_our_server_response() {
-    let copts = ClientOptions::default()
+    let copts = ClientSettings::default()
         .protocols(["b", "a"])
         .origin("https://example.com");
-    let request = ClientRequest::new("example.com", "/ws", &copts).unwrap();
+    let request = ClientRequest::new("example.com", "/ws", &cli(&copts)).unwrap();
     let mut wire = Vec::new();
     request.write(&mut wire);
     let (head, used) = parse_request(&wire).unwrap().unwrap();
     assert_eq!(used, wire.len());
-    let sopts = ServerOptions::default()
+    let sopts = ServerSettings::default()
         .protocols(["a", "b"])
         .origins(["https://example.com"]);
-    let accept = head.validate(&sopts).unwrap();
+    let accept = head.validate(&srv(&sopts)).unwrap();
     let mut answer = Vec::new();
-    accept.write_response(&sopts, &mut answer);
+    accept.write_response(&srv(&sopts), &mut answer);
     let (response, _) = request.parse_response(&answer).unwrap().unwrap();
     assert_eq!(response.protocol.as_deref(), Some("a"));
 }
@@ -1137,7 +1168,7 @@ fn valid_response() -> Vec<u8> {
 proptest! {
     #[test]
     fn parse_response_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        let request = client(&ClientOptions::default().protocols(["chat"]));
+        let request = client(&ClientSettings::default().protocols(["chat"]));
         let _ = request.parse_response(&bytes);
     }
 
@@ -1146,7 +1177,7 @@ proptest! {
         cut in 0usize..200,
         tail in proptest::collection::vec(any::<u8>(), 0..512),
     ) {
-        let request = client(&ClientOptions::default().protocols(["chat"]));
+        let request = client(&ClientSettings::default().protocols(["chat"]));
         let mut bytes = valid_response();
         bytes.truncate(cut.min(bytes.len()));
         bytes.extend_from_slice(&tail);
@@ -1155,7 +1186,7 @@ proptest! {
 
     #[test]
     fn parse_response_is_none_until_complete(split in 0usize..400) {
-        let request = client(&ClientOptions::default().protocols(["chat"]));
+        let request = client(&ClientSettings::default().protocols(["chat"]));
         let mut bytes = valid_response();
         let head_len = bytes.len();
         bytes.extend_from_slice(b"\x81\x02hi");
@@ -1175,7 +1206,7 @@ proptest! {
     fn parse_request_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         if let Ok(Some((head, used))) = parse_request(&bytes) {
             prop_assert!(used <= bytes.len());
-            let _ = head.validate(&ServerOptions::default().origins(["x"]).protocols(["a"]));
+            let _ = head.validate(&srv(&ServerSettings::default().origins(["x"]).protocols(["a"])));
         }
     }
 
@@ -1202,12 +1233,12 @@ proptest! {
     ) {
         let list: Vec<(&str, &[u8])> =
             headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
-        let opts = ServerOptions::default().protocols(["a", "b"]).origins(["https://x"]);
+        let opts = ServerSettings::default().protocols(["a", "b"]).origins(["https://x"]);
         if let Ok(accept) =
-            validate_request(&Request { method: &method, version: HttpVersion::Http11, headers: &list }, &opts)
+            validate_request(&RequestParts { method: &method, version: HttpVersion::Http11, headers: &list }, &srv(&opts))
         {
             let mut out = Vec::new();
-            accept.write_response(&opts, &mut out);
+            accept.write_response(&srv(&opts), &mut out);
             prop_assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
         }
     }

@@ -109,7 +109,7 @@ fn heap_per_connection(
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let server_thread = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let server = server.listen_on(listener, 1, Idle::default).unwrap();
+            let server = server.listen_on(listener, 1, |_| Ok(Idle)).unwrap();
             handle_tx.send(server.handle()).unwrap();
             server.await.unwrap();
         })

@@ -121,7 +121,7 @@ async fn peer_that_never_reads_is_cut_off_while_output_is_stuck() {
     support::send_until_stuck(&conn).await;
     assert!(matches!(
         next(&mut seen).await,
-        Seen::Error(ws::Error::Timeout(ws::error::Timeout::Idle))
+        Seen::Error(ws::Error::IdleTimeout(_))
     ));
     match next(&mut seen).await {
         Seen::Close(close) => assert_eq!(

@@ -10,12 +10,12 @@ mod common;
 use common::*;
 use proptest::{prelude::*, sample::Index};
 use websocket_driver::{
-    error::{CapacityError, ProtocolError},
     proto::{
         apply_mask, apply_mask_scalar, CloseCode, CloseFrame, Connection, FrameHeader, OpCode,
         Role, Utf8Validator, MAX_HEADER_LEN,
     },
-    Config,
+    proto::{CapacityError, ProtocolError},
+    ProtocolSettings,
 };
 
 // ----- generators -----
@@ -189,7 +189,7 @@ proptest! {
         cuts in prop::collection::vec(any::<Index>(), 0..24),
     ) {
         let (input, events, output) = build(role, seed, &s);
-        let config = Config::default();
+        let config = ProtocolSettings::default();
         let whole = run_chunks(role, &config, &[&input]);
         prop_assert_eq!(&whole.events, &events);
         prop_assert_eq!(&whole.output, &output);
@@ -212,7 +212,7 @@ proptest! {
     ) {
         let (mut input, _, _) = build(role, seed, &s);
         input.extend(&junk);
-        let config = Config::default().max_message_size(1 << 16).max_fragments(64);
+        let config = ProtocolSettings::default().max_message_size(1 << 16).max_fragments(64);
         let whole = run_chunks(role, &config, &[&input]);
         let pieces = run_chunks(role, &config, &chunks(&input, &cuts));
         prop_assert_eq!(pieces, whole);
@@ -464,7 +464,7 @@ proptest! {
                 Frame::new(if i == 0 { op::TEXT } else { op::CONT }, p).fin(i + 1 == pieces.len())
             })
             .collect();
-        let run = run_chunks(Role::Server, &Config::default(), &[&wire(Role::Server, &frames)]);
+        let run = run_chunks(Role::Server, &ProtocolSettings::default(), &[&wire(Role::Server, &frames)]);
         match String::from_utf8(bytes) {
             Ok(s) => prop_assert_eq!(run.events, vec![Ev::Text(s)]),
             Err(_) => {
@@ -503,7 +503,7 @@ proptest! {
     // echoed and reported; any other fails with 1002.
     #[test]
     fn close_code_received(role in role(), code in prop_oneof![any::<u16>(), 990u16..1020, 2990u16..3010, 4990u16..5010]) {
-        let run = run_chunks(role, &Config::default(), &[&close_frame(code, "").to(role)]);
+        let run = run_chunks(role, &ProtocolSettings::default(), &[&close_frame(code, "").to(role)]);
         if allowed_by_conformance(code) {
             prop_assert_eq!(run.events, vec![close_ev(code, "", true)]);
             prop_assert_eq!(run.output, vec![close_frame(code, "").out()]);
@@ -528,7 +528,7 @@ proptest! {
         sizes in prop::collection::vec(0usize..60, 1..12),
         limit in 0usize..400,
     ) {
-        let config = Config::default().max_message_size(limit);
+        let config = ProtocolSettings::default().max_message_size(limit);
         let last = sizes.len() - 1;
         let frames: Vec<Frame> = sizes
             .iter()
@@ -573,7 +573,7 @@ proptest! {
             prop::collection::vec(any::<u8>(), 0..70_000).prop_map(|b| (false, b)),
         ], 1..4),
     ) {
-        let mut conn = Connection::new(Role::Client, Config::default());
+        let mut conn = Connection::new(Role::Client, ProtocolSettings::default());
         conn.open();
         for (text, payload) in &messages {
             if *text {

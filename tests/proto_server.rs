@@ -8,9 +8,10 @@ mod common;
 
 use common::*;
 use websocket_driver::{
-    error::{CapacityError, ProtocolError, Timeout},
+    proto::Error,
+    proto::{CapacityError, ProtocolError, SendError},
     proto::{CloseCode, Connection, Event, Message, ReadyState, Role, RSV1, RSV2, RSV3},
-    Config, Error,
+    ProtocolSettings,
 };
 
 const ROLE: Role = Role::Server;
@@ -25,15 +26,23 @@ fn w(frames: &[Frame]) -> Vec<u8> {
 }
 
 fn ok(input: &[u8], events: &[Ev], output: &[Frame]) -> Connection {
-    check_receive(ROLE, &Config::default(), input, events, output)
+    check_receive(ROLE, &ProtocolSettings::default(), input, events, output)
 }
 
-fn ok_with(config: &Config, input: &[u8], events: &[Ev], output: &[Frame]) -> Connection {
+fn ok_with(config: &ProtocolSettings, input: &[u8], events: &[Ev], output: &[Frame]) -> Connection {
     check_receive(ROLE, config, input, events, output)
 }
 
 fn fails(input: &[u8], err: Ev, code: u16) {
-    check_fails(ROLE, &Config::default(), input, &[], &[], err, code);
+    check_fails(
+        ROLE,
+        &ProtocolSettings::default(),
+        input,
+        &[],
+        &[],
+        err,
+        code,
+    );
 }
 
 fn protocol(e: ProtocolError) -> Ev {
@@ -104,7 +113,7 @@ fn server_receives_unmasked_frame_fails_1002() {
     let input = [w(&[text("ok")]), text("no").unmasked().to(ROLE)].concat();
     check_fails(
         ROLE,
-        &Config::default(),
+        &ProtocolSettings::default(),
         &input,
         &[Ev::text("ok")],
         &[],
@@ -449,7 +458,7 @@ fn server_sends_ping_and_receives_matching_pong() {
 // application answers (RFC 6455 §5.5.2).
 #[test]
 fn server_with_auto_pong_off_reports_ping_without_answer() {
-    let config = Config::default().auto_pong(false);
+    let config = ProtocolSettings::default().auto_pong(false);
     let mut c = check_receive(
         ROLE,
         &config,
@@ -497,7 +506,7 @@ fn server_receives_continuation_without_message_fails_1002() {
     let input = w(&[text("a").fin(false), cont(b"b"), cont(b"c")]);
     check_fails(
         ROLE,
-        &Config::default(),
+        &ProtocolSettings::default(),
         &input,
         &[Ev::text("ab")],
         &[],
@@ -520,7 +529,7 @@ fn server_receives_text_during_fragmented_message_fails_1002() {
     );
     check_fails(
         ROLE,
-        &Config::default(),
+        &ProtocolSettings::default(),
         &w(&[
             text("a").fin(false),
             cont(b"b").fin(false),
@@ -675,7 +684,11 @@ fn server_receives_invalid_utf8_in_partial_frame_fails_at_once() {
     // A valid code point split between reads of one frame is fine.
     let input = w(&[text("€€€")]);
     for at in 0..input.len() {
-        let run = run_chunks(ROLE, &Config::default(), &[&input[..at], &input[at..]]);
+        let run = run_chunks(
+            ROLE,
+            &ProtocolSettings::default(),
+            &[&input[..at], &input[at..]],
+        );
         assert_eq!(run.events, vec![Ev::text("€€€")], "split at {at}");
     }
 }
@@ -977,34 +990,28 @@ fn server_receives_close_between_fragments_is_normal_close() {
 fn server_no_data_frame_after_close_sent() {
     let mut c = conn();
     c.close(CloseCode::NORMAL, "").unwrap();
-    assert!(matches!(c.send_text("late"), Err(Error::ConnectionClosed)));
-    assert!(matches!(
-        c.send_binary(b"late"),
-        Err(Error::ConnectionClosed)
-    ));
+    assert!(matches!(c.send_text("late"), Err(SendError::Closed)));
+    assert!(matches!(c.send_binary(b"late"), Err(SendError::Closed)));
     assert!(matches!(
         c.send(&Message::Text("late".into())),
-        Err(Error::ConnectionClosed)
+        Err(SendError::Closed)
     ));
-    assert!(matches!(c.send_ping(b""), Err(Error::ConnectionClosed)));
-    assert!(matches!(c.send_pong(b""), Err(Error::ConnectionClosed)));
+    assert!(matches!(c.send_ping(b""), Err(SendError::Closed)));
+    assert!(matches!(c.send_pong(b""), Err(SendError::Closed)));
     assert!(matches!(
         c.close(CloseCode::NORMAL, ""),
-        Err(Error::ConnectionClosed)
+        Err(SendError::Closed)
     ));
     assert_output(&mut c, &[close_frame(1000, "")]);
     // Also after we replied to the peer's Close.
     let mut c = conn();
     c.receive(&w(&[close_frame(1000, "")]));
     drain(&mut c);
-    assert!(matches!(c.send_text("late"), Err(Error::ConnectionClosed)));
-    assert!(matches!(
-        c.send_binary(b"late"),
-        Err(Error::ConnectionClosed)
-    ));
+    assert!(matches!(c.send_text("late"), Err(SendError::Closed)));
+    assert!(matches!(c.send_binary(b"late"), Err(SendError::Closed)));
     assert!(matches!(
         c.close(CloseCode::NORMAL, ""),
-        Err(Error::ConnectionClosed)
+        Err(SendError::Closed)
     ));
     assert_output(&mut c, &[close_frame(1000, "")]);
     // And after a failure.
@@ -1012,7 +1019,7 @@ fn server_no_data_frame_after_close_sent() {
     c.receive(&w(&[cont(b"")]));
     drain(&mut c);
     c.take_output();
-    assert!(matches!(c.send_text("late"), Err(Error::ConnectionClosed)));
+    assert!(matches!(c.send_text("late"), Err(SendError::Closed)));
     assert_no_output(&mut c);
 }
 
@@ -1041,7 +1048,7 @@ fn server_receive_eof_reports_1006() {
     assert!(c.should_close_transport());
     assert!(!c.close_expected());
     // Before the connection opened.
-    let mut c = Connection::new(ROLE, Config::default());
+    let mut c = Connection::new(ROLE, ProtocolSettings::default());
     c.receive_eof();
     assert_eq!(drain(&mut c), vec![close_ev(1006, "", false)]);
 }
@@ -1072,7 +1079,7 @@ fn server_close_with_disallowed_code_errors() {
     for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
         let got = c.close(CloseCode(code), "");
         assert!(
-            matches!(got, Err(Error::InvalidCloseCode(c)) if c == code),
+            matches!(got, Err(SendError::InvalidCloseCode(c)) if c == code),
             "{code}: {got:?}"
         );
     }
@@ -1088,7 +1095,7 @@ fn server_close_reason_over_123_bytes_errors() {
     let mut c = conn();
     let got = c.close(CloseCode::NORMAL, &"x".repeat(124));
     assert!(
-        matches!(got, Err(Error::ControlPayloadTooLarge(126))),
+        matches!(got, Err(SendError::ControlPayloadTooLarge(126))),
         "{got:?}"
     );
     assert_no_output(&mut c);
@@ -1105,12 +1112,12 @@ fn server_send_ping_over_125_bytes_errors() {
     let mut c = conn();
     let got = c.send_ping(&[0; 126]);
     assert!(
-        matches!(got, Err(Error::ControlPayloadTooLarge(126))),
+        matches!(got, Err(SendError::ControlPayloadTooLarge(126))),
         "{got:?}"
     );
     let got = c.send_pong(&[0; 200]);
     assert!(
-        matches!(got, Err(Error::ControlPayloadTooLarge(200))),
+        matches!(got, Err(SendError::ControlPayloadTooLarge(200))),
         "{got:?}"
     );
     assert_no_output(&mut c);
@@ -1123,7 +1130,7 @@ fn server_send_ping_over_125_bytes_errors() {
 // (RFC 6455 §4, §7; the browser API's readyState).
 #[test]
 fn server_ready_state_transitions() {
-    let mut c = Connection::new(ROLE, Config::default());
+    let mut c = Connection::new(ROLE, ProtocolSettings::default());
     assert_eq!(c.ready_state(), ReadyState::Connecting);
     assert!(!c.close_expected());
     c.open();
@@ -1157,7 +1164,7 @@ fn server_ready_state_transitions() {
 // conformance "Framing" (API): sends before open are queued and released at open.
 #[test]
 fn server_sends_before_open_are_queued_until_open() {
-    let mut c = Connection::new(ROLE, Config::default());
+    let mut c = Connection::new(ROLE, ProtocolSettings::default());
     c.send_text("early").unwrap();
     c.send_ping(b"p").unwrap();
     assert_no_output(&mut c);
@@ -1175,7 +1182,7 @@ fn server_sends_before_open_are_queued_until_open() {
 // processed at open, after the Open event.
 #[test]
 fn server_receives_bytes_before_open_processed_at_open() {
-    let mut c = Connection::new(ROLE, Config::default());
+    let mut c = Connection::new(ROLE, ProtocolSettings::default());
     c.receive(&w(&[text("hi"), ping(b"p")]));
     assert_eq!(drain(&mut c), vec![]);
     assert_no_output(&mut c);
@@ -1191,7 +1198,7 @@ fn server_receives_bytes_before_open_processed_at_open() {
 // is sent.
 #[test]
 fn server_close_before_open_drops_queued_frames() {
-    let mut c = Connection::new(ROLE, Config::default());
+    let mut c = Connection::new(ROLE, ProtocolSettings::default());
     c.send_text("never").unwrap();
     c.close(CloseCode::NORMAL, "").unwrap();
     assert_eq!(drain(&mut c), vec![close_ev(1000, "", false)]);
@@ -1216,23 +1223,18 @@ fn server_fail_going_away_sends_close_1001() {
 }
 
 // conformance "Limits and liveness": "no Pong (or any frame) within the timeout:
-// close with 1001/1006 and report it" — the core's part, `fail_with` a timeout.
+// close with 1001/1006 and report it" — the core's part: the I/O layer fails the connection with 1001.
 #[test]
 fn server_fail_with_idle_timeout_closes_1001() {
     let mut c = conn();
-    c.fail_with(Error::Timeout(Timeout::Idle));
+    c.fail(CloseCode::GOING_AWAY, "no input for 60s");
     let events = drain_events(&mut c);
-    assert!(
-        matches!(events[0], Event::Error(Error::Timeout(Timeout::Idle))),
-        "{events:?}"
-    );
-    let reason = Error::Timeout(Timeout::Idle).to_string();
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 1);
     assert_eq!(
-        Ev::from(events.into_iter().nth(1).unwrap()),
-        close_ev(1001, &reason, false)
+        Ev::from(events.into_iter().next().unwrap()),
+        close_ev(1001, "no input for 60s", false)
     );
-    assert_output(&mut c, &[close_frame(1001, &reason)]);
+    assert_output(&mut c, &[close_frame(1001, "no input for 60s")]);
     assert!(c.should_close_transport());
 }
 
@@ -1244,7 +1246,7 @@ fn server_fail_with_idle_timeout_closes_1001() {
 #[test]
 fn server_message_over_max_length_fails_1009_before_payload() {
     // max-length set alone also caps the frame size.
-    let config = Config::default().max_message_size(1000);
+    let config = ProtocolSettings::default().max_message_size(1000);
     let header = binary(&[0; 1001]).header_to(ROLE);
     let mut c = open_conn_with(ROLE, config.clone());
     c.receive(&header[..header.len() - 1]);
@@ -1259,7 +1261,7 @@ fn server_message_over_max_length_fails_1009_before_payload() {
     assert_fails(&mut c, &[], &[], err.clone(), 1009);
     check_fails(ROLE, &config, &header, &[], &[], err, 1009);
     // With a larger frame limit, the message limit is what fails.
-    let config = Config::default()
+    let config = ProtocolSettings::default()
         .max_message_size(1000)
         .max_frame_size(1 << 20);
     let err = capacity(CapacityError::MessageTooLarge {
@@ -1287,7 +1289,7 @@ fn server_message_over_max_length_fails_1009_before_payload() {
 // conformance "Limits": a message of exactly max-length is delivered.
 #[test]
 fn server_message_at_max_length_is_delivered() {
-    let config = Config::default().max_message_size(1000);
+    let config = ProtocolSettings::default().max_message_size(1000);
     let mut c = open_conn_with(ROLE, config.clone());
     let input = w(&[binary(&[5; 1000])]);
     let header_len = input.len() - 1000;
@@ -1309,7 +1311,7 @@ fn server_message_at_max_length_is_delivered() {
 // frame that crosses it fails on its header (RFC 6455 §10.4).
 #[test]
 fn server_fragmented_message_over_max_length_fails_1009() {
-    let config = Config::default().max_message_size(1000);
+    let config = ProtocolSettings::default().max_message_size(1000);
     let mut c = open_conn_with(ROLE, config.clone());
     c.receive(&w(&[
         binary(&[1; 600]).fin(false),
@@ -1347,7 +1349,7 @@ fn server_fragmented_message_over_max_length_fails_1009() {
 // headers only (no payload is sent).
 #[test]
 fn server_default_max_length_is_0x3ffffff() {
-    assert_eq!(Config::default().max_message_size, 0x3ff_ffff);
+    assert_eq!(ProtocolSettings::default().max_message_size, 0x3ff_ffff);
     let at_limit = binary(b"")
         .length(Length::Declared(0x3ff_ffff))
         .header_to(ROLE);
@@ -1404,7 +1406,7 @@ fn server_receives_huge_declared_length_fails_1009_without_buffering() {
 // even when the message limit is larger.
 #[test]
 fn server_frame_over_max_frame_size_fails_1009() {
-    let config = Config::default().max_frame_size(100);
+    let config = ProtocolSettings::default().max_frame_size(100);
     ok_with(
         &config,
         &w(&[
@@ -1439,7 +1441,7 @@ fn server_frame_over_max_frame_size_fails_1009() {
 // of tiny or empty fragments" (1009).
 #[test]
 fn server_too_many_fragments_fails_1009() {
-    let config = Config::default().max_fragments(4);
+    let config = ProtocolSettings::default().max_fragments(4);
     let four = w(&[
         text("a").fin(false),
         cont(b"b").fin(false),
@@ -1673,7 +1675,7 @@ fn server_receive_buf_in_pieces_matches_receive() {
 // `advance_output(n)` drops what the transport took, keeping the rest in order.
 #[test]
 fn output_written_in_place_in_partial_writes() {
-    let mut c = Connection::new(ROLE, Config::default());
+    let mut c = Connection::new(ROLE, ProtocolSettings::default());
     c.send_text("queued").unwrap();
     assert_eq!(c.output(), b"", "nothing goes out while connecting");
     c.open();

@@ -13,7 +13,7 @@
 use libfuzzer_sys::fuzz_target;
 use websocket_driver::{
     proto::{Connection, Deflate, DeflateParams, Event, Role, INFLATE_STEP},
-    Config, DeflateConfig,
+    DeflateSettings, ProtocolSettings,
 };
 
 const LIMIT: usize = 4096;
@@ -29,10 +29,10 @@ fuzz_target!(|data: &[u8]| {
         server_max_window_bits: Some(9 + (pick >> 2 & 0x07).min(6)),
         client_max_window_bits: Some(8 + (pick >> 5 & 0x07)),
     };
-    let config = DeflateConfig::on();
+    let config = DeflateSettings::on();
     let mut core = Connection::new(
         Role::Server,
-        Config::default()
+        ProtocolSettings::default()
             .max_message_size(LIMIT)
             .max_frame_size(FRAME_LIMIT),
     );

@@ -1,153 +1,281 @@
-//! `Conn`: the handle a user's actor (or any thread) sends through.
+//! `Conn`: the handle a user's actor (or any thread) sends through, its id, and the
+//! futures its sends return.
 
 use std::{
     fmt,
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
-    time::{Duration, Instant},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Poll, Waker},
+    time::Duration,
 };
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::shared::{Shared, SharedRef};
-use crate::{
-    proto::{CloseCode, Message, PreparedMessage, ReadyState, VERSION},
-    Error,
+use super::{
+    state::{with_local, Command, Remote},
+    SendError,
 };
+use crate::proto::{CloseCode, Message, PreparedMessage, ReadyState, MAX_REASON_LEN, VERSION};
+
+/// A connection's id: unique in the process for its lifetime, `Copy`, and usable as
+/// a key (a hub's members, a room's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    pub(crate) fn next() -> ConnId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn-{}", self.0)
+    }
+}
 
 /// A handle on one WebSocket connection: `Clone`, `Send`, usable from any actor or
-/// thread. It arrives in [`Open`](super::Open).
+/// thread, and comparable ([`id`](Self::id)). It arrives in [`Open`](super::Open).
 ///
-/// Sends write the frame into the connection's send buffer at once (no mailbox on
-/// the way to the socket) and fail with [`Error::ConnectionClosed`] once the
-/// connection is closing, or with [`Error::Backpressure`] while the buffer is at or
-/// over `max_send_buffer`. None of them panics.
+/// On the connection's own thread (its actor, a hub's fan-out) a send writes the
+/// frame into the connection's send buffer at once, with no lock and no mailbox on
+/// the way to the socket; from another thread it is queued for that thread, which
+/// is woken. Every send returns a [`Sent`], which tells at once whether the send was
+/// refused ([`Sent::error`]) and can be awaited for the moment its bytes reach the
+/// transport. A refused send (the connection closing, the buffer at
+/// `max_send_buffer`) never panics and never blocks.
 #[derive(Clone)]
 pub struct Conn {
-    shared: SharedRef,
+    remote: Arc<Remote>,
 }
 
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
+            .field("id", &self.remote.id)
             .field("ready_state", &self.ready_state())
             .field("buffered_amount", &self.buffered_amount())
             .finish()
     }
 }
 
+impl PartialEq for Conn {
+    fn eq(&self, other: &Self) -> bool {
+        self.remote.id == other.remote.id
+    }
+}
+
+impl Eq for Conn {}
+
+impl std::hash::Hash for Conn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.remote.id.hash(state);
+    }
+}
+
 impl Conn {
-    pub(crate) fn new(shared: SharedRef) -> Self {
-        Conn { shared }
+    pub(crate) fn new(remote: Arc<Remote>) -> Self {
+        Conn { remote }
     }
 
-    fn with_send<T>(&self, f: impl FnOnce(&mut Shared) -> Result<T, Error>) -> Result<T, Error> {
-        let mut s = Shared::lock(&self.shared);
-        if !s.codec.core().ready_state().can_send() {
-            return Err(Error::ConnectionClosed);
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.remote.id
+    }
+
+    fn local_sent(&self, result: Result<u64, SendError>) -> Sent {
+        match result {
+            Ok(offset) => Sent(SentState::Local {
+                remote: self.remote.clone(),
+                offset,
+            }),
+            Err(err) => Sent::failed(err),
         }
-        s.check_backpressure()?;
-        let out = f(&mut s)?;
-        s.wake_writer();
-        Ok(out)
+    }
+
+    fn remote_send(&self, command: impl FnOnce(Arc<RemoteSent>) -> Command, bytes: usize) -> Sent {
+        if !self.remote.ready_state().can_send() {
+            return Sent::failed(SendError::Closed);
+        }
+        let slot = Arc::new(RemoteSent::default());
+        match self.remote.push(command(slot.clone()), bytes) {
+            Ok(()) => Sent(SentState::Remote {
+                remote: self.remote.clone(),
+                slot,
+            }),
+            Err(err) => Sent::failed(err),
+        }
+    }
+
+    /// Send a message (the seed's `send`), by reference: a large payload held in
+    /// `Bytes` (an echoed or broadcast message) is not copied on its way out.
+    pub fn send(&self, message: impl Into<Message>) -> Sent {
+        let message = message.into();
+        let local = with_local(&self.remote, |l| l.send_with(|core| core.send(&message)));
+        match local {
+            Some(result) => self.local_sent(result),
+            None => {
+                let len = message.len().max(1);
+                self.remote_send(|done| Command::Send(message, done), len)
+            }
+        }
     }
 
     /// Send a text message (the seed's `send-text`).
-    pub fn send_text(&self, text: impl AsRef<str>) -> Result<(), Error> {
-        self.with_send(|s| s.core().send_text(text.as_ref()))
+    pub fn send_text(&self, text: impl AsRef<str>) -> Sent {
+        let text = text.as_ref();
+        match with_local(&self.remote, |l| l.send_with(|core| core.send_text(text))) {
+            Some(result) => self.local_sent(result),
+            None => self.send(Message::from(text)),
+        }
     }
 
     /// Send a binary message (the seed's `send-binary`).
-    pub fn send_binary(&self, data: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.with_send(|s| s.core().send_binary(data.as_ref()))
-    }
-
-    /// Send a message (the seed's `send`). The returned [`Sent`] resolves once the
-    /// message's bytes are handed to the transport (the seed's `:callback`); it can
-    /// be dropped when that is of no interest.
-    pub fn send(&self, message: impl Into<Message>) -> Result<Sent, Error> {
-        let message = message.into();
-        self.with_send(|s| {
-            s.core().send(&message)?;
-            let offset = s.taken + s.codec.core().buffered_amount() as u64;
-            Ok(Sent {
-                shared: self.shared.clone(),
-                offset,
-            })
-        })
+    pub fn send_binary(&self, data: impl AsRef<[u8]>) -> Sent {
+        let data = data.as_ref();
+        match with_local(&self.remote, |l| l.send_with(|core| core.send_binary(data))) {
+            Some(result) => self.local_sent(result),
+            None => self.send(Message::Binary(Bytes::copy_from_slice(data))),
+        }
     }
 
     /// Send a message prepared once for many connections (a broadcast; see
-    /// [`PreparedMessage`] and [`Server::prepare`](crate::Server::prepare)): the
-    /// prepared compressed frame goes out as is when this connection's
-    /// permessage-deflate agreement allows it, else the message is compressed for
-    /// this connection or sent plain. Resolves like [`send`](Self::send).
-    pub fn send_prepared(&self, message: &PreparedMessage) -> Result<Sent, Error> {
-        self.with_send(|s| {
-            s.core().send_prepared(message)?;
-            let offset = s.taken + s.codec.core().buffered_amount() as u64;
-            Ok(Sent {
-                shared: self.shared.clone(),
-                offset,
-            })
-        })
-    }
-
-    /// Send a Ping (the seed's `send-ping`). The returned [`Pong`] resolves with the
-    /// round-trip time when the Pong with the same payload arrives (or a later one:
-    /// a peer may answer only the latest ping).
-    pub fn send_ping(&self, payload: impl AsRef<[u8]>) -> Result<Pong, Error> {
-        let payload = Bytes::copy_from_slice(payload.as_ref());
-        self.with_send(|s| {
-            s.core().send_ping(&payload)?;
-            let (tx, rx) = oneshot::channel();
-            s.pings.push_back((payload, Instant::now(), tx));
-            Ok(Pong { rx })
-        })
-    }
-
-    /// Start the closing handshake (the seed's `close-connection`). The user's actor
-    /// receives [`Close`](super::Close) when it completes or times out. On a client
-    /// with a reconnect policy, a connection closed this way (or that was closing
-    /// already when this was called) is not reconnected.
-    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        let mut s = Shared::lock(&self.shared);
-        #[cfg(feature = "client")]
-        {
-            // Even when the connection is closing already: the user wants it over.
-            s.close_requested = true;
+    /// [`PreparedMessage`]): the prepared compressed frame goes out as is when this
+    /// connection's permessage-deflate agreement allows it, else the message is
+    /// compressed for this connection or sent plain.
+    pub fn send_prepared(&self, message: &PreparedMessage) -> Sent {
+        let local = with_local(&self.remote, |l| {
+            l.send_with(|core| core.send_prepared(message))
+        });
+        match local {
+            Some(result) => self.local_sent(result),
+            None => {
+                let message = message.clone();
+                let len = message.payload().len().max(1);
+                self.remote_send(|done| Command::Prepared(message, done), len)
+            }
         }
-        s.core().close(code, reason)?;
-        s.wake_writer();
-        s.wake_driver();
-        Ok(())
+    }
+
+    /// Send a Ping (the seed's `send-ping`). The returned [`RoundTrip`] resolves
+    /// with the round-trip time when the Pong with the same payload arrives (or a
+    /// later one: a peer may answer only the latest ping).
+    pub fn send_ping(&self, payload: impl AsRef<[u8]>) -> RoundTrip {
+        let payload = Bytes::copy_from_slice(payload.as_ref());
+        let (tx, rx) = oneshot::channel();
+        // Registered first: from another thread, the Pong may come back before the
+        // push returns.
+        self.remote.ping_sent(payload.clone(), tx);
+        let sent = match with_local(&self.remote, |l| {
+            l.send_with(|core| core.send_ping(&payload))
+        }) {
+            Some(result) => self.local_sent(result),
+            None => {
+                let p = payload.clone();
+                self.remote_send(|done| Command::Ping(p, done), 0)
+            }
+        };
+        match sent.error() {
+            Some(err) => RoundTrip(Err(Some(err.clone()))),
+            None => RoundTrip(Ok(rx)),
+        }
+    }
+
+    /// Send a Pong (RFC 6455 §5.5.3): the answer to a Ping when `auto_pong` is off,
+    /// or an unsolicited one-way heartbeat.
+    pub fn send_pong(&self, payload: impl AsRef<[u8]>) -> Sent {
+        let payload = payload.as_ref();
+        match with_local(&self.remote, |l| {
+            l.send_with(|core| core.send_pong(payload))
+        }) {
+            Some(result) => self.local_sent(result),
+            None => {
+                let p = Bytes::copy_from_slice(payload);
+                self.remote_send(|done| Command::Pong(p, done), 0)
+            }
+        }
+    }
+
+    /// Start the closing handshake (the seed's `close-connection`) with `code` and
+    /// `reason` (at most 123 bytes; `code` one that
+    /// [`CloseCode::is_allowed`] accepts). The actor receives
+    /// [`Close`](super::Close) when it completes or times out. The `Sent` resolves
+    /// when the Close frame was written. A client with a reconnect policy does not
+    /// reconnect after it.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Sent {
+        match with_local(&self.remote, |l| l.close(code, reason)) {
+            Some(result) => self.local_sent(result),
+            None => {
+                if !code.is_allowed() {
+                    return Sent::failed(SendError::InvalidCloseCode(code.0));
+                }
+                if reason.len() > MAX_REASON_LEN {
+                    return Sent::failed(SendError::ControlPayloadTooLarge(2 + reason.len()));
+                }
+                let reason = reason.to_owned();
+                let sent = self.remote_send(|done| Command::Close(code, reason, done), 0);
+                if sent.is_ok() {
+                    self.remote.mark_closing();
+                }
+                sent
+            }
+        }
+    }
+
+    /// Stop reading from the peer until [`resume_reading`](Self::resume_reading):
+    /// no more messages are delivered, and the kernel's TCP window pushes back on
+    /// the peer. Timers keep running (a paused connection still pings and times
+    /// out). Only on the connection's own thread; elsewhere it does nothing.
+    pub fn pause_reading(&self) {
+        with_local(&self.remote, |l| l.read_paused = true);
+    }
+
+    /// Read again after [`pause_reading`](Self::pause_reading).
+    pub fn resume_reading(&self) {
+        with_local(&self.remote, |l| {
+            if l.read_paused {
+                l.read_paused = false;
+                l.wake_driver();
+            }
+        });
     }
 
     /// The ready-state (the seed's `ready-state`).
     pub fn ready_state(&self) -> ReadyState {
-        Shared::lock(&self.shared).codec.core().ready_state()
+        self.remote.ready_state()
     }
 
     /// The subprotocol agreed in the handshake (the seed's `protocol`).
-    pub fn protocol(&self) -> Option<String> {
-        Shared::lock(&self.shared)
-            .codec
-            .core()
-            .protocol()
-            .map(str::to_owned)
+    pub fn protocol(&self) -> Option<&str> {
+        self.remote.protocol.as_deref()
     }
 
     /// The extension agreed in the handshake, `"permessage-deflate"`, or `""` when
     /// none (the browser's `extensions`, by name).
-    pub fn extensions(&self) -> String {
-        Shared::lock(&self.shared)
-            .codec
-            .core()
-            .extension()
-            .map(|ext| ext.name().to_owned())
-            .unwrap_or_default()
+    pub fn extensions(&self) -> &str {
+        self.remote.extension.as_deref().unwrap_or("")
+    }
+
+    /// Whether pings are answered by the library
+    /// ([`ProtocolSettings::auto_pong`](crate::ProtocolSettings::auto_pong)); when
+    /// not, the application answers with [`send_pong`](Self::send_pong).
+    pub fn auto_pong(&self) -> bool {
+        self.remote.auto_pong
     }
 
     /// `"hybi-13"` (the seed's `version`).
@@ -155,64 +283,179 @@ impl Conn {
         VERSION
     }
 
-    /// Bytes accepted by `send*` and not yet handed to the transport (the browser's
-    /// `bufferedAmount`).
+    /// Bytes accepted by the sends and not yet handed to the transport (the
+    /// browser's `bufferedAmount`).
     pub fn buffered_amount(&self) -> usize {
-        Shared::lock(&self.shared).codec.core().buffered_amount()
+        self.remote.buffered()
     }
 }
 
-/// Resolves when a sent message has been handed to the transport; fails with
-/// [`Error::ConnectionClosed`] if the transport ended first.
+/// The completion of a send queued from another thread, settled by the owner.
+#[derive(Debug, Default)]
+pub(crate) struct RemoteSent {
+    state: Mutex<RemoteState>,
+}
+
+#[derive(Debug, Default)]
+struct RemoteState {
+    /// `Some(Ok(offset))` once queued on the connection, `Some(Err)` if refused.
+    result: Option<Result<u64, SendError>>,
+    waker: Option<Waker>,
+}
+
+impl RemoteSent {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn settle(&self, result: Result<u64, SendError>) {
+        let mut s = self.lock();
+        s.result = Some(result);
+        if let Some(w) = s.waker.take() {
+            drop(s);
+            w.wake();
+        }
+    }
+
+    pub(crate) fn fail(&self, err: SendError) {
+        self.settle(Err(err));
+    }
+}
+
+/// What a send returns: whether it was accepted, and a future that resolves once
+/// its bytes were handed to the transport (the seed's `:callback`).
 ///
-/// Costs nothing unless polled: dropped unpolled, it allocates and registers nothing.
-#[must_use = "a Sent does nothing unless awaited; drop it if the completion is of no interest"]
-pub struct Sent {
-    shared: SharedRef,
-    /// The output offset just past the message.
-    offset: u64,
+/// Nothing needs to be done with it: dropped, it costs nothing. [`error`](Self::error)
+/// says at once why a send was refused (a remote send, queued for the connection's
+/// thread, can still fail later: awaiting says so). Awaiting resolves with
+/// `Err(SendError::Closed)` if the transport ended first.
+///
+/// ```no_run
+/// # async fn f(conn: websocket_driver::Conn) -> Result<(), websocket_driver::SendError> {
+/// conn.send_text("fire and forget");
+/// conn.send_text("checked").into_result()?;
+/// conn.send_text("flushed").await?;
+/// # Ok(()) }
+/// ```
+pub struct Sent(SentState);
+
+enum SentState {
+    Failed(Option<SendError>),
+    Local {
+        remote: Arc<Remote>,
+        offset: u64,
+    },
+    Remote {
+        remote: Arc<Remote>,
+        slot: Arc<RemoteSent>,
+    },
 }
 
 impl fmt::Debug for Sent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sent")
-            .field("offset", &self.offset)
-            .finish()
+        match &self.0 {
+            SentState::Failed(err) => f.debug_tuple("Sent::Failed").field(err).finish(),
+            SentState::Local { offset, .. } => {
+                f.debug_struct("Sent").field("offset", offset).finish()
+            }
+            SentState::Remote { .. } => f.write_str("Sent::Queued"),
+        }
+    }
+}
+
+impl Sent {
+    fn failed(err: SendError) -> Sent {
+        Sent(SentState::Failed(Some(err)))
+    }
+
+    /// Why the send was refused, if it was (known at once on the connection's
+    /// thread; for a send from another thread, once that thread took it).
+    pub fn error(&self) -> Option<&SendError> {
+        match &self.0 {
+            SentState::Failed(err) => err.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the send was accepted (not [refused](Self::error) so far).
+    pub fn is_ok(&self) -> bool {
+        self.error().is_none()
+    }
+
+    /// `Err` with the reason when the send was refused, else the `Sent` itself (to
+    /// `?` a refusal without waiting for the write).
+    pub fn into_result(self) -> Result<Sent, SendError> {
+        match self.0 {
+            SentState::Failed(Some(err)) => Err(err),
+            state => Ok(Sent(state)),
+        }
+    }
+}
+
+fn poll_written(remote: &Remote, offset: u64, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+    if remote.written() >= offset {
+        return Poll::Ready(Ok(()));
+    }
+    if remote.writer_gone() {
+        return Poll::Ready(Err(SendError::Closed));
+    }
+    if remote.wait_written(offset, cx.waker()) {
+        return Poll::Pending;
+    }
+    if remote.written() >= offset {
+        Poll::Ready(Ok(()))
+    } else {
+        Poll::Ready(Err(SendError::Closed))
     }
 }
 
 impl Future for Sent {
-    type Output = Result<(), Error>;
+    type Output = Result<(), SendError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut s = Shared::lock(&self.shared);
-        if s.taken >= self.offset {
-            return Poll::Ready(Ok(()));
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            SentState::Failed(err) => Poll::Ready(Err(err.take().unwrap_or(SendError::Closed))),
+            SentState::Local { remote, offset } => poll_written(remote, *offset, cx),
+            SentState::Remote { remote, slot } => {
+                let mut s = slot.lock();
+                match s.result.clone() {
+                    Some(Ok(offset)) => {
+                        drop(s);
+                        poll_written(remote, offset, cx)
+                    }
+                    Some(Err(err)) => Poll::Ready(Err(err)),
+                    None if remote.writer_gone() => Poll::Ready(Err(SendError::Closed)),
+                    None => {
+                        s.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            }
         }
-        if s.writer_gone {
-            return Poll::Ready(Err(Error::ConnectionClosed));
-        }
-        // Ordered by offset, so the writer wakes a prefix of the queue.
-        let at = s.sent.partition_point(|(o, _)| *o <= self.offset);
-        s.sent.insert(at, (self.offset, cx.waker().clone()));
-        Poll::Pending
     }
 }
 
-/// Resolves with the round-trip time when the Pong for a ping arrives; fails with
-/// [`Error::ConnectionClosed`] if the connection ended first.
+/// What [`Conn::send_ping`] returns: resolves with the round-trip time when the
+/// Pong arrives; fails if the ping was refused or the connection ended first.
 #[derive(Debug)]
-#[must_use = "a Pong does nothing unless awaited"]
-pub struct Pong {
-    rx: oneshot::Receiver<Duration>,
+pub struct RoundTrip(Result<oneshot::Receiver<Duration>, Option<SendError>>);
+
+impl RoundTrip {
+    /// Why the ping was refused, if it was.
+    pub fn error(&self) -> Option<&SendError> {
+        self.0.as_ref().err().and_then(Option::as_ref)
+    }
 }
 
-impl Future for Pong {
-    type Output = Result<Duration, Error>;
+impl Future for RoundTrip {
+    type Output = Result<Duration, SendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.map_err(|_| Error::ConnectionClosed))
+        match &mut self.0 {
+            Ok(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.map_err(|_| SendError::Closed)),
+            Err(err) => Poll::Ready(Err(err.take().unwrap_or(SendError::Closed))),
+        }
     }
 }

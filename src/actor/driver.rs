@@ -1,26 +1,28 @@
-//! The connection's driver: reads, feeds the codec, delivers the typed messages to
+//! The connection's driver: reads, feeds the core, delivers the typed messages to
 //! the user's actor and runs the guard, inside that actor's own context.
 
 use std::{
-    cell::RefCell,
     marker::PhantomData,
+    panic::{catch_unwind, AssertUnwindSafe},
     pin::Pin,
-    rc::Rc,
-    task::{Context as TaskContext, Poll},
+    task::{Context as TaskContext, Poll, Waker},
 };
 
-use actix::{dev::MessageResponse, ActorFuture, Context, Handler};
+use actix::{dev::MessageResponse, ActorContext, ActorFuture, Context, Handler};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
-use tokio_util::codec::Decoder;
 
 use super::{
     guard::{Guard, Verdict},
-    registry,
-    shared::{Shared, SharedRef},
-    Conn, ConnectionSettings, Open, WebSocketActor,
+    registry::Registry,
+    serve::Control,
+    state::LocalRef,
+    Conn, Error, Open, WebSocketActor,
 };
-use crate::proto::{CloseCode, Event, ReadyState, Role};
+use crate::{
+    proto::{CloseCode, CloseEvent, Event, ReadyState, Role},
+    settings::ConnectionSettings,
+};
 
 /// Read buffer capacity kept while nothing is pending; more is returned.
 const MAX_IDLE_READ_BUF: usize = 128 * 1024;
@@ -46,7 +48,7 @@ pub(crate) trait Input: Unpin {
 /// A stream of byte chunks as [`Input`] (the actix-web request payload): each chunk
 /// is copied into the driver's buffer, which reuses its allocation once the
 /// messages split off it earlier are dropped.
-#[cfg_attr(not(feature = "web"), allow(dead_code))] // The route's; the client reads sockets.
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) struct StreamInput<S>(pub S);
 
 impl<S, E> Input for StreamInput<S>
@@ -77,46 +79,57 @@ where
 /// `ctx.spawn`): a received message is handed to the actor's handler directly, with
 /// no mailbox in between, and the actor handles it before the next one is read; so
 /// reading stops while the actor is busy, and the input held stays bounded.
-pub(crate) struct Driver<A, S> {
-    shared: SharedRef,
+pub(crate) struct Driver<A: WebSocketActor, S> {
+    local: LocalRef,
+    conn: Conn,
     input: S,
     input_done: bool,
     read_buf: BytesMut,
     guard: Guard,
     max_events: usize,
+    control: Control<A>,
+    error_delivered: bool,
     close_delivered: bool,
+    /// The actor panicked: it gets no more events.
+    poisoned: bool,
     /// A client's `Close`, held until the server closed the transport (or the close
     /// timed out, or the connection failed): the connection is closed only then
     /// (RFC 6455 §7.1.4), and an actor that stops on `Close` must not cut the
     /// transport while the client waits for the server to close it (§7.1.1).
-    parked_close: Option<crate::proto::CloseEvent>,
-    registry_id: u64,
+    parked_close: Option<CloseEvent>,
+    registry: Registry,
+    /// The waker last registered with the inbox, to skip re-registering it.
+    registered: Option<Waker>,
     span: tracing::Span,
     _actor: PhantomData<fn(A)>,
 }
 
-impl<A, S> Driver<A, S>
-where
-    A: WebSocketActor,
-    S: Input,
-{
+impl<A: WebSocketActor, S: Input> Driver<A, S> {
     pub fn new(
-        shared: SharedRef,
+        local: LocalRef,
         input: S,
+        control: Control<A>,
         settings: &ConnectionSettings,
+        registry: Registry,
         span: tracing::Span,
     ) -> Self {
-        let registry_id = registry::register(&shared);
+        let conn = Conn::new(local.borrow().remote.clone());
+        registry.add(conn.remote());
         Driver {
-            shared,
+            local,
+            conn,
             input,
             input_done: false,
             read_buf: BytesMut::new(),
             guard: Guard::new(settings),
             max_events: settings.max_events_per_poll.max(1),
+            control,
+            error_delivered: false,
             close_delivered: false,
+            poisoned: false,
             parked_close: None,
-            registry_id,
+            registry,
+            registered: None,
             span,
             _actor: PhantomData,
         }
@@ -134,33 +147,63 @@ where
             }
             Poll::Ready(_) => {
                 self.input_done = true;
-                let mut s = Shared::lock(&self.shared);
-                s.core().receive_buf(&mut self.read_buf);
-                s.core().receive_eof();
+                let mut l = self.local.borrow_mut();
+                l.core.receive_buf(&mut self.read_buf);
+                l.core.receive_eof();
+                l.sync();
                 true
             }
             Poll::Pending => false,
         }
     }
-}
 
-/// Hand one event to the actor's handler (`Close` is handled by the caller, which
-/// may hold it back).
-fn dispatch<A: WebSocketActor>(
-    shared: &SharedRef,
-    act: &mut A,
-    ctx: &mut Context<A>,
-    event: Event,
-) {
-    match event {
-        Event::Open => {
-            let conn = Conn::new(shared.clone());
-            handle(act, ctx, Open { conn });
+    /// Hand `event` to the actor; a panic there fails the connection with 1011 and
+    /// the actor gets nothing more (it is stopped).
+    fn dispatch(&mut self, act: &mut A, ctx: &mut Context<A>, event: Event) {
+        if self.poisoned {
+            return;
         }
-        Event::Message(message) => handle(act, ctx, message),
-        Event::Error(error) => handle(act, ctx, error),
-        Event::Close(close) => handle(act, ctx, close),
-        Event::Ping(_) | Event::Pong(_) => {}
+        let conn = &self.conn;
+        let control = &self.control;
+        let outcome = catch_unwind(AssertUnwindSafe(|| match event {
+            Event::Open => handle(act, ctx, Open { conn: conn.clone() }),
+            Event::Message(message) => handle(act, ctx, message),
+            // Errors and the Close go through `deliver_error`/`deliver_close`.
+            Event::Error(error) => handle(act, ctx, Error::from(error)),
+            Event::Close(close) => handle(act, ctx, close),
+            Event::Ping(payload) => control.ping(act, ctx, payload),
+            Event::Pong(payload) => control.pong(act, ctx, payload),
+        }));
+        if outcome.is_err() {
+            tracing::error!(id = %self.conn.id(), "websocket handler panicked; closing with 1011");
+            self.poisoned = true;
+            self.local.borrow_mut().fail_local(Error::HandlerPanicked);
+            ctx.stop();
+        }
+    }
+
+    fn deliver_error(&mut self, act: &mut A, ctx: &mut Context<A>, error: Error) {
+        if self.error_delivered || self.poisoned {
+            return;
+        }
+        self.error_delivered = true;
+        let outcome = catch_unwind(AssertUnwindSafe(|| handle(act, ctx, error)));
+        if outcome.is_err() {
+            self.poisoned = true;
+            ctx.stop();
+        }
+    }
+
+    fn deliver_close(&mut self, act: &mut A, ctx: &mut Context<A>, close: CloseEvent) {
+        self.close_delivered = true;
+        let pending = self.local.borrow_mut().pending_error.take();
+        if let Some(error) = pending {
+            self.deliver_error(act, ctx, error);
+        }
+        if self.poisoned {
+            return;
+        }
+        self.dispatch(act, ctx, Event::Close(close));
     }
 }
 
@@ -172,6 +215,16 @@ where
 {
     let response = <A as Handler<M>>::handle(act, msg, ctx);
     response.handle(ctx, None);
+}
+
+/// What to do with the next event of the core.
+enum Next {
+    /// Hand it to the actor.
+    Deliver(Event),
+    /// The connection's `Close`.
+    Close(CloseEvent),
+    /// Nothing (now).
+    None,
 }
 
 impl<A, S> ActorFuture<A> for Driver<A, S>
@@ -192,77 +245,127 @@ where
         // bridge): only when it is enabled.
         let span = (!this.span.is_disabled()).then(|| this.span.clone());
         let _entered = span.as_ref().map(|span| span.enter());
+        if !this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            this.conn.remote().register_owner(cx.waker());
+            this.registered = Some(cx.waker().clone());
+        }
         let mut budget = this.max_events;
         loop {
-            // Decode and deliver what is buffered, holding the lock only while
-            // decoding: the handler sends through the same lock.
-            let mut s = Shared::lock(&this.shared);
+            // Decode and deliver what is buffered, holding the state only while
+            // decoding: the handler sends through it.
             while budget > 0 && !this.close_delivered && this.parked_close.is_none() {
-                let Ok(Some(event)) = s.codec.decode(&mut this.read_buf) else {
-                    break;
-                };
-                if let Event::Pong(payload) = &event {
-                    s.pong_received(payload);
-                }
-                // The failure an Error applies, or the answer to a Close, queues a
-                // Close frame.
-                s.wake_writer();
-                if let Event::Close(close) = event {
-                    s.release_waiters();
-                    if s.codec.core().role() == Role::Client
-                        && !(this.input_done || s.writer_gone || s.force_close)
-                    {
-                        this.parked_close = Some(close);
-                        continue;
+                let next = {
+                    let mut l = this.local.borrow_mut();
+                    l.apply_commands();
+                    if l.read_paused {
+                        Next::None
+                    } else {
+                        if l.core.peek_event().is_none() && !this.read_buf.is_empty() {
+                            l.core.receive_buf(&mut this.read_buf);
+                        }
+                        match l.core.poll_event() {
+                            None => Next::None,
+                            Some(event) => {
+                                // The failure an Error applies, or the answer to a
+                                // Close, queues a Close frame.
+                                l.sync();
+                                l.wake_writer();
+                                match event {
+                                    Event::Pong(payload) => {
+                                        l.remote.pong_received(&payload);
+                                        Next::Deliver(Event::Pong(payload))
+                                    }
+                                    Event::Ping(payload) => {
+                                        if !l.core.config().auto_pong && !this.control.takes_pings()
+                                        {
+                                            // Nobody else answers it (RFC 6455 §5.5.2:
+                                            // an endpoint "MUST send a Pong frame in
+                                            // response").
+                                            let _ = l.core.send_pong(&payload);
+                                            l.sync();
+                                        }
+                                        Next::Deliver(Event::Ping(payload))
+                                    }
+                                    Event::Close(close)
+                                        if l.core.role() == Role::Client
+                                            && !(this.input_done
+                                                || l.writer_gone
+                                                || l.force_close) =>
+                                    {
+                                        this.parked_close = Some(close);
+                                        continue;
+                                    }
+                                    Event::Close(close) => Next::Close(close),
+                                    Event::Error(error) => {
+                                        l.pending_error = None;
+                                        if this.error_delivered {
+                                            continue;
+                                        }
+                                        Next::Deliver(Event::Error(error))
+                                    }
+                                    other => Next::Deliver(other),
+                                }
+                            }
+                        }
                     }
-                    this.close_delivered = true;
-                    drop(s);
-                    handle(act, ctx, close);
-                } else {
-                    drop(s);
-                    dispatch(&this.shared, act, ctx, event);
+                };
+                match next {
+                    Next::None => break,
+                    Next::Close(close) => this.deliver_close(act, ctx, close),
+                    Next::Deliver(Event::Error(error)) => {
+                        this.deliver_error(act, ctx, Error::from(error));
+                    }
+                    Next::Deliver(event) => this.dispatch(act, ctx, event),
                 }
                 budget -= 1;
-                s = Shared::lock(&this.shared);
             }
-            if !s.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                s.driver = Some(cx.waker().clone());
+            let mut l = this.local.borrow_mut();
+            if !l.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                l.driver = Some(cx.waker().clone());
             }
-            if s.writer_gone && s.core().ready_state() != ReadyState::Closed {
+            if l.writer_gone && l.core.ready_state() != ReadyState::Closed {
                 // The transport is gone: nothing more can be said to the peer.
-                s.core().receive_eof();
+                l.core.receive_eof();
+                l.sync();
                 continue;
             }
-            if this.parked_close.is_some() && (this.input_done || s.writer_gone || s.force_close) {
-                drop(s);
+            let transport_done = this.input_done || l.writer_gone || l.force_close;
+            if this.parked_close.is_some() && transport_done {
+                drop(l);
                 if let Some(close) = this.parked_close.take() {
-                    this.close_delivered = true;
-                    handle(act, ctx, close);
+                    this.deliver_close(act, ctx, close);
                 }
                 continue;
             }
-            if this.close_delivered && (this.input_done || s.writer_gone || s.force_close) {
-                drop(s);
-                registry::unregister(this.registry_id);
+            if this.close_delivered && transport_done {
+                l.driver_finished();
+                drop(l);
+                this.registry.remove(this.conn.id());
                 return Poll::Ready(());
             }
-            let verdict = this.guard.poll(s.core(), cx);
+            let verdict = this.guard.poll(&mut l, cx);
             if verdict == Verdict::CloseTimedOut {
                 // RFC 6455 §7.1.1: without the peer's Close (or its closing of the
                 // transport) in time, close the transport ourselves.
-                s.force_close = true;
-                s.core().receive_eof();
+                l.force_close = true;
+                l.core.receive_eof();
                 // Nothing more reaches a peer that let the close time out: what
                 // waits for it is dropped, not held until the transport goes.
-                s.core().discard_output();
+                l.core.discard_output();
+                l.sync();
             }
-            this.guard.watch(s.codec.core(), cx);
-            if s.codec.core().buffered_amount() > 0 || s.force_close {
-                s.wake_writer();
+            this.guard.watch(&l.core, cx);
+            if l.core.buffered_amount() > 0 || l.force_close {
+                l.wake_writer();
             }
-            let events_waiting = s.codec.core().peek_event().is_some();
-            let frame_remaining = s.codec.core().frame_remaining();
-            drop(s);
+            let events_waiting = l.core.peek_event().is_some() && !l.read_paused;
+            let paused = l.read_paused;
+            let frame_remaining = l.core.frame_remaining();
+            drop(l);
             if verdict == Verdict::Acted && this.read_buf.is_empty() {
                 // The guard pinged a quiet connection (or gave up on it): keep no
                 // read buffer while nothing comes.
@@ -275,6 +378,9 @@ where
             }
             if events_waiting || verdict != Verdict::Quiet {
                 continue;
+            }
+            if paused {
+                return Poll::Pending;
             }
             if frame_remaining > this.read_buf.capacity() - this.read_buf.len() {
                 // Make room for the rest of the frame at once (bounded), rather than
@@ -292,99 +398,43 @@ where
     }
 }
 
-impl<A, S> Drop for Driver<A, S> {
+impl<A: WebSocketActor, S> Drop for Driver<A, S> {
     fn drop(&mut self) {
         // The actor stopped (or its arbiter went away) with the connection still up:
         // the endpoint is going away (RFC 6455 §7.4.1, 1001).
-        let mut s = Shared::lock(&self.shared);
-        if s.codec.core().ready_state() == ReadyState::Open {
-            let _ = s.core().close(CloseCode::GOING_AWAY, "");
+        let Ok(mut l) = self.local.try_borrow_mut() else {
+            return;
+        };
+        if l.core.ready_state() == ReadyState::Open {
+            let _ = l.core.close(CloseCode::GOING_AWAY, "");
         }
-        s.force_close = true;
-        s.release_waiters();
-        s.wake_writer();
-        #[cfg(feature = "client")]
-        {
-            s.driver_done = true;
-            if let Some(waker) = s.on_driver_done.take() {
-                waker.wake();
-            }
-        }
-        drop(s);
-        registry::unregister(self.registry_id);
+        l.force_close = true;
+        l.sync();
+        l.wake_writer();
+        l.driver_finished();
+        drop(l);
+        self.registry.remove(self.conn.id());
     }
 }
 
-/// Create `actor` with the driver of a connection over `core` and `input` in its
-/// context; returns its address and the writer (the stream of bytes for the peer).
-///
-/// The actor does not get a task of its own: its context is polled by the writer, so
-/// the actor, the connection's driver and the transport (the actix-web dispatcher
-/// that polls the response body) share one task. A received message reaches the
-/// actor's handler and the reply reaches the socket buffer without a task switch.
-/// The actor lives as long as the connection: when the transport is done, the writer
-/// is dropped and the actor stopped (its `stopping` and `stopped` still run).
-#[cfg_attr(not(feature = "web"), allow(dead_code))]
-pub(crate) fn spawn<A, S, E>(
-    actor: A,
-    core: crate::proto::Connection,
-    input: S,
-    settings: &ConnectionSettings,
-    span: tracing::Span,
-) -> (actix::Addr<A>, super::Writer)
-where
-    A: WebSocketActor,
-    S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
-    E: 'static,
-{
-    spawn_input(actor, core, StreamInput(input), settings, span)
-}
-
-/// [`spawn`] with any [`Input`].
-#[cfg_attr(not(feature = "web"), allow(dead_code))]
-pub(crate) fn spawn_input<A, I>(
-    actor: A,
-    core: crate::proto::Connection,
-    input: I,
-    settings: &ConnectionSettings,
-    span: tracing::Span,
-) -> (actix::Addr<A>, super::Writer)
-where
-    A: WebSocketActor,
-    I: Input + 'static,
-{
-    let mut ctx = Context::<A>::new();
-    let mut writer = attach_input(&mut ctx, core, input, settings, span);
-    let addr = actix::AsyncContext::address(&ctx);
-    writer.actor = Some(Rc::new(RefCell::new(Some(Box::pin(
-        ctx.into_future(actor),
-    )))));
-    (addr, writer)
-}
-
-/// Run the driver of a connection over `core` and `input` in the context of a
-/// running actor (a client reconnecting runs one connection after another in the
-/// same actor); returns the writer (the stream of bytes for the peer).
-pub(crate) fn attach_input<A, I>(
+/// Run the driver of the connection `local`, read from `input`, in the context of
+/// an actor (created for it, or running already: a client reconnecting runs one
+/// connection after another in the same actor).
+pub(crate) fn attach<A, I>(
     ctx: &mut Context<A>,
-    core: crate::proto::Connection,
+    local: LocalRef,
     input: I,
+    control: Control<A>,
     settings: &ConnectionSettings,
+    registry: Registry,
     span: tracing::Span,
-) -> super::Writer
-where
+) where
     A: WebSocketActor,
     I: Input + 'static,
 {
     use actix::AsyncContext;
 
-    let shared = Shared::new(core, settings);
-    ctx.spawn(Driver::<A, I>::new(shared.clone(), input, settings, span));
-    let actor_wake = super::shared::ActorWake::new();
-    super::Writer {
-        shared,
-        actor: None,
-        actor_waker: std::task::Waker::from(actor_wake.clone()),
-        actor_wake,
-    }
+    ctx.spawn(Driver::<A, I>::new(
+        local, input, control, settings, registry, span,
+    ));
 }

@@ -13,11 +13,10 @@ use std::{
 
 use tokio::time::Sleep;
 
-use super::ConnectionSettings;
+use super::{state::Local, Error};
 use crate::{
-    error::Timeout,
     proto::{Connection, ReadyState},
-    Error,
+    settings::ConnectionSettings,
 };
 
 /// What the guard decided when its timer fired.
@@ -109,8 +108,8 @@ impl Guard {
         }
     }
 
-    /// Poll the timer; when it fires, apply whatever is due to `core`.
-    pub fn poll(&mut self, core: &mut Connection, cx: &mut Context<'_>) -> Verdict {
+    /// Poll the timer; when it fires, apply whatever is due to the connection.
+    pub fn poll(&mut self, local: &mut Local, cx: &mut Context<'_>) -> Verdict {
         let mut verdict = Verdict::Quiet;
         if !self.armed || !self.sleep.is_elapsed() {
             // Not due (the timer driver marks the entry when it fires, so this reads
@@ -119,31 +118,31 @@ impl Guard {
         }
         while self.armed && self.sleep.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
-            let open = core.ready_state() == ReadyState::Open;
+            let open = local.core.ready_state() == ReadyState::Open;
             if !self.close_timed_out && self.close_deadline.is_some_and(|d| now >= d) {
                 self.close_timed_out = true;
                 verdict = Verdict::CloseTimedOut;
-            } else if open
-                && self
-                    .idle_timeout
-                    .is_some_and(|t| now >= self.last_activity + t)
+            } else if let Some(t) = self
+                .idle_timeout
+                .filter(|t| open && now >= self.last_activity + *t)
             {
                 // Nothing arrived, not even the Pong of our keep-alive ping.
-                core.fail_with(Error::Timeout(Timeout::Idle));
+                local.fail_local(Error::IdleTimeout(t));
                 verdict = Verdict::Acted;
             } else if let Some(interval) = self.ping_interval.filter(|_| open) {
                 if now >= self.last_activity.max(self.last_ping) + interval {
                     // A keep-alive ping; its Pong (any frame, really) counts as
                     // activity. The connection has been quiet: its empty buffers
                     // go back to the allocator.
-                    core.release_buffers();
-                    if core.send_ping(b"").is_ok() && verdict == Verdict::Quiet {
+                    local.core.release_buffers();
+                    if local.core.send_ping(b"").is_ok() && verdict == Verdict::Quiet {
                         verdict = Verdict::Acted;
                     }
                     self.last_ping = now;
                 }
             }
-            let open = core.ready_state() == ReadyState::Open;
+            local.sync();
+            let open = local.core.ready_state() == ReadyState::Open;
             if !self.rearm(open, cx) {
                 break;
             }

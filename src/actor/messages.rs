@@ -1,9 +1,10 @@
-//! The typed messages a user's actor receives.
+//! The typed messages a connection's actor receives.
 
 use actix::{Actor, Context, Handler};
+use bytes::Bytes;
 
-use super::Conn;
-use crate::{proto, Error};
+use super::{Conn, ConnId, Error};
+use crate::proto;
 
 /// The connection is open (the seed's `open`); carries the [`Conn`] to send through.
 /// Always the first message.
@@ -21,8 +22,8 @@ impl actix::Message for proto::Message {
     type Result = ();
 }
 
-/// The connection failed (the seed's `error`): the peer broke the protocol or a
-/// limit, or a timer ran out. At most one, always followed by [`Close`].
+/// The connection failed (the seed's `error`): see [`Error`]. At most one, always
+/// followed by [`Close`].
 impl actix::Message for Error {
     type Result = ();
 }
@@ -35,6 +36,42 @@ impl actix::Message for Error {
 pub use proto::CloseEvent as Close;
 
 impl actix::Message for proto::CloseEvent {
+    type Result = ();
+}
+
+/// A Ping arrived, with its payload (RFC 6455 §5.5.2). Delivered only to an actor
+/// served through [`WithControl`](super::WithControl); with `auto_pong` on (the
+/// default) its Pong is already queued, with it off the actor answers with
+/// [`Conn::send_pong`].
+#[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
+#[rtype(result = "()")]
+pub struct Ping(pub Bytes);
+
+/// A Pong arrived, with its payload (RFC 6455 §5.5.3): the answer to a ping, or an
+/// unsolicited heartbeat. Delivered only to an actor served through
+/// [`WithControl`](super::WithControl); the keep-alive and
+/// [`Conn::send_ping`]'s `RoundTrip` use it either way.
+#[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
+#[rtype(result = "()")]
+pub struct Pong(pub Bytes);
+
+/// An event of one connection, forwarded to a shared actor (a room, a hub, a game)
+/// with the connection's id: see [`forward`](super::forward). `M` is [`Open`],
+/// [`Message`], [`Error`] or [`Close`].
+///
+/// Dropping it (or the rest of it, once `id` and `event` are moved out) tells the
+/// connection that its event was handled: a connection stops reading while too
+/// many of its events wait in the target's mailbox.
+#[derive(Debug)]
+pub struct Tagged<M> {
+    /// The connection the event belongs to.
+    pub id: ConnId,
+    /// The event.
+    pub event: M,
+    pub(crate) _receipt: super::forward::Receipt,
+}
+
+impl<M: actix::Message<Result = ()>> actix::Message for Tagged<M> {
     type Result = ();
 }
 
@@ -59,7 +96,7 @@ impl actix::Message for proto::CloseEvent {
 ///     type Result = ();
 ///     fn handle(&mut self, msg: ws::Message, _: &mut Context<Self>) {
 ///         if let Some(conn) = &self.0 {
-///             let _ = conn.send(msg);
+///             conn.send(msg);
 ///         }
 ///     }
 /// }

@@ -1,89 +1,176 @@
-//! Every open connection of the process, for a graceful shutdown.
+//! Who holds which connections, for a graceful shutdown: one [`Registry`] per
+//! server (a `ws::Server` and its clones), one for the clients, and the list of all
+//! of them for the process-wide [`shutdown`].
 
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Mutex, OnceLock, Weak,
-    },
-    time::{Duration, Instant},
+    future::poll_fn,
+    sync::{Arc, Mutex, MutexGuard, OnceLock, Weak},
+    task::{Poll, Waker},
+    time::Duration,
 };
 
-use super::shared::{Shared, SharedRef};
-use crate::proto::{CloseCode, ReadyState};
+use super::{
+    state::{Command, Remote},
+    ConnId,
+};
 
-type Registry = Mutex<HashMap<u64, Weak<Mutex<Shared>>>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
+/// A set of open connections that can be shut down together.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    inner: Arc<Inner>,
 }
 
-fn lock() -> std::sync::MutexGuard<'static, HashMap<u64, Weak<Mutex<Shared>>>> {
-    registry().lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn register(shared: &SharedRef) -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    lock().insert(id, std::sync::Arc::downgrade(shared));
-    id
-}
-
-pub(crate) fn unregister(id: u64) {
-    lock().remove(&id);
-}
-
-/// How many connections of this process are still running.
-pub fn open_connections() -> usize {
-    lock().len()
-}
-
-fn each(mut f: impl FnMut(&mut Shared)) {
-    let all: Vec<_> = lock().values().filter_map(Weak::upgrade).collect();
-    for shared in all {
-        let mut s = Shared::lock(&shared);
-        f(&mut s);
-        s.wake_writer();
-        s.wake_driver();
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("open", &self.len())
+            .finish()
     }
 }
 
-/// Close every open connection of the process with 1001 (going away) and wait up to
-/// `drain` for their closing handshakes; whatever is left then is cut off. Each
-/// user actor receives its [`Close`](super::Close). Clients among them do not
-/// reconnect.
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<ConnId, Weak<Remote>>,
+    /// Shutdowns waiting for the set to empty.
+    waiters: Vec<Waker>,
+    listed: bool,
+}
+
+fn all() -> MutexGuard<'static, Vec<Weak<Inner>>> {
+    static ALL: OnceLock<Mutex<Vec<Weak<Inner>>>> = OnceLock::new();
+    ALL.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Registry {
+    /// The clients' registry.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub fn clients() -> Registry {
+        static CLIENTS: OnceLock<Registry> = OnceLock::new();
+        CLIENTS.get_or_init(Registry::default).clone()
+    }
+
+    pub fn add(&self, remote: &Arc<Remote>) {
+        let mut state = self.inner.lock();
+        state.conns.insert(remote.id, Arc::downgrade(remote));
+        if !state.listed {
+            state.listed = true;
+            drop(state);
+            let mut all = all();
+            all.retain(|r| r.strong_count() > 0);
+            all.push(Arc::downgrade(&self.inner));
+        }
+    }
+
+    pub fn remove(&self, id: ConnId) {
+        let mut state = self.inner.lock();
+        if state.conns.remove(&id).is_some() {
+            let waiters = std::mem::take(&mut state.waiters);
+            drop(state);
+            waiters.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().conns.len()
+    }
+
+    fn each(&self, command: fn() -> Command) {
+        let remotes: Vec<_> = self
+            .inner
+            .lock()
+            .conns
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for remote in remotes {
+            let _ = remote.push(command(), 0);
+        }
+    }
+
+    /// Resolves once no connection is left (woken by the connections as they go).
+    async fn emptied(&self) {
+        poll_fn(|cx| {
+            let mut state = self.inner.lock();
+            if state.conns.is_empty() {
+                return Poll::Ready(());
+            }
+            state.waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Close every connection with 1001 (going away) and wait up to `drain` for
+    /// their closing handshakes; then cut off whatever is left, and wait for those
+    /// to deliver their `Close` (at most 1 s more).
+    pub async fn shutdown(&self, drain: Duration) {
+        self.each(|| Command::Shutdown);
+        if tokio::time::timeout(drain, self.emptied()).await.is_ok() {
+            return;
+        }
+        self.each(|| Command::Cut);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.emptied()).await;
+    }
+}
+
+/// How many connections of this process are open (servers and clients).
+pub fn open_connections() -> usize {
+    let registries: Vec<_> = all().iter().filter_map(Weak::upgrade).collect();
+    registries.iter().map(|r| r.lock().conns.len()).sum()
+}
+
+/// Close every open connection of the process (every server's and every client's)
+/// with 1001 (going away) and wait up to `drain` for their closing handshakes;
+/// whatever is left then is cut off. Each actor receives its
+/// [`Close`](super::Close); clients do not reconnect. To stop one server and not
+/// the others, use its own `Server::shutdown`.
 ///
 /// Call it before stopping the server (`ServerHandle::stop`), as
 /// `examples/echo.rs` does on Ctrl-C: actix-web's own graceful stop waits for
 /// connections to end but does not tell WebSocket peers to go.
 pub async fn shutdown(drain: Duration) {
-    let deadline = Instant::now() + drain;
-    each(|s| {
-        #[cfg(feature = "client")]
-        {
-            // A client going away does not reconnect.
-            s.close_requested = true;
-        }
-        let core = s.core();
-        match core.ready_state() {
-            ReadyState::Open => {
-                let _ = core.close(CloseCode::GOING_AWAY, "server shutting down");
+    let registries: Vec<Registry> = all()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(|inner| Registry { inner })
+        .collect();
+    let each = registries.iter().map(|r| r.shutdown(drain));
+    join_all(each).await;
+}
+
+/// Await every future of `futures` (a handful: one per server), together.
+async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<_> = futures.map(Box::pin).map(Some).collect();
+    poll_fn(|cx| {
+        let mut pending = false;
+        for slot in futures.iter_mut() {
+            if let Some(f) = slot {
+                if f.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                } else {
+                    pending = true;
+                }
             }
-            ReadyState::Connecting => core.fail(CloseCode::GOING_AWAY, ""),
-            _ => {}
         }
-    });
-    while open_connections() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    each(|s| {
-        s.force_close = true;
-        s.core().receive_eof();
-    });
-    // Let the drivers deliver their Close before the server stops.
-    let settle = Instant::now() + Duration::from_millis(100);
-    while open_connections() > 0 && Instant::now() < settle {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await
 }

@@ -14,6 +14,7 @@ use tokio::io::AsyncRead;
 use tokio_util::io::poll_read_buf;
 
 use super::Input;
+use crate::handshake::MAX_HEAD_SIZE;
 
 /// Read buffer first reserved: enough for a burst of small frames.
 const READ_CHUNK_MIN: usize = 4 * 1024;
@@ -115,15 +116,56 @@ where
     I: Input,
 {
     let mut buf = BytesMut::new();
+    // Bytes already scanned for the head's end: each byte is looked at once, and
+    // the head is parsed once it is complete (or too long), so a peer sending one
+    // byte at a time costs work linear in what it sent, not quadratic.
+    let mut scanned = 0;
     loop {
         match poll_fn(|cx| input.poll_read_into(cx, &mut buf)).await {
             Ok(0) => return Err(HeadError::Closed),
             Ok(_) => {}
             Err(e) => return Err(HeadError::Io(e)),
         }
+        let complete = head_end(&buf, scanned);
+        scanned = buf.len();
+        if !complete && buf.len() < MAX_HEAD_SIZE {
+            continue;
+        }
         if let Some((head, used)) = parse(&buf).map_err(HeadError::Parse)? {
             let rest = buf.split_off(used);
             return Ok((head, rest));
         }
+    }
+}
+
+/// Whether `buf` holds the blank line that ends an HTTP head (`\n\n` or
+/// `\n\r\n`: line endings may be bare LFs, RFC 9112 §2.2), looking only at what
+/// came after the first `from` bytes (and the two before them).
+fn head_end(buf: &[u8], from: usize) -> bool {
+    let start = from.saturating_sub(2);
+    buf[start..].iter().enumerate().any(|(i, &b)| {
+        b == b'\n' && {
+            let rest = &buf[start + i + 1..];
+            rest.first() == Some(&b'\n') || rest.starts_with(b"\r\n")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_end;
+
+    #[test]
+    fn head_end_finds_the_blank_line_across_reads() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(head_end(head, 0));
+        assert!(!head_end(&head[..head.len() - 1], 0));
+        // Fed one byte at a time, it is found exactly at the last byte.
+        let found: Vec<usize> = (1..=head.len())
+            .filter(|&n| head_end(&head[..n], n - 1))
+            .collect();
+        assert_eq!(found, [head.len()]);
+        assert!(head_end(b"GET / HTTP/1.1\nHost: x\n\n", 0));
+        assert!(!head_end(b"GET / HTTP/1.1\r\nHost: x\r\n", 0));
     }
 }

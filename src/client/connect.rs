@@ -12,14 +12,12 @@ use tokio::{
 };
 use tokio_rustls::TlsConnector;
 
-use super::{rustls, Client, ClientError, ClientSettings, UrlError, WsUrl};
+use super::{rustls, Client, ClientError, Timeout, UrlError, WsUrl};
 use crate::{
     actor::socket::{read_head, HeadError, ReadInput},
-    error::Timeout,
-    handshake::{
-        ClientOptions, ClientRequest, HandshakeError, Response, MAX_HEADERS, MAX_HEAD_SIZE,
-    },
+    handshake::{ClientRequest, HandshakeError, Response, MAX_HEADERS, MAX_HEAD_SIZE},
     proto::Deflate,
+    settings::Settings,
 };
 
 /// The read half of a connection, boxed: TCP or TLS.
@@ -30,8 +28,7 @@ pub(crate) type WriteHalf = Box<dyn AsyncWrite + Unpin>;
 /// Everything a connection attempt needs, checked once before the first one.
 pub(crate) struct Plan {
     pub url: WsUrl,
-    pub settings: ClientSettings,
-    options: ClientOptions,
+    pub settings: Settings,
     tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
 }
 
@@ -40,22 +37,11 @@ impl Plan {
     /// before any I/O.
     pub fn new(client: &Client) -> Result<Plan, ClientError> {
         let url = client.url.clone();
-        let handshake = &client.settings.handshake;
-        let mut options = ClientOptions::default().protocols(handshake.protocols.iter().cloned());
-        if let Some(origin) = &handshake.origin {
-            options = options.origin(origin.clone());
-        }
-        for (name, value) in &handshake.headers {
-            options = options.try_header(name.clone(), value.clone())?;
-        }
-        // permessage-deflate (RFC 7692 §5): offered when configured; the answer is
-        // checked in `handshake`. Without an offer, a server that answers with an
-        // extension fails the handshake (RFC 6455 §4.1,
-        // `HandshakeError::UnofferedExtension`).
-        if client.settings.deflate.enabled {
-            options = options.extensions(client.settings.deflate.offer());
-        }
-        ClientRequest::new(&url.host_header(), url.target(), &options)?;
+        // The request must be writable (headers, subprotocols, origin); the
+        // permessage-deflate offer (RFC 7692 §5) comes from the `deflate` section,
+        // and without one a server that answers with an extension fails the
+        // handshake (RFC 6455 §4.1, `HandshakeError::UnofferedExtension`).
+        ClientRequest::new(&url.host_header(), url.target(), &client.settings)?;
         let tls = if url.is_secure() {
             let name = rustls::pki_types::ServerName::try_from(url.host().to_owned())
                 .map_err(|_| UrlError::InvalidHost(url.host().to_owned()))?;
@@ -67,7 +53,6 @@ impl Plan {
         Ok(Plan {
             url,
             settings: client.settings.clone(),
-            options,
             tls,
         })
     }
@@ -89,7 +74,7 @@ pub(crate) struct Established {
 /// timeout.
 pub(crate) async fn establish(plan: &Plan) -> Result<Established, ClientError> {
     let connect = connect_tcp(&plan.url);
-    let tcp = tokio::time::timeout(plan.settings.connect_timeout, connect)
+    let tcp = tokio::time::timeout(plan.settings.client.connect_timeout, connect)
         .await
         .map_err(|_| ClientError::Timeout(Timeout::Connect))??;
     // Frames go out as soon as they are written (no Nagle delay for small ones).
@@ -174,7 +159,7 @@ async fn handshake(
         }
     };
     // RFC 6455 §4.1 item 7: the key is "randomly selected for each connection".
-    let request = ClientRequest::new(&plan.url.host_header(), plan.url.target(), &plan.options)?;
+    let request = ClientRequest::new(&plan.url.host_header(), plan.url.target(), &plan.settings)?;
     let mut head = Vec::new();
     request.write(&mut head);
     write.write_all(&head).await.map_err(ClientError::Io)?;

@@ -3,10 +3,7 @@
 use std::{io, net::SocketAddr};
 
 use super::{rustls, UrlError};
-use crate::{
-    error::Timeout,
-    handshake::{BuildError, HandshakeError},
-};
+use crate::handshake::{BuildError, HandshakeError};
 
 /// Why [`Client::connect`](super::Client::connect) failed: one variant per stage
 /// (URL, request, DNS, TCP, TLS, HTTP, WebSocket handshake), so a caller can tell
@@ -94,5 +91,25 @@ impl ClientError {
             }
             _ => false,
         }
+    }
+}
+
+/// Which of the client's timers ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// Name resolution and the TCP connection took longer than `connect_timeout`.
+    Connect,
+    /// The TLS handshake and the opening handshake took longer than
+    /// `handshake_timeout`.
+    Handshake,
+}
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Timeout::Connect => "connect",
+            Timeout::Handshake => "opening handshake",
+        })
     }
 }

@@ -7,6 +7,7 @@ use std::{
     future::{poll_fn, Future},
     pin::Pin,
     rc::Rc,
+    sync::atomic::Ordering,
     task::{Context as TaskContext, Poll},
     time::Duration,
 };
@@ -17,24 +18,26 @@ use tokio::io::AsyncWriteExt;
 
 use super::{
     connect::{establish, Established, Plan, WriteHalf},
-    ClientError, ReconnectPolicy,
+    ClientError,
 };
 use crate::{
     actor::{
-        attach_input,
-        shared::{Shared, SharedRef},
-        WebSocketActor, Writer,
+        attach,
+        state::{Local, LocalRef},
+        Control, Registry, WebSocketActor, Writer,
     },
     proto::{Connection, Role},
+    settings::ReconnectPolicy,
 };
 
 /// Start serving `established` in the actor's context: its driver there, its pump
-/// as a task. Returns the connection's shared state.
+/// as a task. Returns the connection's state.
 pub(crate) fn start<A: WebSocketActor>(
     ctx: &mut Context<A>,
     plan: &Plan,
     established: Established,
-) -> SharedRef {
+    control: Control<A>,
+) -> LocalRef {
     let span = tracing::debug_span!(
         "websocket",
         role = "client",
@@ -49,10 +52,19 @@ pub(crate) fn start<A: WebSocketActor>(
     }
     core.open();
     let connection = &plan.settings.connection;
-    let writer = attach_input(ctx, core, established.input, connection, span);
-    let shared = writer.shared.clone();
+    let local = Local::create(core, connection);
+    attach(
+        ctx,
+        local.clone(),
+        established.input,
+        control,
+        connection,
+        Registry::clients(),
+        span,
+    );
+    let writer = Writer::new(local.clone());
     actix_rt::spawn(pump(writer, established.output, connection.close_timeout));
-    shared
+    local
 }
 
 /// Write the connection's output to the transport until the connection is over,
@@ -63,7 +75,7 @@ pub(crate) fn start<A: WebSocketActor>(
 /// connection first ... the client SHOULD wait for the server to close"), or when
 /// the close timed out or the connection failed.
 async fn pump(mut writer: Writer, mut out: WriteHalf, close_timeout: Duration) {
-    let shared = writer.shared.clone();
+    let local = writer.local.clone();
     while let Some(Ok(chunk)) = poll_fn(|cx| Pin::new(&mut writer).poll_next(cx)).await {
         let write = async {
             out.write_all(&chunk).await?;
@@ -73,7 +85,7 @@ async fn pump(mut writer: Writer, mut out: WriteHalf, close_timeout: Duration) {
         // cut (close timeout, actor stopped), a peer that reads nothing gets
         // `close_timeout` more, then the transport is dropped.
         let cut = async {
-            poll_fn(|cx| cutting(&shared, cx)).await;
+            poll_fn(|cx| cutting(&local, cx)).await;
             tokio::time::sleep(close_timeout).await;
         };
         tokio::select! {
@@ -87,39 +99,41 @@ async fn pump(mut writer: Writer, mut out: WriteHalf, close_timeout: Duration) {
 }
 
 /// Ready once the connection is being cut.
-fn cutting(shared: &SharedRef, cx: &mut TaskContext<'_>) -> Poll<()> {
-    let mut s = Shared::lock(shared);
-    if s.force_close || s.writer_gone {
+fn cutting(local: &LocalRef, cx: &mut TaskContext<'_>) -> Poll<()> {
+    let mut l = local.borrow_mut();
+    if l.force_close || l.writer_gone {
         return Poll::Ready(());
     }
     // The pump is the writer: it owns this waker while it writes.
-    s.writer = Some(cx.waker().clone());
+    l.writer = Some(cx.waker().clone());
     Poll::Pending
 }
 
 /// Runs in the client's actor context for as long as the client connects: waits for
 /// each connection's driver to finish (its `Close` delivered), then reconnects or
 /// stops the actor.
-pub(crate) struct Session {
+pub(crate) struct Session<A: WebSocketActor> {
     plan: Rc<Plan>,
-    shared: SharedRef,
+    local: LocalRef,
+    control: Control<A>,
     reconnecting: Option<Reconnecting>,
 }
 
 /// The attempts of [`reconnect`], in flight.
 type Reconnecting = Pin<Box<dyn Future<Output = Result<Established, ClientError>>>>;
 
-impl Session {
-    pub fn new(plan: Rc<Plan>, shared: SharedRef) -> Self {
+impl<A: WebSocketActor> Session<A> {
+    pub fn new(plan: Rc<Plan>, local: LocalRef, control: Control<A>) -> Self {
         Session {
             plan,
-            shared,
+            local,
+            control,
             reconnecting: None,
         }
     }
 }
 
-impl<A: WebSocketActor> ActorFuture<A> for Session {
+impl<A: WebSocketActor> ActorFuture<A> for Session<A> {
     type Output = ();
 
     fn poll(
@@ -135,7 +149,7 @@ impl<A: WebSocketActor> ActorFuture<A> for Session {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(established)) => {
                         this.reconnecting = None;
-                        this.shared = start(ctx, &this.plan, established);
+                        this.local = start(ctx, &this.plan, established, this.control.clone());
                         continue;
                     }
                     Poll::Ready(Err(err)) => {
@@ -145,14 +159,14 @@ impl<A: WebSocketActor> ActorFuture<A> for Session {
                     }
                 }
             }
-            let mut s = Shared::lock(&this.shared);
-            if !s.driver_done {
-                s.on_driver_done = Some(cx.waker().clone());
+            let mut l = this.local.borrow_mut();
+            if !l.driver_done {
+                l.done_waiter = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            let close_requested = s.close_requested;
-            drop(s);
-            match &this.plan.settings.reconnect {
+            let close_requested = l.remote.closed_by_user.load(Ordering::Acquire);
+            drop(l);
+            match &this.plan.settings.client.reconnect {
                 Some(policy) if !close_requested && policy.allows(1) => {
                     let plan = this.plan.clone();
                     let policy = policy.clone();

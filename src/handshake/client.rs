@@ -12,6 +12,7 @@ use super::{
     key::{accept_key, generate_key, is_valid_key},
     BuildError, HandshakeError, MAX_HEADERS, MAX_HEAD_SIZE,
 };
+use crate::settings::Settings;
 
 /// Headers a client's extra headers may not set: the request writes them itself
 /// (the first eight), and a handshake `GET` has no body.
@@ -28,106 +29,14 @@ const RESERVED_REQUEST_HEADERS: [&str; 10] = [
     "Transfer-Encoding",
 ];
 
-/// What a client asks for in the opening handshake. Built with chained setters from
-/// [`ClientOptions::default`], which offers no subprotocol and no extension and sends
-/// no `Origin` and no extra header. Subprotocols, origin and extensions are checked
-/// when the request is built ([`ClientRequest::new`]).
-///
-/// ```
-/// use websocket_driver::handshake::ClientOptions;
-///
-/// let options = ClientOptions::default()
-///     .protocols(["chat.v2", "chat"])
-///     .origin("https://example.com")
-///     .header("Authorization", "Bearer abc");
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientOptions {
-    protocols: Vec<String>,
-    headers: Vec<(String, String)>,
-    origin: Option<String>,
-    extensions: Option<String>,
-}
-
-impl ClientOptions {
-    /// The same as [`ClientOptions::default`].
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The subprotocols to offer in `Sec-WebSocket-Protocol`, in order of
-    /// preference. Each must be a token and appear once (RFC 6455 §4.1 item 10).
-    /// Replaces any earlier list. Default: none, no header sent.
-    pub fn protocols<I, S>(mut self, protocols: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.protocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The `Origin` header to send (RFC 6455 §4.1 item 8; browsers send it, other
-    /// clients may). Default: none.
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into());
-        self
-    }
-
-    /// The raw `Sec-WebSocket-Extensions` offer, e.g.
-    /// `permessage-deflate; client_max_window_bits` (RFC 6455 §4.1 item 11; its
-    /// grammar is RFC 6455 §9.1). Default: none, and a server that answers with any
-    /// extension then fails the handshake.
-    pub fn extensions(mut self, extensions: impl Into<String>) -> Self {
-        self.extensions = Some(extensions.into());
-        self
-    }
-
-    /// Add a header to the request (cookies, authorization); a name may be added
-    /// several times. Default: none.
-    ///
-    /// The pair is checked now: a name that is not a token, a value with a control
-    /// character (CR, LF, ...) that could inject headers, or a header the request
-    /// writes itself (`Host`, `Upgrade`, `Connection`, `Origin`, `Sec-WebSocket-*`,
-    /// `Content-Length`, `Transfer-Encoding`) is **not added**, and a warning is
-    /// logged with `tracing`. Use [`try_header`](Self::try_header) to get the error
-    /// instead.
-    pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let (name, value) = (name.into(), value.into());
-        match check_header(&name, &value, &RESERVED_REQUEST_HEADERS) {
-            Ok(()) => self.push_header(name, value),
-            Err(err) => {
-                tracing::warn!(error = %err, "extra websocket request header not added");
-                self
-            }
-        }
-    }
-
-    /// Like [`header`](Self::header), but an invalid or reserved header is an error.
-    pub fn try_header(
-        self,
-        name: impl Into<String>,
-        value: impl Into<String>,
-    ) -> Result<Self, BuildError> {
-        let (name, value) = (name.into(), value.into());
-        check_header(&name, &value, &RESERVED_REQUEST_HEADERS)?;
-        Ok(self.push_header(name, value))
-    }
-
-    fn push_header(mut self, name: String, value: String) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-}
-
 /// A client's opening handshake: the request to send and what its answer must say.
 ///
 /// ```
-/// use websocket_driver::handshake::{ClientOptions, ClientRequest};
+/// use websocket_driver::{handshake::ClientRequest, ClientSettings, Settings};
 ///
-/// let options = ClientOptions::default().protocols(["chat"]);
-/// let request = ClientRequest::new("example.com", "/chat", &options).unwrap();
+/// let mut settings = Settings::default();
+/// settings.client = ClientSettings::default().protocols(["chat"]);
+/// let request = ClientRequest::new("example.com", "/chat", &settings).unwrap();
 /// let mut bytes = Vec::new();
 /// request.write(&mut bytes);
 /// assert!(bytes.starts_with(b"GET /chat HTTP/1.1\r\nHost: example.com\r\n"));
@@ -164,9 +73,16 @@ impl ClientRequest {
     /// Errors: a host that is not `host[:port]`, a target that does not start with
     /// `/` or has a space, a control character or a `#` (RFC 6455 §3: fragments "MUST
     /// NOT be used"), a subprotocol that is not a token or is offered twice, an
-    /// origin with a control character, extensions that break RFC 6455 §9.1.
-    pub fn new(host: &str, target: &str, opts: &ClientOptions) -> Result<Self, BuildError> {
-        Self::with_key(host, target, opts, &generate_key())
+    /// origin with a control character, an extra header that is not a token, has
+    /// a control character in its value or is one the request writes itself
+    /// (`Host`, `Upgrade`, `Connection`, `Origin`, `Sec-WebSocket-*`,
+    /// `Content-Length`, `Transfer-Encoding`).
+    ///
+    /// What it offers comes from `settings.client` (subprotocols, origin, extra
+    /// headers) and, when `settings.deflate` is enabled, its permessage-deflate offer
+    /// ([`DeflateSettings::offer`](crate::DeflateSettings::offer)).
+    pub fn new(host: &str, target: &str, settings: &Settings) -> Result<Self, BuildError> {
+        Self::with_key(host, target, settings, &generate_key())
     }
 
     /// The same as [`new`](Self::new) with a given `Sec-WebSocket-Key`, for tests:
@@ -175,9 +91,10 @@ impl ClientRequest {
     pub fn with_key(
         host: &str,
         target: &str,
-        opts: &ClientOptions,
+        settings: &Settings,
         key: &str,
     ) -> Result<Self, BuildError> {
+        let opts = &settings.client;
         if !is_valid_host(host) {
             return Err(BuildError::InvalidHost(host.to_owned()));
         }
@@ -210,28 +127,43 @@ impl ClientRequest {
                 return Err(BuildError::InvalidHeaderValue(ORIGIN.to_owned()));
             }
         }
-        let mut extension_names = Vec::new();
-        if let Some(extensions) = &opts.extensions {
-            let list = super::parse_extensions(extensions)
-                .ok()
-                .filter(|list| !list.is_empty() && is_field_value(extensions.as_bytes()))
-                .ok_or_else(|| BuildError::InvalidExtensions(extensions.clone()))?;
-            extension_names = list.into_iter().map(|e| e.name).collect();
-        }
         for (name, value) in &opts.headers {
             check_header(name, value, &RESERVED_REQUEST_HEADERS)?;
         }
-        Ok(ClientRequest {
+        let request = ClientRequest {
             host: host.to_owned(),
             target: target.to_owned(),
             key: key.to_owned(),
             expected_accept: accept_key(key.as_bytes()),
             protocols: opts.protocols.clone(),
-            extensions: opts.extensions.clone(),
-            extension_names,
+            extensions: None,
+            extension_names: Vec::new(),
             origin: opts.origin.clone(),
-            headers: opts.headers.clone(),
-        })
+            headers: opts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
+        };
+        let offer = settings.deflate.enabled.then(|| settings.deflate.offer());
+        request.with_extensions(offer)
+    }
+
+    /// Replace the `Sec-WebSocket-Extensions` offer with `offer`, e.g.
+    /// `permessage-deflate; client_max_window_bits` (RFC 6455 §4.1 item 11; its
+    /// grammar is RFC 6455 §9.1), for an extension of the caller's own; `None` offers
+    /// none, and a server that answers with any extension then fails the handshake.
+    pub fn with_extensions(mut self, offer: Option<String>) -> Result<Self, BuildError> {
+        self.extension_names = Vec::new();
+        if let Some(extensions) = &offer {
+            let list = super::parse_extensions(extensions)
+                .ok()
+                .filter(|list| !list.is_empty() && is_field_value(extensions.as_bytes()))
+                .ok_or_else(|| BuildError::InvalidExtensions(extensions.clone()))?;
+            self.extension_names = list.into_iter().map(|e| e.name).collect();
+        }
+        self.extensions = offer;
+        Ok(self)
     }
 
     /// The `Sec-WebSocket-Key` sent.
@@ -509,12 +441,20 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClientSettings;
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
     const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
-    fn request(opts: &ClientOptions) -> ClientRequest {
-        ClientRequest::with_key("example.com", "/", opts, KEY).unwrap()
+    fn request(client: ClientSettings) -> ClientRequest {
+        ClientRequest::with_key("example.com", "/", &with(client), KEY).unwrap()
+    }
+
+    fn with(client: ClientSettings) -> Settings {
+        Settings {
+            client,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -541,7 +481,8 @@ mod tests {
 
     #[test]
     fn new_checks_every_option() {
-        let opts = ClientOptions::default();
+        let opts = Settings::default();
+        let base = ClientSettings::default;
         assert_eq!(
             ClientRequest::with_key("a b", "/", &opts, KEY),
             Err(BuildError::InvalidHost("a b".into()))
@@ -555,43 +496,39 @@ mod tests {
             Err(BuildError::InvalidKey)
         );
         assert_eq!(
-            ClientRequest::new("a", "/", &opts.clone().protocols(["a b"])),
+            ClientRequest::new("a", "/", &with(base().protocols(["a b"]))),
             Err(BuildError::InvalidProtocol("a b".into()))
         );
         assert_eq!(
-            ClientRequest::new("a", "/", &opts.clone().protocols(["x", "y", "x"])),
+            ClientRequest::new("a", "/", &with(base().protocols(["x", "y", "x"]))),
             Err(BuildError::DuplicateProtocol("x".into()))
         );
         assert_eq!(
-            ClientRequest::new("a", "/", &opts.clone().origin("o\r\nEvil: 1")),
+            ClientRequest::new("a", "/", &with(base().origin("o\r\nEvil: 1"))),
             Err(BuildError::InvalidHeaderValue("Origin".into()))
         );
+        let plain = ClientRequest::new("a", "/", &opts).unwrap();
         assert_eq!(
-            ClientRequest::new("a", "/", &opts.clone().extensions("x;")),
+            plain.clone().with_extensions(Some("x;".into())),
             Err(BuildError::InvalidExtensions("x;".into()))
         );
         assert_eq!(
-            ClientRequest::new("a", "/", &opts.clone().extensions(" ")),
+            plain.with_extensions(Some(" ".into())),
             Err(BuildError::InvalidExtensions(" ".into()))
         );
-    }
-
-    #[test]
-    fn header_setter_drops_invalid_pairs() {
-        let opts = ClientOptions::default()
-            .header("X-Ok", "1")
-            .header("X-Bad", "1\r\nEvil: 1")
-            .header("Host", "evil.example");
-        assert_eq!(opts.headers, [("X-Ok".to_string(), "1".to_string())]);
         assert_eq!(
-            ClientOptions::default().try_header("sec-websocket-key", "x"),
+            ClientRequest::new("a", "/", &with(base().header("X-Bad", "1\r\nEvil: 1"))),
+            Err(BuildError::InvalidHeaderValue("X-Bad".into()))
+        );
+        assert_eq!(
+            ClientRequest::new("a", "/", &with(base().header("sec-websocket-key", "x"))),
             Err(BuildError::ReservedHeader("sec-websocket-key".into()))
         );
     }
 
     #[test]
     fn verify_response_checks_in_rfc_order() {
-        let req = request(&ClientOptions::default());
+        let req = request(ClientSettings::default());
         let ok: Vec<(&str, &[u8])> = vec![
             ("Upgrade", b"websocket"),
             ("Connection", b"Upgrade"),
@@ -633,7 +570,7 @@ mod tests {
 
     #[test]
     fn protocol_in_response_must_be_one_token() {
-        let req = request(&ClientOptions::default().protocols(["a", "b"]));
+        let req = request(ClientSettings::default().protocols(["a", "b"]));
         let base: Vec<(&str, &[u8])> = vec![
             ("Upgrade", b"websocket"),
             ("Connection", b"Upgrade"),

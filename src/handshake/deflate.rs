@@ -3,8 +3,8 @@
 
 use super::{headers::Extension as ExtensionOffer, parse_extensions, HandshakeError};
 use crate::{
-    config::DeflateConfig,
     proto::{deflate_compress_bits, Deflate, DeflateParams, Role, PERMESSAGE_DEFLATE},
+    settings::DeflateSettings,
 };
 
 /// The parameters of one `permessage-deflate` element, checked against RFC 7692
@@ -64,7 +64,7 @@ fn read_params(ext: &ExtensionOffer, offer: bool) -> Option<Params> {
     Some(p)
 }
 
-impl DeflateConfig {
+impl DeflateSettings {
     /// The server side: answer the client's `Sec-WebSocket-Extensions` offers.
     ///
     /// Takes the first `permessage-deflate` offer that can be accepted (RFC 7692
@@ -90,9 +90,9 @@ impl DeflateConfig {
     ///   one, when that is under 15.
     ///
     /// ```
-    /// use websocket_driver::DeflateConfig;
+    /// use websocket_driver::DeflateSettings;
     ///
-    /// let config = DeflateConfig::on();
+    /// let config = DeflateSettings::on();
     /// let offers = "permessage-deflate; server_max_window_bits=8, \
     ///               permessage-deflate; client_max_window_bits";
     /// let agreed = config.accept_offer(offers).unwrap();
@@ -159,9 +159,9 @@ impl DeflateConfig {
     /// it may limit our window.
     ///
     /// ```
-    /// use websocket_driver::DeflateConfig;
+    /// use websocket_driver::DeflateSettings;
     ///
-    /// let config = DeflateConfig::on().server_max_window_bits(15).client_max_window_bits(15);
+    /// let config = DeflateSettings::on().server_max_window_bits(15).client_max_window_bits(15);
     /// assert_eq!(config.offer(), "permessage-deflate; client_max_window_bits");
     /// ```
     pub fn offer(&self) -> String {
@@ -202,9 +202,9 @@ impl DeflateConfig {
     /// §7.1.1.1: the server "MAY include" it); `client_no_context_takeover` binds us.
     ///
     /// ```
-    /// use websocket_driver::{proto::Extension, DeflateConfig};
+    /// use websocket_driver::{proto::Extension, DeflateSettings};
     ///
-    /// let config = DeflateConfig::on();
+    /// let config = DeflateSettings::on();
     /// let codec = config.accept_response("permessage-deflate; server_max_window_bits=10").unwrap();
     /// assert_eq!(codec.name(), "permessage-deflate");
     /// assert!(config.accept_response("permessage-deflate; server_max_window_bits=13").is_err());

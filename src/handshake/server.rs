@@ -12,15 +12,15 @@ use super::{
     BuildError, HandshakeError, MAX_HEADERS, MAX_HEAD_SIZE,
 };
 use crate::{
-    config::DeflateConfig,
     proto::{Deflate, DeflateParams, Role},
+    settings::Settings,
 };
 
 /// Headers a server's extra headers may not set: the `101` response writes the
 /// first five itself, and a `1xx` response may carry no body headers (RFC 9110
 /// §8.6: "A server MUST NOT send a Content-Length header field in any response with
 /// a status code of 1xx").
-const RESERVED_RESPONSE_HEADERS: [&str; 7] = [
+pub(super) const RESERVED_RESPONSE_HEADERS: [&str; 7] = [
     UPGRADE,
     CONNECTION,
     SEC_WEBSOCKET_ACCEPT,
@@ -52,125 +52,13 @@ pub enum HttpVersion {
 /// Header names compare ASCII case-insensitively; a header may appear several times.
 /// Values are bytes, as received.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
+pub struct RequestParts<'a> {
     /// The request method, e.g. `GET` (case-sensitive, RFC 9110 §9.1).
     pub method: &'a str,
     /// The HTTP version of the request line.
     pub version: HttpVersion,
     /// Every header line, in order.
     pub headers: &'a [(&'a str, &'a [u8])],
-}
-
-/// What a server accepts in the opening handshake. Built with chained setters from
-/// [`ServerOptions::default`], which accepts any origin, chooses no subprotocol and
-/// adds no header.
-///
-/// ```
-/// use websocket_driver::handshake::ServerOptions;
-///
-/// let options = ServerOptions::default()
-///     .protocols(["chat.v2", "chat"])
-///     .origins(["https://example.com"])
-///     .header("X-Served-By", "ws-1");
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServerOptions {
-    protocols: Vec<String>,
-    origins: Option<Vec<String>>,
-    headers: Vec<(String, String)>,
-    deflate: DeflateConfig,
-}
-
-impl ServerOptions {
-    /// The same as [`ServerOptions::default`].
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The subprotocols the server speaks, in its order of preference (the seed's
-    /// `accept-protocols`). The chosen one is the first of these that the client
-    /// offered, compared exactly; when none was offered, none is chosen and the
-    /// handshake still succeeds. A string that is not a token can never be offered,
-    /// so never matches. Replaces any earlier list. Default: none.
-    pub fn protocols<I, S>(mut self, protocols: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.protocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Allow only these origins: a request whose `Origin` header is missing or not
-    /// in the list (compared ASCII case-insensitively, as serialized by RFC 6454
-    /// §6.2, e.g. `https://example.com:8443` with no trailing slash) is refused with
-    /// `403`. Replaces any earlier list. Default: any origin, `Origin` not checked.
-    pub fn origins<I, S>(mut self, origins: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.origins = Some(origins.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Accept any origin (the default), dropping a list set by
-    /// [`origins`](Self::origins).
-    pub fn any_origin(mut self) -> Self {
-        self.origins = None;
-        self
-    }
-
-    /// Add a header to every `101` response (the seed's `additional-headers`); a
-    /// name may be added several times. Default: none.
-    ///
-    /// The pair is checked now: a name that is not a token, a value with a control
-    /// character (CR, LF, ...) that could inject headers, or a header the handshake
-    /// writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`,
-    /// `Sec-WebSocket-Protocol`, `Sec-WebSocket-Extensions`, `Content-Length`,
-    /// `Transfer-Encoding`) is **not added**, and a warning is logged with `tracing`.
-    /// Use [`try_header`](Self::try_header) to get the error instead.
-    pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let (name, value) = (name.into(), value.into());
-        match check_header(&name, &value, &RESERVED_RESPONSE_HEADERS) {
-            Ok(()) => self.push_header(name, value),
-            Err(err) => {
-                tracing::warn!(error = %err, "extra websocket response header not added");
-                self
-            }
-        }
-    }
-
-    /// Like [`header`](Self::header), but an invalid or reserved header is an error.
-    pub fn try_header(
-        self,
-        name: impl Into<String>,
-        value: impl Into<String>,
-    ) -> Result<Self, BuildError> {
-        let (name, value) = (name.into(), value.into());
-        check_header(&name, &value, &RESERVED_RESPONSE_HEADERS)?;
-        Ok(self.push_header(name, value))
-    }
-
-    fn push_header(mut self, name: String, value: String) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-
-    /// Negotiate permessage-deflate as `config` says (RFC 7692): when it is enabled,
-    /// [`validate_request`] answers the client's first acceptable offer (see
-    /// [`DeflateConfig::accept_offer`]) and the [`Accept`] carries the agreement and
-    /// its `Sec-WebSocket-Extensions` answer. Default: off.
-    pub fn deflate(mut self, config: DeflateConfig) -> Self {
-        self.deflate = config;
-        self
-    }
-
-    /// The permessage-deflate configuration.
-    pub fn deflate_config(&self) -> &DeflateConfig {
-        &self.deflate
-    }
 }
 
 /// An accepted opening handshake: what the `101` response says, from
@@ -184,7 +72,8 @@ impl ServerOptions {
 pub struct Accept {
     /// The `Sec-WebSocket-Accept` value (see [`accept_key`]).
     pub accept_key: String,
-    /// The chosen subprotocol, if any (see [`ServerOptions::protocols`]).
+    /// The chosen subprotocol, if any (see
+    /// [`ServerSettings::protocols`](crate::ServerSettings::protocols)).
     pub protocol: Option<String>,
     /// The client's `Sec-WebSocket-Extensions` offer, all its headers joined with
     /// `", "` (`None` when it offered none). Its syntax is checked (see
@@ -220,31 +109,33 @@ impl Accept {
         self.extensions.as_deref()
     }
 
-    /// The permessage-deflate agreement, when [`ServerOptions::deflate`] is enabled
-    /// and the client made an acceptable offer.
+    /// The permessage-deflate agreement, when the settings' `deflate` section is
+    /// enabled and the client made an acceptable offer.
     pub fn deflate_params(&self) -> Option<&DeflateParams> {
         self.deflate.as_ref()
     }
 
     /// The permessage-deflate codec for the agreement, to install with
     /// [`Connection::set_extension`](crate::proto::Connection::set_extension)
-    /// before the connection opens; `None` without an agreement. `opts` are the
-    /// options the request was validated with (their level, memory level and
+    /// before the connection opens; `None` without an agreement. `settings` are
+    /// the ones the request was validated with (their level, memory level and
     /// threshold apply).
-    pub fn deflate(&self, opts: &ServerOptions) -> Option<Deflate> {
+    pub fn deflate(&self, settings: &Settings) -> Option<Deflate> {
         self.deflate
-            .map(|params| Deflate::new(Role::Server, params, &opts.deflate))
+            .map(|params| Deflate::new(Role::Server, params, &settings.deflate))
     }
 
     /// The headers of the `101` response, in order (RFC 6455 §4.2.2 step 5):
     /// `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Accept`, then
     /// `Sec-WebSocket-Protocol` when a subprotocol was chosen,
-    /// `Sec-WebSocket-Extensions` when set, and the extra headers of `opts`.
+    /// `Sec-WebSocket-Extensions` when set, and the extra headers of
+    /// `settings.server` (those that are valid and not reserved: the others are
+    /// left out, with a warning through `tracing`).
     ///
     /// A framework that sets `Upgrade` and `Connection` itself skips those two. A
     /// `protocol` changed by hand to something that is not a token is left out rather
     /// than written.
-    pub fn response_headers<'a>(&'a self, opts: &'a ServerOptions) -> Vec<(&'a str, &'a str)> {
+    pub fn response_headers<'a>(&'a self, settings: &'a Settings) -> Vec<(&'a str, &'a str)> {
         let mut list = vec![
             (UPGRADE, "websocket"),
             (CONNECTION, "Upgrade"),
@@ -257,7 +148,14 @@ impl Accept {
         if let Some(extensions) = self.extensions.as_deref() {
             list.push((SEC_WEBSOCKET_EXTENSIONS, extensions));
         }
-        list.extend(opts.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        for (name, value) in &settings.server.headers {
+            match check_header(name, value, &RESERVED_RESPONSE_HEADERS) {
+                Ok(()) => list.push((name.as_str(), value.as_str())),
+                Err(err) => {
+                    tracing::warn!(error = %err, "extra websocket response header left out")
+                }
+            }
+        }
         // Every value above was checked when it was set; the accept key is only made
         // by `accept_key`. Keep that promise even for fields changed by hand.
         list.retain(|(_, value)| super::headers::is_field_value(value.as_bytes()));
@@ -274,17 +172,17 @@ impl Accept {
     /// ```
     ///
     /// WebSocket frames follow it directly.
-    pub fn write_response(&self, opts: &ServerOptions, dst: &mut Vec<u8>) {
+    pub fn write_response(&self, settings: &Settings, dst: &mut Vec<u8>) {
         dst.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-        for (name, value) in self.response_headers(opts) {
+        for (name, value) in self.response_headers(settings) {
             write_header(dst, name, value);
         }
         dst.extend_from_slice(b"\r\n");
     }
 }
 
-/// Check a client's opening handshake (RFC 6455 §4.2.1) against `opts`, and on
-/// success say what to answer.
+/// Check a client's opening handshake (RFC 6455 §4.2.1) against `settings` (its
+/// `server` and `deflate` sections), and on success say what to answer.
 ///
 /// The checks, in order, each answered as [`HandshakeError::status`] says (RFC 6455
 /// §4.2.1: a server that finds the handshake does not match "MUST stop processing the
@@ -305,7 +203,8 @@ impl Accept {
 ///    follows RFC 6455 §9.1 (`400`).
 ///
 /// ```
-/// use websocket_driver::handshake::{validate_request, HttpVersion, Request, ServerOptions};
+/// use websocket_driver::handshake::{validate_request, HttpVersion, RequestParts};
+/// use websocket_driver::{ServerSettings, Settings};
 ///
 /// let headers: &[(&str, &[u8])] = &[
 ///     ("Host", b"server.example.com"),
@@ -315,21 +214,25 @@ impl Accept {
 ///     ("Sec-WebSocket-Protocol", b"chat, superchat"),
 ///     ("Sec-WebSocket-Version", b"13"),
 /// ];
-/// let request = Request { method: "GET", version: HttpVersion::Http11, headers };
-/// let options = ServerOptions::default().protocols(["chat"]);
-/// let accept = validate_request(&request, &options).unwrap();
+/// let request = RequestParts { method: "GET", version: HttpVersion::Http11, headers };
+/// let mut settings = Settings::default();
+/// settings.server = ServerSettings::default().protocols(["chat"]);
+/// let accept = validate_request(&request, &settings).unwrap();
 /// assert_eq!(accept.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 /// assert_eq!(accept.protocol.as_deref(), Some("chat"));
 /// ```
-pub fn validate_request(req: &Request<'_>, opts: &ServerOptions) -> Result<Accept, HandshakeError> {
-    validate(req.method, req.version, req.headers, opts)
+pub fn validate_request(
+    req: &RequestParts<'_>,
+    settings: &Settings,
+) -> Result<Accept, HandshakeError> {
+    validate(req.method, req.version, req.headers, settings)
 }
 
 fn validate<N, V>(
     method: &str,
     version: HttpVersion,
     headers: &[(N, V)],
-    opts: &ServerOptions,
+    settings: &Settings,
 ) -> Result<Accept, HandshakeError>
 where
     N: AsRef<str>,
@@ -393,7 +296,8 @@ where
     // connection, it MUST return an appropriate HTTP error code (e.g., a 403
     // Forbidden) and abort the WebSocket handshake". RFC 6454 §7.3: a user agent
     // "MUST NOT include more than one Origin header field".
-    if let Some(allowed) = &opts.origins {
+    let allowed = &settings.server.origins;
+    if !allowed.is_empty() {
         let origin = match one_value(headers, ORIGIN) {
             None => return Err(HandshakeError::MissingOrigin),
             Some(None) => return Err(HandshakeError::OriginNotAllowed),
@@ -418,7 +322,8 @@ where
         }
         offered.push(element);
     }
-    let protocol = opts
+    let protocol = settings
+        .server
         .protocols
         .iter()
         .find(|p| offered.contains(&p.as_bytes()))
@@ -428,7 +333,7 @@ where
     let (offers, offered_extensions) = extensions_of(headers, SEC_WEBSOCKET_EXTENSIONS)?;
     // RFC 7692 §5.1: accept one permessage-deflate offer (the first acceptable), or
     // none; declining is not an error, the connection goes on uncompressed.
-    let deflate = opts.deflate.accept_offers(&offers);
+    let deflate = settings.deflate.accept_offers(&offers);
     let extensions = deflate.map(|params| params.to_string());
 
     Ok(Accept {
@@ -465,8 +370,8 @@ impl RequestHead {
     }
 
     /// Check this head as the opening handshake: the same as [`validate_request`].
-    pub fn validate(&self, opts: &ServerOptions) -> Result<Accept, HandshakeError> {
-        validate(&self.method, self.version, &self.headers, opts)
+    pub fn validate(&self, settings: &Settings) -> Result<Accept, HandshakeError> {
+        validate(&self.method, self.version, &self.headers, settings)
     }
 }
 
@@ -528,6 +433,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, Handsha
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ServerSettings;
 
     const KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -541,14 +447,18 @@ mod tests {
         ]
     }
 
-    fn check(headers: &[(&str, &[u8])], opts: &ServerOptions) -> Result<Accept, HandshakeError> {
+    fn check(headers: &[(&str, &[u8])], opts: &ServerSettings) -> Result<Accept, HandshakeError> {
+        let settings = Settings {
+            server: opts.clone(),
+            ..Default::default()
+        };
         validate_request(
-            &Request {
+            &RequestParts {
                 method: "GET",
                 version: HttpVersion::Http11,
                 headers,
             },
-            opts,
+            &settings,
         )
     }
 
@@ -561,7 +471,7 @@ mod tests {
 
     #[test]
     fn header_checks_report_the_first_failure_in_order() {
-        let opts = ServerOptions::default();
+        let opts = ServerSettings::default();
         assert_eq!(
             check(&without("host"), &opts),
             Err(HandshakeError::MissingHost)
@@ -589,7 +499,7 @@ mod tests {
 
     #[test]
     fn empty_host_is_missing_and_two_hosts_are_refused() {
-        let opts = ServerOptions::default();
+        let opts = ServerSettings::default();
         let mut headers = without("host");
         headers.push(("host", b" "));
         assert_eq!(check(&headers, &opts), Err(HandshakeError::MissingHost));
@@ -602,7 +512,7 @@ mod tests {
     fn key_is_trimmed_before_hashing() {
         let mut headers = without("sec-websocket-key");
         headers.push(("sec-websocket-key", b" \tdGhlIHNhbXBsZSBub25jZQ== "));
-        let accept = check(&headers, &ServerOptions::default()).unwrap();
+        let accept = check(&headers, &ServerSettings::default()).unwrap();
         assert_eq!(accept.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
@@ -611,14 +521,14 @@ mod tests {
         let mut headers = base();
         headers.push(("Sec-WebSocket-Version", b"13"));
         assert_eq!(
-            check(&headers, &ServerOptions::default()),
+            check(&headers, &ServerSettings::default()),
             Err(HandshakeError::UnsupportedVersion)
         );
     }
 
     #[test]
     fn origin_compares_case_insensitively_and_refuses_two_origins() {
-        let opts = ServerOptions::default().origins(["https://Example.com"]);
+        let opts = ServerSettings::default().origins(["https://Example.com"]);
         let mut headers = base();
         headers.push(("Origin", b" https://example.COM "));
         assert!(check(&headers, &opts).is_ok());
@@ -627,7 +537,7 @@ mod tests {
             check(&headers, &opts),
             Err(HandshakeError::OriginNotAllowed)
         );
-        assert!(check(&headers, &opts.clone().any_origin()).is_ok());
+        assert!(check(&headers, &opts.clone().origins(Vec::<String>::new())).is_ok());
     }
 
     #[test]
@@ -635,7 +545,7 @@ mod tests {
         let mut headers = base();
         headers.push(("Sec-WebSocket-Protocol", b"chat, a b"));
         assert_eq!(
-            check(&headers, &ServerOptions::default()),
+            check(&headers, &ServerSettings::default()),
             Err(HandshakeError::InvalidProtocolHeader)
         );
     }
@@ -644,13 +554,13 @@ mod tests {
     fn protocols_compare_exactly() {
         let mut headers = base();
         headers.push(("Sec-WebSocket-Protocol", b"Chat"));
-        let accept = check(&headers, &ServerOptions::default().protocols(["chat"])).unwrap();
+        let accept = check(&headers, &ServerSettings::default().protocols(["chat"])).unwrap();
         assert_eq!(accept.protocol, None);
     }
 
     #[test]
     fn set_extensions_checks_grammar() {
-        let mut accept = check(&base(), &ServerOptions::default()).unwrap();
+        let mut accept = check(&base(), &ServerSettings::default()).unwrap();
         assert_eq!(
             accept.set_extensions(Some("permessage-deflate\r\nEvil: 1".into())),
             Err(BuildError::InvalidExtensions(
@@ -672,9 +582,9 @@ mod tests {
 
     #[test]
     fn response_headers_leave_out_a_protocol_changed_to_a_non_token() {
-        let mut accept = check(&base(), &ServerOptions::default()).unwrap();
+        let mut accept = check(&base(), &ServerSettings::default()).unwrap();
         accept.protocol = Some("chat\r\nEvil: 1".into());
-        let opts = ServerOptions::default();
+        let opts = Settings::default();
         let headers = accept.response_headers(&opts);
         assert_eq!(headers.len(), 3);
         accept.accept_key = "x\r\ny".into();
@@ -686,7 +596,7 @@ mod tests {
         let (head, _) = parse_request(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.version, HttpVersion::Http10);
         assert_eq!(
-            head.validate(&ServerOptions::default()),
+            head.validate(&Settings::default()),
             Err(HandshakeError::UnsupportedHttpVersion)
         );
         assert_eq!(

@@ -4,7 +4,7 @@ use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 
-use crate::error::ProtocolError;
+use super::error::ProtocolError;
 
 /// A close status code (RFC 6455 §7.4).
 ///

@@ -2,18 +2,13 @@
 
 use std::{collections::VecDeque, io::IoSlice, mem};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::{
-    apply_mask, generate_mask,
-    output::{Output, SHARE_MIN},
-    CloseCode, CloseEvent, CloseFrame, Event, Extension, FrameHeader, Message, OpCode,
-    PreparedMessage, ReadyState, Role, Utf8Bytes, Utf8Validator, MAX_HEADER_LEN, MAX_REASON_LEN,
+    output::Output, CloseCode, CloseEvent, Event, Extension, FrameHeader, OpCode, ReadyState, Role,
+    Utf8Validator,
 };
-use crate::{
-    error::{CapacityError, ProtocolError},
-    Config, Error,
-};
+use crate::settings::ProtocolSettings;
 
 /// The protocol version string, as the seed's `version` returns it.
 pub const VERSION: &str = "hybi-13";
@@ -39,9 +34,9 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 ///
 /// ```
 /// use websocket_driver::proto::{Connection, Event, Message, Role};
-/// use websocket_driver::Config;
+/// use websocket_driver::ProtocolSettings;
 ///
-/// let mut server = Connection::new(Role::Server, Config::default());
+/// let mut server = Connection::new(Role::Server, ProtocolSettings::default());
 /// server.open();
 /// // A masked text frame "Hello" (RFC 6455 §5.7).
 /// server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
@@ -55,40 +50,40 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    role: Role,
-    config: Config,
-    state: ReadyState,
-    read_buf: BytesMut,
-    frame: Option<InFrame>,
-    msg: Assembly,
-    events: VecDeque<Event>,
-    output: Output,
-    protocol: Option<String>,
-    extension: Option<Box<dyn Extension>>,
+    pub(super) role: Role,
+    pub(super) config: ProtocolSettings,
+    pub(super) state: ReadyState,
+    pub(super) read_buf: BytesMut,
+    pub(super) frame: Option<InFrame>,
+    pub(super) msg: Assembly,
+    pub(super) events: VecDeque<Event>,
+    pub(super) output: Output,
+    pub(super) protocol: Option<String>,
+    pub(super) extension: Option<Box<dyn Extension>>,
     /// After the connection is closed or failed, input is dropped unread
     /// (RFC 6455 §7.1.7: "MUST NOT continue to attempt to process data").
-    discarding: bool,
+    pub(super) discarding: bool,
     /// A failure found in the input, applied when its [`Event::Error`] is taken.
-    pending_failure: Option<(CloseCode, String)>,
+    pub(super) pending_failure: Option<(CloseCode, String)>,
     /// The peer's Close was read: the code of our reply (sent if we have not sent a
     /// Close yet), applied when its [`Event::Close`] is taken.
-    pending_close: Option<CloseCode>,
-    failed: bool,
-    eof_received: bool,
+    pub(super) pending_close: Option<CloseCode>,
+    pub(super) failed: bool,
+    pub(super) eof_received: bool,
 }
 
 /// A frame whose header is decoded and whose payload is still arriving.
 #[derive(Debug)]
-struct InFrame {
-    header: FrameHeader,
-    len: usize,
+pub(super) struct InFrame {
+    pub(super) header: FrameHeader,
+    pub(super) len: usize,
     /// Payload bytes already unmasked (and checked, for inline UTF-8).
-    processed: usize,
-    kind: FrameKind,
+    pub(super) processed: usize,
+    pub(super) kind: FrameKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FrameKind {
+pub(super) enum FrameKind {
     /// A control frame: handled once whole (at most 125 bytes).
     Control,
     /// A data frame: unmasked, and UTF-8 checked when `utf8`, as its bytes arrive.
@@ -99,20 +94,20 @@ enum FrameKind {
 
 /// The message being assembled.
 #[derive(Debug, Default)]
-struct Assembly {
+pub(super) struct Assembly {
     /// `Text` or `Binary` while a message is in progress.
-    opcode: Option<OpCode>,
+    pub(super) opcode: Option<OpCode>,
     /// The first frame carried the extension's RSV bits.
-    compressed: bool,
+    pub(super) compressed: bool,
     /// Payload bytes so far, as declared by the headers (uncompressed messages).
-    size: u64,
-    fragments: usize,
-    buf: BytesMut,
-    utf8: Utf8Validator,
+    pub(super) size: u64,
+    pub(super) fragments: usize,
+    pub(super) buf: BytesMut,
+    pub(super) utf8: Utf8Validator,
 }
 
 impl Assembly {
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.opcode = None;
         self.compressed = false;
         self.size = 0;
@@ -125,7 +120,7 @@ impl Assembly {
 impl Connection {
     /// A connection in the `Connecting` state: call [`open`](Self::open) once the
     /// opening handshake is done. Messages sent before that are queued.
-    pub fn new(role: Role, config: Config) -> Self {
+    pub fn new(role: Role, config: ProtocolSettings) -> Self {
         Connection {
             role,
             config,
@@ -177,7 +172,7 @@ impl Connection {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &ProtocolSettings {
         &self.config
     }
 
@@ -418,538 +413,4 @@ impl Connection {
             _ => false,
         }
     }
-
-    // ----- sending -----
-
-    /// Send a text message (the seed's `send-text`).
-    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.send_data(OpCode::Text, text.as_bytes())
-    }
-
-    /// Send a binary message (the seed's `send-binary`).
-    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.send_data(OpCode::Binary, data)
-    }
-
-    /// Send a message (the seed's `send`).
-    pub fn send(&mut self, message: &Message) -> Result<(), Error> {
-        let (opcode, payload) = match message {
-            Message::Text(t) => (OpCode::Text, t.as_bytes()),
-            Message::Binary(b) => (OpCode::Binary, b),
-        };
-        if self.extension.is_none() && self.state.can_send() {
-            // The message's own bytes can go out as they are: no copy when large.
-            self.write_frame_shared(opcode, payload);
-            return Ok(());
-        }
-        self.send_data(opcode, payload)
-    }
-
-    /// Send a Ping with up to 125 bytes of payload (the seed's `send-ping`).
-    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.send_control(OpCode::Ping, payload)
-    }
-
-    /// Send a Pong with up to 125 bytes of payload (an unsolicited Pong is a
-    /// one-way heartbeat, RFC 6455 §5.5.3).
-    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.send_control(OpCode::Pong, payload)
-    }
-
-    /// Start the closing handshake (the seed's `close-connection`): send a Close
-    /// frame with `code` and `reason` and wait for the peer's. Before the connection
-    /// opened, it closes at once and the queued frames are dropped.
-    ///
-    /// `code` must be one that [`CloseCode::is_allowed`] accepts and `reason` at most
-    /// 123 bytes.
-    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        if !code.is_allowed() {
-            return Err(Error::InvalidCloseCode(code.0));
-        }
-        if reason.len() > MAX_REASON_LEN {
-            return Err(Error::ControlPayloadTooLarge(2 + reason.len()));
-        }
-        match self.state {
-            ReadyState::Connecting => {
-                self.output.clear();
-                self.finish(CloseEvent {
-                    code,
-                    reason: reason.to_owned(),
-                    was_clean: false,
-                });
-                Ok(())
-            }
-            ReadyState::Open => {
-                self.write_close(code, reason);
-                self.state = ReadyState::Closing;
-                tracing::debug!(code = code.0, "websocket closing");
-                Ok(())
-            }
-            _ => Err(Error::ConnectionClosed),
-        }
-    }
-
-    /// Fail the connection (RFC 6455 §7.1.7): send a Close frame with `code` if the
-    /// connection is open, stop reading, and close. Use it for conditions the I/O
-    /// layer detects (1001 on shutdown or idle timeout, 1008 on a policy, 1011 on an
-    /// internal error). `code` should be one that [`CloseCode::is_allowed`] accepts;
-    /// any other code closes without sending a Close frame. The reason is cut to 123
-    /// bytes.
-    pub fn fail(&mut self, code: CloseCode, reason: &str) {
-        let reason = truncate_reason(reason);
-        if self.state == ReadyState::Closed || self.pending_close.is_some() {
-            return;
-        }
-        if self.state == ReadyState::Open && code.is_allowed() {
-            self.write_close(code, reason);
-        }
-        if self.state == ReadyState::Connecting {
-            self.output.clear();
-        }
-        self.failed = true;
-        self.finish(CloseEvent {
-            code,
-            reason: reason.to_owned(),
-            was_clean: false,
-        });
-    }
-
-    /// Send a message prepared once for many connections (a broadcast): the
-    /// prepared compressed frame when this connection's agreement allows it
-    /// ([`Extension::accepts_prepared`]: permessage-deflate without context takeover
-    /// on our side, a window at least as large), else the message compressed for this
-    /// connection, or the plain frame when this connection does not compress. A
-    /// server copies the prepared frame's bytes as they are; a client masks them.
-    pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
-        if !self.state.can_send() {
-            return Err(Error::ConnectionClosed);
-        }
-        let opcode = prepared.opcode();
-        match (&self.extension, prepared.compressed_payload()) {
-            (Some(ext), Some((payload, bits))) if ext.accepts_prepared(bits) => {
-                let rsv = ext.rsv();
-                match (self.role, prepared.compressed_frame()) {
-                    (Role::Server, Some(frame)) => self.output.push_frame(frame),
-                    _ => self.write_frame(opcode, rsv, payload),
-                }
-                Ok(())
-            }
-            (Some(_), Some(_)) => self.send_data(opcode, prepared.payload()),
-            _ => {
-                // Uncompressed (RSV1 clear) is valid whatever was negotiated.
-                match self.role {
-                    Role::Server => self.output.push_frame(prepared.frame()),
-                    Role::Client => self.write_frame(opcode, 0, prepared.payload()),
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
-        if !self.state.can_send() {
-            return Err(Error::ConnectionClosed);
-        }
-        if let Some(ext) = self.extension.as_mut() {
-            // The extension writes its payload into the output after room for the
-            // largest header; the header goes in front once the length is known and
-            // the payload moves up against it (no buffer of the extension's own).
-            let out = self.output.tail_mut();
-            let frame_start = out.len();
-            let payload_start = frame_start + MAX_HEADER_LEN;
-            out.resize(payload_start, 0);
-            let encoded = match ext.encode(opcode, payload, out) {
-                Ok(encoded) => encoded,
-                Err(err) => {
-                    out.truncate(frame_start);
-                    return Err(err);
-                }
-            };
-            if encoded {
-                let rsv = ext.rsv();
-                let len = out.len() - payload_start;
-                let mask = self.role.masks_outgoing().then(generate_mask);
-                let header = FrameHeader {
-                    fin: true,
-                    rsv,
-                    opcode,
-                    mask,
-                    payload_len: len as u64,
-                };
-                let mut bytes = [0u8; MAX_HEADER_LEN];
-                let header_len = header.encode(&mut bytes);
-                out.copy_within(payload_start.., frame_start + header_len);
-                out.truncate(frame_start + header_len + len);
-                out[frame_start..frame_start + header_len].copy_from_slice(&bytes[..header_len]);
-                if let Some(mask) = mask {
-                    apply_mask(&mut out[frame_start + header_len..], mask, 0);
-                }
-                return Ok(());
-            }
-            out.truncate(frame_start);
-        }
-        self.write_frame(opcode, 0, payload);
-        Ok(())
-    }
-
-    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
-        if payload.len() > MAX_CONTROL_PAYLOAD {
-            return Err(Error::ControlPayloadTooLarge(payload.len()));
-        }
-        if !self.state.can_send() {
-            return Err(Error::ConnectionClosed);
-        }
-        self.write_frame(opcode, 0, payload);
-        Ok(())
-    }
-
-    fn write_close(&mut self, code: CloseCode, reason: &str) {
-        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-        payload[..2].copy_from_slice(&code.0.to_be_bytes());
-        payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
-        self.write_frame(OpCode::Close, 0, &payload[..2 + reason.len()]);
-    }
-
-    /// Append one whole frame to the output; a client masks it with a fresh key
-    /// (RFC 6455 §5.3: "The masking key ... MUST" be fresh for each frame).
-    fn write_frame(&mut self, opcode: OpCode, rsv: u8, payload: &[u8]) {
-        let mask = self.role.masks_outgoing().then(generate_mask);
-        let header = FrameHeader {
-            fin: true,
-            rsv,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
-        let out = self.output.tail_mut();
-        out.reserve(header.encoded_len() + payload.len());
-        header.encode_into(out);
-        let start = out.len();
-        out.extend_from_slice(payload);
-        if let Some(mask) = mask {
-            apply_mask(&mut out[start..], mask, 0);
-        }
-    }
-
-    /// [`write_frame`](Self::write_frame) for a payload held in `Bytes`: a large one
-    /// that needs no mask (RFC 6455 §5.1: a server's frames are not masked) is
-    /// queued by reference after its header, not copied.
-    fn write_frame_shared(&mut self, opcode: OpCode, payload: &Bytes) {
-        if self.role.masks_outgoing() || payload.len() < SHARE_MIN {
-            return self.write_frame(opcode, 0, payload);
-        }
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            payload_len: payload.len() as u64,
-        };
-        header.encode_into(self.output.tail_mut());
-        self.output.push_shared(payload.clone());
-    }
-
-    // ----- receiving -----
-
-    fn run(&mut self, buf: &mut BytesMut) {
-        if let Err(err) = self.process(buf) {
-            self.fail_with(err);
-        }
-        if self.discarding {
-            buf.clear();
-        }
-    }
-
-    fn process(&mut self, buf: &mut BytesMut) -> Result<(), Error> {
-        while !self.discarding {
-            if self.frame.is_none() {
-                let Some((header, header_len)) = FrameHeader::decode(buf)? else {
-                    return Ok(());
-                };
-                let kind = self.check_header(&header)?;
-                buf.advance(header_len);
-                // `check_header` bounded the length by `max_frame_size`, a `usize`.
-                let len = header.payload_len as usize;
-                self.frame = Some(InFrame {
-                    header,
-                    len,
-                    processed: 0,
-                    kind,
-                });
-            }
-            let Some(frame) = self.frame.as_mut() else {
-                return Ok(());
-            };
-            let avail = buf.len().min(frame.len);
-            match frame.kind {
-                FrameKind::Discard => {
-                    // Skipped bytes leave the buffer at once: `buf` starts past them.
-                    let skip = buf.len().min(frame.len - frame.processed);
-                    buf.advance(skip);
-                    frame.processed += skip;
-                    if frame.processed < frame.len {
-                        return Ok(());
-                    }
-                    self.frame = None;
-                }
-                FrameKind::Control => {
-                    if avail < frame.len {
-                        return Ok(());
-                    }
-                    let header = frame.header;
-                    self.frame = None;
-                    let mut payload = buf.split_to(header.payload_len as usize);
-                    if let Some(mask) = header.mask {
-                        apply_mask(&mut payload, mask, 0);
-                    }
-                    self.handle_control(header.opcode, payload.freeze())?;
-                }
-                FrameKind::Data { utf8 } => {
-                    if avail > frame.processed {
-                        let new = &mut buf[frame.processed..avail];
-                        if let Some(mask) = frame.header.mask {
-                            apply_mask(new, mask, frame.processed);
-                        }
-                        if utf8 {
-                            // RFC 6455 §8.1, checked on partial payloads as they arrive.
-                            self.msg.utf8.feed(new)?;
-                        }
-                        frame.processed = avail;
-                    }
-                    if frame.processed < frame.len {
-                        return Ok(());
-                    }
-                    let (header, len) = (frame.header, frame.len);
-                    self.frame = None;
-                    let payload = buf.split_to(len).freeze();
-                    self.handle_data(header.fin, payload)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Check a header before any of its payload is read, and start or continue the
-    /// message it belongs to.
-    fn check_header(&mut self, h: &FrameHeader) -> Result<FrameKind, Error> {
-        // RFC 6455 §5.1: "a server MUST close the connection upon receiving a frame
-        // that is not masked"; "A client MUST close a connection if it detects a
-        // masked frame".
-        match self.role {
-            Role::Server if h.mask.is_none() => {
-                return Err(ProtocolError::UnmaskedFrameFromClient.into())
-            }
-            Role::Client if h.mask.is_some() => {
-                return Err(ProtocolError::MaskedFrameFromServer.into())
-            }
-            _ => {}
-        }
-        // RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint
-        // MUST _Fail the WebSocket Connection_."
-        if let OpCode::Reserved(op) = h.opcode {
-            return Err(ProtocolError::ReservedOpcode(op).into());
-        }
-        if h.opcode.is_control() {
-            // RFC 6455 §5.2: RSV bits "MUST be 0 unless an extension is negotiated
-            // that defines meanings"; no extension we know uses them on control frames
-            // (RFC 7692 §6: RSV1 only on the first frame of a data message).
-            if h.rsv != 0 {
-                return Err(ProtocolError::ReservedBitsSet(h.rsv).into());
-            }
-            // RFC 6455 §5.5: "All control frames MUST have a payload length of 125
-            // bytes or less and MUST NOT be fragmented."
-            if !h.fin {
-                return Err(ProtocolError::FragmentedControlFrame.into());
-            }
-            if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
-                return Err(ProtocolError::ControlFrameTooLarge(h.payload_len).into());
-            }
-            return Ok(FrameKind::Control);
-        }
-        let allowed_rsv = match (h.opcode, &self.extension) {
-            (OpCode::Text | OpCode::Binary, Some(ext)) => ext.rsv(),
-            _ => 0,
-        };
-        if h.rsv & !allowed_rsv != 0 {
-            return Err(ProtocolError::ReservedBitsSet(h.rsv).into());
-        }
-        if h.payload_len > self.config.max_frame_size as u64 {
-            return Err(CapacityError::FrameTooLarge {
-                size: h.payload_len,
-                max: self.config.max_frame_size,
-            }
-            .into());
-        }
-        if self.state == ReadyState::Closing {
-            // RFC 6455 §5.5.1: after sending a Close frame we wait for the peer's
-            // Close; data that comes first is dropped, unbuffered.
-            return Ok(FrameKind::Discard);
-        }
-        // RFC 6455 §5.4: fragments are a first frame, then continuations, then FIN.
-        match (h.opcode, self.msg.opcode) {
-            (OpCode::Continuation, None) => {
-                return Err(ProtocolError::UnexpectedContinuation.into())
-            }
-            (OpCode::Text | OpCode::Binary, Some(_)) => {
-                return Err(ProtocolError::ExpectedContinuation.into())
-            }
-            (OpCode::Text | OpCode::Binary, None) => {
-                self.msg.opcode = Some(h.opcode);
-                self.msg.compressed = h.rsv != 0;
-            }
-            _ => {}
-        }
-        self.msg.fragments += 1;
-        if self.msg.fragments > self.config.max_fragments {
-            return Err(CapacityError::TooManyFragments {
-                max: self.config.max_fragments,
-            }
-            .into());
-        }
-        // The message limit, before the payload is buffered; compressed messages are
-        // held to it on their inflated size by the extension.
-        if !self.msg.compressed {
-            let size = self.msg.size + h.payload_len;
-            if size > self.config.max_message_size as u64 {
-                return Err(CapacityError::MessageTooLarge {
-                    size,
-                    max: self.config.max_message_size,
-                }
-                .into());
-            }
-            self.msg.size = size;
-        }
-        let utf8 = self.msg.opcode == Some(OpCode::Text) && !self.msg.compressed;
-        Ok(FrameKind::Data { utf8 })
-    }
-
-    fn handle_data(&mut self, fin: bool, payload: Bytes) -> Result<(), Error> {
-        let text = self.msg.opcode == Some(OpCode::Text);
-        if self.msg.compressed {
-            let start = self.msg.buf.len();
-            let limit = self.config.max_message_size.saturating_sub(start);
-            if let Some(ext) = self.extension.as_mut() {
-                ext.decode(&payload, fin, &mut self.msg.buf, limit)?;
-            }
-            if text {
-                self.msg.utf8.feed(&self.msg.buf[start..])?;
-            }
-        } else if fin && self.msg.fragments == 1 {
-            // A single-frame message: its payload is the message, not copied.
-            if text {
-                self.msg.utf8.finish()?;
-            }
-            self.msg.reset();
-            self.events.push_back(Event::Message(if text {
-                Message::Text(Utf8Bytes::from_validated(payload))
-            } else {
-                Message::Binary(payload)
-            }));
-            return Ok(());
-        } else {
-            self.msg.buf.extend_from_slice(&payload);
-        }
-        if fin {
-            if text {
-                self.msg.utf8.finish()?;
-            }
-            let data = self.msg.buf.split().freeze();
-            self.msg.reset();
-            self.events.push_back(Event::Message(if text {
-                Message::Text(Utf8Bytes::from_validated(data))
-            } else {
-                Message::Binary(data)
-            }));
-        }
-        Ok(())
-    }
-
-    fn handle_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
-        match opcode {
-            OpCode::Ping => {
-                // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send
-                // a Pong frame in response ... with identical Application data", in
-                // order with the frames already queued.
-                if self.state == ReadyState::Open && self.config.auto_pong {
-                    self.write_frame(OpCode::Pong, 0, &payload);
-                }
-                self.events.push_back(Event::Ping(payload));
-            }
-            OpCode::Pong => self.events.push_back(Event::Pong(payload)),
-            OpCode::Close => {
-                let frame = CloseFrame::decode(&payload)?;
-                // The reply (RFC 6455 §5.5.1) is written when the Close event is
-                // taken, after any reply to the messages before it.
-                self.pending_close = Some(frame.as_ref().map_or(CloseCode::NORMAL, |f| f.code));
-                let (code, reason) = match frame {
-                    Some(f) => (f.code, f.reason),
-                    None => (CloseCode::NO_STATUS, String::new()),
-                };
-                tracing::debug!(code = code.0, "websocket close received");
-                // RFC 6455 §5.5.1: after the Close frame nothing more is read.
-                self.discarding = true;
-                self.frame = None;
-                self.msg.reset();
-                self.read_buf = BytesMut::new();
-                self.events.push_back(Event::Close(CloseEvent {
-                    code,
-                    reason,
-                    was_clean: true,
-                }));
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Fail the connection because of `err`: stop reading (RFC 6455 §7.1.7: "MUST NOT
-    /// continue to attempt to process data ... after being instructed to _Fail the
-    /// WebSocket Connection_") and queue [`Event::Error`]; [`poll_event`](Self::poll_event)
-    /// applies the failure, with `err.close_code()` (1011 when it has none), when it
-    /// takes that event. The core calls it for what the peer sent; the I/O layer for
-    /// what it detects (an idle timeout, back-pressure). Does nothing once closed or
-    /// already failing.
-    pub fn fail_with(&mut self, err: Error) {
-        if self.state == ReadyState::Closed
-            || self.pending_failure.is_some()
-            || self.pending_close.is_some()
-        {
-            return;
-        }
-        let code = err.close_code().unwrap_or(CloseCode::INTERNAL_ERROR);
-        tracing::debug!(error = %err, code = code.0, "failing websocket connection");
-        self.pending_failure = Some((code, err.to_string()));
-        self.discarding = true;
-        self.frame = None;
-        self.msg.reset();
-        self.read_buf = BytesMut::new();
-        self.events.push_back(Event::Error(err));
-    }
-
-    /// Enter `Closed`, report it once, and drop whatever input follows.
-    fn finish(&mut self, event: CloseEvent) {
-        tracing::debug!(
-            code = event.code.0,
-            clean = event.was_clean,
-            "websocket closed"
-        );
-        self.state = ReadyState::Closed;
-        self.discarding = true;
-        self.frame = None;
-        self.msg.reset();
-        self.read_buf = BytesMut::new();
-        self.events.push_back(Event::Close(event));
-    }
-}
-
-/// Cut a reason to at most 123 bytes, on a character boundary.
-fn truncate_reason(reason: &str) -> &str {
-    if reason.len() <= MAX_REASON_LEN {
-        return reason;
-    }
-    let mut end = MAX_REASON_LEN;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
 }

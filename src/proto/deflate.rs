@@ -2,20 +2,18 @@
 //! agreed on it, and messages compressed once for many connections.
 //!
 //! The negotiation that produces a [`Deflate`] lives with the handshake
-//! ([`DeflateConfig::accept_offer`], [`DeflateConfig::accept_response`]).
+//! ([`DeflateSettings::accept_offer`], [`DeflateSettings::accept_response`]).
 
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 use zlib_rs::{DeflateFlush, InflateFlush, Status};
 
-use super::{Extension, FrameHeader, Message, OpCode, Role, RSV1};
-use crate::{
-    config::DeflateConfig,
-    error::{CapacityError, ExtensionError},
-    proto::CloseCode,
-    Error,
+use super::{
+    error::{CapacityError, Error, ExtensionError},
+    CloseCode, Extension, FrameHeader, Message, OpCode, Role, RSV1,
 };
+use crate::settings::DeflateSettings;
 
 /// The extension's token (RFC 7692 §7).
 pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
@@ -116,12 +114,11 @@ fn reserve_bounded(out: &mut BytesMut, step: usize, bound: usize) {
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
 }
 
-fn internal(message: &str) -> Error {
+fn internal(message: &str) -> ExtensionError {
     ExtensionError {
         close_code: CloseCode::INTERNAL_ERROR,
         message: message.to_owned(),
     }
-    .into()
 }
 
 /// Compress `input` as one sync-flushed piece appended to `out`, without the
@@ -134,7 +131,7 @@ fn deflate_into(
     c: &mut zlib_rs::Deflate,
     mut input: &[u8],
     out: &mut BytesMut,
-) -> Result<(), Error> {
+) -> Result<(), ExtensionError> {
     let begin = out.len();
     loop {
         let start = out.len();
@@ -177,10 +174,10 @@ fn deflate_into(
 /// ```
 /// use bytes::BytesMut;
 /// use websocket_driver::proto::{Deflate, DeflateParams, Extension, OpCode, Role};
-/// use websocket_driver::DeflateConfig;
+/// use websocket_driver::DeflateSettings;
 ///
 /// let params = DeflateParams::default();
-/// let mut server = Deflate::new(Role::Server, params, &DeflateConfig::on());
+/// let mut server = Deflate::new(Role::Server, params, &DeflateSettings::on());
 /// let mut out = BytesMut::new();
 /// assert!(server.encode(OpCode::Text, b"Hello", &mut out).unwrap());
 /// assert_eq!(&out[..], [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]); // RFC 7692 §7.2.3.1
@@ -224,7 +221,7 @@ impl Deflate {
     /// The codec for `role` under the agreement `params`, compressing with the
     /// level, memory level and threshold of `config` (its window and context
     /// choices were already folded into `params` by the negotiation).
-    pub fn new(role: Role, params: DeflateParams, config: &DeflateConfig) -> Self {
+    pub fn new(role: Role, params: DeflateParams, config: &DeflateSettings) -> Self {
         let server_bits = params.server_max_window_bits.unwrap_or(15);
         let client_bits = params.client_max_window_bits.unwrap_or(15);
         let (ours, theirs, our_reset, their_reset) = match role {
@@ -399,7 +396,7 @@ impl Extension for Deflate {
         _opcode: OpCode,
         payload: &[u8],
         out: &mut BytesMut,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, ExtensionError> {
         if payload.len() < self.threshold {
             // RFC 7692 §6.1: a message may be sent uncompressed, RSV1 clear.
             return Ok(false);
@@ -452,9 +449,9 @@ impl Extension for Deflate {
 ///
 /// ```
 /// use websocket_driver::proto::{Message, PreparedMessage};
-/// use websocket_driver::DeflateConfig;
+/// use websocket_driver::DeflateSettings;
 ///
-/// let config = DeflateConfig::on().server_no_context_takeover(true);
+/// let config = DeflateSettings::on().server_no_context_takeover(true);
 /// let prepared = PreparedMessage::new(Message::from("Hello"), &config);
 /// assert_eq!(&prepared.frame()[..], b"\x81\x05Hello");
 /// // Compressed, "Hello" alone would grow (7 bytes): it is sent plain.
@@ -497,7 +494,7 @@ fn server_frame(opcode: OpCode, rsv: u8, payload: &[u8]) -> Bytes {
 impl PreparedMessage {
     /// Prepare `message`, compressed as `config` says when it is enabled, the
     /// message is at least its threshold long, and the compressed form is smaller.
-    pub fn new(message: impl Into<Message>, config: &DeflateConfig) -> Self {
+    pub fn new(message: impl Into<Message>, config: &DeflateSettings) -> Self {
         let (opcode, payload) = match message.into() {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(data) => (OpCode::Binary, data),

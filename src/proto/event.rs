@@ -2,8 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{CloseCode, Message};
-use crate::Error;
+use super::{CloseCode, Error, Message};
 
 /// Something that happened on a connection, drained with
 /// [`Connection::poll_event`](super::Connection::poll_event).

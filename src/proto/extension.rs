@@ -4,8 +4,10 @@ use std::fmt;
 
 use bytes::BytesMut;
 
-use super::OpCode;
-use crate::Error;
+use super::{
+    error::{Error, ExtensionError},
+    OpCode,
+};
 
 /// An extension negotiated in the opening handshake, applied per message.
 ///
@@ -26,7 +28,7 @@ pub trait Extension: fmt::Debug + Send {
     /// extension's bits, appending the result to `out`. `fin` marks the message's
     /// last frame. `limit` is how many more bytes `out` may receive for this
     /// message: going past it must stop the work and return
-    /// [`CapacityError::MessageTooLarge`](crate::error::CapacityError::MessageTooLarge).
+    /// [`CapacityError::MessageTooLarge`](super::CapacityError::MessageTooLarge).
     fn decode(
         &mut self,
         payload: &[u8],
@@ -39,8 +41,12 @@ pub trait Extension: fmt::Debug + Send {
     /// (the connection's output, so nothing is copied on the way): `Ok(true)` sends
     /// what was appended with the extension's bits on the first frame; `Ok(false)`,
     /// with `out` left as it was, sends the message as is.
-    fn encode(&mut self, opcode: OpCode, payload: &[u8], out: &mut BytesMut)
-        -> Result<bool, Error>;
+    fn encode(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<bool, ExtensionError>;
 
     /// Whether a payload encoded once, on its own, with an LZ77 window of
     /// `window_bits` (a [`PreparedMessage`](super::PreparedMessage)), may be sent as is

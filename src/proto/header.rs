@@ -2,8 +2,8 @@
 
 use bytes::{BufMut, BytesMut};
 
+use super::error::ProtocolError;
 use super::OpCode;
-use crate::error::ProtocolError;
 
 /// The largest header: 2 bytes, 8 bytes of extended length, 4 bytes of mask.
 pub const MAX_HEADER_LEN: usize = 14;

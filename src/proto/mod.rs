@@ -6,6 +6,7 @@
 mod close;
 mod connection;
 mod deflate;
+mod error;
 mod event;
 mod extension;
 mod header;
@@ -13,7 +14,9 @@ mod mask;
 mod message;
 mod opcode;
 mod output;
+mod receive;
 mod role;
+mod send;
 mod state;
 mod utf8;
 
@@ -21,6 +24,7 @@ pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 pub use connection::{Connection, MAX_CONTROL_PAYLOAD, VERSION};
 pub(crate) use deflate::compress_bits as deflate_compress_bits;
 pub use deflate::{Deflate, DeflateParams, PreparedMessage, INFLATE_STEP, PERMESSAGE_DEFLATE};
+pub use error::{CapacityError, Error, ExtensionError, ProtocolError, SendError};
 pub use event::{CloseEvent, Event};
 pub use extension::Extension;
 pub use header::{FrameHeader, MAX_HEADER_LEN, RSV1, RSV2, RSV3};

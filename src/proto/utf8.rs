@@ -1,6 +1,6 @@
 //! Incremental UTF-8 validation for text that arrives in pieces.
 
-use crate::error::ProtocolError;
+use super::error::ProtocolError;
 
 /// Checks UTF-8 piece by piece, failing at the first piece that holds an invalid byte.
 ///

@@ -6,11 +6,12 @@
 #![allow(dead_code)]
 
 use websocket_driver::{
-    error::{CapacityError, ProtocolError},
+    proto::Error,
+    proto::{CapacityError, ProtocolError},
     proto::{
         CloseCode, CloseEvent, Connection, Event, FrameHeader, Message, OpCode, ReadyState, Role,
     },
-    Config, Error,
+    ProtocolSettings,
 };
 
 /// The masking key of RFC 6455 §5.7's masked "Hello" example; the default key for
@@ -266,11 +267,11 @@ pub fn xor(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// A connection with the default configuration, opened; its `Open` event is taken
 /// (and checked).
 pub fn open_conn(role: Role) -> Connection {
-    open_conn_with(role, Config::default())
+    open_conn_with(role, ProtocolSettings::default())
 }
 
 /// A connection with `config`, opened; its `Open` event is taken (and checked).
-pub fn open_conn_with(role: Role, config: Config) -> Connection {
+pub fn open_conn_with(role: Role, config: ProtocolSettings) -> Connection {
     let mut conn = Connection::new(role, config);
     assert_eq!(conn.ready_state(), ReadyState::Connecting);
     conn.open();
@@ -539,7 +540,7 @@ pub struct Run {
 
 /// Open a connection with `config`, feed it `chunks` one `receive` at a time, taking
 /// events and output after each.
-pub fn run_chunks(role: Role, config: &Config, chunks: &[&[u8]]) -> Run {
+pub fn run_chunks(role: Role, config: &ProtocolSettings, chunks: &[&[u8]]) -> Run {
     let mut conn = Connection::new(role, config.clone());
     conn.open();
     let mut events = drain(&mut conn);
@@ -560,7 +561,7 @@ pub fn run_chunks(role: Role, config: &Config, chunks: &[&[u8]]) -> Run {
 /// Feed `input` whole, then split in two at every point, then byte by byte, each on
 /// a fresh connection; every run must produce the same events, output and state.
 /// Returns the run.
-pub fn assert_every_split(role: Role, config: &Config, input: &[u8]) -> Run {
+pub fn assert_every_split(role: Role, config: &ProtocolSettings, input: &[u8]) -> Run {
     let whole = run_chunks(role, config, &[input]);
     for at in 1..input.len() {
         let (a, b) = input.split_at(at);
@@ -579,7 +580,7 @@ pub fn assert_every_split(role: Role, config: &Config, input: &[u8]) -> Run {
 /// Returns the connection fed whole, for further checks.
 pub fn check_receive(
     role: Role,
-    config: &Config,
+    config: &ProtocolSettings,
     input: &[u8],
     events: &[Ev],
     output: &[Frame],
@@ -602,7 +603,7 @@ pub fn check_receive(
 /// is `Closed`, the transport is to be closed, and later input is discarded.
 pub fn check_fails(
     role: Role,
-    config: &Config,
+    config: &ProtocolSettings,
     input: &[u8],
     before: &[Ev],
     out_before: &[Frame],

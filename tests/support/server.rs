@@ -48,7 +48,7 @@ impl Handler<ws::Message> for Recorder {
     fn handle(&mut self, msg: ws::Message, _: &mut Context<Self>) {
         if self.echo {
             if let Some(conn) = &self.conn {
-                let _ = conn.send(msg.clone());
+                conn.send(msg.clone());
             }
         }
         let _ = self.tx.send(Seen::Message(msg));
@@ -86,7 +86,7 @@ impl TestServer {
             App::new()
                 .app_data(server.clone())
                 .default_service(web::get().to(
-                    move |req: ws::Request, server: web::Data<ws::Server>| {
+                    move |req: ws::Upgrade, server: web::Data<ws::Server>| {
                         let actor = Recorder {
                             tx: tx.clone(),
                             conn: None,
@@ -159,7 +159,7 @@ impl RawClient {
             );
             head.push(byte[0]);
         }
-        let mut core = Connection::new(Role::Client, ws::Config::default());
+        let mut core = Connection::new(Role::Client, ws::ProtocolSettings::default());
         core.open();
         assert!(matches!(core.poll_event(), Some(Event::Open)));
         (RawClient { stream, core }, String::from_utf8(head).unwrap())
@@ -239,10 +239,12 @@ pub fn listen_recorder(
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let running = server
-        .listen_on(listener, 1, move || Recorder {
-            tx: tx.clone(),
-            conn: None,
-            echo: true,
+        .listen_on(listener, 1, move |_| {
+            Ok(Recorder {
+                tx: tx.clone(),
+                conn: None,
+                echo: true,
+            })
         })
         .unwrap();
     let handle = running.handle();
@@ -258,9 +260,9 @@ pub async fn send_until_stuck(conn: &ws::Conn) {
     let chunk = vec![7u8; 64 * 1024];
     let mut refused_since = None;
     for _ in 0..1_024 {
-        match conn.send_binary(&chunk) {
-            Ok(()) => refused_since = None,
-            Err(ws::Error::Backpressure { .. }) => {
+        match conn.send_binary(&chunk).into_result() {
+            Ok(_) => refused_since = None,
+            Err(ws::SendError::Backpressure { .. }) => {
                 let since = *refused_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > Duration::from_millis(100) {
                     return;

@@ -1,12 +1,14 @@
-//! The crate's one error type, and its parts.
+//! The core's errors: why a connection failed ([`Error`], carried by
+//! [`Event::Error`](super::Event::Error)) and why a send was refused ([`SendError`]).
+//! Nothing here is about I/O: timeouts, back-pressure and transport errors belong to
+//! the layers above.
 
-use crate::{handshake::HandshakeError, proto::CloseCode};
+use super::CloseCode;
 
-/// Everything that can go wrong in this crate.
-///
-/// Errors caused by the peer ([`Error::Protocol`], [`Error::Capacity`]) know the close
-/// code the connection fails with: see [`Error::close_code`].
-#[derive(Debug, thiserror::Error)]
+/// Why the core failed a connection: the peer broke RFC 6455 or a limit, or a
+/// negotiated extension could not decode the peer's data. Each variant knows its
+/// close code ([`close_code`](Self::close_code)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The peer broke RFC 6455 (close code 1002, or 1007 for invalid UTF-8).
@@ -15,80 +17,44 @@ pub enum Error {
     /// The peer sent more than a configured limit allows (close code 1009).
     #[error("limit exceeded: {0}")]
     Capacity(#[from] CapacityError),
-    /// The opening handshake failed.
-    #[error("handshake failed: {0}")]
-    Handshake(#[from] HandshakeError),
-    /// A negotiated extension failed on the peer's data (close code 1002 unless the
-    /// extension says otherwise).
+    /// A negotiated extension failed on the peer's data (its own close code: 1002
+    /// for an invalid deflate stream, 1011 for an internal failure).
     #[error("extension error: {0}")]
     Extension(#[from] ExtensionError),
-    /// The connection is closing or closed: nothing more can be sent.
-    #[error("connection is closed")]
-    ConnectionClosed,
-    /// A control frame payload (ping, pong, close reason plus code) over 125 bytes
-    /// was asked to be sent (RFC 6455 §5.5).
-    #[error("control frame payload of {0} bytes is over 125")]
-    ControlPayloadTooLarge(usize),
-    /// A close code that may not be sent on the wire was asked to be sent
-    /// (RFC 6455 §7.4.1: 1005, 1006 and 1015 "MUST NOT be set"; see
-    /// [`CloseCode::is_allowed`]).
-    #[error("close code {0} may not be sent")]
-    InvalidCloseCode(u16),
-    /// The send buffer already holds `max_send_buffer` bytes or more: the peer is not
-    /// reading fast enough (close code 1008 when the connection is set to close on
-    /// back-pressure).
-    #[error("send buffer holds {buffered} bytes, at or over its limit of {limit}")]
-    Backpressure {
-        /// Bytes waiting to be written.
-        buffered: usize,
-        /// The configured high-water mark.
-        limit: usize,
-    },
-    /// A timer of the connection ran out.
-    #[error("{0} timed out")]
-    Timeout(Timeout),
-    /// An I/O error from the transport (used by the I/O layers, never by the core).
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 impl Error {
-    /// The close code this error fails the connection with, if the peer caused it.
-    pub fn close_code(&self) -> Option<CloseCode> {
+    /// The close code the connection fails with (RFC 6455 §7.4.1).
+    pub fn close_code(&self) -> CloseCode {
         match self {
-            Error::Protocol(e) => Some(e.close_code()),
-            Error::Capacity(_) => Some(CloseCode::MESSAGE_TOO_BIG),
-            Error::Extension(e) => Some(e.close_code),
-            Error::Backpressure { .. } => Some(CloseCode::POLICY_VIOLATION),
-            Error::Timeout(_) => Some(CloseCode::GOING_AWAY),
-            _ => None,
+            Error::Protocol(e) => e.close_code(),
+            Error::Capacity(_) => CloseCode::MESSAGE_TOO_BIG,
+            Error::Extension(e) => e.close_code,
         }
     }
 }
 
-/// Which timer ran out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why the core refused to send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Timeout {
-    /// Nothing arrived from the peer within `idle_timeout` (pings included).
-    Idle,
-    /// The peer did not finish the closing handshake within `close_timeout`.
-    Close,
-    /// The opening handshake did not finish within `handshake_timeout`.
-    Handshake,
-    /// The transport could not be connected within `connect_timeout`.
-    Connect,
-}
-
-impl std::fmt::Display for Timeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Timeout::Idle => "idle connection",
-            Timeout::Close => "closing handshake",
-            Timeout::Handshake => "opening handshake",
-            Timeout::Connect => "connect",
-        })
-    }
+pub enum SendError {
+    /// The connection is closing or closed: nothing more can be sent (RFC 6455
+    /// §5.5.1: no data frame after a Close).
+    #[error("connection is closed")]
+    Closed,
+    /// A control frame payload (ping, pong, close reason plus code) over 125 bytes
+    /// (RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes
+    /// or less").
+    #[error("control frame payload of {0} bytes is over 125")]
+    ControlPayloadTooLarge(usize),
+    /// A close code that may not be sent on the wire (RFC 6455 §7.4.1: 1005, 1006
+    /// and 1015 "MUST NOT be set"; see [`CloseCode::is_allowed`]).
+    #[error("close code {0} may not be sent")]
+    InvalidCloseCode(u16),
+    /// The negotiated extension failed to encode the message (a compressor that
+    /// could not be allocated); nothing was queued.
+    #[error("extension error: {0}")]
+    Extension(#[from] ExtensionError),
 }
 
 /// A frame or message that breaks RFC 6455, named for what was received.

@@ -1,0 +1,774 @@
+//! Every option of the crate, in one tree: [`Settings`].
+//!
+//! One `Settings` value (or one TOML file) configures the actix-web route, the
+//! standalone server, the client and the hub; each part reads the sections it needs:
+//!
+//! | section | type | read by |
+//! |---|---|---|
+//! | `[protocol]` | [`ProtocolSettings`] | the protocol core, both roles: limits, auto-pong |
+//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer |
+//! | `[deflate]` | [`DeflateSettings`] | the handshake and the core, both roles: permessage-deflate |
+//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers |
+//! | `[client]` | [`ClientSettings`] | the client: URL, subprotocols, headers, connect timeout, reconnect |
+//! | `[hub]` | [`HubSettings`] | `ws::Hub`: send budgets, history, presence |
+//!
+//! `config/default.toml` lists every option with its default and meaning (the
+//! client's in `config/client.toml`). Durations are given in milliseconds (keys
+//! ending in `_ms`), 0 turning a timer off where that is allowed. The builders
+//! (`ws::Server`, `ws::Client`) set the same fields with methods of the same names.
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! let settings: websocket_driver::Settings = toml::from_str(r#"
+//!     [protocol]
+//!     max_message_size = 1048576
+//!     [server]
+//!     protocols = ["chat"]
+//!     [connection]
+//!     ping_interval_ms = 0
+//!     [client]
+//!     url = "ws://127.0.0.1:9001/"
+//! "#).unwrap();
+//! assert_eq!(settings.protocol.max_message_size, 1 << 20);
+//! assert_eq!(settings.server.protocols, ["chat"]);
+//! assert_eq!(settings.connection.ping_interval, None);
+//! assert_eq!(settings.client.url, "ws://127.0.0.1:9001/");
+//! # }
+//! ```
+//!
+//! This module is plain data: it depends on nothing else of the crate, and builds
+//! without actix or tokio.
+
+use std::{collections::BTreeMap, time::Duration};
+
+/// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
+
+/// The default cap on fragments per message: 131,072 (as Node's `ws`), enough for a
+/// 4 MiB message in 64-byte fragments twice over.
+pub const DEFAULT_MAX_FRAGMENTS: usize = 131_072;
+
+/// The default window of each direction when permessage-deflate is on: 2^12 = 4 KiB
+/// (as python-websockets' server), small enough to keep a compressing connection
+/// affordable and large enough for the repeated keys of JSON messages.
+pub const DEFAULT_DEFLATE_WINDOW_BITS: u8 = 12;
+
+/// Every option, by section; see the [module documentation](self).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Limits and behaviour of the protocol core (both roles).
+    pub protocol: ProtocolSettings,
+    /// Timers and the send buffer of each connection (both roles).
+    pub connection: ConnectionSettings,
+    /// permessage-deflate (RFC 7692), both roles: off by default.
+    pub deflate: DeflateSettings,
+    /// What a server accepts and adds in the opening handshake.
+    pub server: ServerSettings,
+    /// Where and how a client connects.
+    pub client: ClientSettings,
+    /// The connection manager (`ws::Hub`).
+    pub hub: HubSettings,
+}
+
+impl Settings {
+    /// The defaults (the same as [`Settings::default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Limits and behaviour of a [`Connection`](crate::proto::Connection), the protocol
+/// core (the `[protocol]` section).
+///
+/// ```
+/// use websocket_driver::ProtocolSettings;
+///
+/// let protocol = ProtocolSettings::default().max_message_size(1 << 20).max_fragments(1024);
+/// assert_eq!(protocol.max_frame_size, 1 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct ProtocolSettings {
+    /// The largest message accepted, in bytes, counted after any decompression.
+    /// A frame that would push a message past it fails the connection with 1009
+    /// before its payload is buffered. Default [`DEFAULT_MAX_MESSAGE_SIZE`]
+    /// (`0x3ffffff`, the seed's `max-length`).
+    #[doc(alias = "max_length")]
+    pub max_message_size: usize,
+    /// The largest frame payload accepted, in bytes; checked on the header, before the
+    /// payload is buffered (1009). Default: the same as `max_message_size`, and
+    /// setting `max_message_size` lowers it to match when it was larger.
+    pub max_frame_size: usize,
+    /// The most frames one message may be made of (1009 past it). Guards against a
+    /// flood of empty fragments. Default [`DEFAULT_MAX_FRAGMENTS`].
+    pub max_fragments: usize,
+    /// Answer each Ping with a Pong automatically (RFC 6455 §5.5.2). Default `true`.
+    /// When off, the application answers (`Conn::send_pong`); an actor that does not
+    /// take pings (see `ws::WithControl`) has them answered by the actor layer, so a
+    /// Ping is never left unanswered.
+    pub auto_pong: bool,
+}
+
+impl Default for ProtocolSettings {
+    fn default() -> Self {
+        ProtocolSettings {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_frame_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
+            auto_pong: true,
+        }
+    }
+}
+
+impl ProtocolSettings {
+    /// Set [`max_message_size`](Self::max_message_size); lowers `max_frame_size` to
+    /// it when that was larger.
+    #[doc(alias = "max_length")]
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self.max_frame_size = self.max_frame_size.min(bytes);
+        self
+    }
+
+    /// Set [`max_frame_size`](Self::max_frame_size).
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Set [`max_fragments`](Self::max_fragments).
+    pub fn max_fragments(mut self, count: usize) -> Self {
+        self.max_fragments = count;
+        self
+    }
+
+    /// Set [`auto_pong`](Self::auto_pong).
+    pub fn auto_pong(mut self, on: bool) -> Self {
+        self.auto_pong = on;
+        self
+    }
+}
+
+/// Timers and the send buffer of a connection (the `[connection]` section), read by
+/// the actor layer; the core keeps no clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct ConnectionSettings {
+    /// Send a Ping when nothing has arrived for this long (keep-alive); `None` (0 in
+    /// TOML) never pings. Default 20 s (as python-websockets).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "ping_interval_ms", with = "millis_opt")
+    )]
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection with 1001 when nothing (not even a Pong) has arrived for
+    /// this long; `None` (0) never. Default 60 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "idle_timeout_ms", with = "millis_opt")
+    )]
+    pub idle_timeout: Option<Duration>,
+    /// How long to wait for the peer's Close (or its closing of the transport) once
+    /// the closing handshake started, before closing the transport. Default 5 s.
+    #[cfg_attr(feature = "serde", serde(rename = "close_timeout_ms", with = "millis"))]
+    pub close_timeout: Duration,
+    /// How long the opening handshake may take where the crate reads it itself: the
+    /// standalone server (request head) and the client (TLS and the response head).
+    /// On the actix-web route, actix-web's `client_request_timeout` applies.
+    /// Default 10 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "handshake_timeout_ms", with = "millis")
+    )]
+    pub handshake_timeout: Duration,
+    /// High-water mark of the send buffer, in bytes: a send made while at least this
+    /// much waits to be written is refused with `SendError::Backpressure`. One
+    /// message is always accepted below the mark, however large. Default 1 MiB.
+    pub max_send_buffer: usize,
+    /// Fail the connection with 1008 on back-pressure instead of only refusing the
+    /// send. Default `false`.
+    pub close_on_backpressure: bool,
+    /// How many events are handled in a row before the connection yields to the rest
+    /// of its actor's work (its mailbox, its timers). Default 32.
+    pub max_events_per_poll: usize,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            ping_interval: Some(Duration::from_secs(20)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            close_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            max_send_buffer: 1 << 20,
+            close_on_backpressure: false,
+            max_events_per_poll: 32,
+        }
+    }
+}
+
+/// permessage-deflate (RFC 7692): whether to negotiate it, and how to compress (the
+/// `[deflate]` section).
+///
+/// One configuration serves both roles. Each field names the direction it governs:
+/// `server_*` is what the server compresses (and the client inflates), `client_*`
+/// what the client compresses. A server answers an offer with these choices (see
+/// [`accept_offer`](Self::accept_offer)); a client makes its offer from them
+/// ([`offer`](Self::offer)) and checks the answer
+/// ([`accept_response`](Self::accept_response)).
+///
+/// Memory held by a connection that compresses (the backend is zlib-rs, measured
+/// with `cargo test --test deflate_memory -- --nocapture`): a compressor holds
+/// `4 << window_bits` + `7 << (mem_level + 6)` + 128 KiB (zlib-rs's hash table has a
+/// fixed 64 Ki entries, so C zlib's `(1 << (window_bits + 2)) + (1 << (mem_level +
+/// 9))` does not apply): 161 KiB at 12/5, 371 KiB at 15/8. An inflater holds 46.4 KiB
+/// whatever the window (zlib-rs keeps a 32 KiB window). Both are allocated on the
+/// first compressed message, not at the handshake; with no context takeover for a
+/// direction, that direction's state is freed after every message, so an idle
+/// connection holds none of it. See the README's settings table.
+///
+/// ```
+/// use websocket_driver::DeflateSettings;
+///
+/// let deflate = DeflateSettings::on().server_no_context_takeover(true).level(1);
+/// assert_eq!(deflate.offer(), "permessage-deflate; server_no_context_takeover; \
+///     server_max_window_bits=12; client_max_window_bits=12");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct DeflateSettings {
+    /// Negotiate permessage-deflate at all. Default `false`: compression costs CPU
+    /// and memory per connection, and mixing secrets with attacker-chosen text in
+    /// one compressed context leaks them (CRIME/BREACH); turn it on where bandwidth
+    /// matters more.
+    pub enabled: bool,
+    /// The server resets its compression context after every message
+    /// (`server_no_context_takeover`, RFC 7692 §7.1.1.1). A server says so in every
+    /// answer; a client asks for it. Lower ratio, no compressor kept between
+    /// messages, and lets a server send one [`PreparedMessage`](crate::proto::PreparedMessage)
+    /// to many connections. A server always honours a client that asks for it.
+    /// Default `false`.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compression context after every message
+    /// (`client_no_context_takeover`, RFC 7692 §7.1.1.2). A server asks for it in
+    /// every answer (and then frees its inflater between messages); a client offers
+    /// it. Default `false`.
+    pub client_no_context_takeover: bool,
+    /// The largest LZ77 window the server compresses with, as a power of two
+    /// (`server_max_window_bits`, RFC 7692 §7.1.2.1), 9-15 (values outside are
+    /// clamped). A server uses the smaller of this and the client's request, and
+    /// declines an offer asking for 8: zlib cannot compress with a 256-byte window.
+    /// A client requests it when under 15. Default [`DEFAULT_DEFLATE_WINDOW_BITS`].
+    pub server_max_window_bits: u8,
+    /// The largest LZ77 window the client compresses with, 8-15 for a server (it
+    /// asks a client that offered `client_max_window_bits` for this value), 9-15
+    /// for a client (it offers it, and fails a server that answers with 8). Values
+    /// outside are clamped. Default [`DEFAULT_DEFLATE_WINDOW_BITS`].
+    pub client_max_window_bits: u8,
+    /// zlib compression level, 0 (store) to 9 (best); clamped. Default 1: on 1 KiB
+    /// JSON messages it sends 27% of the bytes (level 6: 19%) at a quarter of level
+    /// 6's CPU time (`cargo bench --bench deflate`).
+    pub level: u8,
+    /// zlib memory level, 1-9 (clamped): the size of the compressor's symbol buffer,
+    /// `7 << (mem_level + 6)` bytes. Default 5.
+    pub mem_level: u8,
+    /// Messages shorter than this many bytes are sent uncompressed (RSV1 clear),
+    /// which costs no compressor at all. Default 0: every message is compressed.
+    pub threshold: usize,
+}
+
+impl Default for DeflateSettings {
+    fn default() -> Self {
+        DeflateSettings {
+            enabled: false,
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: DEFAULT_DEFLATE_WINDOW_BITS,
+            client_max_window_bits: DEFAULT_DEFLATE_WINDOW_BITS,
+            level: 1,
+            mem_level: 5,
+            threshold: 0,
+        }
+    }
+}
+
+impl DeflateSettings {
+    /// The defaults with [`enabled`](Self::enabled) set.
+    pub fn on() -> Self {
+        DeflateSettings {
+            enabled: true,
+            ..Self::default()
+        }
+    }
+
+    /// Set [`enabled`](Self::enabled).
+    pub fn enabled(mut self, on: bool) -> Self {
+        self.enabled = on;
+        self
+    }
+
+    /// Set [`server_no_context_takeover`](Self::server_no_context_takeover).
+    pub fn server_no_context_takeover(mut self, on: bool) -> Self {
+        self.server_no_context_takeover = on;
+        self
+    }
+
+    /// Set [`client_no_context_takeover`](Self::client_no_context_takeover).
+    pub fn client_no_context_takeover(mut self, on: bool) -> Self {
+        self.client_no_context_takeover = on;
+        self
+    }
+
+    /// Set [`server_max_window_bits`](Self::server_max_window_bits).
+    pub fn server_max_window_bits(mut self, bits: u8) -> Self {
+        self.server_max_window_bits = bits;
+        self
+    }
+
+    /// Set [`client_max_window_bits`](Self::client_max_window_bits).
+    pub fn client_max_window_bits(mut self, bits: u8) -> Self {
+        self.client_max_window_bits = bits;
+        self
+    }
+
+    /// Set [`level`](Self::level).
+    pub fn level(mut self, level: u8) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Set [`mem_level`](Self::mem_level).
+    pub fn mem_level(mut self, mem_level: u8) -> Self {
+        self.mem_level = mem_level;
+        self
+    }
+
+    /// Set [`threshold`](Self::threshold).
+    pub fn threshold(mut self, bytes: usize) -> Self {
+        self.threshold = bytes;
+        self
+    }
+}
+
+/// What a server accepts and adds in the opening handshake (the `[server]`
+/// section; the seed's `accept-protocols` and `additional-headers`).
+///
+/// ```
+/// use websocket_driver::ServerSettings;
+///
+/// let server = ServerSettings::default()
+///     .protocols(["chat.v2", "chat"])
+///     .origins(["https://example.com"])
+///     .header("X-Served-By", "ws-1");
+/// assert_eq!(server.protocols, ["chat.v2", "chat"]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct ServerSettings {
+    /// Subprotocols the server speaks, in its order of preference (the seed's
+    /// `accept-protocols`): the chosen one is the first of these that the client
+    /// offered, compared exactly; when none was offered, none is chosen and the
+    /// handshake still succeeds. A string that is not a token can never be offered,
+    /// so never matches. Default: none.
+    pub protocols: Vec<String>,
+    /// Origins allowed to connect: a request whose `Origin` header is missing or not
+    /// in the list (compared ASCII case-insensitively, as serialized by RFC 6454
+    /// §6.2, e.g. `https://example.com:8443` with no trailing slash) is refused with
+    /// `403`. Default: empty, any origin (`Origin` not checked).
+    pub origins: Vec<String>,
+    /// Extra headers of every `101` response (the seed's `additional-headers`). A
+    /// name that is not a token, a value with a control character, or a header the
+    /// handshake writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-*`,
+    /// `Content-Length`, `Transfer-Encoding`) is left out of the response (and
+    /// reported by `Settings::check`). Default: none.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl ServerSettings {
+    /// Set [`protocols`](Self::protocols).
+    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> Self {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Set [`origins`](Self::origins).
+    pub fn origins<I: IntoIterator<Item = S>, S: Into<String>>(mut self, origins: I) -> Self {
+        self.origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Add one of the [`headers`](Self::headers).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// Where and how a client connects (the `[client]` section).
+///
+/// ```
+/// use std::time::Duration;
+/// use websocket_driver::ClientSettings;
+///
+/// let client = ClientSettings::default()
+///     .url("wss://example.com/feed")
+///     .protocols(["feed.v2"])
+///     .header("Authorization", "Bearer abc");
+/// assert_eq!(client.connect_timeout, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct ClientSettings {
+    /// The `ws://` or `wss://` URL to connect to. Default: empty (refused by the
+    /// client).
+    pub url: String,
+    /// Subprotocols to offer in `Sec-WebSocket-Protocol`, in order of preference
+    /// (RFC 6455 §4.1 item 10); the server picks one or none. Default: none.
+    pub protocols: Vec<String>,
+    /// The `Origin` header to send (RFC 6455 §4.1 item 8). Default: none.
+    pub origin: Option<String>,
+    /// Extra request headers (cookies, authorization). Default: none.
+    pub headers: BTreeMap<String, String>,
+    /// How long name resolution and the TCP connection may take together.
+    /// Default 10 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "connect_timeout_ms", with = "millis")
+    )]
+    pub connect_timeout: Duration,
+    /// Reconnect when the connection is lost; `None` (no `[client.reconnect]`
+    /// table): never. Default `None`.
+    pub reconnect: Option<ReconnectPolicy>,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            url: String::new(),
+            protocols: Vec::new(),
+            origin: None,
+            headers: BTreeMap::new(),
+            connect_timeout: Duration::from_secs(10),
+            reconnect: None,
+        }
+    }
+}
+
+impl ClientSettings {
+    /// Set [`url`](Self::url).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// Set [`protocols`](Self::protocols).
+    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> Self {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Set [`origin`](Self::origin).
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Add one of the [`headers`](Self::headers).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// When and how often a client reconnects after its connection is lost (the
+/// `[client.reconnect]` table).
+///
+/// The *n*-th attempt in a row waits `min(max, initial × factorⁿ⁻¹)`, less a random
+/// part of up to `jitter` of it (so that many clients cut off together do not come
+/// back together), then connects; a connection that opens resets the count.
+///
+/// ```
+/// use std::time::Duration;
+/// use websocket_driver::ReconnectPolicy;
+///
+/// let policy = ReconnectPolicy {
+///     initial: Duration::from_millis(100),
+///     max: Duration::from_secs(1),
+///     factor: 2.0,
+///     jitter: 0.0,
+///     max_attempts: Some(10),
+/// };
+/// let delays: Vec<u128> = (1..=6).map(|n| policy.delay(n).as_millis()).collect();
+/// assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+pub struct ReconnectPolicy {
+    /// The wait before the first attempt. Default 500 ms.
+    #[cfg_attr(feature = "serde", serde(rename = "initial_ms", with = "millis"))]
+    pub initial: Duration,
+    /// The longest wait. Default 30 s.
+    #[cfg_attr(feature = "serde", serde(rename = "max_ms", with = "millis"))]
+    pub max: Duration,
+    /// How much each wait grows over the one before (taken as at least 1).
+    /// Default 2.
+    pub factor: f64,
+    /// The part of each wait taken off at random, from 0 (none) to 1 (the wait is
+    /// anywhere from zero to its full length). Default 0.5.
+    pub jitter: f64,
+    /// How many attempts in a row may fail before the client gives up (and stops
+    /// the actor); `None` (0 in TOML): never give up. Default `None`.
+    #[cfg_attr(feature = "serde", serde(with = "attempts"))]
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            factor: 2.0,
+            jitter: 0.5,
+            max_attempts: None,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The wait before attempt `attempt` (counted from 1), without jitter.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = if self.factor.is_finite() {
+            self.factor.max(1.0)
+        } else {
+            1.0
+        };
+        let exponent = attempt.saturating_sub(1).min(i32::MAX as u32) as i32;
+        let secs = self.initial.as_secs_f64() * factor.powi(exponent);
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+
+    /// The wait before attempt `attempt`, with its random part taken off: within
+    /// `[delay × (1 - jitter), delay]`.
+    pub fn jittered_delay(&self, attempt: u32) -> Duration {
+        let delay = self.delay(attempt);
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        delay.mul_f64(1.0 - jitter * rand::random::<f64>())
+    }
+
+    /// Whether attempt `attempt` (counted from 1) may be made.
+    pub fn allows(&self, attempt: u32) -> bool {
+        self.max_attempts.map_or(true, |max| attempt <= max)
+    }
+}
+
+/// What a connection that cannot keep up is done with (a hub topic's policy,
+/// [`HubSettings::slow_consumer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+#[non_exhaustive]
+pub enum SlowConsumer {
+    /// Skip the publication for that connection and count it
+    /// (`ws_hub_dropped_total`); the connection stays open.
+    Drop,
+    /// Close the connection with [`HubSettings::slow_close_code`] (1008 by
+    /// default) and count it (`ws_hub_slow_closes_total`).
+    Close,
+}
+
+/// The connection manager's defaults (the `[hub]` section): what a connection may
+/// have queued before the slow-consumer policy applies, and each topic's history.
+/// A topic can override them when it is configured (`Hub::configure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct HubSettings {
+    /// Bytes a connection may have queued and unwritten when a publication is
+    /// delivered to it; past it the topic's [`slow_consumer`](Self::slow_consumer)
+    /// policy applies. Default 1 MiB (Centrifugo's per-connection queue; uWebSockets
+    /// uses 64 KiB).
+    pub send_budget_bytes: usize,
+    /// Publications a connection may have queued and unwritten. Default 1,000 (as
+    /// Sockudo).
+    pub send_budget_messages: usize,
+    /// What to do with a connection over its budget. Default [`SlowConsumer::Close`].
+    pub slow_consumer: SlowConsumer,
+    /// The close code for [`SlowConsumer::Close`]. Default 1008 (policy violation).
+    pub slow_close_code: u16,
+    /// Publications kept per topic for recovery; 0 keeps none. Default 0 (no
+    /// history unless a topic asks for it).
+    pub history_size: usize,
+    /// How long a publication stays in a topic's history; `None` (0 in TOML) keeps
+    /// it until the size bound pushes it out. Default 5 minutes.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "history_ttl_ms", with = "millis_opt")
+    )]
+    pub history_ttl: Option<Duration>,
+    /// Report join and leave events to a topic's members. Default `false`.
+    pub presence: bool,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        HubSettings {
+            send_budget_bytes: 1 << 20,
+            send_budget_messages: 1000,
+            slow_consumer: SlowConsumer::Close,
+            slow_close_code: 1008,
+            history_size: 0,
+            history_ttl: Some(Duration::from_secs(300)),
+            presence: false,
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(feature = "serde")]
+mod millis_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let ms = u64::deserialize(d)?;
+        Ok((ms != 0).then(|| Duration::from_millis(ms)))
+    }
+}
+
+#[cfg(feature = "serde")]
+mod attempts {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        let n = u32::deserialize(d)?;
+        Ok((n != 0).then_some(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_by_factor_up_to_max() {
+        let policy = ReconnectPolicy {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(100),
+            factor: 3.0,
+            jitter: 0.0,
+            max_attempts: None,
+        };
+        let delays: Vec<u128> = (1..=5).map(|n| policy.delay(n).as_millis()).collect();
+        assert_eq!(delays, [10, 30, 90, 100, 100]);
+        assert_eq!(policy.delay(u32::MAX), Duration::from_millis(100));
+        assert_eq!(policy.jittered_delay(2), Duration::from_millis(30));
+        let flat = ReconnectPolicy {
+            factor: 0.5,
+            ..policy.clone()
+        };
+        assert_eq!(
+            flat.delay(4),
+            Duration::from_millis(10),
+            "factor below 1 is 1"
+        );
+        let nan = ReconnectPolicy {
+            factor: f64::NAN,
+            jitter: f64::NAN,
+            ..policy
+        };
+        assert_eq!(nan.jittered_delay(3), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_share_of_the_delay() {
+        let policy = ReconnectPolicy {
+            initial: Duration::from_millis(1000),
+            max: Duration::from_secs(10),
+            factor: 2.0,
+            jitter: 0.25,
+            max_attempts: None,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let d = policy.jittered_delay(2);
+            assert!(
+                d >= Duration::from_millis(1500) && d <= Duration::from_millis(2000),
+                "{d:?}"
+            );
+            seen.insert(d);
+        }
+        assert!(seen.len() > 100, "the delays vary: {} distinct", seen.len());
+    }
+
+    #[test]
+    fn max_attempts_bounds_the_attempts() {
+        let policy = ReconnectPolicy {
+            max_attempts: Some(3),
+            ..ReconnectPolicy::default()
+        };
+        assert_eq!(
+            (1..=5).map(|n| policy.allows(n)).collect::<Vec<_>>(),
+            [true, true, true, false, false]
+        );
+        assert!(ReconnectPolicy::default().allows(u32::MAX));
+    }
+}

@@ -171,6 +171,10 @@ pub mod actor;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod handshake;
+#[cfg(feature = "actor")]
+pub mod hub;
+#[cfg(feature = "actor")]
+pub mod metrics;
 pub mod proto;
 #[cfg(any(feature = "web", feature = "server"))]
 pub mod server;
@@ -186,6 +190,11 @@ pub use actor::{
 };
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
+#[cfg(feature = "actor")]
+pub use hub::{
+    Backplane, Hub, JoinError, JoinOptions, Joined, Member, Position, Presence, PresenceKind,
+    Published, ReadyStateCounts, TopicSettings,
+};
 pub use proto::{CloseCode, PreparedMessage, ReadyState};
 #[cfg(any(feature = "web", feature = "server"))]
 pub use server::Server;

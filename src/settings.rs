@@ -207,6 +207,14 @@ pub struct ConnectionSettings {
     /// How many events are handled in a row before the connection yields to the rest
     /// of its actor's work (its mailbox, its timers). Default 32.
     pub max_events_per_poll: usize,
+    /// The kernel's send buffer of each standalone server connection, in bytes
+    /// (`SO_SNDBUF`; Linux doubles it for its bookkeeping); `None` (0 in TOML)
+    /// leaves it to the kernel, which grows it up to 4 MiB for a peer that reads
+    /// slowly. A small buffer bounds the kernel memory a slow peer can hold and
+    /// makes back-pressure (and a hub's slow-consumer policy) apply sooner.
+    /// Default `None`.
+    #[cfg_attr(feature = "serde", serde(with = "bytes_opt"))]
+    pub socket_send_buffer: Option<usize>,
 }
 
 impl Default for ConnectionSettings {
@@ -219,6 +227,7 @@ impl Default for ConnectionSettings {
             max_send_buffer: 1 << 20,
             close_on_backpressure: false,
             max_events_per_poll: 32,
+            socket_send_buffer: None,
         }
     }
 }
@@ -691,6 +700,16 @@ mod millis_opt {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let ms = u64::deserialize(d)?;
         Ok((ms != 0).then(|| Duration::from_millis(ms)))
+    }
+}
+
+#[cfg(feature = "serde")]
+mod bytes_opt {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        let n = usize::deserialize(d)?;
+        Ok((n != 0).then_some(n))
     }
 }
 

@@ -106,12 +106,14 @@ where
     let server = web::Data::new(server);
     let srv = HttpServer::new(move || {
         let make = make.clone();
-        App::new().app_data(server.clone()).default_service(web::get().to(
-            move |req: ws::Upgrade, server: web::Data<ws::Server>| {
-                let serve = make();
-                async move { server.start(serve, &req) }
-            },
-        ))
+        App::new()
+            .app_data(server.clone())
+            .default_service(web::get().to(
+                move |req: ws::Upgrade, server: web::Data<ws::Server>| {
+                    let serve = make();
+                    async move { server.start(serve, &req) }
+                },
+            ))
     })
     .workers(1)
     .disable_signals()
@@ -142,7 +144,14 @@ async fn read_exact(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     buf
 }
 
-fn control_server(auto_pong: bool, answer: bool) -> (SocketAddr, actix_web::dev::ServerHandle, mpsc::UnboundedReceiver<Saw>) {
+fn control_server(
+    auto_pong: bool,
+    answer: bool,
+) -> (
+    SocketAddr,
+    actix_web::dev::ServerHandle,
+    mpsc::UnboundedReceiver<Saw>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (addr, handle) = route_server(ws::Server::new().auto_pong(auto_pong), move || {
         ws::WithControl(Control {
@@ -329,7 +338,9 @@ async fn endpoint_form_echoes_and_sees_each_event_in_order() {
     assert_eq!(read_exact(&mut client.stream, 4).await, b"\x81\x02hi");
     client.send_frame(true, OpCode::Ping, b"p").await;
     assert_eq!(read_exact(&mut client.stream, 3).await, b"\x8a\x01p");
-    client.send_raw(&support::frame(true, OpCode::Close, b"\x03\xe8")).await;
+    client
+        .send_raw(&support::frame(true, OpCode::Close, b"\x03\xe8"))
+        .await;
     assert_eq!(next(&mut saw).await, Saw::Open);
     assert_eq!(next(&mut saw).await, Saw::Message("hi".into()));
     assert_eq!(next(&mut saw).await, Saw::Ping(Bytes::from_static(b"p")));
@@ -405,14 +416,26 @@ async fn standalone_factory_sees_the_request_and_refuses_with_its_status() {
     );
     let mut rest = Vec::new();
     refused.read_to_end(&mut rest).await.unwrap();
-    assert_eq!(rest, b"bad token\n", "the reason, then the connection is closed");
+    assert_eq!(
+        rest, b"bad token\n",
+        "the reason, then the connection is closed"
+    );
     assert_eq!(
         next(&mut seen).await,
-        ("/chat".into(), Some("wrong".into()), Some("42".into()), true, Some(addr))
+        (
+            "/chat".into(),
+            Some("wrong".into()),
+            Some("42".into()),
+            true,
+            Some(addr)
+        )
     );
 
     let (mut accepted, head) = raw_handshake(addr, "/chat?token=s3cret").await;
-    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
     assert_eq!(read_exact(&mut accepted, 9).await, b"\x81\x07welcome");
     assert_eq!(next(&mut seen).await.1.as_deref(), Some("s3cret"));
     // Exactly one actor ran: the one accepted.
@@ -436,7 +459,9 @@ async fn two_servers_in_one_process_shut_down_separately() {
     let (addr_a, handle_a) = route_server(a.clone(), || ws::endpoint(Echo));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr_b = listener.local_addr().unwrap();
-    let running_b = b.listen_on(listener, 1, |_| Ok(ws::endpoint(Echo))).unwrap();
+    let running_b = b
+        .listen_on(listener, 1, |_| Ok(ws::endpoint(Echo)))
+        .unwrap();
     let handle_b = running_b.handle();
     actix_rt::spawn(running_b);
 

@@ -196,6 +196,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
 
     fn deliver_close(&mut self, act: &mut A, ctx: &mut Context<A>, close: CloseEvent) {
         self.close_delivered = true;
+        crate::metrics::closed(close.code);
         let pending = self.local.borrow_mut().pending_error.take();
         if let Some(error) = pending {
             self.deliver_error(act, ctx, error);
@@ -276,6 +277,11 @@ where
                                 l.wake_writer();
                                 match event {
                                     Event::Pong(payload) => {
+                                        if payload.is_empty() {
+                                            if let Some(sent) = l.keepalive_sent.take() {
+                                                crate::metrics::ping_rtt(sent.elapsed());
+                                            }
+                                        }
                                         l.remote.pong_received(&payload);
                                         Next::Deliver(Event::Pong(payload))
                                     }
@@ -306,6 +312,10 @@ where
                                             continue;
                                         }
                                         Next::Deliver(Event::Error(error))
+                                    }
+                                    Event::Message(message) => {
+                                        l.stats.message_received(message.len());
+                                        Next::Deliver(Event::Message(message))
                                     }
                                     other => Next::Deliver(other),
                                 }

@@ -135,8 +135,12 @@ impl Guard {
                     // activity. The connection has been quiet: its empty buffers
                     // go back to the allocator.
                     local.core.release_buffers();
-                    if local.core.send_ping(b"").is_ok() && verdict == Verdict::Quiet {
-                        verdict = Verdict::Acted;
+                    if local.core.send_ping(b"").is_ok() {
+                        // Its Pong gives the round-trip time (the metrics').
+                        local.keepalive_sent = Some(now);
+                        if verdict == Verdict::Quiet {
+                            verdict = Verdict::Acted;
+                        }
                     }
                     self.last_ping = now;
                 }

@@ -31,7 +31,7 @@ pub use endpoint::{endpoint, Endpoint, EndpointActor, EndpointContext};
 pub use error::{Error, SendError};
 pub use forward::{forward, Forward, Forwarder};
 pub use messages::{Close, Message, Open, Ping, Pong, Tagged, WebSocketActor};
-pub(crate) use registry::Registry;
+pub(crate) use registry::{count_by_state, Registry};
 pub use registry::{open_connections, shutdown};
 pub use serve::{Control, Serve, WithControl};
 #[allow(unused_imports)] // The route's.

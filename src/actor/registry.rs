@@ -174,3 +174,29 @@ async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<It
     })
     .await
 }
+
+/// Open connections of the process (servers' and clients'), by ready-state:
+/// `[connecting, open, closing, closed]` (closed: the close is done, the
+/// connection's last work is in progress).
+pub(crate) fn count_by_state() -> [u64; 4] {
+    let registries: Vec<_> = all().iter().filter_map(Weak::upgrade).collect();
+    let mut counts = [0u64; 4];
+    for registry in registries {
+        let remotes: Vec<_> = registry
+            .lock()
+            .conns
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for remote in remotes {
+            let i = match remote.ready_state() {
+                crate::ReadyState::Connecting => 0,
+                crate::ReadyState::Open => 1,
+                crate::ReadyState::Closing => 2,
+                crate::ReadyState::Closed => 3,
+            };
+            counts[i] += 1;
+        }
+    }
+    counts
+}

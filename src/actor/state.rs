@@ -67,6 +67,10 @@ pub(crate) struct Local {
     /// Publications delivered by a hub and not yet written: their end offsets, for
     /// the hub's message budget.
     pub hub_queued: VecDeque<u64>,
+    /// When the keep-alive ping in flight went out (its Pong is timed).
+    pub keepalive_sent: Option<Instant>,
+    /// This thread's counters (messages and bytes in and out).
+    pub stats: Arc<crate::metrics::ThreadStats>,
 }
 
 impl std::fmt::Debug for Local {
@@ -102,6 +106,7 @@ pub(crate) struct Remote {
     pub closed_by_user: AtomicBool,
     has_commands: AtomicBool,
     has_waiters: AtomicBool,
+    has_pings: AtomicBool,
     inbox: Mutex<Inbox>,
 }
 
@@ -122,7 +127,6 @@ struct Inbox {
 }
 
 /// A request from another thread, applied by the owner in order.
-#[derive(Debug)]
 pub(crate) enum Command {
     Send(Message, Arc<RemoteSent>),
     Prepared(PreparedMessage, Arc<RemoteSent>),
@@ -135,6 +139,24 @@ pub(crate) enum Command {
     Cut,
     /// Read again (a forwarding target caught up).
     Resume,
+    /// Run this on the connection's thread (a hub starting its part there).
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Send(..) => "Send",
+            Command::Prepared(..) => "Prepared",
+            Command::Ping(..) => "Ping",
+            Command::Pong(..) => "Pong",
+            Command::Close(..) => "Close",
+            Command::Shutdown => "Shutdown",
+            Command::Cut => "Cut",
+            Command::Resume => "Resume",
+            Command::Run(_) => "Run",
+        })
+    }
 }
 
 fn ready_state_of(v: u8) -> ReadyState {
@@ -274,15 +296,20 @@ impl Remote {
         woken.into_iter().for_each(Waker::wake);
     }
 
-    /// A ping went out: its `RoundTrip` completes on the matching Pong.
+    /// A ping went out: its `RoundTrip` (if any: the keep-alive's has none)
+    /// completes on the matching Pong.
     pub fn ping_sent(&self, payload: Bytes, done: oneshot::Sender<Duration>) {
         self.lock().pings.push_back((payload, Instant::now(), done));
+        self.has_pings.store(true, Ordering::Release);
     }
 
     /// A Pong arrived: complete the ping it answers and every earlier one (a peer may
     /// answer only the latest of several pings, RFC 6455 §5.5.3). The round-trip
     /// time, if it answered one of ours.
     pub fn pong_received(&self, payload: &[u8]) -> Option<Duration> {
+        if !self.has_pings.load(Ordering::Acquire) {
+            return None;
+        }
         let mut inbox = self.lock();
         let at = inbox.pings.iter().position(|(p, _, _)| p[..] == *payload)?;
         let mut rtt = None;
@@ -290,6 +317,13 @@ impl Remote {
             let elapsed = sent_at.elapsed();
             rtt = Some(elapsed);
             let _ = tx.send(elapsed);
+        }
+        if inbox.pings.is_empty() {
+            self.has_pings.store(false, Ordering::Release);
+        }
+        drop(inbox);
+        if let Some(rtt) = rtt {
+            crate::metrics::ping_rtt(rtt);
         }
         rtt
     }
@@ -319,7 +353,7 @@ impl Command {
             | Command::Ping(_, done)
             | Command::Pong(_, done)
             | Command::Close(_, _, done) => done.fail(err),
-            Command::Shutdown | Command::Cut | Command::Resume => {}
+            Command::Shutdown | Command::Cut | Command::Resume | Command::Run(_) => {}
         }
     }
 }
@@ -344,6 +378,7 @@ impl Local {
             closed_by_user: AtomicBool::new(false),
             has_commands: AtomicBool::new(false),
             has_waiters: AtomicBool::new(false),
+            has_pings: AtomicBool::new(false),
             inbox: Mutex::new(Inbox::default()),
         });
         let local = Rc::new(RefCell::new(Local {
@@ -361,6 +396,8 @@ impl Local {
             pending_error: None,
             on_close: Vec::new(),
             hub_queued: VecDeque::new(),
+            keepalive_sent: None,
+            stats: crate::metrics::thread_stats(),
         }));
         let slot = SLAB.with(|slab| slab.borrow_mut().insert(id, &local));
         // The slot is known only now; `Remote` is not shared yet.
@@ -446,6 +483,7 @@ impl Local {
         }
         self.check_backpressure()?;
         f(&mut self.core)?;
+        self.stats.message_sent();
         self.sync();
         self.wake_writer();
         Ok(self.taken + self.core.buffered_amount() as u64)
@@ -502,6 +540,7 @@ impl Local {
                     self.wake_writer();
                 }
                 Command::Resume => self.read_paused = false,
+                Command::Run(f) => f(),
                 Command::Cut => {
                     self.force_close = true;
                     self.core.receive_eof();
@@ -516,6 +555,7 @@ impl Local {
     #[inline]
     pub fn output_taken(&mut self, n: usize) {
         self.taken += n as u64;
+        self.stats.bytes_sent(n);
         self.remote.written.store(self.taken, Ordering::Release);
         self.remote.wake_written(self.taken);
         while self
@@ -631,4 +671,25 @@ pub(crate) fn with_local<T>(remote: &Remote, f: impl FnOnce(&mut Local) -> T) ->
     })?;
     let mut l = local.try_borrow_mut().ok()?;
     Some(f(&mut l))
+}
+
+/// The local part of the connection `id` in slot `slot`, when called on its
+/// thread and it is still there (a hub's part on that thread).
+pub(crate) fn local_at(slot: usize, id: ConnId) -> Option<LocalRef> {
+    SLAB.with(|slab| match slab.borrow().entries.get(slot) {
+        Some(Some((i, local))) if *i == id => Some(local.clone()),
+        _ => None,
+    })
+}
+
+impl Remote {
+    /// The connection's place in its thread's slab.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// The owner thread's token.
+    pub fn owner(&self) -> u64 {
+        self.owner
+    }
 }

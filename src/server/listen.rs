@@ -108,6 +108,11 @@ where
     F: Fn(&Request) -> Result<S, Refuse>,
 {
     let _ = socket.set_nodelay(true);
+    if let Some(size) = server.settings().connection.socket_send_buffer {
+        if let Err(err) = socket2::SockRef::from(&socket).set_send_buffer_size(size) {
+            tracing::debug!(%err, "SO_SNDBUF not set");
+        }
+    }
     let peer = socket.peer_addr().ok();
     let local = socket.local_addr().ok();
     let settings = server.settings();

@@ -1,0 +1,173 @@
+//! A topic's state, behind its own lock: members, presence by user, the shards
+//! that hold subscribers, and the history for recovery.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Instant,
+};
+
+use super::{Delivery, Position, TopicSettings};
+use crate::ConnId;
+
+/// One member: a connection in the topic.
+#[derive(Debug, Clone)]
+pub(super) struct MemberEntry {
+    pub user: Arc<str>,
+    pub meta: Option<Arc<str>>,
+    pub shard: usize,
+}
+
+#[derive(Debug)]
+pub(super) struct Topic {
+    pub name: Arc<str>,
+    state: Mutex<TopicState>,
+}
+
+#[derive(Debug)]
+pub(super) struct TopicState {
+    pub settings: TopicSettings,
+    /// Set by `Hub::configure`: the topic stays when it has no member.
+    pub configured: bool,
+    /// Changes whenever the history's continuity is lost: a new topic (a new
+    /// process), or a history that could not be kept.
+    pub epoch: Arc<str>,
+    /// The offset of the latest publication (0: none yet).
+    pub last_offset: u64,
+    /// The latest publications, oldest first, at most `settings.history_size`.
+    pub history: VecDeque<(Instant, Arc<Delivery>)>,
+    /// Members in the order they joined.
+    pub members: HashMap<ConnId, MemberEntry>,
+    /// Connections per user key.
+    pub users: HashMap<Arc<str>, usize>,
+    /// Subscribers per shard (index = shard).
+    pub per_shard: Vec<usize>,
+}
+
+impl Topic {
+    pub fn new(name: Arc<str>, settings: TopicSettings, configured: bool) -> Topic {
+        Topic {
+            name,
+            state: Mutex::new(TopicState {
+                settings,
+                configured,
+                epoch: new_epoch(),
+                last_offset: 0,
+                history: VecDeque::new(),
+                members: HashMap::new(),
+                users: HashMap::new(),
+                per_shard: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, TopicState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A fresh epoch: 16 random hex digits (a string, so that a browser's JSON keeps
+/// every digit).
+fn new_epoch() -> Arc<str> {
+    format!("{:016x}", rand::random::<u64>()).into()
+}
+
+/// What a recovery found.
+#[derive(Debug)]
+pub(super) enum Recovery {
+    /// Everything after `since` is in the history: these, in order (maybe none).
+    Complete(Vec<Arc<Delivery>>),
+    /// The history does not reach back to `since` (or the epoch changed): nothing
+    /// is replayed.
+    Incomplete,
+}
+
+impl TopicState {
+    /// The position of the latest publication.
+    pub fn position(&self) -> Position {
+        Position {
+            epoch: self.epoch.to_string(),
+            offset: self.last_offset,
+        }
+    }
+
+    /// Drop what the age bound pushes out.
+    pub fn expire(&mut self, now: Instant) {
+        if let Some(ttl) = self.settings.history_ttl {
+            while self
+                .history
+                .front()
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) > ttl)
+            {
+                self.history.pop_front();
+            }
+        }
+    }
+
+    /// Keep `delivery` (offset `last_offset`) in the history, within its bounds.
+    pub fn remember(&mut self, now: Instant, delivery: &Arc<Delivery>) {
+        let size = self.settings.history_size;
+        if size == 0 {
+            return;
+        }
+        while self.history.len() >= size {
+            self.history.pop_front();
+        }
+        self.history.push_back((now, delivery.clone()));
+        self.expire(now);
+    }
+
+    /// What a subscriber that last saw `since` missed: all of it or nothing
+    /// (never a partial recovery).
+    pub fn recover(&mut self, since: &Position, now: Instant) -> Recovery {
+        self.expire(now);
+        if *since.epoch != *self.epoch || since.offset > self.last_offset {
+            return Recovery::Incomplete;
+        }
+        if since.offset == self.last_offset {
+            return Recovery::Complete(Vec::new());
+        }
+        // Offsets in the history are consecutive, ending at `last_offset`.
+        let oldest = self.last_offset + 1 - self.history.len() as u64;
+        if since.offset + 1 < oldest {
+            return Recovery::Incomplete;
+        }
+        let skip = (since.offset + 1 - oldest) as usize;
+        Recovery::Complete(
+            self.history
+                .iter()
+                .skip(skip)
+                .map(|(_, d)| d.clone())
+                .collect(),
+        )
+    }
+
+    /// Count a subscriber on `shard`.
+    pub fn add_to_shard(&mut self, shard: usize) {
+        if self.per_shard.len() <= shard {
+            self.per_shard.resize(shard + 1, 0);
+        }
+        self.per_shard[shard] += 1;
+    }
+
+    /// Uncount a subscriber on `shard`.
+    pub fn remove_from_shard(&mut self, shard: usize) {
+        if let Some(n) = self.per_shard.get_mut(shard) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The shards that hold subscribers.
+    pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
+        self.per_shard
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, _)| i)
+    }
+
+    /// Whether the topic can be forgotten: no member, nothing kept.
+    pub fn is_idle(&self) -> bool {
+        !self.configured && self.members.is_empty() && self.history.is_empty()
+    }
+}

@@ -1,0 +1,798 @@
+//! The connection manager (`ws::Hub`), through real connections: a standalone
+//! server with two worker threads (so fan-out crosses threads), and raw TCP
+//! clients that check every frame they receive.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix::prelude::*;
+use bytes::{Buf, BytesMut};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+    sync::mpsc,
+};
+use websocket_driver as ws;
+
+// ----- the server -----
+
+/// Connections the server holds, by the path they came in on, for the test to
+/// drive the hub with.
+type Conns = Arc<Mutex<Vec<(String, ws::Conn)>>>;
+
+/// The server's endpoint: on `/sub` it joins `room`; a message from any
+/// connection is published to `room`.
+struct Member {
+    hub: ws::Hub,
+    path: String,
+    conns: Conns,
+    errors: mpsc::UnboundedSender<ws::Error>,
+}
+
+impl ws::Endpoint for Member {
+    fn on_open(&mut self, conn: &ws::Conn, _: &mut ws::EndpointContext<Self>) {
+        if self.path == "/sub" {
+            self.hub.join(conn, "room").unwrap();
+        }
+        self.conns
+            .lock()
+            .unwrap()
+            .push((self.path.clone(), conn.clone()));
+    }
+
+    fn on_message(&mut self, _: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+        self.hub.publish("room", msg);
+    }
+
+    fn on_error(&mut self, _: &ws::Conn, error: ws::Error, _: &mut ws::EndpointContext<Self>) {
+        let _ = self.errors.send(error);
+    }
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    handle: actix_server::ServerHandle,
+    conns: Conns,
+    errors: mpsc::UnboundedReceiver<ws::Error>,
+}
+
+fn server(hub: &ws::Hub, settings: ws::Settings) -> TestServer {
+    let _ = rlimit::increase_nofile_limit(20_000);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns: Conns = Arc::default();
+    let (errors_tx, errors) = mpsc::unbounded_channel();
+    let (hub, registered) = (hub.clone(), conns.clone());
+    let running = ws::Server::with_settings(settings)
+        .listen_on(listener, 2, move |req| {
+            Ok(ws::endpoint(Member {
+                hub: hub.clone(),
+                path: req.path().to_owned(),
+                conns: registered.clone(),
+                errors: errors_tx.clone(),
+            }))
+        })
+        .unwrap();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    TestServer {
+        addr,
+        handle,
+        conns,
+        errors,
+    }
+}
+
+/// Wait (bounded) until `f` holds, polling the server's state every 5 ms.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+// ----- the raw client -----
+
+/// A client connection that decodes the server's (unmasked) frames itself.
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// A frame from the server: opcode, payload.
+type Frame = (u8, Vec<u8>);
+
+impl Client {
+    async fn connect(addr: SocketAddr, path: &str) -> Client {
+        Client::connect_with(addr, path, None).await
+    }
+
+    /// Connect; `rcvbuf` shrinks the socket's receive buffer (a peer that reads
+    /// nothing then stops the server's writes sooner).
+    async fn connect_with(addr: SocketAddr, path: &str, rcvbuf: Option<u32>) -> Client {
+        let socket = TcpSocket::new_v4().unwrap();
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let mut stream = socket.connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut client = Client {
+            stream,
+            buf: BytesMut::new(),
+        };
+        loop {
+            if let Some(end) = client.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                assert!(client.buf.starts_with(b"HTTP/1.1 101 "));
+                client.buf.advance(end + 4);
+                return client;
+            }
+            client.fill().await;
+        }
+    }
+
+    async fn fill(&mut self) -> usize {
+        self.buf.reserve(64 * 1024);
+        let n = tokio::time::timeout(Duration::from_secs(20), self.stream.read_buf(&mut self.buf))
+            .await
+            .expect("timed out reading from the server")
+            .unwrap_or(0);
+        n
+    }
+
+    /// The next whole frame, or `None` at EOF.
+    async fn frame(&mut self) -> Option<Frame> {
+        loop {
+            if self.buf.len() >= 2 {
+                let (b0, b1) = (self.buf[0], self.buf[1]);
+                assert_eq!(b1 & 0x80, 0, "server frames are not masked");
+                let (len, header) = match b1 & 0x7f {
+                    126 if self.buf.len() >= 4 => {
+                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+                    }
+                    127 if self.buf.len() >= 10 => {
+                        let mut n = [0u8; 8];
+                        n.copy_from_slice(&self.buf[2..10]);
+                        (u64::from_be_bytes(n) as usize, 10)
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if header > 0 && self.buf.len() >= header + len {
+                    self.buf.advance(header);
+                    let payload = self.buf.split_to(len).to_vec();
+                    assert_eq!(b0 & 0x80, 0x80, "whole frames");
+                    return Some((b0 & 0x0f, payload));
+                }
+            }
+            if self.fill().await == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// The next text message's text (keep-alive pings skipped).
+    async fn text(&mut self) -> String {
+        loop {
+            match self.frame().await {
+                Some((1, payload)) => return String::from_utf8(payload).unwrap(),
+                Some((9, _)) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// A masked text frame.
+    async fn send_text(&mut self, text: &str) {
+        let mut frame = vec![0x81];
+        let len = text.len();
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        frame.extend_from_slice(&[0, 0, 0, 0]); // a zero mask: the payload as is
+        frame.extend_from_slice(text.as_bytes());
+        self.stream.write_all(&frame).await.unwrap();
+    }
+}
+
+// ----- delivery: every publication exactly once, in each publisher's order -----
+
+#[actix_rt::test]
+async fn a_thousand_subscribers_get_every_publication_once_in_each_publishers_order() {
+    const SUBSCRIBERS: usize = 1_000;
+    const PUBLISHERS: usize = 4;
+    const EACH: usize = 250;
+    let hub = ws::Hub::new();
+    let srv = server(&hub, ws::Settings::default());
+    let mut subs = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        subs.push(Client::connect(srv.addr, "/sub").await);
+    }
+    until("every subscriber joined", || {
+        hub.count("room") == SUBSCRIBERS
+    })
+    .await;
+    let readers: Vec<_> = subs
+        .into_iter()
+        .map(|mut sub| {
+            actix_rt::spawn(async move {
+                let mut next = [0usize; PUBLISHERS];
+                for _ in 0..PUBLISHERS * EACH {
+                    let text = sub.text().await;
+                    let (p, n) = text.split_once('-').unwrap();
+                    let (p, n): (usize, usize) = (p.parse().unwrap(), n.parse().unwrap());
+                    assert_eq!(n, next[p], "publisher {p}'s order");
+                    next[p] += 1;
+                }
+                next
+            })
+        })
+        .collect();
+    let mut pubs = Vec::new();
+    for _ in 0..PUBLISHERS {
+        pubs.push(Client::connect(srv.addr, "/pub").await);
+    }
+    // The publishers interleave: one message each in turn.
+    for n in 0..EACH {
+        for (p, publisher) in pubs.iter_mut().enumerate() {
+            publisher.send_text(&format!("{p}-{n}")).await;
+        }
+    }
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), [EACH; PUBLISHERS]);
+    }
+    assert_eq!(hub.deliveries(), (SUBSCRIBERS * PUBLISHERS * EACH) as u64);
+    assert_eq!(hub.dropped() + hub.slow_closes(), 0);
+    srv.handle.stop(false).await;
+}
+
+// ----- slow consumers -----
+
+/// 1,000 subscribers, one of which never reads (a 4 KiB receive buffer): the
+/// others get everything, in order; the slow one is handled by the policy; and what
+/// waited for it unwritten never went past its budget plus one publication. Returns
+/// the hub and the errors the connections' actors received.
+async fn one_peer_never_reads(policy: ws::SlowConsumer) -> (ws::Hub, Vec<ws::Error>) {
+    const SUBSCRIBERS: usize = 1_000;
+    const PUBLICATIONS: usize = 296;
+    const SIZE: usize = 1024;
+    const BUDGET: usize = 16 * 1024;
+    let mut settings = ws::Settings::default();
+    settings.hub.send_budget_bytes = BUDGET;
+    settings.hub.slow_consumer = policy;
+    // The kernel would otherwise take megabytes for the slow peer before our
+    // budget is reached.
+    settings.connection.socket_send_buffer = Some(8 * 1024);
+    let hub = ws::Hub::with_settings(&settings);
+    let mut srv = server(&hub, settings);
+    let slow = Client::connect_with(srv.addr, "/sub", Some(4096)).await;
+    until("the slow subscriber joined", || hub.count("room") == 1).await;
+    let slow_conn = srv.conns.lock().unwrap()[0].1.clone();
+    let mut subs = Vec::new();
+    for _ in 1..SUBSCRIBERS {
+        subs.push(Client::connect(srv.addr, "/sub").await);
+    }
+    until("every subscriber joined", || {
+        hub.count("room") == SUBSCRIBERS
+    })
+    .await;
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let readers: Vec<_> = subs
+        .into_iter()
+        .map(|mut sub| {
+            let received = received.clone();
+            actix_rt::spawn(async move {
+                for n in 0..PUBLICATIONS {
+                    let text = sub.text().await;
+                    assert_eq!(text.len(), SIZE);
+                    assert!(text.starts_with(&format!("{n:05}")), "in order");
+                    received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let pad = "x".repeat(SIZE - 5);
+    let mut most = 0;
+    // In batches of 8 (8 KiB, half the budget), each read by every reader before
+    // the next: the readers (tasks of this one test thread) keep up, the slow
+    // peer does not.
+    for batch in 0..PUBLICATIONS / 8 {
+        for n in batch * 8..batch * 8 + 8 {
+            hub.publish("room", format!("{n:05}{pad}"));
+            most = most.max(slow_conn.buffered_amount());
+        }
+        let want = (batch + 1) * 8 * (SUBSCRIBERS - 1);
+        until("the readers caught up", || {
+            most = most.max(slow_conn.buffered_amount());
+            received.load(std::sync::atomic::Ordering::Relaxed) == want
+        })
+        .await;
+    }
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    assert!(
+        most < BUDGET + SIZE + 4,
+        "held {most} bytes for the slow peer"
+    );
+    let mut errors = Vec::new();
+    while let Ok(error) = srv.errors.try_recv() {
+        errors.push(error);
+    }
+    drop(slow);
+    srv.handle.stop(false).await;
+    (hub, errors)
+}
+
+#[actix_rt::test]
+async fn a_peer_that_never_reads_is_closed_with_1008_and_the_others_get_everything() {
+    let (hub, errors) = one_peer_never_reads(ws::SlowConsumer::Close).await;
+    assert_eq!(hub.slow_closes(), 1);
+    assert_eq!(hub.dropped(), 0);
+    match errors.as_slice() {
+        [ws::Error::SlowPeer {
+            buffered,
+            limit,
+            code,
+        }] => {
+            assert_eq!((*limit, code.0), (16 * 1024, 1008));
+            assert!(*buffered >= 16 * 1024 && *buffered < 16 * 1024 + 1024 + 4);
+        }
+        other => panic!("expected one SlowPeer error, got {other:?}"),
+    }
+    // The others got all 296 each; the slow one what fitted before the close.
+    assert!(hub.deliveries() >= 296 * 999 && hub.deliveries() < 296 * 1_000);
+}
+
+#[actix_rt::test]
+async fn a_peer_that_never_reads_has_publications_dropped_and_stays_open() {
+    let (hub, errors) = one_peer_never_reads(ws::SlowConsumer::Drop).await;
+    assert_eq!(hub.slow_closes(), 0);
+    assert!(hub.dropped() > 0);
+    assert_eq!(hub.deliveries() + hub.dropped(), 296 * 1_000);
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+// ----- presence under churn -----
+
+/// Collects presence events.
+struct Watcher(mpsc::UnboundedSender<ws::Presence>);
+
+impl Actor for Watcher {
+    type Context = Context<Self>;
+}
+
+impl Handler<ws::Presence> for Watcher {
+    type Result = ();
+    fn handle(&mut self, p: ws::Presence, _: &mut Context<Self>) {
+        let _ = self.0.send(p);
+    }
+}
+
+#[actix_rt::test]
+async fn presence_under_churn_reports_exact_first_joins_and_last_leaves() {
+    const CONNS: usize = 200;
+    const USERS: usize = 50;
+    let hub = ws::Hub::new();
+    hub.configure("lobby", hub.topic_defaults().presence(true));
+    let (tx, mut events) = mpsc::unbounded_channel();
+    hub.on_presence(Watcher(tx).start().recipient());
+    let srv = server(&hub, ws::Settings::default());
+    let mut clients = Vec::new();
+    for i in 0..CONNS {
+        clients.push(Client::connect(srv.addr, "/plain").await);
+        // One at a time: the server's i-th connection is the client's i-th.
+        until("the connection opened", || {
+            srv.conns.lock().unwrap().len() == i + 1
+        })
+        .await;
+    }
+    let conns: Vec<ws::Conn> = srv
+        .conns
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
+    let user_of = |i: usize| format!("user{}", i % USERS);
+
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut joined = [false; CONNS];
+    let mut per_user: HashMap<String, usize> = HashMap::new();
+    let mut expected = Vec::new();
+    for _ in 0..2_000 {
+        let i = rng.random_range(0..CONNS);
+        let user = user_of(i);
+        if joined[i] {
+            assert!(hub.leave(conns[i].id(), "lobby"));
+            let n = per_user.get_mut(&user).unwrap();
+            *n -= 1;
+            if *n == 0 {
+                per_user.remove(&user);
+                expected.push((user, ws::PresenceKind::Left));
+            }
+        } else {
+            let opts = ws::JoinOptions::default()
+                .user(user.clone())
+                .meta(format!("tab{i}"));
+            hub.join_with(&conns[i], "lobby", opts).unwrap();
+            let n = per_user.entry(user.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                expected.push((user, ws::PresenceKind::Joined));
+            }
+        }
+        joined[i] = !joined[i];
+    }
+    // Closing connections leaves too: close every other joined one.
+    let mut closing = Vec::new();
+    let still: Vec<usize> = (0..CONNS).filter(|&i| joined[i]).collect();
+    for i in still.into_iter().step_by(2) {
+        closing.push(i);
+        let user = user_of(i);
+        let n = per_user.get_mut(&user).unwrap();
+        *n -= 1;
+        if *n == 0 {
+            per_user.remove(&user);
+            expected.push((user, ws::PresenceKind::Left));
+        }
+        joined[i] = false;
+    }
+    // Closed one at a time, each one's leave awaited, so the expected order holds.
+    let mut seen = Vec::new();
+    for i in closing {
+        let count = hub.count("lobby");
+        clients[i].stream.shutdown().await.unwrap();
+        until("the closed connection left", || {
+            hub.count("lobby") == count - 1
+        })
+        .await;
+    }
+    until("every presence event arrived", || {
+        while let Ok(event) = events.try_recv() {
+            seen.push((event.user, event.kind));
+        }
+        seen.len() == expected.len()
+    })
+    .await;
+    assert_eq!(seen, expected);
+    let mut users: Vec<String> = per_user.keys().cloned().collect();
+    users.sort();
+    assert_eq!(hub.users("lobby"), users);
+    let members: BTreeMap<String, String> = hub
+        .members("lobby")
+        .into_iter()
+        .map(|m| (m.meta.unwrap(), m.user))
+        .collect();
+    let expected_members: BTreeMap<String, String> = (0..CONNS)
+        .filter(|&i| joined[i])
+        .map(|i| (format!("tab{i}"), user_of(i)))
+        .collect();
+    assert_eq!(members, expected_members);
+    srv.handle.stop(false).await;
+}
+
+// ----- history and recovery -----
+
+/// What a recovering subscriber sees: the offsets of the texts it receives.
+async fn offsets(client: &mut Client, n: usize) -> Vec<u64> {
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        seen.push(client.text().await.parse().unwrap());
+    }
+    seen
+}
+
+/// Publish `n` messages to `topic`, each its own offset as text.
+fn publish_offsets(hub: &ws::Hub, topic: &str, n: usize) {
+    for _ in 0..n {
+        hub.publish_with(topic, None, |p| ws::Message::from(p.offset.to_string()));
+    }
+}
+
+/// Connect on `/plain` and return the client and its server-side `Conn`.
+async fn plain(srv: &TestServer) -> (Client, ws::Conn) {
+    let before = srv.conns.lock().unwrap().len();
+    let client = Client::connect(srv.addr, "/plain").await;
+    until("the connection opened", || {
+        srv.conns.lock().unwrap().len() == before + 1
+    })
+    .await;
+    let conn = srv.conns.lock().unwrap()[before].1.clone();
+    (client, conn)
+}
+
+/// A subscriber receives 5, goes away while 100 go by, and comes back with the
+/// position of the last one it received: `history` publications are kept.
+async fn come_back(
+    history: usize,
+    epoch_of: impl FnOnce(&str) -> String,
+) -> (ws::Joined, Vec<u64>) {
+    let hub = ws::Hub::new();
+    hub.configure("news", hub.topic_defaults().history_size(history));
+    let srv = server(&hub, ws::Settings::default());
+    let (mut first, conn) = plain(&srv).await;
+    let joined = hub.join(&conn, "news").unwrap();
+    assert_eq!(joined.position.offset, 0);
+    publish_offsets(&hub, "news", 5);
+    assert_eq!(offsets(&mut first, 5).await, [1, 2, 3, 4, 5]);
+    first.stream.shutdown().await.unwrap();
+    until("the subscriber left", || hub.count("news") == 0).await;
+    publish_offsets(&hub, "news", 100);
+    let (mut back, conn) = plain(&srv).await;
+    let since = ws::Position {
+        epoch: epoch_of(&joined.position.epoch),
+        offset: 5,
+    };
+    let rejoined = hub
+        .join_with(&conn, "news", ws::JoinOptions::default().since(since))
+        .unwrap();
+    publish_offsets(&hub, "news", 3);
+    let n = rejoined.replayed + 3;
+    let seen = offsets(&mut back, n).await;
+    srv.handle.stop(false).await;
+    (rejoined, seen)
+}
+
+#[actix_rt::test]
+async fn a_subscriber_that_comes_back_recovers_exactly_what_it_missed_then_live() {
+    let (joined, seen) = come_back(200, str::to_owned).await;
+    assert_eq!((joined.recovered, joined.replayed), (Some(true), 100));
+    assert_eq!(joined.position.offset, 105);
+    // 6..=105 replayed, then 106..=108 live: no gap, no duplicate.
+    assert_eq!(seen, (6..=108).collect::<Vec<u64>>());
+}
+
+#[actix_rt::test]
+async fn a_history_too_short_says_not_recovered_and_replays_nothing() {
+    let (joined, seen) = come_back(50, str::to_owned).await;
+    assert_eq!((joined.recovered, joined.replayed), (Some(false), 0));
+    assert_eq!(seen, [106, 107, 108], "live publications only");
+}
+
+#[actix_rt::test]
+async fn another_epoch_says_not_recovered() {
+    let (joined, seen) = come_back(200, |_| "0000000000000000".into()).await;
+    assert_eq!((joined.recovered, joined.replayed), (Some(false), 0));
+    assert_eq!(seen, [106, 107, 108]);
+}
+
+// ----- encode once -----
+
+/// A client actor that reports each text it receives.
+struct Texts(mpsc::UnboundedSender<String>);
+
+impl ws::Endpoint for Texts {
+    fn on_message(&mut self, _: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+        if let ws::Message::Text(t) = msg {
+            let _ = self.0.send(t.to_string());
+        }
+    }
+}
+
+/// 20 compressing subscribers, 10 publications: how many frames were prepared and
+/// how many deliveries were compressed again for one connection.
+async fn compressed_fan_out(no_context_takeover: bool) -> (u64, u64) {
+    const SUBSCRIBERS: usize = 20;
+    let mut settings = ws::Settings::default();
+    settings.deflate = ws::DeflateSettings::on().server_no_context_takeover(no_context_takeover);
+    let hub = ws::Hub::with_settings(&settings);
+    let srv = server(&hub, settings);
+    let (tx, mut texts) = mpsc::unbounded_channel();
+    let url = format!("ws://{}/sub", srv.addr);
+    for _ in 0..SUBSCRIBERS {
+        let (_, conn) = ws::Client::new(&url)
+            .unwrap()
+            .deflate(ws::DeflateSettings::on())
+            .connect_with_conn(ws::endpoint(Texts(tx.clone())))
+            .await
+            .unwrap();
+        assert_eq!(conn.extensions(), "permessage-deflate");
+    }
+    until("every subscriber joined", || {
+        hub.count("room") == SUBSCRIBERS
+    })
+    .await;
+    let text =
+        "a JSON-like text that compresses: {\"room\":\"lobby\",\"text\":\"hello hello hello\"}";
+    for _ in 0..10 {
+        hub.publish("room", text);
+    }
+    for _ in 0..SUBSCRIBERS * 10 {
+        let got = tokio::time::timeout(Duration::from_secs(10), texts.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, text);
+    }
+    srv.handle.stop(false).await;
+    (hub.encodes(), hub.recompressions())
+}
+
+#[actix_rt::test]
+async fn a_publication_is_compressed_once_for_every_subscriber_without_context_takeover() {
+    assert_eq!(compressed_fan_out(true).await, (10, 0));
+}
+
+#[actix_rt::test]
+async fn with_context_takeover_each_connection_compresses_for_itself() {
+    assert_eq!(compressed_fan_out(false).await, (10, 200));
+}
+
+// ----- the publish seam, metrics -----
+
+/// A backplane that records what the hub tells it.
+#[derive(Default)]
+struct Recording(Mutex<Vec<String>>);
+
+impl ws::Backplane for Recording {
+    fn publish(&self, topic: &str, message: &ws::Message) {
+        let text = std::str::from_utf8(message.as_bytes()).unwrap();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("publish {topic} {text}"));
+    }
+    fn subscribe(&self, topic: &str) {
+        self.0.lock().unwrap().push(format!("subscribe {topic}"));
+    }
+    fn unsubscribe(&self, topic: &str) {
+        self.0.lock().unwrap().push(format!("unsubscribe {topic}"));
+    }
+}
+
+#[actix_rt::test]
+async fn the_backplane_learns_topics_and_publications_and_remote_ones_stay_local() {
+    let hub = ws::Hub::named("seam", &ws::Settings::default());
+    let backplane = Arc::new(Recording::default());
+    hub.set_backplane(backplane.clone());
+    let srv = server(&hub, ws::Settings::default());
+    let (mut a, conn_a) = plain(&srv).await;
+    let (_b, conn_b) = plain(&srv).await;
+    hub.join(&conn_a, "t").unwrap();
+    hub.join(&conn_b, "t").unwrap();
+    hub.publish("t", "local");
+    hub.deliver_remote("t", ws::Message::from("remote"));
+    assert_eq!(a.text().await, "local");
+    assert_eq!(a.text().await, "remote");
+    hub.leave(conn_a.id(), "t");
+    hub.leave(conn_b.id(), "t");
+    assert_eq!(
+        *backplane.0.lock().unwrap(),
+        ["subscribe t", "publish t local", "unsubscribe t"]
+    );
+    // Each server's metrics carry the hub's name and counts.
+    let text = ws::metrics::encode_text();
+    assert!(
+        text.contains("ws_hub_publications_total{hub=\"seam\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ws_hub_deliveries_total{hub=\"seam\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ws_hub_backplane_published_total{hub=\"seam\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ws_hub_remote_delivered_total{hub=\"seam\"} 1"),
+        "{text}"
+    );
+    srv.handle.stop(false).await;
+}
+
+// ----- forwarding to a shared actor -----
+
+/// A room: every connection's events, tagged, in one actor; it relays each
+/// message to the others.
+#[derive(Default)]
+struct Room {
+    members: HashMap<ws::ConnId, ws::Conn>,
+    log: Vec<String>,
+    report: Option<mpsc::UnboundedSender<Vec<String>>>,
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+}
+
+impl Handler<ws::Tagged<ws::Open>> for Room {
+    type Result = ();
+    fn handle(&mut self, m: ws::Tagged<ws::Open>, _: &mut Context<Self>) {
+        self.log.push(format!("open {}", self.members.len()));
+        self.members.insert(m.id, m.event.conn);
+    }
+}
+
+impl Handler<ws::Tagged<ws::Message>> for Room {
+    type Result = ();
+    fn handle(&mut self, m: ws::Tagged<ws::Message>, _: &mut Context<Self>) {
+        let text = std::str::from_utf8(m.event.as_bytes()).unwrap().to_owned();
+        for (id, conn) in &self.members {
+            if *id != m.id {
+                conn.send(m.event.clone());
+            }
+        }
+        self.log.push(format!("message {text}"));
+    }
+}
+
+impl Handler<ws::Tagged<ws::Error>> for Room {
+    type Result = ();
+    fn handle(&mut self, _: ws::Tagged<ws::Error>, _: &mut Context<Self>) {}
+}
+
+impl Handler<ws::Tagged<ws::Close>> for Room {
+    type Result = ();
+    fn handle(&mut self, m: ws::Tagged<ws::Close>, _: &mut Context<Self>) {
+        self.members.remove(&m.id);
+        self.log.push(format!("close {}", m.event.code.0));
+        if self.members.is_empty() {
+            if let Some(report) = self.report.take() {
+                let _ = report.send(std::mem::take(&mut self.log));
+            }
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn forwarded_connections_reach_a_shared_actor_in_order_with_their_ids() {
+    let (tx, mut report) = mpsc::unbounded_channel();
+    let room = Room {
+        report: Some(tx),
+        ..Room::default()
+    }
+    .start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = ws::Server::new()
+        .listen_on(listener, 2, move |_| {
+            Ok(ws::forward(room.clone()).max_pending(4))
+        })
+        .unwrap();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    let mut a = Client::connect(addr, "/").await;
+    let mut b = Client::connect(addr, "/").await;
+    // Both in the room: b's message reaches a only once a is a member, and b's Open
+    // came before b's message.
+    b.send_text("b-ready").await;
+    assert_eq!(a.text().await, "b-ready");
+    for n in 0..50 {
+        a.send_text(&format!("a{n}")).await;
+    }
+    for n in 0..50 {
+        assert_eq!(b.text().await, format!("a{n}"));
+    }
+    a.stream.shutdown().await.unwrap();
+    b.stream.shutdown().await.unwrap();
+    let log = tokio::time::timeout(Duration::from_secs(10), report.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut expected = vec![
+        "open 0".to_string(),
+        "open 1".to_string(),
+        "message b-ready".to_string(),
+    ];
+    expected.extend((0..50).map(|n| format!("message a{n}")));
+    expected.extend(["close 1006".to_string(), "close 1006".to_string()]);
+    assert_eq!(log, expected);
+    handle.stop(false).await;
+}

@@ -615,6 +615,35 @@ impl Hub {
         self.inner.publish(topic, except, make, true)
     }
 
+    /// Send `message` to the members of `topic` (but `except`) like a publication,
+    /// but unnumbered and not kept in the history (presence lists, typing
+    /// indicators): offsets count only the publications.
+    pub fn publish_transient(
+        &self,
+        topic: &str,
+        message: impl Into<Message>,
+        except: Option<ConnId>,
+    ) -> usize {
+        let Some(topic) = lock(&self.inner.topics).get(topic).cloned() else {
+            return 0;
+        };
+        let state = topic.lock();
+        let delivery = self.inner.delivery(message.into(), &state.settings);
+        let mut shards = 0;
+        for shard in state.shards() {
+            shards += 1;
+            self.inner.send(
+                shard,
+                Cmd::Publish {
+                    topic: topic.name.clone(),
+                    delivery: delivery.clone(),
+                    except,
+                },
+            );
+        }
+        shards
+    }
+
     /// Deliver a publication that another server made (a [`Backplane`]'s): to the
     /// local members only, not back to the backplane.
     pub fn deliver_remote(&self, topic: &str, message: Message) -> Published {

@@ -78,19 +78,17 @@
 
 use std::{
     cell::RefCell,
-    future::poll_fn,
-    io,
+    io::{self, Read, Write},
     net::SocketAddr,
-    pin::Pin,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     rc::Rc,
-    task::Poll,
     time::{Duration, Instant},
 };
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf},
+    io::{unix::AsyncFd, AsyncReadExt, AsyncWriteExt, Interest},
     net::TcpStream,
     sync::{mpsc, Notify, Semaphore},
     task::LocalSet,
@@ -593,67 +591,213 @@ fn max_payload(size: usize) -> usize {
     size.max(125)
 }
 
-/// One subscriber, after its handshake: reads into the buffer all subscribers
-/// share, inside the poll (the buffer is never held across an await), and keeps
-/// only an incomplete frame's bytes of its own.
-async fn subscriber(
-    shared: Rc<Shared>,
-    sub: usize,
-    mut stream: TcpStream,
-    mut leftover: Vec<u8>,
-    scratch: Rc<RefCell<Vec<u8>>>,
-) -> io::Result<()> {
-    let max = max_payload(shared.size);
-    let room = max + 14; // head room in front of the read: an incomplete frame
-    let mut pongs = Pongs {
-        out: Vec::new(),
-        rng: Rng(0x9e37_79b9_7f4a_7c15 ^ ((sub as u64 + 1) << 17)),
-    };
-    if !leftover.is_empty() {
-        // Frames that came with the handshake's response.
-        let now_ns = shared.origin.elapsed().as_nanos() as u64;
-        let used = on_bytes(
-            &shared,
-            &mut shared.st.borrow_mut(),
-            sub,
-            &leftover,
-            now_ns,
-            &mut pongs,
-        )?;
-        leftover.drain(..used);
+/// All subscribers, read by one task: their sockets are in an epoll set of their
+/// own, whose descriptor the runtime watches (`AsyncFd`). A ready socket is read
+/// into the one buffer until it is drained and its frames handled in place; only an
+/// incomplete frame's bytes are kept per subscriber. No task, waker or buffer per
+/// subscriber: a read costs about its system call.
+struct Subscribers {
+    epoll: OwnedFd,
+    socks: Vec<Option<std::net::TcpStream>>,
+    leftover: Vec<Vec<u8>>,
+    pongs: Pongs,
+    buf: Vec<u8>,
+    /// Bytes kept in front of each read in `buf`, for an incomplete frame.
+    room: usize,
+}
+
+impl Subscribers {
+    fn new(n: usize, size: usize) -> io::Result<Self> {
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let room = max_payload(size) + 14;
+        Ok(Subscribers {
+            // SAFETY: a new descriptor, owned from here on.
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            socks: (0..n).map(|_| None).collect(),
+            leftover: vec![Vec::new(); n],
+            pongs: Pongs {
+                out: Vec::new(),
+                rng: Rng(0x9e37_79b9_7f4a_7c15),
+            },
+            buf: vec![0u8; room + 64 * 1024],
+            room,
+        })
     }
-    loop {
-        let closed = poll_fn(|cx| {
-            let mut buf = scratch.borrow_mut();
-            let mut rb = ReadBuf::new(&mut buf[room..]);
-            match Pin::new(&mut stream).poll_read(cx, &mut rb) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
-            }
-            let n = rb.filled().len();
-            if n == 0 {
-                return Poll::Ready(Ok(true));
-            }
-            let keep = leftover.len();
-            let begin = room - keep;
-            buf[begin..room].copy_from_slice(&leftover);
+
+    /// Take subscriber `sub`'s connection (after its handshake; `rest`: what came
+    /// after the response) into the epoll set (edge-triggered: `drain` reads until
+    /// a short read or `WouldBlock`).
+    fn add(
+        &mut self,
+        shared: &Shared,
+        sub: usize,
+        stream: TcpStream,
+        rest: Vec<u8>,
+    ) -> io::Result<()> {
+        let stream = stream.into_std()?;
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32 | libc::EPOLLET as u32,
+            u64: sub as u64,
+        };
+        let r = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                stream.as_raw_fd(),
+                &mut ev,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.socks[sub] = Some(stream);
+        if !rest.is_empty() {
+            // Frames that came with the handshake's response.
+            let now_ns = shared.origin.elapsed().as_nanos() as u64;
+            let mut st = shared.st.borrow_mut();
+            let used = on_bytes(shared, &mut st, sub, &rest, now_ns, &mut self.pongs)?;
+            self.leftover[sub].extend_from_slice(&rest[used..]);
+            drop(st);
+            self.send_pongs(sub)?;
+        }
+        Ok(())
+    }
+
+    /// Read subscriber `sub` until its socket is drained.
+    fn drain(&mut self, shared: &Shared, sub: usize) -> io::Result<()> {
+        let room = self.room;
+        loop {
+            let Some(sock) = self.socks[sub].as_ref() else {
+                return Ok(());
+            };
+            let n = match (&*sock).read(&mut self.buf[room..]) {
+                Ok(0) => return Err(io::Error::other("server closed the connection")),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let leftover = &mut self.leftover[sub];
+            let begin = room - leftover.len();
+            self.buf[begin..room].copy_from_slice(leftover);
             let now_ns = shared.origin.elapsed().as_nanos() as u64;
             let mut st = shared.st.borrow_mut();
             st.reads += 1;
-            let data = &buf[begin..room + n];
-            let used = on_bytes(&shared, &mut st, sub, data, now_ns, &mut pongs)?;
+            let data = &self.buf[begin..room + n];
+            let used = on_bytes(shared, &mut st, sub, data, now_ns, &mut self.pongs)?;
             leftover.clear();
             leftover.extend_from_slice(&data[used..]);
-            Poll::Ready(Ok(false))
-        })
-        .await?;
-        if closed {
-            return Err(io::Error::other("server closed the connection"));
+            drop(st);
+            if !self.pongs.out.is_empty() {
+                self.send_pongs(sub)?;
+            }
+            if room + n < self.buf.len() {
+                return Ok(()); // a short read: the socket is drained
+            }
         }
-        if !pongs.out.is_empty() {
-            stream.write_all(&pongs.out).await?;
-            pongs.out.clear();
+    }
+
+    /// Write the Pongs queued for `sub`. A subscriber sends nothing else, so its
+    /// send buffer has room: not writing them at once is an error.
+    fn send_pongs(&mut self, sub: usize) -> io::Result<()> {
+        if let Some(sock) = self.socks[sub].as_ref() {
+            match (&*sock).write(&self.pongs.out) {
+                Ok(n) if n == self.pongs.out.len() => {}
+                Ok(_) | Err(_) => return Err(io::Error::other("could not write a Pong at once")),
+            }
+        }
+        self.pongs.out.clear();
+        Ok(())
+    }
+
+    /// Drop a failed subscriber (its missing deliveries are counted at the end).
+    fn remove(&mut self, sub: usize) {
+        if let Some(sock) = self.socks[sub].take() {
+            unsafe {
+                libc::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    sock.as_raw_fd(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+    }
+
+    /// The reading task: ready sockets, 1024 at a time; after 8 such batches it
+    /// yields, so that the publisher runs even when deliveries never stop.
+    async fn run(mut self, shared: Rc<Shared>) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+        let epfd = self.epoll.as_raw_fd();
+        // SAFETY: `self.epoll` owns the descriptor and outlives `watch`.
+        let watch = match unsafe { AsyncFd::register_with_interest(epfd, Interest::READABLE) } {
+            Ok(w) => w,
+            Err(e) => {
+                shared
+                    .st
+                    .borrow_mut()
+                    .error(format!("subscribers' epoll: {e}"));
+                return;
+            }
+        };
+        loop {
+            let mut guard = match watch.readable().await {
+                Ok(g) => g,
+                Err(e) => {
+                    shared
+                        .st
+                        .borrow_mut()
+                        .error(format!("subscribers' epoll: {e}"));
+                    return;
+                }
+            };
+            let mut batches = 0;
+            loop {
+                let n = unsafe {
+                    libc::epoll_wait(
+                        guard.get_inner().as_raw_fd(),
+                        events.as_mut_ptr(),
+                        events.len() as i32,
+                        0,
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    shared
+                        .st
+                        .borrow_mut()
+                        .error(format!("subscribers' epoll_wait: {e}"));
+                    return;
+                }
+                if n == 0 {
+                    guard.clear_ready();
+                    break;
+                }
+                for ev in &events[..n as usize] {
+                    let sub = ev.u64 as usize;
+                    if let Err(e) = self.drain(&shared, sub) {
+                        shared
+                            .st
+                            .borrow_mut()
+                            .error(format!("subscriber {sub}: {e}"));
+                        self.remove(sub);
+                    }
+                }
+                batches += 1;
+                if batches == 8 {
+                    break;
+                }
+            }
+            if batches == 8 {
+                drop(guard);
+                tokio::task::yield_now().await;
+            }
         }
     }
 }
@@ -842,50 +986,38 @@ async fn run(args: Args) -> io::Result<bool> {
         progress: Notify::new(),
     });
     let rss_before = args.server_pid.and_then(proc_rss_kib);
-    let max = max_payload(args.size);
-    let scratch = Rc::new(RefCell::new(vec![0u8; max + 14 + 64 * 1024]));
+    let mut subs = Subscribers::new(n, args.size)?;
 
-    // Subscribers.
+    // Subscribers: handshakes (at most `--handshakes` at a time), then the socket
+    // goes to the reading task's epoll set.
     let gate = Rc::new(Semaphore::new(args.handshakes));
-    let (opened, mut opens) = mpsc::unbounded_channel::<Result<(), String>>();
+    type Opened = Result<(usize, TcpStream, Vec<u8>), String>;
+    let (opened, mut opens) = mpsc::unbounded_channel::<Opened>();
     let began = Instant::now();
-    let mut tasks = Vec::with_capacity(n);
     for sub in 0..n {
-        let (shared, gate, opened, scratch) = (
-            shared.clone(),
-            gate.clone(),
-            opened.clone(),
-            scratch.clone(),
-        );
+        let (gate, opened) = (gate.clone(), opened.clone());
         let (addr, path) = (args.addr, args.path.clone());
-        tasks.push(tokio::task::spawn_local(async move {
+        tokio::task::spawn_local(async move {
             let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((sub as u64 + 1) << 11));
             let conn = {
                 let _permit = gate.acquire().await;
                 handshake(addr, &path, &mut rng).await
             };
-            let (stream, rest) = match conn {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = opened.send(Err(format!("subscriber {sub}: {e}")));
-                    return;
-                }
-            };
-            let _ = opened.send(Ok(()));
-            if let Err(e) = subscriber(shared.clone(), sub, stream, rest, scratch).await {
-                shared
-                    .st
-                    .borrow_mut()
-                    .error(format!("subscriber {sub}: {e}"));
-            }
-        }));
+            let _ = opened.send(match conn {
+                Ok((stream, rest)) => Ok((sub, stream, rest)),
+                Err(e) => Err(format!("subscriber {sub}: {e}")),
+            });
+        });
     }
     drop(opened);
     let connect_deadline = began + Duration::from_secs(120);
     let mut open = 0;
     while open < n {
         match tokio::time::timeout_at(connect_deadline.into(), opens.recv()).await {
-            Ok(Some(Ok(()))) => open += 1,
+            Ok(Some(Ok((sub, stream, rest)))) => {
+                subs.add(&shared, sub, stream, rest)?;
+                open += 1;
+            }
             Ok(Some(Err(e))) => return Err(io::Error::other(format!("connecting: {e}"))),
             Ok(None) => return Err(io::Error::other("subscriber tasks ended")),
             Err(_) => {
@@ -895,6 +1027,7 @@ async fn run(args: Args) -> io::Result<bool> {
             }
         }
     }
+    let reader = tokio::task::spawn_local(subs.run(shared.clone()));
     let connect_secs = began.elapsed().as_secs_f64();
     let mut prng = Rng(0x6a09_e667_f3bc_c909);
     let (stream, rest) = handshake(args.addr, &args.path, &mut prng).await?;
@@ -1022,9 +1155,7 @@ async fn run(args: Args) -> io::Result<bool> {
         }
         publisher.wait(give_up).await?;
     }
-    for t in &tasks {
-        t.abort();
-    }
+    reader.abort();
 
     let mut st = shared.st.borrow_mut();
     let published = st.sent_ns.len() as u32;

@@ -65,7 +65,7 @@ async fn writer(mut w: OwnedWriteHalf, conn: Rc<Conn>) {
 
 async fn connection(mut s: TcpStream, id: u64, room: Room) -> io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 64 * 1024];
+    let mut chunk = vec![0u8; 8 * 1024];
     let end = loop {
         let n = s.read(&mut chunk).await?;
         if n == 0 || buf.len() > 16384 {

@@ -165,6 +165,11 @@ scenarios=("tput20|throughput, 20 B|20|-k $in_flight" "tput1k|throughput, 1 KiB|
            "lat20|latency, 20 B|20|--rate $rate")
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
+# CPU pressure (PSI): the share of the time some runnable task waited for a CPU,
+# i.e. how much other work competed with the benchmark.
+psi_total() { sed -nE 's/^some .*total=([0-9]+)/\1/p' /proc/pressure/cpu 2>/dev/null || true; }
+psi_start=$(psi_total)
+t_start=$(date +%s.%N)
 for r in $(seq "$rounds"); do
   for s in "${scenarios[@]}"; do
     IFS='|' read -r scen label size margs <<<"$s"
@@ -176,6 +181,13 @@ for r in $(seq "$rounds"); do
   done
 done
 load_at_end=$(cut -d' ' -f1-3 /proc/loadavg)
+psi_end=$(psi_total)
+t_end=$(date +%s.%N)
+contention="unknown (no /proc/pressure/cpu)"
+if [ -n "$psi_start" ] && [ -n "$psi_end" ]; then
+  contention=$(awk -v a="$psi_start" -v b="$psi_end" -v s="$t_start" -v e="$t_end" \
+    'BEGIN {printf "%.0f%%", 100 * (b - a) / 1e6 / (e - s)}')
+fi
 
 status() { # key -> "ok" or "FAILED k/R: reason"
   local f=${failed[$1]:-0}
@@ -189,7 +201,8 @@ cpu_model=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)
   echo "Measured $started on $(nproc) cores ($cpu_model, $(uname -sr)); server pinned to CPU 0, load"
   echo "generator to CPU 1; $subs subscribers + 1 publisher, one room; median of $rounds interleaved"
   echo "rounds of ${secs} s (after ${warmup} s of unmeasured load). Throughput: at most $in_flight publications"
-  echo "in flight. Latency: $rate publications/s. Load average at start / end: $load_at_start / $load_at_end."
+  echo "in flight. Latency: $rate publications/s. Load average at start / end: $load_at_start / $load_at_end;"
+  echo "CPU pressure during the run (PSI, share of time some task waited for a CPU): $contention."
   echo "Command: \`SUBSCRIBERS=$subs SECONDS_PER_RUN=$secs ROUNDS=$rounds scripts/bench-hub.sh\`"
   echo
   echo "| scenario | server | deliveries/s | deliveries per server CPU-s | vs best peer | load generator CPU | checks |"

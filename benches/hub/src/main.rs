@@ -49,8 +49,9 @@
 //!    - latency (`--rate R`): R publications per second on a fixed schedule (open
 //!      loop), whatever the deliveries do.
 //! 5. Publishing stops; the run waits for every publication to reach every
-//!    subscriber (giving up after `--stall` seconds without progress), and what
-//!    never came counts as missing.
+//!    subscriber (giving up after `--stall` seconds without progress:
+//!    `stalled=yes`), and what never came counts as missing. In throughput mode a
+//!    window that makes no progress for `--stall` seconds ends the load early.
 //!
 //! The server's CPU time (utime + stime of `/proc/PID/stat`, all threads) is read
 //! at both ends of the measured window, as is the generator's own
@@ -63,13 +64,18 @@
 //! publications=... deliveries=... deliveries_per_sec=... server_cpu_s=...
 //! deliveries_per_server_cpu_s=... rss_before_kib=... rss_after_kib=...
 //! mem_per_sub_kib=... p50_us=... p99_us=... p999_us=... max_us=...
-//! frames_per_read=... loadgen_cpu_pct=... loadgen_saturated=no missing=0
-//! duplicate=0 out_of_order=0 corrupt=0 errors=0 status=ok`
+//! frames_per_read=... loadgen_cpu_pct=... loadgen_saturated=no stalled=no
+//! missing=0 duplicate=0 out_of_order=0 corrupt=0 errors=0 status=ok`
 //!
 //! Rates and latencies cover the measured window (latencies: deliveries of the
 //! publications sent in it, wherever they arrive); the error counts cover the
 //! whole run. Any error makes it `status=FAILED`, a message on stderr, and exit
 //! code 1. Values that need `--server-pid` are `na` without it.
+//!
+//! The checks are themselves checked against `raw_fanout --fault drop|dup|reorder`
+//! (the 50th publication withheld from, doubled for, or delayed past the 51st
+//! for one subscriber): each run ends `status=FAILED` with `missing=1`,
+//! `duplicate=1`, or `missing=1 out_of_order=1`.
 //!
 //! The frame code is written from RFC 6455, independently of the library under
 //! test. It is built to stay far below the servers' cost: one current-thread
@@ -1086,6 +1092,7 @@ async fn run(args: Args) -> io::Result<bool> {
     let end = window_start + Duration::from_secs_f64(args.duration);
     let stall = Duration::from_secs_f64(args.stall);
     let mut start_mark: Option<Mark> = None;
+    let mut stalled = false;
     let mut next_send = load_start;
     let interval = args.rate.map(|r| Duration::from_secs_f64(1.0 / r));
     shared.st.borrow_mut().last_progress = Some(load_start);
@@ -1113,7 +1120,10 @@ async fn run(args: Args) -> io::Result<bool> {
                     (sent, st.completed, st.last_progress.unwrap_or(load_start))
                 };
                 if sent - completed > 0 && now.duration_since(last) > stall {
-                    return Err(io::Error::other(stall_report(&shared, args.stall)));
+                    // Reported like any run, with what never arrived counted.
+                    eprintln!("wsd-hubload: {}", stall_report(&shared, args.stall));
+                    stalled = true;
+                    break;
                 }
                 let at = publisher.now_ns();
                 for _ in sent - completed..args.in_flight as u64 {
@@ -1138,7 +1148,7 @@ async fn run(args: Args) -> io::Result<bool> {
     let start_mark = start_mark.unwrap_or_else(|| mark(&shared, args.server_pid));
 
     // Drain: every publication must reach every subscriber.
-    loop {
+    while !stalled {
         bail_if_errors(&shared)?;
         let (sent, completed, last) = {
             let st = shared.st.borrow();
@@ -1154,6 +1164,7 @@ async fn run(args: Args) -> io::Result<bool> {
         let give_up = last.max(end) + stall;
         if Instant::now() >= give_up {
             eprintln!("wsd-hubload: {}", stall_report(&shared, args.stall));
+            stalled = true;
             break;
         }
         publisher.wait(give_up).await?;
@@ -1179,13 +1190,13 @@ async fn run(args: Args) -> io::Result<bool> {
     let na = |v: Option<String>| v.unwrap_or_else(|| "na".into());
     let h = st.hist.take().unwrap();
     let us = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
-    let bad = st.missing + st.duplicate + st.out_of_order + st.corrupt + st.errors;
+    let bad = st.missing + st.duplicate + st.out_of_order + st.corrupt + st.errors + stalled as u64;
     println!(
         "mode={} subscribers={n} size={} in_flight={} rate={} secs={secs:.2} publications={} \
          deliveries={deliveries} deliveries_per_sec={:.0} server_cpu_s={} deliveries_per_server_cpu_s={} \
          rss_before_kib={} rss_after_kib={} mem_per_sub_kib={} p50_us={} p99_us={} p999_us={} max_us={} \
-         frames_per_read={:.2} loadgen_cpu_pct={own_pct:.0} loadgen_saturated={} missing={} duplicate={} \
-         out_of_order={} corrupt={} errors={} status={}",
+         frames_per_read={:.2} loadgen_cpu_pct={own_pct:.0} loadgen_saturated={} stalled={} missing={} \
+         duplicate={} out_of_order={} corrupt={} errors={} status={}",
         if interval.is_some() { "latency" } else { "throughput" },
         args.size,
         if interval.is_some() { 0 } else { args.in_flight },
@@ -1205,6 +1216,7 @@ async fn run(args: Args) -> io::Result<bool> {
         us(h.max),
         if reads > 0 { deliveries as f64 / reads as f64 } else { 0.0 },
         if own_pct >= 90.0 { "yes" } else { "no" },
+        if stalled { "yes" } else { "no" },
         st.missing,
         st.duplicate,
         st.out_of_order,

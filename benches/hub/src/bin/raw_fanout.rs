@@ -4,6 +4,10 @@
 //! each connection's writer task writes whatever has accumulated in one write
 //! (coalescing). No WebSocket library, no validation beyond the frame header.
 //! Single-threaded (tokio current-thread runtime).
+//!
+//! `--fault drop|dup|reorder` breaks delivery on purpose, to check that the load
+//! generator notices: the 50th text message is not sent to one connection, sent
+//! to it twice, or sent to it after the 51st.
 use std::{
     cell::{Cell, RefCell},
     collections::HashMap,
@@ -26,8 +30,42 @@ struct Conn {
 
 type Room = Rc<RefCell<HashMap<u64, Rc<Conn>>>>;
 
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    Drop,
+    Dup,
+    Reorder,
+}
+
+/// Text messages fanned out so far, and the frame held back by `--fault reorder`.
+struct Faults {
+    fault: Fault,
+    published: Cell<u64>,
+    held: RefCell<Option<Vec<u8>>>,
+}
+
 fn main() -> io::Result<()> {
-    let bind = wsd_hub_bench::bind_arg();
+    let mut bind = "127.0.0.1:9001".to_string();
+    let mut fault = Fault::None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next().as_deref()) {
+            ("--bind", Some(v)) => bind = v.to_string(),
+            ("--fault", Some("drop")) => fault = Fault::Drop,
+            ("--fault", Some("dup")) => fault = Fault::Dup,
+            ("--fault", Some("reorder")) => fault = Fault::Reorder,
+            _ => {
+                eprintln!("usage: raw_fanout [--bind ADDR] [--fault drop|dup|reorder]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let faults = Rc::new(Faults {
+        fault,
+        published: Cell::new(0),
+        held: RefCell::new(None),
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -38,10 +76,10 @@ fn main() -> io::Result<()> {
         loop {
             let (s, _) = listener.accept().await?;
             s.set_nodelay(true)?;
-            let (id, room) = (next_id, room.clone());
+            let (id, room, faults) = (next_id, room.clone(), faults.clone());
             next_id += 1;
             tokio::task::spawn_local(async move {
-                let _ = connection(s, id, room.clone()).await;
+                let _ = connection(s, id, room.clone(), faults).await;
                 if let Some(c) = room.borrow_mut().remove(&id) {
                     c.closed.set(true);
                     c.wake.notify_one();
@@ -63,7 +101,7 @@ async fn writer(mut w: OwnedWriteHalf, conn: Rc<Conn>) {
     }
 }
 
-async fn connection(mut s: TcpStream, id: u64, room: Room) -> io::Result<()> {
+async fn connection(mut s: TcpStream, id: u64, room: Room, faults: Rc<Faults>) -> io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 8 * 1024];
     let end = loop {
@@ -145,11 +183,37 @@ async fn connection(mut s: TcpStream, id: u64, room: Room) -> io::Result<()> {
             );
             match opcode {
                 1 | 2 => {
+                    let nth = faults.published.get() + 1;
+                    faults.published.set(nth);
+                    // The connection a fault hits: the lowest id but the sender's.
+                    let victim = match faults.fault {
+                        Fault::None => None,
+                        _ => room.borrow().keys().filter(|&&k| k != id).min().copied(),
+                    };
                     for (&other, c) in room.borrow().iter() {
-                        if other != id {
-                            c.out.borrow_mut().extend_from_slice(&frame);
-                            c.wake.notify_one();
+                        if other == id {
+                            continue;
                         }
+                        let mut out = c.out.borrow_mut();
+                        if Some(other) == victim && nth == 50 {
+                            match faults.fault {
+                                Fault::Drop => continue,
+                                Fault::Dup => out.extend_from_slice(&frame),
+                                Fault::Reorder => {
+                                    *faults.held.borrow_mut() = Some(frame.clone());
+                                    continue;
+                                }
+                                Fault::None => {}
+                            }
+                        }
+                        out.extend_from_slice(&frame);
+                        if nth == 51 && Some(other) == victim {
+                            if let Some(held) = faults.held.take() {
+                                out.extend_from_slice(&held);
+                            }
+                        }
+                        drop(out);
+                        c.wake.notify_one();
                     }
                 }
                 9 => {

@@ -23,7 +23,9 @@
 # them fails the run (the table says FAILED).
 #
 # Scenarios: throughput at 20 B and 1 KiB (at most IN_FLIGHT publications in flight,
-# one being in flight until every subscriber got it), and latency at 20 B at RATE
+# one being in flight until every subscriber got it: so a server can put at most
+# IN_FLIGHT frames in one write to a subscriber, and IN_FLIGHT bounds what coalescing
+# can gain), and latency at 20 B at RATE
 # publications per second (open loop; p50/p99 publish-to-delivery over all
 # deliveries). Every server runs in turn (A B C A B C ...), ROUNDS rounds, medians
 # reported; the server is pinned to CPU 0 (taskset -c 0), the load generator to CPU 1.

@@ -64,7 +64,8 @@
 //! publications=... deliveries=... deliveries_per_sec=... server_cpu_s=...
 //! deliveries_per_server_cpu_s=... rss_before_kib=... rss_after_kib=...
 //! mem_per_sub_kib=... p50_us=... p99_us=... p999_us=... max_us=...
-//! frames_per_read=... loadgen_cpu_pct=... loadgen_saturated=no stalled=no
+//! frames_per_read=... loadgen_cpu_pct=... loadgen_ns_per_delivery=...
+//! loadgen_saturated=no stalled=no
 //! missing=0 duplicate=0 out_of_order=0 corrupt=0 errors=0 status=ok`
 //!
 //! Rates and latencies cover the measured window (latencies: deliveries of the
@@ -1195,7 +1196,7 @@ async fn run(args: Args) -> io::Result<bool> {
         "mode={} subscribers={n} size={} in_flight={} rate={} secs={secs:.2} publications={} \
          deliveries={deliveries} deliveries_per_sec={:.0} server_cpu_s={} deliveries_per_server_cpu_s={} \
          rss_before_kib={} rss_after_kib={} mem_per_sub_kib={} p50_us={} p99_us={} p999_us={} max_us={} \
-         frames_per_read={:.2} loadgen_cpu_pct={own_pct:.0} loadgen_saturated={} stalled={} missing={} \
+         frames_per_read={:.2} loadgen_cpu_pct={own_pct:.0} loadgen_ns_per_delivery={:.0} loadgen_saturated={} stalled={} missing={} \
          duplicate={} out_of_order={} corrupt={} errors={} status={}",
         if interval.is_some() { "latency" } else { "throughput" },
         args.size,
@@ -1215,6 +1216,11 @@ async fn run(args: Args) -> io::Result<bool> {
         us(h.percentile(0.999)),
         us(h.max),
         if reads > 0 { deliveries as f64 / reads as f64 } else { 0.0 },
+        if deliveries > 0 {
+            (end_mark.own_cpu - start_mark.own_cpu) * 1e9 / deliveries as f64
+        } else {
+            0.0
+        },
         if own_pct >= 90.0 { "yes" } else { "no" },
         if stalled { "yes" } else { "no" },
         st.missing,

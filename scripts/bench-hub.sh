@@ -19,8 +19,8 @@
 #   bytes 20..   'x' up to SIZE
 # Every subscriber checks every delivery (length, digits, padding, the time the
 # publisher recorded for that number) and that the numbers go up by exactly one;
-# missing, duplicate, out-of-order and corrupt deliveries are counted and any of
-# them fails the run (the table says FAILED).
+# missing, duplicate, out-of-order, corrupt and (at the end) undelivered deliveries
+# are counted and any of them fails the run (the table says FAILED).
 #
 # Scenarios: throughput at 20 B and 1 KiB (at most IN_FLIGHT publications in flight,
 # one being in flight until every subscriber got it: so a server can put at most
@@ -50,8 +50,8 @@
 # NO_README (1: print only; otherwise README.md is rewritten between the
 # `<!-- hub-bench:start -->` and `<!-- hub-bench:end -->` markers, if both exist).
 # Every run is bounded: the load generator gets connect (<= 120 s) + warm-up (<= 30 s)
-# + WARMUP + SECONDS_PER_RUN + drain (<= 10 s without progress) and is killed past
-# that; every server it starts is killed after its run.
+# + WARMUP + SECONDS_PER_RUN + drain (<= 60 s, and <= 10 s without any delivery) and
+# is killed past that; every server it starts is killed after its run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -100,7 +100,7 @@ fi
 
 if command -v taskset >/dev/null; then pin0=(taskset -c 0); pin1=(taskset -c 1); else pin0=(); pin1=(); fi
 ulimit -n "$(ulimit -Hn)" # the server needs SUBSCRIBERS + 1 descriptors too
-budget=$(awk -v w="$warmup" -v s="$secs" 'BEGIN {printf "%d", 120 + 30 + w + s + 30}')
+budget=$(awk -v w="$warmup" -v s="$secs" 'BEGIN {printf "%d", 120 + 30 + w + s + 60 + 20}')
 server=""
 stop_server() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
@@ -144,7 +144,7 @@ run_load() { # scenario name size mode-args...
   stop_server
   if [ "$(field status "$out")" != ok ]; then
     failed[$key]=$(( ${failed[$key]:-0} + 1 ))
-    reasons[$key]=$(grep -E 'FAILED|ERRORS|first|stalled|died' "$logdir/load.err" | head -2 | tr '\n' ' ' | cut -c1-160)
+    reasons[$key]=$(grep -E 'FAILED|ERRORS|first|stalled|within|died' "$logdir/load.err" | head -2 | tr '\n' ' ' | cut -c1-160)
     [ -n "${reasons[$key]}" ] || reasons[$key]="no result line (timed out after ${budget} s?)"
     echo "  $name $scen: FAILED: ${reasons[$key]}" >&2
     [ -n "$out" ] && echo "  $out" >&2

@@ -24,12 +24,13 @@
 //! bytes 20..    'x' up to the size
 //! ```
 //!
-//! e.g. `00000132a4f1000002a7xxxx...`: sent 1,262,833 µs after the start,
+//! e.g. `0000001344f1000002a7xxxx...`: sent 1,262,833 µs after the start,
 //! publication 679. Each subscriber checks every text frame it gets: length, hex
 //! digits, padding, the time against what the publisher recorded for that number,
 //! and that numbers strictly increase by one; a frame that fails counts as
 //! `corrupt`, a skipped number as `missing`, a repeat of the last one as
-//! `duplicate`, an older one as `out_of_order`. The latency of a delivery is the
+//! `duplicate`, an older one as `out_of_order`, and a publication that has not
+//! reached a subscriber when the run ends as `undelivered`. The latency of a delivery is the
 //! time it was read minus the send time the publisher recorded (nanoseconds).
 //!
 //! # The run
@@ -49,9 +50,10 @@
 //!    - latency (`--rate R`): R publications per second on a fixed schedule (open
 //!      loop), whatever the deliveries do.
 //! 5. Publishing stops; the run waits for every publication to reach every
-//!    subscriber (giving up after `--stall` seconds without progress:
-//!    `stalled=yes`), and what never came counts as missing. In throughput mode a
-//!    window that makes no progress for `--stall` seconds ends the load early.
+//!    subscriber, giving up after `--stall` seconds without any delivery or
+//!    `--drain` seconds in all (`stalled=yes`); what never came is counted as
+//!    `undelivered`. In throughput mode, `--stall` seconds without any delivery
+//!    while publications are in flight end the load early.
 //!
 //! The server's CPU time (utime + stime of `/proc/PID/stat`, all threads) is read
 //! at both ends of the measured window, as is the generator's own
@@ -65,8 +67,8 @@
 //! deliveries_per_server_cpu_s=... rss_before_kib=... rss_after_kib=...
 //! mem_per_sub_kib=... p50_us=... p99_us=... p999_us=... max_us=...
 //! frames_per_read=... loadgen_cpu_pct=... loadgen_ns_per_delivery=...
-//! loadgen_saturated=no stalled=no
-//! missing=0 duplicate=0 out_of_order=0 corrupt=0 errors=0 status=ok`
+//! loadgen_saturated=no stalled=no undelivered=0 missing=0 duplicate=0
+//! out_of_order=0 corrupt=0 errors=0 status=ok`
 //!
 //! Rates and latencies cover the measured window (latencies: deliveries of the
 //! publications sent in it, wherever they arrive); the error counts cover the
@@ -105,7 +107,7 @@ const USAGE: &str = "\
 usage: wsd-hubload [--url ws://127.0.0.1:9001/ws] [-n SUBSCRIBERS=10000] [-s SIZE=20]
                    [-k IN_FLIGHT=4 | --rate PUBLICATIONS_PER_SEC]
                    [-d SECONDS=5] [--warmup SECONDS=1] [--server-pid PID]
-                   [--handshakes CONCURRENT=256] [--stall SECONDS=10]
+                   [--handshakes CONCURRENT=256] [--stall SECONDS=10] [--drain SECONDS=60]
 throughput mode by default (at most IN_FLIGHT publications in flight);
 --rate R: latency mode (R publications per second; the usual R is 20)";
 
@@ -122,6 +124,7 @@ struct Args {
     server_pid: Option<u32>,
     handshakes: usize,
     stall: f64,
+    drain: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -137,6 +140,7 @@ fn parse_args() -> Result<Args, String> {
         server_pid: None,
         handshakes: 256,
         stall: 10.0,
+        drain: 60.0,
     };
     let mut it = std::env::args().skip(1);
     fn num<T: std::str::FromStr>(v: Option<String>, name: &str) -> Result<T, String> {
@@ -167,6 +171,7 @@ fn parse_args() -> Result<Args, String> {
             "--server-pid" => args.server_pid = Some(num(it.next(), &a)?),
             "--handshakes" => args.handshakes = num(it.next(), &a)?,
             "--stall" => args.stall = num(it.next(), &a)?,
+            "--drain" => args.drain = num(it.next(), &a)?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -183,8 +188,13 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let in_range = |v: f64, low: f64, high: f64| v > low && v <= high;
-    if !in_range(args.duration, 0.0, 600.0) || !in_range(args.stall, 0.0, 120.0) {
-        return Err("duration must be in (0, 600] s, stall in (0, 120] s".into());
+    if !in_range(args.duration, 0.0, 600.0)
+        || !in_range(args.stall, 0.0, 120.0)
+        || !in_range(args.drain, 0.0, 600.0)
+    {
+        return Err(
+            "duration must be in (0, 600] s, stall in (0, 120] s, drain in (0, 600] s".into(),
+        );
     }
     if !(0.0..=60.0).contains(&args.warmup) {
         return Err("warmup must be in [0, 60] s".into());
@@ -439,7 +449,7 @@ fn read_hex(digits: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// What the subscribers and the publisher share (one thread: `Cell`/`RefCell`).
+/// What the subscribers and the publisher share (one thread: `RefCell`).
 struct Shared {
     origin: Instant,
     subscribers: u32,
@@ -463,8 +473,8 @@ struct State {
     measure_from: u32,
     /// Publications from `strict_from` on that reached every subscriber.
     completed: u64,
-    /// When a publication last reached every subscriber.
-    last_progress: Option<Instant>,
+    /// When the last delivery came (ns since the origin).
+    last_delivery_ns: u64,
     /// Deliveries of publications from `strict_from` on.
     deliveries: u64,
     reads: u64,
@@ -476,6 +486,13 @@ struct State {
     errors: u64,
     first_error: Option<String>,
     hist: Option<Histogram>,
+}
+
+impl Shared {
+    /// The instant `ns` nanoseconds after the origin.
+    fn at(&self, ns: u64) -> Instant {
+        self.origin + Duration::from_nanos(ns)
+    }
 }
 
 impl State {
@@ -549,8 +566,8 @@ impl State {
                 self.completed += 1;
             }
         }
+        self.last_delivery_ns = now_ns;
         if complete {
-            self.last_progress = Some(Instant::now());
             shared.progress.notify_one();
         }
     }
@@ -1096,7 +1113,8 @@ async fn run(args: Args) -> io::Result<bool> {
     let mut stalled = false;
     let mut next_send = load_start;
     let interval = args.rate.map(|r| Duration::from_secs_f64(1.0 / r));
-    shared.st.borrow_mut().last_progress = Some(load_start);
+    shared.st.borrow_mut().last_delivery_ns =
+        load_start.duration_since(shared.origin).as_nanos() as u64;
     loop {
         bail_if_errors(&shared)?;
         let now = Instant::now();
@@ -1118,9 +1136,9 @@ async fn run(args: Args) -> io::Result<bool> {
                 let (sent, completed, last) = {
                     let st = shared.st.borrow();
                     let sent = st.sent_ns.len() as u64 - st.strict_from as u64;
-                    (sent, st.completed, st.last_progress.unwrap_or(load_start))
+                    (sent, st.completed, shared.at(st.last_delivery_ns))
                 };
-                if sent - completed > 0 && now.duration_since(last) > stall {
+                if sent - completed > 0 && now.saturating_duration_since(last) > stall {
                     // Reported like any run, with what never arrived counted.
                     eprintln!("wsd-hubload: {}", stall_report(&shared, args.stall));
                     stalled = true;
@@ -1148,7 +1166,9 @@ async fn run(args: Args) -> io::Result<bool> {
     let end_mark = mark(&shared, args.server_pid);
     let start_mark = start_mark.unwrap_or_else(|| mark(&shared, args.server_pid));
 
-    // Drain: every publication must reach every subscriber.
+    // Drain: every publication must reach every subscriber, as long as deliveries
+    // keep coming (at most `--drain` seconds).
+    let drain_end = end + Duration::from_secs_f64(args.drain);
     while !stalled {
         bail_if_errors(&shared)?;
         let (sent, completed, last) = {
@@ -1156,15 +1176,23 @@ async fn run(args: Args) -> io::Result<bool> {
             (
                 st.sent_ns.len() as u64 - st.strict_from as u64,
                 st.completed,
-                st.last_progress.unwrap_or(load_start),
+                shared.at(st.last_delivery_ns),
             )
         };
         if completed >= sent {
             break;
         }
-        let give_up = last.max(end) + stall;
+        let give_up = (last.max(end) + stall).min(drain_end);
         if Instant::now() >= give_up {
-            eprintln!("wsd-hubload: {}", stall_report(&shared, args.stall));
+            if give_up == drain_end {
+                eprintln!(
+                    "wsd-hubload: {} of {sent} publications reached every subscriber within the \
+                     {} s of draining",
+                    completed, args.drain
+                );
+            } else {
+                eprintln!("wsd-hubload: {}", stall_report(&shared, args.stall));
+            }
             stalled = true;
             break;
         }
@@ -1179,7 +1207,7 @@ async fn run(args: Args) -> io::Result<bool> {
         .iter()
         .map(|&e| published.saturating_sub(e) as u64)
         .sum();
-    st.missing += tail;
+    let undelivered = tail;
     let secs = end_mark.at.duration_since(start_mark.at).as_secs_f64();
     let deliveries = end_mark.deliveries - start_mark.deliveries;
     let reads = end_mark.reads - start_mark.reads;
@@ -1191,12 +1219,18 @@ async fn run(args: Args) -> io::Result<bool> {
     let na = |v: Option<String>| v.unwrap_or_else(|| "na".into());
     let h = st.hist.take().unwrap();
     let us = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
-    let bad = st.missing + st.duplicate + st.out_of_order + st.corrupt + st.errors + stalled as u64;
+    let bad = st.missing
+        + undelivered
+        + st.duplicate
+        + st.out_of_order
+        + st.corrupt
+        + st.errors
+        + stalled as u64;
     println!(
         "mode={} subscribers={n} size={} in_flight={} rate={} secs={secs:.2} publications={} \
          deliveries={deliveries} deliveries_per_sec={:.0} server_cpu_s={} deliveries_per_server_cpu_s={} \
          rss_before_kib={} rss_after_kib={} mem_per_sub_kib={} p50_us={} p99_us={} p999_us={} max_us={} \
-         frames_per_read={:.2} loadgen_cpu_pct={own_pct:.0} loadgen_ns_per_delivery={:.0} loadgen_saturated={} stalled={} missing={} \
+         frames_per_read={:.2} loadgen_cpu_pct={own_pct:.0} loadgen_ns_per_delivery={:.0} loadgen_saturated={} stalled={} undelivered={undelivered} missing={} \
          duplicate={} out_of_order={} corrupt={} errors={} status={}",
         if interval.is_some() { "latency" } else { "throughput" },
         args.size,
@@ -1235,7 +1269,7 @@ async fn run(args: Args) -> io::Result<bool> {
     }
     if bad > 0 {
         eprintln!(
-            "wsd-hubload: DELIVERY ERRORS: missing={} duplicate={} out_of_order={} corrupt={} errors={}",
+            "wsd-hubload: DELIVERY ERRORS: undelivered={undelivered} missing={} duplicate={} out_of_order={} corrupt={} errors={}",
             st.missing, st.duplicate, st.out_of_order, st.corrupt, st.errors
         );
         if let Some(e) = &st.first_corrupt {
@@ -1255,10 +1289,10 @@ fn stall_report(shared: &Shared, stall: f64) -> String {
     let stuck = (st.strict_from as usize..st.got.len()).find(|&s| st.got[s] < n);
     match stuck {
         Some(s) => format!(
-            "stalled: no publication completed for {stall} s; publication {s} reached {} of {n} subscribers",
+            "stalled: no delivery for {stall} s; publication {s} reached {} of {n} subscribers",
             st.got[s]
         ),
-        None => format!("stalled: no publication completed for {stall} s"),
+        None => format!("stalled: no delivery for {stall} s"),
     }
 }
 

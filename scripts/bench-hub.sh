@@ -75,7 +75,7 @@ declare -A cmd=(
   [raw-fanout]="$hub/raw_fanout --bind"
 )
 peers_only=(actix-chat tokio-broadcast tokio-broadcast-batched)
-requested=(${SERVERS:-ours actix-chat tokio-broadcast tokio-broadcast-batched raw-fanout})
+read -r -a requested <<<"${SERVERS:-ours actix-chat tokio-broadcast tokio-broadcast-batched raw-fanout}"
 servers=()
 for name in "${requested[@]}"; do
   if [ -z "${cmd[$name]:-}" ]; then
@@ -205,7 +205,7 @@ cpu_model=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)
   echo "rounds of ${secs} s (after ${warmup} s of unmeasured load). Throughput: at most $in_flight publications"
   echo "in flight. Latency: $rate publications/s. Load average at start / end: $load_at_start / $load_at_end;"
   echo "CPU pressure during the run (PSI, share of time some task waited for a CPU): $contention."
-  echo "Command: \`SUBSCRIBERS=$subs SECONDS_PER_RUN=$secs ROUNDS=$rounds scripts/bench-hub.sh\`"
+  echo "Command: \`SUBSCRIBERS=$subs SECONDS_PER_RUN=$secs ROUNDS=$rounds IN_FLIGHT=$in_flight RATE=$rate WARMUP=$warmup SERVERS=\"${servers[*]}\" scripts/bench-hub.sh\`"
   echo
   echo "| scenario | server | deliveries/s | deliveries per server CPU-s | vs best peer | load generator CPU | checks |"
   echo "|---|---|---:|---:|---:|---:|---|"

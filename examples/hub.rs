@@ -151,7 +151,9 @@ impl Chat {
                         self.hub.leave(conn.id(), &room);
                     }
                 }
-                let mut options = ws::JoinOptions::default().user(name.clone()).meta(name.clone());
+                let mut options = ws::JoinOptions::default()
+                    .user(name.clone())
+                    .meta(name.clone());
                 if let Some(since) = since {
                     options = options.since(since);
                 }
@@ -296,30 +298,33 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 pub fn routes(hub: ws::Hub, server: ws::Server) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg| {
         let (hub, server) = (hub.clone(), server.clone());
-        cfg.route("/", web::get().to(|| async { asset("text/html; charset=utf-8", INDEX) }))
-            .route(
-                "/app.js",
-                web::get().to(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
-            )
-            .route(
-                "/style.css",
-                web::get().to(|| async { asset("text/css; charset=utf-8", STYLE) }),
-            )
-            .route(
-                "/metrics",
-                web::get().to(|| async {
-                    HttpResponse::Ok()
-                        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-                        .body(ws::metrics::encode_text())
-                }),
-            )
-            .route(
-                "/ws",
-                web::get().to(move |req: ws::Upgrade| {
-                    let (hub, server) = (hub.clone(), server.clone());
-                    async move { server.start(ws::endpoint(Chat::new(hub)), &req) }
-                }),
-            );
+        cfg.route(
+            "/",
+            web::get().to(|| async { asset("text/html; charset=utf-8", INDEX) }),
+        )
+        .route(
+            "/app.js",
+            web::get().to(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/style.css",
+            web::get().to(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/metrics",
+            web::get().to(|| async {
+                HttpResponse::Ok()
+                    .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+                    .body(ws::metrics::encode_text())
+            }),
+        )
+        .route(
+            "/ws",
+            web::get().to(move |req: ws::Upgrade| {
+                let (hub, server) = (hub.clone(), server.clone());
+                async move { server.start(ws::endpoint(Chat::new(hub)), &req) }
+            }),
+        );
     }
 }
 
@@ -386,6 +391,9 @@ async fn main() -> std::io::Result<()> {
             handle.stop(true).await;
         }
     });
-    eprintln!("chat on http://{}/ (WebSocket /ws, metrics /metrics)", args.bind);
+    eprintln!(
+        "chat on http://{}/ (WebSocket /ws, metrics /metrics)",
+        args.bind
+    );
     running.await
 }

@@ -20,8 +20,10 @@ apt_install() {
     echo "not root: cannot apt-get install $*" >&2
   fi
 }
-# tests/browser.rs: headless Chromium.
+# tests/browser.rs and tests/hub_browser.rs: headless Chromium, and chromedriver
+# (WebDriver) for the hub example's two-page test.
 [ -x /usr/bin/chromium ] || apt_install chromium
+[ -x /usr/bin/chromedriver ] || apt_install chromium-driver
 
 # tests/deflate_interop.rs: python `websockets` (a foreign permessage-deflate peer).
 if ! python3 -c 'import websockets' 2>/dev/null; then

@@ -39,10 +39,7 @@ async fn connect(addr: SocketAddr) -> Socket {
 }
 
 async fn send(socket: &mut Socket, value: Value) {
-    socket
-        .send(Message::text(value.to_string()))
-        .await
-        .unwrap();
+    socket.send(Message::text(value.to_string())).await.unwrap();
 }
 
 /// The next JSON message (pings skipped).
@@ -123,7 +120,11 @@ async fn join_say_and_members_as_the_readme_says() {
     members(&mut bob, "lobby", json!(["alice", "bob"])).await;
     // Alice hears that bob came.
     members(&mut alice, "lobby", json!(["alice", "bob"])).await;
-    send(&mut alice, json!({"type": "say", "room": "lobby", "text": "hi <b>bob</b>"})).await;
+    send(
+        &mut alice,
+        json!({"type": "say", "room": "lobby", "text": "hi <b>bob</b>"}),
+    )
+    .await;
     let said = json!({"type": "message", "room": "lobby", "from": "alice", "text": "hi <b>bob</b>", "offset": 1});
     assert_eq!(next_message(&mut alice).await, said);
     assert_eq!(next_message(&mut bob).await, said);
@@ -139,31 +140,69 @@ async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
     let long = "x".repeat(chat::MAX_TEXT + 1);
     let cases: Vec<(Message, &str)> = vec![
         (Message::text("not json"), "invalid message: expected ident"),
-        (Message::text("{\"type\":\"dance\"}"), "invalid message: unknown variant `dance`"),
-        (Message::text("{\"type\":\"join\",\"name\":\"x\"}"), "invalid message: missing field `room`"),
-        (Message::text("{\"room\":\"lobby\"}"), "invalid message: missing field `type`"),
-        (Message::text("{\"type\":\"say\",\"room\":\"lobby\",\"text\":\"hi\"}"), "not in room \"lobby\": join it first"),
-        (Message::text("{\"type\":\"join\",\"room\":\"\",\"name\":\"x\"}"), "room must be 1 to 64 characters"),
-        (Message::text("{\"type\":\"join\",\"room\":\"a\",\"name\":\"x\\u0007\"}"), "name may not hold control characters"),
-        (Message::text("{\"type\":\"join\",\"room\":\"a\",\"name\":\"x\",\"admin\":true}"), "invalid message: unknown field `admin`"),
-        (Message::text("{\"type\":\"leave\",\"room\":\"a\"}"), "not in room \"a\""),
-        (Message::binary(vec![1u8, 2, 3]), "binary messages are not part of the protocol"),
+        (
+            Message::text("{\"type\":\"dance\"}"),
+            "invalid message: unknown variant `dance`",
+        ),
+        (
+            Message::text("{\"type\":\"join\",\"name\":\"x\"}"),
+            "invalid message: missing field `room`",
+        ),
+        (
+            Message::text("{\"room\":\"lobby\"}"),
+            "invalid message: missing field `type`",
+        ),
+        (
+            Message::text("{\"type\":\"say\",\"room\":\"lobby\",\"text\":\"hi\"}"),
+            "not in room \"lobby\": join it first",
+        ),
+        (
+            Message::text("{\"type\":\"join\",\"room\":\"\",\"name\":\"x\"}"),
+            "room must be 1 to 64 characters",
+        ),
+        (
+            Message::text("{\"type\":\"join\",\"room\":\"a\",\"name\":\"x\\u0007\"}"),
+            "name may not hold control characters",
+        ),
+        (
+            Message::text("{\"type\":\"join\",\"room\":\"a\",\"name\":\"x\",\"admin\":true}"),
+            "invalid message: unknown field `admin`",
+        ),
+        (
+            Message::text("{\"type\":\"leave\",\"room\":\"a\"}"),
+            "not in room \"a\"",
+        ),
+        (
+            Message::binary(vec![1u8, 2, 3]),
+            "binary messages are not part of the protocol",
+        ),
     ];
     for (bad, reason) in cases {
         client.send(bad).await.unwrap();
         let answer = next(&mut client).await;
         assert_eq!(answer["type"], "error", "{answer}");
         let got = answer["reason"].as_str().unwrap();
-        assert!(got.starts_with(reason), "{got:?} should start with {reason:?}");
+        assert!(
+            got.starts_with(reason),
+            "{got:?} should start with {reason:?}"
+        );
     }
     joined(&mut client, "lobby", "carol").await;
-    send(&mut client, json!({"type": "say", "room": "lobby", "text": long})).await;
+    send(
+        &mut client,
+        json!({"type": "say", "room": "lobby", "text": long}),
+    )
+    .await;
     assert_eq!(
         not_members(&mut client).await,
         json!({"type": "error", "reason": "text must be 1 to 2000 characters"})
     );
     // Still open and working.
-    send(&mut client, json!({"type": "say", "room": "lobby", "text": "still here"})).await;
+    send(
+        &mut client,
+        json!({"type": "say", "room": "lobby", "text": "still here"}),
+    )
+    .await;
     assert_eq!(
         next_message(&mut client).await,
         json!({"type": "message", "room": "lobby", "from": "carol", "text": "still here", "offset": 1})
@@ -180,14 +219,22 @@ async fn a_client_that_comes_back_with_since_gets_what_it_missed_first() {
     let answer = joined(&mut away, "news", "away").await;
     let epoch = answer["epoch"].as_str().unwrap().to_owned();
     members(&mut stay, "news", json!(["away", "stay"])).await;
-    send(&mut stay, json!({"type": "say", "room": "news", "text": "one"})).await;
+    send(
+        &mut stay,
+        json!({"type": "say", "room": "news", "text": "one"}),
+    )
+    .await;
     assert_eq!(next_message(&mut away).await["offset"], 1);
     assert_eq!(next_message(&mut stay).await["offset"], 1);
     away.close(None).await.unwrap();
     drop(away);
     members(&mut stay, "news", json!(["stay"])).await;
     for n in 2..=4 {
-        send(&mut stay, json!({"type": "say", "room": "news", "text": format!("m{n}")})).await;
+        send(
+            &mut stay,
+            json!({"type": "say", "room": "news", "text": format!("m{n}")}),
+        )
+        .await;
     }
     for _ in 2..=4 {
         next_message(&mut stay).await;
@@ -204,9 +251,16 @@ async fn a_client_that_comes_back_with_since_gets_what_it_missed_first() {
     );
     for n in 2..=4 {
         let m = next_message(&mut back).await;
-        assert_eq!((m["offset"].as_u64(), m["text"].as_str()), (Some(n), Some(format!("m{n}").as_str())));
+        assert_eq!(
+            (m["offset"].as_u64(), m["text"].as_str()),
+            (Some(n), Some(format!("m{n}").as_str()))
+        );
     }
-    send(&mut stay, json!({"type": "say", "room": "news", "text": "live"})).await;
+    send(
+        &mut stay,
+        json!({"type": "say", "room": "news", "text": "live"}),
+    )
+    .await;
     assert_eq!(next_message(&mut back).await["offset"], 5);
     handle.stop(false).await;
 }
@@ -225,8 +279,17 @@ async fn metrics_are_served_in_the_prometheus_text_format() {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-    assert!(response.contains("content-type: application/openmetrics-text"), "{response}");
-    assert!(response.contains("ws_hub_subscriptions{hub=\"chat\"} 2"), "{response}");
-    assert!(response.contains("# TYPE ws_connections gauge"), "{response}");
+    assert!(
+        response.contains("content-type: application/openmetrics-text"),
+        "{response}"
+    );
+    assert!(
+        response.contains("ws_hub_subscriptions{hub=\"chat\"} 2"),
+        "{response}"
+    );
+    assert!(
+        response.contains("# TYPE ws_connections gauge"),
+        "{response}"
+    );
     handle.stop(false).await;
 }

@@ -182,6 +182,11 @@ pub mod settings;
 #[cfg(feature = "web")]
 pub mod web;
 
+/// The README's examples, compiled as doc tests.
+#[cfg(all(doctest, feature = "web", feature = "server", feature = "client"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(feature = "actor")]
 pub use actor::{
     endpoint, forward, open_connections, shutdown, Close, Conn, ConnId, Endpoint, EndpointActor,

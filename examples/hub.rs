@@ -74,7 +74,8 @@ pub enum ServerMsg<'a> {
         /// Every message after `since` follows (false without `since`).
         recovered: bool,
     },
-    /// A message of the room.
+    /// A message of the room, as published: the hub's renderer adds its
+    /// `offset` (one more than the room's previous message) and `epoch`.
     Message {
         /// The room.
         room: &'a str,
@@ -82,8 +83,6 @@ pub enum ServerMsg<'a> {
         from: &'a str,
         /// The text.
         text: &'a str,
-        /// Its offset: one more than the room's previous message.
-        offset: u64,
         /// Milliseconds since the Unix epoch, when the server published it.
         time: u64,
     },
@@ -157,23 +156,27 @@ impl Chat {
                 if let Some(since) = since {
                     options = options.since(since);
                 }
-                let joined = self
-                    .hub
+                // The answer, then the member list, go out before the replay and the
+                // live messages, when the hub knows the room's position.
+                let (hub, answer_room) = (self.hub.clone(), room.clone());
+                let options = options.on_joined(move |joined| {
+                    let answer = json(&ServerMsg::Joined {
+                        room: &answer_room,
+                        epoch: &joined.position.epoch,
+                        offset: joined.position.offset,
+                        recovered: joined.recovered.unwrap_or(false),
+                    });
+                    let members = json(&ServerMsg::Members {
+                        room: &answer_room,
+                        members: hub.users(&answer_room),
+                    });
+                    vec![answer.into(), members.into()]
+                });
+                self.hub
                     .join_with(conn, &room, options)
                     .map_err(|e| e.to_string())?;
+                // After the room: its answer goes out before any member list.
                 let _ = self.hub.join(conn, &members_topic(&room));
-                // Sent from this connection's own thread, before the replay and the
-                // live messages the hub delivers next.
-                conn.send_text(json(&ServerMsg::Joined {
-                    room: &room,
-                    epoch: &joined.position.epoch,
-                    offset: joined.position.offset,
-                    recovered: joined.recovered.unwrap_or(false),
-                }));
-                conn.send_text(json(&ServerMsg::Members {
-                    room: &room,
-                    members: self.hub.users(&room),
-                }));
                 self.rooms.insert(room, name);
                 Ok(())
             }
@@ -182,15 +185,13 @@ impl Chat {
                     return Err(format!("not in room {room:?}: join it first"));
                 };
                 check("text", &text, MAX_TEXT)?;
-                self.hub.publish_with(&room, None, |position| {
-                    ws::Message::from(json(&ServerMsg::Message {
-                        room: &room,
-                        from: name,
-                        text: &text,
-                        offset: position.offset,
-                        time: now_ms(),
-                    }))
+                let body = json(&ServerMsg::Message {
+                    room: &room,
+                    from: name,
+                    text: &text,
+                    time: now_ms(),
                 });
+                self.hub.publish(&room, body);
                 Ok(())
             }
             ClientMsg::Leave { room } => {
@@ -275,9 +276,27 @@ pub fn chat_settings() -> ws::Settings {
     settings
 }
 
+/// Stamp a published chat message with its position: the hub runs it once per
+/// message on each server, where the position is known (with Redis, that is on
+/// delivery). The body is a JSON object this file wrote, so its position goes in
+/// before the closing brace.
+pub fn render(_room: &str, position: &ws::Position, message: ws::Message) -> ws::Message {
+    let text = match &message {
+        ws::Message::Text(text) if text.ends_with('}') => text.as_str(),
+        _ => return message,
+    };
+    let epoch = serde_json::to_string(&position.epoch).unwrap_or_default();
+    ws::Message::from(format!(
+        "{},\"offset\":{},\"epoch\":{epoch}}}",
+        &text[..text.len() - 1],
+        position.offset
+    ))
+}
+
 /// The chat's hub, with its member lists relayed (needs a running actix system).
 pub fn chat_hub(settings: &ws::Settings) -> ws::Hub {
     let hub = ws::Hub::named("chat", settings);
+    hub.set_renderer(render);
     let relay = MembersRelay { hub: hub.clone() }.start();
     hub.on_presence(relay.recipient());
     hub

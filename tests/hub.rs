@@ -641,12 +641,12 @@ async fn with_context_takeover_each_connection_compresses_for_itself() {
 struct Recording(Mutex<Vec<String>>);
 
 impl ws::Backplane for Recording {
-    fn publish(&self, topic: &str, message: &ws::Message) {
-        let text = std::str::from_utf8(message.as_bytes()).unwrap();
+    fn publish(&self, publication: ws::hub::Publication) {
+        let text = std::str::from_utf8(publication.message.as_bytes()).unwrap();
         self.0
             .lock()
             .unwrap()
-            .push(format!("publish {topic} {text}"));
+            .push(format!("publish {} {text}", publication.topic));
     }
     fn subscribe(&self, topic: &str) {
         self.0.lock().unwrap().push(format!("subscribe {topic}"));

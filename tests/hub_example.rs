@@ -65,7 +65,10 @@ async fn next_message(socket: &mut Socket) -> Value {
     assert_eq!(value["type"], "message", "{value}");
     let time = value["time"].as_u64().expect("a time");
     assert!(time > 1_700_000_000_000, "milliseconds since the epoch");
+    let epoch = value["epoch"].as_str().expect("an epoch");
+    assert_eq!(epoch.len(), 16);
     value.as_object_mut().unwrap().remove("time");
+    value.as_object_mut().unwrap().remove("epoch");
     value
 }
 

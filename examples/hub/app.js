@@ -93,7 +93,13 @@ function receive(msg) {
     }
     case "message": {
       const room = state.rooms[msg.room];
-      if (!room || msg.offset <= room.offset) return; // never twice
+      if (!room) return;
+      if (msg.epoch !== room.epoch) {
+        // A new epoch (the server's history was lost): its offsets start afresh.
+        room.epoch = msg.epoch;
+      } else if (msg.offset <= room.offset) {
+        return; // never twice
+      }
       room.offset = msg.offset;
       room.messages.push({ from: msg.from, text: msg.text, time: msg.time, offset: msg.offset });
       if (room.messages.length > KEEP) room.messages.splice(0, room.messages.length - KEEP);

@@ -110,8 +110,13 @@ impl From<&HubSettings> for TopicSettings {
     }
 }
 
+/// What runs when a join is done, with its answer: the messages it returns (an
+/// answer to the client, say) go to the connection before anything the topic
+/// delivers after the join (its recovered publications, then live ones).
+pub type OnJoined = Box<dyn FnOnce(&Joined) -> Vec<Message> + Send>;
+
 /// How a connection joins a topic ([`Hub::join_with`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Default)]
 #[non_exhaustive]
 pub struct JoinOptions {
     /// The user the connection belongs to: several connections (tabs) of one user
@@ -122,6 +127,20 @@ pub struct JoinOptions {
     /// Recover from here: the position of the last publication the connection
     /// received (or its `joined` position if none came).
     pub since: Option<Position>,
+    /// Called with the answer once the join is done (at once without a
+    /// numbering backplane; when the backplane answered, with one).
+    pub on_joined: Option<OnJoined>,
+}
+
+impl fmt::Debug for JoinOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinOptions")
+            .field("user", &self.user)
+            .field("meta", &self.meta)
+            .field("since", &self.since)
+            .field("on_joined", &self.on_joined.is_some())
+            .finish()
+    }
 }
 
 impl JoinOptions {
@@ -142,6 +161,12 @@ impl JoinOptions {
         self.since = Some(since);
         self
     }
+
+    /// Set [`on_joined`](Self::on_joined).
+    pub fn on_joined(mut self, f: impl FnOnce(&Joined) -> Vec<Message> + Send + 'static) -> Self {
+        self.on_joined = Some(Box::new(f));
+        self
+    }
 }
 
 /// The answer to a join.
@@ -149,11 +174,13 @@ impl JoinOptions {
 #[non_exhaustive]
 pub struct Joined {
     /// The position of the topic's latest publication when the join was made: the
-    /// connection receives every later one, in order.
+    /// connection receives every later one, in order. With a numbering backplane,
+    /// `join_with` returns before it is known: then it is the [`OnJoined`]'s
+    /// answer that holds it.
     pub position: Position,
     /// With [`JoinOptions::since`]: whether everything after it was recovered (it
     /// is delivered before any later publication) or not (nothing is replayed:
-    /// never a partial recovery). `None` without `since`.
+    /// never a partial recovery). `None` without `since`, or not known yet.
     pub recovered: Option<bool>,
     /// How many publications are replayed.
     pub replayed: usize,
@@ -211,8 +238,9 @@ pub enum PresenceKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Published {
-    /// Its position in the topic.
-    pub position: Position,
+    /// Its position in the topic; `None` with a numbering backplane (it numbers
+    /// the publication on its way).
+    pub position: Option<Position>,
     /// How many threads (shards) it went to.
     pub shards: usize,
 }
@@ -231,19 +259,76 @@ pub struct ReadyStateCounts {
     pub closed: usize,
 }
 
-/// The seam where a cross-server backplane (Redis) plugs in: told of each
-/// publication made here and of the topics this server subscribes to, it delivers
-/// other servers' publications with [`Hub::deliver_remote`]. Without one, the hub
-/// serves one process.
+/// A publication for the other servers ([`Backplane::publish`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Publication {
+    /// The topic.
+    pub topic: String,
+    /// The message, as the application published it (before the renderer).
+    pub message: Message,
+    /// The member not to deliver it to (its sender), on this server.
+    pub except: Option<ConnId>,
+}
+
+/// Where a topic stands, and what a joining connection missed
+/// ([`Backplane::locate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Located {
+    /// The position of the topic's latest publication.
+    pub position: Position,
+    /// Everything after the `since` asked for, in order (`None`: not recovered,
+    /// or no `since` was asked).
+    pub missed: Option<Vec<(Position, Message)>>,
+}
+
+impl Located {
+    /// `position`, and `missed`.
+    pub fn new(position: Position, missed: Option<Vec<(Position, Message)>>) -> Self {
+        Located { position, missed }
+    }
+}
+
+/// The seam where a cross-server backplane (the Redis one: [`RedisBackplane`], with
+/// the `redis` feature) plugs in; the hub's users do not change.
+///
+/// A backplane is told of each publication made here and of the topics this server
+/// holds. One that does not number publications ([`numbers`](Self::numbers) false)
+/// sends them to the other servers, which deliver them with
+/// [`Hub::deliver_remote`]; this server has delivered it already. One that numbers
+/// them (and keeps their history) delivers every publication, this server's
+/// included, back through [`Hub::deliver_numbered`], in the topic's order, and
+/// answers joins through [`locate`](Self::locate).
 pub trait Backplane: Send + Sync + 'static {
-    /// A publication was made on this server (and delivered here): send it to the
-    /// others.
-    fn publish(&self, topic: &str, message: &Message);
+    /// A publication was made on this server.
+    fn publish(&self, publication: Publication);
     /// This server has a first subscriber of `topic`.
     fn subscribe(&self, topic: &str);
     /// This server's last subscriber of `topic` left.
     fn unsubscribe(&self, topic: &str);
+    /// Whether publications come back numbered, through `Hub::deliver_numbered`.
+    fn numbers(&self) -> bool {
+        false
+    }
+    /// For a join (when [`numbers`](Self::numbers)): where `topic` stands and,
+    /// with `since`, what came after it, passed to `done` once this server is
+    /// subscribed to `topic` (so that nothing published from then on is missed).
+    fn locate(&self, topic: &str, since: Option<Position>, done: Box<dyn FnOnce(Located) + Send>) {
+        let _ = (topic, since);
+        done(Located::new(
+            Position {
+                epoch: String::new(),
+                offset: 0,
+            },
+            None,
+        ));
+    }
 }
+
+/// Stamps each publication with its position before it is framed: see
+/// [`Hub::set_renderer`].
+pub type Renderer = dyn Fn(&str, &Position, Message) -> Message + Send + Sync;
 
 /// What a shard needs of a publication: the frame prepared once, the topic's
 /// policy for slow subscribers.
@@ -251,6 +336,8 @@ pub trait Backplane: Send + Sync + 'static {
 pub(crate) struct Delivery {
     prepared: PreparedMessage,
     policy: Policy,
+    /// The publication's offset (0: unnumbered).
+    offset: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -298,6 +385,7 @@ pub(crate) struct HubInner {
     conns: Mutex<HashMap<ConnId, ConnEntry>>,
     presence: Mutex<Vec<Recipient<Presence>>>,
     backplane: Mutex<Option<Arc<dyn Backplane>>>,
+    renderer: Mutex<Option<Arc<Renderer>>>,
     metrics: HubCounters,
 }
 
@@ -411,6 +499,7 @@ impl Hub {
             conns: Mutex::new(HashMap::new()),
             presence: Mutex::new(Vec::new()),
             backplane: Mutex::new(None),
+            renderer: Mutex::new(None),
             metrics: HubCounters {
                 publications: AtomicU64::new(0),
                 deliveries: AtomicU64::new(0),
@@ -490,9 +579,8 @@ impl Hub {
 
     /// Join `conn` to `topic`: it receives every publication made after this call
     /// (and, with [`JoinOptions::since`], what it missed before, first). Joining
-    /// again updates the metadata. Call it on the connection's own thread (its
-    /// actor), so that what the actor sends right after (an answer to the join)
-    /// goes out before the topic's publications.
+    /// again updates the metadata. [`JoinOptions::on_joined`] answers the join
+    /// before anything the topic delivers after it.
     pub fn join_with(
         &self,
         conn: &Conn,
@@ -503,32 +591,52 @@ impl Hub {
             return Err(JoinError::Closed);
         }
         let inner = &self.inner;
+        let backplane = lock(&inner.backplane).clone();
+        let numbered = backplane.as_ref().is_some_and(|b| b.numbers());
         let shard = inner.register(conn);
         let topic = inner.topic(topic);
-        let user: Arc<str> = options
-            .user
+        let JoinOptions {
+            user,
+            meta,
+            since,
+            mut on_joined,
+        } = options;
+        let user: Arc<str> = user
             .map(Into::into)
             .unwrap_or_else(|| conn.id().to_string().into());
-        let meta: Option<Arc<str>> = options.meta.map(Into::into);
+        let meta: Option<Arc<str>> = meta.map(Into::into);
         let mut state = topic.lock();
         let position = state.position();
         if let Some(member) = state.members.get_mut(&conn.id()) {
             member.meta = meta;
             return Ok(Joined {
                 position,
-                recovered: options.since.map(|_| false),
+                recovered: since.map(|_| false),
                 replayed: 0,
                 already: true,
             });
         }
-        let (recovered, replay) = match &options.since {
-            None => (None, Vec::new()),
-            Some(since) => match state.recover(since, Instant::now()) {
-                Recovery::Complete(replay) => (Some(true), replay),
-                Recovery::Incomplete => (Some(false), Vec::new()),
-            },
+        // Recovery from the local history (without a numbering backplane): what
+        // was missed, taken under the topic's lock, so that nothing published
+        // meanwhile is lost or repeated.
+        let local = if numbered {
+            None
+        } else {
+            let (recovered, replay) = match &since {
+                None => (None, Vec::new()),
+                Some(since) => match state.recover(since, Instant::now()) {
+                    Recovery::Complete(replay) => (Some(true), replay),
+                    Recovery::Incomplete => (Some(false), Vec::new()),
+                },
+            };
+            Some((recovered, replay))
         };
-        let replayed = replay.len();
+        let joined = Joined {
+            position: position.clone(),
+            recovered: local.as_ref().and_then(|(r, _)| *r),
+            replayed: local.as_ref().map_or(0, |(_, replay)| replay.len()),
+            already: false,
+        };
         state.add_to_shard(shard);
         let first_anywhere = state.members.is_empty();
         state.members.insert(
@@ -544,29 +652,63 @@ impl Hub {
         if *count == 1 && state.settings.presence {
             inner.presence(&topic.name, &user, &meta, PresenceKind::Joined);
         }
+        let settings = state.settings.clone();
+        // Subscribed now, in the topic's order; what the topic delivers is held
+        // back until the answer (the greeting) and the replay are in front of it.
         inner.send(
             shard,
             Cmd::Subscribe {
                 topic: topic.name.clone(),
                 id: conn.id(),
-                replay,
+                greeting: Vec::new(),
+                replay: Vec::new(),
+                pending: true,
             },
         );
         drop(state);
-        if first_anywhere {
-            if let Some(backplane) = lock(&inner.backplane).clone() {
-                backplane.subscribe(&topic.name);
-            }
+        if let Some((_, replay)) = local {
+            // The greeting runs outside the topic's lock (it may read the hub).
+            let greeting = on_joined
+                .take()
+                .map(|f| f(&joined))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| inner.delivery(m, &settings, 0))
+                .collect();
+            inner.send(
+                shard,
+                Cmd::Replay {
+                    topic: topic.name.clone(),
+                    id: conn.id(),
+                    greeting,
+                    replay,
+                    after: position.offset,
+                },
+            );
         }
         if let Some(entry) = lock(&inner.conns).get_mut(&conn.id()) {
-            entry.topics.push(topic);
+            entry.topics.push(topic.clone());
         }
-        Ok(Joined {
-            position,
-            recovered,
-            replayed,
-            already: false,
-        })
+        if let Some(backplane) = backplane {
+            if first_anywhere {
+                backplane.subscribe(&topic.name);
+            }
+            if numbered {
+                let hub = Arc::downgrade(inner);
+                let (id, name) = (conn.id(), topic.name.clone());
+                let asked = since.is_some();
+                backplane.locate(
+                    &topic.name,
+                    since,
+                    Box::new(move |located| {
+                        if let Some(hub) = hub.upgrade() {
+                            hub.finish_join(shard, &name, id, located, asked, on_joined, &settings);
+                        }
+                    }),
+                );
+            }
+        }
+        Ok(joined)
     }
 
     /// Take connection `id` out of `topic`; false when it was not a member.
@@ -603,9 +745,23 @@ impl Hub {
             .publish(topic, Some(except), move |_| message, true)
     }
 
+    /// Stamp every publication with its position before it is framed: `render(topic,
+    /// position, message)` gives what is sent (the chat example puts the offset in
+    /// its JSON). It runs once per publication on each server (with a numbering
+    /// backplane, where the position is known: on delivery), under the topic's
+    /// lock: keep it short. Default: the message as published.
+    pub fn set_renderer(
+        &self,
+        render: impl Fn(&str, &Position, Message) -> Message + Send + Sync + 'static,
+    ) {
+        *lock(&self.inner.renderer) = Some(Arc::new(render));
+    }
+
     /// Publish the message `make` builds from the publication's position (to put
     /// its offset in it, for clients that recover), to every member of `topic`
-    /// but `except`. `make` runs under the topic's lock: keep it short.
+    /// but `except`. `make` runs under the topic's lock: keep it short. With a
+    /// numbering backplane the position is not known here: `make` gets the topic's
+    /// local one, so use [`set_renderer`](Self::set_renderer) instead.
     pub fn publish_with(
         &self,
         topic: &str,
@@ -628,7 +784,7 @@ impl Hub {
             return 0;
         };
         let state = topic.lock();
-        let delivery = self.inner.delivery(message.into(), &state.settings);
+        let delivery = self.inner.delivery(message.into(), &state.settings, 0);
         let mut shards = 0;
         for shard in state.shards() {
             shards += 1;
@@ -661,14 +817,18 @@ impl Hub {
             Some(entry) => entry.shard,
             None => return false,
         };
-        let delivery = self.inner.delivery(message.into(), &self.topic_defaults());
+        let delivery = self
+            .inner
+            .delivery(message.into(), &self.topic_defaults(), 0);
         self.inner.send(shard, Cmd::Direct { id, delivery });
         true
     }
 
     /// Send `message` to every connection of the hub (but `except`).
     pub fn broadcast(&self, message: impl Into<Message>, except: Option<ConnId>) {
-        let delivery = self.inner.delivery(message.into(), &self.topic_defaults());
+        let delivery = self
+            .inner
+            .delivery(message.into(), &self.topic_defaults(), 0);
         let n = lock(&self.inner.shards).len();
         for shard in 0..n {
             self.inner.send(
@@ -861,7 +1021,7 @@ impl HubInner {
         topic
     }
 
-    fn delivery(&self, message: Message, settings: &TopicSettings) -> Arc<Delivery> {
+    fn delivery(&self, message: Message, settings: &TopicSettings, offset: u64) -> Arc<Delivery> {
         self.metrics.encodes.fetch_add(1, Ordering::Relaxed);
         Arc::new(Delivery {
             prepared: PreparedMessage::new(message, &self.deflate),
@@ -871,7 +1031,16 @@ impl HubInner {
                 slow_consumer: settings.slow_consumer,
                 close_code: settings.slow_close_code,
             },
+            offset,
         })
+    }
+
+    /// The renderer's message for `position` (the message itself without one).
+    fn render(&self, topic: &str, position: &Position, message: Message) -> Message {
+        match lock(&self.renderer).clone() {
+            Some(render) => render(topic, position, message),
+            None => message,
+        }
     }
 
     fn publish(
@@ -881,6 +1050,24 @@ impl HubInner {
         make: impl FnOnce(&Position) -> Message,
         to_backplane: bool,
     ) -> Published {
+        let backplane = lock(&self.backplane).clone().filter(|_| to_backplane);
+        if let Some(backplane) = backplane.as_ref().filter(|b| b.numbers()) {
+            // Numbered on its way, and delivered here when it comes back.
+            let position = self.topic_position(name);
+            let message = make(&position);
+            self.metrics
+                .backplane_published
+                .fetch_add(1, Ordering::Relaxed);
+            backplane.publish(Publication {
+                topic: name.to_owned(),
+                message,
+                except,
+            });
+            return Published {
+                position: None,
+                shards: 0,
+            };
+        }
         let topic = lock(&self.topics).get(name).cloned();
         let Some(topic) = topic else {
             // No member, no history: nothing to deliver or keep, but the message
@@ -890,9 +1077,9 @@ impl HubInner {
                 offset: 0,
             };
             let message = make(&position);
-            self.to_backplane(name, &message, to_backplane);
+            self.to_backplane(backplane, name, message, except);
             return Published {
-                position,
+                position: Some(position),
                 shards: 0,
             };
         };
@@ -900,7 +1087,8 @@ impl HubInner {
         state.last_offset += 1;
         let position = state.position();
         let message = make(&position);
-        let delivery = self.delivery(message.clone(), &state.settings);
+        let rendered = self.render(&topic.name, &position, message.clone());
+        let delivery = self.delivery(rendered, &state.settings, position.offset);
         self.metrics.publications.fetch_add(1, Ordering::Relaxed);
         state.remember(Instant::now(), &delivery);
         let mut shards = 0;
@@ -918,20 +1106,86 @@ impl HubInner {
             );
         }
         drop(state);
-        self.to_backplane(name, &message, to_backplane);
-        Published { position, shards }
+        self.to_backplane(backplane, name, message, except);
+        Published {
+            position: Some(position),
+            shards,
+        }
     }
 
-    fn to_backplane(&self, topic: &str, message: &Message, yes: bool) {
-        if !yes {
-            return;
-        }
-        if let Some(backplane) = lock(&self.backplane).clone() {
+    /// The topic's local position (an empty epoch when there is no such topic).
+    fn topic_position(&self, name: &str) -> Position {
+        lock(&self.topics)
+            .get(name)
+            .map(|t| t.lock().position())
+            .unwrap_or(Position {
+                epoch: String::new(),
+                offset: 0,
+            })
+    }
+
+    fn to_backplane(
+        &self,
+        backplane: Option<Arc<dyn Backplane>>,
+        topic: &str,
+        message: Message,
+        except: Option<ConnId>,
+    ) {
+        if let Some(backplane) = backplane {
             self.metrics
                 .backplane_published
                 .fetch_add(1, Ordering::Relaxed);
-            backplane.publish(topic, message);
+            backplane.publish(Publication {
+                topic: topic.to_owned(),
+                message,
+                except,
+            });
         }
+    }
+
+    /// A numbering backplane answered a join: the greeting, what was missed, and
+    /// from then on what the shard held back for the connection.
+    fn finish_join(
+        &self,
+        shard: usize,
+        topic: &Arc<str>,
+        id: ConnId,
+        located: Located,
+        asked: bool,
+        on_joined: Option<OnJoined>,
+        settings: &TopicSettings,
+    ) {
+        let recovered = asked.then_some(located.missed.is_some());
+        let missed = located.missed.unwrap_or_default();
+        let joined = Joined {
+            position: located.position.clone(),
+            recovered,
+            replayed: missed.len(),
+            already: false,
+        };
+        let greeting = on_joined
+            .map(|f| f(&joined))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| self.delivery(m, settings, 0))
+            .collect();
+        let replay = missed
+            .into_iter()
+            .map(|(position, message)| {
+                let message = self.render(topic, &position, message);
+                self.delivery(message, settings, position.offset)
+            })
+            .collect();
+        self.send(
+            shard,
+            Cmd::Replay {
+                topic: topic.clone(),
+                id,
+                greeting,
+                replay,
+                after: located.position.offset,
+            },
+        );
     }
 
     /// Take `id` out of `topic` (its entry already updated).

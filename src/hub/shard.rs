@@ -35,11 +35,23 @@ pub(super) enum Cmd {
     Register { id: ConnId, slot: usize },
     /// It left the hub (closed).
     Unregister { id: ConnId },
-    /// It joined a topic: deliver `replay` first, then the topic's publications.
+    /// It joined a topic: deliver `greeting` and `replay` first, then the topic's
+    /// publications; while `pending`, hold those back until the `Replay`.
     Subscribe {
         topic: Arc<str>,
         id: ConnId,
+        greeting: Vec<Arc<Delivery>>,
         replay: Vec<Arc<Delivery>>,
+        pending: bool,
+    },
+    /// The join of a pending subscriber is answered: `greeting`, `replay`, then
+    /// what was held back with an offset past `after` (and past the replay).
+    Replay {
+        topic: Arc<str>,
+        id: ConnId,
+        greeting: Vec<Arc<Delivery>>,
+        replay: Vec<Arc<Delivery>>,
+        after: u64,
     },
     /// It left a topic.
     Unsubscribe { topic: Arc<str>, id: ConnId },
@@ -63,6 +75,8 @@ pub(super) enum Cmd {
 struct Subscribers {
     list: Vec<(ConnId, LocalRef)>,
     index: HashMap<ConnId, usize>,
+    /// Subscribers whose join is not answered yet: what they are held back.
+    pending: HashMap<ConnId, Vec<Arc<Delivery>>>,
 }
 
 impl Subscribers {
@@ -76,6 +90,7 @@ impl Subscribers {
     }
 
     fn remove(&mut self, id: ConnId) {
+        self.pending.remove(&id);
         let Some(at) = self.index.remove(&id) else {
             return;
         };
@@ -125,15 +140,53 @@ impl Shard {
             Cmd::Unregister { id } => {
                 self.conns.remove(&id);
             }
-            Cmd::Subscribe { topic, id, replay } => {
+            Cmd::Subscribe {
+                topic,
+                id,
+                greeting,
+                replay,
+                pending,
+            } => {
                 let Some(local) = self.conns.get(&id).cloned() else {
                     return;
                 };
-                let counts = replay
+                let counts = greeting
                     .iter()
+                    .chain(replay.iter())
                     .map(|d| deliver(&local, d))
                     .fold(Counts::default(), Counts::add);
-                self.topics.entry(topic).or_default().insert(id, local);
+                let subs = self.topics.entry(topic).or_default();
+                if subs.insert(id, local) && pending {
+                    subs.pending.insert(id, Vec::new());
+                }
+                self.report(counts);
+            }
+            Cmd::Replay {
+                topic,
+                id,
+                greeting,
+                replay,
+                after,
+            } => {
+                let Some(subs) = self.topics.get_mut(&topic) else {
+                    return;
+                };
+                let Some(held) = subs.pending.remove(&id) else {
+                    return;
+                };
+                let Some(local) = subs.index.get(&id).map(|&at| subs.list[at].1.clone()) else {
+                    return;
+                };
+                let last = replay.last().map_or(after, |d| d.offset.max(after));
+                let later = held
+                    .into_iter()
+                    .filter(|d| d.offset == 0 || d.offset > last);
+                let counts = greeting
+                    .into_iter()
+                    .chain(replay)
+                    .chain(later)
+                    .map(|d| deliver(&local, &d))
+                    .fold(Counts::default(), Counts::add);
                 self.report(counts);
             }
             Cmd::Unsubscribe { topic, id } => {
@@ -151,11 +204,22 @@ impl Shard {
             } => {
                 let started = Instant::now();
                 let mut counts = Counts::default();
-                if let Some(subs) = self.topics.get(&topic) {
+                if let Some(subs) = self.topics.get_mut(&topic) {
                     for (id, local) in &subs.list {
-                        if Some(*id) != except {
-                            counts = counts.add(deliver(local, &delivery));
+                        if Some(*id) == except {
+                            continue;
                         }
+                        if let Some(held) = subs.pending.get_mut(id) {
+                            // Bounded like a send buffer: past the budget, the
+                            // policy applies as it would on delivery.
+                            if held.len() < delivery.policy.budget_messages {
+                                held.push(delivery.clone());
+                            } else {
+                                counts = counts.add(over_budget(local, &delivery));
+                            }
+                            continue;
+                        }
+                        counts = counts.add(deliver(local, &delivery));
                     }
                 }
                 self.report(counts);
@@ -251,6 +315,26 @@ impl Counts {
 
     fn is_empty(&self) -> bool {
         self.delivered + self.dropped + self.closed + self.recompressed == 0
+    }
+}
+
+/// A subscriber over its budget: the policy.
+fn over_budget(local: &Rc<RefCell<Local>>, delivery: &Delivery) -> (Outcome, bool) {
+    let Ok(mut l) = local.try_borrow_mut() else {
+        return (Outcome::Gone, false);
+    };
+    let policy = &delivery.policy;
+    match policy.slow_consumer {
+        SlowConsumer::Drop => (Outcome::Dropped, false),
+        _ => {
+            let queued = l.core.buffered_amount();
+            l.fail_local(Error::SlowPeer {
+                buffered: queued,
+                limit: policy.budget_messages,
+                code: CloseCode(policy.close_code),
+            });
+            (Outcome::Closed, false)
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! (what their `main` serves) run on 127.0.0.1:0, and a foreign client
 //! (tokio-tungstenite) checks that each echoes text and binary, pings a client
 //! that stays quiet for the heartbeat interval (5 s), and answers a Close; the
-//! actix-ws after-program keeps its frame and message limits.
+//! actix-ws after-program keeps its frame and message limits; and the guide quotes
+//! the four files as they are.
 
 #[allow(dead_code)]
 #[path = "../examples/migrate_actix_web_actors_before.rs"]
@@ -159,4 +160,36 @@ async fn actix_ws_after_keeps_the_frame_and_message_limits() {
     send_fragmented(&mut client, &vec![7; (2 << 20) + 1], 64 * 1024).await;
     assert_eq!(close_code(&mut client).await, CloseCode::Size);
     handle.stop(false).await;
+}
+
+/// docs/migrating.md quotes the four programs as they are, with their line counts.
+#[test]
+fn the_guide_quotes_the_examples_unchanged() {
+    let guide = include_str!("../docs/migrating.md");
+    let examples = [
+        (
+            "migrate_actix_web_actors_before",
+            include_str!("../examples/migrate_actix_web_actors_before.rs"),
+        ),
+        (
+            "migrate_actix_web_actors_after",
+            include_str!("../examples/migrate_actix_web_actors_after.rs"),
+        ),
+        (
+            "migrate_actix_ws_before",
+            include_str!("../examples/migrate_actix_ws_before.rs"),
+        ),
+        (
+            "migrate_actix_ws_after",
+            include_str!("../examples/migrate_actix_ws_after.rs"),
+        ),
+    ];
+    for (name, text) in examples {
+        let heading = format!("`examples/{name}.rs` ({} lines)", text.lines().count());
+        let quoted = format!("{heading}\n\n```rust\n{text}```\n");
+        assert!(
+            guide.contains(&quoted),
+            "docs/migrating.md does not quote examples/{name}.rs as it is, under {heading}"
+        );
+    }
 }

@@ -40,7 +40,7 @@ fn json_message(seed: u32) -> String {
             (i >> 7) % 5000,
             ["join", "leave", "message", "typing", "presence"][(i >> 3) as usize % 5],
             1_700_000_000 + (i % 100_000),
-            i % 3 == 0
+            i.is_multiple_of(3)
         ));
     }
     s.truncate(1024);

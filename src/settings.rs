@@ -607,7 +607,7 @@ impl ReconnectPolicy {
 
     /// Whether attempt `attempt` (counted from 1) may be made.
     pub fn allows(&self, attempt: u32) -> bool {
-        self.max_attempts.map_or(true, |max| attempt <= max)
+        self.max_attempts.is_none_or(|max| attempt <= max)
     }
 }
 

@@ -68,14 +68,21 @@ impl FromRequest for Upgrade {
 /// body drives it), receives [`Open`](crate::Open) first and [`Close`](crate::Close)
 /// last, and is stopped when the connection ends, if it has not stopped itself.
 pub fn start<S: Serve>(serve: S, req: &Upgrade) -> HttpResponse {
-    Server::default().start(serve, req)
+    default_server().start(serve, req)
+}
+
+/// The server `start` and `start_with` serve with: the defaults, one per process
+/// (so its connections share one registry).
+fn default_server() -> &'static Server {
+    static DEFAULT: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(Server::default)
 }
 
 /// The three-argument form, for code migrating from `actix-web-actors`
 /// (`ws::start(actor, &req, stream)`): the same as [`start`], with the request and
 /// the `web::Payload` extracted separately.
 pub fn start_with<S: Serve>(serve: S, req: &HttpRequest, payload: web::Payload) -> HttpResponse {
-    Server::default().start_with(serve, req, payload)
+    default_server().start_with(serve, req, payload)
 }
 
 impl Server {

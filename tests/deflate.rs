@@ -191,7 +191,7 @@ fn json_like(len: usize, seed: u32) -> String {
             i % 100_000,
             (i >> 8) % 977,
             ["join", "leave", "chat", "ping"][(i >> 3) as usize % 4],
-            i % 2 == 0
+            i.is_multiple_of(2)
         ));
     }
     s.truncate(len);

@@ -6,10 +6,7 @@
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Mutex,
-    },
+    cell::Cell,
 };
 
 use bytes::BytesMut;
@@ -23,14 +20,26 @@ use websocket_driver::{
 
 struct Counting;
 
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+// Counted per thread: a measurement sees only what its own thread allocates and
+// frees, whatever the other tests of this binary (and the harness) do meanwhile.
+thread_local! {
+    static CURRENT: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn grow(by: isize) {
+    // `try_with`: a thread being torn down has no counters left; skip it.
+    let _ = CURRENT.try_with(|c| {
+        let now = c.get() + by;
+        c.set(now);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
+    });
+}
 
 // SAFETY: forwards to the system allocator unchanged; only counts the sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-        PEAK.fetch_max(now, Ordering::SeqCst);
+        grow(layout.size() as isize);
         // SAFETY: the caller's contract is passed on as is.
         unsafe { System.alloc(layout) }
     }
@@ -38,19 +47,13 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // Counted as the system does it: in place when it can (large blocks are
         // remapped, not copied), so the old and the new block are not both held.
-        if new_size >= layout.size() {
-            let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::SeqCst) + new_size
-                - layout.size();
-            PEAK.fetch_max(now, Ordering::SeqCst);
-        } else {
-            CURRENT.fetch_sub(layout.size() - new_size, Ordering::SeqCst);
-        }
+        grow(new_size as isize - layout.size() as isize);
         // SAFETY: the caller's contract is passed on as is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::SeqCst);
+        grow(-(layout.size() as isize));
         // SAFETY: the caller's contract is passed on as is.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -59,18 +62,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// One measurement at a time: the counters are process-wide.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Run `f`; returns its result, the heap held after it (bytes, relative to before)
-/// and the peak above the start while it ran.
+/// Run `f` on this thread; returns its result, the heap this thread held after it
+/// (bytes, relative to before) and the peak above the start while it ran.
 fn measure<T>(f: impl FnOnce() -> T) -> (T, isize, usize) {
-    let start = CURRENT.load(Ordering::SeqCst);
-    PEAK.store(start, Ordering::SeqCst);
+    let start = CURRENT.with(Cell::get);
+    PEAK.with(|p| p.set(start));
     let value = f();
-    let end = CURRENT.load(Ordering::SeqCst);
-    let peak = PEAK.load(Ordering::SeqCst);
-    (value, end as isize - start as isize, peak - start)
+    let end = CURRENT.with(Cell::get);
+    let peak = PEAK.with(Cell::get);
+    (value, end - start, (peak - start) as usize)
 }
 
 fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
@@ -122,7 +122,6 @@ fn json_like(len: usize) -> Vec<u8> {
 // plus the inflater's state.
 #[test]
 fn rule7_bomb_peak_heap_is_limit_plus_one_step() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let limit = 256 * 1024;
     let input = masked(0xc2, &bomb(10 << 20));
     assert!(input.len() < 11 * 1024, "{}", input.len());
@@ -179,7 +178,6 @@ fn held(server_bits: u8, client_bits: u8, mem_level: u8) -> (isize, isize) {
 
 #[test]
 fn memory_held_per_setting() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!("window bits, mem_level: compressor held, inflater held (bytes)");
     let mut rows = Vec::new();
     for (bits, mem) in [(9, 1), (10, 3), (12, 5), (12, 8), (15, 5), (15, 8), (15, 9)] {
@@ -204,7 +202,6 @@ fn memory_held_per_setting() {
 
 #[test]
 fn no_context_takeover_holds_nothing_between_messages() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let config = DeflateSettings::on();
     let params = DeflateParams {
         server_no_context_takeover: true,

@@ -104,7 +104,7 @@ impl std::fmt::Debug for Forward {
 
 impl Forward {
     /// How many of a connection's events may wait in the target's mailbox before
-    /// the connection stops reading (at least 1). Default [`DEFAULT_MAX_PENDING`].
+    /// the connection stops reading (at least 1). Default 16.
     pub fn max_pending(mut self, events: usize) -> Self {
         self.max_pending = events.max(1);
         self

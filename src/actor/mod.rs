@@ -2,7 +2,7 @@
 //! [`Open`], [`Message`], [`Error`] and [`Close`] messages (and, if it wants them,
 //! [`Ping`] and [`Pong`]), with a [`Conn`] to send through, and the guard's timers.
 //!
-//! The seam below is the core's [`Connection`](crate::proto::Connection): the
+//! The seam below is the core's [`Connection`]: the
 //! driver feeds it the bytes it reads and hands its events to the actor; the writer
 //! writes its output. The connection's driver runs inside the user's actor context,
 //! so a received message reaches the actor's handler without crossing a mailbox,

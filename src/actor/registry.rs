@@ -29,9 +29,26 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-#[derive(Default)]
 struct Inner {
+    /// Its key in [`all`].
+    id: u64,
     state: Mutex<State>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Inner {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            state: Mutex::default(),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        all().remove(&self.id);
+    }
 }
 
 #[derive(Default)]
@@ -42,8 +59,10 @@ struct State {
     listed: bool,
 }
 
-fn all() -> MutexGuard<'static, Vec<Weak<Inner>>> {
-    static ALL: OnceLock<Mutex<Vec<Weak<Inner>>>> = OnceLock::new();
+/// Every registry that has held a connection, by id: a registry leaves when it is
+/// dropped, so there is nothing to scan on the way in.
+fn all() -> MutexGuard<'static, HashMap<u64, Weak<Inner>>> {
+    static ALL: OnceLock<Mutex<HashMap<u64, Weak<Inner>>>> = OnceLock::new();
     ALL.get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -69,9 +88,7 @@ impl Registry {
         if !state.listed {
             state.listed = true;
             drop(state);
-            let mut all = all();
-            all.retain(|r| r.strong_count() > 0);
-            all.push(Arc::downgrade(&self.inner));
+            all().insert(self.inner.id, Arc::downgrade(&self.inner));
         }
     }
 
@@ -129,7 +146,7 @@ impl Registry {
 
 /// How many connections of this process are open (servers and clients).
 pub fn open_connections() -> usize {
-    let registries: Vec<_> = all().iter().filter_map(Weak::upgrade).collect();
+    let registries: Vec<_> = all().values().filter_map(Weak::upgrade).collect();
     registries.iter().map(|r| r.lock().conns.len()).sum()
 }
 
@@ -144,7 +161,7 @@ pub fn open_connections() -> usize {
 /// connections to end but does not tell WebSocket peers to go.
 pub async fn shutdown(drain: Duration) {
     let registries: Vec<Registry> = all()
-        .iter()
+        .values()
         .filter_map(Weak::upgrade)
         .map(|inner| Registry { inner })
         .collect();
@@ -179,7 +196,7 @@ async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<It
 /// `[connecting, open, closing, closed]` (closed: the close is done, the
 /// connection's last work is in progress).
 pub(crate) fn count_by_state() -> [u64; 4] {
-    let registries: Vec<_> = all().iter().filter_map(Weak::upgrade).collect();
+    let registries: Vec<_> = all().values().filter_map(Weak::upgrade).collect();
     let mut counts = [0u64; 4];
     for registry in registries {
         let remotes: Vec<_> = registry

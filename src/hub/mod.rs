@@ -348,6 +348,17 @@ struct Policy {
     close_code: u16,
 }
 
+/// A join waiting for a numbering backplane's answer.
+struct PendingJoin {
+    shard: usize,
+    topic: Arc<str>,
+    id: ConnId,
+    /// It asked to recover (`since`).
+    asked: bool,
+    on_joined: Option<OnJoined>,
+    settings: TopicSettings,
+}
+
 /// A shard's handle: its channel, and its receiver until its task takes it.
 struct ShardHandle {
     token: u64,
@@ -697,12 +708,20 @@ impl Hub {
                 let hub = Arc::downgrade(inner);
                 let (id, name) = (conn.id(), topic.name.clone());
                 let asked = since.is_some();
+                let pending = PendingJoin {
+                    shard,
+                    topic: name,
+                    id,
+                    asked,
+                    on_joined,
+                    settings,
+                };
                 backplane.locate(
                     &topic.name,
                     since,
                     Box::new(move |located| {
                         if let Some(hub) = hub.upgrade() {
-                            hub.finish_join(shard, &name, id, located, asked, on_joined, &settings);
+                            hub.finish_join(pending, located);
                         }
                     }),
                 );
@@ -1145,16 +1164,16 @@ impl HubInner {
 
     /// A numbering backplane answered a join: the greeting, what was missed, and
     /// from then on what the shard held back for the connection.
-    fn finish_join(
-        &self,
-        shard: usize,
-        topic: &Arc<str>,
-        id: ConnId,
-        located: Located,
-        asked: bool,
-        on_joined: Option<OnJoined>,
-        settings: &TopicSettings,
-    ) {
+    fn finish_join(&self, join: PendingJoin, located: Located) {
+        let PendingJoin {
+            shard,
+            topic,
+            id,
+            asked,
+            on_joined,
+            settings,
+        } = join;
+        let (topic, settings) = (&topic, &settings);
         let recovered = asked.then_some(located.missed.is_some());
         let missed = located.missed.unwrap_or_default();
         let joined = Joined {

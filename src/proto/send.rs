@@ -104,8 +104,9 @@ impl Connection {
 
     /// Send a message prepared once for many connections (a broadcast): the
     /// prepared compressed frame when this connection's agreement allows it
-    /// ([`Extension::accepts_prepared`]: permessage-deflate without context takeover
-    /// on our side, a window at least as large), else the message compressed for this
+    /// ([`Extension::accepts_prepared`](super::Extension::accepts_prepared):
+    /// permessage-deflate without context takeover on our side, a window at least
+    /// as large), else the message compressed for this
     /// connection, or the plain frame when this connection does not compress. A
     /// server copies the prepared frame's bytes as they are; a client masks them.
     pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), SendError> {

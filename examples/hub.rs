@@ -3,7 +3,11 @@
 //! ```sh
 //! cargo run --release --example hub                  # then open http://127.0.0.1:8080/
 //! cargo run --release --example hub -- --bind 0.0.0.0:8080 --config config/default.toml
+//! cargo run --release --example hub --features redis -- --redis redis://127.0.0.1:6379
 //! ```
+//!
+//! With `--redis URL` (the `redis` feature), hubs on several servers act as one:
+//! start two on two ports against one Redis and open both.
 //!
 //! `/` serves the page (`examples/hub/`: plain HTML, CSS and JavaScript), `/ws` the
 //! WebSocket endpoint, `/metrics` the Prometheus text. The library carries the
@@ -347,10 +351,28 @@ pub fn routes(hub: ws::Hub, server: ws::Server) -> impl Fn(&mut web::ServiceConf
     }
 }
 
+/// Plug the Redis backplane into `hub` (the `redis` feature).
+#[cfg(feature = "redis")]
+async fn start_backplane(hub: &ws::Hub, settings: &ws::Settings) -> std::io::Result<()> {
+    ws::hub::redis::RedisBackplane::start(hub, settings.redis.clone())
+        .await
+        .map(|_| eprintln!("hub backplane: {}", settings.redis.url))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn start_backplane(_: &ws::Hub, _: &ws::Settings) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "built without Redis: cargo run --release --example hub --features redis -- --redis URL",
+    ))
+}
+
 struct Args {
     bind: String,
     config: Option<String>,
     workers: Option<usize>,
+    redis: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -358,18 +380,23 @@ fn parse_args() -> Result<Args, String> {
         bind: "127.0.0.1:8080".into(),
         config: None,
         workers: None,
+        redis: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--bind" => args.bind = it.next().ok_or("--bind needs ADDR")?,
             "--config" => args.config = Some(it.next().ok_or("--config needs FILE")?),
+            "--redis" => args.redis = Some(it.next().ok_or("--redis needs URL")?),
             "--workers" => {
                 let n = it.next().ok_or("--workers needs N")?;
                 args.workers = Some(n.parse().map_err(|_| "--workers: not a number")?);
             }
             "-h" | "--help" => {
-                return Err("usage: hub [--bind ADDR] [--config FILE.toml] [--workers N]".into())
+                return Err(
+                    "usage: hub [--bind ADDR] [--config FILE.toml] [--workers N] [--redis URL]"
+                        .into(),
+                )
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
@@ -381,7 +408,7 @@ fn parse_args() -> Result<Args, String> {
 async fn main() -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let args = parse_args().map_err(invalid)?;
-    let settings = match &args.config {
+    let mut settings = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)?;
             toml::from_str::<ws::Settings>(&text).map_err(|e| invalid(e.to_string()))?
@@ -389,7 +416,13 @@ async fn main() -> std::io::Result<()> {
         None => chat_settings(),
     };
     settings.check().map_err(|e| invalid(e.to_string()))?;
+    if let Some(url) = &args.redis {
+        settings.redis.url = url.clone();
+    }
     let hub = chat_hub(&settings);
+    if !settings.redis.url.is_empty() {
+        start_backplane(&hub, &settings).await?;
+    }
     let server = ws::Server::with_settings(settings);
     let routes = routes(hub, server.clone());
     let mut http = HttpServer::new(move || App::new().configure(routes.clone()))

@@ -25,6 +25,10 @@ apt_install() {
 [ -x /usr/bin/chromium ] || apt_install chromium
 [ -x /usr/bin/chromedriver ] || apt_install chromium-driver
 
+# tests/backplane.rs: redis-server (and redis-cli, for the cluster it makes).
+command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-cli >/dev/null || apt_install redis-tools
+
 # tests/deflate_interop.rs: python `websockets` (a foreign permessage-deflate peer).
 if ! python3 -c 'import websockets' 2>/dev/null; then
   python3 -m pip install -q websockets || echo "cannot pip install websockets" >&2
@@ -32,6 +36,9 @@ fi
 
 # Tests marked #[ignore = "needs X; scripts/test-all.sh runs it"].
 cargo test -- --ignored
+# The Redis backplane's (feature `redis`); one kills the chat example, built so.
+cargo build --example hub --features redis
+cargo test --features redis --test backplane -- --ignored
 
 # Coverage-guided fuzzing, a short run of each target (FUZZ_SECONDS each).
 if [ -x scripts/fuzz.sh ] || [ -f scripts/fuzz.sh ]; then

@@ -207,7 +207,7 @@ pub use server::Server;
 pub use server::{Refuse, Request};
 pub use settings::{
     ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, ProtocolSettings,
-    ReconnectPolicy, ServerSettings, Settings, SlowConsumer,
+    ReconnectPolicy, RedisSettings, ServerSettings, Settings, SlowConsumer,
 };
 #[cfg(feature = "web")]
 pub use web::{start, start_with, Upgrade};

@@ -11,6 +11,7 @@
 //! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers |
 //! | `[client]` | [`ClientSettings`] | the client: URL, subprotocols, headers, connect timeout, reconnect |
 //! | `[hub]` | [`HubSettings`] | `ws::Hub`: send budgets, history, presence |
+//! | `[redis]` | [`RedisSettings`] | the hub's Redis backplane (feature `redis`) |
 //!
 //! `config/default.toml` lists every option with its default and meaning (the
 //! client's in `config/client.toml`). Durations are given in milliseconds (keys
@@ -74,6 +75,8 @@ pub struct Settings {
     pub client: ClientSettings,
     /// The connection manager (`ws::Hub`).
     pub hub: HubSettings,
+    /// The hub's Redis backplane (feature `redis`): several servers as one.
+    pub redis: RedisSettings,
 }
 
 impl Settings {
@@ -676,6 +679,73 @@ impl Default for HubSettings {
             history_size: 0,
             history_ttl: Some(Duration::from_secs(300)),
             presence: false,
+        }
+    }
+}
+
+/// The hub's Redis backplane (the `[redis]` section; feature `redis`): publications
+/// through Redis pub/sub, numbered and kept in Redis Streams, presence in Redis
+/// hashes, so that hubs on several servers act as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct RedisSettings {
+    /// `redis://host:port/db` (or `redis-cluster://host:port?node=host:port` for a
+    /// cluster). Default: empty, no backplane.
+    pub url: String,
+    /// The prefix of every key and channel. Default `"ws"`.
+    pub prefix: String,
+    /// Use sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): in a cluster, a
+    /// topic's messages stay on its shard instead of going to every node.
+    /// Default `false`.
+    pub sharded: bool,
+    /// How long a topic's state (epoch, offsets, history) stays in Redis after its
+    /// last publication; `None` (0 in TOML) forever. Default 24 hours.
+    #[cfg_attr(feature = "serde", serde(rename = "topic_ttl_ms", with = "millis_opt"))]
+    pub topic_ttl: Option<Duration>,
+    /// Publications on their way to Redis at most; past it (Redis slow or gone)
+    /// they are delivered on this server only and counted as dropped. Default
+    /// 10,000.
+    pub max_in_flight: usize,
+    /// How long a server's presence entries live without its refresh: a crashed
+    /// server's members disappear within this. Default 15 s.
+    #[cfg_attr(feature = "serde", serde(rename = "presence_ttl_ms", with = "millis"))]
+    pub presence_ttl: Duration,
+    /// A command that takes longer fails (and the publication is delivered here
+    /// only). Default 2 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "command_timeout_ms", with = "millis")
+    )]
+    pub command_timeout: Duration,
+    /// The first wait before reconnecting, doubled up to `reconnect_max`.
+    /// Default 100 ms.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "reconnect_initial_ms", with = "millis")
+    )]
+    pub reconnect_initial: Duration,
+    /// The longest wait between reconnect attempts. Default 5 s.
+    #[cfg_attr(feature = "serde", serde(rename = "reconnect_max_ms", with = "millis"))]
+    pub reconnect_max: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: String::new(),
+            prefix: "ws".into(),
+            sharded: false,
+            topic_ttl: Some(Duration::from_secs(24 * 3600)),
+            max_in_flight: 10_000,
+            presence_ttl: Duration::from_secs(15),
+            command_timeout: Duration::from_secs(2),
+            reconnect_initial: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
         }
     }
 }

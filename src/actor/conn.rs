@@ -37,6 +37,12 @@ impl ConnId {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// The id with number `n` (as `get` returned it, sent through a backplane).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn from_raw(n: u64) -> ConnId {
+        ConnId(n)
+    }
 }
 
 impl fmt::Display for ConnId {

@@ -2,6 +2,8 @@
 //! each connection's own thread, slow-consumer policies, history and recovery,
 //! metrics, and the seam for a cross-server backplane ([`Backplane`]).
 
+#[cfg(feature = "redis")]
+pub mod redis;
 mod shard;
 mod topic;
 
@@ -269,6 +271,9 @@ pub struct Publication {
     pub message: Message,
     /// The member not to deliver it to (its sender), on this server.
     pub except: Option<ConnId>,
+    /// How many of the topic's publications to keep for recovery
+    /// ([`TopicSettings::history_size`]).
+    pub history: usize,
 }
 
 /// Where a topic stands, and what a joining connection missed
@@ -314,6 +319,21 @@ pub trait Backplane: Send + Sync + 'static {
     /// For a join (when [`numbers`](Self::numbers)): where `topic` stands and,
     /// with `since`, what came after it, passed to `done` once this server is
     /// subscribed to `topic` (so that nothing published from then on is missed).
+    /// Whether presence is shared across servers through this backplane: the hub
+    /// then tells it of each user's first join and last leave on this server
+    /// ([`presence_changed`](Self::presence_changed)) instead of reporting them,
+    /// and reports what comes back through [`Hub::deliver_presence`]. Default false.
+    fn shares_presence(&self) -> bool {
+        false
+    }
+    /// A user's first connection on this server joined `topic`, or its last one
+    /// left (when [`shares_presence`](Self::shares_presence)).
+    fn presence_changed(&self, topic: &str, user: &str, meta: Option<&str>, kind: PresenceKind) {
+        let _ = (topic, user, meta, kind);
+    }
+    /// For a join (when [`numbers`](Self::numbers)): where `topic` stands and,
+    /// with `since`, what came after it, passed to `done` once this server is
+    /// subscribed to `topic` (so that nothing published from then on is missed).
     fn locate(&self, topic: &str, since: Option<Position>, done: Box<dyn FnOnce(Located) + Send>) {
         let _ = (topic, since);
         done(Located::new(
@@ -347,6 +367,9 @@ struct Policy {
     slow_consumer: SlowConsumer,
     close_code: u16,
 }
+
+/// A user and its presence metadata.
+pub(crate) type UserMeta = (String, Option<String>);
 
 /// A join waiting for a numbering backplane's answer.
 struct PendingJoin {
@@ -579,6 +602,18 @@ impl Hub {
         if let Some(backplane) = lock(&self.inner.backplane).clone() {
             for name in names {
                 backplane.subscribe(&name);
+            }
+            if backplane.shares_presence() {
+                for (topic, users) in self.inner.local_presence() {
+                    for (user, meta) in users {
+                        backplane.presence_changed(
+                            &topic,
+                            &user,
+                            meta.as_deref(),
+                            PresenceKind::Joined,
+                        );
+                    }
+                }
             }
         }
     }
@@ -819,14 +854,69 @@ impl Hub {
         shards
     }
 
-    /// Deliver a publication that another server made (a [`Backplane`]'s): to the
-    /// local members only, not back to the backplane.
+    /// Deliver a publication that another server made (a [`Backplane`]'s that does
+    /// not number them): to the local members only, not back to the backplane.
     pub fn deliver_remote(&self, topic: &str, message: Message) -> Published {
         self.inner
             .metrics
             .remote_delivered
             .fetch_add(1, Ordering::Relaxed);
         self.inner.publish(topic, None, move |_| message, false)
+    }
+
+    /// Deliver a publication numbered by the backplane at `position` (any
+    /// server's, this one's included): rendered, framed once and sent to the local
+    /// members (but `except`), in the order the backplane calls this for the
+    /// topic. Returns how many threads it went to.
+    pub fn deliver_numbered(
+        &self,
+        topic: &str,
+        position: &Position,
+        message: Message,
+        except: Option<ConnId>,
+    ) -> usize {
+        self.inner
+            .metrics
+            .remote_delivered
+            .fetch_add(1, Ordering::Relaxed);
+        let Some(topic) = lock(&self.inner.topics).get(topic).cloned() else {
+            return 0;
+        };
+        let state = topic.lock();
+        let message = self.inner.render(&topic.name, position, message);
+        let delivery = self
+            .inner
+            .delivery(message, &state.settings, position.offset);
+        self.inner
+            .metrics
+            .publications
+            .fetch_add(1, Ordering::Relaxed);
+        let mut shards = 0;
+        for shard in state.shards() {
+            shards += 1;
+            self.inner.send(
+                shard,
+                Cmd::Publish {
+                    topic: topic.name.clone(),
+                    delivery: delivery.clone(),
+                    except,
+                },
+            );
+        }
+        shards
+    }
+
+    /// Publish `message` on this server only, numbered by this hub (its local
+    /// epoch), not through the backplane: what a numbering backplane falls back to
+    /// while it cannot reach its store (a client that recovers across that gap is
+    /// told `recovered: false`).
+    pub fn publish_local(
+        &self,
+        topic: &str,
+        message: Message,
+        except: Option<ConnId>,
+    ) -> Published {
+        self.inner.publish(topic, except, move |_| message, false)
     }
 
     /// Send `message` to connection `id` through its budget (false when it is not
@@ -885,9 +975,86 @@ impl Hub {
             return Vec::new();
         };
         let state = topic.lock();
+        // Across servers when a backplane shares presence: what it said, and this
+        // server's own users (present here whether or not that came back yet).
         let mut users: Vec<String> = state.users.keys().map(|u| u.to_string()).collect();
+        if let Some(global) = &state.global_users {
+            users.extend(
+                global
+                    .keys()
+                    .filter(|u| !state.users.contains_key(*u))
+                    .map(|u| u.to_string()),
+            );
+        }
         users.sort();
         users
+    }
+
+    /// A presence change across servers, from a backplane that shares presence:
+    /// the topic's users are updated and the presence recipients told.
+    pub fn deliver_presence(
+        &self,
+        topic: &str,
+        user: &str,
+        meta: Option<&str>,
+        kind: PresenceKind,
+    ) {
+        let Some(t) = lock(&self.inner.topics).get(topic).cloned() else {
+            return;
+        };
+        let mut state = t.lock();
+        if state.members.is_empty() {
+            return;
+        }
+        let global = state.global_users.get_or_insert_with(Default::default);
+        let user: Arc<str> = user.into();
+        let meta: Option<Arc<str>> = meta.map(Into::into);
+        // Told once per change of the shared view.
+        let changed = match kind {
+            PresenceKind::Joined => global.insert(user.clone(), meta.clone()).is_none(),
+            PresenceKind::Left => global.remove(&user).is_some(),
+        };
+        if changed && state.settings.presence {
+            // Under the topic's lock: in order.
+            self.inner.report_presence(topic, &user, &meta, kind);
+        }
+    }
+
+    /// Every user present in `topic` across servers, from a backplane that shares
+    /// presence (when this server starts holding the topic, and again after the
+    /// backplane reconnects): the presence recipients are told who came and who
+    /// went since what this server knew.
+    pub fn set_presence(&self, topic: &str, users: Vec<(String, Option<String>)>) {
+        let Some(t) = lock(&self.inner.topics).get(topic).cloned() else {
+            return;
+        };
+        let mut state = t.lock();
+        if state.members.is_empty() {
+            // No longer held here: not kept up to date.
+            return;
+        }
+        let now: std::collections::BTreeMap<Arc<str>, Option<Arc<str>>> = users
+            .into_iter()
+            .map(|(u, m)| (Arc::from(u), m.map(Arc::from)))
+            .collect();
+        // What the recipients were told so far (nothing before the first snapshot:
+        // this server's own joins are told when the backplane says so).
+        let before = state.global_users.take().unwrap_or_default();
+        if state.settings.presence {
+            for (user, meta) in &before {
+                if !now.contains_key(user) {
+                    self.inner
+                        .report_presence(topic, user, meta, PresenceKind::Left);
+                }
+            }
+            for (user, meta) in &now {
+                if !before.contains_key(user) {
+                    self.inner
+                        .report_presence(topic, user, meta, PresenceKind::Joined);
+                }
+            }
+        }
+        state.global_users = Some(now);
     }
 
     /// How many connections are in `topic`.
@@ -1081,6 +1248,7 @@ impl HubInner {
                 topic: name.to_owned(),
                 message,
                 except,
+                history: self.topic_history(name),
             });
             return Published {
                 position: None,
@@ -1132,8 +1300,43 @@ impl HubInner {
         }
     }
 
+    /// How many publications `topic` keeps (the hub's default for a topic it does
+    /// not hold).
+    fn topic_history(&self, name: &str) -> usize {
+        lock(&self.topics)
+            .get(name)
+            .map_or(self.settings.history_size, |t| {
+                t.lock().settings.history_size
+            })
+    }
+
     /// The topic's local position (an empty epoch when there is no such topic).
-    fn topic_position(&self, name: &str) -> Position {
+    /// The users present on this server, per topic with presence (each user's
+    /// metadata from one of its connections): what a backplane that shares
+    /// presence announces again after Redis lost it.
+    pub(crate) fn local_presence(&self) -> Vec<(String, Vec<UserMeta>)> {
+        let topics: Vec<Arc<Topic>> = lock(&self.topics).values().cloned().collect();
+        let mut out = Vec::new();
+        for topic in topics {
+            let state = topic.lock();
+            if !state.settings.presence || state.users.is_empty() {
+                continue;
+            }
+            let mut users: Vec<UserMeta> = Vec::with_capacity(state.users.len());
+            for user in state.users.keys() {
+                let meta = state
+                    .members
+                    .values()
+                    .find(|m| m.user == *user)
+                    .and_then(|m| m.meta.as_deref().map(str::to_owned));
+                users.push((user.to_string(), meta));
+            }
+            out.push((topic.name.to_string(), users));
+        }
+        out
+    }
+
+    pub(crate) fn topic_position(&self, name: &str) -> Position {
         lock(&self.topics)
             .get(name)
             .map(|t| t.lock().position())
@@ -1158,6 +1361,7 @@ impl HubInner {
                 topic: topic.to_owned(),
                 message,
                 except,
+                history: self.topic_history(topic),
             });
         }
     }
@@ -1235,6 +1439,21 @@ impl HubInner {
             },
         );
         let last = state.members.is_empty();
+        if last {
+            // Not held here any more: what the backplane said goes stale. The
+            // leaving user's own leave will not come back (this server stops
+            // listening): it is told here.
+            if let Some(global) = state.global_users.take() {
+                if gone && state.settings.presence && global.contains_key(&member.user) {
+                    self.report_presence(
+                        &topic.name,
+                        &member.user,
+                        &member.meta,
+                        PresenceKind::Left,
+                    );
+                }
+            }
+        }
         let idle = state.is_idle();
         drop(state);
         if last {
@@ -1267,6 +1486,26 @@ impl HubInner {
 
     /// Tell the presence recipients (under the topic's lock: in order).
     fn presence(&self, topic: &str, user: &str, meta: &Option<Arc<str>>, kind: PresenceKind) {
+        if let Some(backplane) = lock(&self.backplane)
+            .clone()
+            .filter(|b| b.shares_presence())
+        {
+            // Across servers: the backplane decides what is a first join or a last
+            // leave, and it comes back through `deliver_presence`.
+            backplane.presence_changed(topic, user, meta.as_deref(), kind);
+            return;
+        }
+        self.report_presence(topic, user, meta, kind);
+    }
+
+    /// Tell the presence recipients.
+    fn report_presence(
+        &self,
+        topic: &str,
+        user: &str,
+        meta: &Option<Arc<str>>,
+        kind: PresenceKind,
+    ) {
         let recipients = lock(&self.presence);
         for r in recipients.iter() {
             r.do_send(Presence {

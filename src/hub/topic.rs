@@ -42,6 +42,9 @@ pub(super) struct TopicState {
     pub users: HashMap<Arc<str>, usize>,
     /// Subscribers per shard (index = shard).
     pub per_shard: Vec<usize>,
+    /// The users across servers (from a backplane that shares presence), with
+    /// their metadata; `None` without one.
+    pub global_users: Option<std::collections::BTreeMap<Arc<str>, Option<Arc<str>>>>,
 }
 
 impl Topic {
@@ -57,6 +60,7 @@ impl Topic {
                 members: HashMap::new(),
                 users: HashMap::new(),
                 per_shard: Vec::new(),
+                global_users: None,
             }),
         }
     }

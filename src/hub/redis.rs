@@ -291,6 +291,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl RedisBackplane {
     /// Connect to Redis (`settings.url`), plug the backplane into `hub`, and
     /// return it. It runs on a thread of its own; it reconnects by itself.
+    ///
+    /// ```no_run
+    /// use websocket_driver as ws;
+    /// use ws::hub::redis::RedisBackplane;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut settings = ws::Settings::default();
+    /// settings.redis.url = "redis://127.0.0.1:6379".into();
+    /// let hub = ws::Hub::with_settings(&settings);
+    /// let backplane = RedisBackplane::start(&hub, settings.redis.clone()).await?;
+    /// // Publications on `hub` now reach every server's subscribers, in one order.
+    /// hub.publish("lobby", "hello");
+    /// println!("{} dropped so far", backplane.dropped());
+    /// # Ok(()) }
+    /// ```
     pub async fn start(
         hub: &Hub,
         settings: RedisSettings,

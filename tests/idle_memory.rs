@@ -7,7 +7,7 @@ use std::{
     alloc::{GlobalAlloc, Layout, System},
     io::{Read, Write},
     net::TcpStream,
-    sync::atomic::{AtomicIsize, Ordering},
+    sync::atomic::{AtomicIsize, AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -53,9 +53,14 @@ impl Handler<ws::Open> for Idle {
     type Result = ();
     fn handle(&mut self, _: ws::Open, _: &mut Context<Self>) {}
 }
+/// Messages the `Idle` actors received, in all.
+static MESSAGES: AtomicUsize = AtomicUsize::new(0);
+
 impl Handler<ws::Message> for Idle {
     type Result = ();
-    fn handle(&mut self, _: ws::Message, _: &mut Context<Self>) {}
+    fn handle(&mut self, _: ws::Message, _: &mut Context<Self>) {
+        MESSAGES.fetch_add(1, Ordering::SeqCst);
+    }
 }
 impl Handler<ws::Error> for Idle {
     type Result = ();
@@ -96,11 +101,13 @@ fn wait_open(n: usize) {
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Live heap per connection for `n` connections opened with `server`, after
-/// `activity` ran on each of them and `settle` passed.
+/// `activity` ran on each of them, their actors received `messages` messages in
+/// all, and `settle` passed.
 fn heap_per_connection(
     server: ws::Server,
     n: usize,
     activity: impl Fn(&mut TcpStream),
+    messages: usize,
     settle: Duration,
 ) -> isize {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -122,9 +129,17 @@ fn heap_per_connection(
     let before = LIVE.load(Ordering::SeqCst);
     let mut held: Vec<TcpStream> = (0..n).map(|_| open(addr)).collect();
     wait_open(50 + n);
+    let received = MESSAGES.load(Ordering::SeqCst);
     for socket in &mut held {
         activity(socket);
     }
+    for _ in 0..500 {
+        if MESSAGES.load(Ordering::SeqCst) - received >= messages {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(MESSAGES.load(Ordering::SeqCst) - received, messages);
     std::thread::sleep(settle);
     let after = LIVE.load(Ordering::SeqCst);
     drop(held);
@@ -137,8 +152,13 @@ fn heap_per_connection(
 
 #[test]
 fn idle_standalone_connection_holds_at_most_4_kib_of_heap() {
-    let per_connection =
-        heap_per_connection(ws::Server::new(), 500, |_| {}, Duration::from_millis(100));
+    let per_connection = heap_per_connection(
+        ws::Server::new(),
+        500,
+        |_| {},
+        0,
+        Duration::from_millis(100),
+    );
     eprintln!("heap per idle connection: {per_connection} bytes");
     assert!(
         per_connection <= 4096,
@@ -154,25 +174,22 @@ fn send_one_message(socket: &mut TcpStream) {
 }
 
 #[test]
-fn connection_gone_quiet_gives_its_buffers_back_at_the_keepalive_ping() {
-    let busy = heap_per_connection(
-        ws::Server::new().ping_interval(None),
+fn connection_that_carried_a_message_holds_no_more_heap_than_an_unused_one() {
+    let server = || ws::Server::new().ping_interval(None);
+    let unused = heap_per_connection(server(), 200, |_| {}, 0, Duration::from_millis(100));
+    let used = heap_per_connection(
+        server(),
         200,
         send_one_message,
-        Duration::from_millis(300),
-    );
-    let quiet = heap_per_connection(
-        ws::Server::new().ping_interval(Some(Duration::from_millis(100))),
         200,
-        send_one_message,
-        Duration::from_millis(600),
+        Duration::from_millis(100),
     );
-    eprintln!("heap per connection after a message: {busy} bytes, after a ping: {quiet} bytes");
-    // Without a ping, each connection keeps its 4 KiB read buffer for the next
-    // message; after one, it holds what a connection never used holds.
-    assert!(quiet <= 4096, "{quiet} bytes after the keep-alive ping");
+    eprintln!("heap per connection: {unused} bytes unused, {used} bytes after a message");
+    // Its read buffer went back to the thread once the message was read: no
+    // keep-alive ping needed, and nothing else stays behind from the message.
+    assert!(used <= 4096, "{used} bytes after a message");
     assert!(
-        busy >= quiet + 4096,
-        "{busy} bytes without a ping: the read buffer was not held"
+        used <= unused + 64,
+        "{used} bytes after a message against {unused} unused: the read buffer stayed"
     );
 }

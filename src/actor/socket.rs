@@ -3,6 +3,7 @@
 //! a response head).
 
 use std::{
+    cell::Cell,
     future::poll_fn,
     io,
     pin::Pin,
@@ -26,6 +27,14 @@ const READ_CHUNK_MIN: usize = 4 * 1024;
 /// few bytes.
 const READ_CHUNK_MAX: usize = 64 * 1024 + 64;
 
+thread_local! {
+    /// A read buffer no connection of this thread holds. A connection whose reads
+    /// drained everything gives its buffer here, and the next connection of the
+    /// thread to read takes it: an idle connection keeps no read buffer, whether it
+    /// ever carried traffic or not, and a busy thread allocates none per message.
+    static SPARE: Cell<Option<BytesMut>> = const { Cell::new(None) };
+}
+
 /// A transport's read half (a TCP socket's, a TLS stream's) as the driver's
 /// [`Input`]: it reads straight into the driver's buffer.
 ///
@@ -34,8 +43,9 @@ const READ_CHUNK_MAX: usize = 64 * 1024 + 64;
 /// trying a read that would block (one system call fewer per message). The
 /// reservation starts small and doubles each time a read fills it, so a
 /// connection of small messages keeps a small buffer and one of large messages
-/// reads them whole. A connection with no buffer (idle: never used, or its buffer
-/// given back) keeps none when a read finds nothing.
+/// reads them whole. A read that finds nothing with the buffer drained gives the
+/// buffer to the thread's spare (kept if no larger than `READ_CHUNK_MAX`), where
+/// the next connection to read takes it: idle connections hold no read buffer.
 pub(crate) struct ReadInput<R> {
     io: R,
     /// Bytes that came after the handshake's head, in the same read.
@@ -69,7 +79,11 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
             buf.extend_from_slice(&first);
             return Poll::Ready(Ok(first.len()));
         }
-        let had_buffer = buf.capacity() > 0;
+        if buf.capacity() == 0 {
+            if let Some(spare) = SPARE.take() {
+                *buf = spare;
+            }
+        }
         if buf.capacity() - buf.len() < self.chunk / 4 {
             buf.reserve(self.chunk);
         }
@@ -79,9 +93,17 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
             Poll::Ready(Ok(n)) if n == spare => {
                 self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
             }
-            Poll::Pending if !had_buffer && buf.is_empty() => {
-                // Nothing came: an idle connection keeps no buffer.
-                *buf = BytesMut::new();
+            Poll::Pending if buf.is_empty() => {
+                // Nothing waits: the buffer goes to the thread, for whichever
+                // connection reads next.
+                let drained = std::mem::take(buf);
+                if drained.capacity() <= READ_CHUNK_MAX {
+                    let kept = SPARE.take();
+                    SPARE.set(Some(match kept {
+                        Some(k) if k.capacity() >= drained.capacity() => k,
+                        _ => drained,
+                    }));
+                }
             }
             _ => {}
         }

@@ -46,7 +46,7 @@
 #
 # Usage: scripts/bench-hub.sh
 # Environment: SUBSCRIBERS (10000), SECONDS_PER_RUN (5), ROUNDS (3), SERVERS (all),
-# IN_FLIGHT (4), RATE (20), WARMUP (1, seconds of unmeasured load per run),
+# IN_FLIGHT (4), SCENARIOS (tput20 tput1k lat20), RATE (20), WARMUP (1, seconds of unmeasured load per run),
 # NO_README (1: print only; otherwise README.md is rewritten between the
 # `<!-- hub-bench:start -->` and `<!-- hub-bench:end -->` markers, if both exist).
 # Every run is bounded: the load generator gets connect (<= 120 s) + warm-up (<= 30 s)
@@ -163,8 +163,12 @@ run_load() { # scenario name size mode-args...
   echo "  $out" >&2
 }
 
-scenarios=("tput20|throughput, 20 B|20|-k $in_flight" "tput1k|throughput, 1 KiB|1024|-k $in_flight"
-           "lat20|latency, 20 B|20|--rate $rate")
+all_scenarios=("tput20|throughput, 20 B|20|-k $in_flight" "tput1k|throughput, 1 KiB|1024|-k $in_flight"
+               "lat20|latency, 20 B|20|--rate $rate")
+scenarios=()
+for s in "${all_scenarios[@]}"; do
+  case " ${SCENARIOS:-tput20 tput1k lat20} " in *" ${s%%|*} "*) scenarios+=("$s") ;; esac
+done
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 # CPU pressure (PSI): the share of the time some runnable task waited for a CPU,
@@ -205,7 +209,7 @@ cpu_model=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)
   echo "rounds of ${secs} s (after ${warmup} s of unmeasured load). Throughput: at most $in_flight publications"
   echo "in flight. Latency: $rate publications/s. Load average at start / end: $load_at_start / $load_at_end;"
   echo "CPU pressure during the run (PSI, share of time some task waited for a CPU): $contention."
-  echo "Command: \`SUBSCRIBERS=$subs SECONDS_PER_RUN=$secs ROUNDS=$rounds IN_FLIGHT=$in_flight RATE=$rate WARMUP=$warmup SERVERS=\"${servers[*]}\" scripts/bench-hub.sh\`"
+  echo "Command: \`${SCENARIOS:+SCENARIOS=\"$SCENARIOS\" }SUBSCRIBERS=$subs SECONDS_PER_RUN=$secs ROUNDS=$rounds IN_FLIGHT=$in_flight RATE=$rate WARMUP=$warmup SERVERS=\"${servers[*]}\" scripts/bench-hub.sh\`"
   echo
   echo "| scenario | server | deliveries/s | deliveries per server CPU-s | vs best peer | load generator CPU | checks |"
   echo "|---|---|---:|---:|---:|---:|---|"

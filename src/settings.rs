@@ -711,6 +711,11 @@ pub struct RedisSettings {
     /// they are delivered on this server only and counted as dropped. Default
     /// 10,000.
     pub max_in_flight: usize,
+    /// Messages of the subscription waiting to be read at most (each of the Redis
+    /// client's event channels holds this many slots, allocated up front); past it
+    /// the subscription lags, and what it missed is taken from the topic's stream
+    /// in its place (`ws_backplane_filled`). Default 4,096.
+    pub subscription_buffer: usize,
     /// How long a server's presence entries live without its refresh: a crashed
     /// server's members disappear within this. Default 15 s.
     #[cfg_attr(feature = "serde", serde(rename = "presence_ttl_ms", with = "millis"))]
@@ -742,6 +747,7 @@ impl Default for RedisSettings {
             sharded: false,
             topic_ttl: Some(Duration::from_secs(24 * 3600)),
             max_in_flight: 10_000,
+            subscription_buffer: 4096,
             presence_ttl: Duration::from_secs(15),
             command_timeout: Duration::from_secs(2),
             reconnect_initial: Duration::from_millis(100),

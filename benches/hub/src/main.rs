@@ -60,6 +60,16 @@
 //! (`getrusage`): `loadgen_cpu_pct` near 100 means the generator, not the server,
 //! was the limit, and the line says `loadgen_saturated=yes`.
 //!
+//! # Several servers (the Redis backplane, `scripts/bench-backplane.sh`)
+//!
+//! `--url` may be given several times: subscriber `i` connects to the
+//! `i % URLS`-th URL; the publisher connects to `--publisher-url` (by default the
+//! first URL). `--server-pid` may be given several times: `server_cpu_s` is the sum
+//! of their CPU times (each in `server_cpu_s_each`), the RSS figures the sum of their
+//! RSS. Deliveries to subscribers on another server than the publisher's are also
+//! counted apart (`remote_deliveries_per_sec`, `remote_p50_us`, `remote_p99_us`):
+//! the cross-server path.
+//!
 //! # Output: one line on stdout
 //!
 //! `mode=throughput subscribers=10000 size=20 in_flight=4 rate=0 secs=5.00
@@ -104,24 +114,27 @@ use tokio::{
 };
 
 const USAGE: &str = "\
-usage: wsd-hubload [--url ws://127.0.0.1:9001/ws] [-n SUBSCRIBERS=10000] [-s SIZE=20]
+usage: wsd-hubload [--url ws://127.0.0.1:9001/ws ...] [--publisher-url URL]
+                   [-n SUBSCRIBERS=10000] [-s SIZE=20]
                    [-k IN_FLIGHT=4 | --rate PUBLICATIONS_PER_SEC]
-                   [-d SECONDS=5] [--warmup SECONDS=1] [--server-pid PID]
+                   [-d SECONDS=5] [--warmup SECONDS=1] [--server-pid PID ...]
                    [--handshakes CONCURRENT=256] [--stall SECONDS=10] [--drain SECONDS=60]
 throughput mode by default (at most IN_FLIGHT publications in flight);
 --rate R: latency mode (R publications per second; the usual R is 20)";
 
 #[derive(Debug, Clone)]
 struct Args {
-    addr: SocketAddr,
-    path: String,
+    /// Where subscribers connect, in turn (at least one).
+    urls: Vec<(SocketAddr, String)>,
+    /// Where the publisher connects.
+    publisher: (SocketAddr, String),
     subscribers: usize,
     size: usize,
     in_flight: usize,
     rate: Option<f64>,
     duration: f64,
     warmup: f64,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
     handshakes: usize,
     stall: f64,
     drain: f64,
@@ -129,15 +142,15 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        addr: "127.0.0.1:9001".parse().unwrap(),
-        path: "/ws".into(),
+        urls: Vec::new(),
+        publisher: ("127.0.0.1:9001".parse().unwrap(), "/ws".into()),
         subscribers: 10_000,
         size: 20,
         in_flight: 4,
         rate: None,
         duration: 5.0,
         warmup: 1.0,
-        server_pid: None,
+        server_pids: Vec::new(),
         handshakes: 256,
         stall: 10.0,
         drain: 60.0,
@@ -148,27 +161,32 @@ fn parse_args() -> Result<Args, String> {
             .parse()
             .map_err(|_| format!("{name}: not a number"))
     }
+    fn url(v: Option<String>, name: &str) -> Result<(SocketAddr, String), String> {
+        let url = v.ok_or(format!("{name} needs a value"))?;
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or("only ws:// URLs (loopback benchmarks)")?;
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/ws"),
+        };
+        let addr = host
+            .parse()
+            .map_err(|_| format!("{name}: host must be IP:PORT"))?;
+        Ok((addr, path.into()))
+    }
+    let mut publisher = None;
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--url" => {
-                let url = it.next().ok_or("--url needs a value")?;
-                let rest = url
-                    .strip_prefix("ws://")
-                    .ok_or("only ws:// URLs (loopback benchmarks)")?;
-                let (host, path) = match rest.find('/') {
-                    Some(i) => (&rest[..i], &rest[i..]),
-                    None => (rest, "/ws"),
-                };
-                args.addr = host.parse().map_err(|_| "--url: host must be IP:PORT")?;
-                args.path = path.into();
-            }
+            "--url" => args.urls.push(url(it.next(), &a)?),
+            "--publisher-url" => publisher = Some(url(it.next(), &a)?),
             "-n" | "--subscribers" => args.subscribers = num(it.next(), &a)?,
             "-s" | "--size" => args.size = num(it.next(), &a)?,
             "-k" | "--in-flight" => args.in_flight = num(it.next(), &a)?,
             "--rate" => args.rate = Some(num(it.next(), &a)?),
             "-d" | "--duration" => args.duration = num(it.next(), &a)?,
             "--warmup" => args.warmup = num(it.next(), &a)?,
-            "--server-pid" => args.server_pid = Some(num(it.next(), &a)?),
+            "--server-pid" => args.server_pids.push(num(it.next(), &a)?),
             "--handshakes" => args.handshakes = num(it.next(), &a)?,
             "--stall" => args.stall = num(it.next(), &a)?,
             "--drain" => args.drain = num(it.next(), &a)?,
@@ -176,6 +194,10 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
+    if args.urls.is_empty() {
+        args.urls.push(args.publisher.clone());
+    }
+    args.publisher = publisher.unwrap_or_else(|| args.urls[0].clone());
     if args.subscribers == 0 || args.in_flight == 0 || args.handshakes == 0 {
         return Err("subscribers, in-flight and handshakes must be at least 1".into());
     }
@@ -455,6 +477,8 @@ struct Shared {
     subscribers: u32,
     size: usize,
     st: RefCell<State>,
+    /// Per subscriber: connected to another server than the publisher.
+    remote: Vec<bool>,
     /// Woken when a publication has reached every subscriber.
     progress: Notify,
 }
@@ -486,6 +510,9 @@ struct State {
     errors: u64,
     first_error: Option<String>,
     hist: Option<Histogram>,
+    /// Deliveries (as `deliveries`) and latencies of subscribers on another server.
+    remote_deliveries: u64,
+    remote_hist: Option<Histogram>,
 }
 
 impl Shared {
@@ -557,9 +584,17 @@ impl State {
         let complete = *got == shared.subscribers;
         if seq >= self.strict_from {
             self.deliveries += 1;
+            let remote = shared.remote[sub];
+            self.remote_deliveries += remote as u64;
             if seq >= self.measure_from {
+                let latency = now_ns.saturating_sub(sent);
                 if let Some(h) = &mut self.hist {
-                    h.record(now_ns.saturating_sub(sent));
+                    h.record(latency);
+                }
+                if remote {
+                    if let Some(h) = &mut self.remote_hist {
+                        h.record(latency);
+                    }
                 }
             }
             if complete {
@@ -969,20 +1004,35 @@ fn raise_fd_limit(need: u64) -> io::Result<()> {
 struct Mark {
     at: Instant,
     deliveries: u64,
+    remote_deliveries: u64,
     reads: u64,
-    server_cpu: Option<f64>,
+    /// Each server's CPU time (`None`: no PID given, or one could not be read).
+    server_cpu: Option<Vec<f64>>,
     own_cpu: f64,
 }
 
-fn mark(shared: &Shared, pid: Option<u32>) -> Mark {
+fn mark(shared: &Shared, pids: &[u32]) -> Mark {
     let st = shared.st.borrow();
     Mark {
         at: Instant::now(),
         deliveries: st.deliveries,
+        remote_deliveries: st.remote_deliveries,
         reads: st.reads,
-        server_cpu: pid.and_then(proc_cpu_s),
+        server_cpu: if pids.is_empty() {
+            None
+        } else {
+            pids.iter().map(|&p| proc_cpu_s(p)).collect()
+        },
         own_cpu: own_cpu_s(),
     }
+}
+
+/// The servers' RSS summed (`None`: no PID given, or one could not be read).
+fn rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| proc_rss_kib(p)).sum()
 }
 
 fn bail_if_errors(shared: &Shared) -> io::Result<()> {
@@ -1008,11 +1058,15 @@ async fn run(args: Args) -> io::Result<bool> {
             strict_from: u32::MAX,
             measure_from: u32::MAX,
             hist: Some(Histogram::new()),
+            remote_hist: Some(Histogram::new()),
             ..State::default()
         }),
+        remote: (0..n)
+            .map(|i| args.urls[i % args.urls.len()] != args.publisher)
+            .collect(),
         progress: Notify::new(),
     });
-    let rss_before = args.server_pid.and_then(proc_rss_kib);
+    let rss_before = rss_kib(&args.server_pids);
     let mut subs = Subscribers::new(n, args.size)?;
 
     // Subscribers: handshakes (at most `--handshakes` at a time), then the socket
@@ -1023,7 +1077,7 @@ async fn run(args: Args) -> io::Result<bool> {
     let began = Instant::now();
     for sub in 0..n {
         let (gate, opened) = (gate.clone(), opened.clone());
-        let (addr, path) = (args.addr, args.path.clone());
+        let (addr, path) = args.urls[sub % args.urls.len()].clone();
         tokio::task::spawn_local(async move {
             let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((sub as u64 + 1) << 11));
             let conn = {
@@ -1057,7 +1111,7 @@ async fn run(args: Args) -> io::Result<bool> {
     let reader = tokio::task::spawn_local(subs.run(shared.clone()));
     let connect_secs = began.elapsed().as_secs_f64();
     let mut prng = Rng(0x6a09_e667_f3bc_c909);
-    let (stream, rest) = handshake(args.addr, &args.path, &mut prng).await?;
+    let (stream, rest) = handshake(args.publisher.0, &args.publisher.1, &mut prng).await?;
     let mut publisher = Publisher {
         stream,
         rbuf: rest,
@@ -1097,7 +1151,7 @@ async fn run(args: Args) -> io::Result<bool> {
     };
     shared.st.borrow_mut().strict_from = warm_seq + 1;
     let warm_secs = began.elapsed().as_secs_f64() - connect_secs;
-    let rss_after = args.server_pid.and_then(proc_rss_kib);
+    let rss_after = rss_kib(&args.server_pids);
     eprintln!(
         "wsd-hubload: {n} subscribers open in {connect_secs:.1} s, warm-up delivered in {warm_secs:.1} s \
          ({} warm-up publications)",
@@ -1122,7 +1176,7 @@ async fn run(args: Args) -> io::Result<bool> {
             break;
         }
         if start_mark.is_none() && now >= window_start {
-            start_mark = Some(mark(&shared, args.server_pid));
+            start_mark = Some(mark(&shared, &args.server_pids));
             let next = shared.st.borrow().sent_ns.len() as u32;
             shared.st.borrow_mut().measure_from = next;
         }
@@ -1163,8 +1217,8 @@ async fn run(args: Args) -> io::Result<bool> {
         publisher.flush().await?;
         publisher.wait(wake).await?;
     }
-    let end_mark = mark(&shared, args.server_pid);
-    let start_mark = start_mark.unwrap_or_else(|| mark(&shared, args.server_pid));
+    let end_mark = mark(&shared, &args.server_pids);
+    let start_mark = start_mark.unwrap_or_else(|| mark(&shared, &args.server_pids));
 
     // Drain: every publication must reach every subscriber, as long as deliveries
     // keep coming (at most `--drain` seconds).
@@ -1211,13 +1265,18 @@ async fn run(args: Args) -> io::Result<bool> {
     let secs = end_mark.at.duration_since(start_mark.at).as_secs_f64();
     let deliveries = end_mark.deliveries - start_mark.deliveries;
     let reads = end_mark.reads - start_mark.reads;
-    let server_cpu = match (start_mark.server_cpu, end_mark.server_cpu) {
-        (Some(a), Some(b)) => Some(b - a),
+    let remote_deliveries = end_mark.remote_deliveries - start_mark.remote_deliveries;
+    let server_cpu_each: Option<Vec<f64>> = match (&start_mark.server_cpu, &end_mark.server_cpu) {
+        (Some(a), Some(b)) => Some(a.iter().zip(b).map(|(a, b)| b - a).collect()),
         _ => None,
     };
+    let server_cpu = server_cpu_each
+        .as_ref()
+        .map(|each| each.iter().sum::<f64>());
     let own_pct = 100.0 * (end_mark.own_cpu - start_mark.own_cpu) / secs;
     let na = |v: Option<String>| v.unwrap_or_else(|| "na".into());
     let h = st.hist.take().unwrap();
+    let rh = st.remote_hist.take().unwrap();
     let us = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
     let bad = st.missing
         + undelivered
@@ -1226,12 +1285,12 @@ async fn run(args: Args) -> io::Result<bool> {
         + st.corrupt
         + st.errors
         + stalled as u64;
-    println!(
+    print!(
         "mode={} subscribers={n} size={} in_flight={} rate={} secs={secs:.2} publications={} \
          deliveries={deliveries} deliveries_per_sec={:.0} server_cpu_s={} deliveries_per_server_cpu_s={} \
          rss_before_kib={} rss_after_kib={} mem_per_sub_kib={} p50_us={} p99_us={} p999_us={} max_us={} \
          frames_per_read={:.2} loadgen_cpu_pct={own_pct:.0} loadgen_ns_per_delivery={:.0} loadgen_saturated={} stalled={} undelivered={undelivered} missing={} \
-         duplicate={} out_of_order={} corrupt={} errors={} status={}",
+         duplicate={} out_of_order={} corrupt={} errors={} ",
         if interval.is_some() { "latency" } else { "throughput" },
         args.size,
         if interval.is_some() { 0 } else { args.in_flight },
@@ -1262,6 +1321,19 @@ async fn run(args: Args) -> io::Result<bool> {
         st.out_of_order,
         st.corrupt,
         st.errors,
+    );
+    println!(
+        "server_cpu_s_each={} remote_deliveries={remote_deliveries} remote_deliveries_per_sec={:.0} \
+         remote_p50_us={} remote_p99_us={} status={}",
+        na(server_cpu_each.map(|each| {
+            each.iter()
+                .map(|c| format!("{c:.3}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })),
+        remote_deliveries as f64 / secs,
+        if remote_deliveries > 0 { us(rh.percentile(0.50)) } else { "na".into() },
+        if remote_deliveries > 0 { us(rh.percentile(0.99)) } else { "na".into() },
         if bad == 0 { "ok" } else { "FAILED" },
     );
     if own_pct >= 90.0 {

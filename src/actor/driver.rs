@@ -362,6 +362,7 @@ where
                 // RFC 6455 §7.1.1: without the peer's Close (or its closing of the
                 // transport) in time, close the transport ourselves.
                 l.force_close = true;
+                l.reset = true;
                 l.core.receive_eof();
                 // Nothing more reaches a peer that let the close time out: what
                 // waits for it is dropped, not held until the transport goes.

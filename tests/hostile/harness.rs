@@ -60,7 +60,47 @@ fn binary(name: &str) -> PathBuf {
         "{} is missing: cargo build --examples",
         path.display()
     );
+    // `cargo test --test hostile` alone does not rebuild the examples: refuse to
+    // measure a binary older than the sources it is built from.
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(newer) = newest(&root.join("src"))
+        .into_iter()
+        .chain(newest(&root.join("examples")))
+        .find(|(modified, _)| *modified > built)
+    {
+        panic!(
+            "{} is older than {}: cargo build --examples",
+            path.display(),
+            newer.1.display()
+        );
+    }
     path
+}
+
+/// The most recently modified `.rs` file under `dir`, and when.
+fn newest(dir: &std::path::Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let found = if path.is_dir() {
+            newest(&path)
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, path))
+        } else {
+            None
+        };
+        if let Some(found) = found {
+            if best.as_ref().is_none_or(|(t, _)| found.0 > *t) {
+                best = Some(found);
+            }
+        }
+    }
+    best
 }
 
 /// A port free a moment ago on 127.0.0.1 (the examples print the address they

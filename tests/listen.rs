@@ -193,3 +193,43 @@ async fn an_unfinished_handshake_is_cut_at_the_handshake_timeout_without_a_respo
     assert!(took >= timeout, "cut after {took:?}");
     handle.stop(false).await;
 }
+
+/// Echoes, and panics on the text "panic".
+struct Panicky;
+
+impl ws::Endpoint for Panicky {
+    fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+        if matches!(&msg, ws::Message::Text(t) if t.as_str() == "panic") {
+            panic!("the handler panics (on purpose)");
+        }
+        conn.send(msg);
+    }
+}
+
+#[actix_rt::test]
+async fn a_handler_that_panics_closes_its_connection_with_1011_and_no_other() {
+    use ws::proto::{Event, OpCode};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = ws::Server::new()
+        .listen_on(listener, 1, |_| Ok(ws::endpoint(Panicky)))
+        .unwrap();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    let (mut victim, _) = support::RawClient::connect(addr, "").await;
+    let (mut other, _) = support::RawClient::connect(addr, "").await;
+    victim.send_frame(true, OpCode::Text, b"panic").await;
+    match victim.next().await {
+        // RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
+        // fulfilling the request".
+        Event::Close(close) => assert_eq!(close.code, ws::CloseCode::INTERNAL_ERROR),
+        other => panic!("expected Close 1011, got {other:?}"),
+    }
+    // The other connection, on the same worker thread, goes on.
+    other.send_frame(true, OpCode::Text, b"still here").await;
+    match other.next().await {
+        Event::Message(ws::Message::Text(t)) => assert_eq!(t.as_str(), "still here"),
+        got => panic!("expected the echo, got {got:?}"),
+    }
+    handle.stop(false).await;
+}

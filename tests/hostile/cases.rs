@@ -838,3 +838,87 @@ async fn hub_subscriber_that_never_reads_is_closed_with_1008_and_its_budget_boun
         hub.send_budget_bytes as u64 + RUNTIME_SLACK,
     );
 }
+
+/// Read the server's keep-alive Ping (the next frame: the connection is quiet).
+async fn until_ping(peer: &mut Peer) {
+    match peer.frame().await {
+        Some((0x89, _)) => {}
+        other => panic!("expected the keep-alive Ping, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "slow (2 s): 100 MiB through the echo; scripts/test-all.sh runs it"]
+async fn standalone_after_a_burst_of_1_mib_messages_memory_returns_within_10_percent_of_idle() {
+    burst_then_quiet(Example::EchoStandalone).await;
+}
+
+#[tokio::test]
+#[ignore = "KNOWN FAILURE: the route keeps 27-122 MiB more than idle after the burst (actix-http; the standalone server gives it back); cargo test --test hostile -- --ignored known_failure_route_after"]
+async fn known_failure_route_after_a_burst_of_1_mib_messages_memory_returns_within_10_percent_of_idle(
+) {
+    burst_then_quiet(Example::EchoRoute).await;
+}
+
+/// 100 idle connections, a 1 MiB message echoed on each, then a keep-alive
+/// interval of quiet: the resident set is back within 10% of the idle one.
+async fn burst_then_quiet(example: Example) {
+    let settings = settings();
+    assert!(settings.connection.ping_interval.is_some());
+    {
+        let server = warm(example).await;
+        // 100 connections (the 1,000 would put 1 GiB through a debug
+        // build on 2 shared cores), idle: each has had its keep-alive Ping.
+        let conns = 100;
+        let mut peers = Vec::new();
+        for _ in 0..conns {
+            peers.push(server.peer().await);
+        }
+        for peer in peers.iter_mut() {
+            until_ping(peer).await;
+        }
+        let idle = server.rss();
+        // The burst: a 1 MiB message on each, echoed.
+        let message: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let wire = frame(true, false, BINARY, &message);
+        let mut tasks = Vec::new();
+        for mut peer in peers.drain(..) {
+            let wire = wire.clone();
+            let len = message.len();
+            tasks.push(tokio::spawn(async move {
+                peer.send(&wire).await.unwrap();
+                loop {
+                    match peer.frame().await {
+                        Some((0x82, echoed)) => {
+                            assert_eq!(echoed.len(), len);
+                            break;
+                        }
+                        Some((0x89, _)) => continue,
+                        other => panic!("expected the echo, got {other:?}"),
+                    }
+                }
+                // Quiet: the next keep-alive Ping (the connection gave its
+                // buffers back as it sent it).
+                until_ping(&mut peer).await;
+                peer
+            }));
+        }
+        for task in tasks {
+            peers.push(task.await.unwrap());
+        }
+        let peak = server.peak_rss();
+        let after = server.rss();
+        let bound = idle + idle / 10;
+        println!(
+            "{example:?}: RSS idle with {conns} connections {} KiB, peak {} KiB, after the burst and a keep-alive interval {} KiB (bound {} KiB)",
+            idle / 1024,
+            peak / 1024,
+            after / 1024,
+            bound / 1024
+        );
+        assert!(
+            after <= bound,
+            "{example:?}: RSS {after} after the burst, bound {bound}"
+        );
+    }
+}

@@ -34,8 +34,11 @@ if ! python3 -c 'import websockets' 2>/dev/null; then
   python3 -m pip install -q websockets || echo "cannot pip install websockets" >&2
 fi
 
-# Tests marked #[ignore = "needs X; scripts/test-all.sh runs it"].
-cargo test -- --ignored
+# Tests marked #[ignore = "needs X; scripts/test-all.sh runs it"]. tests/hostile.rs
+# runs the examples' debug builds (cargo test builds them); its known failures
+# (`known_failure_*`, each saying why) are left out until fixed.
+cargo build --examples
+cargo test -- --ignored --skip known_failure
 # The Redis backplane's (feature `redis`); one kills the chat example, built so.
 cargo build --example hub --features redis
 cargo test --features redis --test backplane -- --ignored

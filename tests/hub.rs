@@ -551,13 +551,17 @@ async fn the_backplane_learns_topics_and_publications_and_remote_ones_stay_local
     hub.set_backplane(backplane.clone());
     let srv = server(&hub, ws::Settings::default());
     let (mut a, conn_a) = plain(&srv).await;
-    let (_b, conn_b) = plain(&srv).await;
+    let (mut b, conn_b) = plain(&srv).await;
     hub.join(&conn_a, "t").unwrap();
     hub.join(&conn_b, "t").unwrap();
     hub.publish("t", "local");
     hub.deliver_remote("t", ws::Message::from("remote"));
-    assert_eq!(a.text().await, "local");
-    assert_eq!(a.text().await, "remote");
+    // Both connections received both (so the four deliveries were counted before
+    // the metrics are read: the event, not a race with b's thread).
+    for peer in [&mut a, &mut b] {
+        assert_eq!(peer.text().await, "local");
+        assert_eq!(peer.text().await, "remote");
+    }
     hub.leave(conn_a.id(), "t");
     hub.leave(conn_b.id(), "t");
     assert_eq!(

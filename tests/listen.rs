@@ -92,12 +92,21 @@ async fn listen_refuses_a_request_without_key_with_400_and_starts_no_actor() {
         response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
         "{response}"
     );
+    // No actor started: the next events are a probe connection's Open and its
+    // message (one worker thread: an actor of the refused request would have
+    // reported first).
+    let (mut probe, _) = support::RawClient::connect(addr, "").await;
+    probe
+        .send_frame(true, ws::proto::OpCode::Text, b"probe")
+        .await;
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), seen.recv())
-            .await
-            .is_err(),
+        matches!(next(&mut seen).await, Seen::Open(_)),
         "no actor started"
     );
+    match next(&mut seen).await {
+        Seen::Message(ws::Message::Text(t)) => assert_eq!(t.as_str(), "probe"),
+        other => panic!("expected the probe's message, saw {other:?}"),
+    }
     handle.stop(false).await;
 }
 
@@ -106,6 +115,9 @@ async fn listen_refuses_a_request_without_key_with_400_and_starts_no_actor() {
 // gets its Error and Close, and the transport is dropped.
 #[actix_rt::test]
 async fn peer_that_never_reads_is_cut_off_while_output_is_stuck() {
+    // The client's receive buffer is small (4 KiB asked, doubled by the kernel,
+    // not grown): at the first refused send (`max_send_buffer` queued) most of the
+    // output cannot leave the server, and the server's kernel holds some of it.
     let (addr, handle, mut seen) = support::listen_recorder(
         ws::Server::new()
             .ping_interval(None)
@@ -113,7 +125,7 @@ async fn peer_that_never_reads_is_cut_off_while_output_is_stuck() {
             .close_timeout(Duration::from_millis(300))
             .max_send_buffer(256 * 1024),
     );
-    let (_client, _) = support::RawClient::connect(addr, "").await; // never reads
+    let (mut client, _) = support::RawClient::connect_with(addr, "", Some(4096)).await; // never reads
     let conn = match next(&mut seen).await {
         Seen::Open(conn) => conn,
         other => panic!("expected Open, saw {other:?}"),
@@ -130,6 +142,23 @@ async fn peer_that_never_reads_is_cut_off_while_output_is_stuck() {
         ),
         other => panic!("expected Close, saw {other:?}"),
     }
+    // The transport ends: what reached our receive buffer, then the end (EOF,
+    // or a reset when the server's kernel still held output for us: the server
+    // sets SO_LINGER 0 when it cuts a peer whose socket stopped taking output).
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), client.stream.read(&mut buf))
+            .await
+            .expect("the server ended the connection")
+        {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(err) => {
+                assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+                break;
+            }
+        }
+    }
     handle.stop(false).await;
 }
 
@@ -139,4 +168,68 @@ async fn next(seen: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Seen {
         .await
         .expect("timed out waiting for the actor")
         .expect("server gone")
+}
+
+#[actix_rt::test]
+async fn an_unfinished_handshake_is_cut_at_the_handshake_timeout_without_a_response() {
+    let timeout = Duration::from_millis(300);
+    let (addr, handle, _seen) =
+        support::listen_recorder(ws::Server::new().handshake_timeout(timeout));
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let start = std::time::Instant::now();
+    // A head that never ends.
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response))
+        .await
+        .expect("cut within 5 s")
+        .unwrap();
+    let took = start.elapsed();
+    // Nothing is answered (no actor, no status line): the connection just ends,
+    // once the timeout ran out and not before.
+    assert_eq!(response, b"");
+    assert!(took >= timeout, "cut after {took:?}");
+    handle.stop(false).await;
+}
+
+/// Echoes, and panics on the text "panic".
+struct Panicky;
+
+impl ws::Endpoint for Panicky {
+    fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+        if matches!(&msg, ws::Message::Text(t) if t.as_str() == "panic") {
+            panic!("the handler panics (on purpose)");
+        }
+        conn.send(msg);
+    }
+}
+
+#[actix_rt::test]
+async fn a_handler_that_panics_closes_its_connection_with_1011_and_no_other() {
+    use ws::proto::{Event, OpCode};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = ws::Server::new()
+        .listen_on(listener, 1, |_| Ok(ws::endpoint(Panicky)))
+        .unwrap();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    let (mut victim, _) = support::RawClient::connect(addr, "").await;
+    let (mut other, _) = support::RawClient::connect(addr, "").await;
+    victim.send_frame(true, OpCode::Text, b"panic").await;
+    match victim.next().await {
+        // RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
+        // fulfilling the request".
+        Event::Close(close) => assert_eq!(close.code, ws::CloseCode::INTERNAL_ERROR),
+        other => panic!("expected Close 1011, got {other:?}"),
+    }
+    // The other connection, on the same worker thread, goes on.
+    other.send_frame(true, OpCode::Text, b"still here").await;
+    match other.next().await {
+        Event::Message(ws::Message::Text(t)) => assert_eq!(t.as_str(), "still here"),
+        got => panic!("expected the echo, got {got:?}"),
+    }
+    handle.stop(false).await;
 }

@@ -334,6 +334,18 @@ where
                 budget -= 1;
             }
             let mut l = this.local.borrow_mut();
+            if (this.close_delivered || this.parked_close.is_some()) && !this.read_buf.is_empty() {
+                // Nothing the peer sends after the Close (or the failure) is
+                // processed (RFC 6455 §5.5.1, §7.1.7: an endpoint "MUST NOT continue
+                // to attempt to process data"): the core drops it, and what keeps
+                // arriving until the transport ends is dropped as it is read, not
+                // buffered (a peer flooding through the close timeout would
+                // otherwise grow the read buffer without bound). Each such read
+                // counts against the budget, so that a flood cannot keep this
+                // loop from yielding (the writer sends our Close meanwhile).
+                l.core.receive_buf(&mut this.read_buf);
+                budget = budget.saturating_sub(1);
+            }
             if !l.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 l.driver = Some(cx.waker().clone());
             }
@@ -362,6 +374,7 @@ where
                 // RFC 6455 §7.1.1: without the peer's Close (or its closing of the
                 // transport) in time, close the transport ourselves.
                 l.force_close = true;
+                l.reset = true;
                 l.core.receive_eof();
                 // Nothing more reaches a peer that let the close time out: what
                 // waits for it is dropped, not held until the transport goes.

@@ -53,6 +53,11 @@ pub(crate) struct Local {
     pub taken: u64,
     /// End the transport once the output is written (close timeout, shutdown).
     pub force_close: bool,
+    /// The transport is to be reset, not closed in order: the close timed out (or
+    /// a shutdown's drain ran out) with the peer not reading, so what the kernel
+    /// still holds for it is thrown away (the standalone server sets `SO_LINGER`
+    /// 0 before closing the socket) instead of staying queued after we let go.
+    pub reset: bool,
     /// The writer ended or was dropped: nothing more reaches the peer.
     pub writer_gone: bool,
     /// The driver is gone (its `Close` was delivered, or the actor stopped).
@@ -390,6 +395,7 @@ impl Local {
             done_waiter: None,
             taken: 0,
             force_close: false,
+            reset: false,
             writer_gone: false,
             driver_done: false,
             read_paused: false,
@@ -543,6 +549,7 @@ impl Local {
                 Command::Run(f) => f(),
                 Command::Cut => {
                     self.force_close = true;
+                    self.reset = true;
                     self.core.receive_eof();
                     self.sync();
                     self.wake_writer();

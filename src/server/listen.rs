@@ -89,6 +89,7 @@ where
     WriteOut {
         socket: write,
         writer,
+        stuck: false,
     }
     .await;
 }
@@ -178,19 +179,49 @@ where
 struct WriteOut {
     socket: OwnedWriteHalf,
     writer: actor::Writer,
+    /// The last write found the socket's buffer full (the peer is not reading).
+    stuck: bool,
 }
 
 impl Future for WriteOut {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let WriteOut { socket, writer } = self.get_mut();
-        writer.poll_write_to(cx, |cx, slices| match slices {
-            // One piece (small frames only): `send`, cheaper in the kernel than
-            // `writev` of one buffer.
-            [one] => Pin::new(&mut *socket).poll_write(cx, one),
-            _ => Pin::new(&mut *socket).poll_write_vectored(cx, slices),
-        })
+        let WriteOut {
+            socket,
+            writer,
+            stuck,
+        } = self.get_mut();
+        let done = writer.poll_write_to(cx, |cx, slices| {
+            let written = match slices {
+                // One piece (small frames only): `send`, cheaper in the kernel than
+                // `writev` of one buffer.
+                [one] => Pin::new(&mut *socket).poll_write(cx, one),
+                _ => Pin::new(&mut *socket).poll_write_vectored(cx, slices),
+            };
+            *stuck = written.is_pending();
+            written
+        });
+        if done.is_ready()
+            && writer
+                .local
+                .try_borrow()
+                .is_ok_and(|l| l.reset || (l.force_close && *stuck))
+        {
+            // The connection was ended (the closing handshake timed out, RFC 6455
+            // §7.1.1 lets us close the transport then; the connection failed and
+            // its actor stopped; a shutdown's drain ran out) while the peer was
+            // not reading what we sent: reset it, so that the kernel drops what it
+            // still holds for the peer (up to its send buffer, 4 MiB) at once and
+            // frees the socket, instead of keeping both for a peer that may never
+            // read.
+            if let Err(err) =
+                socket2::SockRef::from(socket.as_ref()).set_linger(Some(Duration::ZERO))
+            {
+                tracing::debug!(%err, "SO_LINGER 0 not set");
+            }
+        }
+        done
     }
 }
 

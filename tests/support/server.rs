@@ -137,7 +137,22 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr, extra_headers: &str) -> (RawClient, String) {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        RawClient::connect_with(addr, extra_headers, None).await
+    }
+
+    /// [`connect`](Self::connect), with the socket's receive buffer set to
+    /// `rcvbuf` (fixed: the kernel grows it no more), so that a client that reads
+    /// nothing holds little of the server's output.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        extra_headers: &str,
+        rcvbuf: Option<u32>,
+    ) -> (RawClient, String) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let mut stream = socket.connect(addr).await.expect("connect");
         stream.set_nodelay(true).unwrap();
         let request = format!(
             "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -252,26 +267,17 @@ pub fn listen_recorder(
     (addr, handle, seen)
 }
 
-/// Send 64 KiB messages on `conn` until everything is stuck (refused with
-/// `Backpressure` for 100 ms in a row: the peer reads nothing and every buffer on
-/// the way is full), or the connection refuses for another reason (it is
-/// closing). Bounded: 1,024 sends at most.
+/// Send 64 KiB messages on `conn` until one is refused with `Backpressure`: the
+/// peer reads nothing and `max_send_buffer` bytes wait to be written (an event:
+/// the refusal, not a silence). Bounded: 1,024 sends at most; a refusal for
+/// another reason (the connection is closing) ends it too.
 pub async fn send_until_stuck(conn: &ws::Conn) {
     let chunk = vec![7u8; 64 * 1024];
-    let mut refused_since = None;
     for _ in 0..1_024 {
         match conn.send_binary(&chunk).into_result() {
-            Ok(_) => refused_since = None,
-            Err(ws::SendError::Backpressure { .. }) => {
-                let since = *refused_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() > Duration::from_millis(100) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
+            Ok(_) => tokio::task::yield_now().await,
             Err(_) => return,
         }
-        tokio::task::yield_now().await;
     }
+    panic!("1,024 sends of 64 KiB and no back-pressure");
 }

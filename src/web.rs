@@ -7,7 +7,9 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use actix_web::{dev, dev::Extensions, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{
+    dev, dev::Extensions, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse,
+};
 
 use crate::{
     actor::{self, transport::SocketCut, Serve, StreamInput},

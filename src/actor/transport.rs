@@ -71,7 +71,10 @@ impl SocketCut {
         // its addresses.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         let s = socket2::SockRef::from(&fd);
-        Some((s.local_addr().ok()?.as_socket()?, s.peer_addr().ok()?.as_socket()?))
+        Some((
+            s.local_addr().ok()?.as_socket()?,
+            s.peer_addr().ok()?.as_socket()?,
+        ))
     }
 
     /// Run `f` on the socket, if the descriptor is still this connection's.

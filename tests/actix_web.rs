@@ -306,30 +306,6 @@ async fn tcp_drop_reports_1006() {
     server.handle.stop(false).await;
 }
 
-#[actix_rt::test]
-async fn server_shutdown_sends_1001_to_every_connection() {
-    let mut server = TestServer::start(ws::Server::new(), false);
-    let (mut client, _) = tokio_tungstenite::connect_async(server.url())
-        .await
-        .unwrap();
-    server.opened().await;
-    let peer = tokio::spawn(async move {
-        // tungstenite answers the Close and reports it.
-        let mut code = None;
-        while let Some(Ok(msg)) = client.next().await {
-            if let tungstenite::Message::Close(Some(frame)) = msg {
-                code = Some(frame.code);
-            }
-        }
-        code
-    });
-    ws::shutdown(Duration::from_secs(2)).await;
-    assert_eq!(peer.await.unwrap(), Some(TCode::Away));
-    let close = close_of(server.next().await);
-    assert_eq!(close.code, CloseCode::GOING_AWAY);
-    server.handle.stop(true).await;
-}
-
 /// Send a handshake with the header `without` left out and `add` added; returns the
 /// response head and whether an actor was started.
 async fn refused(without: &str, add: Option<(&str, &str)>) -> (String, bool) {

@@ -115,8 +115,11 @@ async fn main() -> std::io::Result<()> {
             .app_data(server_settings.clone())
             .default_service(web::get().to(route))
     })
-    // actix-web 4.18 no longer sets TCP_NODELAY: small echoes would wait for Nagle.
-    .on_connect(|conn, _| {
+    .on_connect(|conn, data| {
+        // The connection closes its TCP socket as soon as the WebSocket is done,
+        // and frees the socket of a peer that stopped reading.
+        ws::on_connect(conn, data);
+        // actix-web 4.18 no longer sets TCP_NODELAY: small echoes would wait for Nagle.
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
         }

@@ -426,7 +426,9 @@ async fn main() -> std::io::Result<()> {
     let server = ws::Server::with_settings(settings);
     let routes = routes(hub, server.clone());
     let mut http = HttpServer::new(move || App::new().configure(routes.clone()))
-        .on_connect(|conn, _| {
+        .on_connect(|conn, data| {
+            // Sockets closed as soon as their WebSocket is done (see ws::on_connect).
+            ws::on_connect(conn, data);
             if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 let _ = tcp.set_nodelay(true);
             }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test, including those that need more than the Rust toolchain, after
-# installing what they need (as root: apt-get, pip). `--extras` skips the plain
+# installing what they need (as root: apt-get, pip), and the Autobahn|Testsuite
+# (scripts/autobahn.sh). `--extras` skips the plain
 # `cargo test` run (CI runs it just before).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,10 @@ cargo test -- --ignored --skip known_failure
 # The Redis backplane's (feature `redis`); one kills the chat example, built so.
 cargo build --example hub --features redis
 cargo test --features redis --test backplane -- --ignored
+
+# The Autobahn|Testsuite, both roles at once (about 12 minutes on 2 cores, measured
+# 2026-12-02); without Python 2.7 it skips, except under CI=true.
+bash scripts/autobahn.sh
 
 # Coverage-guided fuzzing, a short run of each target (FUZZ_SECONDS each).
 if [ -x scripts/fuzz.sh ] || [ -f scripts/fuzz.sh ]; then

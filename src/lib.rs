@@ -29,6 +29,7 @@
 //! #[actix_web::main]
 //! async fn main() -> std::io::Result<()> {
 //!     HttpServer::new(|| App::new().route("/ws", web::get().to(route)))
+//!         .on_connect(ws::on_connect) // the connection ends its TCP socket itself
 //!         .bind("127.0.0.1:9001")?
 //!         .run()
 //!         .await
@@ -210,4 +211,4 @@ pub use settings::{
     ReconnectPolicy, RedisSettings, ServerSettings, Settings, SlowConsumer,
 };
 #[cfg(feature = "web")]
-pub use web::{start, start_with, Upgrade};
+pub use web::{on_connect, start, start_with, Upgrade};

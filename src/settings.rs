@@ -49,9 +49,10 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
 /// 4 MiB message in 64-byte fragments twice over.
 pub const DEFAULT_MAX_FRAGMENTS: usize = 131_072;
 
-/// The default window of each direction when permessage-deflate is on: 2^12 = 4 KiB
-/// (as python-websockets' server), small enough to keep a compressing connection
-/// affordable and large enough for the repeated keys of JSON messages.
+/// The window a server uses for each direction when permessage-deflate is on and
+/// the window is not configured: 2^12 = 4 KiB (as python-websockets' server), small
+/// enough to keep a compressing connection affordable and large enough for the
+/// repeated keys of JSON messages. A client constrains no window unless configured.
 pub const DEFAULT_DEFLATE_WINDOW_BITS: u8 = 12;
 
 /// Every option, by section; see the [module documentation](self).
@@ -249,7 +250,7 @@ impl Default for ConnectionSettings {
 /// with `cargo test --test deflate_memory -- --nocapture`): a compressor holds
 /// `4 << window_bits` + `7 << (mem_level + 6)` + 128 KiB (zlib-rs's hash table has a
 /// fixed 64 Ki entries, so C zlib's `(1 << (window_bits + 2)) + (1 << (mem_level +
-/// 9))` does not apply): 161 KiB at 12/5, 371 KiB at 15/8. An inflater holds 46.4 KiB
+/// 9))` does not apply): 161 KiB at 12/5, 273 KiB at 15/5, 371 KiB at 15/8. An inflater holds 46.4 KiB
 /// whatever the window (zlib-rs keeps a 32 KiB window). Both are allocated on the
 /// first compressed message, not at the handshake; with no context takeover for a
 /// direction, that direction's state is freed after every message, so an idle
@@ -260,7 +261,7 @@ impl Default for ConnectionSettings {
 ///
 /// let deflate = DeflateSettings::on().server_no_context_takeover(true).level(1);
 /// assert_eq!(deflate.offer(), "permessage-deflate; server_no_context_takeover; \
-///     server_max_window_bits=12; client_max_window_bits=12");
+///     client_max_window_bits");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
@@ -289,15 +290,27 @@ pub struct DeflateSettings {
     pub client_no_context_takeover: bool,
     /// The largest LZ77 window the server compresses with, as a power of two
     /// (`server_max_window_bits`, RFC 7692 §7.1.2.1), 9-15 (values outside are
-    /// clamped). A server uses the smaller of this and the client's request, and
-    /// declines an offer asking for 8: zlib cannot compress with a 256-byte window.
-    /// A client requests it when under 15. Default [`DEFAULT_DEFLATE_WINDOW_BITS`].
-    pub server_max_window_bits: u8,
-    /// The largest LZ77 window the client compresses with, 8-15 for a server (it
-    /// asks a client that offered `client_max_window_bits` for this value), 9-15
-    /// for a client (it offers it, and fails a server that answers with 8). Values
-    /// outside are clamped. Default [`DEFAULT_DEFLATE_WINDOW_BITS`].
-    pub client_max_window_bits: u8,
+    /// clamped). A server compresses with the smaller of this (`None`:
+    /// [`DEFAULT_DEFLATE_WINDOW_BITS`]) and the client's request, and declines an
+    /// offer asking for 8: zlib cannot compress with a 256-byte window. A client
+    /// requests it when set under 15 (and fails an answer with a larger one);
+    /// `None` requests nothing, as browsers do: the server may use up to 15, which
+    /// costs the client nothing more (zlib-rs inflates with a 32 KiB window
+    /// whatever was agreed). Default `None`.
+    pub server_max_window_bits: Option<u8>,
+    /// The largest LZ77 window the client compresses with. A server asks a client
+    /// that offered `client_max_window_bits` for this value, 8-15 (`None`:
+    /// [`DEFAULT_DEFLATE_WINDOW_BITS`]). A client offers it, 9-15: `Some(bits)`
+    /// under 15 offers `client_max_window_bits=bits` and fails an answer with a
+    /// larger value (RFC 7692 §7.1.2.2) or with 8; `None` (or 15) offers
+    /// `client_max_window_bits` without a value, as browsers do, and compresses
+    /// with what the server answers (15 when it answers nothing). The window is
+    /// what the client's compressor costs (see the memory figures above): with the
+    /// default `mem_level` 5 it holds 273 KiB at 15 bits, 161 KiB at 12 (measured,
+    /// `cargo test --test deflate_memory -- --nocapture`); so a client that keeps
+    /// many compressing connections may set 12. Values outside are clamped.
+    /// Default `None`.
+    pub client_max_window_bits: Option<u8>,
     /// zlib compression level, 0 (store) to 9 (best); clamped. Default 1: on 1 KiB
     /// JSON messages it sends 27% of the bytes (level 6: 19%) at a quarter of level
     /// 6's CPU time (`cargo bench --bench deflate`).
@@ -316,8 +329,8 @@ impl Default for DeflateSettings {
             enabled: false,
             server_no_context_takeover: false,
             client_no_context_takeover: false,
-            server_max_window_bits: DEFAULT_DEFLATE_WINDOW_BITS,
-            client_max_window_bits: DEFAULT_DEFLATE_WINDOW_BITS,
+            server_max_window_bits: None,
+            client_max_window_bits: None,
             level: 1,
             mem_level: 5,
             threshold: 0,
@@ -352,15 +365,17 @@ impl DeflateSettings {
         self
     }
 
-    /// Set [`server_max_window_bits`](Self::server_max_window_bits).
-    pub fn server_max_window_bits(mut self, bits: u8) -> Self {
-        self.server_max_window_bits = bits;
+    /// Set [`server_max_window_bits`](Self::server_max_window_bits): a number of
+    /// bits, or `None`.
+    pub fn server_max_window_bits(mut self, bits: impl Into<Option<u8>>) -> Self {
+        self.server_max_window_bits = bits.into();
         self
     }
 
-    /// Set [`client_max_window_bits`](Self::client_max_window_bits).
-    pub fn client_max_window_bits(mut self, bits: u8) -> Self {
-        self.client_max_window_bits = bits;
+    /// Set [`client_max_window_bits`](Self::client_max_window_bits): a number of
+    /// bits, or `None`.
+    pub fn client_max_window_bits(mut self, bits: impl Into<Option<u8>>) -> Self {
+        self.client_max_window_bits = bits.into();
         self
     }
 

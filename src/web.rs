@@ -1,15 +1,102 @@
 //! The actix-web route: `ws::start(MyActor, &req)`.
 
-use std::{cell::RefCell, future::Ready};
+use std::{
+    any::Any,
+    cell::RefCell,
+    future::Ready,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
-use actix_web::{dev, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{
+    dev, dev::Extensions, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse,
+};
 
 use crate::{
-    actor::{self, Serve, StreamInput},
+    actor::{self, transport::SocketCut, Serve, StreamInput},
     handshake::{self, HandshakeError},
     proto::{Connection, Role},
     Server,
 };
+
+/// Register each connection's socket with the WebSocket routes it serves: pass it
+/// to actix-web's [`HttpServer::on_connect`](actix_web::HttpServer::on_connect).
+///
+/// ```no_run
+/// # use websocket_driver as ws;
+/// # async fn route(req: ws::Upgrade) -> actix_web::HttpResponse { unimplemented!() }
+/// use actix_web::{web, App, HttpServer};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// HttpServer::new(|| App::new().route("/ws", web::get().to(route)))
+///     .on_connect(ws::on_connect)
+///     .bind("127.0.0.1:8080")?
+///     .run()
+///     .await
+/// # }
+/// ```
+///
+/// Without it a route connection still works, but its end depends on actix-http,
+/// which owns the socket (found in actix-http 3.20's `h1/dispatcher.rs`; the
+/// README's Design section has the details):
+///
+/// - after the closing handshake (or a failure) the TCP connection stays open for
+///   up to [`client_disconnect_timeout`](actix_web::HttpServer::client_disconnect_timeout)
+///   (1 s by default), though RFC 6455 §5.5.1 says the server "MUST close the
+///   underlying TCP connection immediately";
+/// - a peer that never reads keeps its socket and the buffers actix-http holds for
+///   it until it reads or goes away: the connection's close timeout ends the
+///   WebSocket, but not the socket.
+///
+/// With it, the connection shuts the socket's read side down once its output has
+/// ended (actix-http then writes what it holds and closes at once), and resets the
+/// socket when the close times out. Setting `client_disconnect_timeout` to zero
+/// fixes the first point only. The route logs one warning (`tracing`) the first
+/// time it serves a connection without this registration.
+///
+/// It records plain TCP connections (`actix_web::rt::net::TcpStream`) on Unix; a
+/// TLS connection (`bind_rustls`, `bind_openssl`) or a Unix socket is not
+/// recorded, and behaves as without it. Other HTTP connections are untouched (a
+/// small value in their connection data). To do more in `on_connect`, call this
+/// from your own function.
+pub fn on_connect(conn: &dyn Any, data: &mut Extensions) {
+    #[cfg(unix)]
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        use std::os::fd::AsRawFd;
+        data.insert(RouteSocket(tcp.as_raw_fd()));
+    }
+    #[cfg(not(unix))]
+    let _ = (conn, data);
+}
+
+/// What [`on_connect`] records in a connection's data: the socket's descriptor.
+#[derive(Debug, Clone, Copy)]
+struct RouteSocket(#[cfg(unix)] std::os::fd::RawFd);
+
+/// Whether the route warned of a connection without [`on_connect`].
+static WARNED_NO_SOCKET: AtomicBool = AtomicBool::new(false);
+
+/// The socket of the connection `req` came on, when [`on_connect`] recorded it (and
+/// it is that connection's: same peer). Warns once when it did not.
+fn route_socket(req: &HttpRequest, close_timeout: std::time::Duration) -> Option<SocketCut> {
+    #[cfg(unix)]
+    let found = req
+        .conn_data::<RouteSocket>()
+        .and_then(|s| SocketCut::new(s.0, req.peer_addr(), close_timeout));
+    #[cfg(not(unix))]
+    let found = {
+        let _ = close_timeout;
+        None
+    };
+    if found.is_none() && !WARNED_NO_SOCKET.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "websocket route: HttpServer::on_connect(ws::on_connect) is not set (or the \
+             connection is not plain TCP): after a close, actix-web keeps each TCP \
+             connection open up to client_disconnect_timeout (1 s by default), and a \
+             peer that never reads keeps its socket; see ws::on_connect"
+        );
+    }
+    found
+}
 
 /// The extractor of a WebSocket route: the upgrade request and its body stream,
 /// which [`start`] takes over.
@@ -142,6 +229,7 @@ impl Server {
             self.registry().clone(),
             span,
         );
+        writer.local.borrow_mut().socket = route_socket(req, settings.connection.close_timeout);
         // actix-http stops polling the body while the peer does not read: the actor
         // (its timers, its Close) must not stop with it.
         if let Some(stalled) = actor::Stalled::new(&writer) {

@@ -594,8 +594,9 @@ async fn sent_resolves_when_written_and_fails_when_the_transport_is_gone() {
 // A peer that neither reads nor sends, with our output stuck in full socket
 // buffers: actix-http stops polling the response body, yet the guard still runs
 // (idle timeout, then the close timeout), the actor gets its Error and Close, and
-// what waited for the peer is dropped. (The socket itself stays with actix-http
-// until the peer reads or goes: a route cannot close it; `Server::listen` does.)
+// what waited for the peer is dropped. (The socket is actix-http's: with
+// `ws::on_connect`, as the test server has it, it is reset at the close timeout;
+// tests/close_tcp.rs checks that.)
 #[actix_rt::test]
 async fn peer_that_never_reads_is_cut_off_while_output_is_stuck() {
     let settings = ws::Server::new()

@@ -350,8 +350,18 @@ fn rule1_server_with_deflate_off_answers_nothing() {
 
 #[test]
 fn rule1_client_offer_lists_its_choices() {
+    // The default is the browsers' offer: no window asked of the server, and
+    // client_max_window_bits without a value (any window up to 15).
     assert_eq!(
         DeflateSettings::on().offer(),
+        "permessage-deflate; client_max_window_bits"
+    );
+    // Configured windows under 15 are offered as values.
+    assert_eq!(
+        DeflateSettings::on()
+            .server_max_window_bits(12)
+            .client_max_window_bits(12)
+            .offer(),
         "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
     );
     assert_eq!(
@@ -369,14 +379,62 @@ fn rule1_client_offer_lists_its_choices() {
         ClientRequest::with_key("example.com", "/", &opts, "dGhlIHNhbXBsZSBub25jZQ==").unwrap();
     let mut bytes = Vec::new();
     request.write(&mut bytes);
-    assert!(String::from_utf8(bytes).unwrap().contains(
-        "\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12; client_max_window_bits=12\r\n"
+    assert!(String::from_utf8(bytes)
+        .unwrap()
+        .contains("\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"));
+}
+
+#[test]
+fn rule1_client_with_the_browsers_offer_accepts_any_window() {
+    let config = DeflateSettings::on();
+    // No parameters: both windows 15.
+    let codec = config.accept_response("permessage-deflate").unwrap();
+    assert_eq!(codec.inflate_window_bits(), 15);
+    assert_eq!(codec.compress_window_bits(), 15);
+    // What the Autobahn|Testsuite's server answers in cases 13.4 and 13.6.
+    let codec = config
+        .accept_response("permessage-deflate; client_max_window_bits=15")
+        .unwrap();
+    assert_eq!(codec.compress_window_bits(), 15);
+    let codec = config
+        .accept_response("permessage-deflate; server_max_window_bits=9; client_max_window_bits=9")
+        .unwrap();
+    assert_eq!(
+        (codec.inflate_window_bits(), codec.compress_window_bits()),
+        (9, 9)
+    );
+    // 8 still cannot be honoured: zlib compresses with 9 at least.
+    assert!(config
+        .accept_response("permessage-deflate; client_max_window_bits=8")
+        .is_err());
+}
+
+#[test]
+fn rule1_client_with_a_configured_window_refuses_a_larger_answer() {
+    // RFC 7692 §7.1.2.2: the server may answer the offered value or a smaller one.
+    let config = DeflateSettings::on().client_max_window_bits(12);
+    assert_eq!(
+        config.offer(),
+        "permessage-deflate; client_max_window_bits=12"
+    );
+    assert!(matches!(
+        config.accept_response("permessage-deflate; client_max_window_bits=15"),
+        Err(HandshakeError::InvalidDeflateAnswer(_))
     ));
+    let codec = config
+        .accept_response("permessage-deflate; client_max_window_bits=10")
+        .unwrap();
+    assert_eq!(codec.compress_window_bits(), 10);
+    // No answer: the offered window still bounds ours.
+    let codec = config.accept_response("permessage-deflate").unwrap();
+    assert_eq!(codec.compress_window_bits(), 12);
 }
 
 #[test]
 fn rule1_client_accepts_answers_within_its_offer() {
-    let config = DeflateSettings::on();
+    let config = DeflateSettings::on()
+        .server_max_window_bits(12)
+        .client_max_window_bits(12);
     let codec = config
         .accept_response("permessage-deflate; server_max_window_bits=10; client_max_window_bits=11")
         .unwrap();
@@ -405,7 +463,9 @@ fn rule1_client_accepts_answers_within_its_offer() {
 
 #[test]
 fn rule1_client_fails_answers_outside_its_offer() {
-    let config = DeflateSettings::on();
+    let config = DeflateSettings::on()
+        .server_max_window_bits(12)
+        .client_max_window_bits(12);
     let invalid = |answer: &str| match config.accept_response(answer) {
         Err(HandshakeError::InvalidDeflateAnswer(_)) => {}
         other => panic!("{answer:?}: {other:?}"),

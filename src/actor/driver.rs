@@ -374,7 +374,13 @@ where
                 // RFC 6455 §7.1.1: without the peer's Close (or its closing of the
                 // transport) in time, close the transport ourselves.
                 l.force_close = true;
+                // The standalone writer resets the socket (SO_LINGER 0).
                 l.reset = true;
+                if let Some(socket) = l.socket.take() {
+                    // On the route, actix-http would keep a socket whose peer does
+                    // not read: free it now.
+                    socket.abort();
+                }
                 l.core.receive_eof();
                 // Nothing more reaches a peer that let the close time out: what
                 // waits for it is dropped, not held until the transport goes.
@@ -432,6 +438,12 @@ impl<A: WebSocketActor, S> Drop for Driver<A, S> {
             let _ = l.core.close(CloseCode::GOING_AWAY, "");
         }
         l.force_close = true;
+        if let Some(socket) = l.socket.filter(|_| !l.driver_done) {
+            // Nothing runs the close timeout any more, and the writer may not be
+            // polled again (actix-http waits for a peer that does not read): the
+            // socket is reset after it unless actix-http let it go meanwhile.
+            socket.abort_later();
+        }
         l.sync();
         l.wake_writer();
         l.driver_finished();

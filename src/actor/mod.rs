@@ -20,6 +20,7 @@ mod serve;
 #[cfg(any(feature = "server", feature = "client"))]
 pub(crate) mod socket;
 pub(crate) mod state;
+pub(crate) mod transport;
 mod writer;
 
 use actix::{Addr, AsyncContext, Context};

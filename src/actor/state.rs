@@ -29,7 +29,7 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{conn::RemoteSent, ConnId, Error, SendError};
+use super::{conn::RemoteSent, transport::SocketCut, ConnId, Error, SendError};
 use crate::{
     proto::{self, CloseCode, Connection, Message, PreparedMessage, ReadyState},
     settings::ConnectionSettings,
@@ -60,6 +60,10 @@ pub(crate) struct Local {
     pub reset: bool,
     /// The writer ended or was dropped: nothing more reaches the peer.
     pub writer_gone: bool,
+    /// The route's socket, when the application registered
+    /// [`ws::on_connect`](crate::on_connect): the connection ends it itself (see
+    /// [`SocketCut`]). Taken when the writer ends, after which it may be closed.
+    pub socket: Option<SocketCut>,
     /// The driver is gone (its `Close` was delivered, or the actor stopped).
     pub driver_done: bool,
     /// The driver reads and decodes nothing while set ([`Conn::pause_reading`](super::Conn::pause_reading)).
@@ -397,6 +401,7 @@ impl Local {
             force_close: false,
             reset: false,
             writer_gone: false,
+            socket: None,
             driver_done: false,
             read_paused: false,
             pending_error: None,

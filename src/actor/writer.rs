@@ -282,6 +282,13 @@ impl Stream for Writer {
             return Poll::Ready(Some(Ok(out)));
         }
         if l.core.should_close_transport() || l.force_close {
+            if let Some(socket) = l.socket.take() {
+                // The route (RFC 6455 §5.5.1: "the server MUST close the underlying
+                // TCP connection immediately"): actix-http closes once it wrote
+                // what it holds; if the peer does not take it, the close timeout
+                // resets the socket.
+                socket.watch_end();
+            }
             l.end_writer();
             return Poll::Ready(None);
         }
@@ -292,6 +299,13 @@ impl Stream for Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        // The transport goes with the writer: the actor's driver must not arrange
+        // to reset the socket later.
+        let socket = self
+            .local
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut l| l.socket.take());
         // Stop the actor first (its driver borrows the state as it goes), and let
         // the stalled task see that it is gone.
         if let Some(actor) = self.actor.take() {
@@ -301,6 +315,9 @@ impl Drop for Writer {
         }
         if let Ok(mut l) = self.local.try_borrow_mut() {
             l.end_writer();
+        }
+        if let Some(socket) = socket {
+            socket.end_read();
         }
     }
 }

@@ -4,7 +4,7 @@
 use super::{headers::Extension as ExtensionOffer, parse_extensions, HandshakeError};
 use crate::{
     proto::{deflate_compress_bits, Deflate, DeflateParams, Role, PERMESSAGE_DEFLATE},
-    settings::DeflateSettings,
+    settings::{DeflateSettings, DEFAULT_DEFLATE_WINDOW_BITS},
 };
 
 /// The parameters of one `permessage-deflate` element, checked against RFC 7692
@@ -119,7 +119,10 @@ impl DeflateSettings {
             tracing::debug!(%offer, "permessage-deflate offer declined: invalid parameters");
             return None;
         };
-        let ours = deflate_compress_bits(self.server_max_window_bits);
+        let ours = deflate_compress_bits(
+            self.server_max_window_bits
+                .unwrap_or(DEFAULT_DEFLATE_WINDOW_BITS),
+        );
         let server_max_window_bits = match p.server_max_window_bits {
             // zlib compresses with 9 bits at least (conformance: "an offer that would
             // make us compress with 8 bits is declined").
@@ -136,7 +139,10 @@ impl DeflateSettings {
             // RFC 7692 §7.1.2.2: the server "MUST NOT include" it unless offered.
             None => None,
             Some(offered) => {
-                let wanted = self.client_max_window_bits.clamp(8, 15);
+                let wanted = self
+                    .client_max_window_bits
+                    .unwrap_or(DEFAULT_DEFLATE_WINDOW_BITS)
+                    .clamp(8, 15);
                 let bits = offered.map_or(wanted, |o| o.min(wanted));
                 (bits < 15 || offered.is_some()).then_some(bits)
             }
@@ -154,19 +160,22 @@ impl DeflateSettings {
     /// The client side: the `Sec-WebSocket-Extensions` value to offer (RFC 7692
     /// §7.1): `permessage-deflate`, then `server_no_context_takeover` and
     /// `client_no_context_takeover` when configured, `server_max_window_bits=N` when
-    /// the configured server window is under 15, and `client_max_window_bits` (with
-    /// `=N` when the configured client window is under 15), which tells the server
-    /// it may limit our window.
+    /// the server window is configured under 15, and `client_max_window_bits`,
+    /// which tells the server it may limit our window: with `=N` when the client
+    /// window is configured under 15, without a value otherwise. With the defaults
+    /// this is the browsers' offer, `permessage-deflate; client_max_window_bits`,
+    /// which any server can answer.
     ///
     /// ```
     /// use websocket_driver::DeflateSettings;
     ///
-    /// let config = DeflateSettings::on().server_max_window_bits(15).client_max_window_bits(15);
-    /// assert_eq!(config.offer(), "permessage-deflate; client_max_window_bits");
+    /// assert_eq!(DeflateSettings::on().offer(), "permessage-deflate; client_max_window_bits");
+    /// let small = DeflateSettings::on().server_max_window_bits(10).client_max_window_bits(12);
+    /// assert_eq!(small.offer(), "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12");
     /// ```
     pub fn offer(&self) -> String {
-        let server_bits = deflate_compress_bits(self.server_max_window_bits);
-        let client_bits = deflate_compress_bits(self.client_max_window_bits);
+        let server_bits = self.requested_server_bits();
+        let client_bits = self.offered_client_bits();
         let mut offer = String::from(PERMESSAGE_DEFLATE);
         if self.server_no_context_takeover {
             offer.push_str("; server_no_context_takeover");
@@ -182,6 +191,18 @@ impl DeflateSettings {
             offer.push_str(&format!("={client_bits}"));
         }
         offer
+    }
+
+    /// The server window a client asks for: 15 (no request) unless configured.
+    fn requested_server_bits(&self) -> u8 {
+        self.server_max_window_bits
+            .map_or(15, deflate_compress_bits)
+    }
+
+    /// The client window a client offers: 15 (no value) unless configured.
+    fn offered_client_bits(&self) -> u8 {
+        self.client_max_window_bits
+            .map_or(15, deflate_compress_bits)
     }
 
     /// The client side: check the server's `Sec-WebSocket-Extensions` answer to
@@ -204,7 +225,7 @@ impl DeflateSettings {
     /// ```
     /// use websocket_driver::{proto::Extension, DeflateSettings};
     ///
-    /// let config = DeflateSettings::on();
+    /// let config = DeflateSettings::on().server_max_window_bits(12);
     /// let codec = config.accept_response("permessage-deflate; server_max_window_bits=10").unwrap();
     /// assert_eq!(codec.name(), "permessage-deflate");
     /// assert!(config.accept_response("permessage-deflate; server_max_window_bits=13").is_err());
@@ -222,7 +243,7 @@ impl DeflateSettings {
             return Err(invalid("not exactly one permessage-deflate element"));
         };
         let p = read_params(answer, false).ok_or_else(|| invalid("invalid parameters"))?;
-        let requested_server = deflate_compress_bits(self.server_max_window_bits);
+        let requested_server = self.requested_server_bits();
         if requested_server < 15 {
             match p.server_max_window_bits {
                 None => return Err(invalid("server_max_window_bits missing")),
@@ -232,7 +253,7 @@ impl DeflateSettings {
                 Some(_) => {}
             }
         }
-        let offered_client = deflate_compress_bits(self.client_max_window_bits);
+        let offered_client = self.offered_client_bits();
         let client_max_window_bits = match p.client_max_window_bits.flatten() {
             Some(8) => return Err(invalid("client_max_window_bits=8 cannot be honoured")),
             Some(bits) if bits > offered_client => {

@@ -502,7 +502,11 @@ impl PreparedMessage {
         let frame = server_frame(opcode, 0, &payload);
         let mut compressed = None;
         if config.enabled && payload.len() >= config.threshold {
-            let window_bits = compress_bits(config.server_max_window_bits);
+            let window_bits = compress_bits(
+                config
+                    .server_max_window_bits
+                    .unwrap_or(crate::settings::DEFAULT_DEFLATE_WINDOW_BITS),
+            );
             let mut c = new_compressor(config.level, config.mem_level, window_bits);
             let mut out = BytesMut::new();
             if deflate_into(&mut c, &payload, &mut out).is_ok() && out.len() < payload.len() {

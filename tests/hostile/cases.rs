@@ -514,9 +514,10 @@ async fn standalone_peer_that_never_reads_is_cut_its_socket_freed_and_memory_cap
 }
 
 #[tokio::test]
-#[ignore = "KNOWN FAILURE until the route's socket fix (issue 14, the actix-web half, branch autobahn): actix-http keeps a non-reading peer's socket; cargo test --test hostile -- --ignored known_failure_route"]
-async fn known_failure_route_peer_that_never_reads_is_cut_and_its_socket_freed() {
-    let (took, grown) = never_reads(Example::EchoRoute, false).await;
+async fn route_peer_that_never_reads_is_cut_its_socket_freed_and_memory_capped_by_the_send_budget()
+{
+    // The echo example registers ws::on_connect: the route owns its socket's close.
+    let (took, grown) = never_reads(Example::EchoRoute, true).await;
     println!("route: cut after {took:?}, peak RSS +{} KiB", grown / 1024);
 }
 

@@ -96,6 +96,8 @@ impl TestServer {
                     },
                 ))
         })
+        // The setup the README asks for: the connection ends its socket itself.
+        .on_connect(ws::on_connect)
         .workers(1)
         .disable_signals()
         .shutdown_timeout(1)

@@ -1,0 +1,134 @@
+//! A handle on a route connection's TCP socket, so that the connection can end the
+//! socket itself when actix-http would keep it open.
+//!
+//! actix-http owns the socket of an actix-web route and ends it only when its
+//! dispatcher is done, which a WebSocket cannot make prompt by itself (see
+//! `on_connect` in the `web` module, and the README's Design section):
+//!
+//! - after the response body (the connection's output) ends, the dispatcher
+//!   writes what it holds, then lingers, reading, until the peer closes or
+//!   `client_disconnect_timeout` (1 s by default) passes, and only then sends its
+//!   FIN; a WebSocket server "MUST close the underlying TCP connection immediately"
+//!   once the closing handshake is done (RFC 6455 §5.5.1, §7.1.1);
+//! - while the peer does not read, the dispatcher waits for the socket to take its
+//!   buffer and polls nothing else (not the body, no timer of its own): a peer that
+//!   never reads keeps the socket, and what actix-http buffered for it, forever.
+//!
+//! With the socket's descriptor, the first is [`end_read`](SocketCut::end_read):
+//! shutting down the socket's read side makes the lingering dispatcher read EOF
+//! at once, so it closes (FIN) as soon as it has written what it holds; the output
+//! already handed to it is not cut. The second is [`abort`](SocketCut::abort),
+//! when the close times out (before the output ended, or after it, if actix-http
+//! still cannot write it: [`watch_end`](SocketCut::watch_end)): shutting down both
+//! sides fails the dispatcher's pending write, so it drops the socket at once, and
+//! a zero linger time makes that close a reset, which frees the socket in the
+//! kernel too (rather than leaving it to retransmit to a zero window for minutes).
+
+use std::{net::SocketAddr, time::Duration};
+
+/// The descriptor of a route connection's socket, borrowed from actix-http, with
+/// the socket's two addresses.
+///
+/// The descriptor is open while the connection's writer (the response body) lives:
+/// the dispatcher that owns the socket drops the body before or with it. Past
+/// that, actix-http may close it, and the number may be reused: so every use first
+/// checks that the descriptor is still a socket with the same local and peer
+/// addresses, and does nothing otherwise. Used only on the connection's thread.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
+pub(crate) struct SocketCut {
+    #[cfg(all(unix, feature = "web"))]
+    fd: std::os::fd::RawFd,
+    local: SocketAddr,
+    peer: SocketAddr,
+    /// How long the peer gets to take the output once it ended.
+    close_timeout: Duration,
+}
+
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
+impl SocketCut {
+    /// A handle on the socket `fd`, if it is a TCP socket connected to `peer`;
+    /// [`watch_end`](Self::watch_end) gives the peer `close_timeout`.
+    #[cfg(all(unix, feature = "web"))]
+    pub fn new(
+        fd: std::os::fd::RawFd,
+        peer: Option<SocketAddr>,
+        close_timeout: Duration,
+    ) -> Option<Self> {
+        let (local, actual_peer) = Self::addrs(fd)?;
+        (Some(actual_peer) == peer).then_some(SocketCut {
+            fd,
+            local,
+            peer: actual_peer,
+            close_timeout,
+        })
+    }
+
+    #[cfg(all(unix, feature = "web"))]
+    fn addrs(fd: std::os::fd::RawFd) -> Option<(SocketAddr, SocketAddr)> {
+        // SAFETY: only borrowed for two queries; a descriptor closed meanwhile
+        // makes them fail (EBADF), one reused for something else is told apart by
+        // its addresses.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let s = socket2::SockRef::from(&fd);
+        Some((
+            s.local_addr().ok()?.as_socket()?,
+            s.peer_addr().ok()?.as_socket()?,
+        ))
+    }
+
+    /// Run `f` on the socket, if the descriptor is still this connection's.
+    #[cfg(all(unix, feature = "web"))]
+    fn with(&self, f: impl FnOnce(socket2::SockRef<'_>)) {
+        if Self::addrs(self.fd) != Some((self.local, self.peer)) {
+            return;
+        }
+        // SAFETY: as in `addrs`: the descriptor is this connection's socket, which
+        // nothing on this thread closes while `f` runs.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        f(socket2::SockRef::from(&fd));
+    }
+
+    /// The connection's output has ended: shut the read side down, so that the
+    /// dispatcher, which reads until EOF before it closes, closes now.
+    pub fn end_read(&self) {
+        #[cfg(all(unix, feature = "web"))]
+        self.with(|s| {
+            if let Err(err) = s.shutdown(std::net::Shutdown::Read) {
+                tracing::trace!(error = %err, "websocket socket: shutdown(read) failed");
+            }
+        });
+    }
+
+    /// The close timed out: reset the connection and free the socket now, whatever
+    /// is still queued for the peer.
+    pub fn abort(&self) {
+        #[cfg(all(unix, feature = "web"))]
+        self.with(|s| {
+            tracing::debug!(peer = %self.peer, "websocket socket reset: the peer took nothing in time");
+            let _ = s.set_linger(Some(Duration::ZERO));
+            if let Err(err) = s.shutdown(std::net::Shutdown::Both) {
+                tracing::trace!(error = %err, "websocket socket: shutdown(both) failed");
+            }
+        });
+    }
+
+    /// The output has ended: [`end_read`](Self::end_read), and
+    /// [`abort_later`](Self::abort_later).
+    pub fn watch_end(self) {
+        self.end_read();
+        self.abort_later();
+    }
+
+    /// [`abort`](Self::abort) after the close timeout if actix-http still holds
+    /// the socket then (it cannot write what it buffered: the peer does not read).
+    /// Spawns on the current arbiter's task set: call it from a task of the
+    /// connection (the writer's poll, the actor's).
+    pub fn abort_later(self) {
+        #[cfg(all(unix, feature = "web"))]
+        actix_rt::spawn(async move {
+            tokio::time::sleep(self.close_timeout).await;
+            self.abort();
+        });
+    }
+}

@@ -199,6 +199,15 @@ async fn standalone_closes_tcp_at_once_after_a_protocol_failure() {
     after_a_protocol_failure(true).await;
 }
 
+/// The most a TCP socket's send buffer grows to (tcp_wmem's third field).
+fn kernel_send_buffer_max() -> usize {
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").expect("tcp_wmem");
+    wmem.split_whitespace()
+        .nth(2)
+        .and_then(|max| max.parse().ok())
+        .expect("tcp_wmem: three numbers")
+}
+
 /// Whether the kernel still has a TCP socket from `local` to `remote` (IPv4),
 /// from `/proc/net/tcp`.
 fn socket_exists(local: SocketAddr, remote: SocketAddr) -> bool {
@@ -234,9 +243,13 @@ async fn route_frees_the_socket_of_a_peer_that_never_reads() {
         .ping_interval(None)
         .idle_timeout(Some(Duration::from_millis(300)))
         .close_timeout(close_timeout)
-        .max_send_buffer(256 * 1024);
+        // More than the kernel's send buffer can take (tcp_wmem's maximum): once
+        // sends are refused, what waits in ours cannot all have reached the
+        // kernel, and the Close queued behind it cannot reach the peer.
+        .max_send_buffer(2 * kernel_send_buffer_max());
     let mut server = Running::start(false, settings);
-    let (mut client, _) = RawClient::connect(server.addr(), "").await; // reads nothing yet
+    // Reads nothing yet, through a small fixed receive buffer.
+    let (mut client, _) = RawClient::connect_with(server.addr(), "", Some(4096)).await;
     let client_addr = client.stream.local_addr().unwrap();
     let conn = server.opened().await;
     support::send_until_stuck(&conn).await;

@@ -295,7 +295,7 @@ impl Located {
     }
 }
 
-/// The seam where a cross-server backplane (the Redis one: [`RedisBackplane`], with
+/// The seam where a cross-server backplane (the Redis one: `hub::redis::RedisBackplane`, with
 /// the `redis` feature) plugs in; the hub's users do not change.
 ///
 /// A backplane is told of each publication made here and of the topics this server

@@ -44,14 +44,21 @@ thread_local! {
 /// reservation starts small and doubles each time a read fills it, so a
 /// connection of small messages keeps a small buffer and one of large messages
 /// reads them whole. A read that finds nothing with the buffer drained gives the
-/// buffer to the thread's spare (kept if no larger than `READ_CHUNK_MAX`), where
-/// the next connection to read takes it: idle connections hold no read buffer.
+/// buffer to the thread's spare (unless it grew past `READ_CHUNK_MAX` for large
+/// frames: that one stays until the keep-alive ping), where the next connection
+/// to read takes it: idle connections hold no read buffer.
 pub(crate) struct ReadInput<R> {
     io: R,
     /// Bytes that came after the handshake's head, in the same read.
     first: Option<Bytes>,
     /// The current read reservation.
     chunk: usize,
+    /// The buffer was seen larger than `READ_CHUNK_MAX` (a large frame's room):
+    /// once drained it is not made the thread's spare (whose capacity would no
+    /// longer show the allocation behind it); the connection keeps it until the
+    /// driver lets it go (the keep-alive ping on a quiet connection), and the next
+    /// buffer starts afresh.
+    grown: bool,
 }
 
 impl<R> ReadInput<R> {
@@ -60,6 +67,7 @@ impl<R> ReadInput<R> {
             io,
             first: None,
             chunk: READ_CHUNK_MIN,
+            grown: false,
         }
     }
 
@@ -80,6 +88,8 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
             return Poll::Ready(Ok(first.len()));
         }
         if buf.capacity() == 0 {
+            // A fresh buffer (the last one was let go): the spare, if any.
+            self.grown = false;
             if let Some(spare) = SPARE.take() {
                 *buf = spare;
             }
@@ -87,17 +97,21 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
         if buf.capacity() - buf.len() < self.chunk / 4 {
             buf.reserve(self.chunk);
         }
+        self.grown |= buf.capacity() > READ_CHUNK_MAX;
         let spare = buf.capacity() - buf.len();
         let read = poll_read_buf(Pin::new(&mut self.io), cx, buf);
         match read {
             Poll::Ready(Ok(n)) if n == spare => {
                 self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
             }
-            Poll::Pending if buf.is_empty() => {
+            Poll::Pending if buf.is_empty() && !self.grown => {
                 // Nothing waits: the buffer goes to the thread, for whichever
-                // connection reads next.
+                // connection reads next. (One that grew for large frames stays
+                // with its connection, which frees it when the keep-alive ping
+                // finds the connection quiet: freeing each at once, while other
+                // connections' large buffers live, fragments the heap for good.)
                 let drained = std::mem::take(buf);
-                if drained.capacity() <= READ_CHUNK_MAX {
+                {
                     let kept = SPARE.take();
                     SPARE.set(Some(match kept {
                         Some(k) if k.capacity() >= drained.capacity() => k,

@@ -31,13 +31,14 @@ struct Member {
 
 impl ws::Endpoint for Member {
     fn on_open(&mut self, conn: &ws::Conn, _: &mut ws::EndpointContext<Self>) {
-        if self.path == "/sub" {
-            self.hub.join(conn, "room").unwrap();
-        }
+        // Recorded before it joins: a test that sees the join sees the connection.
         self.conns
             .lock()
             .unwrap()
             .push((self.path.clone(), conn.clone()));
+        if self.path == "/sub" {
+            self.hub.join(conn, "room").unwrap();
+        }
     }
 
     fn on_message(&mut self, _: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {

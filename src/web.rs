@@ -23,7 +23,11 @@ use crate::{
 ///
 /// ```no_run
 /// # use websocket_driver as ws;
-/// # async fn route(req: ws::Upgrade) -> actix_web::HttpResponse { unimplemented!() }
+/// # struct Echo;
+/// # impl ws::Endpoint for Echo {}
+/// # async fn route(req: ws::Upgrade) -> actix_web::HttpResponse {
+/// #     ws::start(ws::endpoint(Echo), &req)
+/// # }
 /// use actix_web::{web, App, HttpServer};
 ///
 /// # async fn run() -> std::io::Result<()> {

@@ -137,7 +137,7 @@ if [ "$status" != 0 ]; then
   exit 1
 fi
 
-python3 - "$work/reports" <<'PY'
+if python3 - "$work/reports" <<'PY'
 import collections, json, os, sys
 
 GOOD = {"OK", "INFORMATIONAL"}
@@ -170,6 +170,28 @@ for role in sorted(os.listdir(sys.argv[1])):
                 "%s %d" % (v, n) for v, n in sorted(totals[verdict].items()))))
         for case, behavior, close in bad:
             print("  NOT OK: %s behavior=%s behaviorClose=%s" % (case, behavior, close))
+            # What the suite saw, so that a failure in CI can be diagnosed from its log.
+            try:
+                with open(os.path.join(sys.argv[1], role, cases[case]["reportfile"])) as f:
+                    report = json.load(f)
+            except (OSError, ValueError, KeyError):
+                continue
+            for field in ("description", "result", "resultClose", "wasNotCleanReason",
+                          "droppedByMe", "closedByMe", "failedByMe", "wasClean",
+                          "duration", "started", "remoteCloseCode"):
+                print("    %-18s %s" % (field, report.get(field)))
         failed = failed or bool(bad)
 sys.exit(1 if failed else 0)
 PY
+then
+  :
+else
+  status=$?
+  # The programs' own logs (a panic, a worker restart) for the failures above.
+  for log in "$work"/*-echo.log "$work"/client.log; do
+    [ -s "$log" ] || continue
+    echo "autobahn: last lines of $log:"
+    tail -n 40 "$log"
+  done
+  exit "$status"
+fi

@@ -32,13 +32,18 @@ use std::{net::SocketAddr, time::Duration};
 /// The descriptor is open while the connection's writer (the response body) lives:
 /// the dispatcher that owns the socket drops the body before or with it. Past
 /// that, actix-http may close it, and the number may be reused: so every use first
-/// checks that the descriptor is still a socket with the same local and peer
-/// addresses, and does nothing otherwise. Used only on the connection's thread.
+/// checks that the descriptor is still the same socket (its inode number, unique
+/// among open sockets) with the same local and peer addresses, and does nothing
+/// otherwise. Used only on the connection's thread.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) struct SocketCut {
     #[cfg(all(unix, feature = "web"))]
     fd: std::os::fd::RawFd,
+    /// The socket's inode number: a descriptor number reused for another socket
+    /// (even one between the same two addresses) has another.
+    #[cfg(all(unix, feature = "web"))]
+    ino: u64,
     local: SocketAddr,
     peer: SocketAddr,
     /// How long the peer gets to take the output once it ended.
@@ -56,8 +61,10 @@ impl SocketCut {
         close_timeout: Duration,
     ) -> Option<Self> {
         let (local, actual_peer) = Self::addrs(fd)?;
+        let ino = Self::ino(fd)?;
         (Some(actual_peer) == peer).then_some(SocketCut {
             fd,
+            ino,
             local,
             peer: actual_peer,
             close_timeout,
@@ -77,10 +84,22 @@ impl SocketCut {
         ))
     }
 
+    /// The inode number of the socket `fd` (`fstat`).
+    #[cfg(all(unix, feature = "web"))]
+    fn ino(fd: std::os::fd::RawFd) -> Option<u64> {
+        use std::os::{fd::FromRawFd, unix::fs::MetadataExt};
+        // SAFETY: the `File` only borrows the descriptor for one `fstat`: it is
+        // never dropped, so it never closes it.
+        let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        file.metadata().ok().map(|m| m.ino())
+    }
+
     /// Run `f` on the socket, if the descriptor is still this connection's.
     #[cfg(all(unix, feature = "web"))]
     fn with(&self, f: impl FnOnce(socket2::SockRef<'_>)) {
-        if Self::addrs(self.fd) != Some((self.local, self.peer)) {
+        if Self::ino(self.fd) != Some(self.ino)
+            || Self::addrs(self.fd) != Some((self.local, self.peer))
+        {
             return;
         }
         // SAFETY: as in `addrs`: the descriptor is this connection's socket, which
@@ -211,5 +230,56 @@ mod later {
                 _ = earlier.notified() => {}
             }
         }
+    }
+}
+
+#[cfg(all(test, unix, feature = "web"))]
+mod tests {
+    use std::{
+        io::{Read, Write},
+        net::{TcpListener, TcpStream},
+        os::fd::AsRawFd,
+        time::Duration,
+    };
+
+    use super::SocketCut;
+
+    /// A client socket bound to `port` (0: any), connected to `listener`.
+    fn connect_from(listener: &TcpListener, port: u16) -> TcpStream {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .unwrap();
+        s.connect(&listener.local_addr().unwrap().into()).unwrap();
+        s.into()
+    }
+
+    #[test]
+    fn a_cut_of_a_closed_socket_leaves_the_next_socket_on_its_descriptor_and_addresses_alone() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let first_client = connect_from(&listener, 0);
+        let port = first_client.local_addr().unwrap().port();
+        let (first, peer) = listener.accept().unwrap();
+        let fd = first.as_raw_fd();
+        let cut = SocketCut::new(fd, Some(peer), Duration::from_secs(1)).expect("a TCP socket");
+        // The server closes first (its side waits in TIME_WAIT, the client's not),
+        // so the client can connect again from the same port.
+        drop(first);
+        let mut buf = [0u8; 1];
+        assert_eq!((&first_client).read(&mut buf).unwrap(), 0);
+        drop(first_client);
+        let mut second_client = connect_from(&listener, port);
+        let (mut second, second_peer) = listener.accept().unwrap();
+        assert_eq!(second.as_raw_fd(), fd, "the descriptor number is reused");
+        assert_eq!(second_peer, peer, "between the same two addresses");
+        cut.abort();
+        cut.end_read();
+        // Neither reached the new socket: it still carries bytes both ways.
+        second_client.write_all(b"x").unwrap();
+        second.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"x");
+        second.write_all(b"y").unwrap();
+        second_client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"y");
     }
 }

@@ -42,6 +42,10 @@ pub(crate) struct Writer {
     pub actor_wake: Arc<ActorWake>,
     /// `actor_wake` as a `Waker`, made once.
     pub actor_waker: Waker,
+    /// The task waker last given to `actor_wake` ([`ActorWake::set_outer`]): while
+    /// the writer is polled by the same task, as it nearly always is, the
+    /// `ActorWake`'s lock is not taken.
+    outer: Option<Waker>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -103,9 +107,7 @@ impl ActorWake {
 
     fn set_outer(&self, waker: &Waker) {
         let mut outer = self.outer.lock().unwrap_or_else(|e| e.into_inner());
-        if !outer.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *outer = Some(waker.clone());
-        }
+        *outer = Some(waker.clone());
     }
 }
 
@@ -193,6 +195,7 @@ impl Writer {
             actor: None,
             actor_waker: Waker::from(actor_wake.clone()),
             actor_wake,
+            outer: None,
         }
     }
 
@@ -201,7 +204,10 @@ impl Writer {
         let Some(actor) = &self.actor else {
             return;
         };
-        self.actor_wake.set_outer(cx.waker());
+        if !self.outer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.actor_wake.set_outer(cx.waker());
+            self.outer = Some(cx.waker().clone());
+        }
         if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
             // Forget our waker while the actor runs: the sends it makes are taken
             // right after, without waking this task again.

@@ -371,8 +371,20 @@ impl Peer {
         self.stream.write_all(bytes).await
     }
 
-    /// The next whole frame, `None` at EOF (or a reset).
+    /// The next whole frame other than a Ping or Pong, `None` at EOF (or a
+    /// reset). hostile.toml's keep-alive ping (every second) may come before any
+    /// answer that takes the server longer than that, as on a loaded machine.
     pub async fn frame(&mut self) -> Option<Frame> {
+        loop {
+            match self.any_frame().await {
+                Some((0x89 | 0x8a, _)) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The next whole frame, control frames included; `None` at EOF (or a reset).
+    pub async fn any_frame(&mut self) -> Option<Frame> {
         loop {
             if let Some(frame) = self.parse() {
                 return Some(frame);

@@ -108,6 +108,9 @@ async fn main() -> std::io::Result<()> {
         eprintln!("echo server (standalone) on ws://{}", args.bind);
         return server.await;
     }
+    // The route's opening handshake gets the same time as the standalone path's:
+    // actix-web's request head timeout (a slow peer gets 408 and the close).
+    let handshake_timeout = settings.connection.handshake_timeout;
     let ws_server = ws::Server::with_settings(settings);
     let server_settings = web::Data::new(ws_server.clone());
     let mut server = HttpServer::new(move || {
@@ -124,6 +127,7 @@ async fn main() -> std::io::Result<()> {
             let _ = tcp.set_nodelay(true);
         }
     })
+    .client_request_timeout(handshake_timeout)
     .disable_signals();
     if let Some(workers) = args.workers {
         server = server.workers(workers);

@@ -423,6 +423,9 @@ async fn main() -> std::io::Result<()> {
     if !settings.redis.url.is_empty() {
         start_backplane(&hub, &settings).await?;
     }
+    // The route's opening handshake gets the same time as the standalone path's:
+    // actix-web's request head timeout (a slow peer gets 408 and the close).
+    let handshake_timeout = settings.connection.handshake_timeout;
     let server = ws::Server::with_settings(settings);
     let routes = routes(hub, server.clone());
     let mut http = HttpServer::new(move || App::new().configure(routes.clone()))
@@ -433,6 +436,7 @@ async fn main() -> std::io::Result<()> {
                 let _ = tcp.set_nodelay(true);
             }
         })
+        .client_request_timeout(handshake_timeout)
         .disable_signals();
     if let Some(workers) = args.workers {
         http = http.workers(workers);

@@ -3,14 +3,15 @@
 //! `tests/soak/soak.toml`, for [`HOLD`]; then 100,000 over several server
 //! processes sharing the port (`--reuse-port`, SO_REUSEPORT), the clients in
 //! several processes (benches/loadgen `--idle N --control`), each from its own
-//! loopback source address (127.0.0.2, ...: each address has its own ephemeral
-//! ports).
+//! loopback source address (127.0.B.2, 127.0.B.3, ..., see [`source`]: each
+//! address has its own ephemeral ports).
 //!
 //! Each test reports, per server process, the resident set per connection after the
 //! handshakes and after one message each plus a quiet second, its descriptors, and
 //! its CPU time per second of heartbeats (from `/proc/<pid>/stat`), and asserts:
-//! every connection opened and still open at the end (the server's descriptors and
-//! the clients' count of closes), every ping answered, the number of pings each
+//! every connection opened and still open at the end (the kernel's table of
+//! established connections, the servers' sockets during the hold, and the
+//! clients' count of closes), every ping answered, the number of pings each
 //! connection got against the ping interval, and the memory per connection against
 //! what a connection is known to hold (see [`per_connection_bound`]).
 //!

@@ -6,6 +6,7 @@
 //! cargo run --release --example echo -- --config config/default.toml
 //! cargo run --release --example echo -- --workers 1      # one worker thread (benchmarks)
 //! cargo run --release --example echo -- --standalone     # without actix-web (Server::listen)
+//! cargo run --release --example echo -- --reuse-port     # SO_REUSEPORT: several processes, one port
 //! ```
 //!
 //! The external conformance suite and the benchmarks run against it, so it turns on
@@ -39,6 +40,7 @@ struct Args {
     config: Option<String>,
     workers: Option<usize>,
     standalone: bool,
+    reuse_port: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         config: None,
         workers: None,
         standalone: false,
+        reuse_port: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -58,9 +61,10 @@ fn parse_args() -> Result<Args, String> {
                 args.workers = Some(n.parse().map_err(|_| "--workers: not a number")?);
             }
             "--standalone" => args.standalone = true,
+            "--reuse-port" => args.reuse_port = true,
             "-h" | "--help" => {
                 return Err(
-                    "usage: echo [--bind ADDR] [--config FILE.toml] [--workers N] [--standalone]"
+                    "usage: echo [--bind ADDR] [--config FILE.toml] [--workers N] [--standalone] [--reuse-port]"
                         .into(),
                 );
             }
@@ -68,6 +72,25 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// A listener on `addr` with SO_REUSEPORT set before it binds (`--reuse-port`):
+/// several echo processes then listen on one port, and the kernel spreads the
+/// connections over them (scripts/soak.sh runs the 100,000-connection soak so).
+fn reuse_port_listener(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = if addr.is_ipv4() {
+        actix_web::rt::net::TcpSocket::new_v4()?
+    } else {
+        actix_web::rt::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    // The kernel caps the backlog at net.core.somaxconn.
+    socket.listen(4096)?.into_std()
 }
 
 #[actix_web::main]
@@ -95,9 +118,13 @@ async fn main() -> std::io::Result<()> {
     if args.standalone {
         // WebSocket only, without actix-web (ws::Server::listen).
         let ws_server = ws::Server::with_settings(settings);
-        let server = ws_server.listen(&args.bind, args.workers.unwrap_or(0), |_| {
-            Ok(ws::endpoint(Echo))
-        })?;
+        let workers = args.workers.unwrap_or(0);
+        let factory = |_: &ws::Request| Ok(ws::endpoint(Echo));
+        let server = if args.reuse_port {
+            ws_server.listen_on(reuse_port_listener(&args.bind)?, workers, factory)?
+        } else {
+            ws_server.listen(&args.bind, workers, factory)?
+        };
         let handle = server.handle();
         actix_web::rt::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -132,7 +159,12 @@ async fn main() -> std::io::Result<()> {
     if let Some(workers) = args.workers {
         server = server.workers(workers);
     }
-    let server = server.bind(&args.bind)?.run();
+    let server = if args.reuse_port {
+        server.listen(reuse_port_listener(&args.bind)?)?
+    } else {
+        server.bind(&args.bind)?
+    }
+    .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

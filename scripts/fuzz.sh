@@ -17,7 +17,7 @@ root=$(pwd)
 
 seconds="${FUZZ_SECONDS:-30}"
 max_len="${FUZZ_MAX_LEN:-16384}"
-targets="${FUZZ_TARGETS:-connection_server connection_client decode_header deflate_server}"
+targets="${FUZZ_TARGETS:-connection_server connection_client decode_header deflate_server hub_wire}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "=== installing cargo-fuzz"

@@ -158,7 +158,7 @@
 //!
 //! | feature | what | default |
 //! |---|---|---|
-//! | (none) | the sans-I/O core: [`proto`], [`handshake`], [`settings`] | always |
+//! | (none) | the sans-I/O core: [`proto`], [`handshake`], [`settings`], [`hub_wire`] (the Redis backplane's wire format) | always |
 //! | `actor` | the actor layer: [`Conn`], the typed messages, [`Endpoint`], [`forward`] | with the others |
 //! | `server` | [`Server::listen`], without actix-web | yes |
 //! | `web` | the actix-web route: [`start`], [`Upgrade`] | yes |
@@ -174,6 +174,7 @@ pub mod client;
 pub mod handshake;
 #[cfg(feature = "actor")]
 pub mod hub;
+pub mod hub_wire;
 #[cfg(feature = "actor")]
 pub mod metrics;
 pub mod proto;

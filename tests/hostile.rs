@@ -14,3 +14,5 @@
 mod cases;
 #[path = "hostile/harness.rs"]
 mod harness;
+#[path = "support/raw_ws.rs"]
+mod raw_ws;

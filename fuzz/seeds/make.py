@@ -64,6 +64,23 @@ def main():
     for name, data in headers.items():
         with open(os.path.join(d, name), "wb") as out:
             out.write(data)
+    # hub_wire: what the backplane's scripts publish (src/hub_wire.rs), and one
+    # input for the structured round trip (4 little-endian u64s, then strings
+    # split at 0xff bytes: see fuzz/fuzz_targets/hub_wire.rs).
+    d = os.path.join(HERE, "hub_wire")
+    os.makedirs(d, exist_ok=True)
+    wire = {
+        "envelope_text": b"v1\n7\n0\n00000000deadbeef\n42\nt\nhello",
+        "envelope_binary": b"v1\n12345\n99\n0123456789abcdef\n1\nb\n\x00\x01\x02\n",
+        "presence_join": b'p1\n1700000000000001\nJ\n5\nalice1{"name":"Alice"}',
+        "presence_leave": b"p1\n1700000000000002\nL\n3\nbob",
+        "presence_join_no_meta": b"p1\n3\nJ\n3\nbob0",
+        "structured": struct.pack("<QQQQ", 5, 7, 0, 42)
+        + b"deadbeef\xffhello\xffal\nice\xff" + b'{"a":1}',
+    }
+    for name, data in wire.items():
+        with open(os.path.join(d, name), "wb") as out:
+            out.write(data)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,12 @@ use prometheus_client::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Backplane, Hub, HubInner, Located, Position, PresenceKind, Publication};
-use crate::{proto::Message, settings::RedisSettings, ConnId};
+use crate::{
+    hub_wire::{decode_message as decode, encode_message as encode},
+    proto::Message,
+    settings::RedisSettings,
+    ConnId,
+};
 
 /// Numbers a publication, keeps it and publishes it (see the module docs).
 /// KEYS: epoch, offset, stream. ARGV: channel, fresh epoch, history size, origin,
@@ -452,22 +457,6 @@ fn fresh_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// A message as the script keeps it: `t` text, `b` binary, and its bytes.
-fn encode(message: &Message) -> (&'static str, Bytes) {
-    match message {
-        Message::Text(t) => ("t", t.as_bytes().clone()),
-        Message::Binary(b) => ("b", b.clone()),
-    }
-}
-
-fn decode(kind: &[u8], payload: Bytes) -> Option<Message> {
-    match kind {
-        b"t" => String::from_utf8(payload.to_vec()).ok().map(Message::from),
-        b"b" => Some(Message::Binary(payload)),
-        _ => None,
-    }
-}
-
 /// A numbered publication: from the channel, or from the stream.
 struct Envelope {
     origin: u64,
@@ -476,29 +465,17 @@ struct Envelope {
     message: Message,
 }
 
-/// An envelope from the channel: `v1`, origin, except, epoch, offset, kind, payload.
+/// An envelope from the channel (`crate::hub_wire` parses it).
 fn parse_envelope(raw: &[u8]) -> Option<Envelope> {
-    let mut rest = raw;
-    let mut field = || {
-        let at = rest.iter().position(|b| *b == b'\n')?;
-        let (head, tail) = rest.split_at(at);
-        rest = &tail[1..];
-        Some(head)
-    };
-    if field()? != b"v1" {
-        return None;
-    }
-    let origin: u64 = std::str::from_utf8(field()?).ok()?.parse().ok()?;
-    let except: u64 = std::str::from_utf8(field()?).ok()?.parse().ok()?;
-    let epoch = std::str::from_utf8(field()?).ok()?.to_owned();
-    let offset: u64 = std::str::from_utf8(field()?).ok()?.parse().ok()?;
-    let kind = field()?.to_owned();
-    let message = decode(&kind, Bytes::copy_from_slice(rest))?;
+    let e = crate::hub_wire::parse_envelope(raw)?;
     Some(Envelope {
-        origin,
-        except: (except != 0).then(|| ConnId::from_raw(except)),
-        position: Position { epoch, offset },
-        message,
+        origin: e.origin,
+        except: (e.except != 0).then(|| ConnId::from_raw(e.except)),
+        position: Position {
+            epoch: e.epoch,
+            offset: e.offset,
+        },
+        message: e.message,
     })
 }
 
@@ -1205,33 +1182,18 @@ struct PresenceChange {
     meta: Option<String>,
 }
 
-/// `p1\nVERSION\nJ|L\nLEN\nUSER[01META]`.
+/// A presence change from the channel (`crate::hub_wire` parses it).
 fn parse_presence(raw: &[u8]) -> Option<PresenceChange> {
-    let mut rest = raw.strip_prefix(b"p1\n")?;
-    let mut field = || {
-        let at = rest.iter().position(|b| *b == b'\n')?;
-        let (head, tail) = rest.split_at(at);
-        rest = &tail[1..];
-        std::str::from_utf8(head).ok()
-    };
-    let version: u64 = field()?.parse().ok()?;
-    let kind = match field()? {
-        "J" => PresenceKind::Joined,
-        "L" => PresenceKind::Left,
-        _ => return None,
-    };
-    let len: usize = field()?.parse().ok()?;
-    let user = std::str::from_utf8(rest.get(..len)?).ok()?.to_owned();
-    let tail = &rest[len..];
-    let meta = match tail.first() {
-        Some(b'1') => Some(std::str::from_utf8(&tail[1..]).ok()?.to_owned()),
-        _ => None,
-    };
+    let c = crate::hub_wire::parse_presence(raw)?;
     Some(PresenceChange {
-        version,
-        kind,
-        user,
-        meta,
+        version: c.version,
+        kind: if c.joined {
+            PresenceKind::Joined
+        } else {
+            PresenceKind::Left
+        },
+        user: c.user,
+        meta: c.meta,
     })
 }
 

@@ -49,20 +49,28 @@ pub enum Example {
 /// the debug profile, like tests/backplane.rs (`HOSTILE_PROFILE=release` for
 /// `cargo build --release --examples`).
 fn binary(name: &str) -> PathBuf {
+    // HOSTILE_PROFILE=release: the binaries of `cargo build --release --examples`.
+    let profile = std::env::var("HOSTILE_PROFILE").unwrap_or_else(|_| "debug".into());
+    example_binary(name, &profile)
+}
+
+/// An example's binary in `profile` (`debug`, `release`), refused when it is
+/// missing or older than the sources (tests/soak.rs runs the release builds).
+pub fn example_binary(name: &str, profile: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    // HOSTILE_PROFILE=release: the binaries of `cargo build --release --examples`.
-    let profile = std::env::var("HOSTILE_PROFILE").unwrap_or_else(|_| "debug".into());
     let path = target.join(profile).join("examples").join(name);
     assert!(
         path.exists(),
-        "{} is missing: cargo build --examples",
-        path.display()
+        "{} is missing: cargo build{} --examples",
+        path.display(),
+        if profile == "debug" { "" } else { " --release" }
     );
     // `cargo test --test hostile` alone does not rebuild the examples: refuse to
     // measure a binary older than the sources it is built from.
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
+    let hint = if profile == "debug" { "" } else { " --release" };
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     if let Some(newer) = newest(&root.join("src"))
         .into_iter()
@@ -70,7 +78,7 @@ fn binary(name: &str) -> PathBuf {
         .find(|(modified, _)| *modified > built)
     {
         panic!(
-            "{} is older than {}: cargo build --examples",
+            "{} is older than {}: cargo build{hint} --examples",
             path.display(),
             newer.1.display()
         );
@@ -111,6 +119,34 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A field of `/proc/<pid>/status` given in kB (`"VmRSS:"`, `"VmHWM:"`), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Open file descriptors of a process (entries of `/proc/<pid>/fd`).
+pub fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// The CPU time a process has used, user and system, in clock ticks
+/// (`utime` + `stime`, fields 14 and 15 of `/proc/<pid>/stat`).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) may hold spaces: count from its closing ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // `rest` starts at field 3 (the state).
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 /// A running example server, killed when dropped.
@@ -174,12 +210,7 @@ impl Server {
     }
 
     fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid()))
+        status_kib(self.pid(), field)
     }
 
     /// The peak resident set (VmHWM), in bytes.
@@ -203,9 +234,7 @@ impl Server {
 
     /// Open file descriptors (entries of `/proc/<pid>/fd`).
     pub fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .unwrap()
-            .count()
+        fds(self.pid())
     }
 
     /// Whether the process still runs.
@@ -269,37 +298,10 @@ impl Drop for Server {
     }
 }
 
-/// A frame as a client sends it (masked with a fixed key).
-pub fn frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push((u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode);
-    push_len(&mut out, payload.len() as u64);
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
-/// A masked frame header declaring `len` payload bytes in the 64-bit form (RFC
-/// 6455 §5.2), without any payload.
-pub fn header_64(opcode: u8, len: u64) -> Vec<u8> {
-    let mut out = vec![0x80 | opcode, 0x80 | 127];
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&[0x37, 0xfa, 0x21, 0x3d]);
-    out
-}
-
-fn push_len(out: &mut Vec<u8>, len: u64) {
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 0xffff {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&len.to_be_bytes());
-    }
-}
+/// The client frames (masked) and the server-frame parser are the hub tests'
+/// (tests/support/raw_ws.rs).
+#[allow(unused_imports)] // tests/soak.rs includes this file and uses neither
+pub use crate::raw_ws::{frame, header_64};
 
 /// The payload of a Close frame with `code` and `reason` (RFC 6455 §5.5.1).
 pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
@@ -399,28 +401,7 @@ impl Peer {
     }
 
     fn parse(&mut self) -> Option<Frame> {
-        if self.buf.len() < 2 {
-            return None;
-        }
-        let (b0, b1) = (self.buf[0], self.buf[1]);
-        assert_eq!(b1 & 0x80, 0, "server frames are not masked (RFC 6455 §5.1)");
-        let (len, header) = match b1 & 0x7f {
-            126 if self.buf.len() >= 4 => {
-                (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
-            }
-            127 if self.buf.len() >= 10 => {
-                let mut n = [0u8; 8];
-                n.copy_from_slice(&self.buf[2..10]);
-                (u64::from_be_bytes(n) as usize, 10)
-            }
-            126 | 127 => return None,
-            n => (n as usize, 2),
-        };
-        if self.buf.len() < header + len {
-            return None;
-        }
-        self.buf.advance(header);
-        Some((b0, self.buf.split_to(len).to_vec()))
+        crate::raw_ws::parse_server_frame(&mut self.buf)
     }
 
     /// Read until the server's Close frame, skipping data and control frames;

@@ -12,6 +12,13 @@
 //!
 //! Idle mode: `--idle N --hold S` opens N connections, prints `open N` once all
 //! handshakes are done, answers the server's pings, and closes them after S seconds.
+//! `--source IP` binds every connection to that local address first (127.0.0.2,
+//! ...: each source address has its own ephemeral ports). `--control` (the soak,
+//! scripts/soak.sh) holds them until told on stdin instead: `echo` sends one
+//! 20-byte binary message on each connection and prints `echoed N` once every
+//! echo is back; `stats` prints `pings total=T min=A max=B pongs=P closed=C`
+//! (pings per connection, the pongs answered, the connections the server
+//! closed) and exits.
 //!
 //! The frame code here is written from RFC 6455 independently of the library under
 //! test, so that a bug there cannot hide itself.
@@ -47,11 +54,13 @@ struct Args {
     rate: Option<f64>,
     idle: Option<usize>,
     hold: f64,
+    source: Option<std::net::IpAddr>,
+    control: bool,
 }
 
 const USAGE: &str = "usage: loadgen [--url ws://127.0.0.1:9001/] [-c CONNECTIONS=100] \
 [-k IN_FLIGHT=1] [-s SIZE=20] [--text] [--raw: accept our masked frames echoed back] [-d SECONDS=5] [--warmup SECONDS=1] [--rate MSGS_PER_SEC] \
-| loadgen --idle N [--hold SECONDS=10] [--url ...]";
+| loadgen --idle N [--hold SECONDS=10] [--source IP] [--control] [--url ...]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -66,6 +75,8 @@ fn parse_args() -> Result<Args, String> {
         rate: None,
         idle: None,
         hold: 10.0,
+        source: None,
+        control: false,
     };
     let mut it = std::env::args().skip(1);
     fn num<T: std::str::FromStr>(v: Option<String>, name: &str) -> Result<T, String> {
@@ -96,6 +107,8 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => args.rate = Some(num(it.next(), &a)?),
             "--idle" => args.idle = Some(num(it.next(), &a)?),
             "--hold" => args.hold = num(it.next(), &a)?,
+            "--source" => args.source = Some(num(it.next(), &a)?),
+            "--control" => args.control = true,
             "--raw" => RAW.store(true, std::sync::atomic::Ordering::Relaxed),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -140,7 +153,9 @@ fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], rng: &mut Rng) {
     let start = out.len();
     out.extend_from_slice(payload);
     let body = &mut out[start..];
-    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
     let mut chunks = body.chunks_exact_mut(8);
     for c in &mut chunks {
         let v = u64::from_ne_bytes(c.try_into().unwrap()) ^ wide;
@@ -166,7 +181,9 @@ fn parse_frame(buf: &mut [u8]) -> io::Result<Option<(u8, usize, usize)>> {
         return Err(io::Error::other("server frame is masked"));
     }
     if buf[0] & 0x80 == 0 {
-        return Err(io::Error::other("fragmented echo (not expected from an echo of whole frames)"));
+        return Err(io::Error::other(
+            "fragmented echo (not expected from an echo of whole frames)",
+        ));
     }
     let (len, head) = match buf[1] & 0x7f {
         126 => {
@@ -200,8 +217,33 @@ fn parse_frame(buf: &mut [u8]) -> io::Result<Option<(u8, usize, usize)>> {
     Ok(Some((buf[0] & 0x0f, head, head + len)))
 }
 
-async fn handshake(addr: SocketAddr, path: &str, rng: &mut Rng) -> io::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).await?;
+async fn handshake(
+    addr: SocketAddr,
+    path: &str,
+    rng: &mut Rng,
+) -> io::Result<(TcpStream, Vec<u8>)> {
+    handshake_from(addr, None, path, rng).await
+}
+
+/// [`handshake`], from `source` (port 0: an ephemeral port of that address).
+async fn handshake_from(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+    path: &str,
+    rng: &mut Rng,
+) -> io::Result<(TcpStream, Vec<u8>)> {
+    let mut stream = match source {
+        None => TcpStream::connect(addr).await?,
+        Some(ip) => {
+            let socket = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(addr).await?
+        }
+    };
     stream.set_nodelay(true)?;
     let key_bytes: [u8; 16] = {
         let mut k = [0u8; 16];
@@ -358,11 +400,14 @@ async fn echo_connection(
                         .ok_or_else(|| io::Error::other("echo of a message never sent"))?;
                     payload(&template, seq, args.text, &mut expect);
                     if body != &expect[..] {
-                        return Err(io::Error::other(format!("echo {seq} differs from what was sent")));
+                        return Err(io::Error::other(format!(
+                            "echo {seq} differs from what was sent"
+                        )));
                     }
                     if now >= window.start {
                         local_msgs += 1;
-                        local_rtts.push(now.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
+                        local_rtts
+                            .push(now.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
                     }
                     if interval.is_none() {
                         payload(&template, next_seq, args.text, &mut scratch);
@@ -440,34 +485,78 @@ async fn run_echo(args: Args) -> io::Result<()> {
     Ok(())
 }
 
+/// What the idle connections of `--control` share: pings per connection, pongs
+/// sent, connections the server closed, echoes back.
+#[derive(Default)]
+struct IdleCounts {
+    pings: Vec<u32>,
+    pongs: u64,
+    closed: u64,
+}
+
 /// An idle connection: the handshake, then only Pongs to the server's Pings, until
-/// the task is aborted.
+/// the task is aborted; with `echo`, one message when told and its echo awaited.
+#[allow(clippy::too_many_arguments)]
 async fn idle_connection(
     addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
     path: String,
     id: usize,
     gate: Rc<Semaphore>,
     opened: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    counts: Rc<RefCell<IdleCounts>>,
+    mut echo: tokio::sync::watch::Receiver<bool>,
+    echoed: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> io::Result<()> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((id as u64 + 1) << 11));
     let (mut stream, mut rbuf) = {
         let _permit = gate.acquire().await.map_err(io::Error::other)?;
-        handshake(addr, &path, &mut rng).await?
+        handshake_from(addr, source, &path, &mut rng).await?
     };
     let _ = opened.send(Ok(()));
+    let payload: Vec<u8> = (0..20u8).map(|i| i ^ id as u8).collect();
+    let mut sent = false;
     let mut chunk = [0u8; 512];
     loop {
-        let n = stream.read(&mut chunk).await?;
+        let n = tokio::select! {
+            n = stream.read(&mut chunk) => n?,
+            changed = echo.changed(), if !sent => {
+                if changed.is_ok() && *echo.borrow() {
+                    sent = true;
+                    let mut out = Vec::new();
+                    push_frame(&mut out, 2, &payload, &mut rng);
+                    stream.write_all(&out).await?;
+                }
+                continue;
+            }
+        };
         if n == 0 {
+            counts.borrow_mut().closed += 1;
             return Err(io::Error::other("server closed an idle connection"));
         }
         rbuf.extend_from_slice(&chunk[..n]);
         let mut at = 0;
         let mut out = Vec::new();
         while let Some((op, head, total)) = parse_frame(&mut rbuf[at..])? {
-            if op == 9 {
-                let body = rbuf[at + head..at + total].to_vec();
-                push_frame(&mut out, 10, &body, &mut rng);
+            let body = &rbuf[at + head..at + total];
+            match op {
+                9 => {
+                    let mut c = counts.borrow_mut();
+                    if let Some(p) = c.pings.get_mut(id) {
+                        *p += 1;
+                    }
+                    c.pongs += 1;
+                    let body = body.to_vec();
+                    push_frame(&mut out, 10, &body, &mut rng);
+                }
+                2 if sent && body == payload.as_slice() => {
+                    let _ = echoed.send(());
+                }
+                8 => {
+                    counts.borrow_mut().closed += 1;
+                    return Err(io::Error::other("server closed an idle connection"));
+                }
+                op => return Err(io::Error::other(format!("unexpected frame, opcode {op}"))),
             }
             at += total;
         }
@@ -483,11 +572,31 @@ async fn run_idle(args: Args, count: usize) -> io::Result<()> {
     let gate = Rc::new(Semaphore::new(256));
     let began = Instant::now();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let counts = Rc::new(RefCell::new(IdleCounts {
+        pings: vec![0; count],
+        ..IdleCounts::default()
+    }));
+    let (echo_tx, echo_rx) = tokio::sync::watch::channel(false);
+    let (echoed_tx, mut echoed_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut tasks = Vec::new();
     for id in 0..count {
         let (addr, path, gate, tx) = (args.addr, args.path.clone(), gate.clone(), tx.clone());
+        let (counts, echo_rx, echoed_tx) = (counts.clone(), echo_rx.clone(), echoed_tx.clone());
+        let source = args.source;
         tasks.push(tokio::task::spawn_local(async move {
-            if let Err(e) = idle_connection(addr, path, id, gate, tx.clone()).await {
+            let result = idle_connection(
+                addr,
+                source,
+                path,
+                id,
+                gate,
+                tx.clone(),
+                counts,
+                echo_rx,
+                echoed_tx,
+            )
+            .await;
+            if let Err(e) = result {
                 let _ = tx.send(Err(e.to_string()));
             }
         }));
@@ -500,10 +609,68 @@ async fn run_idle(args: Args, count: usize) -> io::Result<()> {
             Ok(Some(Ok(()))) => open += 1,
             Ok(Some(Err(e))) => return Err(io::Error::other(format!("connection failed: {e}"))),
             Ok(None) => break,
-            Err(_) => return Err(io::Error::other(format!("only {open} of {count} open after 120 s"))),
+            Err(_) => {
+                return Err(io::Error::other(format!(
+                    "only {open} of {count} open after 120 s"
+                )))
+            }
         }
     }
     println!("open {open} ({:.1} s)", began.elapsed().as_secs_f64());
+    if args.control {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        // Commands from stdin, read on a thread of their own.
+        let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines().map_while(Result::ok) {
+                if cmd_tx.send(line.trim().to_owned()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut failed = 0u64;
+        loop {
+            tokio::select! {
+                cmd = cmd_rx.recv() => match cmd.as_deref() {
+                    Some("echo") => {
+                        let _ = echo_tx.send(true);
+                        let mut back = 0;
+                        // Every connection still open echoes once.
+                        while back + failed < open as u64 {
+                            tokio::select! {
+                                Some(()) = echoed_rx.recv() => back += 1,
+                                Some(r) = rx.recv() => if r.is_err() { failed += 1 },
+                                else => break,
+                            }
+                        }
+                        println!("echoed {back}");
+                        let _ = std::io::stdout().flush();
+                    }
+                    Some("stats") | None => break,
+                    Some(other) => eprintln!("loadgen: unknown command {other:?}"),
+                },
+                Some(r) = rx.recv() => if r.is_err() { failed += 1 },
+                else => break,
+            }
+        }
+        let c = counts.borrow();
+        let (min, max) = c
+            .pings
+            .iter()
+            .fold((u32::MAX, 0), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+        let total: u64 = c.pings.iter().map(|&p| u64::from(p)).sum();
+        println!(
+            "pings total={total} min={min} max={max} pongs={} closed={} failed={failed}",
+            c.pongs, c.closed
+        );
+        let _ = std::io::stdout().flush();
+        drop(c);
+        for t in tasks {
+            t.abort();
+        }
+        return Ok(());
+    }
     let hold_end = Instant::now() + Duration::from_secs_f64(args.hold);
     let mut failed = 0;
     while let Ok(Some(r)) = tokio::time::timeout_at(hold_end.into(), rx.recv()).await {
@@ -516,7 +683,9 @@ async fn run_idle(args: Args, count: usize) -> io::Result<()> {
         t.abort();
     }
     if failed > 0 {
-        return Err(io::Error::other(format!("{failed} idle connections were closed")));
+        return Err(io::Error::other(format!(
+            "{failed} idle connections were closed"
+        )));
     }
     Ok(())
 }

@@ -873,28 +873,27 @@ async fn until_ping(peer: &mut Peer) {
 }
 
 #[tokio::test]
-#[ignore = "slow (2 s): 100 MiB through the echo; scripts/test-all.sh runs it"]
+#[ignore = "slow (20 s): 1 GiB through the echo; scripts/test-all.sh runs it"]
 async fn standalone_after_a_burst_of_1_mib_messages_memory_returns_within_10_percent_of_idle() {
     burst_then_quiet(Example::EchoStandalone).await;
 }
 
 #[tokio::test]
-#[ignore = "KNOWN FAILURE: the route keeps 27-122 MiB more than idle after the burst (actix-http; the standalone server gives it back); cargo test --test hostile -- --ignored known_failure_route_after"]
+#[ignore = "KNOWN FAILURE: the route keeps about 260 MiB more than idle after the burst (actix-http; the standalone server gives it back); cargo test --test hostile -- --ignored known_failure_route_after"]
 async fn known_failure_route_after_a_burst_of_1_mib_messages_memory_returns_within_10_percent_of_idle(
 ) {
     burst_then_quiet(Example::EchoRoute).await;
 }
 
-/// 100 idle connections, a 1 MiB message echoed on each, then a keep-alive
+/// 1,000 idle connections, a 1 MiB message echoed on each, then a keep-alive
 /// interval of quiet: the resident set is back within 10% of the idle one.
 async fn burst_then_quiet(example: Example) {
     let settings = settings();
     assert!(settings.connection.ping_interval.is_some());
     {
         let server = warm(example).await;
-        // 100 connections (the 1,000 would put 1 GiB through a debug
-        // build on 2 shared cores), idle: each has had its keep-alive Ping.
-        let conns = 100;
+        // 1,000 connections, idle: each has had its keep-alive Ping.
+        let conns = 1_000;
         let mut peers = Vec::new();
         for _ in 0..conns {
             peers.push(server.peer().await);
@@ -903,28 +902,39 @@ async fn burst_then_quiet(example: Example) {
             until_ping(peer).await;
         }
         let idle = server.rss();
-        // The burst: a 1 MiB message on each, echoed.
+        // The burst: a 1 MiB message on each, echoed, 100 connections at a time
+        // (1 GiB at once through a debug build on 2 shared cores leaves some
+        // connection without a byte for the harness's 5 s); the grown buffers
+        // stay with their connections until their next keep-alive Ping, so the
+        // waves add up as one burst would.
         let message: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
         let wire = frame(true, false, BINARY, &message);
-        let mut tasks = Vec::new();
-        for mut peer in peers.drain(..) {
-            let wire = wire.clone();
-            let len = message.len();
-            tasks.push(tokio::spawn(async move {
-                peer.send(&wire).await.unwrap();
-                match peer.frame().await {
-                    Some((0x82, echoed)) => assert_eq!(echoed.len(), len),
-                    other => panic!("expected the echo, got {other:?}"),
-                }
-                // Quiet: the next keep-alive Ping (the connection gave its
-                // buffers back as it sent it).
-                until_ping(&mut peer).await;
-                peer
-            }));
+        let mut done = Vec::new();
+        while !peers.is_empty() {
+            let wave: Vec<Peer> = peers.drain(..peers.len().min(100)).collect();
+            let mut tasks = Vec::new();
+            for mut peer in wave {
+                let wire = wire.clone();
+                let len = message.len();
+                tasks.push(tokio::spawn(async move {
+                    peer.send(&wire).await.unwrap();
+                    match peer.frame().await {
+                        Some((0x82, echoed)) => assert_eq!(echoed.len(), len),
+                        other => panic!("expected the echo, got {other:?}"),
+                    }
+                    peer
+                }));
+            }
+            for task in tasks {
+                done.push(task.await.unwrap());
+            }
         }
-        for task in tasks {
-            peers.push(task.await.unwrap());
+        // Quiet: the next keep-alive Ping of each (the connection gave its buffers
+        // back as it sent it).
+        for peer in done.iter_mut() {
+            until_ping(peer).await;
         }
+        peers = done;
         let peak = server.peak_rss();
         let after = server.rss();
         let bound = idle + idle / 10;

@@ -934,7 +934,6 @@ async fn burst_then_quiet(example: Example) {
         for peer in done.iter_mut() {
             until_ping(peer).await;
         }
-        peers = done;
         let peak = server.peak_rss();
         let after = server.rss();
         let bound = idle + idle / 10;

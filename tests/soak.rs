@@ -121,14 +121,6 @@ fn loadgen() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The inodes of a process's sockets (its `socket:[inode]` descriptors).
 fn socket_inodes(pid: u32) -> Vec<u64> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -172,39 +164,15 @@ struct EchoServer {
 
 impl EchoServer {
     fn start(addr: SocketAddr, standalone: bool, reuse_port: bool) -> EchoServer {
-        let mut cmd = Command::new(harness::example_binary("echo", "release"));
-        cmd.args([
-            "--bind",
-            &addr.to_string(),
-            "--workers",
-            "1",
-            "--config",
-            CONFIG,
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let mut cmd =
+            harness::example_command(&harness::example_binary("echo", "release"), addr, CONFIG);
         if standalone {
             cmd.arg("--standalone");
         }
         if reuse_port {
             cmd.arg("--reuse-port");
         }
-        let mut child = cmd.spawn().expect("start the echo example");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("://") => break,
-                Some(Ok(_)) => continue,
-                _ => panic!("echo exited before listening: {:?}", child.wait()),
-            }
-        }
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                eprintln!("[echo] {line}");
-            }
-        });
+        let child = harness::spawn_listening(&mut cmd, "echo");
         let pid = child.id();
         EchoServer {
             base_fds: harness::fds(pid) as u64,
@@ -552,7 +520,9 @@ fn source(block: u8, i: u64) -> String {
 /// One server process with as many connections as it may hold.
 fn one_process(standalone: bool, block: u8) {
     let limit = fd_limit();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", harness::free_port())
+        .parse()
+        .unwrap();
     let server = EchoServer::start(addr, standalone, false);
     // The server's own descriptors and a margin; the client process holds as many
     // connections plus its own (the same margin covers them).
@@ -604,7 +574,9 @@ fn many_processes(standalone: bool, block: u8) {
     // ephemeral ports.
     let per_client = per_process.min(ephemeral_ports());
     let clients_needed = TOTAL.div_ceil(per_client);
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", harness::free_port())
+        .parse()
+        .unwrap();
     let servers: Vec<EchoServer> = (0..servers_needed)
         .map(|_| EchoServer::start(addr, standalone, true))
         .collect();

@@ -7,7 +7,7 @@ use std::{
     io::{self, BufRead, BufReader},
     net::SocketAddr,
     path::PathBuf,
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     time::Duration,
 };
 
@@ -111,9 +111,52 @@ fn newest(dir: &std::path::Path) -> Option<(std::time::SystemTime, PathBuf)> {
     best
 }
 
+/// The command that starts the example `binary` on `addr` with one worker and
+/// the configuration file `config`, its stderr piped (see [`spawn_listening`]).
+pub fn example_command(binary: &std::path::Path, addr: SocketAddr, config: &str) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "--bind",
+        &addr.to_string(),
+        "--workers",
+        "1",
+        "--config",
+        config,
+    ])
+    .env_remove("RUST_LOG")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+/// Start `cmd` (an [`example_command`]) and return once the example printed that
+/// it listens (it binds before it prints); its stderr is drained from then on (so
+/// that it never blocks on a full pipe), shown with the test's output as
+/// `[name] ...`.
+pub fn spawn_listening(cmd: &mut Command, name: &str) -> Child {
+    let mut child = cmd.spawn().expect("start the example");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("://") => break,
+            Some(Ok(_)) => continue,
+            _ => panic!("{name} exited before listening: {:?}", child.wait()),
+        }
+    }
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("[{name}] {line}");
+        }
+    });
+    child
+}
+
 /// A port free a moment ago on 127.0.0.1 (the examples print the address they
 /// were given, so the port is chosen here).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -165,39 +208,11 @@ impl Server {
             Example::Hub => "hub",
         };
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut cmd = Command::new(binary(name));
-        cmd.args([
-            "--bind",
-            &addr.to_string(),
-            "--workers",
-            "1",
-            "--config",
-            CONFIG,
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let mut cmd = example_command(&binary(name), addr, CONFIG);
         if example == Example::EchoStandalone {
             cmd.arg("--standalone");
         }
-        let mut child = cmd.spawn().expect("start the example");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("://") => break,
-                Some(Ok(_)) => continue,
-                _ => panic!("{name} exited before listening: {:?}", child.wait()),
-            }
-        }
-        // Keep draining its stderr (so that it never blocks on a full pipe), shown
-        // with the test's output.
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                eprintln!("[{name}] {line}");
-            }
-        });
+        let child = spawn_listening(&mut cmd, name);
         Server {
             child,
             addr,

@@ -72,9 +72,16 @@ pub fn example_binary(name: &str, profile: &str) -> PathBuf {
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
     let hint = if profile == "debug" { "" } else { " --release" };
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The library's sources and the example's own (not the other examples': cargo
+    // does not relink an example for them).
+    let source = root.join("examples").join(format!("{name}.rs"));
+    let own = std::fs::metadata(&source)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|modified| (modified, source));
     if let Some(newer) = newest(&root.join("src"))
         .into_iter()
-        .chain(newest(&root.join("examples")))
+        .chain(own)
         .find(|(modified, _)| *modified > built)
     {
         panic!(

@@ -8,10 +8,20 @@
 //! lost, duplicated or reordered echo is an error). After `--warmup` seconds it
 //! measures for `--duration` seconds and prints one line:
 //!
-//! `connections=100 in_flight=1 size=20 msgs=... secs=... msgs_per_sec=... p50_us=... p99_us=... errors=0`
+//! `connections=100 in_flight=1 size=20 msgs=... secs=... msgs_per_sec=... p50_us=... p99_us=... p999_us=... max_us=... load_cpu_s=... errors=0`
+//!
+//! The percentiles come from every round trip of the measured window, kept and
+//! sorted (microseconds, nearest rank): nothing is binned or sampled away.
+//! `load_cpu_s` is this process's CPU time over the window; with `--server-pid PID`
+//! the line also has `server_cpu_s`, the CPU time of every thread of PID over the
+//! same window (both from `/proc/*/task/*/schedstat`, in nanoseconds).
 //!
 //! Idle mode: `--idle N --hold S` opens N connections, prints `open N` once all
 //! handshakes are done, answers the server's pings, and closes them after S seconds.
+//! With `--echo`, once all are open it waits for a line on standard input, then
+//! each connection sends one message of `--size` bytes and waits for its echo
+//! (checked); `echoed N` is printed once every echo has come back, and the S
+//! seconds of the hold count from then.
 //!
 //! The frame code here is written from RFC 6455 independently of the library under
 //! test, so that a bug there cannot hide itself.
@@ -47,11 +57,13 @@ struct Args {
     rate: Option<f64>,
     idle: Option<usize>,
     hold: f64,
+    idle_echo: bool,
+    server_pid: Option<u32>,
 }
 
 const USAGE: &str = "usage: loadgen [--url ws://127.0.0.1:9001/] [-c CONNECTIONS=100] \
 [-k IN_FLIGHT=1] [-s SIZE=20] [--text] [--raw: accept our masked frames echoed back] [-d SECONDS=5] [--warmup SECONDS=1] [--rate MSGS_PER_SEC] \
-| loadgen --idle N [--hold SECONDS=10] [--url ...]";
+[--server-pid PID] | loadgen --idle N [--hold SECONDS=10] [--echo: one echo of -s SIZE each after a line on stdin] [--url ...]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -66,6 +78,8 @@ fn parse_args() -> Result<Args, String> {
         rate: None,
         idle: None,
         hold: 10.0,
+        idle_echo: false,
+        server_pid: None,
     };
     let mut it = std::env::args().skip(1);
     fn num<T: std::str::FromStr>(v: Option<String>, name: &str) -> Result<T, String> {
@@ -96,6 +110,8 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => args.rate = Some(num(it.next(), &a)?),
             "--idle" => args.idle = Some(num(it.next(), &a)?),
             "--hold" => args.hold = num(it.next(), &a)?,
+            "--echo" => args.idle_echo = true,
+            "--server-pid" => args.server_pid = Some(num(it.next(), &a)?),
             "--raw" => RAW.store(true, std::sync::atomic::Ordering::Relaxed),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -104,7 +120,10 @@ fn parse_args() -> Result<Args, String> {
     if args.connections == 0 || args.in_flight == 0 {
         return Err("connections and in-flight must be at least 1".into());
     }
-    if !(args.duration > 0.0 && args.duration <= 600.0) || !(0.0..=60.0).contains(&args.warmup) {
+    if !((0.0..=600.0).contains(&args.duration)
+        && args.duration > 0.0
+        && (0.0..=60.0).contains(&args.warmup))
+    {
         return Err("duration must be in (0, 600] s, warmup in [0, 60] s".into());
     }
     Ok(args)
@@ -140,7 +159,9 @@ fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], rng: &mut Rng) {
     let start = out.len();
     out.extend_from_slice(payload);
     let body = &mut out[start..];
-    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
     let mut chunks = body.chunks_exact_mut(8);
     for c in &mut chunks {
         let v = u64::from_ne_bytes(c.try_into().unwrap()) ^ wide;
@@ -166,7 +187,9 @@ fn parse_frame(buf: &mut [u8]) -> io::Result<Option<(u8, usize, usize)>> {
         return Err(io::Error::other("server frame is masked"));
     }
     if buf[0] & 0x80 == 0 {
-        return Err(io::Error::other("fragmented echo (not expected from an echo of whole frames)"));
+        return Err(io::Error::other(
+            "fragmented echo (not expected from an echo of whole frames)",
+        ));
     }
     let (len, head) = match buf[1] & 0x7f {
         126 => {
@@ -200,7 +223,11 @@ fn parse_frame(buf: &mut [u8]) -> io::Result<Option<(u8, usize, usize)>> {
     Ok(Some((buf[0] & 0x0f, head, head + len)))
 }
 
-async fn handshake(addr: SocketAddr, path: &str, rng: &mut Rng) -> io::Result<(TcpStream, Vec<u8>)> {
+async fn handshake(
+    addr: SocketAddr,
+    path: &str,
+    rng: &mut Rng,
+) -> io::Result<(TcpStream, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let key_bytes: [u8; 16] = {
@@ -358,11 +385,14 @@ async fn echo_connection(
                         .ok_or_else(|| io::Error::other("echo of a message never sent"))?;
                     payload(&template, seq, args.text, &mut expect);
                     if body != &expect[..] {
-                        return Err(io::Error::other(format!("echo {seq} differs from what was sent")));
+                        return Err(io::Error::other(format!(
+                            "echo {seq} differs from what was sent"
+                        )));
                     }
                     if now >= window.start {
                         local_msgs += 1;
-                        local_rtts.push(now.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
+                        local_rtts
+                            .push(now.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
                     }
                     if interval.is_none() {
                         payload(&template, next_seq, args.text, &mut scratch);
@@ -386,12 +416,51 @@ async fn echo_connection(
     Ok(())
 }
 
+/// The nearest-rank percentile of sorted samples: the smallest sample with at
+/// least `p` of all samples at or below it.
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
     }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// CPU time of every thread of process `pid` ("self" for this one), in seconds:
+/// the first field of each `/proc/PID/task/TID/schedstat` (nanoseconds on a CPU).
+fn cpu_secs(pid: &str) -> io::Result<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread that ended between the listing and the read counted nothing more.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let first = text.split_whitespace().next().unwrap_or("0");
+        ns += first.parse::<u64>().map_err(io::Error::other)?;
+    }
+    Ok(ns as f64 / 1e9)
+}
+
+/// This process's and the server's CPU seconds over the measured window.
+#[derive(Default)]
+struct CpuSpan {
+    load: Option<f64>,
+    server: Option<f64>,
+}
+
+async fn measure_cpu(window: Rc<Window>, server: Option<u32>, out: Rc<RefCell<CpuSpan>>) {
+    let read = |pid: Option<u32>| match pid {
+        Some(p) => cpu_secs(&p.to_string()).ok(),
+        None => None,
+    };
+    tokio::time::sleep_until(window.start.into()).await;
+    let (load0, server0) = (cpu_secs("self").ok(), read(server));
+    tokio::time::sleep_until(window.end.into()).await;
+    let (load1, server1) = (cpu_secs("self").ok(), read(server));
+    let mut o = out.borrow_mut();
+    o.load = load0.zip(load1).map(|(a, b)| b - a);
+    o.server = server0.zip(server1).map(|(a, b)| b - a);
 }
 
 async fn run_echo(args: Args) -> io::Result<()> {
@@ -402,6 +471,8 @@ async fn run_echo(args: Args) -> io::Result<()> {
         end: start + Duration::from_secs_f64(args.duration),
     });
     let totals = Rc::new(RefCell::new(Totals::default()));
+    let cpu = Rc::new(RefCell::new(CpuSpan::default()));
+    let meter = tokio::task::spawn_local(measure_cpu(window.clone(), args.server_pid, cpu.clone()));
     let mut tasks = Vec::new();
     for id in 0..args.connections {
         let (a, w, t) = (args.clone(), window.clone(), totals.clone());
@@ -416,11 +487,24 @@ async fn run_echo(args: Args) -> io::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    let meter_deadline = window.end + Duration::from_secs(1);
+    if tokio::time::timeout_at(meter_deadline.into(), meter)
+        .await
+        .is_err()
+    {
+        eprintln!("the CPU meter did not finish with the window");
+    }
     let mut t = totals.borrow_mut();
     t.rtts_us.sort_unstable();
     let secs = args.duration;
+    let cpu = cpu.borrow();
+    let server_cpu = match (args.server_pid, cpu.server) {
+        (Some(_), Some(c)) => format!(" server_cpu_s={c:.4}"),
+        (Some(_), None) => " server_cpu_s=unknown".into(),
+        (None, _) => String::new(),
+    };
     println!(
-        "connections={} in_flight={} size={} msgs={} secs={:.2} msgs_per_sec={:.0} p50_us={} p99_us={} errors={}",
+        "connections={} in_flight={} size={} msgs={} secs={:.2} msgs_per_sec={:.0} p50_us={} p99_us={} p999_us={} max_us={} load_cpu_s={:.4}{} errors={}",
         args.connections,
         if args.rate.is_some() { 0 } else { args.in_flight },
         args.size,
@@ -429,6 +513,10 @@ async fn run_echo(args: Args) -> io::Result<()> {
         t.msgs as f64 / secs,
         percentile(&t.rtts_us, 0.50),
         percentile(&t.rtts_us, 0.99),
+        percentile(&t.rtts_us, 0.999),
+        t.rtts_us.last().copied().unwrap_or(0),
+        cpu.load.unwrap_or(0.0),
+        server_cpu,
         t.errors
     );
     if let Some(e) = &t.first_error {
@@ -440,24 +528,48 @@ async fn run_echo(args: Args) -> io::Result<()> {
     Ok(())
 }
 
+/// What an idle connection reports to `run_idle`.
+enum Idle {
+    Open,
+    Echoed,
+    Failed(String),
+}
+
 /// An idle connection: the handshake, then only Pongs to the server's Pings, until
-/// the task is aborted.
+/// the task is aborted. With `echo` (the go signal and the size), one message sent
+/// once the signal is given, its echo checked and reported.
 async fn idle_connection(
     addr: SocketAddr,
     path: String,
     id: usize,
     gate: Rc<Semaphore>,
-    opened: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    events: tokio::sync::mpsc::UnboundedSender<Idle>,
+    mut echo: Option<(tokio::sync::watch::Receiver<bool>, usize)>,
 ) -> io::Result<()> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((id as u64 + 1) << 11));
     let (mut stream, mut rbuf) = {
         let _permit = gate.acquire().await.map_err(io::Error::other)?;
         handshake(addr, &path, &mut rng).await?
     };
-    let _ = opened.send(Ok(()));
+    let _ = events.send(Idle::Open);
+    let mut waiting = echo.is_some();
+    let mut expect: Option<Vec<u8>> = None;
     let mut chunk = [0u8; 512];
     loop {
-        let n = stream.read(&mut chunk).await?;
+        let n = tokio::select! {
+            r = stream.read(&mut chunk) => r?,
+            size = wait_go(&mut echo), if waiting => {
+                waiting = false;
+                let template: Vec<u8> = (0..size?).map(|i| b'a' + (i % 26) as u8).collect();
+                let mut body = Vec::new();
+                payload(&template, id as u64, false, &mut body);
+                let mut out = Vec::new();
+                push_frame(&mut out, 2, &body, &mut rng);
+                stream.write_all(&out).await?;
+                expect = Some(body);
+                continue;
+            }
+        };
         if n == 0 {
             return Err(io::Error::other("server closed an idle connection"));
         }
@@ -465,9 +577,22 @@ async fn idle_connection(
         let mut at = 0;
         let mut out = Vec::new();
         while let Some((op, head, total)) = parse_frame(&mut rbuf[at..])? {
-            if op == 9 {
-                let body = rbuf[at + head..at + total].to_vec();
-                push_frame(&mut out, 10, &body, &mut rng);
+            let body = &rbuf[at + head..at + total];
+            match op {
+                9 => {
+                    let body = body.to_vec();
+                    push_frame(&mut out, 10, &body, &mut rng);
+                }
+                10 => {}
+                8 => return Err(io::Error::other("server sent Close")),
+                2 => match expect.take() {
+                    Some(e) if e == body => {
+                        let _ = events.send(Idle::Echoed);
+                    }
+                    Some(_) => return Err(io::Error::other("the echo differs from what was sent")),
+                    None => return Err(io::Error::other("echo of a message never sent")),
+                },
+                other => return Err(io::Error::other(format!("unexpected opcode {other}"))),
             }
             at += total;
         }
@@ -478,17 +603,30 @@ async fn idle_connection(
     }
 }
 
+/// Waits for the go signal; the size of the message to send then.
+async fn wait_go(
+    echo: &mut Option<(tokio::sync::watch::Receiver<bool>, usize)>,
+) -> io::Result<usize> {
+    let Some((go, size)) = echo else {
+        return std::future::pending().await;
+    };
+    go.wait_for(|g| *g).await.map_err(io::Error::other)?;
+    Ok(*size)
+}
+
 async fn run_idle(args: Args, count: usize) -> io::Result<()> {
     // At most 256 handshakes at a time: the server's listen backlog is not flooded.
     let gate = Rc::new(Semaphore::new(256));
     let began = Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Idle>();
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for id in 0..count {
         let (addr, path, gate, tx) = (args.addr, args.path.clone(), gate.clone(), tx.clone());
+        let echo = args.idle_echo.then(|| (go_rx.clone(), args.size));
         tasks.push(tokio::task::spawn_local(async move {
-            if let Err(e) = idle_connection(addr, path, id, gate, tx.clone()).await {
-                let _ = tx.send(Err(e.to_string()));
+            if let Err(e) = idle_connection(addr, path, id, gate, tx.clone(), echo).await {
+                let _ = tx.send(Idle::Failed(e.to_string()));
             }
         }));
     }
@@ -497,17 +635,61 @@ async fn run_idle(args: Args, count: usize) -> io::Result<()> {
     let mut open = 0;
     while open < count {
         match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
-            Ok(Some(Ok(()))) => open += 1,
-            Ok(Some(Err(e))) => return Err(io::Error::other(format!("connection failed: {e}"))),
+            Ok(Some(Idle::Open)) => open += 1,
+            Ok(Some(Idle::Echoed)) => {
+                return Err(io::Error::other("an echo before any message was sent"))
+            }
+            Ok(Some(Idle::Failed(e))) => {
+                return Err(io::Error::other(format!("connection failed: {e}")))
+            }
             Ok(None) => break,
-            Err(_) => return Err(io::Error::other(format!("only {open} of {count} open after 120 s"))),
+            Err(_) => {
+                return Err(io::Error::other(format!(
+                    "only {open} of {count} open after 120 s"
+                )))
+            }
         }
     }
     println!("open {open} ({:.1} s)", began.elapsed().as_secs_f64());
+    if args.idle_echo {
+        // The caller measures the server between the two steps, then sends a line.
+        let line = tokio::task::spawn_blocking(|| {
+            let mut l = String::new();
+            std::io::stdin().read_line(&mut l).map(|n| n > 0)
+        });
+        match tokio::time::timeout(Duration::from_secs(120), line).await {
+            Ok(Ok(Ok(true))) => {}
+            _ => {
+                return Err(io::Error::other(
+                    "--echo: no line on standard input (it closed, or 120 s passed)",
+                ))
+            }
+        }
+        let sent = Instant::now();
+        go_tx.send_replace(true);
+        let deadline = sent + Duration::from_secs(60);
+        let mut echoed = 0;
+        while echoed < open {
+            match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                Ok(Some(Idle::Echoed)) => echoed += 1,
+                Ok(Some(Idle::Open)) => {}
+                Ok(Some(Idle::Failed(e))) => {
+                    return Err(io::Error::other(format!("connection failed: {e}")))
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(io::Error::other(format!(
+                        "only {echoed} of {open} echoed after 60 s"
+                    )))
+                }
+            }
+        }
+        println!("echoed {echoed} ({:.1} s)", sent.elapsed().as_secs_f64());
+    }
     let hold_end = Instant::now() + Duration::from_secs_f64(args.hold);
     let mut failed = 0;
     while let Ok(Some(r)) = tokio::time::timeout_at(hold_end.into(), rx.recv()).await {
-        if r.is_err() {
+        if let Idle::Failed(_) = r {
             failed += 1;
         }
     }
@@ -516,7 +698,9 @@ async fn run_idle(args: Args, count: usize) -> io::Result<()> {
         t.abort();
     }
     if failed > 0 {
-        return Err(io::Error::other(format!("{failed} idle connections were closed")));
+        return Err(io::Error::other(format!(
+            "{failed} idle connections were closed"
+        )));
     }
     Ok(())
 }

@@ -245,6 +245,7 @@ cmdline="SECONDS_PER_RUN=$secs ROUNDS=$rounds RATE=$rate IDLE=$idle"
   echo "over the measured window. Load average at start / end: $load_at_start / $load_at_end;"
   echo "CPU pressure during the run (PSI, share of time some task waited for a CPU): $contention."
   echo "Command: \`$cmdline bash scripts/bench.sh\`"
+  if [ "${#scenarios[@]}" -gt 0 ]; then
   echo
   echo "| scenario | server | msgs/s | msgs per server CPU-s | server CPU | load generator CPU | checks |"
   echo "|---|---|---:|---:|---:|---:|---|"
@@ -280,6 +281,7 @@ cmdline="SECONDS_PER_RUN=$secs ROUNDS=$rounds RATE=$rate IDLE=$idle"
       "$(ratio "$sa" "$raw")" "$(ratio "$sar" "$rawr")" "$(ratio "$ro" "$raw")" "$(ratio "$ror" "$rawr")"
     sp=""; spn=""; rp=""; rpn=""
   done
+  fi
   has_latency=0
   for s in "${scenarios[@]}"; do [ "${s%%|*}" = latency ] && has_latency=1; done
   if [ "$has_latency" = 1 ] || [ "$with_memory" = 1 ]; then

@@ -36,7 +36,9 @@
 #
 # Usage: scripts/bench.sh
 # Environment: SECONDS_PER_RUN (5), ROUNDS (3), RATE (20000), IDLE (10000),
-# SERVERS (subset, space-separated), SCENARIOS (subset), NO_README (1: print only).
+# SERVERS (subset, space-separated), SCENARIOS (subset), NO_README (1: print only),
+# SOURCE_IP (127.0.2.1: the load generator's local address, so that the ephemeral
+# ports other work on a shared machine holds on 127.0.0.1 cannot run out; empty: none).
 # Every run is bounded: 1 s warm-up + SECONDS_PER_RUN per load run (the load
 # generator is killed 60 s past that); the memory run waits at most 120 s for the
 # handshakes and 60 s for the echoes; every server it starts is stopped after its run.
@@ -47,6 +49,7 @@ secs="${SECONDS_PER_RUN:-5}"
 rounds="${ROUNDS:-3}"
 rate="${RATE:-20000}"
 idle="${IDLE:-10000}"
+source_ip="${SOURCE_IP-127.0.2.1}"
 warmup=1
 port=9301
 
@@ -102,6 +105,7 @@ field() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"$2"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print ""; else print a[int((NR + 1) / 2)]}'; }
 med() { tr ' ' '\n' <<<"$1" | { grep . || true; } | median; } # "a b c " -> median or ""
 raw_flag() { if [ "$1" = raw-tcp ]; then echo --raw; fi; }
+source_flag() { if [ -n "$source_ip" ]; then echo "--source $source_ip"; fi; }
 
 # Samples, keyed "scenario|server", space-separated, one per successful round.
 declare -A rate_s percpu_s srvcpu_s loadcpu_s p50_s p99_s p999_s failed reasons
@@ -112,10 +116,10 @@ run_load() { # key name connections size [loadgen args...]
     failed[$key|$name]=$(( ${failed[$key|$name]:-0} + 1 )); reasons[$key|$name]="did not start"
     return 0
   fi
-  # shellcheck disable=SC2046 # raw_flag prints nothing or one word
+  # shellcheck disable=SC2046 # raw_flag, source_flag: nothing or whole words
   if ! out=$(timeout $(( secs + warmup + 60 )) "${pin1[@]}" "$load_bin" \
       --url "ws://127.0.0.1:$port/" -c "$c" -s "$size" -d "$secs" --warmup "$warmup" \
-      --server-pid "$server" $(raw_flag "$name") "$@" 2>&1); then
+      --server-pid "$server" $(raw_flag "$name") $(source_flag) "$@" 2>&1); then
     echo "  $name $key: load run failed: $out" >&2
     failed[$key|$name]=$(( ${failed[$key|$name]:-0} + 1 ))
     reasons[$key|$name]=$(tail -n 1 <<<"$out" | cut -c1-80)
@@ -143,9 +147,9 @@ run_memory() { # name
   base=$(rss_kib)
   log="$work/idle.log"; fifo="$work/idle.fifo"
   rm -f "$fifo"; mkfifo "$fifo"
-  # shellcheck disable=SC2046 # raw_flag prints nothing or one word
+  # shellcheck disable=SC2046 # raw_flag, source_flag: nothing or whole words
   timeout 300 "${pin1[@]}" "$load_bin" --url "ws://127.0.0.1:$port/" --idle "$idle" --echo -s 20 \
-    --hold 3 $(raw_flag "$name") <"$fifo" >"$log" 2>&1 &
+    --hold 3 $(raw_flag "$name") $(source_flag) <"$fifo" >"$log" 2>&1 &
   load=$!
   exec 4>"$fifo" # the load generator's standard input: one line starts the echoes
   for _ in $(seq 1200); do
@@ -235,7 +239,7 @@ ratio() { # a b -> "0.93x" or "-"
 
 out=$(mktemp)
 cpu_model=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)
-cmdline="SECONDS_PER_RUN=$secs ROUNDS=$rounds RATE=$rate IDLE=$idle"
+cmdline="SECONDS_PER_RUN=$secs ROUNDS=$rounds RATE=$rate IDLE=$idle SOURCE_IP=$source_ip"
 [ -n "${SERVERS:-}" ] && cmdline+=" SERVERS=\"$SERVERS\""
 [ -n "${SCENARIOS:-}" ] && cmdline+=" SCENARIOS=\"$SCENARIOS\""
 {

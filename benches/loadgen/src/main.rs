@@ -23,6 +23,10 @@
 //! (checked); `echoed N` is printed once every echo has come back, and the S
 //! seconds of the hold count from then.
 //!
+//! `--source IP` binds every connection to that local address before it connects
+//! (for example 127.0.2.1: over the loopback, ephemeral ports of its own, whatever
+//! other processes on a shared machine hold).
+//!
 //! The frame code here is written from RFC 6455 independently of the library under
 //! test, so that a bug there cannot hide itself.
 
@@ -30,7 +34,7 @@ use std::{
     cell::RefCell,
     collections::VecDeque,
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     rc::Rc,
     time::{Duration, Instant},
 };
@@ -39,7 +43,7 @@ use base64::Engine;
 use sha1::{Digest, Sha1};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
     sync::Semaphore,
     task::LocalSet,
 };
@@ -59,11 +63,12 @@ struct Args {
     hold: f64,
     idle_echo: bool,
     server_pid: Option<u32>,
+    source: Option<IpAddr>,
 }
 
 const USAGE: &str = "usage: loadgen [--url ws://127.0.0.1:9001/] [-c CONNECTIONS=100] \
 [-k IN_FLIGHT=1] [-s SIZE=20] [--text] [--raw: accept our masked frames echoed back] [-d SECONDS=5] [--warmup SECONDS=1] [--rate MSGS_PER_SEC] \
-[--server-pid PID] | loadgen --idle N [--hold SECONDS=10] [--echo: one echo of -s SIZE each after a line on stdin] [--url ...]";
+[--server-pid PID] [--source IP: bind every connection to this local address] | loadgen --idle N [--hold SECONDS=10] [--echo: one echo of -s SIZE each after a line on stdin] [--url ...]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
         hold: 10.0,
         idle_echo: false,
         server_pid: None,
+        source: None,
     };
     let mut it = std::env::args().skip(1);
     fn num<T: std::str::FromStr>(v: Option<String>, name: &str) -> Result<T, String> {
@@ -112,6 +118,7 @@ fn parse_args() -> Result<Args, String> {
             "--hold" => args.hold = num(it.next(), &a)?,
             "--echo" => args.idle_echo = true,
             "--server-pid" => args.server_pid = Some(num(it.next(), &a)?),
+            "--source" => args.source = Some(num(it.next(), &a)?),
             "--raw" => RAW.store(true, std::sync::atomic::Ordering::Relaxed),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -225,10 +232,21 @@ fn parse_frame(buf: &mut [u8]) -> io::Result<Option<(u8, usize, usize)>> {
 
 async fn handshake(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     path: &str,
     rng: &mut Rng,
 ) -> io::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        // A local address of its own: ephemeral ports that other processes'
+        // connections over the loopback (a shared machine) have not used up.
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let key_bytes: [u8; 16] = {
         let mut k = [0u8; 16];
@@ -309,7 +327,7 @@ async fn echo_connection(
     totals: Rc<RefCell<Totals>>,
 ) -> io::Result<()> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((id as u64 + 1) << 17));
-    let (mut stream, mut rbuf) = handshake(args.addr, &args.path, &mut rng).await?;
+    let (mut stream, mut rbuf) = handshake(args.addr, args.source, &args.path, &mut rng).await?;
     let opcode = if args.text { 1 } else { 2 };
     let template: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
@@ -540,6 +558,7 @@ enum Idle {
 /// once the signal is given, its echo checked and reported.
 async fn idle_connection(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     path: String,
     id: usize,
     gate: Rc<Semaphore>,
@@ -549,7 +568,7 @@ async fn idle_connection(
     let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((id as u64 + 1) << 11));
     let (mut stream, mut rbuf) = {
         let _permit = gate.acquire().await.map_err(io::Error::other)?;
-        handshake(addr, &path, &mut rng).await?
+        handshake(addr, source, &path, &mut rng).await?
     };
     let _ = events.send(Idle::Open);
     let mut waiting = echo.is_some();
@@ -622,10 +641,11 @@ async fn run_idle(args: Args, count: usize) -> io::Result<()> {
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for id in 0..count {
-        let (addr, path, gate, tx) = (args.addr, args.path.clone(), gate.clone(), tx.clone());
+        let (addr, source, path) = (args.addr, args.source, args.path.clone());
+        let (gate, tx) = (gate.clone(), tx.clone());
         let echo = args.idle_echo.then(|| (go_rx.clone(), args.size));
         tasks.push(tokio::task::spawn_local(async move {
-            if let Err(e) = idle_connection(addr, path, id, gate, tx.clone(), echo).await {
+            if let Err(e) = idle_connection(addr, source, path, id, gate, tx.clone(), echo).await {
                 let _ = tx.send(Idle::Failed(e.to_string()));
             }
         }));

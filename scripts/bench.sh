@@ -37,6 +37,7 @@
 # Usage: scripts/bench.sh
 # Environment: SECONDS_PER_RUN (5), ROUNDS (3), RATE (20000), IDLE (10000),
 # SERVERS (subset, space-separated), SCENARIOS (subset), NO_README (1: print only),
+# README_MARKER (bench: the block between <!-- NAME:start --> and <!-- NAME:end -->),
 # SOURCE_IP (127.0.2.1: the load generator's local address, so that the ephemeral
 # ports other work on a shared machine holds on 127.0.0.1 cannot run out; empty: none).
 # Every run is bounded: 1 s warm-up + SECONDS_PER_RUN per load run (the load
@@ -106,6 +107,10 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print ""; else print a[in
 med() { tr ' ' '\n' <<<"$1" | { grep . || true; } | median; } # "a b c " -> median or ""
 raw_flag() { if [ "$1" = raw-tcp ]; then echo --raw; fi; }
 source_flag() { if [ -n "$source_ip" ]; then echo "--source $source_ip"; fi; }
+# The memory runs: 10,000 connections each, whose ports stay in TIME_WAIT a minute
+# after: each run binds a local address of its own (127.0.4.N) when SOURCE_IP is set.
+mem_runs=0
+mem_source() { if [ -n "$source_ip" ]; then echo "--source 127.0.4.$(( mem_runs % 250 + 1 ))"; fi; }
 
 # Samples, keyed "scenario|server", space-separated, one per successful round.
 declare -A rate_s percpu_s srvcpu_s loadcpu_s p50_s p99_s p999_s failed reasons
@@ -143,13 +148,14 @@ declare -A mem_hs mem_echo
 run_memory() { # name
   local name=$1 base held echoed log fifo load reason ok=1
   mem_hs[$name]="failed"; mem_echo[$name]="failed"
+  mem_runs=$(( mem_runs + 1 ))
   start_server "$name" || return 0
   base=$(rss_kib)
   log="$work/idle.log"; fifo="$work/idle.fifo"
   rm -f "$fifo"; mkfifo "$fifo"
   # shellcheck disable=SC2046 # raw_flag, source_flag: nothing or whole words
   timeout 300 "${pin1[@]}" "$load_bin" --url "ws://127.0.0.1:$port/" --idle "$idle" --echo -s 20 \
-    --hold 3 $(raw_flag "$name") $(source_flag) <"$fifo" >"$log" 2>&1 &
+    --hold 3 $(raw_flag "$name") $(mem_source) <"$fifo" >"$log" 2>&1 &
   load=$!
   exec 4>"$fifo" # the load generator's standard input: one line starts the echoes
   for _ in $(seq 1200); do
@@ -316,10 +322,11 @@ cmdline="SECONDS_PER_RUN=$secs ROUNDS=$rounds RATE=$rate IDLE=$idle SOURCE_IP=$s
 } >"$out"
 
 cat "$out"
-if [ "${NO_README:-0}" != 1 ] && grep -q '<!-- bench:start -->' README.md && grep -q '<!-- bench:end -->' README.md; then
-  awk -v f="$out" '
-    /<!-- bench:start -->/ { print; while ((getline line < f) > 0) print line; skip = 1; next }
-    /<!-- bench:end -->/ { skip = 0 }
+marker="${README_MARKER:-bench}" # another block, e.g. bench-memory for SCENARIOS=memory
+if [ "${NO_README:-0}" != 1 ] && grep -q "<!-- $marker:start -->" README.md && grep -q "<!-- $marker:end -->" README.md; then
+  awk -v f="$out" -v s="<!-- $marker:start -->" -v e="<!-- $marker:end -->" '
+    index($0, s) { print; while ((getline line < f) > 0) print line; skip = 1; next }
+    index($0, e) { skip = 0 }
     !skip { print }' README.md >README.md.new && mv README.md.new README.md
   echo "README.md updated" >&2
 fi

@@ -244,6 +244,8 @@ async fn handshake(
     if let Some(ip) = source {
         // A local address of its own: ephemeral ports that other processes'
         // connections over the loopback (a shared machine) have not used up.
+        // SO_REUSEADDR: a port whose earlier connection is in TIME_WAIT may be taken.
+        socket.set_reuseaddr(true)?;
         socket.bind(SocketAddr::new(ip, 0))?;
     }
     let mut stream = socket.connect(addr).await?;

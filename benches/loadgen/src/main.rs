@@ -8,17 +8,29 @@
 //! lost, duplicated or reordered echo is an error). After `--warmup` seconds it
 //! measures for `--duration` seconds and prints one line:
 //!
-//! `connections=100 in_flight=1 size=20 msgs=... secs=... msgs_per_sec=... p50_us=... p99_us=... errors=0`
+//! `connections=100 in_flight=1 size=20 msgs=... secs=... msgs_per_sec=... p50_us=... p99_us=... p999_us=... max_us=... load_cpu_s=... errors=0`
+//!
+//! The percentiles come from every round trip of the measured window, kept and
+//! sorted (microseconds, nearest rank): nothing is binned or sampled away.
+//! `load_cpu_s` is this process's CPU time over the window; with `--server-pid PID`
+//! the line also has `server_cpu_s`, the CPU time of every thread of PID over the
+//! same window (both from `/proc/*/task/*/schedstat`, in nanoseconds).
 //!
 //! Idle mode: `--idle N --hold S` opens N connections, prints `open N` once all
 //! handshakes are done, answers the server's pings, and closes them after S seconds.
-//! `--source IP` binds every connection to that local address first (127.0.0.2,
-//! ...: each source address has its own ephemeral ports). `--control` (the soak,
-//! scripts/soak.sh) holds them until told on stdin instead: `echo` sends one
-//! 20-byte binary message on each connection and prints `echoed N` once every
-//! echo is back; `stats` prints `pings total=T min=A max=B pongs=P closed=C`
-//! (pings per connection, the pongs answered, the connections the server
-//! closed) and exits.
+//! With `--echo`, once all are open it waits for a line on standard input, then
+//! each connection sends one message of `--size` bytes and waits for its echo
+//! (checked); `echoed N` is printed once every echo has come back, and the S
+//! seconds of the hold count from then. With `--control` (the soak,
+//! scripts/soak.sh) it holds them until told on stdin instead: `echo` sends one
+//! message on each connection and prints `echoed N` once every open one echoed;
+//! `stats` prints `pings total=T min=A max=B pongs=P closed=C failed=F` (pings
+//! per connection, the pongs answered, the connections the server closed, those
+//! that failed otherwise) and exits.
+//!
+//! `--source IP` binds every connection to that local address before it connects
+//! (for example 127.0.2.1: over the loopback, ephemeral ports of its own, whatever
+//! other processes on a shared machine hold).
 //!
 //! The frame code here is written from RFC 6455 independently of the library under
 //! test, so that a bug there cannot hide itself.
@@ -27,7 +39,7 @@ use std::{
     cell::RefCell,
     collections::VecDeque,
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     rc::Rc,
     time::{Duration, Instant},
 };
@@ -36,7 +48,7 @@ use base64::Engine;
 use sha1::{Digest, Sha1};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
     sync::Semaphore,
     task::LocalSet,
 };
@@ -54,13 +66,15 @@ struct Args {
     rate: Option<f64>,
     idle: Option<usize>,
     hold: f64,
-    source: Option<std::net::IpAddr>,
+    idle_echo: bool,
     control: bool,
+    server_pid: Option<u32>,
+    source: Option<IpAddr>,
 }
 
 const USAGE: &str = "usage: loadgen [--url ws://127.0.0.1:9001/] [-c CONNECTIONS=100] \
 [-k IN_FLIGHT=1] [-s SIZE=20] [--text] [--raw: accept our masked frames echoed back] [-d SECONDS=5] [--warmup SECONDS=1] [--rate MSGS_PER_SEC] \
-| loadgen --idle N [--hold SECONDS=10] [--source IP] [--control] [--url ...]";
+[--server-pid PID] [--source IP: bind every connection to this local address] | loadgen --idle N [--hold SECONDS=10] [--echo: one echo of -s SIZE each after a line on stdin] [--control: stdin commands echo, stats] [--url ...]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -75,8 +89,10 @@ fn parse_args() -> Result<Args, String> {
         rate: None,
         idle: None,
         hold: 10.0,
-        source: None,
+        idle_echo: false,
         control: false,
+        server_pid: None,
+        source: None,
     };
     let mut it = std::env::args().skip(1);
     fn num<T: std::str::FromStr>(v: Option<String>, name: &str) -> Result<T, String> {
@@ -107,8 +123,10 @@ fn parse_args() -> Result<Args, String> {
             "--rate" => args.rate = Some(num(it.next(), &a)?),
             "--idle" => args.idle = Some(num(it.next(), &a)?),
             "--hold" => args.hold = num(it.next(), &a)?,
-            "--source" => args.source = Some(num(it.next(), &a)?),
+            "--echo" => args.idle_echo = true,
             "--control" => args.control = true,
+            "--server-pid" => args.server_pid = Some(num(it.next(), &a)?),
+            "--source" => args.source = Some(num(it.next(), &a)?),
             "--raw" => RAW.store(true, std::sync::atomic::Ordering::Relaxed),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -117,7 +135,10 @@ fn parse_args() -> Result<Args, String> {
     if args.connections == 0 || args.in_flight == 0 {
         return Err("connections and in-flight must be at least 1".into());
     }
-    if !(args.duration > 0.0 && args.duration <= 600.0) || !(0.0..=60.0).contains(&args.warmup) {
+    if !((0.0..=600.0).contains(&args.duration)
+        && args.duration > 0.0
+        && (0.0..=60.0).contains(&args.warmup))
+    {
         return Err("duration must be in (0, 600] s, warmup in [0, 60] s".into());
     }
     Ok(args)
@@ -219,31 +240,23 @@ fn parse_frame(buf: &mut [u8]) -> io::Result<Option<(u8, usize, usize)>> {
 
 async fn handshake(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     path: &str,
     rng: &mut Rng,
 ) -> io::Result<(TcpStream, Vec<u8>)> {
-    handshake_from(addr, None, path, rng).await
-}
-
-/// [`handshake`], from `source` (port 0: an ephemeral port of that address).
-async fn handshake_from(
-    addr: SocketAddr,
-    source: Option<std::net::IpAddr>,
-    path: &str,
-    rng: &mut Rng,
-) -> io::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = match source {
-        None => TcpStream::connect(addr).await?,
-        Some(ip) => {
-            let socket = if ip.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            socket.bind(SocketAddr::new(ip, 0))?;
-            socket.connect(addr).await?
-        }
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
     };
+    if let Some(ip) = source {
+        // A local address of its own: ephemeral ports that other processes'
+        // connections over the loopback (a shared machine) have not used up.
+        // SO_REUSEADDR: a port whose earlier connection is in TIME_WAIT may be taken.
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let key_bytes: [u8; 16] = {
         let mut k = [0u8; 16];
@@ -324,7 +337,7 @@ async fn echo_connection(
     totals: Rc<RefCell<Totals>>,
 ) -> io::Result<()> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((id as u64 + 1) << 17));
-    let (mut stream, mut rbuf) = handshake(args.addr, &args.path, &mut rng).await?;
+    let (mut stream, mut rbuf) = handshake(args.addr, args.source, &args.path, &mut rng).await?;
     let opcode = if args.text { 1 } else { 2 };
     let template: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
     let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
@@ -431,12 +444,51 @@ async fn echo_connection(
     Ok(())
 }
 
+/// The nearest-rank percentile of sorted samples: the smallest sample with at
+/// least `p` of all samples at or below it.
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
     }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// CPU time of every thread of process `pid` ("self" for this one), in seconds:
+/// the first field of each `/proc/PID/task/TID/schedstat` (nanoseconds on a CPU).
+fn cpu_secs(pid: &str) -> io::Result<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread that ended between the listing and the read counted nothing more.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let first = text.split_whitespace().next().unwrap_or("0");
+        ns += first.parse::<u64>().map_err(io::Error::other)?;
+    }
+    Ok(ns as f64 / 1e9)
+}
+
+/// This process's and the server's CPU seconds over the measured window.
+#[derive(Default)]
+struct CpuSpan {
+    load: Option<f64>,
+    server: Option<f64>,
+}
+
+async fn measure_cpu(window: Rc<Window>, server: Option<u32>, out: Rc<RefCell<CpuSpan>>) {
+    let read = |pid: Option<u32>| match pid {
+        Some(p) => cpu_secs(&p.to_string()).ok(),
+        None => None,
+    };
+    tokio::time::sleep_until(window.start.into()).await;
+    let (load0, server0) = (cpu_secs("self").ok(), read(server));
+    tokio::time::sleep_until(window.end.into()).await;
+    let (load1, server1) = (cpu_secs("self").ok(), read(server));
+    let mut o = out.borrow_mut();
+    o.load = load0.zip(load1).map(|(a, b)| b - a);
+    o.server = server0.zip(server1).map(|(a, b)| b - a);
 }
 
 async fn run_echo(args: Args) -> io::Result<()> {
@@ -447,6 +499,8 @@ async fn run_echo(args: Args) -> io::Result<()> {
         end: start + Duration::from_secs_f64(args.duration),
     });
     let totals = Rc::new(RefCell::new(Totals::default()));
+    let cpu = Rc::new(RefCell::new(CpuSpan::default()));
+    let meter = tokio::task::spawn_local(measure_cpu(window.clone(), args.server_pid, cpu.clone()));
     let mut tasks = Vec::new();
     for id in 0..args.connections {
         let (a, w, t) = (args.clone(), window.clone(), totals.clone());
@@ -461,11 +515,24 @@ async fn run_echo(args: Args) -> io::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    let meter_deadline = window.end + Duration::from_secs(1);
+    if tokio::time::timeout_at(meter_deadline.into(), meter)
+        .await
+        .is_err()
+    {
+        eprintln!("the CPU meter did not finish with the window");
+    }
     let mut t = totals.borrow_mut();
     t.rtts_us.sort_unstable();
     let secs = args.duration;
+    let cpu = cpu.borrow();
+    let server_cpu = match (args.server_pid, cpu.server) {
+        (Some(_), Some(c)) => format!(" server_cpu_s={c:.4}"),
+        (Some(_), None) => " server_cpu_s=unknown".into(),
+        (None, _) => String::new(),
+    };
     println!(
-        "connections={} in_flight={} size={} msgs={} secs={:.2} msgs_per_sec={:.0} p50_us={} p99_us={} errors={}",
+        "connections={} in_flight={} size={} msgs={} secs={:.2} msgs_per_sec={:.0} p50_us={} p99_us={} p999_us={} max_us={} load_cpu_s={:.4}{} errors={}",
         args.connections,
         if args.rate.is_some() { 0 } else { args.in_flight },
         args.size,
@@ -474,6 +541,10 @@ async fn run_echo(args: Args) -> io::Result<()> {
         t.msgs as f64 / secs,
         percentile(&t.rtts_us, 0.50),
         percentile(&t.rtts_us, 0.99),
+        percentile(&t.rtts_us, 0.999),
+        t.rtts_us.last().copied().unwrap_or(0),
+        cpu.load.unwrap_or(0.0),
+        server_cpu,
         t.errors
     );
     if let Some(e) = &t.first_error {
@@ -485,8 +556,15 @@ async fn run_echo(args: Args) -> io::Result<()> {
     Ok(())
 }
 
-/// What the idle connections of `--control` share: pings per connection, pongs
-/// sent, connections the server closed, echoes back.
+/// What an idle connection reports to `run_idle`.
+enum Idle {
+    Open,
+    Echoed,
+    Failed(String),
+}
+
+/// What the idle connections share, for `--control`'s `stats`: pings per
+/// connection, Pongs sent, connections the server closed.
 #[derive(Default)]
 struct IdleCounts {
     pings: Vec<u32>,
@@ -495,38 +573,40 @@ struct IdleCounts {
 }
 
 /// An idle connection: the handshake, then only Pongs to the server's Pings, until
-/// the task is aborted; with `echo`, one message when told and its echo awaited.
+/// the task is aborted. With `echo` (the go signal and the size), one message sent
+/// once the signal is given, its echo checked and reported.
 #[allow(clippy::too_many_arguments)]
 async fn idle_connection(
     addr: SocketAddr,
-    source: Option<std::net::IpAddr>,
+    source: Option<IpAddr>,
     path: String,
     id: usize,
     gate: Rc<Semaphore>,
-    opened: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    events: tokio::sync::mpsc::UnboundedSender<Idle>,
+    mut echo: Option<(tokio::sync::watch::Receiver<bool>, usize)>,
     counts: Rc<RefCell<IdleCounts>>,
-    mut echo: tokio::sync::watch::Receiver<bool>,
-    echoed: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> io::Result<()> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((id as u64 + 1) << 11));
     let (mut stream, mut rbuf) = {
         let _permit = gate.acquire().await.map_err(io::Error::other)?;
-        handshake_from(addr, source, &path, &mut rng).await?
+        handshake(addr, source, &path, &mut rng).await?
     };
-    let _ = opened.send(Ok(()));
-    let payload: Vec<u8> = (0..20u8).map(|i| i ^ id as u8).collect();
-    let mut sent = false;
+    let _ = events.send(Idle::Open);
+    let mut waiting = echo.is_some();
+    let mut expect: Option<Vec<u8>> = None;
     let mut chunk = [0u8; 512];
     loop {
         let n = tokio::select! {
-            n = stream.read(&mut chunk) => n?,
-            changed = echo.changed(), if !sent => {
-                if changed.is_ok() && *echo.borrow() {
-                    sent = true;
-                    let mut out = Vec::new();
-                    push_frame(&mut out, 2, &payload, &mut rng);
-                    stream.write_all(&out).await?;
-                }
+            r = stream.read(&mut chunk) => r?,
+            size = wait_go(&mut echo), if waiting => {
+                waiting = false;
+                let template: Vec<u8> = (0..size?).map(|i| b'a' + (i % 26) as u8).collect();
+                let mut body = Vec::new();
+                payload(&template, id as u64, false, &mut body);
+                let mut out = Vec::new();
+                push_frame(&mut out, 2, &body, &mut rng);
+                stream.write_all(&out).await?;
+                expect = Some(body);
                 continue;
             }
         };
@@ -549,14 +629,19 @@ async fn idle_connection(
                     let body = body.to_vec();
                     push_frame(&mut out, 10, &body, &mut rng);
                 }
-                2 if sent && body == payload.as_slice() => {
-                    let _ = echoed.send(());
-                }
+                10 => {}
                 8 => {
                     counts.borrow_mut().closed += 1;
-                    return Err(io::Error::other("server closed an idle connection"));
+                    return Err(io::Error::other("server sent Close"));
                 }
-                op => return Err(io::Error::other(format!("unexpected frame, opcode {op}"))),
+                2 => match expect.take() {
+                    Some(e) if e == body => {
+                        let _ = events.send(Idle::Echoed);
+                    }
+                    Some(_) => return Err(io::Error::other("the echo differs from what was sent")),
+                    None => return Err(io::Error::other("echo of a message never sent")),
+                },
+                other => return Err(io::Error::other(format!("unexpected opcode {other}"))),
             }
             at += total;
         }
@@ -567,37 +652,103 @@ async fn idle_connection(
     }
 }
 
+/// Waits for the go signal; the size of the message to send then.
+async fn wait_go(
+    echo: &mut Option<(tokio::sync::watch::Receiver<bool>, usize)>,
+) -> io::Result<usize> {
+    let Some((go, size)) = echo else {
+        return std::future::pending().await;
+    };
+    go.wait_for(|g| *g).await.map_err(io::Error::other)?;
+    Ok(*size)
+}
+
+/// `--control`: the commands on stdin (`echo`, `stats`), until `stats` or the end
+/// of stdin.
+async fn control(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Idle>,
+    go_tx: tokio::sync::watch::Sender<bool>,
+    counts: &RefCell<IdleCounts>,
+    open: usize,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> io::Result<()> {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    // Commands from stdin, read on a thread of their own.
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if cmd_tx.send(line.trim().to_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut failed = 0u64;
+    loop {
+        tokio::select! {
+            cmd = cmd_rx.recv() => match cmd.as_deref() {
+                Some("echo") => {
+                    go_tx.send_replace(true);
+                    let mut back = 0;
+                    // Every connection still open echoes once.
+                    while back + failed < open as u64 {
+                        match rx.recv().await {
+                            Some(Idle::Echoed) => back += 1,
+                            Some(Idle::Failed(_)) => failed += 1,
+                            Some(Idle::Open) => {}
+                            None => break,
+                        }
+                    }
+                    println!("echoed {back}");
+                    let _ = std::io::stdout().flush();
+                }
+                Some("stats") | None => break,
+                Some(other) => eprintln!("loadgen: unknown command {other:?}"),
+            },
+            event = rx.recv() => match event {
+                Some(Idle::Failed(_)) => failed += 1,
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+    let c = counts.borrow();
+    let (min, max) = c
+        .pings
+        .iter()
+        .fold((u32::MAX, 0), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+    let total: u64 = c.pings.iter().map(|&p| u64::from(p)).sum();
+    println!(
+        "pings total={total} min={min} max={max} pongs={} closed={} failed={failed}",
+        c.pongs, c.closed
+    );
+    let _ = std::io::stdout().flush();
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
 async fn run_idle(args: Args, count: usize) -> io::Result<()> {
     // At most 256 handshakes at a time: the server's listen backlog is not flooded.
     let gate = Rc::new(Semaphore::new(256));
     let began = Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Idle>();
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let counts = Rc::new(RefCell::new(IdleCounts {
         pings: vec![0; count],
         ..IdleCounts::default()
     }));
-    let (echo_tx, echo_rx) = tokio::sync::watch::channel(false);
-    let (echoed_tx, mut echoed_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut tasks = Vec::new();
     for id in 0..count {
-        let (addr, path, gate, tx) = (args.addr, args.path.clone(), gate.clone(), tx.clone());
-        let (counts, echo_rx, echoed_tx) = (counts.clone(), echo_rx.clone(), echoed_tx.clone());
-        let source = args.source;
+        let (addr, source, path) = (args.addr, args.source, args.path.clone());
+        let (gate, tx) = (gate.clone(), tx.clone());
+        let echo = (args.idle_echo || args.control).then(|| (go_rx.clone(), args.size));
+        let counts = counts.clone();
         tasks.push(tokio::task::spawn_local(async move {
-            let result = idle_connection(
-                addr,
-                source,
-                path,
-                id,
-                gate,
-                tx.clone(),
-                counts,
-                echo_rx,
-                echoed_tx,
-            )
-            .await;
-            if let Err(e) = result {
-                let _ = tx.send(Err(e.to_string()));
+            let result = idle_connection(addr, source, path, id, gate, tx.clone(), echo, counts);
+            if let Err(e) = result.await {
+                let _ = tx.send(Idle::Failed(e.to_string()));
             }
         }));
     }
@@ -606,8 +757,13 @@ async fn run_idle(args: Args, count: usize) -> io::Result<()> {
     let mut open = 0;
     while open < count {
         match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
-            Ok(Some(Ok(()))) => open += 1,
-            Ok(Some(Err(e))) => return Err(io::Error::other(format!("connection failed: {e}"))),
+            Ok(Some(Idle::Open)) => open += 1,
+            Ok(Some(Idle::Echoed)) => {
+                return Err(io::Error::other("an echo before any message was sent"))
+            }
+            Ok(Some(Idle::Failed(e))) => {
+                return Err(io::Error::other(format!("connection failed: {e}")))
+            }
             Ok(None) => break,
             Err(_) => {
                 return Err(io::Error::other(format!(
@@ -618,63 +774,47 @@ async fn run_idle(args: Args, count: usize) -> io::Result<()> {
     }
     println!("open {open} ({:.1} s)", began.elapsed().as_secs_f64());
     if args.control {
-        use std::io::Write as _;
-        let _ = std::io::stdout().flush();
-        // Commands from stdin, read on a thread of their own.
-        let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lines().map_while(Result::ok) {
-                if cmd_tx.send(line.trim().to_owned()).is_err() {
-                    break;
+        return control(rx, go_tx, &counts, open, tasks).await;
+    }
+    if args.idle_echo {
+        // The caller measures the server between the two steps, then sends a line.
+        let line = tokio::task::spawn_blocking(|| {
+            let mut l = String::new();
+            std::io::stdin().read_line(&mut l).map(|n| n > 0)
+        });
+        match tokio::time::timeout(Duration::from_secs(120), line).await {
+            Ok(Ok(Ok(true))) => {}
+            _ => {
+                return Err(io::Error::other(
+                    "--echo: no line on standard input (it closed, or 120 s passed)",
+                ))
+            }
+        }
+        let sent = Instant::now();
+        go_tx.send_replace(true);
+        let deadline = sent + Duration::from_secs(60);
+        let mut echoed = 0;
+        while echoed < open {
+            match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+                Ok(Some(Idle::Echoed)) => echoed += 1,
+                Ok(Some(Idle::Open)) => {}
+                Ok(Some(Idle::Failed(e))) => {
+                    return Err(io::Error::other(format!("connection failed: {e}")))
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(io::Error::other(format!(
+                        "only {echoed} of {open} echoed after 60 s"
+                    )))
                 }
             }
-        });
-        let mut failed = 0u64;
-        loop {
-            tokio::select! {
-                cmd = cmd_rx.recv() => match cmd.as_deref() {
-                    Some("echo") => {
-                        let _ = echo_tx.send(true);
-                        let mut back = 0;
-                        // Every connection still open echoes once.
-                        while back + failed < open as u64 {
-                            tokio::select! {
-                                Some(()) = echoed_rx.recv() => back += 1,
-                                Some(r) = rx.recv() => if r.is_err() { failed += 1 },
-                                else => break,
-                            }
-                        }
-                        println!("echoed {back}");
-                        let _ = std::io::stdout().flush();
-                    }
-                    Some("stats") | None => break,
-                    Some(other) => eprintln!("loadgen: unknown command {other:?}"),
-                },
-                Some(r) = rx.recv() => if r.is_err() { failed += 1 },
-                else => break,
-            }
         }
-        let c = counts.borrow();
-        let (min, max) = c
-            .pings
-            .iter()
-            .fold((u32::MAX, 0), |(lo, hi), &p| (lo.min(p), hi.max(p)));
-        let total: u64 = c.pings.iter().map(|&p| u64::from(p)).sum();
-        println!(
-            "pings total={total} min={min} max={max} pongs={} closed={} failed={failed}",
-            c.pongs, c.closed
-        );
-        let _ = std::io::stdout().flush();
-        drop(c);
-        for t in tasks {
-            t.abort();
-        }
-        return Ok(());
+        println!("echoed {echoed} ({:.1} s)", sent.elapsed().as_secs_f64());
     }
     let hold_end = Instant::now() + Duration::from_secs_f64(args.hold);
     let mut failed = 0;
     while let Ok(Some(r)) = tokio::time::timeout_at(hold_end.into(), rx.recv()).await {
-        if r.is_err() {
+        if let Idle::Failed(_) = r {
             failed += 1;
         }
     }

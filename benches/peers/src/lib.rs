@@ -8,7 +8,10 @@ pub fn bind_arg() -> String {
         if a == "--bind" {
             bind = args.next().expect("--bind needs ADDR");
         } else {
-            eprintln!("usage: {} [--bind ADDR]", std::env::args().next().unwrap_or_default());
+            eprintln!(
+                "usage: {} [--bind ADDR]",
+                std::env::args().next().unwrap_or_default()
+            );
             std::process::exit(2);
         }
     }

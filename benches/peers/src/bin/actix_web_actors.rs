@@ -26,7 +26,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Echo {
 }
 
 async fn route(req: HttpRequest, stream: web::Payload) -> Result<HttpResponse, actix_web::Error> {
-    ws::WsResponseBuilder::new(Echo, &req, stream).frame_size(1 << 20).start()
+    ws::WsResponseBuilder::new(Echo, &req, stream)
+        .frame_size(1 << 20)
+        .start()
 }
 
 #[actix_web::main]

@@ -1,7 +1,12 @@
 //! fastwebsockets: hyper 1 upgrade, FragmentCollector, echo every data frame.
 use fastwebsockets::{upgrade, FragmentCollector, OpCode, WebSocketError};
 use http_body_util::Empty;
-use hyper::{body::{Bytes, Incoming}, server::conn::http1, service::service_fn, Request, Response};
+use hyper::{
+    body::{Bytes, Incoming},
+    server::conn::http1,
+    service::service_fn,
+    Request, Response,
+};
 
 async fn serve(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
     let mut ws = FragmentCollector::new(fut.await?);
@@ -16,7 +21,9 @@ async fn serve(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
     Ok(())
 }
 
-async fn upgrade_route(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+async fn upgrade_route(
+    mut req: Request<Incoming>,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, fut) = upgrade::upgrade(&mut req)?;
     tokio::task::spawn_local(async move {
         let _ = serve(fut).await;
@@ -25,7 +32,9 @@ async fn upgrade_route(mut req: Request<Incoming>) -> Result<Response<Empty<Byte
 }
 
 fn main() -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let listener = tokio::net::TcpListener::bind(wsd_peers::bind_arg()).await?;

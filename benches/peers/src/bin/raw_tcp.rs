@@ -28,7 +28,8 @@ async fn main() -> std::io::Result<()> {
                 .lines()
                 .find_map(|l| {
                     let (n, v) = l.split_once(':')?;
-                    n.eq_ignore_ascii_case("sec-websocket-key").then(|| v.trim().to_string())
+                    n.eq_ignore_ascii_case("sec-websocket-key")
+                        .then(|| v.trim().to_string())
                 })
                 .unwrap_or_default();
             let mut sha = Sha1::new();

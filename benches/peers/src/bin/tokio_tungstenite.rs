@@ -8,7 +8,9 @@ async fn main() -> std::io::Result<()> {
         let (s, _) = listener.accept().await?;
         s.set_nodelay(true)?;
         tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else { return };
+            let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                return;
+            };
             while let Some(Ok(msg)) = ws.next().await {
                 if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
                     break;

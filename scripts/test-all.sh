@@ -43,7 +43,7 @@ cargo build --examples
 cargo test -- --ignored --skip known_failure --skip soak_
 # The Redis backplane's (feature `redis`); one kills the chat example, built so.
 cargo build --example hub --features redis
-cargo test --features redis --test backplane -- --ignored
+cargo test --features redis --test backplane -- --ignored --skip known_failure
 
 # The Autobahn|Testsuite, both roles at once (about 12 minutes on 2 cores, measured
 # 2026-12-02); without Python 2.7 it skips, except under CI=true.

@@ -762,3 +762,32 @@ async fn on_a_cluster_with_sharded_pub_sub_topics_on_every_shard_keep_one_order(
     a.handle.stop(false).await;
     b.handle.stop(false).await;
 }
+
+/// KNOWN FAILURE (found 2026-12-02, not fixed): in about one run of two a
+/// publication is lost. What a trace showed: the loss follows a rejoin that came
+/// before the unsubscribe went out (the backplane stays subscribed and reads the
+/// topic's presence again); the publication reaches A's backplane (received,
+/// nothing delivered before it for the topic) and is handed to the hub, whose new
+/// subscriber, already answered `joined`, does not get it.
+#[actix_rt::test]
+#[ignore = "KNOWN FAILURE: a publication lost after a rejoin (see its comment); needs redis-server; cargo test --features redis --test backplane -- --ignored known_failure_a_topic_left"]
+async fn known_failure_a_topic_left_and_joined_again_at_once_stays_subscribed() {
+    let redis = Redis::start().await;
+    let (a, b) = (node(&redis.url()).await, node(&redis.url()).await);
+    let mut pub_b = Client::connect(b.addr, "/pub").await;
+    // 50 times: A's only subscriber leaves (A unsubscribes from the topic) and
+    // another joins at once (A subscribes again): each time a publication from B
+    // must reach the new one through Redis, so A ended subscribed, in Redis too.
+    let mut sub = subscriber(&a, "").await.0;
+    for n in 0..50 {
+        drop(sub);
+        sub = subscriber(&a, "").await.0;
+        pub_b.send_text(&format!("m{n}")).await;
+        let text = tokio::time::timeout(Duration::from_secs(10), sub.text())
+            .await
+            .unwrap_or_else(|_| panic!("publication {n} did not reach A within 10 s"));
+        assert!(text.ends_with(&format!("|m{n}")), "{text}");
+    }
+    a.handle.stop(false).await;
+    b.handle.stop(false).await;
+}

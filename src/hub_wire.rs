@@ -16,7 +16,7 @@
 
 use bytes::Bytes;
 
-use crate::proto::Message;
+use crate::proto::{Message, Utf8Bytes};
 
 /// The kind and the bytes a message is kept and published as: `t` for text,
 /// `b` for binary.
@@ -31,7 +31,8 @@ pub fn encode_message(message: &Message) -> (&'static str, Bytes) {
 /// is not UTF-8.
 pub fn decode_message(kind: &[u8], payload: Bytes) -> Option<Message> {
     match kind {
-        b"t" => String::from_utf8(payload.to_vec()).ok().map(Message::from),
+        // Checked in place (simdutf8), not copied into a String.
+        b"t" => Utf8Bytes::try_from(payload).ok().map(Message::Text),
         b"b" => Some(Message::Binary(payload)),
         _ => None,
     }
@@ -161,6 +162,16 @@ pub fn write_presence(change: &PresenceChange) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_is_taken_only_when_it_is_utf8_and_a_binary_as_it_is() {
+        let text = decode_message(b"t", Bytes::from_static("héllo".as_bytes()));
+        assert_eq!(text, Some(Message::from("héllo")));
+        assert_eq!(decode_message(b"t", Bytes::from_static(b"\xc3(")), None);
+        let binary = decode_message(b"b", Bytes::from_static(b"\xc3("));
+        assert_eq!(binary, Some(Message::Binary(Bytes::from_static(b"\xc3("))));
+        assert_eq!(decode_message(b"x", Bytes::new()), None);
+    }
 
     #[test]
     fn an_envelope_as_the_publish_script_writes_it_parses_back() {

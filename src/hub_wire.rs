@@ -67,7 +67,19 @@ fn number(bytes: &[u8]) -> Option<u64> {
 
 /// An envelope from a channel; `None` when it is not one (another version,
 /// a field missing or not a number, an unknown kind, a text that is not UTF-8).
+/// The payload is copied out of `raw`; [`parse_envelope_bytes`] shares it.
 pub fn parse_envelope(raw: &[u8]) -> Option<Envelope> {
+    parse_envelope_with(raw, |at| Bytes::copy_from_slice(&raw[at..]))
+}
+
+/// [`parse_envelope`] of bytes held in a `Bytes` (as the subscription delivers
+/// them): the message's payload is a slice of `raw`, not a copy.
+pub fn parse_envelope_bytes(raw: &Bytes) -> Option<Envelope> {
+    parse_envelope_with(raw, |at| raw.slice(at..))
+}
+
+/// The parser; `payload(at)` gives the bytes of `raw` from `at` on.
+fn parse_envelope_with(raw: &[u8], payload: impl FnOnce(usize) -> Bytes) -> Option<Envelope> {
     let mut rest = raw;
     if field(&mut rest)? != b"v1" {
         return None;
@@ -77,7 +89,7 @@ pub fn parse_envelope(raw: &[u8]) -> Option<Envelope> {
     let epoch = std::str::from_utf8(field(&mut rest)?).ok()?.to_owned();
     let offset = number(field(&mut rest)?)?;
     let kind = field(&mut rest)?;
-    let message = decode_message(kind, Bytes::copy_from_slice(rest))?;
+    let message = decode_message(kind, payload(raw.len() - rest.len()))?;
     Some(Envelope {
         origin,
         except,
@@ -184,7 +196,15 @@ mod tests {
         };
         let raw = write_envelope(&envelope);
         assert_eq!(raw, b"v1\n7\n0\n00000000deadbeef\n42\nt\na\nb");
-        assert_eq!(parse_envelope(&raw), Some(envelope));
+        assert_eq!(parse_envelope(&raw).as_ref(), Some(&envelope));
+        let shared = Bytes::from(raw);
+        let parsed = parse_envelope_bytes(&shared).unwrap();
+        assert_eq!(parsed, envelope);
+        // The payload is the end of the received buffer itself.
+        assert_eq!(
+            parsed.message.as_bytes().as_ptr(),
+            shared[shared.len() - 3..].as_ptr()
+        );
         assert_eq!(parse_envelope(b"v2\n7\n0\ne\n42\nt\nx"), None);
         assert_eq!(parse_envelope(b"v1\n7\n0\ne\n42\nt\n\xff"), None);
         assert_eq!(parse_envelope(b"v1\n7\n0\ne\n42\nz\nx"), None);

@@ -466,8 +466,8 @@ struct Envelope {
 }
 
 /// An envelope from the channel (`crate::hub_wire` parses it).
-fn parse_envelope(raw: &[u8]) -> Option<Envelope> {
-    let e = crate::hub_wire::parse_envelope(raw)?;
+fn parse_envelope(raw: &Bytes) -> Option<Envelope> {
+    let e = crate::hub_wire::parse_envelope_bytes(raw)?;
     Some(Envelope {
         origin: e.origin,
         except: (e.except != 0).then(|| ConnId::from_raw(e.except)),

@@ -175,14 +175,17 @@ impl ProtocolSettings {
 #[non_exhaustive]
 pub struct ConnectionSettings {
     /// Send a Ping when nothing has arrived for this long (keep-alive); `None` (0 in
-    /// TOML) never pings. Default 20 s (as python-websockets).
+    /// TOML) never pings. Default 20 s (as python-websockets). Reads note activity
+    /// without reading the clock, so the ping comes between one and two intervals
+    /// after the last frame, never sooner.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "ping_interval_ms", with = "millis_opt")
     )]
     pub ping_interval: Option<Duration>,
     /// Fail the connection with 1001 when nothing (not even a Pong) has arrived for
-    /// this long; `None` (0) never. Default 60 s.
+    /// this long; `None` (0) never. Default 60 s. Never sooner, and at most twice
+    /// this long after the last frame (see `ping_interval`).
     #[cfg_attr(
         feature = "serde",
         serde(rename = "idle_timeout_ms", with = "millis_opt")

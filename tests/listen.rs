@@ -233,3 +233,52 @@ async fn a_handler_that_panics_closes_its_connection_with_1011_and_no_other() {
     }
     handle.stop(false).await;
 }
+
+// Reads note the peer's activity without reading the clock (the guard turns the
+// flag into "active now" when its timer fires, one eighth of the interval after the
+// last look): after a busy spell longer than the interval, the keep-alive ping comes
+// no sooner than the interval after the last frame, and within an eighth of it
+// (plus scheduling slack), not a whole interval late.
+#[actix_rt::test]
+async fn keepalive_ping_follows_the_last_frame_by_the_interval_after_a_busy_spell() {
+    let interval = Duration::from_secs(1);
+    let (addr, handle, _seen) = support::listen_recorder(
+        ws::Server::new()
+            .ping_interval(Some(interval))
+            .idle_timeout(None),
+    );
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    // Busy for 1.5 intervals: a message every 30 ms, each echo awaited (the
+    // recorder echoes), so the server has read every frame by the end.
+    let start = std::time::Instant::now();
+    while start.elapsed() < interval * 3 / 2 {
+        client.send(tungstenite::Message::text("x")).await.unwrap();
+        match client.next().await.unwrap().unwrap() {
+            tungstenite::Message::Text(t) => assert_eq!(t.as_str(), "x"),
+            other => panic!("expected the echo, got {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let last = std::time::Instant::now();
+    let ping = tokio::time::timeout(interval * 3, client.next())
+        .await
+        .expect("no keep-alive ping")
+        .unwrap()
+        .unwrap();
+    let after = last.elapsed();
+    assert!(
+        matches!(ping, tungstenite::Message::Ping(ref p) if p.is_empty()),
+        "{ping:?}"
+    );
+    assert!(
+        after >= interval,
+        "the ping came {after:?} after the last frame"
+    );
+    assert!(
+        after < interval + interval / 8 + Duration::from_millis(250),
+        "the ping came {after:?} after the last frame"
+    );
+    handle.stop(false).await;
+}

@@ -512,8 +512,17 @@ impl Local {
         Ok(self.taken + self.core.buffered_amount() as u64)
     }
 
-    /// Apply what other threads asked for, in order.
+    /// Apply what other threads asked for, in order. Only an atomic load when
+    /// nothing was asked (the driver calls it before every event).
+    #[inline]
     pub fn apply_commands(&mut self) {
+        if self.remote.has_commands.load(Ordering::Acquire) {
+            self.apply_queued_commands();
+        }
+    }
+
+    #[inline(never)]
+    fn apply_queued_commands(&mut self) {
         for command in self.remote.take_commands() {
             match command {
                 Command::Send(message, done) => {

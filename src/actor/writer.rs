@@ -15,6 +15,7 @@ use std::{
     task::{Context, Poll, Wake, Waker},
 };
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use futures_core::Stream;
 
@@ -42,10 +43,6 @@ pub(crate) struct Writer {
     pub actor_wake: Arc<ActorWake>,
     /// `actor_wake` as a `Waker`, made once.
     pub actor_waker: Waker,
-    /// The task waker last given to `actor_wake` ([`ActorWake::set_outer`]): while
-    /// the writer is polled by the same task, as it nearly always is, the
-    /// `ActorWake`'s lock is not taken.
-    outer: Option<Waker>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -75,7 +72,9 @@ fn poll_actor(cell: &ActorCell, waker: &Waker) {
 #[derive(Debug)]
 pub(crate) struct ActorWake {
     woken: AtomicBool,
-    outer: Mutex<Option<Waker>>,
+    /// The writer's task: woken without a lock (the socket's readiness wakes the
+    /// actor once per message read).
+    outer: AtomicWaker,
     /// The writer handed a chunk to the transport and has not been polled since:
     /// the transport may have stopped asking for more (its buffer is full, the
     /// peer does not read), so wakes go to the [`Stalled`] task too.
@@ -88,7 +87,7 @@ impl ActorWake {
     pub fn new() -> Arc<Self> {
         Arc::new(ActorWake {
             woken: AtomicBool::new(true),
-            outer: Mutex::new(None),
+            outer: AtomicWaker::new(),
             stalled: AtomicBool::new(false),
             stalled_task: Mutex::new(None),
         })
@@ -106,8 +105,7 @@ impl ActorWake {
     }
 
     fn set_outer(&self, waker: &Waker) {
-        let mut outer = self.outer.lock().unwrap_or_else(|e| e.into_inner());
-        *outer = Some(waker.clone());
+        self.outer.register(waker);
     }
 }
 
@@ -118,14 +116,7 @@ impl Wake for ActorWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
-        if let Some(w) = self
-            .outer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            w.wake_by_ref();
-        }
+        self.outer.wake();
         if self.stalled.load(Ordering::Acquire) {
             self.wake_stalled_task();
         }
@@ -195,7 +186,6 @@ impl Writer {
             actor: None,
             actor_waker: Waker::from(actor_wake.clone()),
             actor_wake,
-            outer: None,
         }
     }
 
@@ -204,10 +194,8 @@ impl Writer {
         let Some(actor) = &self.actor else {
             return;
         };
-        if !self.outer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            self.actor_wake.set_outer(cx.waker());
-            self.outer = Some(cx.waker().clone());
-        }
+        // Registered on every poll: a wake takes the waker (it does not clone it).
+        self.actor_wake.set_outer(cx.waker());
         if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
             // Forget our waker while the actor runs: the sends it makes are taken
             // right after, without waking this task again.

@@ -56,7 +56,7 @@ pub struct Connection {
     pub(super) read_buf: BytesMut,
     pub(super) frame: Option<InFrame>,
     pub(super) msg: Assembly,
-    pub(super) events: VecDeque<Event>,
+    pub(super) events: Events,
     pub(super) output: Output,
     pub(super) protocol: Option<String>,
     pub(super) extension: Option<Box<dyn Extension>>,
@@ -70,6 +70,49 @@ pub struct Connection {
     pub(super) pending_close: Option<CloseCode>,
     pub(super) failed: bool,
     pub(super) eof_received: bool,
+}
+
+/// The events not taken yet, in order. The first waits in place: a connection
+/// that gets one event at a time (the usual case: a read brings one message, which
+/// is handed on before the next read) never allocates a queue; one that got
+/// several at once keeps its queue until it goes quiet
+/// ([`release_buffers`](Connection::release_buffers)).
+#[derive(Debug, Default)]
+pub(super) struct Events {
+    first: Option<Event>,
+    rest: VecDeque<Event>,
+}
+
+impl Events {
+    #[inline]
+    pub(super) fn push_back(&mut self, event: Event) {
+        if self.first.is_none() {
+            // `rest` is empty whenever `first` is.
+            self.first = Some(event);
+        } else {
+            self.rest.push_back(event);
+        }
+    }
+
+    #[inline]
+    fn pop_front(&mut self) -> Option<Event> {
+        let event = self.first.take()?;
+        if !self.rest.is_empty() {
+            self.first = self.rest.pop_front();
+        }
+        Some(event)
+    }
+
+    #[inline]
+    fn front(&self) -> Option<&Event> {
+        self.first.as_ref()
+    }
+
+    fn release(&mut self) {
+        if self.rest.is_empty() {
+            self.rest = VecDeque::new();
+        }
+    }
 }
 
 /// A frame whose header is decoded and whose payload is still arriving.
@@ -128,7 +171,7 @@ impl Connection {
             read_buf: BytesMut::new(),
             frame: None,
             msg: Assembly::default(),
-            events: VecDeque::new(),
+            events: Events::default(),
             output: Output::default(),
             protocol: None,
             extension: None,
@@ -365,11 +408,12 @@ impl Connection {
         }
     }
 
-    /// Give back the memory of the output and message-assembly buffers if they are
-    /// empty: for a connection gone quiet, which then holds no buffer until it
+    /// Give back the memory of the output, event-queue and message-assembly buffers
+    /// if they are empty: for a connection gone quiet, which then holds no buffer until it
     /// sends or receives again.
     pub fn release_buffers(&mut self) {
         self.output.release();
+        self.events.release();
         if self.msg.opcode.is_none() && self.msg.buf.is_empty() {
             self.msg.buf = BytesMut::new();
         }

@@ -100,6 +100,8 @@ pub(crate) struct Driver<A: WebSocketActor, S> {
     registry: Registry,
     /// The waker last registered with the inbox, to skip re-registering it.
     registered: Option<Waker>,
+    /// The driver yielded to the writer once since the last read (see `poll`).
+    yielded_to_writer: bool,
     span: tracing::Span,
     _actor: PhantomData<fn(A)>,
 }
@@ -130,6 +132,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
             parked_close: None,
             registry,
             registered: None,
+            yielded_to_writer: false,
             span,
             _actor: PhantomData,
         }
@@ -143,6 +146,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         match self.input.poll_read_into(cx, &mut self.read_buf) {
             Poll::Ready(Ok(n)) if n > 0 => {
                 self.guard.activity();
+                self.yielded_to_writer = false;
                 true
             }
             Poll::Ready(_) => {
@@ -394,6 +398,7 @@ where
             let events_waiting = l.core.peek_event().is_some() && !l.read_paused;
             let paused = l.read_paused;
             let frame_remaining = l.core.frame_remaining();
+            let shares = l.core.output_shares_payload();
             drop(l);
             if verdict == Verdict::Acted && this.read_buf.is_empty() {
                 // The guard pinged a quiet connection (or gave up on it): keep no
@@ -409,6 +414,17 @@ where
                 continue;
             }
             if paused {
+                return Poll::Pending;
+            }
+            if shares && this.read_buf.is_empty() && !this.yielded_to_writer {
+                // A large payload waits to be written by reference, perhaps a
+                // slice of the read buffer (an echo): let the writer take it
+                // before the next read, so that the read reuses that buffer
+                // (warm in the cache) instead of allocating another for every
+                // large message. Once per read: a writer that cannot write does
+                // not keep us from reading.
+                this.yielded_to_writer = true;
+                cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
             if frame_remaining > this.read_buf.capacity() - this.read_buf.len() {

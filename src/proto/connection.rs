@@ -383,6 +383,13 @@ impl Connection {
         self.output.chunks_vectored(dst)
     }
 
+    /// Whether the output holds a payload by reference (queued without a copy:
+    /// a large one a server sends, perhaps a slice of the buffer its message was
+    /// read into), which stays alive until the transport takes it.
+    pub fn output_shares_payload(&self) -> bool {
+        self.output.has_shared()
+    }
+
     /// Drop the first `n` bytes of the output: the transport took them. `n` is
     /// capped at the output's length.
     pub fn advance_output(&mut self, n: usize) {

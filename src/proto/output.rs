@@ -32,6 +32,12 @@ impl Output {
         self.len() == 0
     }
 
+    /// Whether a payload is queued by reference (it keeps its buffer alive until
+    /// written).
+    pub fn has_shared(&self) -> bool {
+        !self.chunks.is_empty()
+    }
+
     pub fn clear(&mut self) {
         self.chunks.clear();
         self.chunks_len = 0;

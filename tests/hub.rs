@@ -537,10 +537,10 @@ impl ws::Backplane for Recording {
             .unwrap()
             .push(format!("publish {} {text}", publication.topic));
     }
-    fn subscribe(&self, topic: &str) {
+    fn subscribe(&self, topic: &str, _generation: u64) {
         self.0.lock().unwrap().push(format!("subscribe {topic}"));
     }
-    fn unsubscribe(&self, topic: &str) {
+    fn unsubscribe(&self, topic: &str, _generation: u64) {
         self.0.lock().unwrap().push(format!("unsubscribe {topic}"));
     }
 }

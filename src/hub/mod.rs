@@ -51,6 +51,17 @@ pub struct Position {
     pub offset: u64,
 }
 
+impl Position {
+    /// Before any publication of an unknown epoch: offset 0, an empty epoch (a
+    /// recovery from it is never complete).
+    pub fn start() -> Position {
+        Position {
+            epoch: String::new(),
+            offset: 0,
+        }
+    }
+}
+
 /// A topic's own settings (defaults from the [`HubSettings`]); set with
 /// [`Hub::configure`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,9 +320,17 @@ pub trait Backplane: Send + Sync + 'static {
     /// A publication was made on this server.
     fn publish(&self, publication: Publication);
     /// This server has a first subscriber of `topic`.
-    fn subscribe(&self, topic: &str);
-    /// This server's last subscriber of `topic` left.
-    fn unsubscribe(&self, topic: &str);
+    ///
+    /// `generation` stamps the decision: the hub's decisions about subscriptions
+    /// (this one and [`unsubscribe`](Self::unsubscribe), for every topic) carry
+    /// increasing generations, so a backplane that keeps, per topic, the latest
+    /// generation it was told can ignore an older decision that reaches it late,
+    /// and tell a confirmation for an earlier subscription from the current one.
+    /// [`Hub::subscriptions`] lists what the hub wants now, for reconciliation.
+    fn subscribe(&self, topic: &str, generation: u64);
+    /// This server's last subscriber of `topic` left (stamped as in
+    /// [`subscribe`](Self::subscribe)).
+    fn unsubscribe(&self, topic: &str, generation: u64);
     /// Whether publications come back numbered, through `Hub::deliver_numbered`.
     fn numbers(&self) -> bool {
         false
@@ -336,13 +355,7 @@ pub trait Backplane: Send + Sync + 'static {
     /// subscribed to `topic` (so that nothing published from then on is missed).
     fn locate(&self, topic: &str, since: Option<Position>, done: Box<dyn FnOnce(Located) + Send>) {
         let _ = (topic, since);
-        done(Located::new(
-            Position {
-                epoch: String::new(),
-                offset: 0,
-            },
-            None,
-        ));
+        done(Located::new(Position::start(), None));
     }
 }
 
@@ -368,8 +381,8 @@ struct Policy {
     close_code: u16,
 }
 
-/// A user and its presence metadata.
-pub(crate) type UserMeta = (String, Option<String>);
+/// A user key and its presence metadata.
+pub type UserMeta = (String, Option<String>);
 
 /// A join waiting for a numbering backplane's answer.
 struct PendingJoin {
@@ -489,6 +502,26 @@ pub struct Hub {
     inner: Arc<HubInner>,
 }
 
+/// A [`Hub`] that does not keep it alive (what a backplane's task holds):
+/// [`upgrade`](Self::upgrade) it to use it.
+#[derive(Clone, Debug)]
+pub struct WeakHub(Weak<HubInner>);
+
+impl WeakHub {
+    /// The hub, if it still exists.
+    pub fn upgrade(&self) -> Option<Hub> {
+        self.0.upgrade().map(|inner| Hub { inner })
+    }
+}
+
+impl fmt::Debug for HubInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubInner")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
@@ -557,6 +590,34 @@ impl Hub {
         &self.inner.name
     }
 
+    /// A handle that does not keep the hub alive.
+    pub fn downgrade(&self) -> WeakHub {
+        WeakHub(Arc::downgrade(&self.inner))
+    }
+
+    /// The topics this server holds members of, each with the generation of the
+    /// decision that subscribed it (see [`Backplane::subscribe`]): what a
+    /// backplane should be subscribed to, to reconcile its subscriptions with.
+    pub fn subscriptions(&self) -> Vec<(String, u64)> {
+        let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();
+        let mut out: Vec<(String, u64)> = topics
+            .iter()
+            .filter_map(|t| {
+                let state = t.lock();
+                (!state.members.is_empty()).then(|| (t.name.to_string(), state.generation))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The users present on this server, per topic with presence on (each with
+    /// the metadata of one of its connections): what a backplane that shares
+    /// presence announces again after its store lost it.
+    pub fn local_presence(&self) -> Vec<(String, Vec<UserMeta>)> {
+        self.inner.local_presence()
+    }
+
     /// Set `topic`'s own settings (history, presence, slow-consumer policy); the
     /// topic is kept from now on, with no member. A topic not configured uses the
     /// hub's defaults and is forgotten when its last member leaves and it keeps no
@@ -594,14 +655,10 @@ impl Hub {
     pub fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
         *lock(&self.inner.backplane) = Some(backplane);
         // Topics with subscribers already: the backplane learns them now.
-        let names: Vec<Arc<str>> = lock(&self.inner.topics)
-            .values()
-            .filter(|t| !t.lock().members.is_empty())
-            .map(|t| t.name.clone())
-            .collect();
+        let names = self.subscriptions();
         if let Some(backplane) = lock(&self.inner.backplane).clone() {
-            for name in names {
-                backplane.subscribe(&name);
+            for (name, generation) in names {
+                backplane.subscribe(&name, generation);
             }
             if backplane.shares_presence() {
                 for (topic, users) in self.inner.local_presence() {
@@ -685,6 +742,10 @@ impl Hub {
         };
         state.add_to_shard(shard);
         let first_anywhere = state.members.is_empty();
+        if first_anywhere {
+            state.generation = topic::next_generation();
+        }
+        let generation = state.generation;
         state.members.insert(
             conn.id(),
             MemberEntry {
@@ -737,7 +798,7 @@ impl Hub {
         }
         if let Some(backplane) = backplane {
             if first_anywhere {
-                backplane.subscribe(&topic.name);
+                backplane.subscribe(&topic.name, generation);
             }
             if numbered {
                 let hub = Arc::downgrade(inner);
@@ -1259,10 +1320,7 @@ impl HubInner {
         let Some(topic) = topic else {
             // No member, no history: nothing to deliver or keep, but the message
             // still goes to the other servers.
-            let position = Position {
-                epoch: String::new(),
-                offset: 0,
-            };
+            let position = Position::start();
             let message = make(&position);
             self.to_backplane(backplane, name, message, except);
             return Published {
@@ -1340,10 +1398,7 @@ impl HubInner {
         lock(&self.topics)
             .get(name)
             .map(|t| t.lock().position())
-            .unwrap_or(Position {
-                epoch: String::new(),
-                offset: 0,
-            })
+            .unwrap_or_else(Position::start)
     }
 
     fn to_backplane(
@@ -1440,6 +1495,10 @@ impl HubInner {
         );
         let last = state.members.is_empty();
         if last {
+            state.generation = topic::next_generation();
+        }
+        let generation = state.generation;
+        if last {
             // Not held here any more: what the backplane said goes stale. The
             // leaving user's own leave will not come back (this server stops
             // listening): it is told here.
@@ -1458,7 +1517,7 @@ impl HubInner {
         drop(state);
         if last {
             if let Some(backplane) = lock(&self.backplane).clone() {
-                backplane.unsubscribe(&topic.name);
+                backplane.unsubscribe(&topic.name, generation);
             }
         }
         if idle {

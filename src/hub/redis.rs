@@ -42,7 +42,7 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard, Weak,
+        Arc, Mutex, MutexGuard,
     },
     time::Duration,
 };
@@ -55,7 +55,7 @@ use prometheus_client::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backplane, Hub, HubInner, Located, Position, PresenceKind, Publication};
+use super::{Backplane, Hub, Located, Position, PresenceKind, Publication, WeakHub};
 use crate::{
     hub_wire::{decode_message as decode, encode_message as encode},
     proto::Message,
@@ -328,7 +328,7 @@ impl RedisBackplane {
             hub_name: hub.name().to_owned(),
         });
         let (ready_tx, ready) = oneshot::channel();
-        let weak = Arc::downgrade(&hub.inner);
+        let weak = hub.downgrade();
         std::thread::Builder::new()
             .name("ws-redis".into())
             .spawn(move || {
@@ -398,11 +398,11 @@ impl Backplane for RedisBackplane {
         let _ = self.asks.send(Ask::Publish(publication));
     }
 
-    fn subscribe(&self, topic: &str) {
+    fn subscribe(&self, topic: &str, _generation: u64) {
         let _ = self.asks.send(Ask::Subscribe(topic.to_owned()));
     }
 
-    fn unsubscribe(&self, topic: &str) {
+    fn unsubscribe(&self, topic: &str, _generation: u64) {
         let _ = self.asks.send(Ask::Unsubscribe(topic.to_owned()));
     }
 
@@ -554,7 +554,7 @@ async fn run(
     config: Config,
     settings: RedisSettings,
     origin: u64,
-    hub: Weak<HubInner>,
+    hub: WeakHub,
     counters: Arc<Counters>,
     mut asks: mpsc::UnboundedReceiver<Ask>,
     ready: oneshot::Sender<Result<(), RedisError>>,
@@ -850,7 +850,7 @@ async fn run(
                         match answer {
                             Some(Snapshot { version, users, position }) => {
                                 if let Some(h) = hub.upgrade() {
-                                    Hub { inner: h }.set_presence(&topic, users);
+                                    h.set_presence(&topic, users);
                                 }
                                 // Where delivery starts from, for a fill after a
                                 // reconnection before any publication came (not
@@ -1197,9 +1197,9 @@ fn parse_presence(raw: &[u8]) -> Option<PresenceChange> {
     })
 }
 
-fn apply_presence(hub: &Weak<HubInner>, topic: &str, change: &PresenceChange) {
+fn apply_presence(hub: &WeakHub, topic: &str, change: &PresenceChange) {
     if let Some(h) = hub.upgrade() {
-        Hub { inner: h }.deliver_presence(topic, &change.user, change.meta.as_deref(), change.kind);
+        h.deliver_presence(topic, &change.user, change.meta.as_deref(), change.kind);
     }
 }
 
@@ -1296,24 +1296,17 @@ fn flush(
 }
 
 /// A topic's position as this server's hub knows it (Redis unreachable).
-fn local_position(hub: &Weak<HubInner>, topic: &str) -> Located {
+fn local_position(hub: &WeakHub, topic: &str) -> Located {
     let position = hub
         .upgrade()
-        .map(|h| h.topic_position(topic))
-        .unwrap_or(Position {
-            epoch: String::new(),
-            offset: 0,
-        });
+        .and_then(|h| h.position(topic))
+        .unwrap_or_else(Position::start);
     Located::new(position, None)
 }
 
-fn local_fallback(hub: &Weak<HubInner>, publication: Publication) {
+fn local_fallback(hub: &WeakHub, publication: Publication) {
     if let Some(hub) = hub.upgrade() {
-        Hub { inner: hub }.publish_local(
-            &publication.topic,
-            publication.message,
-            publication.except,
-        );
+        hub.publish_local(&publication.topic, publication.message, publication.except);
     }
 }
 
@@ -1423,7 +1416,7 @@ fn parse_located(value: Value) -> Option<Located> {
 /// A numbered publication to the hub, once, in the topic's order: one at or
 /// before what was delivered (the channel's copy of a filled one) is skipped.
 fn deliver_in_order(
-    hub: &Weak<HubInner>,
+    hub: &WeakHub,
     delivered: &mut HashMap<String, Position>,
     topic: &str,
     origin: u64,
@@ -1440,7 +1433,7 @@ fn deliver_in_order(
     };
     // The sender is skipped on the server it is on.
     let except = envelope.except.filter(|_| envelope.origin == origin);
-    Hub { inner: hub }.deliver_numbered(topic, &envelope.position, envelope.message, except);
+    hub.deliver_numbered(topic, &envelope.position, envelope.message, except);
 }
 
 impl crate::metrics::HubMetrics for RedisBackplane {

@@ -3,7 +3,10 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
     time::Instant,
 };
 
@@ -45,6 +48,9 @@ pub(super) struct TopicState {
     /// The users across servers (from a backplane that shares presence), with
     /// their metadata; `None` without one.
     pub global_users: Option<std::collections::BTreeMap<Arc<str>, Option<Arc<str>>>>,
+    /// The generation of the latest subscribe or unsubscribe decision (see
+    /// [`Backplane::subscribe`](super::Backplane::subscribe)); 0 before any.
+    pub generation: u64,
 }
 
 impl Topic {
@@ -61,6 +67,7 @@ impl Topic {
                 users: HashMap::new(),
                 per_shard: Vec::new(),
                 global_users: None,
+                generation: 0,
             }),
         }
     }
@@ -68,6 +75,14 @@ impl Topic {
     pub fn lock(&self) -> MutexGuard<'_, TopicState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The next subscription generation: increasing across every topic of every hub
+/// of the process, so that a later decision about a topic always carries a larger
+/// one, even after the topic was forgotten and made again.
+pub(super) fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A fresh epoch: 16 random hex digits (a string, so that a browser's JSON keeps

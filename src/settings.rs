@@ -703,7 +703,9 @@ impl Default for HubSettings {
 
 /// The hub's Redis backplane (the `[redis]` section; feature `redis`): publications
 /// through Redis pub/sub, numbered and kept in Redis Streams, presence in Redis
-/// hashes, so that hubs on several servers act as one.
+/// hashes, so that hubs on several servers act as one. [`check`](Self::check)
+/// says whether the values are in range (the backplane refuses to start
+/// otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
@@ -715,46 +717,74 @@ pub struct RedisSettings {
     /// `redis://host:port/db` (or `redis-cluster://host:port?node=host:port` for a
     /// cluster). Default: empty, no backplane.
     pub url: String,
-    /// The prefix of every key and channel. Default `"ws"`.
+    /// The prefix of every key and channel; no `{` or `}` (a brace would make
+    /// the prefix the cluster hash tag of every key: one slot for all). Default
+    /// `"ws"`.
     pub prefix: String,
     /// Use sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): in a cluster, a
     /// topic's messages stay on its shard instead of going to every node.
     /// Default `false`.
     pub sharded: bool,
     /// How long a topic's state (epoch, offsets, history) stays in Redis after its
-    /// last publication; `None` (0 in TOML) forever. Default 24 hours.
+    /// last publication; `None` (0 in TOML) forever. At most 3,650 days. Default
+    /// 24 hours.
     #[cfg_attr(feature = "serde", serde(rename = "topic_ttl_ms", with = "millis_opt"))]
     pub topic_ttl: Option<Duration>,
-    /// Publications on their way to Redis at most; past it (Redis slow or gone)
-    /// they are delivered on this server only and counted as dropped. Default
-    /// 10,000.
+    /// Publications queued or on their way to Redis at most (everything not yet
+    /// answered counts); past it (Redis slow or gone) they are delivered on this
+    /// server only and counted as dropped. 1 to 16,777,216. Default 10,000.
     pub max_in_flight: usize,
     /// Messages of the subscription waiting to be read at most (each of the Redis
     /// client's event channels holds this many slots, allocated up front); past it
     /// the subscription lags, and what it missed is taken from the topic's stream
-    /// in its place (`ws_backplane_filled`). Default 4,096.
+    /// in its place (`ws_backplane_filled`). Also the most publications of a topic
+    /// held back while what it missed is read from its stream. 16 to 1,048,576.
+    /// Default 4,096.
     pub subscription_buffer: usize,
     /// How long a server's presence entries live without its refresh: a crashed
-    /// server's members disappear within this. Default 15 s.
+    /// server's members disappear within this. 30 ms to 1 day. Default 15 s.
     #[cfg_attr(feature = "serde", serde(rename = "presence_ttl_ms", with = "millis"))]
     pub presence_ttl: Duration,
-    /// A command that takes longer fails (and the publication is delivered here
-    /// only). Default 2 s.
+    /// How long any presence key (and the list of servers) lives in Redis without
+    /// a write or a refresh: live servers give theirs their time again before a
+    /// quarter of it has gone, so that what no server is left to sweep goes too.
+    /// At least twice `presence_ttl`, at most 30 days. Default 1 hour.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "presence_keys_ttl_ms", with = "millis")
+    )]
+    pub presence_keys_ttl: Duration,
+    /// A command that takes longer fails. A publication that fails so is
+    /// delivered on this server only (`ws_backplane_dropped`), unless its
+    /// connection lives: Redis may then still carry it out (it cannot be taken
+    /// back once written), so it is not delivered here and counted in
+    /// `ws_backplane_abandoned`. 1 ms to 10 minutes. Default 2 s.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "command_timeout_ms", with = "millis")
     )]
     pub command_timeout: Duration,
-    /// The first wait before reconnecting, doubled up to `reconnect_max`.
+    /// The first wait before reconnecting, doubled up to `reconnect_max`; also
+    /// the first wait before a failed subscription is tried again and before the
+    /// backplane's task is started again after a crash. 1 ms to `reconnect_max`.
     /// Default 100 ms.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "reconnect_initial_ms", with = "millis")
     )]
     pub reconnect_initial: Duration,
-    /// The longest wait between reconnect attempts. Default 5 s.
+    /// The longest wait between reconnect attempts (and between tries of a failed
+    /// subscription, and restarts). At most 1 hour. Default 5 s.
     #[cfg_attr(feature = "serde", serde(rename = "reconnect_max_ms", with = "millis"))]
     pub reconnect_max: Duration,
+    /// How often the subscriptions are compared with the topics the hub holds
+    /// members of (a difference seen twice in a row is repaired, and counted in
+    /// `ws_backplane_reconciled`). 10 ms to 1 hour. Default 10 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "reconcile_interval_ms", with = "millis")
+    )]
+    pub reconcile_interval: Duration,
 }
 
 impl Default for RedisSettings {
@@ -767,10 +797,88 @@ impl Default for RedisSettings {
             max_in_flight: 10_000,
             subscription_buffer: 4096,
             presence_ttl: Duration::from_secs(15),
+            presence_keys_ttl: Duration::from_secs(3600),
             command_timeout: Duration::from_secs(2),
             reconnect_initial: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
+            reconcile_interval: Duration::from_secs(10),
         }
+    }
+}
+
+/// A `[redis]` setting out of its range ([`RedisSettings::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("redis.{name}: {reason}")]
+#[non_exhaustive]
+pub struct InvalidRedisSetting {
+    /// The setting (its field's name).
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl RedisSettings {
+    /// Whether every value is in its documented range (none can overflow a
+    /// duration or a count the backplane computes from it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut redis = websocket_driver::RedisSettings::default();
+    /// assert!(redis.check().is_ok());
+    /// redis.command_timeout = Duration::from_millis(u64::MAX);
+    /// assert_eq!(redis.check().unwrap_err().name, "command_timeout");
+    /// ```
+    pub fn check(&self) -> Result<(), InvalidRedisSetting> {
+        let bad = |name: &'static str, reason: String| Err(InvalidRedisSetting { name, reason });
+        let within = |name: &'static str, value: Duration, min: Duration, max: Duration| {
+            if value < min || value > max {
+                return bad(name, format!("{value:?} is not within {min:?}..={max:?}"));
+            }
+            Ok(())
+        };
+        const MS: Duration = Duration::from_millis(1);
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        if self.prefix.contains(['{', '}']) {
+            return bad("prefix", format!("{:?} holds a brace", self.prefix));
+        }
+        if !(1..=1 << 24).contains(&self.max_in_flight) {
+            return bad(
+                "max_in_flight",
+                format!("{} is not within 1..=16777216", self.max_in_flight),
+            );
+        }
+        if !(16..=1 << 20).contains(&self.subscription_buffer) {
+            return bad(
+                "subscription_buffer",
+                format!("{} is not within 16..=1048576", self.subscription_buffer),
+            );
+        }
+        if let Some(ttl) = self.topic_ttl {
+            within("topic_ttl", ttl, MS, 3650 * DAY)?;
+        }
+        within("presence_ttl", self.presence_ttl, 30 * MS, DAY)?;
+        within(
+            "presence_keys_ttl",
+            self.presence_keys_ttl,
+            self.presence_ttl.saturating_mul(2),
+            30 * DAY,
+        )?;
+        within(
+            "command_timeout",
+            self.command_timeout,
+            MS,
+            10 * 60 * 1000 * MS,
+        )?;
+        within("reconnect_max", self.reconnect_max, MS, HOUR)?;
+        within(
+            "reconnect_initial",
+            self.reconnect_initial,
+            MS,
+            self.reconnect_max,
+        )?;
+        within("reconcile_interval", self.reconcile_interval, 10 * MS, HOUR)?;
+        Ok(())
     }
 }
 

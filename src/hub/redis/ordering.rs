@@ -1,0 +1,330 @@
+//! Each subscribed topic's publications, delivered once and in offset order.
+//!
+//! The subscription brings a topic's publications in order; a jump in offsets (the
+//! subscription fell behind, or was cut and made again) has what went by unseen
+//! taken from the topic's stream ([`FILL`](super::scripts::FILL)) and delivered
+//! in its place, with what arrives meanwhile held back (at most `max_held`; past
+//! it the fill is given up). What the stream no longer has is counted as lost
+//! when the publication after it is delivered. A publication at or before
+//! the last delivered is a copy (the channel's of a filled one): skipped. A
+//! publication in another epoch (the topic's numbering started again in Redis)
+//! is delivered and counted as a reset. A plain struct, without I/O.
+//!
+//! Only topics the subscription state machine wants are fed here: a late message
+//! for a topic no longer wanted never re-creates its state.
+
+use std::collections::HashMap;
+
+use super::{
+    super::Position,
+    reply::{Envelope, Fill},
+};
+
+#[derive(Debug, Default)]
+struct Topic {
+    /// The last publication delivered.
+    delivered: Option<Position>,
+    /// Where the topic stood when its presence was read (after the subscription
+    /// was made): where a fill starts from before anything was delivered.
+    baseline: Option<Position>,
+    /// A fill on its way: its number and what came meanwhile.
+    filling: Option<(u64, Vec<Envelope>)>,
+    /// How far the last fill looked: what it did not find up to there is gone
+    /// (a later jump within it is counted, not asked for again).
+    checked: Option<Position>,
+}
+
+/// A fill to ask Redis for: the topic's publications after `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FillRequest {
+    pub number: u64,
+    pub since: Option<Position>,
+}
+
+/// What a step found: publications to deliver now (in order), a fill to ask for,
+/// and counts.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    pub deliver: Vec<Envelope>,
+    pub fill: Option<FillRequest>,
+    /// Publications known missed and not recoverable.
+    pub lost: u64,
+    /// Publications taken from the stream.
+    pub filled: u64,
+    /// Times the numbering started again.
+    pub resets: u64,
+    /// Copies skipped.
+    pub duplicates: u64,
+}
+
+/// The order of every subscribed topic (see the module docs).
+#[derive(Debug)]
+pub(super) struct Ordering {
+    topics: HashMap<String, Topic>,
+    fills: u64,
+    max_held: usize,
+}
+
+impl Ordering {
+    pub fn new(max_held: usize) -> Ordering {
+        Ordering {
+            topics: HashMap::new(),
+            fills: 0,
+            max_held: max_held.max(1),
+        }
+    }
+
+    /// A publication for `topic` from the subscription.
+    pub fn message(&mut self, topic: &str, envelope: Envelope) -> Outcome {
+        let mut out = Outcome::default();
+        let max_held = self.max_held;
+        let t = self.topics.entry(topic.to_owned()).or_default();
+        if let Some((_, held)) = &mut t.filling {
+            if held.len() < max_held {
+                held.push(envelope);
+                return out;
+            }
+            // The fill takes too long: given up, what was held delivered (the
+            // gap stays, counted).
+            let (_, held) = t.filling.take().unwrap_or_default();
+            for e in held.into_iter().chain(std::iter::once(envelope)) {
+                deliver(t, e, &mut out);
+            }
+            return out;
+        }
+        let p = &envelope.position;
+        let gap = t.delivered.as_ref().is_some_and(|at| {
+            at.epoch == p.epoch && at.offset.checked_add(1).is_some_and(|next| p.offset > next)
+        }) && !t
+            .checked
+            .as_ref()
+            .is_some_and(|c| c.epoch == p.epoch && p.offset.saturating_sub(1) <= c.offset);
+        if gap {
+            self.fills += 1;
+            out.fill = Some(FillRequest {
+                number: self.fills,
+                since: t.delivered.clone(),
+            });
+            t.filling = Some((self.fills, vec![envelope]));
+            return out;
+        }
+        deliver(t, envelope, &mut out);
+        out
+    }
+
+    /// The subscription of `topic` was made again (or fell behind): what it may
+    /// have missed is asked for, from the last delivered (or the baseline).
+    pub fn missed(&mut self, topic: &str) -> Option<FillRequest> {
+        let t = self.topics.get_mut(topic)?;
+        if t.filling.is_some() {
+            return None;
+        }
+        let since = t.delivered.clone().or_else(|| t.baseline.clone())?;
+        self.fills += 1;
+        t.filling = Some((self.fills, Vec::new()));
+        Some(FillRequest {
+            number: self.fills,
+            since: Some(since),
+        })
+    }
+
+    /// The answer to fill `number` of `topic` (`None`: it failed; what was held
+    /// is delivered as it came).
+    pub fn filled(&mut self, topic: &str, number: u64, fill: Option<Fill>) -> Outcome {
+        let mut out = Outcome::default();
+        let Some(t) = self.topics.get_mut(topic) else {
+            return out;
+        };
+        if t.filling.as_ref().is_none_or(|(n, _)| *n != number) {
+            return out;
+        }
+        let (_, held) = t.filling.take().unwrap_or_default();
+        if let Some(fill) = fill {
+            let before = out.deliver.len();
+            for e in fill.entries {
+                deliver(t, e, &mut out);
+            }
+            out.filled += (out.deliver.len() - before) as u64;
+            t.checked = Some(Position {
+                epoch: fill.epoch,
+                offset: fill.last,
+            });
+        }
+        for e in held {
+            deliver(t, e, &mut out);
+        }
+        out
+    }
+
+    /// Where `topic` stood when its presence was read.
+    pub fn set_baseline(&mut self, topic: &str, position: Position) {
+        self.topics.entry(topic.to_owned()).or_default().baseline = Some(position);
+    }
+
+    /// `topic` is no longer subscribed: its state goes.
+    pub fn forget(&mut self, topic: &str) {
+        self.topics.remove(topic);
+    }
+
+    /// Topics with state.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.topics.len()
+    }
+}
+
+/// Deliver `e` unless it is at or before what was delivered in its epoch.
+fn deliver(t: &mut Topic, e: Envelope, out: &mut Outcome) {
+    if let Some(at) = &t.delivered {
+        if at.epoch == e.position.epoch {
+            if e.position.offset <= at.offset {
+                out.duplicates += 1;
+                return;
+            }
+            // A jump the fill could not close (given up, or the stream was
+            // trimmed): counted.
+            if let Some(next) = at.offset.checked_add(1) {
+                out.lost += e.position.offset.saturating_sub(next);
+            }
+        } else {
+            out.resets += 1;
+        }
+    }
+    t.delivered = Some(e.position.clone());
+    out.deliver.push(e);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{proto::Message, ConnId};
+
+    fn env(epoch: &str, offset: u64) -> Envelope {
+        Envelope {
+            origin: 1,
+            except: None::<ConnId>,
+            position: Position {
+                epoch: epoch.into(),
+                offset,
+            },
+            message: Message::from(format!("{offset}")),
+        }
+    }
+
+    fn offsets(out: &Outcome) -> Vec<u64> {
+        out.deliver.iter().map(|e| e.position.offset).collect()
+    }
+
+    #[test]
+    fn a_gap_is_filled_from_the_stream_in_its_place() {
+        let mut o = Ordering::new(100);
+        assert_eq!(offsets(&o.message("t", env("e", 1))), [1]);
+        let out = o.message("t", env("e", 4));
+        assert!(out.deliver.is_empty());
+        let request = out.fill.unwrap();
+        assert_eq!(request.since.unwrap().offset, 1);
+        assert!(o.message("t", env("e", 5)).deliver.is_empty(), "held");
+        let fill = Fill {
+            epoch: "e".into(),
+            last: 5,
+            entries: vec![env("e", 2), env("e", 3), env("e", 4), env("e", 5)],
+        };
+        let out = o.filled("t", request.number, Some(fill));
+        assert_eq!(offsets(&out), [2, 3, 4, 5]);
+        assert_eq!((out.filled, out.lost, out.duplicates), (4, 0, 2));
+    }
+
+    #[test]
+    fn what_the_stream_no_longer_had_is_counted_once() {
+        let mut o = Ordering::new(100);
+        o.message("t", env("e", 1));
+        let request = o.message("t", env("e", 9)).fill.unwrap();
+        // Entries 2..=5 were trimmed; 6..=8 are there; 9 is the one held; 10 is
+        // on its way on the subscription.
+        let fill = Fill {
+            epoch: "e".into(),
+            last: 10,
+            entries: vec![
+                env("e", 6),
+                env("e", 7),
+                env("e", 8),
+                env("e", 9),
+                env("e", 10),
+            ],
+        };
+        let out = o.filled("t", request.number, Some(fill));
+        assert_eq!(offsets(&out), [6, 7, 8, 9, 10]);
+        assert_eq!((out.lost, out.duplicates), (4, 1));
+        assert_eq!(o.message("t", env("e", 10)).duplicates, 1);
+        // After a reconnection, a topic without history: 11..=13 went by unseen
+        // and are gone; 14 comes by the new subscription.
+        let request = o.missed("t").unwrap();
+        let fill = Fill {
+            epoch: "e".into(),
+            last: 14,
+            entries: vec![],
+        };
+        assert!(o.filled("t", request.number, Some(fill)).deliver.is_empty());
+        let out = o.message("t", env("e", 14));
+        assert_eq!(
+            (offsets(&out), out.lost),
+            (vec![14], 3),
+            "counted, not asked again"
+        );
+        assert!(out.fill.is_none());
+        let out = o.message("t", env("e", 15));
+        assert_eq!((offsets(&out), out.lost), (vec![15], 0));
+    }
+
+    #[test]
+    fn an_offset_at_the_end_of_the_range_is_no_panic() {
+        let mut o = Ordering::new(100);
+        o.message("t", env("e", u64::MAX));
+        let out = o.message("t", env("e", u64::MAX));
+        assert_eq!(out.duplicates, 1);
+        let out = o.message("t", env("e", 3));
+        assert_eq!(out.duplicates, 1);
+        o.message("u", env("e", u64::MAX - 2));
+        assert!(o.message("u", env("e", u64::MAX)).fill.is_some());
+    }
+
+    #[test]
+    fn a_fill_that_takes_too_long_is_given_up_and_the_gap_counted() {
+        let mut o = Ordering::new(2);
+        o.message("t", env("e", 1));
+        assert!(o.message("t", env("e", 5)).fill.is_some());
+        o.message("t", env("e", 6));
+        let out = o.message("t", env("e", 7));
+        assert_eq!(offsets(&out), [5, 6, 7]);
+        assert_eq!(out.lost, 3);
+    }
+
+    #[test]
+    fn a_stale_fill_answer_and_a_forgotten_topic_change_nothing() {
+        let mut o = Ordering::new(10);
+        o.message("t", env("e", 1));
+        let first = o.message("t", env("e", 3)).fill.unwrap();
+        o.forget("t");
+        assert_eq!(o.len(), 0);
+        let out = o.filled("t", first.number, None);
+        assert!(out.deliver.is_empty());
+        assert_eq!(o.len(), 0, "not re-created");
+        assert_eq!(o.missed("t"), None);
+    }
+
+    #[test]
+    fn a_new_epoch_is_delivered_and_counted_as_a_reset() {
+        let mut o = Ordering::new(10);
+        o.message("t", env("e", 7));
+        let out = o.message("t", env("f", 1));
+        assert_eq!((offsets(&out), out.resets), (vec![1], 1));
+        o.set_baseline(
+            "u",
+            Position {
+                epoch: "e".into(),
+                offset: 4,
+            },
+        );
+        assert_eq!(o.missed("u").unwrap().since.unwrap().offset, 4);
+    }
+}

@@ -1,0 +1,865 @@
+//! The backplane's task, on a thread of its own (a tokio runtime), and its
+//! supervisor: the task serves the hub's asks and Redis's messages with one
+//! `select!` over its parts, none preferred (publications, the subscription's
+//! messages, the answers of its own commands, heartbeats, reconnections and the
+//! reconciliation each get their turn under any backlog). If it panics or ends,
+//! the supervisor counts and logs it, settles what it left (see
+//! [`Supervisor::settle`]) and starts it again after a back-off; the new task
+//! subscribes to what the hub wants and announces its presence again.
+
+use std::{
+    collections::{HashMap, HashSet},
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use fred::{
+    clients::SubscriberClient,
+    prelude::*,
+    types::{scripts::Script, Message as RedisMessage},
+};
+use tokio::sync::{broadcast::error::RecvError, mpsc, oneshot};
+
+use super::{
+    counters::add,
+    keys,
+    ordering::{FillRequest, Ordering, Outcome},
+    presence::{Presence, PresenceState},
+    publish::{fresh_epoch, Publisher},
+    reply::{self, Fill, Snapshot},
+    scripts,
+    subscriptions::{backoff, Command, Effect, Subscriptions, Tally},
+    Pending, RedisError, Shared, DOWN, STARTING, STOPPING, UP,
+};
+use crate::{
+    hub::{Position, PresenceKind, Publication},
+    settings::RedisSettings,
+};
+
+/// What the hub asks of the backplane's task.
+pub(super) enum Ask {
+    Subscribe(String, u64),
+    Unsubscribe(String, u64),
+    Locate(Pending, Option<Position>),
+    Presence(String, String, Option<String>, PresenceKind),
+    Stop(Duration),
+    /// Panic, to test the supervisor.
+    #[cfg(test)]
+    Crash,
+}
+
+/// What the task's own commands report back.
+pub(super) enum Event {
+    /// A subscription command was answered.
+    Confirmed {
+        topic: String,
+        command: Command,
+        id: u64,
+        ok: bool,
+    },
+    /// A topic's presence as Redis has it (numbered; `None`: the read failed).
+    Snapshot(String, u64, Option<Snapshot>),
+    /// What a topic's fill found (numbered; `None`: it failed).
+    Filled(String, u64, Option<Fill>),
+    /// Redis does not know this server (restarted, or swept it as dead): its
+    /// presence is announced again and every topic's presence read again.
+    Forgotten,
+}
+
+/// How a task ended.
+enum Exit {
+    /// Stopped (asked, or the backplane was dropped).
+    Stopped,
+    /// Redis could not be reached at start: `start` was told.
+    NotStarted,
+    /// Redis could not be reached for a restart.
+    ConnectFailed,
+    /// It ended without being asked to.
+    Lost(&'static str),
+}
+
+/// What lives across the task's restarts, and runs them.
+pub(super) struct Supervisor {
+    pub config: Config,
+    pub settings: RedisSettings,
+    pub origin: u64,
+    pub shared: Arc<Shared>,
+    pub asks: mpsc::UnboundedReceiver<Ask>,
+    pub pubs: mpsc::UnboundedReceiver<Publication>,
+    pub ready: Option<oneshot::Sender<Result<(), RedisError>>>,
+}
+
+impl Supervisor {
+    /// Run tasks until one stops; `finished` is told at the end.
+    pub fn run(mut self, finished: oneshot::Sender<()>) {
+        let mut attempts = 0u32;
+        loop {
+            let outcome =
+                catch_unwind(AssertUnwindSafe(
+                    || match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime.block_on(self.task()),
+                        Err(err) => {
+                            tracing::error!(%err, "redis backplane: no runtime");
+                            Exit::ConnectFailed
+                        }
+                    },
+                ));
+            self.shared.set_state_unless_stopping(DOWN);
+            self.settle();
+            match outcome {
+                Ok(Exit::Stopped | Exit::NotStarted) => break,
+                Ok(Exit::ConnectFailed) => attempts = attempts.saturating_add(1),
+                Ok(Exit::Lost(why)) => {
+                    attempts = 1;
+                    add(&self.shared.counters.restarts, 1);
+                    tracing::error!(why, "redis backplane task ended: restarting it");
+                }
+                Err(panic) => {
+                    attempts = 1;
+                    add(&self.shared.counters.restarts, 1);
+                    tracing::error!(
+                        panic = super::panic_message(&*panic),
+                        "redis backplane task panicked: restarting it"
+                    );
+                }
+            }
+            let wait = backoff(
+                self.settings.reconnect_initial,
+                self.settings.reconnect_max,
+                attempts,
+            );
+            if self.wait_or_stop(wait) {
+                break;
+            }
+        }
+        self.shared.set_state(super::STOPPED);
+        self.settle();
+        let _ = finished.send(());
+    }
+
+    /// After a task: publications it sent and never saw answered are counted
+    /// as abandoned; those still queued are delivered here (dropped for the
+    /// others); joins it left unanswered are answered from here.
+    fn settle(&mut self) {
+        let abandoned = self
+            .shared
+            .awaiting
+            .swap(0, std::sync::atomic::Ordering::AcqRel);
+        self.shared.release(abandoned);
+        add(&self.shared.counters.abandoned, abandoned as u64);
+        while let Ok(publication) = self.pubs.try_recv() {
+            self.shared.release(1);
+            add(&self.shared.counters.dropped, 1);
+            add(&self.shared.counters.dropped_while_down, 1);
+            self.shared.local(publication);
+        }
+        self.shared.answer_orphans();
+    }
+
+    /// Wait `wait` before the next task; true when a stop came meanwhile.
+    fn wait_or_stop(&mut self, wait: Duration) -> bool {
+        if self.shared.state() == STOPPING {
+            return true;
+        }
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        else {
+            std::thread::sleep(wait);
+            return self.shared.state() == STOPPING;
+        };
+        let shared = self.shared.clone();
+        runtime.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shared.stop.notified() => {}
+            }
+        });
+        self.shared.state() == STOPPING
+    }
+
+    /// One task: connect, then serve until stopped or lost.
+    async fn task(&mut self) -> Exit {
+        let first = self.ready.is_some();
+        let conns = match connect(&self.config, &self.settings).await {
+            Ok(conns) => conns,
+            Err(err) => {
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Err(err));
+                    return Exit::NotStarted;
+                }
+                tracing::warn!(%err, "redis backplane: cannot connect yet");
+                return Exit::ConnectFailed;
+            }
+        };
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Ok(()));
+        }
+        let (mut task, answers) = Task::new(conns, &self.settings, self.origin, &self.shared);
+        if !self.shared.set_state_from(&[STARTING, DOWN], UP) {
+            // A stop came while it connected.
+            task.stopping = Some(Instant::now());
+        }
+        if !first {
+            task.restarted();
+        }
+        task.run(&mut self.asks, &mut self.pubs, answers).await
+    }
+}
+
+/// The task's three connections.
+struct Conns {
+    /// Reads, heartbeats, sweeps, fills and locates (with the command timeout).
+    control: Client,
+    /// Publications and presence announcements, in order.
+    writer: Client,
+    subscriber: SubscriberClient,
+}
+
+async fn connect(config: &Config, s: &RedisSettings) -> Result<Conns, RedisError> {
+    let config_err = |e: fred::error::Error| RedisError::Config(e.to_string());
+    let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1);
+    let policy =
+        ReconnectPolicy::new_exponential(0, ms(s.reconnect_initial), ms(s.reconnect_max), 2);
+    let perf = |timeout: Duration, capacity: usize| PerformanceConfig {
+        default_command_timeout: timeout,
+        broadcast_channel_capacity: capacity,
+        ..PerformanceConfig::default()
+    };
+    let mut builder = Builder::from_config(config.clone());
+    builder.set_policy(policy);
+    // The subscription's messages are read as fast as they come: its channel
+    // only rides out a burst (a lag is filled from the streams). Its slots are
+    // allocated up front in each of the client's event channels.
+    let buffer = s.subscription_buffer.max(16);
+    builder.with_performance_config(|p| *p = perf(s.command_timeout, buffer));
+    let subscriber = builder.build_subscriber_client().map_err(config_err)?;
+    builder.with_performance_config(|p| *p = perf(s.command_timeout, 16));
+    let control = builder.build().map_err(config_err)?;
+    // The writer fails what was written on a connection that closed (never
+    // written again: it may have been carried out).
+    builder.with_performance_config(|p| *p = perf(s.command_timeout, 16));
+    builder.with_connection_config(|c| c.max_command_attempts = 1);
+    let writer = builder.build().map_err(config_err)?;
+    let started = async {
+        control.init().await?;
+        writer.init().await?;
+        subscriber.init().await?;
+        Ok::<(), fred::error::Error>(())
+    };
+    let limit = s
+        .command_timeout
+        .max(Duration::from_secs(1))
+        .saturating_mul(3);
+    match tokio::time::timeout(limit, started).await {
+        Ok(Ok(())) => Ok(Conns {
+            control,
+            writer,
+            subscriber,
+        }),
+        Ok(Err(e)) => Err(RedisError::Connect(e.to_string())),
+        Err(_) => Err(RedisError::Connect("timed out".into())),
+    }
+}
+
+/// One run of the backplane's task: its connections and its parts.
+struct Task {
+    shared: Arc<Shared>,
+    origin: u64,
+    prefix: String,
+    sharded: bool,
+    topic_ttl_ms: i64,
+    presence_ttl: Duration,
+    keys_ttl: Duration,
+    reconcile_every: Duration,
+    control: Client,
+    writer: Client,
+    subscriber: SubscriberClient,
+    locate: Script,
+    publisher: Publisher,
+    presence: Presence,
+    subs: Subscriptions,
+    order: Ordering,
+    pstate: PresenceState,
+    /// Joins waiting for their topic's subscription and presence.
+    waiting: HashMap<String, Vec<(Option<Position>, Pending)>>,
+    events: mpsc::UnboundedSender<Event>,
+    events_rx: Option<mpsc::UnboundedReceiver<Event>>,
+    tally: Tally,
+    stopping: Option<Instant>,
+}
+
+impl Task {
+    fn new(
+        conns: Conns,
+        s: &RedisSettings,
+        origin: u64,
+        shared: &Arc<Shared>,
+    ) -> (Task, tokio::task::JoinHandle<()>) {
+        let topic_ttl_ms = s
+            .topic_ttl
+            .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        let (publisher, answers) = Publisher::start(
+            conns.writer.clone(),
+            s.prefix.clone(),
+            origin,
+            s.sharded,
+            topic_ttl_ms,
+            s.command_timeout,
+            shared.clone(),
+        );
+        let presence = Presence {
+            control: conns.control.clone(),
+            writer: conns.writer.clone(),
+            prefix: s.prefix.clone(),
+            sharded: s.sharded,
+            origin,
+            presence_ttl: s.presence_ttl,
+            keys_ttl: s.presence_keys_ttl,
+        };
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let task = Task {
+            shared: shared.clone(),
+            origin,
+            prefix: s.prefix.clone(),
+            sharded: s.sharded,
+            topic_ttl_ms,
+            presence_ttl: s.presence_ttl,
+            keys_ttl: s.presence_keys_ttl,
+            reconcile_every: s.reconcile_interval,
+            control: conns.control,
+            writer: conns.writer,
+            subscriber: conns.subscriber,
+            locate: Script::from_lua(scripts::LOCATE),
+            publisher,
+            presence,
+            subs: Subscriptions::new(
+                s.reconnect_initial,
+                s.reconnect_max,
+                // A late decision is told from a new one for this long.
+                s.reconcile_interval.saturating_mul(6),
+            ),
+            order: Ordering::new(s.subscription_buffer.max(16)),
+            pstate: PresenceState::default(),
+            waiting: HashMap::new(),
+            events,
+            events_rx: Some(events_rx),
+            tally: Tally::default(),
+            stopping: None,
+        };
+        (task, answers)
+    }
+
+    /// After a restart: subscribed to what the hub wants (with its decisions'
+    /// generations), presence announced again.
+    fn restarted(&mut self) {
+        if let Some(hub) = self.shared.hub.upgrade() {
+            for (topic, generation) in hub.subscriptions() {
+                self.subs.ask(&topic, true, generation);
+            }
+        }
+        let _ = self.events.send(Event::Forgotten);
+    }
+
+    async fn run(
+        &mut self,
+        asks: &mut mpsc::UnboundedReceiver<Ask>,
+        pubs: &mut mpsc::UnboundedReceiver<Publication>,
+        mut answers: tokio::task::JoinHandle<()>,
+    ) -> Exit {
+        let Some(mut events) = self.events_rx.take() else {
+            return Exit::Lost("no events");
+        };
+        let mut messages = self.subscriber.message_rx();
+        let mut resubscribed = self.subscriber.reconnect_rx();
+        let mut reconnected = self.writer.reconnect_rx();
+        let mut heartbeat =
+            tokio::time::interval((self.presence_ttl / 3).max(Duration::from_millis(10)));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reconcile = tokio::time::interval(self.reconcile_every);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first_beat = true;
+        let mut batch = Vec::with_capacity(64);
+        let never = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        loop {
+            let now = Instant::now();
+            if self.subs.has_work() {
+                let effects = self.subs.flush(now);
+                self.apply(effects);
+            }
+            self.sync_tally();
+            if let Some(deadline) = self.stopping {
+                if self.shared.in_flight() == 0 || now >= deadline {
+                    return self.finish(asks).await;
+                }
+            }
+            let retry = self
+                .subs
+                .next_retry()
+                .map_or(never, tokio::time::Instant::from_std);
+            let stop_at = self.stopping.map_or(never, tokio::time::Instant::from_std);
+            tokio::select! {
+                message = messages.recv() => match message {
+                    Ok(message) => self.on_message(message),
+                    Err(RecvError::Lagged(skipped)) => {
+                        tracing::warn!(skipped, "redis backplane fell behind its subscription: filling from the streams");
+                        self.resync();
+                    }
+                    Err(RecvError::Closed) => return Exit::Lost("the subscription's messages ended"),
+                },
+                n = pubs.recv_many(&mut batch, 64) => {
+                    if n == 0 {
+                        return Exit::Lost("the publications' queue closed");
+                    }
+                    for publication in batch.drain(..) {
+                        self.publisher.send(publication);
+                    }
+                }
+                ask = asks.recv() => {
+                    let Some(ask) = ask else {
+                        // The backplane was dropped: a stop.
+                        return self.finish(asks).await;
+                    };
+                    self.on_ask(ask);
+                    // Batched: the decisions queued now are taken before one
+                    // SUBSCRIBE is sent for them all.
+                    for _ in 0..256 {
+                        let Ok(ask) = asks.try_recv() else { break };
+                        self.on_ask(ask);
+                    }
+                }
+                Some(event) = events.recv() => self.on_event(event),
+                _ = heartbeat.tick() => {
+                    self.presence.heartbeat(std::mem::take(&mut first_beat), &self.events);
+                    let due = self.pstate.due_refresh(Instant::now(), self.keys_ttl / 4);
+                    if !due.is_empty() {
+                        self.presence.refresh(due);
+                    }
+                }
+                _ = reconcile.tick() => self.reconcile(),
+                _ = tokio::time::sleep_until(retry) => {}
+                _ = tokio::time::sleep_until(stop_at) => {}
+                Ok(_) = resubscribed.recv() => {
+                    add(&self.shared.counters.reconnects, 1);
+                    tracing::info!("redis backplane's subscription reconnected: subscribing again");
+                    self.subs.connection_lost();
+                }
+                Ok(_) = reconnected.recv() => {
+                    add(&self.shared.counters.reconnects, 1);
+                    tracing::info!("redis backplane reconnected");
+                    let _ = self.events.send(Event::Forgotten);
+                }
+                _ = &mut answers => return Exit::Lost("the publications' answers ended"),
+            }
+        }
+    }
+
+    fn on_ask(&mut self, ask: Ask) {
+        match ask {
+            Ask::Subscribe(topic, generation) => {
+                self.subs.ask(&topic, true, generation);
+            }
+            Ask::Unsubscribe(topic, generation) => {
+                self.subs.ask(&topic, false, generation);
+            }
+            Ask::Locate(pending, since) => {
+                let topic = pending.topic.clone();
+                if !self.subs.wants(&topic) {
+                    // Left already: nothing to wait for.
+                    pending.answer_here();
+                } else if self.subs.is_ready(&topic) && !self.pstate.snapshotting(&topic) {
+                    self.locate(pending, since);
+                } else {
+                    self.waiting
+                        .entry(topic)
+                        .or_default()
+                        .push((since, pending));
+                }
+            }
+            Ask::Presence(topic, user, meta, kind) => {
+                let last =
+                    self.pstate
+                        .local(&topic, &user, kind == PresenceKind::Joined, Instant::now());
+                self.presence
+                    .announce(&topic, &user, meta.as_deref(), kind, last);
+            }
+            Ask::Stop(drain) => {
+                let deadline = Instant::now() + drain;
+                self.stopping = Some(self.stopping.map_or(deadline, |d| d.min(deadline)));
+            }
+            #[cfg(test)]
+            Ask::Crash => panic!("a crash asked for by a test"),
+        }
+    }
+
+    fn on_message(&mut self, message: RedisMessage) {
+        let counters = &self.shared.counters;
+        let (Some(topic), Some(raw)) = (
+            keys::topic_of(&self.prefix, &message.channel),
+            reply::bytes(&message.value),
+        ) else {
+            add(&counters.malformed, 1);
+            return;
+        };
+        let presence = raw.starts_with(b"p1\n");
+        if !presence {
+            add(&counters.received, 1);
+        }
+        if !self.subs.wants(&topic) {
+            // Not for this server any more: dropped, its order left alone.
+            add(&counters.unwanted, 1);
+            return;
+        }
+        if presence {
+            let Some(change) = reply::presence_change(&raw) else {
+                add(&counters.malformed, 1);
+                tracing::warn!(channel = %message.channel, "unreadable presence on the backplane");
+                return;
+            };
+            if let Some(change) = self.pstate.change(&topic, change) {
+                self.apply_presence(&topic, &change);
+            }
+            return;
+        }
+        let Some(envelope) = reply::envelope(&raw) else {
+            add(&counters.malformed, 1);
+            tracing::warn!(channel = %message.channel, "unreadable envelope on the backplane");
+            return;
+        };
+        let out = self.order.message(&topic, envelope);
+        self.outcome(&topic, out);
+    }
+
+    /// Deliver what ordering let through; ask for the fill it asked for.
+    fn outcome(&mut self, topic: &str, out: Outcome) {
+        let c = &self.shared.counters;
+        add(&c.filled, out.filled);
+        add(&c.lost, out.lost);
+        add(&c.resets, out.resets);
+        if out.lost > 0 {
+            tracing::warn!(%topic, lost = out.lost, "publications missed and no longer in the stream");
+        }
+        if let Some(request) = out.fill {
+            self.fill(topic, request);
+        }
+        if out.deliver.is_empty() {
+            return;
+        }
+        let Some(hub) = self.shared.hub.upgrade() else {
+            return;
+        };
+        for e in out.deliver {
+            // The sender is skipped on the server it is on.
+            let except = e.except.filter(|_| e.origin == self.origin);
+            self.shared.guarded(|| {
+                hub.deliver_numbered(topic, &e.position, e.message, except);
+            });
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Confirmed {
+                topic,
+                command,
+                id,
+                ok,
+            } => self.subs.confirmed(&topic, command, id, ok, Instant::now()),
+            Event::Snapshot(topic, number, answer) => {
+                let Some(newer) = self.pstate.snapshot_done(&topic, number, answer.as_ref()) else {
+                    return;
+                };
+                if let Some(Snapshot {
+                    users, position, ..
+                }) = answer
+                {
+                    if let Some(hub) = self.shared.hub.upgrade() {
+                        hub.set_presence(&topic, users);
+                    }
+                    self.order.set_baseline(&topic, position);
+                }
+                for change in newer {
+                    self.apply_presence(&topic, &change);
+                }
+                self.serve_waiting(&topic);
+            }
+            Event::Filled(topic, number, fill) => {
+                if fill.is_none() {
+                    tracing::debug!(%topic, "redis fill failed: delivered as they come");
+                }
+                let out = self.order.filled(&topic, number, fill);
+                self.outcome(&topic, out);
+            }
+            Event::Forgotten => {
+                // Announced again (idempotent), then read again: what changed
+                // while Redis did not know this server is told.
+                if let Some(hub) = self.shared.hub.upgrade() {
+                    let now = Instant::now();
+                    for (topic, users) in hub.local_presence() {
+                        for (user, meta) in users {
+                            self.pstate.local(&topic, &user, true, now);
+                            self.presence.announce(
+                                &topic,
+                                &user,
+                                meta.as_deref(),
+                                PresenceKind::Joined,
+                                false,
+                            );
+                        }
+                    }
+                }
+                let topics: Vec<String> = self.subs.subscribed().map(str::to_owned).collect();
+                for topic in topics {
+                    if self.subs.is_ready(&topic) {
+                        self.snapshot(&topic);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carry out what the subscription state machine asks for.
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Subscribe(batch) => self.command(Command::Subscribe, batch),
+                Effect::Unsubscribe(batch) => self.command(Command::Unsubscribe, batch),
+                Effect::Ready(topic) => {
+                    // What the subscription may have missed (it was made again),
+                    // then who is present; the joins are answered after that.
+                    if let Some(request) = self.order.missed(&topic) {
+                        self.fill(&topic, request);
+                    }
+                    self.snapshot(&topic);
+                }
+                Effect::Forget(topic) => {
+                    self.order.forget(&topic);
+                    self.pstate.forget(&topic);
+                    for (_, pending) in self.waiting.remove(&topic).unwrap_or_default() {
+                        pending.answer_here();
+                    }
+                }
+                Effect::Failed(topic) => {
+                    // Not subscribed (Redis gone): answered from here; tried
+                    // again after a back-off.
+                    for (_, pending) in self.waiting.remove(&topic).unwrap_or_default() {
+                        pending.answer_here();
+                    }
+                }
+            }
+        }
+        add_gauge(&self.shared, self.subs.count());
+    }
+
+    /// Send one subscription command per batch (per slot, with sharded pub/sub:
+    /// `SSUBSCRIBE` takes channels of one slot); each topic's answer comes back
+    /// as an event.
+    fn command(&self, command: Command, batch: Vec<(String, u64)>) {
+        let mut groups: HashMap<u16, Vec<(String, u64)>> = HashMap::new();
+        for (topic, id) in batch {
+            let slot = if self.sharded {
+                fred::util::redis_keyslot(keys::channel(&self.prefix, &topic).as_bytes())
+            } else {
+                0
+            };
+            groups.entry(slot).or_default().push((topic, id));
+        }
+        for (_, group) in groups {
+            let channels: Vec<String> = group
+                .iter()
+                .map(|(t, _)| keys::channel(&self.prefix, t))
+                .collect();
+            let (subscriber, events, sharded) =
+                (self.subscriber.clone(), self.events.clone(), self.sharded);
+            tokio::spawn(async move {
+                let result = match (command, sharded) {
+                    (Command::Subscribe, false) => subscriber.subscribe(channels).await,
+                    (Command::Subscribe, true) => subscriber.ssubscribe(channels).await,
+                    (Command::Unsubscribe, false) => subscriber.unsubscribe(channels).await,
+                    (Command::Unsubscribe, true) => subscriber.sunsubscribe(channels).await,
+                };
+                if let Err(err) = &result {
+                    tracing::debug!(%err, ?command, "redis subscription command failed");
+                }
+                for (topic, id) in group {
+                    let ok = result.is_ok();
+                    let _ = events.send(Event::Confirmed {
+                        topic,
+                        command,
+                        id,
+                        ok,
+                    });
+                }
+            });
+        }
+    }
+
+    /// Read `topic`'s presence (and where its publications stand).
+    fn snapshot(&mut self, topic: &str) {
+        if let Some(number) = self.pstate.start_snapshot(topic) {
+            self.presence.snapshot(topic, number, &self.events);
+        }
+    }
+
+    fn apply_presence(&self, topic: &str, change: &reply::PresenceChange) {
+        if let Some(hub) = self.shared.hub.upgrade() {
+            hub.deliver_presence(topic, &change.user, change.meta.as_deref(), change.kind);
+        }
+    }
+
+    /// The joins waiting for `topic`, once it is subscribed and its presence read.
+    fn serve_waiting(&mut self, topic: &str) {
+        if !self.subs.is_ready(topic) || self.pstate.snapshotting(topic) {
+            return;
+        }
+        for (since, pending) in self.waiting.remove(topic).unwrap_or_default() {
+            self.locate(pending, since);
+        }
+    }
+
+    /// The subscription may have missed anything (it fell behind): every
+    /// subscribed topic is filled and its presence read again.
+    fn resync(&mut self) {
+        let topics: Vec<String> = self.subs.subscribed().map(str::to_owned).collect();
+        for topic in topics {
+            if let Some(request) = self.order.missed(&topic) {
+                self.fill(&topic, request);
+            }
+            self.snapshot(&topic);
+        }
+    }
+
+    /// Ask Redis what `topic` missed; the answer comes back as an event.
+    fn fill(&self, topic: &str, request: FillRequest) {
+        let k = keys::Keys::new(&self.prefix, topic);
+        let (epoch, offset) = request
+            .since
+            .map_or((String::new(), 0), |p| (p.epoch, p.offset));
+        let args: Vec<Value> = vec![epoch.into(), offset.to_string().into()];
+        let (client, events, topic) = (self.control.clone(), self.events.clone(), topic.to_owned());
+        tokio::spawn(async move {
+            let answer: Result<Value, _> = client
+                .eval(scripts::FILL, vec![k.epoch, k.offset, k.stream], args)
+                .await;
+            let fill = match answer {
+                Ok(value) => reply::fill(value).or_else(|| {
+                    tracing::warn!("unexpected answer from the fill script");
+                    None
+                }),
+                Err(err) => {
+                    tracing::debug!(%err, "redis fill failed");
+                    None
+                }
+            };
+            let _ = events.send(Event::Filled(topic, request.number, fill));
+        });
+    }
+
+    /// Where `pending`'s topic stands and what came after `since`.
+    fn locate(&self, pending: Pending, since: Option<Position>) {
+        let k = keys::Keys::new(&self.prefix, &pending.topic);
+        let (epoch, offset, asked) = match &since {
+            Some(p) => (p.epoch.clone(), p.offset.to_string(), "1"),
+            None => (String::new(), "0".into(), "0"),
+        };
+        let args: Vec<Value> = vec![
+            fresh_epoch().into(),
+            epoch.into(),
+            offset.into(),
+            asked.into(),
+            self.topic_ttl_ms.into(),
+        ];
+        let (client, script) = (self.control.clone(), self.locate.clone());
+        tokio::spawn(async move {
+            let answer: Result<Value, _> = script
+                .evalsha_with_reload(&client, vec![k.epoch, k.offset, k.stream], args)
+                .await;
+            match answer.map(reply::located) {
+                Ok(Some(located)) => pending.answer(located),
+                Ok(None) => {
+                    tracing::warn!("unexpected answer from the locate script");
+                    pending.answer_here();
+                }
+                Err(err) => {
+                    tracing::debug!(%err, "redis locate failed: not recovered");
+                    pending.answer_here();
+                }
+            }
+        });
+    }
+
+    /// Compare the subscriptions with what the hub wants and what the client
+    /// tracks; repair what differs twice in a row.
+    fn reconcile(&mut self) {
+        let Some(hub) = self.shared.hub.upgrade() else {
+            return;
+        };
+        let wanted = hub.subscriptions();
+        let channels = if self.sharded {
+            self.subscriber.tracked_shard_channels()
+        } else {
+            self.subscriber.tracked_channels()
+        };
+        let tracked: HashSet<String> = channels
+            .iter()
+            .filter_map(|c| keys::topic_of(&self.prefix, c).map(|t| t.into_owned()))
+            .collect();
+        let repaired = self.subs.reconcile(&wanted, Some(&tracked), Instant::now());
+        if repaired > 0 {
+            tracing::warn!(repaired, "redis backplane subscriptions repaired");
+        }
+    }
+
+    /// Add what the state machine counted since the last call to the counters.
+    fn sync_tally(&mut self) {
+        let (now, was) = (self.subs.tally, self.tally);
+        let c = &self.shared.counters;
+        add(&c.stale_asks, now.stale_asks - was.stale_asks);
+        add(
+            &c.stale_confirmations,
+            now.stale_confirmations - was.stale_confirmations,
+        );
+        add(&c.subscription_failures, now.failures - was.failures);
+        add(&c.reconciled, now.reconciled - was.reconciled);
+        self.tally = now;
+    }
+
+    /// A clean stop: joins answered, subscriptions ended, this server's users
+    /// taken out of presence at once, connections closed.
+    async fn finish(&mut self, asks: &mut mpsc::UnboundedReceiver<Ask>) -> Exit {
+        self.shared.set_state(STOPPING);
+        for (_, waiting) in self.waiting.drain() {
+            for (_, pending) in waiting {
+                pending.answer_here();
+            }
+        }
+        while let Ok(ask) = asks.try_recv() {
+            if let Ask::Locate(pending, _) = ask {
+                pending.answer_here();
+            }
+        }
+        let limit = self
+            .presence_ttl
+            .min(Duration::from_secs(5))
+            .max(Duration::from_secs(1));
+        let _ = tokio::time::timeout(limit, self.subscriber.unsubscribe_all()).await;
+        let _ = tokio::time::timeout(limit, self.presence.sweep(self.origin)).await;
+        for client in [&self.control, &self.writer] {
+            let _ = tokio::time::timeout(limit, client.quit()).await;
+        }
+        let _ = tokio::time::timeout(limit, self.subscriber.quit()).await;
+        add_gauge(&self.shared, 0);
+        Exit::Stopped
+    }
+}
+
+fn add_gauge(shared: &Shared, subscribed: usize) {
+    shared
+        .counters
+        .subscriptions
+        .store(subscribed as u64, std::sync::atomic::Ordering::Relaxed);
+}

@@ -53,6 +53,7 @@ mod publish;
 mod reply;
 mod scripts;
 mod subscriptions;
+mod supervisor;
 mod task;
 #[cfg(test)]
 mod tests;
@@ -74,7 +75,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::{Backplane, Hub, Located, Position, PresenceKind, Publication, WeakHub};
 use crate::settings::RedisSettings;
 use counters::{add, Counters};
-use task::{Ask, Supervisor};
+use supervisor::Supervisor;
+use task::Ask;
 
 /// What a locate answers into.
 type LocateDone = Box<dyn FnOnce(Located) + Send>;

@@ -156,6 +156,19 @@ impl Ordering {
         out
     }
 
+    /// Whether everything of `topic` up to `position` was delivered (or, before
+    /// any delivery, was before the subscription): nothing at or before it will
+    /// come after. Unknown (no delivery, no baseline) counts as caught up.
+    pub fn caught_up(&self, topic: &str, position: &Position) -> bool {
+        let Some(t) = self.topics.get(topic).filter(|_| position.offset > 0) else {
+            return true;
+        };
+        match t.delivered.as_ref().or(t.baseline.as_ref()) {
+            Some(at) => at.epoch == position.epoch && at.offset >= position.offset,
+            None => true,
+        }
+    }
+
     /// Where `topic` stood when its presence was read.
     pub fn set_baseline(&mut self, topic: &str, position: Position) {
         self.topics.entry(topic.to_owned()).or_default().baseline = Some(position);

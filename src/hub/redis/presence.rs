@@ -128,6 +128,26 @@ impl Presence {
         });
     }
 
+    /// List this server among the live ones, on the announcements' connection
+    /// (so before the announcements that follow).
+    pub fn register(&self) {
+        let p = self.clone();
+        tokio::spawn(async move {
+            let args: Vec<Value> = vec![
+                p.origin.to_string().into(),
+                millis(p.presence_ttl).into(),
+                millis(p.keys_ttl).into(),
+            ];
+            let listed: Result<Value, _> = p
+                .writer
+                .eval(scripts::HEARTBEAT, vec![keys::servers(&p.prefix)], args)
+                .await;
+            if let Err(err) = listed {
+                tracing::debug!(%err, "redis: listing this server failed (listed again on reconnect)");
+            }
+        });
+    }
+
     /// Say this server is alive (and keep its list of topics alive); sweep the
     /// servers that are not.
     pub fn heartbeat(&self, first: bool, events: &mpsc::UnboundedSender<Event>) {

@@ -4,15 +4,19 @@
 //!
 //! Each runs the publish script on the publications' own connection, in the
 //! order they were made (queued on the connection as they are taken, their
-//! answers awaited apart), failing at once when the connection is not there to
-//! take it, and after `command_timeout` otherwise. A command that timed out and
-//! was not written yet is never written; one written to a connection that
-//! closed is not written again. Both are delivered here (counted as dropped).
-//! But one that timed out while its connection lives (Redis slow, or paused) may
-//! still be carried out later, and delivered to every server through the
-//! subscriptions: it is not delivered here (it would be twice), and counted as
-//! abandoned (its fate unknown). Everything queued or on its way counts against
-//! `max_in_flight`.
+//! answers awaited apart), with `command_timeout`. One made while that
+//! connection is down is never written: delivered here at once (dropped for the
+//! others); so is one Redis answered with an error, and one whose connection
+//! closed before its answer came (never written again). But one that timed out
+//! while its connection lives (Redis slow, or paused) may still be carried out,
+//! and then delivered to every server through the subscriptions: it is not
+//! delivered here (it would be twice) and is counted as abandoned, its fate
+//! unknown. Everything queued or on its way counts against `max_in_flight`.
+//!
+//! One case is left: a publication Redis carried out, and published, just
+//! before it was killed, whose answer was lost with the connection (the kernel
+//! drops what it had not read when the other end resets), is delivered here
+//! twice: once back through the subscription, once in its place.
 
 use std::sync::{atomic::Ordering, Arc};
 
@@ -35,6 +39,8 @@ pub(super) struct Publisher {
     timeout: std::time::Duration,
     answers: mpsc::UnboundedSender<(Publication, Answer)>,
     shared: Arc<Shared>,
+    /// The connection was seen to fail and not yet to come back.
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Publisher {
@@ -67,7 +73,7 @@ impl Publisher {
                     match result {
                         Ok(()) => add(&shared.counters.published, 1),
                         Err((err, true)) => {
-                            tracing::warn!(%err, "a publication timed out on a live connection: it may still be carried out (not delivered here)");
+                            tracing::warn!(%err, "a publication timed out on a live connection: Redis may still carry it out (not delivered here)");
                             add(&shared.counters.abandoned, 1);
                         }
                         Err((err, false)) => {
@@ -88,13 +94,19 @@ impl Publisher {
             timeout,
             answers,
             shared,
+            down: Arc::default(),
         };
         (publisher, task)
     }
 
+    /// The connection failed (`true`) or came back.
+    pub fn set_down(&mut self, down: bool) {
+        self.down.store(down, Ordering::Release);
+    }
+
     /// Send `publication` (counted in `in_flight` already).
     pub fn send(&self, publication: Publication) {
-        if !self.client.is_connected() {
+        if self.down.load(Ordering::Acquire) || !self.client.is_connected() {
             // Not written anywhere: here only, at once.
             self.shared.release(1);
             add(&self.shared.counters.dropped, 1);
@@ -127,13 +139,17 @@ impl Publisher {
             timeout: Some(self.timeout),
             ..Default::default()
         };
+        let down = self.down.clone();
         tokio::spawn(async move {
             let result: Result<i64, _> = client
                 .with_options(&options)
                 .eval(scripts::PUBLISH, keys, args)
                 .await;
             let answer = result.map(drop).map_err(|e| {
-                let maybe = *e.kind() == fred::error::ErrorKind::Timeout && client.is_connected();
+                // No answer yet on a live connection: it may still be carried out.
+                let maybe = *e.kind() == fred::error::ErrorKind::Timeout
+                    && client.is_connected()
+                    && !down.load(Ordering::Acquire);
                 (e.to_string(), maybe)
             });
             let _ = tx.send(answer);

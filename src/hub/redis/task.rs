@@ -30,7 +30,7 @@ use super::{
     Pending, Shared, STOPPING,
 };
 use crate::{
-    hub::{Position, PresenceKind, Publication},
+    hub::{Located, Position, PresenceKind, Publication},
     settings::RedisSettings,
 };
 
@@ -59,6 +59,8 @@ pub(super) enum Event {
     Snapshot(String, u64, Option<Snapshot>),
     /// What a topic's fill found (numbered; `None`: it failed).
     Filled(String, u64, Option<Fill>),
+    /// Where a join's topic stands.
+    Located(Pending, Located),
     /// Redis does not know this server (restarted, or swept it as dead): its
     /// presence is announced again and every topic's presence read again.
     Forgotten,
@@ -85,6 +87,8 @@ pub(super) struct Task {
     pstate: PresenceState,
     /// Joins waiting for their topic's subscription and presence.
     waiting: HashMap<String, Vec<(Option<Position>, Pending)>>,
+    /// Joins located, waiting for this server to deliver up to their position.
+    catching_up: HashMap<String, Vec<(Pending, Located)>>,
     events: mpsc::UnboundedSender<Event>,
     events_rx: Option<mpsc::UnboundedReceiver<Event>>,
     tally: Tally,
@@ -144,6 +148,7 @@ impl Task {
             order: Ordering::new(s.subscription_buffer.max(16)),
             pstate: PresenceState::default(),
             waiting: HashMap::new(),
+            catching_up: HashMap::new(),
             events,
             events_rx: Some(events_rx),
             tally: Tally::default(),
@@ -175,6 +180,11 @@ impl Task {
         let mut messages = self.subscriber.message_rx();
         let mut resubscribed = self.subscriber.reconnect_rx();
         let mut reconnected = self.writer.reconnect_rx();
+        let mut writer_errors = self.writer.error_rx();
+        // Listed among the live servers before any presence of this server's is
+        // written (on the same connection, so in this order): a server that dies
+        // at once is still swept by the others.
+        self.presence.register();
         let mut heartbeat =
             tokio::time::interval((self.presence_ttl / 3).max(Duration::from_millis(10)));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -249,7 +259,13 @@ impl Task {
                 Ok(_) = reconnected.recv() => {
                     add(&self.shared.counters.reconnects, 1);
                     tracing::info!("redis backplane reconnected");
+                    self.publisher.set_down(false);
                     let _ = self.events.send(Event::Forgotten);
+                }
+                Ok(_) = writer_errors.recv() => {
+                    // What is published from now until it is back is never
+                    // written: delivered here.
+                    self.publisher.set_down(true);
                 }
                 _ = &mut answers => return Exit::Lost("the publications' answers ended"),
             }
@@ -347,15 +363,35 @@ impl Task {
         if out.deliver.is_empty() {
             return;
         }
-        let Some(hub) = self.shared.hub.upgrade() else {
+        if let Some(hub) = self.shared.hub.upgrade() {
+            for e in out.deliver {
+                // The sender is skipped on the server it is on.
+                let except = e.except.filter(|_| e.origin == self.origin);
+                self.shared.guarded(|| {
+                    hub.deliver_numbered(topic, &e.position, e.message, except);
+                });
+            }
+        }
+        self.release(topic, false);
+    }
+
+    /// Answer the joins of `topic` whose position was delivered up to (all of
+    /// them, `anyway`).
+    fn release(&mut self, topic: &str, anyway: bool) {
+        let Some(waiting) = self.catching_up.get_mut(topic) else {
             return;
         };
-        for e in out.deliver {
-            // The sender is skipped on the server it is on.
-            let except = e.except.filter(|_| e.origin == self.origin);
-            self.shared.guarded(|| {
-                hub.deliver_numbered(topic, &e.position, e.message, except);
-            });
+        let order = &self.order;
+        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(waiting)
+            .into_iter()
+            .partition(|(_, located)| anyway || order.caught_up(topic, &located.position));
+        if rest.is_empty() {
+            self.catching_up.remove(topic);
+        } else {
+            *waiting = rest;
+        }
+        for (pending, located) in ready {
+            pending.answer(located);
         }
     }
 
@@ -391,10 +427,31 @@ impl Task {
                 }
                 let out = self.order.filled(&topic, number, fill);
                 self.outcome(&topic, out);
+                // What the fill could not bring will not come: the joins
+                // waiting for it are answered.
+                self.release(&topic, true);
+            }
+            Event::Located(pending, located) => {
+                // Answered once this server has delivered everything up to the
+                // join's position (after it, the member gets each publication
+                // once, in order); what may still be on its way is filled.
+                let topic = pending.topic.clone();
+                if !self.subs.wants(&topic) || self.order.caught_up(&topic, &located.position) {
+                    pending.answer(located);
+                    return;
+                }
+                if let Some(request) = self.order.missed(&topic) {
+                    self.fill(&topic, request);
+                }
+                self.catching_up
+                    .entry(topic)
+                    .or_default()
+                    .push((pending, located));
             }
             Event::Forgotten => {
-                // Announced again (idempotent), then read again: what changed
-                // while Redis did not know this server is told.
+                // Listed again, announced again (idempotent), then read again:
+                // what changed while Redis did not know this server is told.
+                self.presence.register();
                 if let Some(hub) = self.shared.hub.upgrade() {
                     let now = Instant::now();
                     for (topic, users) in hub.local_presence() {
@@ -435,6 +492,7 @@ impl Task {
                     self.snapshot(&topic);
                 }
                 Effect::Forget(topic) => {
+                    self.release(&topic, true);
                     self.order.forget(&topic);
                     self.pstate.forget(&topic);
                     for (_, pending) in self.waiting.remove(&topic).unwrap_or_default() {
@@ -572,12 +630,19 @@ impl Task {
             self.topic_ttl_ms.into(),
         ];
         let (client, script) = (self.control.clone(), self.locate.clone());
+        let events = self.events.clone();
         tokio::spawn(async move {
             let answer: Result<Value, _> = script
                 .evalsha_with_reload(&client, vec![k.epoch, k.offset, k.stream], args)
                 .await;
             match answer.map(reply::located) {
-                Ok(Some(located)) => pending.answer(located),
+                Ok(Some(located)) => {
+                    if let Err(mpsc::error::SendError(Event::Located(pending, located))) =
+                        events.send(Event::Located(pending, located))
+                    {
+                        pending.answer(located);
+                    }
+                }
                 Ok(None) => {
                     tracing::warn!("unexpected answer from the locate script");
                     pending.answer_here();
@@ -633,6 +698,11 @@ impl Task {
         for (_, waiting) in self.waiting.drain() {
             for (_, pending) in waiting {
                 pending.answer_here();
+            }
+        }
+        for (_, located) in self.catching_up.drain() {
+            for (pending, located) in located {
+                pending.answer(located);
             }
         }
         while let Ok(ask) = asks.try_recv() {

@@ -827,6 +827,13 @@ impl RedisSettings {
     /// assert!(redis.check().is_ok());
     /// redis.command_timeout = Duration::from_millis(u64::MAX);
     /// assert_eq!(redis.check().unwrap_err().name, "command_timeout");
+    ///
+    /// let mut redis = websocket_driver::RedisSettings::default();
+    /// redis.prefix = "app{1}".into();
+    /// assert_eq!(redis.check().unwrap_err().name, "prefix");
+    /// redis.prefix = "app".into();
+    /// redis.presence_keys_ttl = redis.presence_ttl;
+    /// assert_eq!(redis.check().unwrap_err().name, "presence_keys_ttl");
     /// ```
     pub fn check(&self) -> Result<(), InvalidRedisSetting> {
         let bad = |name: &'static str, reason: String| Err(InvalidRedisSetting { name, reason });

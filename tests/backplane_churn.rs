@@ -544,6 +544,8 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
     let server_restart = at(&mut rng, 0.66, 0.70);
 
     let mut tally = Tally::default();
+    let t0 = Instant::now();
+    let mut timeline: Vec<String> = Vec::new();
     let mut published: Vec<Published> = Vec::new();
     let mut restart_windows: Vec<(Instant, Instant)> = Vec::new();
     let mut left: Vec<Member> = Vec::new();
@@ -554,11 +556,19 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
         if let Some(until) = paused_until {
             if Instant::now() >= until {
                 redis.signal(libc::SIGCONT);
+                timeline.push(format!(
+                    "{:>7}ms op {op}: Redis resumed",
+                    t0.elapsed().as_millis()
+                ));
                 paused_until = None;
             }
         }
         if pauses.contains(&op) && paused_until.is_none() {
             tally.pauses += 1;
+            timeline.push(format!(
+                "{:>7}ms op {op}: Redis paused",
+                t0.elapsed().as_millis()
+            ));
             redis.signal(libc::SIGSTOP);
             paused_until =
                 Some(Instant::now() + Duration::from_millis(rng.random_range(200..1200)));
@@ -566,9 +576,17 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
         if op == restart {
             tally.restarts += 1;
             let from = Instant::now();
+            timeline.push(format!(
+                "{:>7}ms op {op}: Redis killed",
+                t0.elapsed().as_millis()
+            ));
             redis.kill();
             tokio::time::sleep(Duration::from_millis(rng.random_range(50..400))).await;
             redis = Redis::start(port).await;
+            timeline.push(format!(
+                "{:>7}ms op {op}: Redis started",
+                t0.elapsed().as_millis()
+            ));
             paused_until = None;
             restart_windows.push((
                 from - Duration::from_millis(200),
@@ -577,10 +595,18 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
         }
         if pubsub_kills.contains(&op) && paused_until.is_none() {
             tally.pubsub_kills += 1;
+            timeline.push(format!(
+                "{:>7}ms op {op}: pub/sub clients killed",
+                t0.elapsed().as_millis()
+            ));
             redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
         }
         if op == server_kill {
             tally.server_kills += 1;
+            timeline.push(format!(
+                "{:>7}ms op {op}: child server killed",
+                t0.elapsed().as_millis()
+            ));
             if let Some(mut c) = child.take() {
                 c.kill();
             }
@@ -787,12 +813,24 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
     for (node, line) in &child_stats_lines {
         all_stats.insert(*node, child_stats(&line.lock().unwrap()));
     }
+    for p in &published {
+        timeline.push(format!(
+            "{:>7}ms op {}: {} on node {} in {}",
+            (p.at - t0).as_millis(),
+            p.op,
+            p.text,
+            p.origin,
+            p.room
+        ));
+    }
+    timeline.sort();
     let checked = check(
         &logs,
         &witness_flags,
         &published,
         &all_stats,
         &restart_windows,
+        &timeline,
     );
     eprintln!("churn: checked {checked}");
 
@@ -853,6 +891,7 @@ fn check(
     published: &[Published],
     stats: &HashMap<usize, BackplaneStats>,
     restarts: &[(Instant, Instant)],
+    timeline: &[String],
 ) -> String {
     let mut problems = Vec::new();
     let mut at_position: HashMap<(&str, &str, u64), &str> = HashMap::new();
@@ -986,12 +1025,11 @@ fn check(
                     out.push_str(&format!("  {s:?}\n"));
                 }
             }
-            for p in published {
-                out.push_str(&format!(
-                    "pub {} {} {} op {}\n",
-                    p.text, p.origin, p.room, p.op
-                ));
+            for line in timeline {
+                out.push_str(line);
+                out.push('\n');
             }
+            out.push_str(&format!("{stats:?}\n"));
             let _ = std::fs::write(path, out);
         }
     }

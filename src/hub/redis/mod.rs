@@ -350,7 +350,7 @@ impl RedisBackplane {
     /// `drain` and a few seconds more, if Redis does not answer). Calling it again
     /// does nothing.
     pub async fn stop(&self, drain: Duration) {
-        self.shared.set_state(STOPPING);
+        self.shared.set_state_from(&[STARTING, UP, DOWN], STOPPING);
         let _ = self.asks.send(Ask::Stop(drain));
         self.shared.stop.notify_one();
         let finished = lock(&self.finished).take();

@@ -78,7 +78,12 @@ impl Ordering {
     pub fn message(&mut self, topic: &str, envelope: Envelope) -> Outcome {
         let mut out = Outcome::default();
         let max_held = self.max_held;
-        let t = self.topics.entry(topic.to_owned()).or_default();
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(topic.to_owned(), Topic::default());
+        }
+        let Some(t) = self.topics.get_mut(topic) else {
+            return out;
+        };
         if let Some((_, held)) = &mut t.filling {
             if held.len() < max_held {
                 held.push(envelope);
@@ -203,7 +208,10 @@ fn deliver(t: &mut Topic, e: Envelope, out: &mut Outcome) {
             out.resets += 1;
         }
     }
-    t.delivered = Some(e.position.clone());
+    match &mut t.delivered {
+        Some(at) if at.epoch == e.position.epoch => at.offset = e.position.offset,
+        other => *other = Some(e.position.clone()),
+    }
     out.deliver.push(e);
 }
 

@@ -205,10 +205,9 @@ impl Task {
                     return self.finish(asks).await;
                 }
             }
-            let retry = self
-                .subs
-                .next_retry()
-                .map_or(never, tokio::time::Instant::from_std);
+            // (Timers armed only when needed: not one per message.)
+            let retry = self.subs.next_retry();
+            let retry_at = retry.map_or(never, tokio::time::Instant::from_std);
             let stop_at = self.stopping.map_or(never, tokio::time::Instant::from_std);
             tokio::select! {
                 message = messages.recv() => match message {
@@ -249,8 +248,8 @@ impl Task {
                     }
                 }
                 _ = reconcile.tick() => self.reconcile(),
-                _ = tokio::time::sleep_until(retry) => {}
-                _ = tokio::time::sleep_until(stop_at) => {}
+                _ = tokio::time::sleep_until(retry_at), if retry.is_some() => {}
+                _ = tokio::time::sleep_until(stop_at), if self.stopping.is_some() => {}
                 Ok(_) = resubscribed.recv() => {
                     add(&self.shared.counters.reconnects, 1);
                     tracing::info!("redis backplane's subscription reconnected: subscribing again");

@@ -366,7 +366,10 @@ async fn while_redis_is_down_local_delivery_goes_on_and_the_lost_are_counted() {
         publisher.send_text(&format!("during{n}")).await;
     }
     // Local delivery never stops.
-    let during = read(&mut on_a, 50).await;
+    let during = match tokio::time::timeout(Duration::from_secs(10), read(&mut on_a, 50)).await {
+        Ok(d) => d,
+        Err(_) => panic!("not delivered here within 10 s: {:?}", a.backplane.stats()),
+    };
     let texts: Vec<&str> = during.iter().map(|(_, t)| t.as_str()).collect();
     let expected: Vec<String> = (0..50).map(|n| format!("during{n}")).collect();
     assert_eq!(texts, expected);
@@ -390,7 +393,16 @@ async fn while_redis_is_down_local_delivery_goes_on_and_the_lost_are_counted() {
     }
     let mut after_on_b = Vec::new();
     while after_on_b.len() < 100 {
-        let (_, text) = read(&mut on_b, 1).await.remove(0);
+        let (_, text) =
+            match tokio::time::timeout(Duration::from_secs(10), read(&mut on_b, 1)).await {
+                Ok(mut d) => d.remove(0),
+                Err(_) => panic!(
+                    "B got {} of the 100 within 10 s: A {:?}, B {:?}",
+                    after_on_b.len(),
+                    a.backplane.stats(),
+                    b.backplane.stats()
+                ),
+            };
         assert!(
             !text.starts_with("during"),
             "nothing from the outage reached B"

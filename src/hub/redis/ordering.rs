@@ -6,9 +6,12 @@
 //! in its place, with what arrives meanwhile held back (at most `max_held`; past
 //! it the fill is given up). What the stream no longer has is counted as lost
 //! when the publication after it is delivered. A publication at or before
-//! the last delivered is a copy (the channel's of a filled one): skipped. A
-//! publication in another epoch (the topic's numbering started again in Redis)
-//! is delivered and counted as a reset. A plain struct, without I/O.
+//! the last delivered of its epoch is a copy (the channel's of a filled one):
+//! skipped. A publication in another epoch (the topic's numbering started again
+//! in Redis) is delivered and counted as a reset; the last few epochs are each
+//! followed (a late publication of the one before, from a fill or a connection
+//! that outlived it, is delivered in its place, and never repeats one of the
+//! new epoch's). A plain struct, without I/O.
 //!
 //! Only topics the subscription state machine wants are fed here: a late message
 //! for a topic no longer wanted never re-creates its state.
@@ -20,10 +23,15 @@ use super::{
     reply::{Envelope, Fill},
 };
 
+/// How many epochs of a topic are followed at once.
+const EPOCHS: usize = 4;
+
 #[derive(Debug, Default)]
 struct Topic {
-    /// The last publication delivered.
+    /// The last publication delivered (in the epoch delivered last).
     delivered: Option<Position>,
+    /// The last delivered of the epochs before, most recent last.
+    earlier: Vec<Position>,
     /// Where the topic stood when its presence was read (after the subscription
     /// was made): where a fill starts from before anything was delivered.
     baseline: Option<Position>,
@@ -98,17 +106,18 @@ impl Ordering {
             return out;
         }
         let p = &envelope.position;
-        let gap = t.delivered.as_ref().is_some_and(|at| {
-            at.epoch == p.epoch && at.offset.checked_add(1).is_some_and(|next| p.offset > next)
-        }) && !t
-            .checked
-            .as_ref()
-            .is_some_and(|c| c.epoch == p.epoch && p.offset.saturating_sub(1) <= c.offset);
+        let gap = t
+            .last_of(&p.epoch)
+            .is_some_and(|at| at.offset.checked_add(1).is_some_and(|next| p.offset > next))
+            && !t
+                .checked
+                .as_ref()
+                .is_some_and(|c| c.epoch == p.epoch && p.offset.saturating_sub(1) <= c.offset);
         if gap {
             self.fills += 1;
             out.fill = Some(FillRequest {
                 number: self.fills,
-                since: t.delivered.clone(),
+                since: t.last_of(&p.epoch).cloned(),
             });
             t.filling = Some((self.fills, vec![envelope]));
             return out;
@@ -168,6 +177,9 @@ impl Ordering {
         let Some(t) = self.topics.get(topic).filter(|_| position.offset > 0) else {
             return true;
         };
+        if let Some(at) = t.last_of(&position.epoch) {
+            return at.offset >= position.offset;
+        }
         match t.delivered.as_ref().or(t.baseline.as_ref()) {
             Some(at) => at.epoch == position.epoch && at.offset >= position.offset,
             None => true,
@@ -191,26 +203,45 @@ impl Ordering {
     }
 }
 
+impl Topic {
+    /// The last delivered of `epoch`, if it is followed.
+    fn last_of(&self, epoch: &str) -> Option<&Position> {
+        self.delivered
+            .iter()
+            .chain(self.earlier.iter().rev())
+            .find(|p| p.epoch == epoch)
+    }
+}
+
 /// Deliver `e` unless it is at or before what was delivered in its epoch.
 fn deliver(t: &mut Topic, e: Envelope, out: &mut Outcome) {
-    if let Some(at) = &t.delivered {
-        if at.epoch == e.position.epoch {
-            if e.position.offset <= at.offset {
-                out.duplicates += 1;
-                return;
-            }
-            // A jump the fill could not close (given up, or the stream was
-            // trimmed): counted.
-            if let Some(next) = at.offset.checked_add(1) {
-                out.lost += e.position.offset.saturating_sub(next);
-            }
-        } else {
-            out.resets += 1;
+    if let Some(at) = t.last_of(&e.position.epoch) {
+        if e.position.offset <= at.offset {
+            out.duplicates += 1;
+            return;
         }
+        // A jump the fill could not close (given up, or the stream was
+        // trimmed): counted.
+        if let Some(next) = at.offset.checked_add(1) {
+            out.lost += e.position.offset.saturating_sub(next);
+        }
+    } else if t.delivered.is_some() {
+        out.resets += 1;
     }
     match &mut t.delivered {
         Some(at) if at.epoch == e.position.epoch => at.offset = e.position.offset,
-        other => *other = Some(e.position.clone()),
+        Some(at) => {
+            // Another epoch: the current one joins the earlier ones (its own
+            // entry there, if any, replaced).
+            let previous = std::mem::replace(at, e.position.clone());
+            t.earlier
+                .retain(|p| p.epoch != previous.epoch && p.epoch != e.position.epoch);
+            t.earlier.push(previous);
+            if t.earlier.len() > EPOCHS - 1 {
+                t.earlier.remove(0);
+            }
+        }
+        None => t.delivered = Some(e.position.clone()),
     }
     out.deliver.push(e);
 }
@@ -331,6 +362,20 @@ mod tests {
         assert!(out.deliver.is_empty());
         assert_eq!(o.len(), 0, "not re-created");
         assert_eq!(o.missed("t"), None);
+    }
+
+    #[test]
+    fn a_late_publication_of_the_epoch_before_never_repeats_the_new_one() {
+        let mut o = Ordering::new(10);
+        o.message("t", env("old", 32));
+        assert_eq!(offsets(&o.message("t", env("new", 1))), [1]);
+        // A late one of the old epoch (held in a fill), then the new epoch's
+        // first again (from a fill of the new Redis).
+        assert_eq!(offsets(&o.message("t", env("old", 33))), [33]);
+        let out = o.message("t", env("new", 1));
+        assert_eq!((out.deliver.len(), out.duplicates), (0, 1));
+        assert_eq!(offsets(&o.message("t", env("new", 2))), [2]);
+        assert_eq!(o.message("t", env("old", 33)).duplicates, 1);
     }
 
     #[test]

@@ -4,14 +4,17 @@
 //!
 //! Each runs the publish script on the publications' own connection, in the
 //! order they were made (queued on the connection as they are taken, their
-//! answers awaited apart), with `command_timeout`. One made while that
-//! connection is down is never written: delivered here at once (dropped for the
-//! others); so is one Redis answered with an error, and one whose connection
-//! closed before its answer came (never written again). But one that timed out
-//! while its connection lives (Redis slow, or paused) may still be carried out,
-//! and then delivered to every server through the subscriptions: it is not
-//! delivered here (it would be twice) and is counted as abandoned, its fate
-//! unknown. Everything queued or on its way counts against `max_in_flight`.
+//! answers awaited apart), with `command_timeout`. While the connection is made
+//! again it waits (and goes out once it is back); one that times out before it
+//! was written is never written, and is delivered here (dropped for the
+//! others); so is one Redis answered with an error, one whose connection closed
+//! before its answer came (never written again), and, at once, one made while
+//! the connection has been out for longer than a command may take. But one
+//! that timed out while its connection lives (Redis slow, or paused) may still
+//! be carried out, and then delivered to every server through the
+//! subscriptions: it is not delivered here (it would be twice) and is counted as
+//! abandoned, its fate unknown. Everything queued or on its way counts against
+//! `max_in_flight`.
 //!
 //! One case is left: a publication Redis carried out, and published, just
 //! before it was killed, whose answer was lost with the connection (the kernel
@@ -39,8 +42,8 @@ pub(super) struct Publisher {
     timeout: std::time::Duration,
     answers: mpsc::UnboundedSender<(Publication, Answer)>,
     shared: Arc<Shared>,
-    /// The connection was seen to fail and not yet to come back.
-    down: Arc<std::sync::atomic::AtomicBool>,
+    /// The connection is out (down for longer than a command may take).
+    out: bool,
 }
 
 impl Publisher {
@@ -94,19 +97,20 @@ impl Publisher {
             timeout,
             answers,
             shared,
-            down: Arc::default(),
+            out: false,
         };
         (publisher, task)
     }
 
-    /// The connection failed (`true`) or came back.
-    pub fn set_down(&mut self, down: bool) {
-        self.down.store(down, Ordering::Release);
+    /// Whether the connection is out: what is published meanwhile is delivered
+    /// here at once, not after waiting for it.
+    pub fn set_out(&mut self, out: bool) {
+        self.out = out;
     }
 
     /// Send `publication` (counted in `in_flight` already).
     pub fn send(&self, publication: Publication) {
-        if self.down.load(Ordering::Acquire) || !self.client.is_connected() {
+        if self.out {
             // Not written anywhere: here only, at once.
             self.shared.release(1);
             add(&self.shared.counters.dropped, 1);
@@ -135,11 +139,9 @@ impl Publisher {
         // connection in the publications' order; its answer is awaited apart.
         // Failed at once when the connection is not there to take it.
         let options = fred::types::config::Options {
-            fail_fast: true,
             timeout: Some(self.timeout),
             ..Default::default()
         };
-        let down = self.down.clone();
         tokio::spawn(async move {
             let result: Result<i64, _> = client
                 .with_options(&options)
@@ -147,9 +149,7 @@ impl Publisher {
                 .await;
             let answer = result.map(drop).map_err(|e| {
                 // No answer yet on a live connection: it may still be carried out.
-                let maybe = *e.kind() == fred::error::ErrorKind::Timeout
-                    && client.is_connected()
-                    && !down.load(Ordering::Acquire);
+                let maybe = *e.kind() == fred::error::ErrorKind::Timeout && client.is_connected();
                 (e.to_string(), maybe)
             });
             let _ = tx.send(answer);

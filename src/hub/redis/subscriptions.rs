@@ -75,7 +75,8 @@ pub(super) enum Effect {
 /// state machine holds and what the Redis client tracks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Drift {
-    /// The hub wants the topic for a decision the machine never heard of.
+    /// The hub wants the topic (for a decision the machine never heard of, or
+    /// after one that let it go).
     Missing(String, u64),
     /// The machine wants a topic the hub does not.
     Unwanted(String, u64),
@@ -201,6 +202,22 @@ impl Subscriptions {
         }
         self.dirty.insert(topic.to_owned());
         true
+    }
+
+    /// An unsubscribe decision of `generation` that the hub's current state
+    /// contradicts (it holds members of `topic`): counted as stale, and the
+    /// topic kept wanted (the decision's generation is taken as seen).
+    pub fn overtaken(&mut self, topic: &str, generation: u64) {
+        self.tally.stale_asks += 1;
+        let e = entry(&mut self.topics, topic);
+        if generation > e.latest {
+            e.latest = generation;
+            e.idle_since = None;
+            if e.wanted.is_none() {
+                e.wanted = Some(generation);
+                self.dirty.insert(topic.to_owned());
+            }
+        }
     }
 
     /// The command `id` (a `command`) for `topic` was answered: `ok` or not.
@@ -408,7 +425,11 @@ impl Subscriptions {
         let mut seen = HashSet::new();
         let desired: HashMap<&str, u64> = hub.iter().map(|(t, g)| (t.as_str(), *g)).collect();
         for (topic, g) in hub {
-            if self.topics.get(topic).is_none_or(|e| e.latest < *g) {
+            if self
+                .topics
+                .get(topic)
+                .is_none_or(|e| e.latest < *g || e.wanted.is_none())
+            {
                 seen.insert(Drift::Missing(topic.clone(), *g));
             }
         }
@@ -447,9 +468,9 @@ impl Subscriptions {
         match drift {
             Drift::Missing(topic, g) => {
                 let e = entry(&mut self.topics, topic);
-                if e.latest < *g {
-                    e.latest = *g;
-                    e.wanted = Some(*g);
+                if e.latest < *g || e.wanted.is_none() {
+                    e.latest = e.latest.max(*g);
+                    e.wanted = Some(e.latest);
                     e.idle_since = None;
                     self.dirty.insert(topic.clone());
                 }

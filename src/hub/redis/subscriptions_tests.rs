@@ -62,6 +62,35 @@ fn a_late_older_decision_is_ignored_and_counted() {
 }
 
 #[test]
+fn an_unsubscribe_the_hub_contradicts_keeps_the_topic_and_is_counted() {
+    let now = Instant::now();
+    let mut m = machine();
+    m.ask("room", true, 3);
+    m.flush(now);
+    // The hub still holds members: the decision was overtaken.
+    m.overtaken("room", 4);
+    assert!(m.wants("room"));
+    assert_eq!(m.tally.stale_asks, 1);
+    assert!(!m.ask("room", false, 4), "its generation is taken as seen");
+    assert!(m.ask("room", false, 5));
+    assert!(!m.wants("room"));
+}
+
+#[test]
+fn reconciliation_subscribes_again_a_topic_let_go_by_a_newer_decision() {
+    let now = Instant::now();
+    let mut m = machine();
+    m.ask("room", true, 3);
+    m.ask("room", false, 9);
+    m.flush(now);
+    // The hub lists it with the generation of its own subscribe (older).
+    let hub = vec![("room".to_owned(), 3)];
+    assert_eq!(m.reconcile(&hub, None, now), 0);
+    assert_eq!(m.reconcile(&hub, None, now), 1);
+    assert!(m.wants("room"));
+}
+
+#[test]
 fn left_and_joined_again_while_subscribed_is_made_ready_again_without_a_command() {
     let now = Instant::now();
     let mut m = machine();

@@ -76,6 +76,12 @@ pub(super) struct Task {
     presence_ttl: Duration,
     keys_ttl: Duration,
     reconcile_every: Duration,
+    watch_every: Duration,
+    /// Since when each connection (control, writer, subscriber) is down.
+    down_since: [Option<Instant>; 3],
+    /// How long one may stay down while another is up.
+    stuck_after: Duration,
+    command_timeout: Duration,
     control: Client,
     writer: Client,
     subscriber: SubscriberClient,
@@ -133,6 +139,13 @@ impl Task {
             presence_ttl: s.presence_ttl,
             keys_ttl: s.presence_keys_ttl,
             reconcile_every: s.reconcile_interval,
+            watch_every: s.reconnect_max.max(Duration::from_millis(10)),
+            down_since: [None; 3],
+            command_timeout: s.command_timeout,
+            stuck_after: s
+                .reconnect_max
+                .saturating_mul(4)
+                .saturating_add(s.command_timeout),
             control: conns.control,
             writer: conns.writer,
             subscriber: conns.subscriber,
@@ -180,7 +193,6 @@ impl Task {
         let mut messages = self.subscriber.message_rx();
         let mut resubscribed = self.subscriber.reconnect_rx();
         let mut reconnected = self.writer.reconnect_rx();
-        let mut writer_errors = self.writer.error_rx();
         // Listed among the live servers before any presence of this server's is
         // written (on the same connection, so in this order): a server that dies
         // at once is still swept by the others.
@@ -190,6 +202,8 @@ impl Task {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconcile = tokio::time::interval(self.reconcile_every);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = tokio::time::interval(self.watch_every);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut first_beat = true;
         let mut batch = Vec::with_capacity(64);
         let never = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
@@ -248,6 +262,11 @@ impl Task {
                     }
                 }
                 _ = reconcile.tick() => self.reconcile(),
+                _ = watch.tick() => {
+                    if self.nudge() {
+                        return Exit::Lost("a connection to Redis did not come back");
+                    }
+                }
                 _ = tokio::time::sleep_until(retry_at), if retry.is_some() => {}
                 _ = tokio::time::sleep_until(stop_at), if self.stopping.is_some() => {}
                 Ok(_) = resubscribed.recv() => {
@@ -258,13 +277,7 @@ impl Task {
                 Ok(_) = reconnected.recv() => {
                     add(&self.shared.counters.reconnects, 1);
                     tracing::info!("redis backplane reconnected");
-                    self.publisher.set_down(false);
                     let _ = self.events.send(Event::Forgotten);
-                }
-                Ok(_) = writer_errors.recv() => {
-                    // What is published from now until it is back is never
-                    // written: delivered here.
-                    self.publisher.set_down(true);
                 }
                 _ = &mut answers => return Exit::Lost("the publications' answers ended"),
             }
@@ -277,7 +290,19 @@ impl Task {
                 self.subs.ask(&topic, true, generation);
             }
             Ask::Unsubscribe(topic, generation) => {
-                self.subs.ask(&topic, false, generation);
+                // Checked against the hub now: a topic it holds members of is
+                // not let go (the decision was overtaken, or came from a topic
+                // the hub no longer holds); a later one settles it.
+                let held = self
+                    .shared
+                    .hub
+                    .upgrade()
+                    .is_some_and(|hub| hub.count(&topic) > 0);
+                if held {
+                    self.subs.overtaken(&topic, generation);
+                } else {
+                    self.subs.ask(&topic, false, generation);
+                }
             }
             Ask::Locate(pending, since) => {
                 let topic = pending.topic.clone();
@@ -674,6 +699,47 @@ impl Task {
         if repaired > 0 {
             tracing::warn!(repaired, "redis backplane subscriptions repaired");
         }
+    }
+
+    /// Watch the three connections: one that is down gets a `PING` (a client
+    /// with nothing to send may not try again); one down for long while
+    /// another is up (Redis answers) is taken as stuck: true, and the task is
+    /// started again with new connections.
+    fn nudge(&mut self) -> bool {
+        let now = Instant::now();
+        let up = [
+            self.control.is_connected(),
+            self.writer.is_connected(),
+            self.subscriber.is_connected(),
+        ];
+        for (i, up) in up.iter().enumerate() {
+            if *up {
+                self.down_since[i] = None;
+                continue;
+            }
+            self.down_since[i].get_or_insert(now);
+            let (control, writer, subscriber) = (
+                self.control.clone(),
+                self.writer.clone(),
+                self.subscriber.clone(),
+            );
+            tokio::spawn(async move {
+                let _: Result<(), _> = match i {
+                    0 => control.ping(None).await,
+                    1 => writer.ping(None).await,
+                    _ => subscriber.ping(None).await,
+                };
+            });
+        }
+        // Publications wait for a connection that blinks; not for one that is
+        // out for longer than a command may take.
+        let out = self.down_since[1]
+            .is_some_and(|t| now.saturating_duration_since(t) > self.command_timeout);
+        self.publisher.set_out(out);
+        let stuck = self.down_since.iter().any(|since| {
+            since.is_some_and(|t| now.saturating_duration_since(t) > self.stuck_after)
+        });
+        stuck && up.iter().any(|u| *u)
     }
 
     /// Add what the state machine counted since the last call to the counters.

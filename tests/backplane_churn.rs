@@ -572,6 +572,7 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
                 t0.elapsed().as_millis()
             ));
             redis.signal(libc::SIGSTOP);
+            paused_since = Some(Instant::now());
             paused_until =
                 Some(Instant::now() + Duration::from_millis(rng.random_range(200..1200)));
         }

@@ -106,8 +106,14 @@ impl Ordering {
             return out;
         }
         let p = &envelope.position;
-        let gap = t
+        // From the last delivered of its epoch, or, for an epoch not delivered
+        // yet, from where the topic stood when the subscription was made.
+        let from = t
             .last_of(&p.epoch)
+            .or_else(|| t.baseline.as_ref().filter(|b| b.epoch == p.epoch))
+            .cloned();
+        let gap = from
+            .as_ref()
             .is_some_and(|at| at.offset.checked_add(1).is_some_and(|next| p.offset > next))
             && !t
                 .checked
@@ -117,7 +123,7 @@ impl Ordering {
             self.fills += 1;
             out.fill = Some(FillRequest {
                 number: self.fills,
-                since: t.last_of(&p.epoch).cloned(),
+                since: from,
             });
             t.filling = Some((self.fills, vec![envelope]));
             return out;
@@ -159,6 +165,20 @@ impl Ordering {
                 deliver(t, e, &mut out);
             }
             out.filled += (out.deliver.len() - before) as u64;
+            if fill.last == 0 && t.last_of(&fill.epoch).is_none() {
+                // An epoch with nothing in it yet: what comes next in it is
+                // its first, and a jump past that is seen.
+                if t.delivered.is_some() {
+                    out.resets += 1;
+                }
+                advance(
+                    t,
+                    &Position {
+                        epoch: fill.epoch.clone(),
+                        offset: 0,
+                    },
+                );
+            }
             t.checked = Some(Position {
                 epoch: fill.epoch,
                 offset: fill.last,
@@ -228,22 +248,27 @@ fn deliver(t: &mut Topic, e: Envelope, out: &mut Outcome) {
     } else if t.delivered.is_some() {
         out.resets += 1;
     }
+    advance(t, &e.position);
+    out.deliver.push(e);
+}
+
+/// `position` is the last delivered of its epoch, and its epoch the current one.
+fn advance(t: &mut Topic, position: &Position) {
     match &mut t.delivered {
-        Some(at) if at.epoch == e.position.epoch => at.offset = e.position.offset,
+        Some(at) if at.epoch == position.epoch => at.offset = position.offset,
         Some(at) => {
             // Another epoch: the current one joins the earlier ones (its own
             // entry there, if any, replaced).
-            let previous = std::mem::replace(at, e.position.clone());
+            let previous = std::mem::replace(at, position.clone());
             t.earlier
-                .retain(|p| p.epoch != previous.epoch && p.epoch != e.position.epoch);
+                .retain(|p| p.epoch != previous.epoch && p.epoch != position.epoch);
             t.earlier.push(previous);
             if t.earlier.len() > EPOCHS - 1 {
                 t.earlier.remove(0);
             }
         }
-        None => t.delivered = Some(e.position.clone()),
+        None => t.delivered = Some(position.clone()),
     }
-    out.deliver.push(e);
 }
 
 #[cfg(test)]
@@ -376,6 +401,47 @@ mod tests {
         assert_eq!((out.deliver.len(), out.duplicates), (0, 1));
         assert_eq!(offsets(&o.message("t", env("new", 2))), [2]);
         assert_eq!(o.message("t", env("old", 33)).duplicates, 1);
+    }
+
+    #[test]
+    fn a_jump_in_an_epoch_not_delivered_yet_is_filled_from_where_it_began() {
+        // Redis started again: the fill after the subscription was made found
+        // the new epoch empty; its first publications then went by unseen.
+        let mut o = Ordering::new(10);
+        o.message("t", env("old", 5));
+        let request = o.missed("t").unwrap();
+        let fill = Fill {
+            epoch: "new".into(),
+            last: 0,
+            entries: vec![],
+        };
+        let out = o.filled("t", request.number, Some(fill));
+        assert_eq!((out.deliver.len(), out.resets), (0, 1));
+        let out = o.message("t", env("new", 9));
+        assert_eq!(out.fill.unwrap().since.unwrap().offset, 0);
+        // So for one read from the subscription's baseline.
+        let mut o = Ordering::new(10);
+        o.set_baseline(
+            "u",
+            Position {
+                epoch: "e".into(),
+                offset: 3,
+            },
+        );
+        assert_eq!(
+            o.message("u", env("e", 6))
+                .fill
+                .unwrap()
+                .since
+                .unwrap()
+                .offset,
+            3
+        );
+        assert_eq!(
+            offsets(&o.message("v", env("e", 6))),
+            [6],
+            "nothing known: as it comes"
+        );
     }
 
     #[test]

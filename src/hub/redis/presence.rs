@@ -209,8 +209,32 @@ impl Presence {
         });
     }
 
-    /// Every user of server `origin` leaves every topic; the server is forgotten.
+    /// Server `origin` is taken off the list of live servers (at once for this
+    /// server's own stop, otherwise only if it still has not refreshed), and
+    /// then each of its users leaves every topic.
     pub async fn sweep(&self, origin: u64) {
+        let ttl = if origin == self.origin {
+            Duration::ZERO
+        } else {
+            self.presence_ttl
+        };
+        let args: Vec<Value> = vec![origin.to_string().into(), millis(ttl).into()];
+        let forgotten: Result<i64, _> = self
+            .control
+            .eval(
+                scripts::SERVER_FORGET,
+                vec![keys::servers(&self.prefix)],
+                args,
+            )
+            .await;
+        match forgotten {
+            Ok(1) => {}
+            Ok(_) => return,
+            Err(err) => {
+                tracing::debug!(%err, "redis presence sweep failed");
+                return;
+            }
+        }
         let set = keys::server_topics(&self.prefix, origin);
         let topics: Vec<String> = match self.control.smembers(&set).await {
             Ok(t) => t,
@@ -231,10 +255,6 @@ impl Presence {
             }
         }
         let _: Result<i64, _> = self.control.del(&set).await;
-        let _: Result<i64, _> = self
-            .control
-            .zrem(keys::servers(&self.prefix), origin.to_string())
-            .await;
     }
 }
 

@@ -50,3 +50,8 @@ pub(super) const PRESENCE_REFRESH: &str = include_str!("scripts/presence_refresh
 
 /// This server is alive; which servers stopped refreshing.
 pub(super) const HEARTBEAT: &str = include_str!("scripts/heartbeat.lua");
+
+/// A server that stopped refreshing leaves the list of live servers, unless it
+/// refreshed meanwhile (checked and done at once, so that a sweep never undoes
+/// a server that came back).
+pub(super) const SERVER_FORGET: &str = include_str!("scripts/server_forget.lua");

@@ -209,7 +209,7 @@ pub use server::Server;
 pub use server::{Refuse, Request};
 pub use settings::{
     ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, ProtocolSettings,
-    ReconnectPolicy, RedisSettings, ServerSettings, Settings, SlowConsumer,
+    ReconnectPolicy, RedisSettings, ServerSettings, Settings, SettingsError, SlowConsumer,
 };
 #[cfg(feature = "web")]
 pub use web::{on_connect, start, start_with, Upgrade};

@@ -37,10 +37,18 @@
 //! # }
 //! ```
 //!
-//! This module is plain data: it depends on nothing else of the crate, and builds
-//! without actix or tokio.
+//! [`Settings::check`] validates a whole tree (every duration at most
+//! [`MAX_DURATION`], sizes and codes in range, headers the handshake can write);
+//! durations over [`MAX_DURATION`] in TOML are refused when read. The module is
+//! plain data and its validation, and builds without actix or tokio.
+
+mod check;
 
 use std::{collections::BTreeMap, time::Duration};
+
+pub use check::{
+    SettingsError, MAX_DURATION, MAX_DURATION_MS, MAX_SOCKET_SEND_BUFFER, MAX_SUBSCRIPTION_BUFFER,
+};
 
 /// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
@@ -774,26 +782,37 @@ impl Default for RedisSettings {
     }
 }
 
+/// Durations in TOML: whole milliseconds, at most [`MAX_DURATION_MS`] (refused
+/// when read, naming the bound).
 #[cfg(feature = "serde")]
 mod millis {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    use super::MAX_DURATION_MS;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
+        let ms = u64::deserialize(d)?;
+        if ms > MAX_DURATION_MS {
+            return Err(D::Error::custom(format_args!(
+                "{ms} ms is longer than the maximum, {MAX_DURATION_MS} ms (about 49 days)"
+            )));
+        }
+        Ok(Duration::from_millis(ms))
     }
 }
 
+/// Durations that 0 turns off.
 #[cfg(feature = "serde")]
 mod millis_opt {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::Deserializer;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let ms = u64::deserialize(d)?;
-        Ok((ms != 0).then(|| Duration::from_millis(ms)))
+        let duration = super::millis::deserialize(d)?;
+        Ok((!duration.is_zero()).then_some(duration))
     }
 }
 

@@ -4,30 +4,15 @@
 
 use super::{
     headers::{
-        check_header, extensions_of, is_field_value, is_token, list_contains, one_value, trim_ows,
-        values, write_header, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT,
-        SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
-        UPGRADE,
+        check_header, check_offered_protocols, extensions_of, is_field_value, is_token,
+        list_contains, one_value, trim_ows, values, write_header, CONNECTION, HOST, ORIGIN,
+        RESERVED_REQUEST_HEADERS, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+        SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
     },
     key::{accept_key, generate_key, is_valid_key},
     BuildError, HandshakeError, MAX_HEADERS, MAX_HEAD_SIZE,
 };
 use crate::settings::Settings;
-
-/// Headers a client's extra headers may not set: the request writes them itself
-/// (the first eight), and a handshake `GET` has no body.
-const RESERVED_REQUEST_HEADERS: [&str; 10] = [
-    HOST,
-    UPGRADE,
-    CONNECTION,
-    SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION,
-    SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_EXTENSIONS,
-    ORIGIN,
-    "Content-Length",
-    "Transfer-Encoding",
-];
 
 /// A client's opening handshake: the request to send and what its answer must say.
 ///
@@ -106,22 +91,7 @@ impl ClientRequest {
         if !is_valid_key(key.as_bytes()) {
             return Err(BuildError::InvalidKey);
         }
-        // RFC 6455 §4.1 item 10: the elements "MUST be non-empty strings with
-        // characters in the range U+0021 to U+007E not including separator characters
-        // [...] and MUST all be unique strings".
-        for (i, protocol) in opts.protocols.iter().enumerate() {
-            if !is_token(protocol.as_bytes()) {
-                return Err(BuildError::InvalidProtocol(protocol.clone()));
-            }
-            if opts
-                .protocols
-                .iter()
-                .take(i)
-                .any(|earlier| earlier == protocol)
-            {
-                return Err(BuildError::DuplicateProtocol(protocol.clone()));
-            }
-        }
+        check_offered_protocols(&opts.protocols)?;
         if let Some(origin) = &opts.origin {
             if !is_field_value(origin.as_bytes()) {
                 return Err(BuildError::InvalidHeaderValue(ORIGIN.to_owned()));

@@ -34,34 +34,3 @@ pub const MAX_HEAD_SIZE: usize = 16 * 1024;
 /// The most header lines [`parse_request`] and [`ClientRequest::parse_response`]
 /// accept in one head.
 pub const MAX_HEADERS: usize = 64;
-
-impl crate::Settings {
-    /// Check what the settings would write into a handshake: the server's and the
-    /// client's extra headers (names are tokens, values have no control character,
-    /// none is one the handshake writes itself), their subprotocols (tokens, each
-    /// once) and the client's `Origin`. A server leaves a bad extra header out of
-    /// its responses, and a client refuses to connect; this says so up front, for
-    /// settings read from a file.
-    ///
-    /// ```
-    /// let mut settings = websocket_driver::Settings::default();
-    /// assert!(settings.check().is_ok());
-    /// settings.server.headers.insert("X-Bad".into(), "a\r\nInjected: 1".into());
-    /// assert_eq!(
-    ///     settings.check(),
-    ///     Err(websocket_driver::handshake::BuildError::InvalidHeaderValue("X-Bad".into()))
-    /// );
-    /// ```
-    pub fn check(&self) -> Result<(), BuildError> {
-        for (name, value) in &self.server.headers {
-            headers::check_header(name, value, &server::RESERVED_RESPONSE_HEADERS)?;
-        }
-        for protocol in &self.server.protocols {
-            if !headers::is_token(protocol.as_bytes()) {
-                return Err(BuildError::InvalidProtocol(protocol.clone()));
-            }
-        }
-        // The client's parts are checked as its request would be built.
-        ClientRequest::new("localhost", "/", self).map(drop)
-    }
-}

@@ -4,9 +4,9 @@
 use super::{
     headers::{
         check_header, extensions_of, is_token, list_contains, list_elements, one_value, trim_ows,
-        values, write_header, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT,
-        SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
-        UPGRADE,
+        values, write_header, CONNECTION, HOST, ORIGIN, RESERVED_RESPONSE_HEADERS,
+        SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+        SEC_WEBSOCKET_VERSION, UPGRADE,
     },
     key::{accept_key, is_valid_key},
     BuildError, HandshakeError, MAX_HEADERS, MAX_HEAD_SIZE,
@@ -15,20 +15,6 @@ use crate::{
     proto::{Deflate, DeflateParams, Role},
     settings::Settings,
 };
-
-/// Headers a server's extra headers may not set: the `101` response writes the
-/// first five itself, and a `1xx` response may carry no body headers (RFC 9110
-/// §8.6: "A server MUST NOT send a Content-Length header field in any response with
-/// a status code of 1xx").
-pub(super) const RESERVED_RESPONSE_HEADERS: [&str; 7] = [
-    UPGRADE,
-    CONNECTION,
-    SEC_WEBSOCKET_ACCEPT,
-    SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_EXTENSIONS,
-    "Content-Length",
-    "Transfer-Encoding",
-];
 
 /// The HTTP version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -27,9 +27,8 @@ pub use url::{UrlError, WsUrl};
 
 use self::tls::RootCertificate;
 use crate::{
-    actor::Serve,
+    actor::{Conn, Serve},
     settings::{DeflateSettings, ReconnectPolicy, Settings},
-    Conn,
 };
 
 /// A WebSocket client: a URL and options through chained setters (the same names as

@@ -65,7 +65,7 @@ impl ClientRequest {
     ///
     /// What it offers comes from `settings.client` (subprotocols, origin, extra
     /// headers) and, when `settings.deflate` is enabled, its permessage-deflate offer
-    /// ([`DeflateSettings::offer`](crate::DeflateSettings::offer)).
+    /// ([`DeflateSettings::offer`](crate::settings::DeflateSettings::offer)).
     pub fn new(host: &str, target: &str, settings: &Settings) -> Result<Self, BuildError> {
         Self::with_key(host, target, settings, &generate_key())
     }
@@ -411,7 +411,7 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ClientSettings;
+    use crate::settings::ClientSettings;
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
     const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";

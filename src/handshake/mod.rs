@@ -2,7 +2,7 @@
 //! values out, no I/O.
 //!
 //! - Server: [`validate_request`] checks a parsed request against the
-//!   [`Settings`](crate::Settings)' `server` and `deflate` sections
+//!   [`Settings`](crate::settings::Settings)' `server` and `deflate` sections
 //!   and returns an [`Accept`] that writes the `101` answer, or a
 //!   [`HandshakeError`] that writes the refusal ([`HandshakeError::write_rejection`]).
 //!   [`parse_request`] reads a request head from bytes for a server that reads its
@@ -14,7 +14,7 @@
 //!   including the `Sec-WebSocket-Extensions` parser [`parse_extensions`].
 
 mod client;
-mod deflate;
+pub(crate) mod deflate;
 mod error;
 pub mod headers;
 mod key;

@@ -59,7 +59,7 @@ pub struct Accept {
     /// The `Sec-WebSocket-Accept` value (see [`accept_key`]).
     pub accept_key: String,
     /// The chosen subprotocol, if any (see
-    /// [`ServerSettings::protocols`](crate::ServerSettings::protocols)).
+    /// [`ServerSettings::protocols`](crate::settings::ServerSettings::protocols)).
     pub protocol: Option<String>,
     /// The client's `Sec-WebSocket-Extensions` offer, all its headers joined with
     /// `", "` (`None` when it offered none). Its syntax is checked (see
@@ -419,7 +419,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, Handsha
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ServerSettings;
+    use crate::settings::ServerSettings;
 
     const KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 

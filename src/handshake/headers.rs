@@ -435,14 +435,6 @@ pub(crate) fn check_offered_protocols(protocols: &[String]) -> Result<(), BuildE
     Ok(())
 }
 
-/// Append `name: value\r\n`. Callers have checked both.
-pub(crate) fn write_header(dst: &mut Vec<u8>, name: &str, value: &str) {
-    dst.extend_from_slice(name.as_bytes());
-    dst.extend_from_slice(b": ");
-    dst.extend_from_slice(value.as_bytes());
-    dst.extend_from_slice(b"\r\n");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,14 +17,16 @@ mod client;
 pub(crate) mod deflate;
 mod error;
 pub mod headers;
+mod http11;
 mod key;
 mod server;
 
 pub use client::{ClientRequest, Response};
-pub use error::{write_refusal, BuildError, HandshakeError};
+pub use error::{BuildError, HandshakeError};
 pub use headers::{parse_extensions, Extension};
+pub use http11::{parse_request, write_refusal, HttpVersion, RequestHead};
 pub use key::{accept_key, generate_key, GUID};
-pub use server::{parse_request, validate_request, Accept, HttpVersion, RequestHead, RequestParts};
+pub use server::{validate_request, Accept, RequestParts};
 
 /// The longest HTTP head [`parse_request`] and [`ClientRequest::parse_response`]
 /// accept, in bytes (16 KiB): a peer cannot make us buffer more while waiting for the

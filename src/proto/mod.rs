@@ -32,5 +32,5 @@ pub use mask::{apply_mask, apply_mask_scalar, generate_mask};
 pub use message::{Message, Utf8Bytes};
 pub use opcode::OpCode;
 pub use role::Role;
-pub use state::ReadyState;
+pub use state::{ReadyState, UnknownReadyState};
 pub use utf8::Utf8Validator;

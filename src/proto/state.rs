@@ -6,7 +6,7 @@ use std::fmt;
 ///
 /// Each state has a stable number, the one browsers give `WebSocket.readyState`
 /// (WHATWG WebSockets §3): [`as_u8`](Self::as_u8) and `TryFrom<u8>`, for atomics,
-/// metrics and wire formats.
+/// metrics and wire formats; [`name`](Self::name) is its label.
 ///
 /// ```
 /// use websocket_driver::proto::ReadyState;
@@ -48,6 +48,17 @@ impl ReadyState {
     pub const fn as_u8(self) -> u8 {
         self as u8
     }
+
+    /// The state's name in lower case (`"connecting"`, `"open"`, `"closing"`,
+    /// `"closed"`), e.g. for a metric's label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ReadyState::Connecting => "connecting",
+            ReadyState::Open => "open",
+            ReadyState::Closing => "closing",
+            ReadyState::Closed => "closed",
+        }
+    }
 }
 
 impl From<ReadyState> for u8 {
@@ -88,6 +99,8 @@ mod tests {
     fn numbers_are_the_browsers_and_round_trip() {
         let numbers: Vec<u8> = ReadyState::ALL.iter().map(|s| s.as_u8()).collect();
         assert_eq!(numbers, [0, 1, 2, 3]);
+        let names: Vec<&str> = ReadyState::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["connecting", "open", "closing", "closed"]);
         for n in 0..=u8::MAX {
             match ReadyState::try_from(n) {
                 Ok(state) => assert_eq!(u8::from(state), n),

@@ -46,12 +46,16 @@
 //! offer and its check of the answer). The module is plain data and what it
 //! decides, and builds without actix or tokio.
 
+#[cfg(any(feature = "web", feature = "server", feature = "client"))]
+mod builder;
 mod check;
 mod client;
 mod deflate;
 
 use std::{collections::BTreeMap, time::Duration};
 
+#[cfg(any(feature = "web", feature = "server", feature = "client"))]
+pub(crate) use builder::builder_setters;
 pub use check::{
     SettingsError, MAX_DURATION, MAX_DURATION_MS, MAX_SOCKET_SEND_BUFFER, MAX_SUBSCRIPTION_BUFFER,
 };

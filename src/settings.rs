@@ -56,10 +56,17 @@ use std::{collections::BTreeMap, time::Duration};
 
 #[cfg(any(feature = "web", feature = "server", feature = "client"))]
 pub(crate) use builder::builder_setters;
-pub use check::{
-    SettingsError, MAX_DURATION, MAX_DURATION_MS, MAX_SOCKET_SEND_BUFFER, MAX_SUBSCRIPTION_BUFFER,
-};
+pub use check::{SettingsError, MAX_SOCKET_SEND_BUFFER, MAX_SUBSCRIPTION_BUFFER};
 pub use client::{ClientSettings, ReconnectPolicy};
+
+/// The longest duration a setting may hold: 2^32 - 1 ms (about 49.7 days). The
+/// longest default is a day (`redis.topic_ttl_ms`); the bound keeps every deadline
+/// and multiple computed from a setting within range. TOML durations over it are
+/// refused when read.
+pub const MAX_DURATION: Duration = Duration::from_millis(MAX_DURATION_MS);
+
+/// [`MAX_DURATION`] in milliseconds, the unit of the TOML keys.
+pub const MAX_DURATION_MS: u64 = u32::MAX as u64;
 
 /// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;

@@ -4,6 +4,7 @@
 //! with `--no-default-features`.
 
 mod close;
+mod close_code;
 mod connection;
 mod deflate;
 mod error;
@@ -20,7 +21,8 @@ mod send;
 mod state;
 mod utf8;
 
-pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+pub use close::{CloseFrame, MAX_REASON_LEN};
+pub use close_code::CloseCode;
 pub use connection::{Connection, MAX_CONTROL_PAYLOAD, VERSION};
 pub(crate) use deflate::compress_bits as deflate_compress_bits;
 pub use deflate::{Deflate, DeflateParams, PreparedMessage, INFLATE_STEP, PERMESSAGE_DEFLATE};

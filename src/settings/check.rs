@@ -1,7 +1,7 @@
 //! Validating settings: [`Settings::check`], with a [`SettingsError`] that names
 //! the key at fault and its bound.
 //!
-//! Every duration is at most [`MAX_DURATION`], so that no deadline (`now +
+//! Every duration is at most [`MAX_DURATION`](super::MAX_DURATION), so that no deadline (`now +
 //! timeout`), multiple (`timeout * 3`) or conversion to 32-bit milliseconds made
 //! from a setting can overflow; sizes allocated up front or handed to the kernel
 //! have bounds of their own; what the settings would write into a handshake
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{
     ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, ProtocolSettings,
-    RedisSettings, ServerSettings, Settings,
+    RedisSettings, ServerSettings, Settings, MAX_DURATION_MS,
 };
 use crate::{
     handshake::{
@@ -23,15 +23,6 @@ use crate::{
     },
     proto::CloseCode,
 };
-
-/// The longest duration a setting may hold: 2^32 - 1 ms (about 49.7 days). The
-/// longest default is a day (`redis.topic_ttl_ms`); the bound keeps every deadline
-/// and multiple computed from a setting within range. TOML durations over it are
-/// refused when read.
-pub const MAX_DURATION: Duration = Duration::from_millis(MAX_DURATION_MS);
-
-/// [`MAX_DURATION`] in milliseconds, the unit of the TOML keys.
-pub const MAX_DURATION_MS: u64 = u32::MAX as u64;
 
 /// The largest `connection.socket_send_buffer` (`SO_SNDBUF`): 2^30 - 1 bytes. The
 /// kernel takes a C `int` and doubles it for its bookkeeping.
@@ -98,7 +89,7 @@ pub enum SettingsError {
 }
 
 impl Settings {
-    /// Check every section: durations within [`MAX_DURATION`], sizes within their
+    /// Check every section: durations within [`MAX_DURATION`](super::MAX_DURATION), sizes within their
     /// bounds ([`MAX_SOCKET_SEND_BUFFER`], [`MAX_SUBSCRIPTION_BUFFER`], at least one
     /// fragment and one event per poll), window bits, levels and close codes in
     /// their ranges, and what the settings would write into a handshake: the
@@ -271,7 +262,7 @@ fn duration_opt(key: &'static str, value: Option<Duration>) -> Result<(), Settin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::ReconnectPolicy;
+    use crate::settings::{ReconnectPolicy, MAX_DURATION};
 
     fn refused(change: impl FnOnce(&mut Settings)) -> String {
         let mut settings = Settings::default();

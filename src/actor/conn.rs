@@ -140,7 +140,7 @@ impl Conn {
         }
     }
 
-    /// Send a message (the seed's `send`), by reference: a large payload held in
+    /// Send a message, by reference: a large payload held in
     /// `Bytes` (an echoed or broadcast message) is not copied on its way out.
     pub fn send(&self, message: impl Into<Message>) -> Sent {
         let message = message.into();
@@ -154,7 +154,8 @@ impl Conn {
         }
     }
 
-    /// Send a text message (the seed's `send-text`).
+    /// Send a text message.
+    #[doc(alias = "send-text")]
     pub fn send_text(&self, text: impl AsRef<str>) -> Sent {
         let text = text.as_ref();
         match with_owned(&self.shared, |l| l.send(|core| core.send_text(text))) {
@@ -163,7 +164,8 @@ impl Conn {
         }
     }
 
-    /// Send a binary message (the seed's `send-binary`).
+    /// Send a binary message.
+    #[doc(alias = "send-binary")]
     pub fn send_binary(&self, data: impl AsRef<[u8]>) -> Sent {
         let data = data.as_ref();
         match with_owned(&self.shared, |l| l.send(|core| core.send_binary(data))) {
@@ -188,9 +190,10 @@ impl Conn {
         }
     }
 
-    /// Send a Ping (the seed's `send-ping`). The returned [`RoundTrip`] resolves
+    /// Send a Ping. The returned [`RoundTrip`] resolves
     /// with the round-trip time when the Pong with the same payload arrives (or a
     /// later one: a peer may answer only the latest ping).
+    #[doc(alias = "send-ping")]
     pub fn send_ping(&self, payload: impl AsRef<[u8]>) -> RoundTrip {
         let payload = Bytes::copy_from_slice(payload.as_ref());
         let (tx, rx) = oneshot::channel();
@@ -223,12 +226,13 @@ impl Conn {
         }
     }
 
-    /// Start the closing handshake (the seed's `close-connection`) with `code` and
+    /// Start the closing handshake with `code` and
     /// `reason` (at most 123 bytes; `code` one that
     /// [`CloseCode::is_allowed`] accepts). The actor receives
     /// [`Close`](super::Close) when it completes or times out. The `Sent` resolves
     /// when the Close frame was written. A client with a reconnect policy does not
     /// reconnect after it.
+    #[doc(alias = "close-connection")]
     pub fn close(&self, code: CloseCode, reason: &str) -> Sent {
         match with_owned(&self.shared, |l| l.close(code, reason)) {
             Some(result) => self.local_sent(result),
@@ -262,12 +266,13 @@ impl Conn {
         with_owned(&self.shared, |l| l.resume_reading());
     }
 
-    /// The ready-state (the seed's `ready-state`).
+    /// The ready-state.
+    #[doc(alias = "ready-state")]
     pub fn ready_state(&self) -> ReadyState {
         self.shared.ready_state()
     }
 
-    /// The subprotocol agreed in the handshake (the seed's `protocol`).
+    /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
         self.shared.protocol()
     }
@@ -285,7 +290,7 @@ impl Conn {
         self.shared.auto_pong()
     }
 
-    /// `"hybi-13"` (the seed's `version`).
+    /// `"hybi-13"`.
     pub fn version(&self) -> &'static str {
         VERSION
     }
@@ -298,7 +303,7 @@ impl Conn {
 }
 
 /// What a send returns: whether it was accepted, and a future that resolves once
-/// its bytes were handed to the transport (the seed's `:callback`).
+/// its bytes were handed to the transport.
 ///
 /// Nothing needs to be done with it: dropped, it costs nothing. [`error`](Self::error)
 /// says at once why a send was refused (a remote send, queued for the connection's
@@ -312,6 +317,7 @@ impl Conn {
 /// conn.send_text("flushed").await?;
 /// # Ok(()) }
 /// ```
+#[doc(alias = "callback")]
 pub struct Sent(SentState);
 
 enum SentState {

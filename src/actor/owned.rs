@@ -69,22 +69,22 @@ pub(crate) enum OverBudget {
 /// compressed again for this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Queued {
-    pub end: u64,
-    pub recompressed: bool,
+    pub(super) end: u64,
+    pub(super) recompressed: bool,
 }
 
 /// What the driver needs to know before it reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadView {
     /// Events wait to be handed to the actor.
-    pub events_waiting: bool,
+    pub(super) events_waiting: bool,
     /// Reading is paused.
-    pub paused: bool,
+    pub(super) paused: bool,
     /// Bytes of the current frame not arrived yet.
-    pub frame_remaining: usize,
+    pub(super) frame_remaining: usize,
     /// The output holds a payload by reference (perhaps a slice of the read
     /// buffer).
-    pub shares_output: bool,
+    pub(super) shares_output: bool,
 }
 
 /// What only the connection's thread touches; see the [module docs](self).

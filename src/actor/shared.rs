@@ -52,14 +52,14 @@ pub(crate) struct Shared {
 /// What [`Shared::new`] takes: the connection's fixed facts.
 #[derive(Debug)]
 pub(crate) struct Facts {
-    pub id: ConnId,
-    pub owner: u64,
-    pub slot: usize,
-    pub protocol: Option<String>,
-    pub extension: Option<String>,
-    pub max_send_buffer: usize,
-    pub auto_pong: bool,
-    pub ready_state: ReadyState,
+    pub(super) id: ConnId,
+    pub(super) owner: u64,
+    pub(super) slot: usize,
+    pub(super) protocol: Option<String>,
+    pub(super) extension: Option<String>,
+    pub(super) max_send_buffer: usize,
+    pub(super) auto_pong: bool,
+    pub(super) ready_state: ReadyState,
 }
 
 /// The part of [`Shared`] behind its lock: touched by other threads' sends, by a

@@ -16,13 +16,13 @@ use std::{
     task::{Context as TaskContext, Poll, Waker},
 };
 
-use actix::{dev::MessageResponse, ActorContext, ActorFuture, Context, Handler};
+use actix::{ActorContext, ActorFuture, Context};
 use bytes::BytesMut;
 
 use super::{
     owned::End,
     registry::Registry,
-    serve::Control,
+    serve::{handle, Control},
     slab::{self, OwnedRef},
     timers::{Timers, Verdict},
     Conn, Error, Open, WebSocketActor,
@@ -334,16 +334,6 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         }
         self.dispatch(act, ctx, Event::Close(close));
     }
-}
-
-/// Call the actor's handler for `msg` the way its mailbox would.
-fn handle<A, M>(act: &mut A, ctx: &mut Context<A>, msg: M)
-where
-    A: Handler<M> + actix::Actor<Context = Context<A>>,
-    M: actix::Message<Result = ()>,
-{
-    let response = <A as Handler<M>>::handle(act, msg, ctx);
-    response.handle(ctx, None);
 }
 
 impl<A, S> ActorFuture<A> for Driver<A, S>

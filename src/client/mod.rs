@@ -253,9 +253,8 @@ impl Client {
         let established = connect::establish(&plan).await?;
         let (actor, control) = serve.into_parts();
         let mut ctx = Context::<S::Actor>::new();
-        let local = session::start(&mut ctx, &plan, established, control.clone());
-        let conn = Conn::new(local.borrow().remote.clone());
-        ctx.spawn(session::Session::new(plan, local, control));
+        let conn = session::start(&mut ctx, &plan, established, control.clone());
+        ctx.spawn(session::Session::new(plan, conn.clone(), control));
         Ok((ctx.run(actor), conn))
     }
 

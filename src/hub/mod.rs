@@ -33,7 +33,7 @@ use self::{
     topic::{MemberEntry, Recovery, Topic},
 };
 use crate::{
-    actor::state::{thread_token, Command},
+    actor::ThreadKey,
     proto::{Message, PreparedMessage, ReadyState},
     settings::{DeflateSettings, HubSettings, Settings, SlowConsumer},
     Conn, ConnId,
@@ -397,7 +397,7 @@ struct PendingJoin {
 
 /// A shard's handle: its channel, and its receiver until its task takes it.
 struct ShardHandle {
-    token: u64,
+    thread: ThreadKey,
     tx: mpsc::UnboundedSender<Cmd>,
     rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<Cmd>>>>,
 }
@@ -1191,8 +1191,7 @@ impl HubInner {
         if let Some(entry) = conns.get(&conn.id()) {
             return entry.shard;
         }
-        let remote = conn.remote();
-        let shard = self.shard_for(remote.owner(), conn);
+        let shard = self.shard_for(conn);
         conns.insert(
             conn.id(),
             ConnEntry {
@@ -1202,26 +1201,21 @@ impl HubInner {
             },
         );
         drop(conns);
-        self.send(
-            shard,
-            Cmd::Register {
-                id: conn.id(),
-                slot: remote.slot(),
-            },
-        );
+        self.send(shard, Cmd::Register { conn: conn.clone() });
         shard
     }
 
-    /// The shard of thread `token`, started there (now, on that thread; or through
-    /// `conn`, which lives there).
-    fn shard_for(self: &Arc<Self>, token: u64, conn: &Conn) -> usize {
+    /// The shard of `conn`'s thread, started there (now, on that thread; or
+    /// through `conn`, which lives there).
+    fn shard_for(self: &Arc<Self>, conn: &Conn) -> usize {
+        let thread = conn.thread();
         let mut shards = lock(&self.shards);
-        let index = match shards.iter().position(|s| s.token == token) {
+        let index = match shards.iter().position(|s| s.thread == thread) {
             Some(i) => i,
             None => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 shards.push(ShardHandle {
-                    token,
+                    thread,
                     tx,
                     rx: Arc::new(Mutex::new(Some(rx))),
                 });
@@ -1239,10 +1233,10 @@ impl HubInner {
                 actix_rt::spawn(shard::run(hub, rx));
             }
         };
-        if thread_token() == token {
-            start();
-        } else {
-            let _ = conn.remote().push(Command::Run(Box::new(start)), 0);
+        if conn.run_on_thread(start).is_err() {
+            // The connection is gone: the next connection of that thread starts
+            // the shard.
+            tracing::debug!(id = %conn.id(), "hub: shard not started, the connection is gone");
         }
         index
     }

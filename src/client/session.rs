@@ -20,10 +20,9 @@ use super::{
     ClientError,
 };
 use crate::{
-    actor::{attach, open_core, ConnTask, Control, WebSocketActor},
+    actor::{attach, open_core, Conn, ConnTask, Control, WebSocketActor},
     proto::Role,
     settings::ReconnectPolicy,
-    Conn,
 };
 
 /// Start serving `established` in the actor's context: its driver there, its pump

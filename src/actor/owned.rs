@@ -263,7 +263,7 @@ impl Owned {
                 queued: self.budgeted.len(),
             });
         }
-        let recompressed = self.core.compresses_prepared_again(message);
+        let recompressed = self.core.info().compresses_prepared_again(message);
         if self.core.send_prepared(message).is_err() {
             return Err(OverBudget::Closed);
         }
@@ -384,7 +384,7 @@ impl Owned {
         if self.read_paused {
             return None;
         }
-        if self.core.peek_event().is_none() && !read_buf.is_empty() {
+        if self.core.info().peek_event().is_none() && !read_buf.is_empty() {
             self.core.receive_buf(read_buf);
         }
         let event = self.core.poll_event()?;
@@ -401,7 +401,7 @@ impl Owned {
                 }
                 self.shared.pong_received(payload);
             }
-            Event::Ping(payload) if !self.core.config().auto_pong && !answers_pings => {
+            Event::Ping(payload) if !self.core.info().settings().auto_pong && !answers_pings => {
                 // Nobody else answers it (RFC 6455 §5.5.2: an endpoint "MUST send a
                 // Pong frame in response").
                 let _ = self.core.send_pong(payload);
@@ -449,7 +449,7 @@ impl Owned {
     /// is handed over (a client's: RFC 6455 §7.1.4, the connection is closed only
     /// once the server closed TCP).
     pub fn parks_close(&self, input_done: bool) -> bool {
-        self.core.role() == Role::Client && !self.transport_done(input_done)
+        self.core.info().role() == Role::Client && !self.transport_done(input_done)
     }
 
     pub fn register_driver(&mut self, waker: &Waker) {
@@ -460,10 +460,10 @@ impl Owned {
 
     pub fn read_view(&self) -> ReadView {
         ReadView {
-            events_waiting: self.core.peek_event().is_some() && !self.read_paused,
+            events_waiting: self.core.info().peek_event().is_some() && !self.read_paused,
             paused: self.read_paused,
-            frame_remaining: self.core.frame_remaining(),
-            shares_output: self.core.output_shares_payload(),
+            frame_remaining: self.core.info().frame_remaining(),
+            shares_output: self.core.output().shares_payload(),
         }
     }
 
@@ -517,7 +517,7 @@ impl Owned {
             self.core.receive_eof();
             // Nothing more reaches a peer that let the close time out: what waits
             // for it is dropped, not held until the transport goes.
-            self.core.discard_output();
+            self.core.output_mut().discard();
         }
         self.sync();
     }
@@ -619,21 +619,21 @@ impl Owned {
     #[cfg(feature = "server")]
     #[inline]
     pub fn output_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
-        self.core.output_vectored(dst)
+        self.core.output().chunks_vectored(dst)
     }
 
     /// `n` bytes of the output were written.
     #[cfg(feature = "server")]
     #[inline]
     pub fn output_written(&mut self, n: usize) {
-        self.core.advance_output(n);
+        self.core.output_mut().advance(n);
         self.taken(n);
     }
 
     /// The next chunk of output, handed to the transport.
     #[inline]
     pub fn take_output(&mut self) -> Bytes {
-        let out = self.core.take_output_chunk();
+        let out = self.core.output_mut().take_chunk();
         if !out.is_empty() {
             self.taken(out.len());
         }

@@ -20,6 +20,7 @@ mod role;
 mod send;
 mod state;
 mod utf8;
+mod views;
 
 pub use close::{CloseFrame, MAX_REASON_LEN};
 pub use close_code::CloseCode;
@@ -36,3 +37,4 @@ pub use opcode::OpCode;
 pub use role::Role;
 pub use state::{ReadyState, UnknownReadyState};
 pub use utf8::Utf8Validator;
+pub use views::{Info, Output, OutputMut};

@@ -239,6 +239,7 @@ class Crate:
         self.exports = {m: {} for m in self.modules}
         self.uses = []  # (file module, scope, line, segments, re-exported name or False)
         self.code = {}  # file module -> its code without use declarations
+        self.aliases = {}  # scope -> {name a use brought in: absolute path}
         for module, (_, text) in self.files.items():
             found = self.inline[module]
             for m in USE.finditer(text):
@@ -249,6 +250,9 @@ class Crate:
                     if segs[-1] == "*":
                         continue
                     absolute = self.absolute(scope, segs)
+                    if absolute is not None:
+                        # `use crate::proto;` then `proto::Message` in this scope
+                        self.aliases.setdefault(scope, {})[alias] = absolute
                     if reexport:
                         # Another crate's name re-exported here is no arrow.
                         self.exports.setdefault(scope, {})[alias] = absolute or EXTERNAL
@@ -258,8 +262,9 @@ class Crate:
             # `self`, or a child module's name (`state::Local::create`)
             masked = USE.sub(lambda u: "".join(ch if ch == "\n" else " " for ch in u.group(0)), text)
             self.code[module] = masked
-            children = sorted({m[-1] for m in self.modules if len(m) == len(module) + 1 and m[:-1] == module})
-            starts = ["crate", "super", "self"] + children
+            children = {m[-1] for m in self.modules if len(m) == len(module) + 1 and m[:-1] == module}
+            imported = {a for sc, names in self.aliases.items() if self.file_of(sc) == module for a, t in names.items() if t in self.modules}
+            starts = ["crate", "super", "self"] + sorted(children | imported)
             path = re.compile(r"(?<![\w:$])\$?(" + "|".join(starts) + r")((?:\s*::\s*\w+)+)")
             for m in path.finditer(masked):
                 segs = [m.group(1)] + [p.strip() for p in m.group(2).split("::") if p.strip()]
@@ -287,6 +292,9 @@ class Crate:
             return tuple(base + rest)
         if tuple(scope) + (first,) in self.modules:
             return tuple(scope) + tuple(segs)
+        imported = self.aliases.get(tuple(scope), {}).get(first)
+        if imported is not None:
+            return tuple(imported) + tuple(segs[1:])
         return None
 
     def resolve(self, path, seen=None):

@@ -103,11 +103,35 @@ impl Conn {
         self.shared.push(Request::Run(Box::new(f)), 0)
     }
 
+    /// Resolves with how the connection ended: the [`Close`](super::Close) its actor
+    /// was handed (or, when the actor stopped before the connection closed, a
+    /// `Close` with 1001, going away, not clean). Usable from any thread or task,
+    /// any number of times.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: websocket_driver::Conn) {
+    /// conn.close(websocket_driver::CloseCode::NORMAL, "done");
+    /// let close = conn.closed().await;
+    /// println!("closed with {} ({})", close.code.0, close.reason);
+    /// # }
+    /// ```
+    pub fn closed(&self) -> Closed {
+        Closed {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Whether the connection's driver still runs (on the connection's thread):
     /// then `waker` is woken when it finishes.
     #[cfg(feature = "client")]
     pub(crate) fn wait_finished(&self, waker: &std::task::Waker) -> bool {
         owned_of(&self.shared).is_some_and(|owned| owned.borrow_mut().wait_finished(waker))
+    }
+
+    /// How the connection ended, if it did.
+    #[cfg(feature = "client")]
+    pub(crate) fn close_event(&self) -> Option<super::Close> {
+        self.shared.close_event()
     }
 
     /// Whether the user (or a shutdown) asked for the close.
@@ -403,6 +427,24 @@ impl Future for Sent {
                 None if shared.writer_gone() => Poll::Ready(Err(SendError::Closed)),
                 None => Poll::Pending,
             },
+        }
+    }
+}
+
+/// What [`Conn::closed`] returns: resolves with the connection's
+/// [`Close`](super::Close).
+#[derive(Debug, Clone)]
+pub struct Closed {
+    shared: Arc<Shared>,
+}
+
+impl Future for Closed {
+    type Output = super::Close;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.shared.closed(cx.waker()) {
+            Some(close) => Poll::Ready(close),
+            None => Poll::Pending,
         }
     }
 }

@@ -325,7 +325,11 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
     fn hand_close(&mut self, act: &mut A, ctx: &mut Context<A>, close: CloseEvent) {
         self.phase = Phase::Closed;
         crate::metrics::closed(close.code);
-        let pending = self.owned.borrow_mut().take_pending_error();
+        let pending = {
+            let mut owned = self.owned.borrow_mut();
+            owned.closing(&close);
+            owned.take_pending_error()
+        };
         if let Some(error) = pending {
             self.hand_error(act, ctx, error);
         }

@@ -39,7 +39,7 @@ mod spawn;
 mod task;
 mod timers;
 
-pub use conn::{Conn, RoundTrip, Sent};
+pub use conn::{Closed, Conn, RoundTrip, Sent};
 pub(crate) use driver::Input;
 pub use endpoint::{endpoint, Endpoint, EndpointActor, EndpointContext};
 pub use error::{Error, SendError};

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     metrics::ThreadStats,
-    proto::{self, CloseCode, Connection, Event, PreparedMessage, ReadyState, Role},
+    proto::{self, CloseCode, CloseEvent, Connection, Event, PreparedMessage, ReadyState, Role},
     settings::ConnectionSettings,
 };
 
@@ -467,6 +467,12 @@ impl Owned {
         }
     }
 
+    /// The driver hands `close` to the actor: how the connection ended, for
+    /// [`Conn::closed`](super::Conn::closed).
+    pub fn closing(&self, close: &CloseEvent) {
+        self.shared.set_closed(close);
+    }
+
     /// The failure found above the core, to hand over before the `Close`.
     pub fn take_pending_error(&mut self) -> Option<Error> {
         self.pending_error.take()
@@ -531,6 +537,12 @@ impl Owned {
             return;
         }
         self.driver_done = true;
+        // Without a `Close` handed over (the actor stopped first): we went away.
+        self.shared.set_closed(&CloseEvent {
+            code: CloseCode::GOING_AWAY,
+            reason: String::new(),
+            was_clean: false,
+        });
         let id = self.shared.id();
         for hook in std::mem::take(&mut self.on_close) {
             hook(id);

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{id::ConnId, SendError};
-use crate::proto::{CloseCode, Message, PreparedMessage, ReadyState};
+use crate::proto::{CloseCode, CloseEvent, Message, PreparedMessage, ReadyState};
 
 /// What any thread may read or ask; see the [module docs](self).
 #[derive(Debug)]
@@ -76,6 +76,11 @@ struct Inbox {
     pings: VecDeque<(Bytes, Instant, oneshot::Sender<Duration>)>,
     /// Wakes the owner's driver for a request.
     owner: Option<Waker>,
+    /// How the connection ended, once its driver handed over the `Close` (or was
+    /// gone without one); boxed: most connections never have it read.
+    closed: Option<Box<CloseEvent>>,
+    /// Tasks waiting on [`Conn::closed`](super::Conn::closed).
+    close_waiters: Vec<Waker>,
 }
 
 /// A request from another thread, applied by the owner in order.
@@ -413,6 +418,37 @@ impl Shared {
             crate::metrics::ping_rtt(rtt);
         }
         rtt
+    }
+
+    /// How the connection ended: `close` is what its actor was handed. The first
+    /// one counts; whoever waits on [`Conn::closed`](super::Conn::closed) is woken.
+    pub fn set_closed(&self, close: &CloseEvent) {
+        let mut inbox = self.lock();
+        if inbox.closed.is_some() {
+            return;
+        }
+        inbox.closed = Some(Box::new(close.clone()));
+        let waiters = std::mem::take(&mut inbox.close_waiters);
+        drop(inbox);
+        waiters.into_iter().for_each(Waker::wake);
+    }
+
+    /// How the connection ended, if it did.
+    #[cfg(feature = "client")]
+    pub fn close_event(&self) -> Option<CloseEvent> {
+        self.lock().closed.as_deref().cloned()
+    }
+
+    /// How the connection ended, once it did; else `waker` is woken then.
+    pub fn closed(&self, waker: &Waker) -> Option<CloseEvent> {
+        let mut inbox = self.lock();
+        if let Some(close) = &inbox.closed {
+            return Some((**close).clone());
+        }
+        if !inbox.close_waiters.iter().any(|w| w.will_wake(waker)) {
+            inbox.close_waiters.push(waker.clone());
+        }
+        None
     }
 
     /// The transport is done: every waiter is woken (its `Sent` fails), every ping

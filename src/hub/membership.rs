@@ -1,41 +1,46 @@
-//! Joining and leaving: the topics' table, the connections of the hub and the
-//! shard of each, joins answered by a numbering backplane.
+//! Joining and leaving, and the topics' life (see [`topic`](super::topic)):
+//! every decision about a topic's membership (first member, last member) is made
+//! under the topic's lock and told to the backplane there, stamped with its
+//! generation, so that decisions reach it in the order they were made.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Instant,
-};
-
-use tokio::sync::mpsc;
+use std::{sync::Arc, time::Instant};
 
 use super::{
-    lock,
-    shard::{self, Cmd},
-    topic::{self, MemberEntry, Recovery, Topic},
+    lock, sched,
+    shard::Cmd,
+    subscribers::Floor,
+    topic::{self, Life, MemberEntry, Recovery, Topic, TopicState},
     Hub, HubInner, JoinError, JoinOptions, Joined, Located, OnJoined, Position, PresenceKind,
-    ShardHandle, TopicSettings,
+    TopicSettings,
 };
-use crate::{
-    actor::state::{thread_token, Command},
-    Conn, ConnId,
-};
+use crate::{Conn, ConnId};
 
 /// A join waiting for a numbering backplane's answer.
 pub(super) struct PendingJoin {
     shard: usize,
     topic: Arc<str>,
     id: ConnId,
+    /// The join's stamp.
+    join: u64,
     /// It asked to recover (`since`).
     asked: bool,
     on_joined: Option<OnJoined>,
     settings: TopicSettings,
 }
 
-/// A connection of the hub.
-pub(super) struct ConnEntry {
-    pub(super) conn: Conn,
-    pub(super) shard: usize,
-    pub(super) topics: Vec<Arc<Topic>>,
+/// What a join decided under the topic's lock, for what follows outside it.
+enum Decided {
+    /// A member already: its metadata updated.
+    Already(Joined),
+    /// A new member.
+    New {
+        joined: Joined,
+        /// The recovery from the local history (`None`: a numbering backplane
+        /// answers the join).
+        replay: Option<Vec<Arc<super::Delivery>>>,
+        settings: TopicSettings,
+        epoch: Arc<str>,
+    },
 }
 
 impl Hub {
@@ -48,7 +53,8 @@ impl Hub {
             .iter()
             .filter_map(|t| {
                 let state = t.lock();
-                (!state.members.is_empty()).then(|| (t.name.to_string(), state.generation))
+                (state.life == Life::Live && !state.members.is_empty())
+                    .then(|| (t.name.to_string(), state.generation))
             })
             .collect();
         out.sort();
@@ -100,137 +106,8 @@ impl Hub {
         if !conn.ready_state().can_send() {
             return Err(JoinError::Closed);
         }
-        let inner = &self.inner;
-        let backplane = lock(&inner.backplane).clone();
-        let numbered = backplane.as_ref().is_some_and(|b| b.numbers());
-        let shard = inner.register(conn);
-        let topic = inner.topic(topic);
-        let JoinOptions {
-            user,
-            meta,
-            since,
-            mut on_joined,
-        } = options;
-        let user: Arc<str> = user
-            .map(Into::into)
-            .unwrap_or_else(|| conn.id().to_string().into());
-        let meta: Option<Arc<str>> = meta.map(Into::into);
-        let mut state = topic.lock();
-        let position = state.position();
-        if let Some(member) = state.members.get_mut(&conn.id()) {
-            member.meta = meta;
-            return Ok(Joined {
-                position,
-                recovered: since.map(|_| false),
-                replayed: 0,
-                already: true,
-            });
-        }
-        // Recovery from the local history (without a numbering backplane): what
-        // was missed, taken under the topic's lock, so that nothing published
-        // meanwhile is lost or repeated.
-        let local = if numbered {
-            None
-        } else {
-            let (recovered, replay) = match &since {
-                None => (None, Vec::new()),
-                Some(since) => match state.recover(since, Instant::now()) {
-                    Recovery::Complete(replay) => (Some(true), replay),
-                    Recovery::Incomplete => (Some(false), Vec::new()),
-                },
-            };
-            Some((recovered, replay))
-        };
-        let joined = Joined {
-            position: position.clone(),
-            recovered: local.as_ref().and_then(|(r, _)| *r),
-            replayed: local.as_ref().map_or(0, |(_, replay)| replay.len()),
-            already: false,
-        };
-        state.add_to_shard(shard);
-        let first_anywhere = state.members.is_empty();
-        if first_anywhere {
-            state.generation = topic::next_generation();
-        }
-        let generation = state.generation;
-        state.members.insert(
-            conn.id(),
-            MemberEntry {
-                user: user.clone(),
-                meta: meta.clone(),
-                shard,
-            },
-        );
-        let count = state.users.entry(user.clone()).or_insert(0);
-        *count += 1;
-        if *count == 1 && state.settings.presence {
-            inner.presence(&topic.name, &user, &meta, PresenceKind::Joined);
-        }
-        let settings = state.settings.clone();
-        // Subscribed now, in the topic's order; what the topic delivers is held
-        // back until the answer (the greeting) and the replay are in front of it.
-        inner.send(
-            shard,
-            Cmd::Subscribe {
-                topic: topic.name.clone(),
-                id: conn.id(),
-                greeting: Vec::new(),
-                replay: Vec::new(),
-                pending: true,
-            },
-        );
-        drop(state);
-        if let Some((_, replay)) = local {
-            // The greeting runs outside the topic's lock (it may read the hub).
-            let greeting = on_joined
-                .take()
-                .map(|f| f(&joined))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|m| inner.delivery(m, &settings, 0))
-                .collect();
-            inner.send(
-                shard,
-                Cmd::Replay {
-                    topic: topic.name.clone(),
-                    id: conn.id(),
-                    greeting,
-                    replay,
-                    after: position.offset,
-                },
-            );
-        }
-        if let Some(entry) = lock(&inner.conns).get_mut(&conn.id()) {
-            entry.topics.push(topic.clone());
-        }
-        if let Some(backplane) = backplane {
-            if first_anywhere {
-                backplane.subscribe(&topic.name, generation);
-            }
-            if numbered {
-                let hub = Arc::downgrade(inner);
-                let (id, name) = (conn.id(), topic.name.clone());
-                let asked = since.is_some();
-                let pending = PendingJoin {
-                    shard,
-                    topic: name,
-                    id,
-                    asked,
-                    on_joined,
-                    settings,
-                };
-                backplane.locate(
-                    &topic.name,
-                    since,
-                    Box::new(move |located| {
-                        if let Some(hub) = hub.upgrade() {
-                            hub.finish_join(pending, located);
-                        }
-                    }),
-                );
-            }
-        }
-        Ok(joined)
+        let shard = self.inner.register(conn);
+        self.inner.join(conn.id(), shard, topic, options)
     }
 
     /// Take connection `id` out of `topic`; false when it was not a member.
@@ -275,101 +152,271 @@ impl Hub {
 }
 
 impl HubInner {
-    /// The shard of `conn`'s thread (made when it has none), with `conn` in it.
-    pub(super) fn register(self: &Arc<Self>, conn: &Conn) -> usize {
-        let mut conns = lock(&self.conns);
-        if let Some(entry) = conns.get(&conn.id()) {
-            return entry.shard;
+    /// Run `f` on the live topic `name` under its lock, made when absent if
+    /// `create` (`None`: no such topic). A topic met after its removal is fetched
+    /// again: `f` never sees a removed topic.
+    pub(super) fn with_live_topic<R>(
+        &self,
+        name: &str,
+        create: bool,
+        f: impl FnOnce(&Arc<Topic>, &mut TopicState) -> R,
+    ) -> Option<R> {
+        loop {
+            let topic = {
+                let mut topics = lock(&self.topics);
+                match topics.get(name) {
+                    Some(t) => t.clone(),
+                    None if create => {
+                        let name: Arc<str> = name.into();
+                        let topic = Arc::new(Topic::new(
+                            name.clone(),
+                            TopicSettings::from(&self.settings),
+                            false,
+                        ));
+                        topics.insert(name, topic.clone());
+                        topic
+                    }
+                    None => return None,
+                }
+            };
+            sched::point("topic fetched");
+            let mut state = topic.lock();
+            if state.life == Life::Removed {
+                continue;
+            }
+            return Some(f(&topic, &mut state));
         }
-        let remote = conn.remote();
-        let shard = self.shard_for(remote.owner(), conn);
-        conns.insert(
-            conn.id(),
-            ConnEntry {
-                conn: conn.clone(),
+    }
+
+    /// Forget `topic` if it is idle (no member, nothing kept, not configured):
+    /// under the table's lock, then the topic's.
+    pub(super) fn remove_if_idle(&self, topic: &Arc<Topic>) {
+        sched::point("removing");
+        let mut topics = lock(&self.topics);
+        let mut state = topic.lock();
+        if !state.is_idle() {
+            return;
+        }
+        if topics
+            .get(&topic.name)
+            .is_some_and(|t| Arc::ptr_eq(t, topic))
+        {
+            topics.remove(&topic.name);
+        }
+        state.life = Life::Removed;
+    }
+
+    /// Join connection `id` (of `shard`, in the hub's table) to topic `name`.
+    pub(super) fn join(
+        self: &Arc<Self>,
+        id: ConnId,
+        shard: usize,
+        name: &str,
+        options: JoinOptions,
+    ) -> Result<Joined, JoinError> {
+        let JoinOptions {
+            user,
+            meta,
+            since,
+            on_joined,
+        } = options;
+        let user: Arc<str> = user
+            .map(Into::into)
+            .unwrap_or_else(|| id.to_string().into());
+        let meta: Option<Arc<str>> = meta.map(Into::into);
+        let join = topic::next_join();
+        let mut fetched = None;
+        let decided = self
+            .with_live_topic(name, true, |topic, state| {
+                fetched = Some(topic.clone());
+                self.decide_join(topic, state, id, shard, join, user, meta, since.as_ref())
+            })
+            .unwrap_or(Err(JoinError::Closed));
+        let Some(topic) = fetched else {
+            return Err(JoinError::Closed);
+        };
+        let (joined, replay, settings, epoch) = match decided {
+            Ok(Decided::Already(joined)) => return Ok(joined),
+            Ok(Decided::New {
+                joined,
+                replay,
+                settings,
+                epoch,
+            }) => (joined, replay, settings, epoch),
+            Err(e) => {
+                // A topic made for this join alone is not kept.
+                self.remove_if_idle(&topic);
+                return Err(e);
+            }
+        };
+        sched::point("joined");
+        match replay {
+            Some(replay) => {
+                // Answered here: the greeting runs outside the topic's lock (it may
+                // read the hub), and reaches the shard before what it held back.
+                let greeting = self.greeting(on_joined, &joined, &settings);
+                self.send(
+                    shard,
+                    Cmd::Answer {
+                        topic: topic.name.clone(),
+                        id,
+                        join,
+                        greeting,
+                        replay,
+                        floor: Floor {
+                            epoch,
+                            offset: joined.position.offset,
+                        },
+                    },
+                );
+            }
+            None => {
+                // A numbering backplane answers, once this server is subscribed.
+                let backplane = lock(&self.backplane).clone();
+                if let Some(backplane) = backplane {
+                    let hub = Arc::downgrade(self);
+                    let pending = PendingJoin {
+                        shard,
+                        topic: topic.name.clone(),
+                        id,
+                        join,
+                        asked: since.is_some(),
+                        on_joined,
+                        settings,
+                    };
+                    backplane.locate(
+                        &topic.name,
+                        since,
+                        Box::new(move |located| {
+                            if let Some(hub) = hub.upgrade() {
+                                hub.finish_join(pending, located);
+                            }
+                        }),
+                    );
+                }
+            }
+        }
+        Ok(joined)
+    }
+
+    /// The part of a join made under the topic's lock: the member added, the
+    /// connection's table entry, presence, the shard told, and a first member's
+    /// subscription told to the backplane.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_join(
+        &self,
+        topic: &Arc<Topic>,
+        state: &mut TopicState,
+        id: ConnId,
+        shard: usize,
+        join: u64,
+        user: Arc<str>,
+        meta: Option<Arc<str>>,
+        since: Option<&Position>,
+    ) -> Result<Decided, JoinError> {
+        let position = state.position();
+        if let Some(member) = state.members.get_mut(&id) {
+            member.meta = meta;
+            return Ok(Decided::Already(Joined {
+                position,
+                recovered: since.map(|_| false),
+                replayed: 0,
+                already: true,
+            }));
+        }
+        // In the connection's entry under the topic's lock: a close that takes the
+        // entry away before this finds no entry here (the join is refused), and one
+        // after it finds the topic in the entry (and takes the member out).
+        match lock(&self.conns).get_mut(&id) {
+            Some(entry) => entry.topics.push(topic.clone()),
+            None => return Err(JoinError::Closed),
+        }
+        let backplane = lock(&self.backplane).clone();
+        let numbered = backplane.as_ref().is_some_and(|b| b.numbers());
+        // Recovery from the local history (without a numbering backplane): what
+        // was missed, taken under the topic's lock, so that nothing published
+        // meanwhile is lost or repeated.
+        let (recovered, replay) = match (numbered, since) {
+            (true, _) => (None, None),
+            (false, None) => (None, Some(Vec::new())),
+            (false, Some(since)) => match state.recover(since, Instant::now()) {
+                Recovery::Complete(replay) => (Some(true), Some(replay)),
+                Recovery::Incomplete => (Some(false), Some(Vec::new())),
+            },
+        };
+        let joined = Joined {
+            position,
+            recovered,
+            replayed: replay.as_ref().map_or(0, Vec::len),
+            already: false,
+        };
+        state.add_to_shard(shard);
+        let first = state.members.is_empty();
+        state.members.insert(
+            id,
+            MemberEntry {
+                user: user.clone(),
+                meta: meta.clone(),
                 shard,
-                topics: Vec::new(),
             },
         );
-        drop(conns);
+        let count = state.users.entry(user.clone()).or_insert(0);
+        *count += 1;
+        if *count == 1 && state.settings.presence {
+            self.presence(&topic.name, &user, &meta, PresenceKind::Joined);
+        }
+        // Subscribed now, in the topic's order; what the topic delivers is held
+        // back until the answer (the greeting, the replay) is in front of it.
         self.send(
             shard,
-            Cmd::Register {
-                id: conn.id(),
-                slot: remote.slot(),
+            Cmd::Subscribe {
+                topic: topic.name.clone(),
+                id,
+                join,
             },
         );
-        shard
-    }
-
-    /// The shard of thread `token`, started there (now, on that thread; or through
-    /// `conn`, which lives there).
-    pub(super) fn shard_for(self: &Arc<Self>, token: u64, conn: &Conn) -> usize {
-        let mut shards = lock(&self.shards);
-        let index = match shards.iter().position(|s| s.token == token) {
-            Some(i) => i,
-            None => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                shards.push(ShardHandle {
-                    token,
-                    tx,
-                    rx: Arc::new(Mutex::new(Some(rx))),
-                });
-                shards.len() - 1
+        if first {
+            state.generation = topic::next_generation();
+            if let Some(backplane) = &backplane {
+                backplane.subscribe(&topic.name, state.generation);
             }
-        };
-        let rx = shards[index].rx.clone();
-        drop(shards);
-        if lock(&rx).is_none() {
-            return index;
         }
-        let hub = Arc::downgrade(self);
-        let start = move || {
-            if let Some(rx) = lock(&rx).take() {
-                actix_rt::spawn(shard::run(hub, rx));
-            }
-        };
-        if thread_token() == token {
-            start();
-        } else {
-            let _ = conn.remote().push(Command::Run(Box::new(start)), 0);
-        }
-        index
+        Ok(Decided::New {
+            joined,
+            replay,
+            settings: state.settings.clone(),
+            epoch: state.epoch.clone(),
+        })
     }
 
-    pub(super) fn send(&self, shard: usize, cmd: Cmd) {
-        if let Some(handle) = lock(&self.shards).get(shard) {
-            let _ = handle.tx.send(cmd);
-        }
-    }
-
-    pub(super) fn topic(&self, name: &str) -> Arc<Topic> {
-        let mut topics = lock(&self.topics);
-        if let Some(t) = topics.get(name) {
-            return t.clone();
-        }
-        let name: Arc<str> = name.into();
-        let topic = Arc::new(Topic::new(
-            name.clone(),
-            TopicSettings::from(&self.settings),
-            false,
-        ));
-        topics.insert(name, topic.clone());
-        topic
+    /// What `on_joined` answers, framed for the topic.
+    fn greeting(
+        &self,
+        on_joined: Option<OnJoined>,
+        joined: &Joined,
+        settings: &TopicSettings,
+    ) -> Vec<Arc<super::Delivery>> {
+        on_joined
+            .map(|f| f(joined))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| self.delivery(m, settings, 0, None))
+            .collect()
     }
 
     /// A numbering backplane answered a join: the greeting, what was missed, and
-    /// from then on what the shard held back for the connection.
+    /// from then on what the shard held back for the connection (a shard ignores
+    /// the answer to a join the connection left since).
     pub(super) fn finish_join(&self, join: PendingJoin, located: Located) {
         let PendingJoin {
             shard,
             topic,
             id,
+            join,
             asked,
             on_joined,
             settings,
         } = join;
-        let (topic, settings) = (&topic, &settings);
         let recovered = asked.then_some(located.missed.is_some());
         let missed = located.missed.unwrap_or_default();
         let joined = Joined {
@@ -378,32 +425,38 @@ impl HubInner {
             replayed: missed.len(),
             already: false,
         };
-        let greeting = on_joined
-            .map(|f| f(&joined))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| self.delivery(m, settings, 0))
-            .collect();
+        let greeting = self.greeting(on_joined, &joined, &settings);
+        let epoch: Arc<str> = located.position.epoch.as_str().into();
         let replay = missed
             .into_iter()
             .map(|(position, message)| {
-                let message = self.render(topic, &position, message);
-                self.delivery(message, settings, position.offset)
+                let message = self.render(&topic, &position, message);
+                let epoch = if position.epoch == *epoch {
+                    epoch.clone()
+                } else {
+                    position.epoch.as_str().into()
+                };
+                self.delivery(message, &settings, position.offset, Some(epoch))
             })
             .collect();
         self.send(
             shard,
-            Cmd::Replay {
-                topic: topic.clone(),
+            Cmd::Answer {
+                topic,
                 id,
+                join,
                 greeting,
                 replay,
-                after: located.position.offset,
+                floor: Floor {
+                    epoch,
+                    offset: located.position.offset,
+                },
             },
         );
     }
 
-    /// Take `id` out of `topic` (its entry already updated).
+    /// Take `id` out of `topic` (its entry already updated); the last member's
+    /// leave tells the backplane, under the topic's lock.
     pub(super) fn leave_topic(&self, id: ConnId, topic: &Arc<Topic>) {
         let mut state = topic.lock();
         let Some(member) = state.members.remove(&id) else {
@@ -430,12 +483,11 @@ impl HubInner {
                 id,
             },
         );
-        let last = state.members.is_empty();
-        if last {
+        if state.members.is_empty() {
             state.generation = topic::next_generation();
-        }
-        let generation = state.generation;
-        if last {
+            if let Some(backplane) = lock(&self.backplane).clone() {
+                backplane.unsubscribe(&topic.name, state.generation);
+            }
             // Not held here any more: what the backplane said goes stale. The
             // leaving user's own leave will not come back (this server stops
             // listening): it is told here.
@@ -452,20 +504,8 @@ impl HubInner {
         }
         let idle = state.is_idle();
         drop(state);
-        if last {
-            if let Some(backplane) = lock(&self.backplane).clone() {
-                backplane.unsubscribe(&topic.name, generation);
-            }
-        }
         if idle {
-            let mut topics = lock(&self.topics);
-            // Still idle under the map's lock (no join in between): forget it.
-            if topics
-                .get(&topic.name)
-                .is_some_and(|t| Arc::ptr_eq(t, topic) && t.lock().is_idle())
-            {
-                topics.remove(&topic.name);
-            }
+            self.remove_if_idle(topic);
         }
     }
 
@@ -475,6 +515,7 @@ impl HubInner {
             return;
         };
         for topic in &entry.topics {
+            sched::point("closing");
             self.leave_topic(id, topic);
         }
         self.send(entry.shard, Cmd::Unregister { id });

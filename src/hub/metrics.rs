@@ -24,6 +24,7 @@ pub(super) struct HubCounters {
     pub(super) recompressions: AtomicU64,
     pub(super) backplane_published: AtomicU64,
     pub(super) remote_delivered: AtomicU64,
+    pub(super) unrouted: AtomicU64,
     pub(super) fanout: Histogram,
 }
 
@@ -38,6 +39,7 @@ impl HubCounters {
             recompressions: AtomicU64::new(0),
             backplane_published: AtomicU64::new(0),
             remote_delivered: AtomicU64::new(0),
+            unrouted: AtomicU64::new(0),
             // 1 µs to about 1 s.
             fanout: Histogram::new(exponential_buckets(0.000_001, 4.0, 11)),
         }
@@ -131,6 +133,11 @@ impl crate::metrics::HubMetrics for HubInner {
                 "ws_hub_remote_delivered",
                 "Publications from other servers delivered here",
                 &m.remote_delivered,
+            ),
+            (
+                "ws_hub_unrouted",
+                "Publications that found no member of their topic on this server",
+                &m.unrouted,
             ),
         ] {
             let mut e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;

@@ -3,13 +3,18 @@
 //! metrics, and the seam for a cross-server backplane ([`Backplane`]).
 
 mod backplane;
+mod dispatch;
 mod membership;
 mod metrics;
 mod presence;
 mod publish;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod sched;
 mod shard;
+mod subscribers;
+#[cfg(test)]
+mod tests;
 mod topic;
 mod types;
 
@@ -23,7 +28,6 @@ use std::{
 };
 
 use actix::Recipient;
-use tokio::sync::mpsc;
 
 pub(crate) use self::publish::Delivery;
 pub use self::{
@@ -33,19 +37,16 @@ pub use self::{
         Published, ReadyStateCounts, Renderer, TopicSettings, UserMeta,
     },
 };
-use self::{membership::ConnEntry, metrics::HubCounters, shard::Cmd, topic::Topic};
+use self::{
+    dispatch::{ConnEntry, ShardHandle},
+    metrics::HubCounters,
+    topic::{Life, Topic},
+};
 use crate::{
     proto::ReadyState,
     settings::{DeflateSettings, HubSettings, Settings},
     ConnId,
 };
-
-/// A shard's handle: its channel, and its receiver until its task takes it.
-struct ShardHandle {
-    token: u64,
-    tx: mpsc::UnboundedSender<Cmd>,
-    rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<Cmd>>>>,
-}
 
 pub(crate) struct HubInner {
     name: String,
@@ -198,23 +199,25 @@ impl Hub {
 
     /// Plug in a cross-server backplane; see [`Backplane`].
     pub fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
-        *lock(&self.inner.backplane) = Some(backplane);
-        // Topics with subscribers already: the backplane learns them now.
-        let names = self.subscriptions();
-        if let Some(backplane) = lock(&self.inner.backplane).clone() {
-            for (name, generation) in names {
-                backplane.subscribe(&name, generation);
+        *lock(&self.inner.backplane) = Some(backplane.clone());
+        // Topics with members already: the backplane learns them now, each under
+        // the topic's lock (a join or leave that runs meanwhile tells it the next
+        // decision, after this one).
+        let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();
+        for topic in topics {
+            let state = topic.lock();
+            if state.life == Life::Removed || state.members.is_empty() {
+                continue;
             }
-            if backplane.shares_presence() {
-                for (topic, users) in self.inner.local_presence() {
-                    for (user, meta) in users {
-                        backplane.presence_changed(
-                            &topic,
-                            &user,
-                            meta.as_deref(),
-                            PresenceKind::Joined,
-                        );
-                    }
+            backplane.subscribe(&topic.name, state.generation);
+            if backplane.shares_presence() && state.settings.presence {
+                for (user, meta) in state.user_metas() {
+                    backplane.presence_changed(
+                        &topic.name,
+                        &user,
+                        meta.as_deref(),
+                        PresenceKind::Joined,
+                    );
                 }
             }
         }
@@ -224,7 +227,10 @@ impl Hub {
     pub fn connections(&self) -> ReadyStateCounts {
         let mut counts = ReadyStateCounts::default();
         for entry in lock(&self.inner.conns).values() {
-            match entry.conn.ready_state() {
+            let Some(conn) = &entry.conn else {
+                continue;
+            };
+            match conn.ready_state() {
                 ReadyState::Connecting => counts.connecting += 1,
                 ReadyState::Open => counts.open += 1,
                 ReadyState::Closing => counts.closing += 1,

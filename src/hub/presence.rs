@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use actix::Recipient;
 
-use super::{lock, topic::Topic, Hub, HubInner, Member, Presence, PresenceKind, UserMeta};
+use super::{
+    lock,
+    topic::{Life, Topic},
+    Hub, HubInner, Member, Presence, PresenceKind, UserMeta,
+};
 
 impl Hub {
     /// The users present on this server, per topic with presence on (each with
@@ -138,19 +142,10 @@ impl HubInner {
         let mut out = Vec::new();
         for topic in topics {
             let state = topic.lock();
-            if !state.settings.presence || state.users.is_empty() {
+            if state.life == Life::Removed || !state.settings.presence || state.users.is_empty() {
                 continue;
             }
-            let mut users: Vec<UserMeta> = Vec::with_capacity(state.users.len());
-            for user in state.users.keys() {
-                let meta = state
-                    .members
-                    .values()
-                    .find(|m| m.user == *user)
-                    .and_then(|m| m.meta.as_deref().map(str::to_owned));
-                users.push((user.to_string(), meta));
-            }
-            out.push((topic.name.to_string(), users));
+            out.push((topic.name.to_string(), state.user_metas()));
         }
         out
     }

@@ -8,7 +8,10 @@ use std::{
 };
 
 use super::{
-    lock, shard::Cmd, Backplane, Hub, HubInner, Position, Publication, Published, TopicSettings,
+    lock,
+    shard::Cmd,
+    topic::{Topic, TopicState},
+    Backplane, Hub, HubInner, Position, Publication, Published, TopicSettings,
 };
 use crate::{
     proto::{Message, PreparedMessage},
@@ -24,6 +27,8 @@ pub(crate) struct Delivery {
     pub(super) policy: Policy,
     /// The publication's offset (0: unnumbered).
     pub(super) offset: u64,
+    /// The epoch of its offset (`None`: unnumbered).
+    pub(super) epoch: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,24 +93,14 @@ impl Hub {
         message: impl Into<Message>,
         except: Option<ConnId>,
     ) -> usize {
-        let Some(topic) = lock(&self.inner.topics).get(topic).cloned() else {
-            return 0;
-        };
-        let state = topic.lock();
-        let delivery = self.inner.delivery(message.into(), &state.settings, 0);
-        let mut shards = 0;
-        for shard in state.shards() {
-            shards += 1;
-            self.inner.send(
-                shard,
-                Cmd::Publish {
-                    topic: topic.name.clone(),
-                    delivery: delivery.clone(),
-                    except,
-                },
-            );
-        }
-        shards
+        let message = message.into();
+        let inner = &self.inner;
+        inner
+            .with_live_topic(topic, false, |topic, state| {
+                let delivery = inner.delivery(message, &state.settings, 0, None);
+                inner.fan_out(topic, state, &delivery, except)
+            })
+            .unwrap_or_else(|| inner.unrouted())
     }
 
     /// Deliver a publication that another server made (a [`Backplane`]'s that does
@@ -133,31 +128,17 @@ impl Hub {
             .metrics
             .remote_delivered
             .fetch_add(1, Ordering::Relaxed);
-        let Some(topic) = lock(&self.inner.topics).get(topic).cloned() else {
-            return 0;
-        };
-        let state = topic.lock();
-        let message = self.inner.render(&topic.name, position, message);
-        let delivery = self
-            .inner
-            .delivery(message, &state.settings, position.offset);
-        self.inner
-            .metrics
-            .publications
-            .fetch_add(1, Ordering::Relaxed);
-        let mut shards = 0;
-        for shard in state.shards() {
-            shards += 1;
-            self.inner.send(
-                shard,
-                Cmd::Publish {
-                    topic: topic.name.clone(),
-                    delivery: delivery.clone(),
-                    except,
-                },
-            );
-        }
-        shards
+        let inner = &self.inner;
+        inner
+            .with_live_topic(topic, false, |topic, state| {
+                let message = inner.render(&topic.name, position, message);
+                let epoch = state.numbered_epoch(&position.epoch);
+                let delivery =
+                    inner.delivery(message, &state.settings, position.offset, Some(epoch));
+                inner.metrics.publications.fetch_add(1, Ordering::Relaxed);
+                inner.fan_out(topic, state, &delivery, except)
+            })
+            .unwrap_or_else(|| inner.unrouted())
     }
 
     /// Publish `message` on this server only, numbered by this hub (its local
@@ -182,7 +163,7 @@ impl Hub {
         };
         let delivery = self
             .inner
-            .delivery(message.into(), &self.topic_defaults(), 0);
+            .delivery(message.into(), &self.topic_defaults(), 0, None);
         self.inner.send(shard, Cmd::Direct { id, delivery });
         true
     }
@@ -191,7 +172,7 @@ impl Hub {
     pub fn broadcast(&self, message: impl Into<Message>, except: Option<ConnId>) {
         let delivery = self
             .inner
-            .delivery(message.into(), &self.topic_defaults(), 0);
+            .delivery(message.into(), &self.topic_defaults(), 0, None);
         let n = lock(&self.inner.shards).len();
         for shard in 0..n {
             self.inner.send(
@@ -206,11 +187,14 @@ impl Hub {
 }
 
 impl HubInner {
+    /// `message` framed once for `settings`' policy, numbered `offset` in `epoch`
+    /// (0 and `None`: unnumbered).
     pub(super) fn delivery(
         &self,
         message: Message,
         settings: &TopicSettings,
         offset: u64,
+        epoch: Option<Arc<str>>,
     ) -> Arc<Delivery> {
         self.metrics.encodes.fetch_add(1, Ordering::Relaxed);
         Arc::new(Delivery {
@@ -222,6 +206,7 @@ impl HubInner {
                 close_code: settings.slow_close_code,
             },
             offset,
+            epoch,
         })
     }
 
@@ -259,11 +244,39 @@ impl HubInner {
                 shards: 0,
             };
         }
-        let topic = lock(&self.topics).get(name).cloned();
-        let Some(topic) = topic else {
-            // No member, no history: nothing to deliver or keep, but the message
-            // still goes to the other servers.
+        let mut make = Some(make);
+        let done = self.with_live_topic(name, false, |topic, state| {
+            let make = make.take()?;
+            let position = Position {
+                epoch: state.epoch.to_string(),
+                offset: state.last_offset + 1,
+            };
+            // Numbered once `make` returned: a panic in it leaves no gap.
+            let message = make(&position);
+            state.last_offset = position.offset;
+            let rendered = self.render(&topic.name, &position, message.clone());
+            let delivery = self.delivery(
+                rendered,
+                &state.settings,
+                position.offset,
+                Some(state.epoch.clone()),
+            );
+            self.metrics.publications.fetch_add(1, Ordering::Relaxed);
+            state.remember(Instant::now(), &delivery);
+            let shards = self.fan_out(topic, state, &delivery, except);
+            Some((position, shards, message))
+        });
+        let Some((position, shards, message)) = done.flatten() else {
+            // No member, no history here: nothing to deliver or keep, but the
+            // message still goes to the other servers.
+            self.unrouted();
             let position = Position::start();
+            let Some(make) = make.take() else {
+                return Published {
+                    position: None,
+                    shards: 0,
+                };
+            };
             let message = make(&position);
             self.to_backplane(backplane, name, message, except);
             return Published {
@@ -271,17 +284,29 @@ impl HubInner {
                 shards: 0,
             };
         };
-        let mut state = topic.lock();
-        state.last_offset += 1;
-        let position = state.position();
-        let message = make(&position);
-        let rendered = self.render(&topic.name, &position, message.clone());
-        let delivery = self.delivery(rendered, &state.settings, position.offset);
-        self.metrics.publications.fetch_add(1, Ordering::Relaxed);
-        state.remember(Instant::now(), &delivery);
+        self.to_backplane(backplane, name, message, except);
+        Published {
+            position: Some(position),
+            shards,
+        }
+    }
+
+    /// Send `delivery` to every shard holding members of `topic` (but `except`);
+    /// called under the topic's lock, so that every shard sees the topic's
+    /// publications (and its joins) in one order. A topic without members here
+    /// counts it as unrouted. Returns how many shards it went to.
+    pub(super) fn fan_out(
+        &self,
+        topic: &Topic,
+        state: &TopicState,
+        delivery: &Arc<Delivery>,
+        except: Option<ConnId>,
+    ) -> usize {
+        if state.members.is_empty() {
+            self.unrouted();
+            return 0;
+        }
         let mut shards = 0;
-        // Sent under the topic's lock: every shard sees the topic's publications
-        // (and its joins) in one order.
         for shard in state.shards() {
             shards += 1;
             self.send(
@@ -293,12 +318,13 @@ impl HubInner {
                 },
             );
         }
-        drop(state);
-        self.to_backplane(backplane, name, message, except);
-        Published {
-            position: Some(position),
-            shards,
-        }
+        shards
+    }
+
+    /// Count a publication that found no member here; returns 0 (shards).
+    pub(super) fn unrouted(&self) -> usize {
+        self.metrics.unrouted.fetch_add(1, Ordering::Relaxed);
+        0
     }
 
     /// How many publications `topic` keeps (the hub's default for a topic it does

@@ -1,5 +1,12 @@
 //! A topic's state, behind its own lock: members, presence by user, the shards
 //! that hold subscribers, and the history for recovery.
+//!
+//! A topic's life: absent (not in the hub's table), live (in the table), removed
+//! (taken out of the table: its last member left and it keeps nothing). A topic
+//! is made live and removed under the table's lock and then its own (always in
+//! that order), so a topic in the table is never removed, and whoever holds an
+//! `Arc<Topic>` fetched earlier sees [`Life::Removed`] under the topic's lock and
+//! fetches the live one again: no member ever joins a removed topic.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -27,8 +34,19 @@ pub(super) struct Topic {
     state: Mutex<TopicState>,
 }
 
+/// Where a topic is in its life (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Life {
+    /// In the hub's table.
+    Live,
+    /// Taken out of the table: a join or a publication that meets it fetches the
+    /// live topic of its name instead.
+    Removed,
+}
+
 #[derive(Debug)]
 pub(super) struct TopicState {
+    pub life: Life,
     pub settings: TopicSettings,
     /// Set by `Hub::configure`: the topic stays when it has no member.
     pub configured: bool,
@@ -51,6 +69,8 @@ pub(super) struct TopicState {
     /// The generation of the latest subscribe or unsubscribe decision (see
     /// [`Backplane::subscribe`](super::Backplane::subscribe)); 0 before any.
     pub generation: u64,
+    /// The epoch of the latest numbered delivery (see [`numbered_epoch`](Self::numbered_epoch)).
+    numbered_epoch: Option<Arc<str>>,
 }
 
 impl Topic {
@@ -58,6 +78,7 @@ impl Topic {
         Topic {
             name,
             state: Mutex::new(TopicState {
+                life: Life::Live,
                 settings,
                 configured,
                 epoch: new_epoch(),
@@ -68,6 +89,7 @@ impl Topic {
                 per_shard: Vec::new(),
                 global_users: None,
                 generation: 0,
+                numbered_epoch: None,
             }),
         }
     }
@@ -81,6 +103,14 @@ impl Topic {
 /// of the process, so that a later decision about a topic always carries a larger
 /// one, even after the topic was forgotten and made again.
 pub(super) fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A stamp for one join: a shard releases a subscriber held back for its join's
+/// answer only on the answer of that join, never on a late one for an earlier join
+/// of the same connection.
+pub(super) fn next_join() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
@@ -161,6 +191,33 @@ impl TopicState {
         )
     }
 
+    /// Each user present, with the metadata of one of its connections.
+    pub fn user_metas(&self) -> Vec<(String, Option<String>)> {
+        let mut seen: HashMap<&str, Option<&str>> = HashMap::with_capacity(self.users.len());
+        for m in self.members.values() {
+            seen.entry(&m.user).or_insert(m.meta.as_deref());
+        }
+        let mut users: Vec<(String, Option<String>)> = seen
+            .into_iter()
+            .map(|(u, m)| (u.to_owned(), m.map(str::to_owned)))
+            .collect();
+        users.sort();
+        users
+    }
+
+    /// The epoch of a numbered delivery, shared with the topic's earlier ones
+    /// (no allocation while the epoch stays the same).
+    pub fn numbered_epoch(&mut self, epoch: &str) -> Arc<str> {
+        match &self.numbered_epoch {
+            Some(e) if **e == *epoch => e.clone(),
+            _ => {
+                let e: Arc<str> = epoch.into();
+                self.numbered_epoch = Some(e.clone());
+                e
+            }
+        }
+    }
+
     /// Count a subscriber on `shard`.
     pub fn add_to_shard(&mut self, shard: usize) {
         if self.per_shard.len() <= shard {
@@ -185,8 +242,11 @@ impl TopicState {
             .map(|(i, _)| i)
     }
 
-    /// Whether the topic can be forgotten: no member, nothing kept.
+    /// Whether the topic can be forgotten: live, no member, nothing kept.
     pub fn is_idle(&self) -> bool {
-        !self.configured && self.members.is_empty() && self.history.is_empty()
+        self.life == Life::Live
+            && !self.configured
+            && self.members.is_empty()
+            && self.history.is_empty()
     }
 }

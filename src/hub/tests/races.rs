@@ -1,0 +1,245 @@
+//! Membership races with the interleavings forced: two threads run one at a time
+//! and switch only at the hub's switch points (between its critical sections),
+//! in an order drawn from a seed; every seed is one interleaving, and each test
+//! runs thousands of seeds and says how many distinct interleavings it saw.
+
+use std::{collections::HashSet, sync::Arc};
+
+use super::{
+    super::{lock, sched, topic::Life, Hub, JoinOptions},
+    harness::{greeting, join, Harness, Said},
+};
+
+const SEEDS: u64 = 3_000;
+
+/// One interleaving: each switch point passed, with its thread.
+type Trace = Vec<(usize, &'static str)>;
+
+/// Run `bodies` (built by `make` for the harness of each seed) under every seed,
+/// checking `after` each time; returns the distinct interleavings that ran.
+fn forced(
+    mut setup: impl FnMut() -> Harness,
+    make: impl Fn(&Harness) -> Vec<Box<dyn FnOnce() + Send + '_>>,
+    mut after: impl FnMut(&mut Harness, u64),
+) -> HashSet<Trace> {
+    let mut seen = HashSet::new();
+    for seed in 0..SEEDS {
+        let mut h = setup();
+        let trace = {
+            let bodies = make(&h);
+            sched::run(seed, bodies)
+        };
+        after(&mut h, seed);
+        seen.insert(trace);
+    }
+    seen
+}
+
+/// Whether thread `thread` passed `point` at least twice in `trace` (a retry).
+fn passed_twice(trace: &Trace, thread: usize, point: &str) -> bool {
+    trace
+        .iter()
+        .filter(|(t, p)| *t == thread && *p == point)
+        .count()
+        >= 2
+}
+
+/// The topic `name` of the hub's table, checked live and holding `members`.
+fn live(hub: &Hub, name: &str, members: usize) {
+    let topics = lock(&hub.inner.topics);
+    let topic = topics.get(name).expect("the topic is in the table");
+    let state = topic.lock();
+    assert_eq!(state.life, Life::Live);
+    assert_eq!(state.members.len(), members);
+}
+
+#[test]
+fn a_join_that_meets_the_last_leave_joins_the_live_topic() {
+    // c1 leaves an unconfigured topic (its last member: the topic is removed)
+    // while c2 joins it: whatever the interleaving, c2 is a member of the topic in
+    // the table, the backplane's last word is a subscription at the topic's
+    // generation, and a publication reaches c2.
+    let interleavings = forced(
+        || {
+            let mut h = Harness::new(2, Some(false));
+            let c1 = h.conn(0);
+            h.join(c1, "t", JoinOptions::default()).unwrap();
+            h.conn(1);
+            h
+        },
+        |h| {
+            let (c1, c2) = (h.conns[0], h.conns[1]);
+            let (a, b) = (h.hub.clone(), h.hub.clone());
+            vec![
+                Box::new(move || assert!(a.leave(c1, "t"))),
+                Box::new(move || {
+                    join(&b, c2, "t", greeting("hello c2")).unwrap();
+                }),
+            ]
+        },
+        |h, seed| {
+            let c2 = h.conns[1];
+            live(&h.hub, "t", 1);
+            let topics = lock(&h.hub.inner.topics);
+            let in_table = topics.get("t").unwrap().clone();
+            drop(topics);
+            let entry_topic = lock(&h.hub.inner.conns).get(&c2).unwrap().topics[0].clone();
+            assert!(Arc::ptr_eq(&in_table, &entry_topic), "seed {seed}: orphan");
+            let generation = in_table.lock().generation;
+            let last = h.backplane.last_words();
+            assert_eq!(
+                last["t"],
+                Said::Subscribe("t".into(), generation),
+                "seed {seed}"
+            );
+            assert_eq!(h.hub.subscriptions(), [("t".to_string(), generation)]);
+            h.hub.publish("t", "after");
+            h.pump_all();
+            assert_eq!(h.received(c2), ["hello c2", "after"], "seed {seed}");
+        },
+    );
+    // The race itself was among them: c2 fetched the topic, c1's leave removed
+    // it, and c2's join met it removed and fetched the live one.
+    assert!(
+        interleavings
+            .iter()
+            .any(|t| passed_twice(t, 1, "topic fetched")),
+        "no join met a removed topic in {} interleavings",
+        interleavings.len()
+    );
+    eprintln!(
+        "join against last leave: {} distinct interleavings over {SEEDS} seeds",
+        interleavings.len()
+    );
+}
+
+#[test]
+fn two_connections_joining_and_leaving_leave_no_topic_and_no_subscription() {
+    // Two threads join and leave an unconfigured topic three times each.
+    let interleavings = forced(
+        || {
+            let mut h = Harness::new(2, Some(false));
+            h.conn(0);
+            h.conn(1);
+            h
+        },
+        |h| {
+            let (a, b) = (h.hub.clone(), h.hub.clone());
+            let (c1, c2) = (h.conns[0], h.conns[1]);
+            let churn = |hub: Hub, id| {
+                move || {
+                    for _ in 0..3 {
+                        join(&hub, id, "t", JoinOptions::default()).unwrap();
+                        assert!(hub.leave(id, "t"));
+                    }
+                }
+            };
+            vec![Box::new(churn(a, c1)), Box::new(churn(b, c2))]
+        },
+        |h, seed| {
+            assert!(
+                h.hub.topics().is_empty(),
+                "seed {seed}: {:?}",
+                h.hub.topics()
+            );
+            let last = h.backplane.last_words();
+            assert!(matches!(last["t"], Said::Unsubscribe(..)), "seed {seed}");
+            assert!(h.hub.subscriptions().is_empty());
+            h.pump_all();
+            assert_eq!(h.hub.publish("t", "x").shards, 0);
+        },
+    );
+    assert!(
+        interleavings
+            .iter()
+            .any(|t| passed_twice(t, 0, "topic fetched") && passed_twice(t, 1, "topic fetched")),
+        "no join met a removed topic"
+    );
+    assert!(
+        interleavings.len() >= 500,
+        "{} interleavings",
+        interleavings.len()
+    );
+    eprintln!(
+        "two churning connections: {} distinct interleavings over {SEEDS} seeds",
+        interleavings.len()
+    );
+}
+
+#[test]
+fn a_publication_after_a_join_is_never_lost_to_a_removal() {
+    // Without a backplane: c1 leaves (removing the topic) while c2 joins and then
+    // publishes. c2's own thread published after its join: c3, a member that
+    // joined before, and c2 get it (c1 may or may not, as it left meanwhile).
+    let interleavings = forced(
+        || {
+            let mut h = Harness::new(2, None);
+            let c1 = h.conn(0);
+            h.join(c1, "t", JoinOptions::default()).unwrap();
+            h.conn(1);
+            h
+        },
+        |h| {
+            let (c1, c2) = (h.conns[0], h.conns[1]);
+            let (a, b) = (h.hub.clone(), h.hub.clone());
+            vec![
+                Box::new(move || assert!(a.leave(c1, "t"))),
+                Box::new(move || {
+                    join(&b, c2, "t", JoinOptions::default()).unwrap();
+                    // c1's shard too, when it had not left yet.
+                    assert!(b.publish("t", "p").shards >= 1);
+                }),
+            ]
+        },
+        |h, seed| {
+            h.pump_all();
+            assert_eq!(h.received(h.conns[1]), ["p"], "seed {seed}");
+            live(&h.hub, "t", 1);
+        },
+    );
+    assert!(interleavings
+        .iter()
+        .any(|t| passed_twice(t, 1, "topic fetched")));
+}
+
+#[test]
+fn a_join_that_meets_its_connections_close_leaves_nothing_behind() {
+    // c1 joins while its connection closes: either the join is refused, or c1 is
+    // a member that the close takes out; never a member of a closed connection.
+    let interleavings = forced(
+        || {
+            let mut h = Harness::new(1, Some(false));
+            h.conn(0);
+            h
+        },
+        |h| {
+            let c1 = h.conns[0];
+            let (a, b) = (h.hub.clone(), h.hub.clone());
+            vec![
+                Box::new(move || {
+                    let _ = join(&a, c1, "t", JoinOptions::default());
+                }),
+                Box::new(move || b.inner.connection_closed(c1)),
+            ]
+        },
+        |h, seed| {
+            assert!(
+                h.hub.topics().is_empty(),
+                "seed {seed}: {:?}",
+                h.hub.topics()
+            );
+            assert!(h.hub.subscriptions().is_empty(), "seed {seed}");
+            let last = h.backplane.last_words();
+            assert!(
+                last.get("t")
+                    .is_none_or(|s| matches!(s, Said::Unsubscribe(..))),
+                "seed {seed}"
+            );
+        },
+    );
+    assert!(
+        interleavings.len() >= 3,
+        "{} interleavings",
+        interleavings.len()
+    );
+}

@@ -51,6 +51,12 @@ impl Located {
 /// them (and keeps their history) delivers every publication, this server's
 /// included, back through [`Hub::deliver_numbered`], in the topic's order, and
 /// answers joins through [`locate`](Self::locate).
+///
+/// [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe) and
+/// [`presence_changed`](Self::presence_changed) are called under the topic's
+/// lock, in the order the hub decided them: they must return quickly (queue the
+/// work) and must not call the hub. The other methods are called without a lock
+/// of the hub's held.
 pub trait Backplane: Send + Sync + 'static {
     /// A publication was made on this server.
     fn publish(&self, publication: Publication);
@@ -70,9 +76,6 @@ pub trait Backplane: Send + Sync + 'static {
     fn numbers(&self) -> bool {
         false
     }
-    /// For a join (when [`numbers`](Self::numbers)): where `topic` stands and,
-    /// with `since`, what came after it, passed to `done` once this server is
-    /// subscribed to `topic` (so that nothing published from then on is missed).
     /// Whether presence is shared across servers through this backplane: the hub
     /// then tells it of each user's first join and last leave on this server
     /// ([`presence_changed`](Self::presence_changed)) instead of reporting them,

@@ -254,7 +254,7 @@ impl HubInner {
             Some(replay) => {
                 // Answered here: the greeting runs outside the topic's lock (it may
                 // read the hub), and reaches the shard before what it held back.
-                let greeting = self.greeting(on_joined, &joined, &settings);
+                let greeting = self.greeting(&topic.name, on_joined, &joined, &settings);
                 self.send(
                     shard,
                     Cmd::Answer {
@@ -389,15 +389,17 @@ impl HubInner {
         })
     }
 
-    /// What `on_joined` answers, framed for the topic.
+    /// What `on_joined` answers, framed for the topic (nothing when it panicked:
+    /// counted, and the join is answered all the same).
     fn greeting(
         &self,
+        topic: &str,
         on_joined: Option<OnJoined>,
         joined: &Joined,
         settings: &TopicSettings,
     ) -> Vec<Arc<super::Delivery>> {
         on_joined
-            .map(|f| f(joined))
+            .and_then(|f| self.guarded("on_joined callback", topic, || f(joined)))
             .unwrap_or_default()
             .into_iter()
             .map(|m| self.delivery(m, settings, 0, None))
@@ -417,28 +419,31 @@ impl HubInner {
             on_joined,
             settings,
         } = join;
-        let recovered = asked.then_some(located.missed.is_some());
-        let missed = located.missed.unwrap_or_default();
+        let epoch: Arc<str> = located.position.epoch.as_str().into();
+        // What was missed, rendered: all of it, or (a renderer that panicked)
+        // nothing and `recovered: false`, never a partial recovery.
+        let replay: Option<Vec<Arc<super::Delivery>>> = located.missed.and_then(|missed| {
+            missed
+                .into_iter()
+                .map(|(position, message)| {
+                    let message = self.render(&topic, &position, message)?;
+                    let epoch = if position.epoch == *epoch {
+                        epoch.clone()
+                    } else {
+                        position.epoch.as_str().into()
+                    };
+                    Some(self.delivery(message, &settings, position.offset, Some(epoch)))
+                })
+                .collect()
+        });
         let joined = Joined {
             position: located.position.clone(),
-            recovered,
-            replayed: missed.len(),
+            recovered: asked.then_some(replay.is_some()),
+            replayed: replay.as_ref().map_or(0, Vec::len),
             already: false,
         };
-        let greeting = self.greeting(on_joined, &joined, &settings);
-        let epoch: Arc<str> = located.position.epoch.as_str().into();
-        let replay = missed
-            .into_iter()
-            .map(|(position, message)| {
-                let message = self.render(&topic, &position, message);
-                let epoch = if position.epoch == *epoch {
-                    epoch.clone()
-                } else {
-                    position.epoch.as_str().into()
-                };
-                self.delivery(message, &settings, position.offset, Some(epoch))
-            })
-            .collect();
+        let greeting = self.greeting(&topic, on_joined, &joined, &settings);
+        let replay = replay.unwrap_or_default();
         self.send(
             shard,
             Cmd::Answer {

@@ -25,6 +25,7 @@ pub(super) struct HubCounters {
     pub(super) backplane_published: AtomicU64,
     pub(super) remote_delivered: AtomicU64,
     pub(super) unrouted: AtomicU64,
+    pub(super) callback_panics: AtomicU64,
     pub(super) fanout: Histogram,
 }
 
@@ -40,6 +41,7 @@ impl HubCounters {
             backplane_published: AtomicU64::new(0),
             remote_delivered: AtomicU64::new(0),
             unrouted: AtomicU64::new(0),
+            callback_panics: AtomicU64::new(0),
             // 1 µs to about 1 s.
             fanout: Histogram::new(exponential_buckets(0.000_001, 4.0, 11)),
         }
@@ -138,6 +140,11 @@ impl crate::metrics::HubMetrics for HubInner {
                 "ws_hub_unrouted",
                 "Publications that found no member of their topic on this server",
                 &m.unrouted,
+            ),
+            (
+                "ws_hub_callback_panics",
+                "Panics caught in the application's callbacks (renderer, on_joined)",
+                &m.callback_panics,
             ),
         ] {
             let mut e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;

@@ -62,7 +62,10 @@ impl Hub {
     /// position, message)` gives what is sent (the chat example puts the offset in
     /// its JSON). It runs once per publication on each server (with a numbering
     /// backplane, where the position is known: on delivery), under the topic's
-    /// lock: keep it short. Default: the message as published.
+    /// lock: keep it short. Default: the message as published. A panic in it is
+    /// caught and counted (`ws_hub_callback_panics_total`): that publication is
+    /// not delivered on this server (a missed one being recovered makes the
+    /// recovery incomplete).
     pub fn set_renderer(
         &self,
         render: impl Fn(&str, &Position, Message) -> Message + Send + Sync + 'static,
@@ -131,7 +134,10 @@ impl Hub {
         let inner = &self.inner;
         inner
             .with_live_topic(topic, false, |topic, state| {
-                let message = inner.render(&topic.name, position, message);
+                // A renderer that panicked: not delivered here (counted).
+                let Some(message) = inner.render(&topic.name, position, message) else {
+                    return 0;
+                };
                 let epoch = state.numbered_epoch(&position.epoch);
                 let delivery =
                     inner.delivery(message, &state.settings, position.offset, Some(epoch));
@@ -210,11 +216,31 @@ impl HubInner {
         })
     }
 
-    /// The renderer's message for `position` (the message itself without one).
-    pub(super) fn render(&self, topic: &str, position: &Position, message: Message) -> Message {
+    /// The renderer's message for `position` (the message itself without one);
+    /// `None` when the renderer panicked (counted and logged).
+    pub(super) fn render(
+        &self,
+        topic: &str,
+        position: &Position,
+        message: Message,
+    ) -> Option<Message> {
         match lock(&self.renderer).clone() {
-            Some(render) => render(topic, position, message),
-            None => message,
+            Some(render) => self.guarded("renderer", topic, || render(topic, position, message)),
+            None => Some(message),
+        }
+    }
+
+    /// Run an application's callback (`what`, for `topic`); a panic in it is
+    /// caught, counted (`ws_hub_callback_panics_total`) and logged: it never
+    /// unwinds through the hub, or the thread of the backplane that called it.
+    pub(super) fn guarded<T>(&self, what: &str, topic: &str, f: impl FnOnce() -> T) -> Option<T> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.metrics.callback_panics.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(hub = %self.name, %topic, "the {what} panicked");
+                None
+            }
         }
     }
 
@@ -251,10 +277,11 @@ impl HubInner {
                 epoch: state.epoch.to_string(),
                 offset: state.last_offset + 1,
             };
-            // Numbered once `make` returned: a panic in it leaves no gap.
+            // Numbered once `make` and the renderer returned: a panic in either
+            // leaves no gap in the offsets (the renderer's is caught and counted).
             let message = make(&position);
+            let rendered = self.render(&topic.name, &position, message.clone())?;
             state.last_offset = position.offset;
-            let rendered = self.render(&topic.name, &position, message.clone());
             let delivery = self.delivery(
                 rendered,
                 &state.settings,
@@ -266,23 +293,33 @@ impl HubInner {
             let shards = self.fan_out(topic, state, &delivery, except);
             Some((position, shards, message))
         });
-        let Some((position, shards, message)) = done.flatten() else {
-            // No member, no history here: nothing to deliver or keep, but the
-            // message still goes to the other servers.
-            self.unrouted();
-            let position = Position::start();
-            let Some(make) = make.take() else {
+        let (position, shards, message) = match done {
+            Some(Some(done)) => done,
+            // The renderer panicked (counted): not published.
+            Some(None) => {
                 return Published {
                     position: None,
                     shards: 0,
+                }
+            }
+            None => {
+                // No member, no history here: nothing to deliver or keep, but the
+                // message still goes to the other servers.
+                self.unrouted();
+                let position = Position::start();
+                let Some(make) = make.take() else {
+                    return Published {
+                        position: None,
+                        shards: 0,
+                    };
                 };
-            };
-            let message = make(&position);
-            self.to_backplane(backplane, name, message, except);
-            return Published {
-                position: Some(position),
-                shards: 0,
-            };
+                let message = make(&position);
+                self.to_backplane(backplane, name, message, except);
+                return Published {
+                    position: Some(position),
+                    shards: 0,
+                };
+            }
         };
         self.to_backplane(backplane, name, message, except);
         Published {

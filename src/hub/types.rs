@@ -111,7 +111,9 @@ pub struct JoinOptions {
     /// received (or its `joined` position if none came).
     pub since: Option<Position>,
     /// Called with the answer once the join is done (at once without a
-    /// numbering backplane; when the backplane answered, with one).
+    /// numbering backplane; when the backplane answered, with one, on its
+    /// thread). A panic in it is caught and counted
+    /// (`ws_hub_callback_panics_total`): the join is answered without a greeting.
     pub on_joined: Option<OnJoined>,
 }
 

@@ -352,4 +352,7 @@ pub enum BuildError {
     /// (RFC 6455 §4.1 item 7).
     #[error("sec-websocket-key is not 16 base64-encoded bytes")]
     InvalidKey,
+    /// A setting out of its range (the message names its key).
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
 }

@@ -61,6 +61,7 @@ impl crate::Settings {
                 return Err(BuildError::InvalidProtocol(protocol.clone()));
             }
         }
+        self.hub.check().map_err(BuildError::InvalidSetting)?;
         // The client's parts are checked as its request would be built.
         ClientRequest::new("localhost", "/", self).map(drop)
     }

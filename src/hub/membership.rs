@@ -3,7 +3,10 @@
 //! under the topic's lock and told to the backplane there, stamped with its
 //! generation, so that decisions reach it in the order they were made.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Instant,
+};
 
 use super::{
     lock, sched,
@@ -72,15 +75,23 @@ impl Hub {
                 let mut state = t.lock();
                 state.settings = settings;
                 state.configured = true;
-                while state.history.len() > state.settings.history_size {
-                    state.history.pop_front();
-                }
+                self.inner
+                    .edit_history(t, &mut state, TopicState::trim_history);
             }
             None => {
                 let name: Arc<str> = topic.into();
                 topics.insert(name.clone(), Arc::new(Topic::new(name, settings, true)));
             }
         }
+    }
+
+    /// Whether `name` can be a topic's: at most
+    /// [`max_topic_bytes`](crate::HubSettings::max_topic_bytes), not empty, without
+    /// `{`, `}` or a control character. A join to another name is refused with
+    /// this error, and a publication to it is not made (counted in
+    /// `ws_hub_publications_refused_total`).
+    pub fn check_topic(&self, name: &str) -> Result<(), JoinError> {
+        self.inner.check_topic(name)
     }
 
     /// The settings `configure` starts from: the hub's defaults.
@@ -206,6 +217,27 @@ impl HubInner {
         state.life = Life::Removed;
     }
 
+    /// Whether `name` can be a topic's (see [`Hub::check_topic`]).
+    pub(super) fn check_topic(&self, name: &str) -> Result<(), JoinError> {
+        if name.len() > self.settings.max_topic_bytes {
+            return Err(JoinError::TopicTooLong {
+                limit: self.settings.max_topic_bytes,
+            });
+        }
+        if name.is_empty() || name.chars().any(|c| c == '{' || c == '}' || c.is_control()) {
+            return Err(JoinError::InvalidTopic);
+        }
+        Ok(())
+    }
+
+    /// Count a refused join (not a closed connection's).
+    fn refuse(&self, error: JoinError) -> JoinError {
+        if error != JoinError::Closed {
+            self.metrics.joins_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        error
+    }
+
     /// Join connection `id` (of `shard`, in the hub's table) to topic `name`.
     pub(super) fn join(
         self: &Arc<Self>,
@@ -220,6 +252,27 @@ impl HubInner {
             since,
             on_joined,
         } = options;
+        let limits = &self.settings;
+        let refused = self
+            .check_topic(name)
+            .err()
+            .or_else(|| {
+                user.as_ref()
+                    .filter(|u| u.len() > limits.max_user_bytes)
+                    .map(|_| JoinError::UserTooLong {
+                        limit: limits.max_user_bytes,
+                    })
+            })
+            .or_else(|| {
+                meta.as_ref()
+                    .filter(|m| m.len() > limits.max_meta_bytes)
+                    .map(|_| JoinError::MetaTooLong {
+                        limit: limits.max_meta_bytes,
+                    })
+            });
+        if let Some(refused) = refused {
+            return Err(self.refuse(refused));
+        }
         let user: Arc<str> = user
             .map(Into::into)
             .unwrap_or_else(|| id.to_string().into());
@@ -246,7 +299,7 @@ impl HubInner {
             Err(e) => {
                 // A topic made for this join alone is not kept.
                 self.remove_if_idle(&topic);
-                return Err(e);
+                return Err(self.refuse(e));
             }
         };
         sched::point("joined");
@@ -324,10 +377,21 @@ impl HubInner {
                 already: true,
             }));
         }
+        let limits = &self.settings;
+        if state.members.len() >= limits.max_members_per_topic {
+            return Err(JoinError::TopicFull {
+                limit: limits.max_members_per_topic,
+            });
+        }
         // In the connection's entry under the topic's lock: a close that takes the
         // entry away before this finds no entry here (the join is refused), and one
         // after it finds the topic in the entry (and takes the member out).
         match lock(&self.conns).get_mut(&id) {
+            Some(entry) if entry.topics.len() >= limits.max_topics_per_connection => {
+                return Err(JoinError::TooManyTopics {
+                    limit: limits.max_topics_per_connection,
+                })
+            }
             Some(entry) => entry.topics.push(topic.clone()),
             None => return Err(JoinError::Closed),
         }
@@ -339,10 +403,12 @@ impl HubInner {
         let (recovered, replay) = match (numbered, since) {
             (true, _) => (None, None),
             (false, None) => (None, Some(Vec::new())),
-            (false, Some(since)) => match state.recover(since, Instant::now()) {
-                Recovery::Complete(replay) => (Some(true), Some(replay)),
-                Recovery::Incomplete => (Some(false), Some(Vec::new())),
-            },
+            (false, Some(since)) => {
+                match self.edit_history(topic, state, |s| s.recover(since, Instant::now())) {
+                    Recovery::Complete(replay) => (Some(true), Some(replay)),
+                    Recovery::Incomplete => (Some(false), Some(Vec::new())),
+                }
+            }
         };
         let joined = Joined {
             position,

@@ -26,6 +26,10 @@ pub(super) struct HubCounters {
     pub(super) remote_delivered: AtomicU64,
     pub(super) unrouted: AtomicU64,
     pub(super) callback_panics: AtomicU64,
+    pub(super) history_evicted: AtomicU64,
+    pub(super) joins_refused: AtomicU64,
+    pub(super) publications_refused: AtomicU64,
+    pub(super) queue_full: AtomicU64,
     pub(super) fanout: Histogram,
 }
 
@@ -42,6 +46,10 @@ impl HubCounters {
             remote_delivered: AtomicU64::new(0),
             unrouted: AtomicU64::new(0),
             callback_panics: AtomicU64::new(0),
+            history_evicted: AtomicU64::new(0),
+            joins_refused: AtomicU64::new(0),
+            publications_refused: AtomicU64::new(0),
+            queue_full: AtomicU64::new(0),
             // 1 µs to about 1 s.
             fanout: Histogram::new(exponential_buckets(0.000_001, 4.0, 11)),
         }
@@ -91,6 +99,11 @@ impl crate::metrics::HubMetrics for HubInner {
             ("ws_hub_connections", "Connections in the hub", connections),
             ("ws_hub_topics", "Topics of the hub", topics),
             ("ws_hub_subscriptions", "Topic memberships", subscriptions),
+            (
+                "ws_hub_history_bytes",
+                "Bytes of history kept, all topics together",
+                self.histories.bytes.load(Ordering::Relaxed),
+            ),
         ] {
             let mut e = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             ConstGauge::new(value as i64).encode(e.encode_family(&labels)?)?;
@@ -145,6 +158,26 @@ impl crate::metrics::HubMetrics for HubInner {
                 "ws_hub_callback_panics",
                 "Panics caught in the application's callbacks (renderer, on_joined)",
                 &m.callback_panics,
+            ),
+            (
+                "ws_hub_history_evicted",
+                "Publications evicted from a topic's history for the hub's bound on history bytes",
+                &m.history_evicted,
+            ),
+            (
+                "ws_hub_joins_refused",
+                "Joins refused for a bound (topic name, user key, metadata, topics per connection, members per topic)",
+                &m.joins_refused,
+            ),
+            (
+                "ws_hub_publications_refused",
+                "Publications not made: their topic's name can be no topic's",
+                &m.publications_refused,
+            ),
+            (
+                "ws_hub_queue_full",
+                "Publications not queued for a worker thread whose queue was full (its subscribers got the slow-consumer policy)",
+                &m.queue_full,
             ),
         ] {
             let mut e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;

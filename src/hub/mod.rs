@@ -4,6 +4,7 @@
 
 mod backplane;
 mod dispatch;
+mod history;
 mod membership;
 mod metrics;
 mod presence;
@@ -39,6 +40,7 @@ pub use self::{
 };
 use self::{
     dispatch::{ConnEntry, ShardHandle},
+    history::Histories,
     metrics::HubCounters,
     topic::{Life, Topic},
 };
@@ -58,6 +60,7 @@ pub(crate) struct HubInner {
     presence: Mutex<Vec<Recipient<Presence>>>,
     backplane: Mutex<Option<Arc<dyn Backplane>>>,
     renderer: Mutex<Option<Arc<Renderer>>>,
+    histories: Histories,
     metrics: HubCounters,
 }
 
@@ -180,6 +183,7 @@ impl Hub {
             presence: Mutex::new(Vec::new()),
             backplane: Mutex::new(None),
             renderer: Mutex::new(None),
+            histories: Histories::default(),
             metrics: HubCounters::new(),
         });
         let weak: Weak<dyn crate::metrics::HubMetrics> = Arc::downgrade(&inner) as _;

@@ -31,6 +31,14 @@ pub(crate) struct Delivery {
     pub(super) epoch: Option<Arc<str>>,
 }
 
+impl Delivery {
+    /// The memory it holds: the payload, its frame, and the compressed frame.
+    pub(super) fn memory(&self) -> usize {
+        let p = &self.prepared;
+        p.payload().len() + p.frame().len() + p.compressed_frame().map_or(0, |f| f.len())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Policy {
     pub(super) budget_bytes: usize,
@@ -251,6 +259,17 @@ impl HubInner {
         make: impl FnOnce(&Position) -> Message,
         to_backplane: bool,
     ) -> Published {
+        if self.check_topic(name).is_err() {
+            // Never a topic's (no member here), and a backplane could not place
+            // it: not made.
+            self.metrics
+                .publications_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return Published {
+                position: None,
+                shards: 0,
+            };
+        }
         let backplane = lock(&self.backplane).clone().filter(|_| to_backplane);
         if let Some(backplane) = backplane.as_ref().filter(|b| b.numbers()) {
             // Numbered on its way, and delivered here when it comes back.
@@ -289,7 +308,10 @@ impl HubInner {
                 Some(state.epoch.clone()),
             );
             self.metrics.publications.fetch_add(1, Ordering::Relaxed);
-            state.remember(Instant::now(), &delivery);
+            if state.settings.history_size > 0 || !state.history.is_empty() {
+                let seq = self.histories.next_seq();
+                self.edit_history(topic, state, |s| s.remember(Instant::now(), seq, &delivery));
+            }
             let shards = self.fan_out(topic, state, &delivery, except);
             Some((position, shards, message))
         });
@@ -321,6 +343,9 @@ impl HubInner {
                 };
             }
         };
+        if self.histories.bytes.load(Ordering::Relaxed) > self.settings.max_history_bytes {
+            self.evict_history();
+        }
         self.to_backplane(backplane, name, message, except);
         Published {
             position: Some(position),

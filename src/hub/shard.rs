@@ -19,6 +19,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
+    dispatch::Queue,
     subscribers::{Counts, Floor, Outcome, Sink, Subscribers},
     Delivery, HubInner,
 };
@@ -75,13 +76,18 @@ pub(super) enum Cmd {
 /// The shard's state, owned by its task; `L` is the handle of a connection.
 pub(super) struct Shard<L> {
     hub: Weak<HubInner>,
+    queue: Arc<Queue>,
     pub(super) conns: HashMap<ConnId, L>,
     topics: HashMap<Arc<str>, Subscribers<L>>,
 }
 
 /// Run the shard until the hub is gone (its channel closes).
-pub(super) async fn run(hub: Weak<HubInner>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-    let mut shard = Shard::<LocalRef>::new(hub);
+pub(super) async fn run(
+    hub: Weak<HubInner>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    queue: Arc<Queue>,
+) {
+    let mut shard = Shard::<LocalRef>::new(hub, queue);
     while let Some(cmd) = rx.recv().await {
         shard.take(cmd);
         // Everything already queued, before the writers get to run: what arrives
@@ -89,6 +95,18 @@ pub(super) async fn run(hub: Weak<HubInner>, mut rx: mpsc::UnboundedReceiver<Cmd
         while let Ok(cmd) = rx.try_recv() {
             shard.take(cmd);
         }
+        // Publications lost to a full queue with nothing queued after them.
+        shard.settle_missed();
+    }
+}
+
+impl Cmd {
+    /// Whether it counts against the shard's bound on queued publications.
+    pub(super) fn is_publication(&self) -> bool {
+        matches!(
+            self,
+            Cmd::Publish { .. } | Cmd::Direct { .. } | Cmd::All { .. }
+        )
     }
 }
 
@@ -103,9 +121,10 @@ impl Sink for LocalRef {
 }
 
 impl<L: Sink + Clone> Shard<L> {
-    pub(super) fn new(hub: Weak<HubInner>) -> Self {
+    pub(super) fn new(hub: Weak<HubInner>, queue: Arc<Queue>) -> Self {
         Shard {
             hub,
+            queue,
             conns: HashMap::new(),
             topics: HashMap::new(),
         }
@@ -113,6 +132,12 @@ impl<L: Sink + Clone> Shard<L> {
 
     /// Everything but `Register` (which needs the connection's thread).
     pub(super) fn handle(&mut self, cmd: Cmd) {
+        if cmd.is_publication() {
+            self.queue.taken();
+            // What found the queue full was noted before this was queued: its
+            // subscribers get the policy first.
+            self.settle_missed();
+        }
         match cmd {
             Cmd::Register { .. } => {}
             Cmd::Unregister { id } => {
@@ -182,6 +207,33 @@ impl<L: Sink + Clone> Shard<L> {
                 self.report(counts);
             }
         }
+    }
+
+    /// Apply the slow-consumer policy to the subscribers of publications that
+    /// found the queue full (each missed them).
+    pub(super) fn settle_missed(&mut self) {
+        let Some(missed) = self.queue.take_missed() else {
+            return;
+        };
+        let mut counts = Counts::default();
+        for (topic, lost) in &missed.topics {
+            if let Some(subs) = self.topics.get(topic) {
+                counts = counts.plus(subs.missed(&lost.delivery, lost.except, lost.count));
+            }
+        }
+        for (id, lost) in &missed.direct {
+            if let Some(local) = self.conns.get(id) {
+                counts = counts.plus(Counts::missed(local, &lost.delivery, lost.count));
+            }
+        }
+        if let Some(lost) = &missed.all {
+            for (id, local) in &self.conns {
+                if Some(*id) != lost.except {
+                    counts = counts.plus(Counts::missed(local, &lost.delivery, lost.count));
+                }
+            }
+        }
+        self.report(counts);
     }
 
     fn report(&self, counts: Counts) {

@@ -51,6 +51,23 @@ impl Counts {
     pub fn is_empty(&self) -> bool {
         self.delivered + self.dropped + self.closed + self.recompressed == 0
     }
+
+    pub fn plus(self, other: Counts) -> Counts {
+        Counts {
+            delivered: self.delivered + other.delivered,
+            dropped: self.dropped + other.dropped,
+            closed: self.closed + other.closed,
+            recompressed: self.recompressed + other.recompressed,
+        }
+    }
+
+    /// The policy of `delivery` applied to `sink`, which missed `count`
+    /// publications (each counted as dropped, or one close).
+    pub fn missed<L: Sink>(sink: &L, delivery: &Delivery, count: u64) -> Counts {
+        let mut counts = Counts::default().add(sink.over_budget(delivery));
+        counts.dropped *= count;
+        counts
+    }
 }
 
 /// Where a join starts: the publications of `epoch` up to `offset` are covered
@@ -201,6 +218,19 @@ impl<L: Sink> Subscribers<L> {
             }
         }
         counts
+    }
+}
+
+impl<L: Sink> Subscribers<L> {
+    /// Every subscriber but `except` missed `count` publications (they found the
+    /// shard's queue full): the policy of `delivery` applies to each.
+    pub fn missed(&self, delivery: &Delivery, except: Option<ConnId>, count: u64) -> Counts {
+        self.list
+            .iter()
+            .filter(|sub| Some(sub.id) != except)
+            .fold(Counts::default(), |counts, sub| {
+                counts.plus(Counts::missed(&sub.local, delivery, count))
+            })
     }
 }
 

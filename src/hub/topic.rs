@@ -28,6 +28,16 @@ pub(super) struct MemberEntry {
     pub shard: usize,
 }
 
+/// A publication in a topic's history.
+#[derive(Debug)]
+pub(super) struct Kept {
+    pub at: Instant,
+    /// Its place in the hub's history, all topics together (oldest first).
+    pub seq: u64,
+    pub bytes: usize,
+    pub delivery: Arc<Delivery>,
+}
+
 #[derive(Debug)]
 pub(super) struct Topic {
     pub name: Arc<str>,
@@ -55,8 +65,12 @@ pub(super) struct TopicState {
     pub epoch: Arc<str>,
     /// The offset of the latest publication (0: none yet).
     pub last_offset: u64,
-    /// The latest publications, oldest first, at most `settings.history_size`.
-    pub history: VecDeque<(Instant, Arc<Delivery>)>,
+    /// The latest publications, oldest first, at most `settings.history_size` of
+    /// them and `settings.history_bytes` in all; their offsets are consecutive,
+    /// ending at `last_offset`.
+    pub history: VecDeque<Kept>,
+    /// The bytes of `history` (see [`Delivery::memory`]).
+    pub history_bytes: usize,
     /// Members in the order they joined.
     pub members: HashMap<ConnId, MemberEntry>,
     /// Connections per user key.
@@ -84,6 +98,7 @@ impl Topic {
                 epoch: new_epoch(),
                 last_offset: 0,
                 history: VecDeque::new(),
+                history_bytes: 0,
                 members: HashMap::new(),
                 users: HashMap::new(),
                 per_shard: Vec::new(),
@@ -146,24 +161,64 @@ impl TopicState {
             while self
                 .history
                 .front()
-                .is_some_and(|(at, _)| now.saturating_duration_since(*at) > ttl)
+                .is_some_and(|k| now.saturating_duration_since(k.at) > ttl)
             {
-                self.history.pop_front();
+                self.pop_oldest();
             }
         }
     }
 
-    /// Keep `delivery` (offset `last_offset`) in the history, within its bounds.
-    pub fn remember(&mut self, now: Instant, delivery: &Arc<Delivery>) {
-        let size = self.settings.history_size;
-        if size == 0 {
+    /// Keep `delivery` (offset `last_offset`; `seq` in the hub's order) in the
+    /// history, within its bounds. One larger than the byte bound empties the
+    /// history (it cannot be kept, and what came before it no longer ends at the
+    /// latest offset).
+    pub fn remember(&mut self, now: Instant, seq: u64, delivery: &Arc<Delivery>) {
+        let bytes = delivery.memory();
+        if self.settings.history_size == 0 || bytes > self.settings.history_bytes {
+            self.clear_history();
             return;
         }
-        while self.history.len() >= size {
-            self.history.pop_front();
+        while !self.history.is_empty()
+            && (self.history.len() >= self.settings.history_size
+                || self.history_bytes + bytes > self.settings.history_bytes)
+        {
+            self.pop_oldest();
         }
-        self.history.push_back((now, delivery.clone()));
+        self.history.push_back(Kept {
+            at: now,
+            seq,
+            bytes,
+            delivery: delivery.clone(),
+        });
+        self.history_bytes += bytes;
         self.expire(now);
+    }
+
+    /// Drop the oldest publication kept.
+    pub fn pop_oldest(&mut self) {
+        if let Some(k) = self.history.pop_front() {
+            self.history_bytes -= k.bytes;
+        }
+    }
+
+    /// Drop what the settings' bounds no longer admit (after a change of them).
+    pub fn trim_history(&mut self) {
+        while self.history.len() > self.settings.history_size
+            || self.history_bytes > self.settings.history_bytes
+        {
+            self.pop_oldest();
+        }
+    }
+
+    /// Drop the whole history.
+    pub fn clear_history(&mut self) {
+        self.history.clear();
+        self.history_bytes = 0;
+    }
+
+    /// The hub-wide sequence of the oldest publication kept.
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.history.front().map(|k| k.seq)
     }
 
     /// What a subscriber that last saw `since` missed: all of it or nothing
@@ -186,7 +241,7 @@ impl TopicState {
             self.history
                 .iter()
                 .skip(skip)
-                .map(|(_, d)| d.clone())
+                .map(|k| k.delivery.clone())
                 .collect(),
         )
     }

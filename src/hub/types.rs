@@ -41,6 +41,8 @@ pub struct TopicSettings {
     pub history_size: usize,
     /// How long a publication is kept; `None`: until pushed out by size.
     pub history_ttl: Option<Duration>,
+    /// Bytes of history kept at most ([`HubSettings::history_bytes`]).
+    pub history_bytes: usize,
     /// Report first joins and last leaves of its users ([`Hub::on_presence`]).
     pub presence: bool,
     /// What to do with a subscriber over its budget.
@@ -59,6 +61,12 @@ impl TopicSettings {
     /// Set [`history_ttl`](Self::history_ttl).
     pub fn history_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.history_ttl = ttl;
+        self
+    }
+
+    /// Set [`history_bytes`](Self::history_bytes).
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.history_bytes = bytes;
         self
     }
 
@@ -86,6 +94,7 @@ impl From<&HubSettings> for TopicSettings {
         TopicSettings {
             history_size: s.history_size,
             history_ttl: s.history_ttl,
+            history_bytes: s.history_bytes,
             presence: s.presence,
             slow_consumer: s.slow_consumer,
             slow_close_code: s.slow_close_code,
@@ -180,6 +189,43 @@ pub enum JoinError {
     /// The connection is closing or closed.
     #[error("connection is closed")]
     Closed,
+    /// The topic's name is empty or holds `{`, `}` or a control character (a
+    /// Redis cluster places a topic's keys by the part of their name between
+    /// braces: [`HubSettings::max_topic_bytes`]).
+    #[error("invalid topic name (empty, or with a brace or a control character)")]
+    InvalidTopic,
+    /// The topic's name is longer than [`HubSettings::max_topic_bytes`].
+    #[error("topic name longer than {limit} bytes")]
+    TopicTooLong {
+        /// The bound.
+        limit: usize,
+    },
+    /// The user key is longer than [`HubSettings::max_user_bytes`].
+    #[error("user key longer than {limit} bytes")]
+    UserTooLong {
+        /// The bound.
+        limit: usize,
+    },
+    /// The metadata is longer than [`HubSettings::max_meta_bytes`].
+    #[error("metadata longer than {limit} bytes")]
+    MetaTooLong {
+        /// The bound.
+        limit: usize,
+    },
+    /// The connection is a member of [`HubSettings::max_topics_per_connection`]
+    /// topics already.
+    #[error("member of {limit} topics already")]
+    TooManyTopics {
+        /// The bound.
+        limit: usize,
+    },
+    /// The topic has [`HubSettings::max_members_per_topic`] members on this server
+    /// already.
+    #[error("topic has {limit} members already")]
+    TopicFull {
+        /// The bound.
+        limit: usize,
+    },
 }
 
 /// A member of a topic ([`Hub::members`]).

@@ -115,6 +115,11 @@ impl Sink for Recorder {
         (Outcome::Delivered, false)
     }
     fn over_budget(&self, _: &Delivery) -> (Outcome, bool) {
+        self.inbox
+            .borrow_mut()
+            .entry(self.id)
+            .or_default()
+            .push("!over budget".into());
         (Outcome::Dropped, false)
     }
 }
@@ -146,8 +151,8 @@ impl Harness {
         }
         let shards = (0..shards)
             .map(|_| {
-                let (index, rx) = hub.inner.test_shard();
-                (index, rx, Shard::new(Arc::downgrade(&hub.inner)))
+                let (index, rx, queue) = hub.inner.test_shard();
+                (index, rx, Shard::new(Arc::downgrade(&hub.inner), queue))
             })
             .collect();
         Harness {

@@ -2,6 +2,7 @@
 //! with forced interleavings ([`races`]), the topic's life cycle under random
 //! operations ([`lifecycle`]).
 
+mod bounds;
 mod callbacks;
 mod harness;
 mod lifecycle;

@@ -133,6 +133,7 @@ impl Hub {
             };
             entry.topics.swap_remove(at)
         };
+        sched::point("leaving");
         self.inner.leave_topic(id, &topic);
         true
     }

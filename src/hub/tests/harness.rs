@@ -15,7 +15,8 @@ use super::super::{
     lock,
     shard::{Cmd, Shard},
     subscribers::{Outcome, Sink},
-    Backplane, Delivery, Hub, JoinError, JoinOptions, Joined, Located, Position, Publication,
+    Backplane, Delivery, Hub, JoinError, JoinOptions, Joined, Located, Position, PresenceKind,
+    Publication,
 };
 use crate::{settings::Settings, ConnId};
 
@@ -25,6 +26,8 @@ pub(crate) enum Said {
     Subscribe(String, u64),
     Unsubscribe(String, u64),
     Publish(String, String),
+    /// A user's first join (`true`) or last leave on this server.
+    Presence(String, String, bool),
 }
 
 /// A join waiting for the backplane's answer.
@@ -36,6 +39,8 @@ pub(crate) type Locate = (String, Option<Position>, Box<dyn FnOnce(Located) + Se
 pub(crate) struct Recording {
     pub said: Mutex<Vec<Said>>,
     pub numbers: bool,
+    /// Presence shared through it (what the hub decides is recorded).
+    pub shares: bool,
     pub locates: Mutex<Vec<Locate>>,
 }
 
@@ -52,6 +57,13 @@ impl Backplane for Recording {
     }
     fn numbers(&self) -> bool {
         self.numbers
+    }
+    fn shares_presence(&self) -> bool {
+        self.shares
+    }
+    fn presence_changed(&self, topic: &str, user: &str, _: Option<&str>, kind: PresenceKind) {
+        let joined = kind == PresenceKind::Joined;
+        lock(&self.said).push(Said::Presence(topic.into(), user.into(), joined));
     }
     fn locate(&self, topic: &str, since: Option<Position>, done: Box<dyn FnOnce(Located) + Send>) {
         if self.numbers {
@@ -70,7 +82,7 @@ impl Recording {
         for said in lock(&self.said).iter() {
             let (topic, generation) = match said {
                 Said::Subscribe(t, g) | Said::Unsubscribe(t, g) => (t, *g),
-                Said::Publish(..) => continue,
+                Said::Publish(..) | Said::Presence(..) => continue,
             };
             if let Some(before) = last.get(topic) {
                 let (Said::Subscribe(_, g) | Said::Unsubscribe(_, g)) = before else {
@@ -141,9 +153,19 @@ impl Harness {
     }
 
     pub fn with_settings(shards: usize, backplane: Option<bool>, settings: &Settings) -> Harness {
+        Harness::build(shards, backplane, false, settings)
+    }
+
+    /// With a backplane that shares presence (recording the hub's decisions).
+    pub fn sharing_presence(shards: usize, settings: &Settings) -> Harness {
+        Harness::build(shards, Some(false), true, settings)
+    }
+
+    fn build(shards: usize, backplane: Option<bool>, shares: bool, settings: &Settings) -> Harness {
         let hub = Hub::named("unit", settings);
         let recording = Arc::new(Recording {
             numbers: backplane == Some(true),
+            shares,
             ..Recording::default()
         });
         if backplane.is_some() {

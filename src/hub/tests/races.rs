@@ -243,3 +243,64 @@ fn a_join_that_meets_its_connections_close_leaves_nothing_behind() {
         interleavings.len()
     );
 }
+
+#[test]
+fn presence_under_forced_churn_reports_each_users_first_join_and_last_leave() {
+    // Two threads, two connections of one user and one of another, joining and
+    // leaving a topic (unconfigured, presence on) twice each: per user, the
+    // decisions alternate first join / last leave, and the last one says whether
+    // the user is present.
+    let mut settings = crate::Settings::default();
+    settings.hub.presence = true;
+    let interleavings = forced(
+        || {
+            let mut h = Harness::sharing_presence(2, &settings);
+            h.conn(0);
+            h.conn(1);
+            h.conn(1);
+            h
+        },
+        |h| {
+            let (a, b) = (h.hub.clone(), h.hub.clone());
+            let (c0, c1, c2) = (h.conns[0], h.conns[1], h.conns[2]);
+            vec![
+                Box::new(move || {
+                    for _ in 0..2 {
+                        join(&a, c0, "t", JoinOptions::default().user("ann")).unwrap();
+                        assert!(a.leave(c0, "t"));
+                    }
+                    join(&a, c0, "t", JoinOptions::default().user("ann")).unwrap();
+                }),
+                Box::new(move || {
+                    for _ in 0..2 {
+                        join(&b, c1, "t", JoinOptions::default().user("ann")).unwrap();
+                        join(&b, c2, "t", JoinOptions::default().user("bob")).unwrap();
+                        assert!(b.leave(c1, "t"));
+                        assert!(b.leave(c2, "t"));
+                    }
+                }),
+            ]
+        },
+        |h, seed| {
+            let mut present: std::collections::HashMap<String, bool> = Default::default();
+            for said in lock(&h.backplane.said).iter() {
+                if let Said::Presence(_, user, joined) = said {
+                    let was = present.insert(user.clone(), *joined).unwrap_or(false);
+                    assert_ne!(was, *joined, "seed {seed}: {user} told {joined} twice");
+                }
+            }
+            assert!(present["ann"], "seed {seed}");
+            assert!(!present["bob"], "seed {seed}");
+            assert_eq!(h.hub.users("t"), ["ann"]);
+        },
+    );
+    assert!(
+        interleavings.len() >= 500,
+        "{} interleavings",
+        interleavings.len()
+    );
+    eprintln!(
+        "presence under churn: {} distinct interleavings over {SEEDS} seeds",
+        interleavings.len()
+    );
+}

@@ -726,7 +726,7 @@ pub struct HubSettings {
     pub max_queued_per_thread: usize,
 }
 
-/// The longest [`HubSettings::history_ttl`] [`HubSettings::check`] accepts: a year.
+/// The longest [`HubSettings::history_ttl`] the settings' check accepts: a year.
 pub const MAX_HISTORY_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
 
 impl Default for HubSettings {

@@ -18,7 +18,7 @@ pub struct Publication {
     /// The member not to deliver it to (its sender), on this server.
     pub except: Option<ConnId>,
     /// How many of the topic's publications to keep for recovery
-    /// ([`TopicSettings::history_size`]).
+    /// ([`TopicSettings::history_size`](super::TopicSettings::history_size)).
     pub history: usize,
 }
 

@@ -88,7 +88,10 @@ impl Queue {
 
     /// What was lost since the last look (`None`: nothing).
     pub(super) fn take_missed(&self) -> Option<Missed> {
-        if !self.any_missed.swap(false, Ordering::AcqRel) {
+        // A load first: the common case writes nothing shared.
+        if !self.any_missed.load(Ordering::Acquire)
+            || !self.any_missed.swap(false, Ordering::AcqRel)
+        {
             return None;
         }
         Some(std::mem::take(&mut *lock(&self.missed)))

@@ -48,7 +48,7 @@ enum Decided {
 
 impl Hub {
     /// The topics this server holds members of, each with the generation of the
-    /// decision that subscribed it (see [`Backplane::subscribe`]): what a
+    /// decision that subscribed it (see [`Backplane::subscribe`](super::Backplane::subscribe)): what a
     /// backplane should be subscribed to, to reconcile its subscriptions with.
     pub fn subscriptions(&self) -> Vec<(String, u64)> {
         let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();

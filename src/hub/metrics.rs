@@ -68,12 +68,14 @@ impl Hub {
         self.inner.metrics.deliveries.load(Ordering::Relaxed)
     }
 
-    /// Publications dropped for slow subscribers ([`SlowConsumer::Drop`]).
+    /// Publications dropped for slow subscribers
+    /// ([`SlowConsumer::Drop`](crate::SlowConsumer::Drop)).
     pub fn dropped(&self) -> u64 {
         self.inner.metrics.dropped.load(Ordering::Relaxed)
     }
 
-    /// Subscribers closed for being slow ([`SlowConsumer::Close`]).
+    /// Subscribers closed for being slow
+    /// ([`SlowConsumer::Close`](crate::SlowConsumer::Close)).
     pub fn slow_closes(&self) -> u64 {
         self.inner.metrics.slow_closes.load(Ordering::Relaxed)
     }

@@ -95,7 +95,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 ///   keeps its latest publications; a connection that comes back with the
 ///   [`Position`] of the last one it received gets exactly what it missed, in
 ///   order, before any later publication, or is told it was not recovered.
-/// - **Metrics** in [`crate::metrics`] (`ws_hub_*{hub="NAME"}`).
+/// - **Bounds** on every table and queue ([`HubSettings`]): topics per connection,
+///   members per topic, the lengths of topic names, user keys and metadata (a
+///   join past one is refused with its [`JoinError`]), history bytes per topic
+///   and in all (the oldest evicted first), publications queued per thread (past
+///   it the subscribers that miss one get the slow-consumer policy). A sweep
+///   every second drops expired history and forgets topics left with nothing.
+/// - **Metrics** in [`crate::metrics`] (`ws_hub_*{hub="NAME"}`), every
+///   publication that reaches no member here counted (`ws_hub_unrouted_total`).
 ///
 /// ```no_run
 /// use websocket_driver as ws;

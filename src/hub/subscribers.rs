@@ -249,3 +249,99 @@ impl<L: Sink> Subscriber<L> {
         Some(self.local.deliver(delivery))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, rc::Rc};
+
+    use super::*;
+    use crate::{
+        hub::publish::Policy,
+        proto::PreparedMessage,
+        settings::{DeflateSettings, SlowConsumer},
+    };
+
+    /// Records "id:text" per delivery, "id:over" per policy applied.
+    #[derive(Clone)]
+    struct Log(u64, Rc<RefCell<Vec<String>>>);
+
+    impl Sink for Log {
+        fn deliver(&self, d: &Delivery) -> (Outcome, bool) {
+            let text = String::from_utf8(d.prepared.payload().to_vec()).unwrap();
+            self.1.borrow_mut().push(format!("{}:{text}", self.0));
+            (Outcome::Delivered, false)
+        }
+        fn over_budget(&self, _: &Delivery) -> (Outcome, bool) {
+            self.1.borrow_mut().push(format!("{}:over", self.0));
+            (Outcome::Dropped, false)
+        }
+    }
+
+    fn d(text: &str, offset: u64, epoch: Option<&str>) -> Arc<Delivery> {
+        Arc::new(Delivery {
+            prepared: PreparedMessage::new(text.to_owned(), &DeflateSettings::default()),
+            policy: Policy {
+                budget_bytes: 1 << 20,
+                budget_messages: 2,
+                slow_consumer: SlowConsumer::Drop,
+                close_code: 1008,
+            },
+            offset,
+            epoch: epoch.map(Into::into),
+        })
+    }
+
+    fn floor(epoch: &str, offset: u64) -> Floor {
+        Floor {
+            epoch: epoch.into(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_held_join_is_bounded_by_the_budget_and_released_above_its_floor() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = Subscribers::default();
+        let id = ConnId::from_raw(1);
+        subs.subscribe(id, Log(1, log.clone()), 7);
+        for (n, text) in ["a", "b", "c"].iter().enumerate() {
+            subs.publish(&d(text, n as u64 + 1, Some("e")), None);
+        }
+        // Two held (the budget), the third over it.
+        assert_eq!(*log.borrow(), ["1:over"]);
+        subs.answer(id, 7, vec![d("hi", 0, None)], vec![], floor("e", 1));
+        assert_eq!(*log.borrow(), ["1:over", "1:hi", "1:b"]);
+    }
+
+    #[test]
+    fn a_floor_covers_only_its_own_epoch_and_goes_once_passed() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = Subscribers::default();
+        let id = ConnId::from_raw(1);
+        subs.subscribe(id, Log(1, log.clone()), 1);
+        subs.answer(id, 1, vec![], vec![], floor("e", 5));
+        subs.publish(&d("e5", 5, Some("e")), None);
+        subs.publish(&d("f1", 1, Some("f")), None);
+        subs.publish(&d("e4", 4, Some("e")), None);
+        subs.publish(&d("unnumbered", 0, None), None);
+        assert_eq!(*log.borrow(), ["1:f1", "1:e4", "1:unnumbered"]);
+    }
+
+    #[test]
+    fn leaving_keeps_the_others_reachable_and_except_is_skipped() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = Subscribers::default();
+        for n in 1..=3 {
+            let id = ConnId::from_raw(n);
+            subs.subscribe(id, Log(n, log.clone()), n);
+            subs.answer(id, n, vec![], vec![], floor("e", 0));
+        }
+        subs.unsubscribe(ConnId::from_raw(1));
+        subs.publish(&d("x", 0, None), Some(ConnId::from_raw(2)));
+        subs.unsubscribe(ConnId::from_raw(3));
+        subs.publish(&d("y", 0, None), None);
+        assert_eq!(*log.borrow(), ["3:x", "2:y"]);
+        subs.unsubscribe(ConnId::from_raw(2));
+        assert!(subs.is_empty());
+    }
+}

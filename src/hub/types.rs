@@ -33,7 +33,7 @@ impl Position {
 }
 
 /// A topic's own settings (defaults from the [`HubSettings`]); set with
-/// [`Hub::configure`].
+/// [`Hub::configure`](super::Hub::configure).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TopicSettings {
@@ -43,7 +43,8 @@ pub struct TopicSettings {
     pub history_ttl: Option<Duration>,
     /// Bytes of history kept at most ([`HubSettings::history_bytes`]).
     pub history_bytes: usize,
-    /// Report first joins and last leaves of its users ([`Hub::on_presence`]).
+    /// Report first joins and last leaves of its users
+    /// ([`Hub::on_presence`](super::Hub::on_presence)).
     pub presence: bool,
     /// What to do with a subscriber over its budget.
     pub slow_consumer: SlowConsumer,
@@ -107,7 +108,7 @@ impl From<&HubSettings> for TopicSettings {
 /// delivers after the join (its recovered publications, then live ones).
 pub type OnJoined = Box<dyn FnOnce(&Joined) -> Vec<Message> + Send>;
 
-/// How a connection joins a topic ([`Hub::join_with`]).
+/// How a connection joins a topic ([`Hub::join_with`](super::Hub::join_with)).
 #[derive(Default)]
 #[non_exhaustive]
 pub struct JoinOptions {
@@ -228,7 +229,7 @@ pub enum JoinError {
     },
 }
 
-/// A member of a topic ([`Hub::members`]).
+/// A member of a topic ([`Hub::members`](super::Hub::members)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Member {
@@ -240,7 +241,7 @@ pub struct Member {
     pub meta: Option<String>,
 }
 
-/// A presence change (topics with presence on; see [`Hub::on_presence`]): the
+/// A presence change (topics with presence on; see [`Hub::on_presence`](super::Hub::on_presence)): the
 /// first connection of a user joined, or its last one left.
 #[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
 #[rtype(result = "()")]
@@ -276,7 +277,7 @@ pub struct Published {
     pub shards: usize,
 }
 
-/// Open connections of a hub by ready-state ([`Hub::connections`]).
+/// Open connections of a hub by ready-state ([`Hub::connections`](super::Hub::connections)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReadyStateCounts {
@@ -291,7 +292,7 @@ pub struct ReadyStateCounts {
 }
 
 /// Stamps each publication with its position before it is framed: see
-/// [`Hub::set_renderer`].
+/// [`Hub::set_renderer`](super::Hub::set_renderer).
 pub type Renderer = dyn Fn(&str, &Position, Message) -> Message + Send + Sync;
 
 /// A user key and its presence metadata.

@@ -710,7 +710,7 @@ pub struct HubSettings {
     pub max_members_per_topic: usize,
     /// The longest topic name, in bytes (`JoinError::TopicTooLong`). Default 255
     /// (as Centrifugo's `channel_max_length`). Names are also refused when empty
-    /// or when they hold `{`, `}` or a control character (`JoinError::InvalidTopic`):
+    /// or when they hold `{` or `}` (`JoinError::InvalidTopic`):
     /// a Redis cluster places a topic's keys by the part of their name between
     /// braces, so a brace in a name would split a topic across nodes.
     pub max_topic_bytes: usize,

@@ -190,10 +190,10 @@ pub enum JoinError {
     /// The connection is closing or closed.
     #[error("connection is closed")]
     Closed,
-    /// The topic's name is empty or holds `{`, `}` or a control character (a
+    /// The topic's name is empty or holds `{` or `}` (a
     /// Redis cluster places a topic's keys by the part of their name between
     /// braces: [`HubSettings::max_topic_bytes`]).
-    #[error("invalid topic name (empty, or with a brace or a control character)")]
+    #[error("invalid topic name (empty, or with a brace)")]
     InvalidTopic,
     /// The topic's name is longer than [`HubSettings::max_topic_bytes`].
     #[error("topic name longer than {limit} bytes")]
@@ -271,7 +271,8 @@ pub enum PresenceKind {
 #[non_exhaustive]
 pub struct Published {
     /// Its position in the topic; `None` with a numbering backplane (it numbers
-    /// the publication on its way).
+    /// the publication on its way), and when it was not made: a name no topic
+    /// can have (`Hub::check_topic`), or a renderer that panicked.
     pub position: Option<Position>,
     /// How many threads (shards) it went to.
     pub shards: usize,

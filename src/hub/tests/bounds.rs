@@ -43,7 +43,7 @@ fn a_connection_joins_at_most_max_topics_per_connection() {
 }
 
 #[test]
-fn topic_names_are_bounded_and_never_hold_braces_or_control_characters() {
+fn topic_names_are_bounded_and_never_hold_braces() {
     let mut h = Harness::with_settings(1, Some(false), &settings(|s| s.max_topic_bytes = 8));
     let c = h.conn(0);
     for (name, error) in [
@@ -51,18 +51,16 @@ fn topic_names_are_bounded_and_never_hold_braces_or_control_characters() {
         ("", JoinError::InvalidTopic),
         ("}x", JoinError::InvalidTopic),
         ("a{b}", JoinError::InvalidTopic),
-        ("a\0b", JoinError::InvalidTopic),
-        ("a\nb", JoinError::InvalidTopic),
     ] {
         assert_eq!(h.join(c, name, JoinOptions::default()), Err(error.clone()));
         assert_eq!(h.hub.check_topic(name), Err(error));
         assert_eq!(h.hub.publish(name, "x").position, None);
     }
     h.join(c, "12345678", JoinOptions::default()).unwrap();
-    h.join(c, "é", JoinOptions::default()).unwrap();
-    assert_eq!(refused(&h), 6);
+    h.join(c, "é\0x", JoinOptions::default()).unwrap();
+    assert_eq!(refused(&h), 4);
     let m = &h.hub.inner.metrics;
-    assert_eq!(m.publications_refused.load(Ordering::Relaxed), 6);
+    assert_eq!(m.publications_refused.load(Ordering::Relaxed), 4);
     // None of them reached the backplane.
     assert!(lock(&h.backplane.said)
         .iter()

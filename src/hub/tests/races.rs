@@ -304,3 +304,138 @@ fn presence_under_forced_churn_reports_each_users_first_join_and_last_leave() {
         interleavings.len()
     );
 }
+
+/// A backplane's view of one topic, kept as the seam's documentation says: the
+/// latest generation it was told wins; a confirmation for another generation is
+/// stale.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct View {
+    generation: u64,
+    wanted: bool,
+    /// What the store confirmed for `generation` (`None`: not yet).
+    confirmed: Option<bool>,
+}
+
+#[test]
+fn confirmations_out_of_order_leave_a_backplane_that_follows_the_generations_right() {
+    // Two threads join and leave; a third plays the store, confirming the
+    // decisions the hub told in a random order (late, stale ones included). A
+    // backplane that keeps the latest generation per topic and ignores the
+    // confirmations of others ends with exactly what `Hub::subscriptions` says,
+    // at its generations.
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    };
+    let views: Arc<Mutex<std::collections::HashMap<String, View>>> = Arc::default();
+    let stale = Arc::new(AtomicUsize::new(0));
+    let interleavings = forced(
+        || {
+            let mut h = Harness::new(2, Some(false));
+            h.conn(0);
+            h.conn(1);
+            lock(&views).clear();
+            h
+        },
+        |h| {
+            let (a, b) = (h.hub.clone(), h.hub.clone());
+            let (c1, c2) = (h.conns[0], h.conns[1]);
+            let backplane = h.backplane.clone();
+            let (views, stale) = (views.clone(), stale.clone());
+            let churn = |hub: Hub, id, topics: [&'static str; 2]| {
+                move || {
+                    for t in topics {
+                        join(&hub, id, t, JoinOptions::default()).unwrap();
+                    }
+                    for t in topics {
+                        assert!(hub.leave(id, t));
+                        join(&hub, id, t, JoinOptions::default()).unwrap();
+                    }
+                    assert!(hub.leave(id, topics[0]));
+                }
+            };
+            let store = move || {
+                // Takes what the hub told so far and confirms one of the pending
+                // decisions (any of them) at each step.
+                let mut seen = 0;
+                let mut pending: Vec<(String, u64, bool)> = Vec::new();
+                for step in 0..40u64 {
+                    sched::point("store");
+                    let said = lock(&backplane.said);
+                    for s in &said[seen..] {
+                        let (t, g, on) = match s {
+                            Said::Subscribe(t, g) => (t.clone(), *g, true),
+                            Said::Unsubscribe(t, g) => (t.clone(), *g, false),
+                            _ => continue,
+                        };
+                        let mut views = lock(&views);
+                        let view = views.entry(t.clone()).or_default();
+                        if g > view.generation {
+                            *view = View {
+                                generation: g,
+                                wanted: on,
+                                confirmed: None,
+                            };
+                        }
+                        pending.push((t, g, on));
+                    }
+                    seen = said.len();
+                    drop(said);
+                    if !pending.is_empty() {
+                        let (t, g, on) = pending.remove((step * 7 % 5) as usize % pending.len());
+                        let mut views = lock(&views);
+                        let view = views.get_mut(&t).unwrap();
+                        if view.generation == g {
+                            view.confirmed = Some(on);
+                        } else {
+                            stale.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            };
+            vec![
+                Box::new(churn(a, c1, ["x", "y"])),
+                Box::new(churn(b, c2, ["y", "x"])),
+                Box::new(store),
+            ]
+        },
+        |h, seed| {
+            // The rest told and confirmed (the store caught up).
+            for s in lock(&h.backplane.said).iter() {
+                let (t, g, on) = match s {
+                    Said::Subscribe(t, g) => (t, *g, true),
+                    Said::Unsubscribe(t, g) => (t, *g, false),
+                    _ => continue,
+                };
+                let mut views = lock(&views);
+                let view = views.entry(t.clone()).or_default();
+                if g > view.generation {
+                    *view = View {
+                        generation: g,
+                        wanted: on,
+                        confirmed: Some(on),
+                    };
+                }
+            }
+            let views = lock(&views);
+            let mut subscribed: Vec<(String, u64)> = views
+                .iter()
+                .filter(|(_, v)| v.wanted)
+                .map(|(t, v)| (t.clone(), v.generation))
+                .collect();
+            subscribed.sort();
+            assert_eq!(subscribed, h.hub.subscriptions(), "seed {seed}");
+        },
+    );
+    let stale = stale.load(Ordering::Relaxed);
+    assert!(stale > 0, "no confirmation came stale");
+    assert!(
+        interleavings.len() >= 1_000,
+        "{} interleavings",
+        interleavings.len()
+    );
+    eprintln!(
+        "confirmations out of order: {} distinct interleavings over {SEEDS} seeds, {stale} stale confirmations ignored",
+        interleavings.len()
+    );
+}

@@ -641,19 +641,24 @@ async fn the_backplane_learns_topics_and_publications_and_remote_ones_stay_local
     // Each server's metrics carry the hub's name and counts.
     let text = ws::metrics::encode_text();
     assert!(
-        text.contains("ws_hub_publications_total{hub=\"seam\"} 2"),
+        text.contains("ws_hub_publications_total{hub=\"seam\"} 2\n"),
         "{text}"
     );
     assert!(
-        text.contains("ws_hub_deliveries_total{hub=\"seam\"} 4"),
+        text.contains("ws_hub_deliveries_total{hub=\"seam\"} 4\n"),
         "{text}"
     );
     assert!(
-        text.contains("ws_hub_backplane_published_total{hub=\"seam\"} 1"),
+        text.contains("ws_hub_backplane_published_total{hub=\"seam\"} 1\n"),
         "{text}"
     );
     assert!(
-        text.contains("ws_hub_remote_delivered_total{hub=\"seam\"} 1"),
+        text.contains("ws_hub_remote_delivered_total{hub=\"seam\"} 1\n"),
+        "{text}"
+    );
+    // Nothing went unrouted: every publication found its members.
+    assert!(
+        text.contains("ws_hub_unrouted_total{hub=\"seam\"} 0\n"),
         "{text}"
     );
     srv.handle.stop(false).await;

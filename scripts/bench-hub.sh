@@ -47,7 +47,7 @@
 # Usage: scripts/bench-hub.sh
 # Environment: SUBSCRIBERS (10000), SECONDS_PER_RUN (5), ROUNDS (3), SERVERS (all),
 # IN_FLIGHT (4), SCENARIOS (tput20 tput1k lat20), RATE (20), WARMUP (1, seconds of unmeasured load per run),
-# NO_README (1: print only; otherwise README.md is rewritten between the
+# NO_README (1: print only; otherwise docs/benchmarks.md is rewritten between the
 # `<!-- hub-bench:start -->` and `<!-- hub-bench:end -->` markers, if both exist).
 # Every run is bounded: the load generator gets connect (<= 120 s) + warm-up (<= 30 s)
 # + WARMUP + SECONDS_PER_RUN + drain (<= 60 s, and <= 10 s without any delivery) and
@@ -252,14 +252,14 @@ done
 
 cat "$out"
 if [ "${NO_README:-0}" != 1 ]; then
-  if grep -q '<!-- hub-bench:start -->' README.md && grep -q '<!-- hub-bench:end -->' README.md; then
+  if grep -q '<!-- hub-bench:start -->' docs/benchmarks.md && grep -q '<!-- hub-bench:end -->' docs/benchmarks.md; then
     awk -v f="$out" '
       /<!-- hub-bench:start -->/ { print; while ((getline line < f) > 0) print line; skip = 1; next }
       /<!-- hub-bench:end -->/ { skip = 0 }
-      !skip { print }' README.md >README.md.new && mv README.md.new README.md
-    echo "README.md updated" >&2
+      !skip { print }' docs/benchmarks.md >docs/benchmarks.md.new && mv docs/benchmarks.md.new docs/benchmarks.md
+    echo "docs/benchmarks.md updated" >&2
   else
-    echo "README.md has no <!-- hub-bench:start --> / <!-- hub-bench:end --> markers: not updated" >&2
+    echo "docs/benchmarks.md has no <!-- hub-bench:start --> / <!-- hub-bench:end --> markers: not updated" >&2
   fi
 fi
 rm -f "$out"

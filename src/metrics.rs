@@ -125,6 +125,15 @@ fn hubs() -> &'static Mutex<Vec<Weak<dyn HubMetrics>>> {
     HUBS.get_or_init(Default::default)
 }
 
+/// What counts the open connections by ready-state (`[connecting, open, closing,
+/// closed]`): set by the actor layer's registry of connections.
+static CONNECTION_COUNTER: OnceLock<fn() -> [u64; 4]> = OnceLock::new();
+
+/// Count the connections with `counter` (the actor layer's registry sets it once).
+pub(crate) fn set_connection_counter(counter: fn() -> [u64; 4]) {
+    let _ = CONNECTION_COUNTER.set(counter);
+}
+
 /// Report `hub`'s metrics with the others while it lives.
 pub(crate) fn register_hub(hub: Weak<dyn HubMetrics>) {
     let mut hubs = lock(hubs());
@@ -168,7 +177,7 @@ pub(crate) fn counter(
 
 impl Collector for WsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let states = crate::actor::count_by_state();
+        let states = CONNECTION_COUNTER.get().map_or([0; 4], |count| count());
         {
             let mut family = encoder.encode_descriptor(
                 "ws_connections",

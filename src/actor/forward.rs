@@ -9,7 +9,7 @@ use actix::{dev::ToEnvelope, Actor, ActorContext, Addr, Context, Handler, Recipi
 
 use super::{
     serve::Control,
-    state::{Command, Remote},
+    shared::{Request, Shared},
     Close, Conn, Error, Message, Open, Serve, Tagged,
 };
 
@@ -17,8 +17,8 @@ use super::{
 pub const DEFAULT_MAX_PENDING: usize = 16;
 
 /// Forward each connection's events to the actor at `addr` (a room, a game, a
-/// hub), tagged with the connection's id, one mailbox hop away: the design
-/// card's "connection actor forwarding typed messages to user actors". Serves
+/// hub), tagged with the connection's id, one mailbox hop away: a connection actor
+/// forwarding typed messages to user actors. Serves
 /// wherever an actor goes (`ws::start(ws::forward(room.clone()), &req)`).
 ///
 /// The target handles [`Tagged`]`<`[`Open`]`>` (keep its `Conn`, keyed by id),
@@ -123,7 +123,7 @@ struct Targets {
 struct Gauge {
     pending: AtomicUsize,
     max: usize,
-    remote: OnceLock<Weak<Remote>>,
+    shared: OnceLock<Weak<Shared>>,
 }
 
 /// Carried by each [`Tagged`] event: dropped once the target is done with it.
@@ -135,8 +135,8 @@ impl Drop for Receipt {
         let gauge = &self.0;
         if gauge.pending.fetch_sub(1, Ordering::AcqRel) == gauge.max {
             // Back under the bound: the connection may read again.
-            if let Some(remote) = gauge.remote.get().and_then(Weak::upgrade) {
-                let _ = remote.push(Command::Resume, 0);
+            if let Some(shared) = gauge.shared.get().and_then(Weak::upgrade) {
+                let _ = shared.push(Request::Resume, 0);
             }
         }
     }
@@ -167,7 +167,7 @@ impl Serve for Forward {
             gauge: Arc::new(Gauge {
                 pending: AtomicUsize::new(0),
                 max: self.max_pending,
-                remote: OnceLock::new(),
+                shared: OnceLock::new(),
             }),
             conn: None,
         };
@@ -198,7 +198,7 @@ impl Actor for Forwarder {
 impl Handler<Open> for Forwarder {
     type Result = ();
     fn handle(&mut self, open: Open, _: &mut Context<Self>) {
-        let _ = self.gauge.remote.set(Arc::downgrade(open.conn.remote()));
+        let _ = self.gauge.shared.set(Arc::downgrade(open.conn.shared()));
         self.conn = Some(open.conn.clone());
         if let Some(tagged) = self.tag(open) {
             // `do_send` queues at once, in order, whatever the mailbox holds: the

@@ -6,29 +6,30 @@ use bytes::Bytes;
 use super::{Conn, ConnId, Error};
 use crate::proto;
 
-/// The connection is open (the seed's `open`); carries the [`Conn`] to send through.
+/// The connection is open; carries the [`Conn`] to send through.
 /// Always the first message.
 #[derive(Debug, Clone, actix::Message)]
 #[rtype(result = "()")]
+#[doc(alias = "open")]
 pub struct Open {
     /// The handle on the connection.
     pub conn: Conn,
 }
 
-/// A whole message (the seed's `message`): text or binary, never a fragment.
+/// A whole message: text or binary, never a fragment.
 pub use proto::Message;
 
 impl actix::Message for proto::Message {
     type Result = ();
 }
 
-/// The connection failed (the seed's `error`): see [`Error`]. At most one, always
+/// The connection failed: see [`Error`]. At most one, always
 /// followed by [`Close`].
 impl actix::Message for Error {
     type Result = ();
 }
 
-/// The connection closed (the seed's `close`, with code and reason). Exactly one,
+/// The connection closed. Exactly one,
 /// always the last message: 1005 when the peer's Close had no code, 1006 when the
 /// transport ended without a Close. On a client it comes once the server closed the
 /// transport after the closing handshake (RFC 6455 §7.1.1), or the close timeout

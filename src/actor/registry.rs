@@ -11,9 +11,10 @@ use std::{
 };
 
 use super::{
-    state::{Command, Remote},
-    ConnId,
+    id::ConnId,
+    shared::{Request, Shared},
 };
+use crate::proto::ReadyState;
 
 /// A set of open connections that can be shut down together.
 #[derive(Clone, Default)]
@@ -53,7 +54,7 @@ impl Drop for Inner {
 
 #[derive(Default)]
 struct State {
-    conns: HashMap<ConnId, Weak<Remote>>,
+    conns: HashMap<ConnId, Weak<Shared>>,
     /// Shutdowns waiting for the set to empty.
     waiters: Vec<Waker>,
     listed: bool,
@@ -76,19 +77,20 @@ impl Inner {
 
 impl Registry {
     /// The clients' registry.
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    #[cfg(feature = "client")]
     pub fn clients() -> Registry {
         static CLIENTS: OnceLock<Registry> = OnceLock::new();
         CLIENTS.get_or_init(Registry::default).clone()
     }
 
-    pub fn add(&self, remote: &Arc<Remote>) {
+    pub fn add(&self, shared: &Arc<Shared>) {
         let mut state = self.inner.lock();
-        state.conns.insert(remote.id, Arc::downgrade(remote));
+        state.conns.insert(shared.id(), Arc::downgrade(shared));
         if !state.listed {
             state.listed = true;
             drop(state);
             all().insert(self.inner.id, Arc::downgrade(&self.inner));
+            count_with_metrics();
         }
     }
 
@@ -105,16 +107,16 @@ impl Registry {
         self.inner.lock().conns.len()
     }
 
-    fn each(&self, command: fn() -> Command) {
-        let remotes: Vec<_> = self
+    fn each(&self, request: fn() -> Request) {
+        let shared: Vec<_> = self
             .inner
             .lock()
             .conns
             .values()
             .filter_map(Weak::upgrade)
             .collect();
-        for remote in remotes {
-            let _ = remote.push(command(), 0);
+        for shared in shared {
+            let _ = shared.push(request(), 0);
         }
     }
 
@@ -135,11 +137,11 @@ impl Registry {
     /// their closing handshakes; then cut off whatever is left, and wait for those
     /// to deliver their `Close` (at most 1 s more).
     pub async fn shutdown(&self, drain: Duration) {
-        self.each(|| Command::Shutdown);
+        self.each(|| Request::Shutdown);
         if tokio::time::timeout(drain, self.emptied()).await.is_ok() {
             return;
         }
-        self.each(|| Command::Cut);
+        self.each(|| Request::Cut);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.emptied()).await;
     }
 }
@@ -195,25 +197,32 @@ async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<It
 /// Open connections of the process (servers' and clients'), by ready-state:
 /// `[connecting, open, closing, closed]` (closed: the close is done, the
 /// connection's last work is in progress).
-pub(crate) fn count_by_state() -> [u64; 4] {
+fn count_by_state() -> [u64; 4] {
     let registries: Vec<_> = all().values().filter_map(Weak::upgrade).collect();
     let mut counts = [0u64; 4];
     for registry in registries {
-        let remotes: Vec<_> = registry
+        let shared: Vec<_> = registry
             .lock()
             .conns
             .values()
             .filter_map(Weak::upgrade)
             .collect();
-        for remote in remotes {
-            let i = match remote.ready_state() {
-                crate::ReadyState::Connecting => 0,
-                crate::ReadyState::Open => 1,
-                crate::ReadyState::Closing => 2,
-                crate::ReadyState::Closed => 3,
+        for shared in shared {
+            let i = match shared.ready_state() {
+                ReadyState::Connecting => 0,
+                ReadyState::Open => 1,
+                ReadyState::Closing => 2,
+                ReadyState::Closed => 3,
             };
             counts[i] += 1;
         }
     }
     counts
+}
+
+/// The metrics count the connections by state with [`count_by_state`] (once per
+/// process, when the first registry lists itself).
+fn count_with_metrics() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| crate::metrics::set_connection_counter(count_by_state));
 }

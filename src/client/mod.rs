@@ -313,13 +313,59 @@ impl Client {
         &self,
         serve: S,
     ) -> Result<(Addr<S::Actor>, Conn), ClientError> {
+        self.start(serve, None).await
+    }
+
+    /// Connect, serve the connection with `serve` until it is over (with a
+    /// [reconnect policy](Self::reconnect): until the client gives up, or the
+    /// connection is closed by the application), and return how the last connection
+    /// ended. The actor (or [`Endpoint`](crate::Endpoint)) closes the connection
+    /// when it is done, with [`Conn::close`].
+    ///
+    /// ```no_run
+    /// use websocket_driver as ws;
+    ///
+    /// struct Hello;
+    ///
+    /// impl ws::Endpoint for Hello {
+    ///     fn on_open(&mut self, conn: &ws::Conn, _: &mut ws::EndpointContext<Self>) {
+    ///         conn.send_text("hello");
+    ///     }
+    ///     fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+    ///         println!("{msg:?}");
+    ///         conn.close(ws::CloseCode::NORMAL, "done");
+    ///     }
+    /// }
+    ///
+    /// #[actix_rt::main]
+    /// async fn main() -> Result<(), ws::ClientError> {
+    ///     let close = ws::Client::new("ws://127.0.0.1:9001/")?.run(ws::endpoint(Hello)).await?;
+    ///     println!("closed: {}", close.code.0);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn run<S: Serve>(&self, serve: S) -> Result<crate::Close, ClientError> {
+        let (done, ended) = tokio::sync::oneshot::channel();
+        self.start(serve, Some(done)).await?;
+        // Dropped without an answer only when the actor's system went away.
+        Ok(ended.await.unwrap_or(crate::Close {
+            code: crate::CloseCode::ABNORMAL,
+            reason: String::new(),
+            was_clean: false,
+        }))
+    }
+
+    async fn start<S: Serve>(
+        &self,
+        serve: S,
+        done: Option<tokio::sync::oneshot::Sender<crate::Close>>,
+    ) -> Result<(Addr<S::Actor>, Conn), ClientError> {
         let plan = Rc::new(connect::Plan::new(self)?);
         let established = connect::establish(&plan).await?;
         let (actor, control) = serve.into_parts();
         let mut ctx = Context::<S::Actor>::new();
-        let local = session::start(&mut ctx, &plan, established, control.clone());
-        let conn = Conn::new(local.borrow().remote.clone());
-        ctx.spawn(session::Session::new(plan, local, control));
+        let conn = session::start(&mut ctx, &plan, established, control.clone());
+        ctx.spawn(session::Session::new(plan, conn.clone(), control, done));
         Ok((ctx.run(actor), conn))
     }
 

@@ -17,14 +17,11 @@ use super::{
     topic::Topic,
     Delivery, HubInner,
 };
-use crate::{
-    actor::state::{thread_token, Command},
-    Conn, ConnId,
-};
+use crate::{actor::ThreadKey, Conn, ConnId};
 
 /// A shard's handle: its channel, and its receiver until its task takes it.
 pub(super) struct ShardHandle {
-    token: u64,
+    thread: ThreadKey,
     tx: mpsc::UnboundedSender<Cmd>,
     rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<Cmd>>>>,
     queue: Arc<Queue>,
@@ -144,8 +141,7 @@ impl HubInner {
         if let Some(entry) = conns.get(&conn.id()) {
             return entry.shard;
         }
-        let remote = conn.remote();
-        let shard = self.shard_for(remote.owner(), conn);
+        let shard = self.shard_for(conn);
         conns.insert(
             conn.id(),
             ConnEntry {
@@ -155,27 +151,22 @@ impl HubInner {
             },
         );
         drop(conns);
-        self.send(
-            shard,
-            Cmd::Register {
-                id: conn.id(),
-                slot: remote.slot(),
-            },
-        );
+        self.send(shard, Cmd::Register { conn: conn.clone() });
         shard
     }
 
-    /// The shard of thread `token`, started there (now, on that thread; or through
-    /// `conn`, which lives there).
-    fn shard_for(self: &Arc<Self>, token: u64, conn: &Conn) -> usize {
+    /// The shard of `conn`'s thread, started there (now, on that thread; or
+    /// through `conn`, which lives there).
+    fn shard_for(self: &Arc<Self>, conn: &Conn) -> usize {
+        let thread = conn.thread();
         let mut shards = lock(&self.shards);
-        let index = match shards.iter().position(|s| s.token == token) {
+        let index = match shards.iter().position(|s| s.thread == thread) {
             Some(i) => i,
             None => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let queue = Arc::new(Queue::default());
                 shards.push(ShardHandle {
-                    token,
+                    thread,
                     tx,
                     rx: Arc::new(Mutex::new(Some(rx))),
                     queue,
@@ -197,10 +188,10 @@ impl HubInner {
                 actix_rt::spawn(shard::run(hub, rx, queue));
             }
         };
-        if thread_token() == token {
-            start();
-        } else {
-            let _ = conn.remote().push(Command::Run(Box::new(start)), 0);
+        if conn.run_on_thread(start).is_err() {
+            // The connection is gone: the next connection of that thread starts
+            // the shard.
+            tracing::debug!(id = %conn.id(), "hub: shard not started, the connection is gone");
         }
         index
     }
@@ -229,10 +220,10 @@ impl HubInner {
     pub(super) fn test_shard(&self) -> (usize, mpsc::UnboundedReceiver<Cmd>, Arc<Queue>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut shards = lock(&self.shards);
-        let token = u64::MAX - shards.len() as u64;
+        let thread = ThreadKey::new(u64::MAX - shards.len() as u64);
         let queue = Arc::new(Queue::default());
         shards.push(ShardHandle {
-            token,
+            thread,
             tx,
             rx: Arc::new(Mutex::new(None)),
             queue: queue.clone(),

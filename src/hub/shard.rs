@@ -9,9 +9,7 @@
 //! publications queue for one connection leaves in one write.
 
 use std::{
-    cell::RefCell,
     collections::HashMap,
-    rc::Rc,
     sync::{atomic::Ordering, Arc, Weak},
     time::Instant,
 };
@@ -24,19 +22,15 @@ use super::{
     Delivery, HubInner,
 };
 use crate::{
-    actor::{
-        state::{local_at, Local, LocalRef},
-        Error,
-    },
+    actor::{Budget, Conn, ConnId, Error, OnThread, Refused},
     proto::CloseCode,
     settings::SlowConsumer,
-    ConnId,
 };
 
 /// What a shard is asked to do, in order.
 pub(super) enum Cmd {
     /// A connection of this thread joined the hub.
-    Register { id: ConnId, slot: usize },
+    Register { conn: Conn },
     /// It left the hub (closed).
     Unregister { id: ConnId },
     /// It joined a topic (join `join`): what the topic delivers is held back for it
@@ -87,7 +81,7 @@ pub(super) async fn run(
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     queue: Arc<Queue>,
 ) {
-    let mut shard = Shard::<LocalRef>::new(hub, queue);
+    let mut shard = Shard::<OnThread>::new(hub, queue);
     while let Some(cmd) = rx.recv().await {
         shard.take(cmd);
         // Everything already queued, before the writers get to run: what arrives
@@ -110,13 +104,18 @@ impl Cmd {
     }
 }
 
-impl Sink for LocalRef {
+impl Sink for OnThread {
     fn deliver(&self, delivery: &Delivery) -> (Outcome, bool) {
         deliver(self, delivery)
     }
 
     fn over_budget(&self, delivery: &Delivery) -> (Outcome, bool) {
-        over_budget(self, delivery)
+        over_budget(
+            self,
+            delivery,
+            self.buffered_amount(),
+            delivery.policy.budget_messages,
+        )
     }
 }
 
@@ -251,58 +250,48 @@ impl<L: Sink + Clone> Shard<L> {
     }
 }
 
-impl Shard<LocalRef> {
+impl Shard<OnThread> {
     fn take(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Register { id, slot } => self.register(id, slot),
+            Cmd::Register { conn } => self.register(&conn),
             cmd => self.handle(cmd),
         }
     }
 
-    fn register(&mut self, id: ConnId, slot: usize) {
+    fn register(&mut self, conn: &Conn) {
+        let id = conn.id();
         let hub = self.hub.clone();
-        let Some(local) = local_at(slot, id) else {
-            // Closed before it could be registered: leave now.
+        // Leave everything, automatically, when the connection closes.
+        let leave = move |id| {
             if let Some(hub) = hub.upgrade() {
                 hub.connection_closed(id);
             }
-            return;
         };
-        {
-            let Ok(mut l) = local.try_borrow_mut() else {
-                return;
-            };
-            if l.driver_done {
-                drop(l);
-                if let Some(hub) = hub.upgrade() {
-                    hub.connection_closed(id);
-                }
-                return;
+        match conn.on_thread() {
+            Some(local) if local.on_close(leave.clone()) => {
+                self.conns.insert(id, local);
             }
-            // Leave everything, automatically, when the connection closes.
-            l.on_close.push(Box::new(move |id| {
-                if let Some(hub) = hub.upgrade() {
-                    hub.connection_closed(id);
-                }
-            }));
+            // Closed before it could be registered: leave now.
+            _ => leave(id),
         }
-        self.conns.insert(id, local);
     }
 }
 
-/// A subscriber over its budget: the policy.
-fn over_budget(local: &Rc<RefCell<Local>>, delivery: &Delivery) -> (Outcome, bool) {
-    let Ok(mut l) = local.try_borrow_mut() else {
-        return (Outcome::Gone, false);
-    };
+/// A subscriber over its budget (`buffered` bytes waiting, over `limit`): the
+/// policy.
+fn over_budget(
+    local: &OnThread,
+    delivery: &Delivery,
+    buffered: usize,
+    limit: usize,
+) -> (Outcome, bool) {
     let policy = &delivery.policy;
     match policy.slow_consumer {
         SlowConsumer::Drop => (Outcome::Dropped, false),
         _ => {
-            let queued = l.core.buffered_amount();
-            l.fail_local(Error::SlowPeer {
-                buffered: queued,
-                limit: policy.budget_messages,
+            local.fail(Error::SlowPeer {
+                buffered,
+                limit,
                 code: CloseCode(policy.close_code),
             });
             (Outcome::Closed, false)
@@ -310,45 +299,28 @@ fn over_budget(local: &Rc<RefCell<Local>>, delivery: &Delivery) -> (Outcome, boo
     }
 }
 
-/// Queue `delivery` on one connection, within its budget; the flag says it was
-/// compressed again for this connection.
-fn deliver(local: &Rc<RefCell<Local>>, delivery: &Delivery) -> (Outcome, bool) {
-    let Ok(mut l) = local.try_borrow_mut() else {
-        return (Outcome::Gone, false);
-    };
-    if l.driver_done || !l.core.ready_state().can_send() {
-        return (Outcome::Gone, false);
-    }
+/// Queue `delivery` on one connection, within its budget (one publication is
+/// always taken below the marks, however large: a connection holds at most its
+/// budget plus one publication); the flag says it was compressed again for this
+/// connection.
+#[inline]
+fn deliver(local: &OnThread, delivery: &Delivery) -> (Outcome, bool) {
     let policy = &delivery.policy;
-    let queued = l.core.buffered_amount();
-    // One publication is always taken below the marks, however large: a
-    // connection holds at most its budget plus one publication.
-    if queued >= policy.budget_bytes || l.hub_queued.len() >= policy.budget_messages {
-        return match policy.slow_consumer {
-            SlowConsumer::Drop => (Outcome::Dropped, false),
-            _ => {
-                let limit = if queued >= policy.budget_bytes {
-                    policy.budget_bytes
-                } else {
-                    policy.budget_messages
-                };
-                l.fail_local(Error::SlowPeer {
-                    buffered: queued,
-                    limit,
-                    code: CloseCode(policy.close_code),
-                });
-                (Outcome::Closed, false)
-            }
-        };
+    let budget = Budget {
+        bytes: policy.budget_bytes,
+        messages: policy.budget_messages,
+    };
+    match local.send_within(&delivery.prepared, budget) {
+        Ok(accepted) => (Outcome::Delivered, accepted.recompressed),
+        Err(Refused::Bytes { buffered }) => {
+            over_budget(local, delivery, buffered, policy.budget_bytes)
+        }
+        Err(Refused::Messages { .. }) => over_budget(
+            local,
+            delivery,
+            local.buffered_amount(),
+            policy.budget_messages,
+        ),
+        Err(_) => (Outcome::Gone, false),
     }
-    let again = l.core.compresses_prepared_again(&delivery.prepared);
-    if l.core.send_prepared(&delivery.prepared).is_err() {
-        return (Outcome::Gone, false);
-    }
-    let end = l.taken + l.core.buffered_amount() as u64;
-    l.hub_queued.push_back(end);
-    l.stats.message_sent();
-    l.sync();
-    l.wake_writer();
-    (Outcome::Delivered, again)
 }

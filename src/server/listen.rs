@@ -27,7 +27,7 @@ use crate::{
     actor::{
         self,
         socket::{self, ReadInput},
-        Serve,
+        End, Serve,
     },
     handshake::{self, HandshakeError},
     proto::{Connection, Role},
@@ -65,11 +65,11 @@ type Opened<S> = (
 );
 
 /// Serve one TCP connection: the handshake, then the connection's actor, with the
-/// writer's bytes written to the socket.
+/// connection's output written to the socket.
 ///
 /// The handshake runs in a future of its own, boxed: its state (the head buffer,
 /// the timer, the parsed request) is freed once it is done, so the task that stays
-/// for the connection's lifetime holds only the socket and the writer.
+/// for the connection's lifetime holds only the socket and the connection's task.
 ///
 /// It is the service's future itself (its `Ok` means nothing more than "done"):
 /// an `async` block around it would hold it twice, as a captured value and as the
@@ -87,13 +87,13 @@ where
     };
     let settings = &server.settings().connection;
     let registry = server.registry().clone();
-    let (_addr, writer) = actor::spawn(serve, core, input, settings, registry, span);
-    // Dropping the writer at the end stops the actor and drops its input; dropping
+    let (_addr, task) = actor::spawn(serve, core, input, settings, registry, span);
+    // Dropping the task at the end stops the actor and drops its input; dropping
     // the write half shuts the socket's sending side: the server closes the TCP
     // connection first (RFC 6455 §7.1.1).
     WriteOut {
         socket: write,
-        writer,
+        task,
         stuck: false,
     }
     .await;
@@ -170,21 +170,17 @@ where
         path = request.path(),
         protocol = accept.protocol.as_deref().unwrap_or(""),
     );
-    let mut core = Connection::new(Role::Server, settings.protocol.clone());
-    if let Some(deflate) = accept.deflate(settings) {
-        core.set_extension(Box::new(deflate));
-    }
-    core.set_protocol(accept.protocol);
-    core.open();
+    let deflate = accept.deflate(settings);
+    let core = actor::open_core(Role::Server, &settings.protocol, accept.protocol, deflate);
     input.set_first(rest);
     Some((input, write, core, serve, span))
 }
 
 /// Writes the connection's output to the socket, straight from the core's buffers,
-/// until the connection ends; the writer drives the actor as it goes.
+/// until the connection ends; the connection's task drives the actor as it goes.
 struct WriteOut {
     socket: OwnedWriteHalf,
-    writer: actor::Writer,
+    task: actor::ConnTask,
     /// The last write found the socket's buffer full (the peer is not reading).
     stuck: bool,
 }
@@ -195,10 +191,10 @@ impl Future for WriteOut {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let WriteOut {
             socket,
-            writer,
+            task,
             stuck,
         } = self.get_mut();
-        let done = writer.poll_write_to(cx, |cx, slices| {
+        let done = task.poll_write_to(cx, |cx, slices| {
             let written = match slices {
                 // One piece (small frames only): `send`, cheaper in the kernel than
                 // `writev` of one buffer.
@@ -208,12 +204,12 @@ impl Future for WriteOut {
             *stuck = written.is_pending();
             written
         });
-        if done.is_ready()
-            && writer
-                .local
-                .try_borrow()
-                .is_ok_and(|l| l.reset || (l.force_close && *stuck))
-        {
+        let reset = match task.end_asked() {
+            Some(End::Reset) => true,
+            Some(End::AfterOutput) => *stuck,
+            None => false,
+        };
+        if done.is_ready() && reset {
             // The connection was ended (the closing handshake timed out, RFC 6455
             // §7.1.1 lets us close the transport then; the connection failed and
             // its actor stopped; a shutdown's drain ran out) while the peer was

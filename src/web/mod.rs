@@ -1,5 +1,8 @@
 //! The actix-web route: `ws::start(MyActor, &req)`.
 
+mod input;
+mod socket;
+
 use std::{
     any::Any,
     cell::RefCell,
@@ -11,11 +14,12 @@ use actix_web::{
     dev, dev::Extensions, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse,
 };
 
+use self::{input::StreamInput, socket::SocketCut};
 use crate::{
-    actor::{self, transport::SocketCut, Serve, StreamInput},
+    actor::{self, Serve},
     handshake::{self, HandshakeError},
-    proto::{Connection, Role},
-    Server,
+    proto::Role,
+    server::Server,
 };
 
 /// Register each connection's socket with the WebSocket routes it serves: pass it
@@ -219,13 +223,13 @@ impl Server {
             path = req.path(),
             protocol = accept.protocol.as_deref().unwrap_or(""),
         );
-        let mut core = Connection::new(Role::Server, settings.protocol.clone());
-        core.set_protocol(accept.protocol.clone());
-        if let Some(deflate) = accept.deflate(settings) {
-            core.set_extension(Box::new(deflate));
-        }
-        core.open();
-        let (_addr, writer) = actor::spawn(
+        let core = actor::open_core(
+            Role::Server,
+            &settings.protocol,
+            accept.protocol.clone(),
+            accept.deflate(settings),
+        );
+        let (_addr, task) = actor::spawn(
             serve,
             core,
             StreamInput(payload),
@@ -233,10 +237,12 @@ impl Server {
             self.registry().clone(),
             span,
         );
-        writer.local.borrow_mut().socket = route_socket(req, settings.connection.close_timeout);
+        if let Some(socket) = route_socket(req, settings.connection.close_timeout) {
+            task.set_transport(Box::new(socket));
+        }
         // actix-http stops polling the body while the peer does not read: the actor
         // (its timers, its Close) must not stop with it.
-        if let Some(stalled) = actor::Stalled::new(&writer) {
+        if let Some(stalled) = actor::Stalled::new(&task) {
             actix_rt::spawn(stalled);
         }
         let mut response = HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS);
@@ -246,7 +252,7 @@ impl Server {
                 response.append_header((name, value));
             }
         }
-        response.streaming(writer)
+        response.streaming(task)
     }
 }
 

@@ -4,8 +4,9 @@
 //! nothing.
 //!
 //! Under [`run`] (unit tests only), the threads of a test run one at a time and
-//! switch only at these points, the next thread drawn from a random generator
-//! with a given seed: one seed, one interleaving, replayed exactly.
+//! switch only at these points, the next thread drawn by a random generator
+//! started from a schedule number: one number, one interleaving, replayed
+//! exactly.
 
 /// A place where another thread may run (no lock is held here).
 #[cfg(not(test))]
@@ -102,10 +103,11 @@ mod forced {
     }
 
     /// Run `bodies` on threads of their own, one at a time, switching only at
-    /// the switch points, in the order `seed` draws. Returns the trace: each
+    /// the switch points, in the order schedule number `schedule` draws. Returns
+    /// the trace: each
     /// switch point passed, with its thread.
     pub(in crate::hub) fn run(
-        seed: u64,
+        schedule: u64,
         bodies: Vec<Box<dyn FnOnce() + Send + '_>>,
     ) -> Vec<(usize, &'static str)> {
         let n = bodies.len();
@@ -114,7 +116,7 @@ mod forced {
                 running: None,
                 alive: vec![true; n],
                 started: 0,
-                rng: StdRng::seed_from_u64(seed),
+                rng: StdRng::seed_from_u64(schedule),
                 trace: Vec::new(),
             }),
             turn: Condvar::new(),

@@ -1,7 +1,8 @@
 //! Membership races with the interleavings forced: two threads run one at a time
 //! and switch only at the hub's switch points (between its critical sections),
-//! in an order drawn from a seed; every seed is one interleaving, and each test
-//! runs thousands of seeds and says how many distinct interleavings it saw.
+//! in an order drawn from a schedule number; every number is one interleaving,
+//! and each test runs thousands of them and says how many distinct
+//! interleavings it saw.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -10,26 +11,27 @@ use super::{
     harness::{greeting, join, Harness, Said},
 };
 
-const SEEDS: u64 = 3_000;
+const SCHEDULES: u64 = 3_000;
 
 /// One interleaving: each switch point passed, with its thread.
 type Trace = Vec<(usize, &'static str)>;
 
-/// Run `bodies` (built by `make` for the harness of each seed) under every seed,
-/// checking `after` each time; returns the distinct interleavings that ran.
+/// Run `bodies` (built by `make` for the harness of each schedule) under every
+/// schedule number, checking `after` each time; returns the distinct
+/// interleavings that ran.
 fn forced(
     mut setup: impl FnMut() -> Harness,
     make: impl Fn(&Harness) -> Vec<Box<dyn FnOnce() + Send + '_>>,
     mut after: impl FnMut(&mut Harness, u64),
 ) -> HashSet<Trace> {
     let mut seen = HashSet::new();
-    for seed in 0..SEEDS {
+    for schedule in 0..SCHEDULES {
         let mut h = setup();
         let trace = {
             let bodies = make(&h);
-            sched::run(seed, bodies)
+            sched::run(schedule, bodies)
         };
-        after(&mut h, seed);
+        after(&mut h, schedule);
         seen.insert(trace);
     }
     seen
@@ -77,25 +79,28 @@ fn a_join_that_meets_the_last_leave_joins_the_live_topic() {
                 }),
             ]
         },
-        |h, seed| {
+        |h, schedule| {
             let c2 = h.conns[1];
             live(&h.hub, "t", 1);
             let topics = lock(&h.hub.inner.topics);
             let in_table = topics.get("t").unwrap().clone();
             drop(topics);
             let entry_topic = lock(&h.hub.inner.conns).get(&c2).unwrap().topics[0].clone();
-            assert!(Arc::ptr_eq(&in_table, &entry_topic), "seed {seed}: orphan");
+            assert!(
+                Arc::ptr_eq(&in_table, &entry_topic),
+                "schedule {schedule}: orphan"
+            );
             let generation = in_table.lock().generation;
             let last = h.backplane.last_words();
             assert_eq!(
                 last["t"],
                 Said::Subscribe("t".into(), generation),
-                "seed {seed}"
+                "schedule {schedule}"
             );
             assert_eq!(h.hub.subscriptions(), [("t".to_string(), generation)]);
             h.hub.publish("t", "after");
             h.pump_all();
-            assert_eq!(h.received(c2), ["hello c2", "after"], "seed {seed}");
+            assert_eq!(h.received(c2), ["hello c2", "after"], "schedule {schedule}");
         },
     );
     // The race itself was among them: c2 fetched the topic, c1's leave removed
@@ -108,7 +113,7 @@ fn a_join_that_meets_the_last_leave_joins_the_live_topic() {
         interleavings.len()
     );
     eprintln!(
-        "join against last leave: {} distinct interleavings over {SEEDS} seeds",
+        "join against last leave: {} distinct interleavings over {SCHEDULES} schedules",
         interleavings.len()
     );
 }
@@ -136,14 +141,17 @@ fn two_connections_joining_and_leaving_leave_no_topic_and_no_subscription() {
             };
             vec![Box::new(churn(a, c1)), Box::new(churn(b, c2))]
         },
-        |h, seed| {
+        |h, schedule| {
             assert!(
                 h.hub.topics().is_empty(),
-                "seed {seed}: {:?}",
+                "schedule {schedule}: {:?}",
                 h.hub.topics()
             );
             let last = h.backplane.last_words();
-            assert!(matches!(last["t"], Said::Unsubscribe(..)), "seed {seed}");
+            assert!(
+                matches!(last["t"], Said::Unsubscribe(..)),
+                "schedule {schedule}"
+            );
             assert!(h.hub.subscriptions().is_empty());
             h.pump_all();
             assert_eq!(h.hub.publish("t", "x").shards, 0);
@@ -161,7 +169,7 @@ fn two_connections_joining_and_leaving_leave_no_topic_and_no_subscription() {
         interleavings.len()
     );
     eprintln!(
-        "two churning connections: {} distinct interleavings over {SEEDS} seeds",
+        "two churning connections: {} distinct interleavings over {SCHEDULES} schedules",
         interleavings.len()
     );
 }
@@ -191,9 +199,9 @@ fn a_publication_after_a_join_is_never_lost_to_a_removal() {
                 }),
             ]
         },
-        |h, seed| {
+        |h, schedule| {
             h.pump_all();
-            assert_eq!(h.received(h.conns[1]), ["p"], "seed {seed}");
+            assert_eq!(h.received(h.conns[1]), ["p"], "schedule {schedule}");
             live(&h.hub, "t", 1);
         },
     );
@@ -222,18 +230,18 @@ fn a_join_that_meets_its_connections_close_leaves_nothing_behind() {
                 Box::new(move || b.inner.connection_closed(c1)),
             ]
         },
-        |h, seed| {
+        |h, schedule| {
             assert!(
                 h.hub.topics().is_empty(),
-                "seed {seed}: {:?}",
+                "schedule {schedule}: {:?}",
                 h.hub.topics()
             );
-            assert!(h.hub.subscriptions().is_empty(), "seed {seed}");
+            assert!(h.hub.subscriptions().is_empty(), "schedule {schedule}");
             let last = h.backplane.last_words();
             assert!(
                 last.get("t")
                     .is_none_or(|s| matches!(s, Said::Unsubscribe(..))),
-                "seed {seed}"
+                "schedule {schedule}"
             );
         },
     );
@@ -281,16 +289,19 @@ fn presence_under_forced_churn_reports_each_users_first_join_and_last_leave() {
                 }),
             ]
         },
-        |h, seed| {
+        |h, schedule| {
             let mut present: std::collections::HashMap<String, bool> = Default::default();
             for said in lock(&h.backplane.said).iter() {
                 if let Said::Presence(_, user, joined) = said {
                     let was = present.insert(user.clone(), *joined).unwrap_or(false);
-                    assert_ne!(was, *joined, "seed {seed}: {user} told {joined} twice");
+                    assert_ne!(
+                        was, *joined,
+                        "schedule {schedule}: {user} told {joined} twice"
+                    );
                 }
             }
-            assert!(present["ann"], "seed {seed}");
-            assert!(!present["bob"], "seed {seed}");
+            assert!(present["ann"], "schedule {schedule}");
+            assert!(!present["bob"], "schedule {schedule}");
             assert_eq!(h.hub.users("t"), ["ann"]);
         },
     );
@@ -300,7 +311,7 @@ fn presence_under_forced_churn_reports_each_users_first_join_and_last_leave() {
         interleavings.len()
     );
     eprintln!(
-        "presence under churn: {} distinct interleavings over {SEEDS} seeds",
+        "presence under churn: {} distinct interleavings over {SCHEDULES} schedules",
         interleavings.len()
     );
 }
@@ -399,7 +410,7 @@ fn confirmations_out_of_order_leave_a_backplane_that_follows_the_generations_rig
                 Box::new(store),
             ]
         },
-        |h, seed| {
+        |h, schedule| {
             // The rest told and confirmed (the store caught up).
             for s in lock(&h.backplane.said).iter() {
                 let (t, g, on) = match s {
@@ -424,7 +435,7 @@ fn confirmations_out_of_order_leave_a_backplane_that_follows_the_generations_rig
                 .map(|(t, v)| (t.clone(), v.generation))
                 .collect();
             subscribed.sort();
-            assert_eq!(subscribed, h.hub.subscriptions(), "seed {seed}");
+            assert_eq!(subscribed, h.hub.subscriptions(), "schedule {schedule}");
         },
     );
     let stale = stale.load(Ordering::Relaxed);
@@ -435,7 +446,7 @@ fn confirmations_out_of_order_leave_a_backplane_that_follows_the_generations_rig
         interleavings.len()
     );
     eprintln!(
-        "confirmations out of order: {} distinct interleavings over {SEEDS} seeds, {stale} stale confirmations ignored",
+        "confirmations out of order: {} distinct interleavings over {SCHEDULES} schedules, {stale} stale confirmations ignored",
         interleavings.len()
     );
 }

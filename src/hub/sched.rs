@@ -61,14 +61,21 @@ mod forced {
                 Some(alive[at])
             };
             self.turn.notify_all();
-            let Some(me) = me else {
-                return;
-            };
-            // Bounded: a thread blocked elsewhere (a switch point inside a critical
-            // section) would otherwise hang the test.
+            if let Some(me) = me {
+                drop(self.wait_turn(me, state));
+            }
+        }
+
+        /// Wait until it is `me`'s turn. Bounded: a thread blocked elsewhere (a
+        /// switch point inside a critical section) would otherwise hang the test.
+        fn wait_turn<'a>(
+            &'a self,
+            me: usize,
+            mut state: std::sync::MutexGuard<'a, State>,
+        ) -> std::sync::MutexGuard<'a, State> {
             for _ in 0..1_000 {
                 if state.running == Some(me) {
-                    return;
+                    return state;
                 }
                 state = self
                     .turn
@@ -133,20 +140,8 @@ mod forced {
                         if state.started == n {
                             sched.switch(Some(me), state);
                         } else {
-                            drop(state);
-                            // Wait for the first turn (drawn once all started).
-                            let mut state = sched.lock();
-                            for _ in 0..1_000 {
-                                if state.running == Some(me) {
-                                    break;
-                                }
-                                state = sched
-                                    .turn
-                                    .wait_timeout(state, Duration::from_millis(10))
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .0;
-                            }
-                            assert_eq!(state.running, Some(me), "never started");
+                            // The first turn is drawn once all started.
+                            drop(sched.wait_turn(me, state));
                         }
                     }
                     body();

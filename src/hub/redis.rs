@@ -57,10 +57,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Backplane, Hub, Located, Position, PresenceKind, Publication, WeakHub};
 use crate::{
+    actor::ConnId,
     hub_wire::{decode_message as decode, encode_message as encode},
     proto::Message,
     settings::RedisSettings,
-    ConnId,
 };
 
 /// Numbers a publication, keeps it and publishes it (see the module docs).

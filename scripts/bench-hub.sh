@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fan-out benchmark of the hub (issue 11): one publisher and SUBSCRIBERS subscribers
+# Fan-out benchmark of the hub: one publisher and SUBSCRIBERS subscribers
 # in one room on loopback, the server on one core, side by side with the peers of
 # benches/hub, driven by its load generator (wsd-hubload).
 #

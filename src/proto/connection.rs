@@ -10,7 +10,8 @@ use super::{
 };
 use crate::settings::ProtocolSettings;
 
-/// The protocol version string, as the Common Lisp websocket-driver's `version` returns it.
+/// The protocol version string, as the Common Lisp websocket-driver's `version` returns
+/// it.
 pub const VERSION: &str = "hybi-13";
 
 /// The largest control frame payload (RFC 6455 §5.5).

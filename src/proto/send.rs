@@ -33,7 +33,8 @@ impl Connection {
         self.send_data(opcode, payload)
     }
 
-    /// Send a Ping with up to 125 bytes of payload (the Common Lisp websocket-driver's `send-ping`).
+    /// Send a Ping with up to 125 bytes of payload (the Common Lisp websocket-driver's
+    /// `send-ping`).
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
         self.send_control(OpCode::Ping, payload)
     }
@@ -44,7 +45,8 @@ impl Connection {
         self.send_control(OpCode::Pong, payload)
     }
 
-    /// Start the closing handshake (the Common Lisp websocket-driver's `close-connection`): send a Close
+    /// Start the closing handshake (the Common Lisp websocket-driver's
+    /// `close-connection`): send a Close
     /// frame with `code` and `reason` and wait for the peer's. Before the connection
     /// opened, it closes at once and the queued frames are dropped.
     ///

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// Where a connection is in its life (the Common Lisp websocket-driver's `ready-state`).
+/// Where a connection is in its life (the Common Lisp websocket-driver's
+/// `ready-state`).
 ///
 /// Each state has a stable number, the one browsers give `WebSocket.readyState`
 /// (WHATWG WebSockets §3): [`as_u8`](Self::as_u8) and `TryFrom<u8>`, for atomics,

@@ -154,7 +154,8 @@ impl<'a> Info<'a> {
         &self.conn.config
     }
 
-    /// The subprotocol agreed in the handshake, if any (the Common Lisp websocket-driver's `protocol`).
+    /// The subprotocol agreed in the handshake, if any (the Common Lisp
+    /// websocket-driver's `protocol`).
     pub fn protocol(&self) -> Option<&'a str> {
         self.conn.protocol.as_deref()
     }

@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release --example hub                  # then open http://127.0.0.1:8080/
 //! cargo run --release --example hub -- --bind 0.0.0.0:8080 --metrics 127.0.0.1:9090
+//! cargo run --release --example hub -- --ws-bind 127.0.0.1:8081  # WebSockets on their own port
 //! cargo run --release --example hub --features redis -- --redis redis://127.0.0.1:6379
 //! ```
 //!
@@ -10,8 +11,10 @@
 //! start two on two ports against one Redis and open both.
 //!
 //! `/` serves the page (`examples/hub/`: plain HTML, CSS and JavaScript), `/ws` the
-//! WebSocket endpoint; `--metrics ADDR` serves the Prometheus text on a listener of
-//! its own (never on the public one). The library carries the heartbeat, the
+//! WebSocket endpoint; `--ws-bind ADDR` serves WebSockets on a listener of their
+//! own too (the standalone server, without actix-web in the way: less memory and
+//! CPU per connection), and the page connects there; `--metrics ADDR` serves the
+//! Prometheus text on a listener of its own (never on the public one). The library carries the heartbeat, the
 //! registry of rooms, the fan-out, presence and recovery; this file is the wire
 //! protocol (JSON, see the README), its validation, and the chat's own policies:
 //! a message rate per connection, one nickname per member of a room, and member
@@ -776,10 +779,13 @@ pub fn render(_room: &str, position: &ws::Position, message: ws::Message) -> ws:
 }
 
 const INDEX: &str = include_str!("hub/index.html");
+/// Where the page learns that WebSockets have a listener of their own.
+const WS_PORT: &str = "<meta name=\"ws-port\" content=\"\">";
 const SCRIPT: &str = include_str!("hub/app.js");
 const STYLE: &str = include_str!("hub/style.css");
 
-fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+fn asset(content_type: &'static str, body: impl Into<String>) -> HttpResponse {
+    let body: String = body.into();
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header(("Cache-Control", "no-cache"))
@@ -788,11 +794,33 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 
 /// The public routes: the page and `/ws`.
 pub fn routes(app: Arc<ChatApp>, server: ws::Server) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    routes_with(app, server, None)
+}
+
+/// The public routes, with a page that connects to the WebSocket listener on
+/// `ws_port` (the same host) instead of this one's `/ws`.
+pub fn routes_with(
+    app: Arc<ChatApp>,
+    server: ws::Server,
+    ws_port: Option<u16>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    let index: Arc<str> = match ws_port {
+        None => INDEX.into(),
+        Some(port) => INDEX
+            .replace(
+                WS_PORT,
+                &format!("<meta name=\"ws-port\" content=\"{port}\">"),
+            )
+            .into(),
+    };
     move |cfg| {
-        let (app, server) = (app.clone(), server.clone());
+        let (app, server, index) = (app.clone(), server.clone(), index.clone());
         cfg.route(
             "/",
-            web::get().to(|| async { asset("text/html; charset=utf-8", INDEX) }),
+            web::get().to(move || {
+                let index = index.clone();
+                async move { asset("text/html; charset=utf-8", &*index) }
+            }),
         )
         .route(
             "/app.js",
@@ -848,6 +876,40 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// WebSockets on a listener of their own (`--ws-bind`): the standalone server
+/// writes to each socket itself, without actix-web's buffers in the way (less
+/// memory and CPU per connection). Returns its port and the running server.
+#[cfg(feature = "server")]
+pub fn ws_listener(
+    app: &Arc<ChatApp>,
+    server: &ws::Server,
+    addr: &str,
+    workers: usize,
+) -> std::io::Result<(u16, actix_web::dev::Server)> {
+    let app = app.clone();
+    let listener = std::net::TcpListener::bind(addr)?;
+    let port = listener.local_addr()?.port();
+    let running = server.listen_on(listener, workers, move |req| match req.path() {
+        "/ws" => Ok(ws::endpoint(app.connection())),
+        _ => Err(ws::Refuse::new(404, "not found")),
+    })?;
+    eprintln!("WebSockets on ws://{addr}/ws");
+    Ok((port, running))
+}
+
+#[cfg(not(feature = "server"))]
+pub fn ws_listener(
+    _: &Arc<ChatApp>,
+    _: &ws::Server,
+    _: &str,
+    _: usize,
+) -> std::io::Result<(u16, actix_web::dev::Server)> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "--ws-bind needs the standalone server (the `server` feature)",
+    ))
+}
+
 /// Plug the Redis backplane into `hub` (the `redis` feature).
 #[cfg(feature = "redis")]
 async fn start_backplane(hub: &ws::Hub, settings: &ws::Settings) -> std::io::Result<()> {
@@ -876,7 +938,7 @@ async fn start_backplane(_: &ws::Hub, _: &ws::Settings) -> std::io::Result<()> {
 }
 
 const USAGE: &str = "usage: hub [--bind ADDR] [--config FILE.toml] [--workers N] [--redis URL]
-           [--metrics ADDR] [--rate PER_SECOND] [--burst N] [--flood-close N]
+           [--metrics ADDR] [--ws-bind ADDR] [--rate PER_SECOND] [--burst N] [--flood-close N]
            [--list-limit N] [--tick-ms MS] [--backlog N]";
 
 struct Args {
@@ -885,6 +947,7 @@ struct Args {
     workers: Option<usize>,
     redis: Option<String>,
     metrics: Option<String>,
+    ws_bind: Option<String>,
     backlog: Option<u32>,
     options: ChatOptions,
 }
@@ -896,6 +959,7 @@ fn parse_args() -> Result<Args, String> {
         workers: None,
         redis: None,
         metrics: None,
+        ws_bind: None,
         backlog: None,
         options: ChatOptions::default(),
     };
@@ -913,6 +977,7 @@ fn parse_args() -> Result<Args, String> {
             "--config" => args.config = Some(it.next().ok_or("--config needs FILE")?),
             "--redis" => args.redis = Some(it.next().ok_or("--redis needs URL")?),
             "--metrics" => args.metrics = Some(it.next().ok_or("--metrics needs ADDR")?),
+            "--ws-bind" => args.ws_bind = Some(it.next().ok_or("--ws-bind needs ADDR")?),
             "--workers" => args.workers = Some(num(&arg, it.next())?),
             "--backlog" => args.backlog = Some(num(&arg, it.next())?),
             "--rate" => o.rate = num(&arg, it.next())?,
@@ -964,7 +1029,16 @@ async fn main() -> std::io::Result<()> {
     // actix-web's request head timeout (a slow peer gets 408 and the close).
     let handshake_timeout = settings.connection.handshake_timeout;
     let server = ws::Server::with_settings(settings);
-    let routes = routes(app, server.clone());
+    let ws_listener = match &args.ws_bind {
+        Some(addr) => Some(ws_listener(&app, &server, addr, args.workers.unwrap_or(0))?),
+        None => None,
+    };
+    let routes = routes_with(app, server.clone(), ws_listener.as_ref().map(|(p, _)| *p));
+    let ws_handle = ws_listener.map(|(_, running)| {
+        let handle = running.handle();
+        actix_web::rt::spawn(running);
+        handle
+    });
     let mut http = HttpServer::new(move || App::new().configure(routes.clone()))
         .on_connect(|conn, data| {
             // Sockets closed as soon as their WebSocket is done (see ws::on_connect).
@@ -1002,6 +1076,9 @@ async fn main() -> std::io::Result<()> {
             server.shutdown(Duration::from_secs(5)).await;
             if let Some(metrics) = metrics {
                 metrics.stop(true).await;
+            }
+            if let Some(ws) = ws_handle {
+                ws.stop(true).await;
             }
             handle.stop(true).await;
         }

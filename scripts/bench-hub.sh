@@ -51,7 +51,10 @@
 # every subscriber checks it got each once and in order. Servers:
 #   chat              target/release/examples/hub --workers 1 (the chat's JSON
 #                     protocol: wsd-hubload --chat; its message rate limit raised
-#                     for the publisher: --rate 1000000 --burst 1000000)
+#                     for the publisher: --rate 1000000 --burst 1000000), its
+#                     WebSockets on the actix-web route
+#   chat-ws           the same with --ws-bind: WebSockets on a listener of their
+#                     own (the standalone server), the page on port 0
 #   actix-chat-rooms  actix's chat-server pattern speaking the same JSON protocol
 #                     (member lists to everyone for rooms up to 100, the count to
 #                     the joiner past that)
@@ -99,14 +102,15 @@ declare -A cmd=(
   [tokio-broadcast-batched]="$hub/tokio_broadcast_batched --bind"
   [raw-fanout]="$hub/raw_fanout --bind"
   [chat]="$root/target/release/examples/hub --workers 1 --rate 1000000 --burst 1000000 --bind"
+  [chat-ws]="$root/target/release/examples/hub --workers 1 --rate 1000000 --burst 1000000 --bind 127.0.0.1:0 --ws-bind"
   [actix-chat-rooms]="$hub/actix_chat_rooms --bind"
 )
 # The servers that speak the chat example's JSON protocol (wsd-hubload --chat).
-declare -A chat_protocol=([chat]=1 [actix-chat-rooms]=1)
+declare -A chat_protocol=([chat]=1 [chat-ws]=1 [actix-chat-rooms]=1)
 peers_only=(actix-chat tokio-broadcast tokio-broadcast-batched)
 case "$mode" in
   fanout) default_servers="ours actix-chat tokio-broadcast tokio-broadcast-batched raw-fanout" ;;
-  room) default_servers="chat actix-chat-rooms ours actix-chat" ;;
+  room) default_servers="chat chat-ws actix-chat-rooms ours actix-chat" ;;
   *) echo "MODE is fanout or room, not $mode" >&2; exit 2 ;;
 esac
 read -r -a requested <<<"${SERVERS:-$default_servers}"
@@ -120,7 +124,7 @@ for name in "${requested[@]}"; do
     echo "$name speaks the chat protocol: MODE=room only" >&2
     exit 2
   fi
-  if [ "$name" = chat ]; then
+  if [ "$name" = chat ] || [ "$name" = chat-ws ]; then
     echo "building (release): examples/hub" >&2
     nice cargo build --release --example hub >&2
   fi

@@ -647,3 +647,51 @@ async fn metrics_are_served_on_their_own_listener_only() {
     metrics_handle.stop(false).await;
     chat.handle.stop(false).await;
 }
+
+#[actix_rt::test]
+async fn with_a_websocket_listener_of_its_own_the_page_connects_there() {
+    let chat = start().await;
+    let server = ws::Server::with_settings(chat::chat_settings());
+    let (port, running) = chat::ws_listener(&chat.app, &server, "127.0.0.1:0", 1).unwrap();
+    let ws_handle = running.handle();
+    actix_rt::spawn(running);
+    // The standalone listener speaks the same protocol, to the same rooms.
+    let ws_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut there = connect(ws_addr).await;
+    joined(&mut there, "lobby", "there").await;
+    let mut here = connect(chat.addr).await;
+    joined(&mut here, "lobby", "here").await;
+    send(
+        &mut here,
+        json!({"type": "say", "room": "lobby", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(next_message(&mut there).await["text"], "hi");
+    // Its page names the port; the default page does not.
+    let srv = actix_web::HttpServer::new({
+        let routes = chat::routes_with(chat.app.clone(), server, Some(port));
+        move || actix_web::App::new().configure(routes.clone())
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let page_addr = srv.addrs()[0];
+    let running = srv.run();
+    let page_handle = running.handle();
+    actix_rt::spawn(running);
+    let page = get(page_addr, "/").await;
+    assert!(
+        page.contains(&format!("<meta name=\"ws-port\" content=\"{port}\">")),
+        "{page}"
+    );
+    let default = get(chat.addr, "/").await;
+    assert!(
+        default.contains("<meta name=\"ws-port\" content=\"\">"),
+        "{default}"
+    );
+    page_handle.stop(false).await;
+    ws_handle.stop(false).await;
+    chat.handle.stop(false).await;
+}

@@ -62,7 +62,10 @@ function join(room) {
 
 function connect() {
   setStatus(attempt === 0 ? "connecting" : "reconnecting");
-  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  // The server's WebSocket listener: this page's host, or its own port there.
+  const port = document.querySelector('meta[name="ws-port"]').content;
+  const host = port ? `${location.hostname}:${port}` : location.host;
+  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${host}/ws`);
   ws.onopen = () => {
     attempt = 0;
     live = {};

@@ -8,7 +8,10 @@
 //! parses each text (`join`, `say`, `leave`, serde_json) and sends it to the
 //! `ChatServer`, which answers a join with `joined` and the member list, and sends
 //! a `say` as a `message` to every other session of the room, one `String` per
-//! recipient (`do_send`), which the session writes with `ctx.text`. As the
+//! recipient (`do_send`), which the session writes with `ctx.text`. The messages
+//! are the chat example's, byte for byte in shape (`time`, the room's `offset`
+//! counter and `epoch` included), so that both write as much per delivery; there
+//! is no history behind them. As the
 //! example's "Someone joined" notices, every join and leave of a room of at most
 //! 100 members sends the list to every member of the room; a larger room sends
 //! nothing to the others (the joiner gets the count): no O(N^2) for big rooms.
@@ -16,7 +19,7 @@
 //! the sessions on the one HTTP worker.
 use std::{
     collections::HashMap,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use actix::prelude::*;
@@ -40,11 +43,17 @@ enum ClientMsg {
 enum ServerMsg<'a> {
     Joined {
         room: &'a str,
+        epoch: &'a str,
+        offset: u64,
+        recovered: bool,
     },
     Message {
         room: &'a str,
         from: &'a str,
         text: &'a str,
+        time: u64,
+        offset: u64,
+        epoch: &'a str,
     },
     Members {
         room: &'a str,
@@ -96,6 +105,8 @@ mod server {
         sessions: HashMap<usize, Recipient<Message>>,
         /// Room -> session -> name.
         rooms: HashMap<String, HashMap<usize, String>>,
+        /// Room -> its epoch and the offset of its latest message.
+        positions: HashMap<String, (String, u64)>,
         next_id: usize,
     }
 
@@ -153,6 +164,7 @@ mod server {
             }
             if sessions.is_empty() {
                 self.rooms.remove(room);
+                self.positions.remove(room);
             } else {
                 self.announce(room, 0);
             }
@@ -201,7 +213,17 @@ mod server {
                 ClientMsg::Join { room, name } => {
                     let sessions = self.rooms.entry(room.clone()).or_default();
                     let fresh = sessions.insert(id, name).is_none();
-                    self.send_to(id, json(&ServerMsg::Joined { room: &room }));
+                    let (epoch, offset) = self
+                        .positions
+                        .entry(room.clone())
+                        .or_insert_with(|| (format!("{:016x}", self.next_id * 7919), 0));
+                    let joined = json(&ServerMsg::Joined {
+                        room: &room,
+                        epoch,
+                        offset: *offset,
+                        recovered: false,
+                    });
+                    self.send_to(id, joined);
                     if let Some((list, _)) = self.list(&room) {
                         self.send_to(id, list);
                     }
@@ -219,10 +241,20 @@ mod server {
                             }),
                         );
                     };
+                    let Some((epoch, offset)) = self.positions.get_mut(&room) else {
+                        return;
+                    };
+                    *offset += 1;
+                    let time = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
                     let msg = json(&ServerMsg::Message {
                         room: &room,
                         from,
                         text: &text,
+                        time,
+                        offset: *offset,
+                        epoch,
                     });
                     self.send_message(&room, &msg, id);
                 }

@@ -714,7 +714,9 @@ impl Handler<ws::Presence> for MembersRelay {
             kind,
             ..
         } = presence;
-        let Some(name) = meta else { return };
+        // A member that joined without a nickname (not through this chat) is
+        // shown by its user key.
+        let name = meta.unwrap_or_else(|| user.clone());
         match kind {
             ws::PresenceKind::Joined => {
                 if !user.starts_with(&self.prefix) {

@@ -17,12 +17,12 @@
 //! Prometheus text on a listener of its own (never on the public one). The library carries the heartbeat, the
 //! registry of rooms, the fan-out, presence and recovery; this file is the wire
 //! protocol (JSON, see the README), its validation, and the chat's own policies:
-//! a message rate per connection, one nickname per member of a room, and member
-//! lists sent as batched changes.
+//! a message rate per connection and one nickname per member of a room
+//! (`hub/policy.rs`), and member lists sent as batched changes (`hub/members.rs`).
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
-    sync::{Arc, Mutex},
+    collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -30,6 +30,14 @@ use actix::prelude::*;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::{Deserialize, Serialize};
 use websocket_driver as ws;
+
+#[path = "hub/members.rs"]
+mod members;
+#[path = "hub/policy.rs"]
+mod policy;
+
+use members::{Flush, Gone, MembersRelay, Newcomer};
+use policy::{Names, RateLimit, Verdict};
 
 /// Longest room name, in characters.
 pub const MAX_ROOM: usize = 64;
@@ -192,39 +200,6 @@ impl Refused {
     }
 }
 
-/// Nicknames claimed, per room: `name -> user key`. A name is claimed before the
-/// join, under this one lock, so two members of a room never share it.
-#[derive(Debug, Default)]
-struct Names(Mutex<HashMap<String, HashMap<String, String>>>);
-
-impl Names {
-    /// Claim `name` in `room` for `key`: false when someone else holds it.
-    fn claim(&self, room: &str, name: &str, key: &str) -> bool {
-        let mut rooms = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let names = rooms.entry(room.to_owned()).or_default();
-        match names.get(name) {
-            Some(holder) => holder == key,
-            None => {
-                names.insert(name.to_owned(), key.to_owned());
-                true
-            }
-        }
-    }
-
-    /// Give `name` in `room` back, if `key` holds it.
-    fn release(&self, room: &str, name: &str, key: &str) {
-        let mut rooms = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(names) = rooms.get_mut(room) {
-            if names.get(name).is_some_and(|holder| holder == key) {
-                names.remove(name);
-            }
-            if names.is_empty() {
-                rooms.remove(room);
-            }
-        }
-    }
-}
-
 /// What every connection of the chat shares.
 #[derive(Debug)]
 pub struct ChatApp {
@@ -245,15 +220,8 @@ impl ChatApp {
         hub.set_renderer(render);
         let names = Arc::new(Names::default());
         let prefix = format!("{:016x}", rand::random::<u64>());
-        let relay = MembersRelay {
-            hub: hub.clone(),
-            options: options.clone(),
-            names: names.clone(),
-            prefix: prefix.clone(),
-            rooms: HashMap::new(),
-            dirty: HashSet::new(),
-        }
-        .start();
+        let relay =
+            MembersRelay::new(hub.clone(), options.clone(), names.clone(), prefix.clone()).start();
         hub.on_presence(relay.clone().recipient());
         Arc::new(ChatApp {
             hub,
@@ -283,50 +251,6 @@ impl ChatApp {
             rooms: HashMap::new(),
             limit: RateLimit::new(&self.options, Instant::now()),
             closing: false,
-        }
-    }
-}
-
-/// A token bucket of `burst` messages refilled at `rate` a second; the messages
-/// it refuses fill a second bucket of `flood_close`, drained at the same rate,
-/// whose overflow closes the connection.
-#[derive(Debug)]
-struct RateLimit {
-    tokens: f64,
-    strikes: f64,
-    at: Instant,
-}
-
-#[derive(Debug, PartialEq)]
-enum Verdict {
-    Pass,
-    Refuse,
-    Close,
-}
-
-impl RateLimit {
-    fn new(options: &ChatOptions, now: Instant) -> RateLimit {
-        RateLimit {
-            tokens: options.burst,
-            strikes: 0.0,
-            at: now,
-        }
-    }
-
-    fn check(&mut self, options: &ChatOptions, now: Instant) -> Verdict {
-        let refill = now.saturating_duration_since(self.at).as_secs_f64() * options.rate;
-        self.at = now;
-        self.tokens = (self.tokens + refill).min(options.burst);
-        self.strikes = (self.strikes - refill).max(0.0);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Verdict::Pass;
-        }
-        self.strikes += 1.0;
-        if self.strikes > options.flood_close {
-            Verdict::Close
-        } else {
-            Verdict::Refuse
         }
     }
 }
@@ -531,222 +455,6 @@ impl ws::Endpoint for Chat {
                 room,
                 id: conn.id(),
             });
-        }
-    }
-}
-
-/// A connection joined `room`: it gets the member list at the next tick.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Newcomer {
-    room: String,
-    id: ws::ConnId,
-}
-
-/// A connection left `room` (or closed): no list for it.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Gone {
-    room: String,
-    id: ws::ConnId,
-}
-
-/// Send the member changes now.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Flush;
-
-impl Handler<Flush> for MembersRelay {
-    type Result = ();
-    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
-        self.flush(Instant::now());
-    }
-}
-
-/// What the members of a room were last told.
-#[derive(Debug)]
-struct Told {
-    /// The names (`None`: the room was over the list limit: only the count).
-    names: Option<BTreeSet<String>>,
-    count: usize,
-    at: Instant,
-}
-
-/// One room, as the relay sees it.
-#[derive(Debug)]
-struct RoomView {
-    /// User key -> nickname, across servers (from the hub's presence).
-    users: HashMap<String, String>,
-    told: Told,
-    /// Joiners waiting for their list.
-    newcomers: Vec<ws::ConnId>,
-}
-
-/// Turns the hub's presence events into what the rooms' members are told: the
-/// whole list once to each joiner, then the changes, batched per room per tick
-/// (one `presence` per room per tick, however many came and went), and past the
-/// list limit only the count. Members of a room of N cost O(N) messages per tick
-/// at most, never O(N) per change.
-#[derive(Debug)]
-pub struct MembersRelay {
-    hub: ws::Hub,
-    options: ChatOptions,
-    names: Arc<Names>,
-    prefix: String,
-    rooms: HashMap<String, RoomView>,
-    dirty: HashSet<String>,
-}
-
-impl Actor for MembersRelay {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.options.tick, |relay, _| relay.flush(Instant::now()));
-    }
-}
-
-impl MembersRelay {
-    fn view(&mut self, room: &str) -> &mut RoomView {
-        self.dirty.insert(room.to_owned());
-        self.rooms
-            .entry(room.to_owned())
-            .or_insert_with(|| RoomView {
-                users: HashMap::new(),
-                told: Told {
-                    names: Some(BTreeSet::new()),
-                    count: 0,
-                    at: Instant::now(),
-                },
-                newcomers: Vec::new(),
-            })
-    }
-
-    /// For each room that changed: its joiners get the list as the room's members
-    /// were last told it, then everyone gets what changed since, in one message.
-    fn flush(&mut self, now: Instant) {
-        let limit = self.options.list_limit;
-        for room in std::mem::take(&mut self.dirty) {
-            let Some(view) = self.rooms.get_mut(&room) else {
-                continue;
-            };
-            if !view.newcomers.is_empty() {
-                let list = json(&ServerMsg::Members {
-                    room: &room,
-                    members: view
-                        .told
-                        .names
-                        .as_ref()
-                        .map(|names| names.iter().map(String::as_str).collect()),
-                    count: view.told.count,
-                });
-                for id in view.newcomers.drain(..) {
-                    self.hub.send_to(id, list.clone());
-                }
-            }
-            let count = view.users.len();
-            let names: Option<BTreeSet<&str>> =
-                (count <= limit).then(|| view.users.values().map(String::as_str).collect());
-            let told = &view.told;
-            let update = match (&names, &told.names) {
-                (Some(names), Some(before)) => {
-                    let joined: Vec<&str> = names
-                        .iter()
-                        .filter(|n| !before.contains(**n))
-                        .copied()
-                        .collect();
-                    let left: Vec<&str> = before
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|n| !names.contains(n))
-                        .collect();
-                    (!joined.is_empty() || !left.is_empty()).then(|| {
-                        json(&ServerMsg::Presence {
-                            room: &room,
-                            joined: Some(joined),
-                            left: Some(left),
-                            count,
-                        })
-                    })
-                }
-                // Back under the limit: the whole list again.
-                (Some(names), None) => Some(json(&ServerMsg::Members {
-                    room: &room,
-                    members: Some(names.iter().copied().collect()),
-                    count,
-                })),
-                (None, None) if told.count == count => None,
-                (None, None)
-                    if now.saturating_duration_since(told.at) < self.options.count_interval =>
-                {
-                    // Said at a later tick.
-                    self.dirty.insert(room.clone());
-                    None
-                }
-                (None, _) => Some(json(&ServerMsg::Presence {
-                    room: &room,
-                    joined: None,
-                    left: None,
-                    count,
-                })),
-            };
-            if let Some(update) = update {
-                self.hub.publish_transient(&room, update, None);
-                view.told = Told {
-                    names: names.map(|n| n.into_iter().map(str::to_owned).collect()),
-                    count,
-                    at: now,
-                };
-            }
-            if view.users.is_empty() && view.told.count == 0 {
-                self.rooms.remove(&room);
-            }
-        }
-    }
-}
-
-impl Handler<ws::Presence> for MembersRelay {
-    type Result = ();
-    fn handle(&mut self, presence: ws::Presence, _: &mut Context<Self>) {
-        let ws::Presence {
-            topic,
-            user,
-            meta,
-            kind,
-            ..
-        } = presence;
-        // A member that joined without a nickname (not through this chat) is
-        // shown by its user key.
-        let name = meta.unwrap_or_else(|| user.clone());
-        match kind {
-            ws::PresenceKind::Joined => {
-                if !user.starts_with(&self.prefix) {
-                    // Another server's member holds its name here too.
-                    self.names.claim(&topic, &name, &user);
-                }
-                self.view(&topic).users.insert(user, name);
-            }
-            ws::PresenceKind::Left => {
-                // Whoever left (here, closed, or on another server) gives the name
-                // back, if it still holds it.
-                self.names.release(&topic, &name, &user);
-                self.view(&topic).users.remove(&user);
-            }
-        }
-    }
-}
-
-impl Handler<Newcomer> for MembersRelay {
-    type Result = ();
-    fn handle(&mut self, msg: Newcomer, _: &mut Context<Self>) {
-        self.view(&msg.room).newcomers.push(msg.id);
-    }
-}
-
-impl Handler<Gone> for MembersRelay {
-    type Result = ();
-    fn handle(&mut self, msg: Gone, _: &mut Context<Self>) {
-        if let Some(view) = self.rooms.get_mut(&msg.room) {
-            view.newcomers.retain(|id| *id != msg.id);
         }
     }
 }
@@ -1108,31 +816,5 @@ mod tests {
         ] {
             assert_eq!(redact(url), shown);
         }
-    }
-
-    #[test]
-    fn the_rate_limit_passes_a_burst_refuses_then_closes_and_refills() {
-        let options = ChatOptions {
-            rate: 10.0,
-            burst: 5.0,
-            flood_close: 3.0,
-            ..ChatOptions::default()
-        };
-        let t0 = Instant::now();
-        let mut limit = RateLimit::new(&options, t0);
-        let verdicts: Vec<Verdict> = (0..9).map(|_| limit.check(&options, t0)).collect();
-        use Verdict::*;
-        assert_eq!(
-            verdicts,
-            [Pass, Pass, Pass, Pass, Pass, Refuse, Refuse, Refuse, Close]
-        );
-        // A second later the bucket is full again and the strikes gone.
-        let mut limit = RateLimit::new(&options, t0);
-        for _ in 0..7 {
-            limit.check(&options, t0);
-        }
-        let t1 = t0 + Duration::from_secs(1);
-        let verdicts: Vec<Verdict> = (0..6).map(|_| limit.check(&options, t1)).collect();
-        assert_eq!(verdicts, [Pass, Pass, Pass, Pass, Pass, Refuse]);
     }
 }

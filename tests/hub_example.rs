@@ -695,3 +695,65 @@ async fn with_a_websocket_listener_of_its_own_the_page_connects_there() {
     ws_handle.stop(false).await;
     chat.handle.stop(false).await;
 }
+
+/// A backplane that shares presence, as Redis does, with no other server behind
+/// it: this server's changes come back to it (from another thread: the hub tells
+/// a backplane under the topic's lock), and the test plays the other servers.
+struct SharedPresence(std::sync::OnceLock<ws::hub::WeakHub>);
+
+impl ws::hub::Backplane for SharedPresence {
+    fn publish(&self, _: ws::hub::Publication) {}
+    fn subscribe(&self, _: &str, _: u64) {}
+    fn unsubscribe(&self, _: &str, _: u64) {}
+    fn shares_presence(&self) -> bool {
+        true
+    }
+    fn presence_changed(
+        &self,
+        topic: &str,
+        user: &str,
+        meta: Option<&str>,
+        kind: ws::PresenceKind,
+    ) {
+        let hub = self.0.get().cloned();
+        let (topic, user, meta) = (topic.to_owned(), user.to_owned(), meta.map(str::to_owned));
+        std::thread::spawn(move || {
+            if let Some(hub) = hub.and_then(|h| h.upgrade()) {
+                hub.deliver_presence(&topic, &user, meta.as_deref(), kind);
+            }
+        });
+    }
+}
+
+#[actix_rt::test]
+async fn a_name_held_on_another_server_is_refused_until_that_member_leaves() {
+    let chat = start().await;
+    let backplane = Arc::new(SharedPresence(std::sync::OnceLock::new()));
+    let _ = backplane.0.set(chat.app.hub().downgrade());
+    chat.app.hub().set_backplane(backplane);
+    let mut watcher = connect(chat.addr).await;
+    joined(&mut watcher, "lobby", "watcher").await;
+    let mut view = View::default();
+    members(&mut watcher, &mut view, "lobby", &["watcher"]).await;
+    // Bob joins on another server.
+    let hub = chat.app.hub();
+    hub.deliver_presence(
+        "lobby",
+        "elsewhere-7",
+        Some("bob"),
+        ws::PresenceKind::Joined,
+    );
+    members(&mut watcher, &mut view, "lobby", &["bob", "watcher"]).await;
+    let mut here = connect(chat.addr).await;
+    send(
+        &mut here,
+        json!({"type": "join", "room": "lobby", "name": "bob"}),
+    )
+    .await;
+    assert_eq!(next(&mut here).await["code"], "name-taken");
+    // That server is swept: its member's leave comes without the nickname.
+    hub.deliver_presence("lobby", "elsewhere-7", None, ws::PresenceKind::Left);
+    members(&mut watcher, &mut view, "lobby", &["watcher"]).await;
+    joined(&mut here, "lobby", "bob").await;
+    chat.handle.stop(false).await;
+}

@@ -222,9 +222,10 @@ impl Handler<ws::Presence> for MembersRelay {
             }
             ws::PresenceKind::Left => {
                 // Whoever left (here, closed, or on another server) gives the name
-                // back, if it still holds it.
+                // it joined with back, if it still holds it (a server swept from
+                // Redis reports its members' leaves without their nicknames).
+                let name = self.view(&topic).users.remove(&user).unwrap_or(name);
                 self.names.release(&topic, &name, &user);
-                self.view(&topic).users.remove(&user);
             }
         }
     }

@@ -124,9 +124,10 @@ for name in "${requested[@]}"; do
     echo "$name speaks the chat protocol: MODE=room only" >&2
     exit 2
   fi
-  if [ "$name" = chat ] || [ "$name" = chat-ws ]; then
+  if { [ "$name" = chat ] || [ "$name" = chat-ws ]; } && [ -z "${built_chat:-}" ]; then
     echo "building (release): examples/hub" >&2
     nice cargo build --release --example hub >&2
+    built_chat=1
   fi
   if [ "$name" = ours ]; then
     if [ -f examples/hub_bench.rs ] || [ -f examples/hub_bench/main.rs ]; then

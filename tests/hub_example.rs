@@ -42,8 +42,22 @@ async fn start_with(options: chat::ChatOptions) -> Chat {
     let settings = chat::chat_settings();
     let app = chat::ChatApp::new(&name, &settings, options);
     let routes = chat::routes(app.clone(), ws::Server::with_settings(settings));
+    let (addr, handle) = serve(2, routes);
+    Chat {
+        addr,
+        handle,
+        app,
+        name,
+    }
+}
+
+/// An actix-web server of `routes` on port 0, with `workers` threads.
+fn serve(
+    workers: usize,
+    routes: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+) -> (SocketAddr, actix_web::dev::ServerHandle) {
     let srv = actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
-        .workers(2)
+        .workers(workers)
         .disable_signals()
         .shutdown_timeout(1)
         .bind("127.0.0.1:0")
@@ -52,12 +66,7 @@ async fn start_with(options: chat::ChatOptions) -> Chat {
     let running = srv.run();
     let handle = running.handle();
     actix_rt::spawn(running);
-    Chat {
-        addr,
-        handle,
-        app,
-        name,
-    }
+    (addr, handle)
 }
 
 /// Member changes only when the test says ([`chat::ChatApp::flush_members`]).
@@ -622,16 +631,7 @@ async fn metrics_are_served_on_their_own_listener_only() {
     joined(&mut client, "lobby", "m").await;
     let public = get(chat.addr, "/metrics").await;
     assert!(public.starts_with("HTTP/1.1 404 Not Found\r\n"), "{public}");
-    let srv = actix_web::HttpServer::new(|| actix_web::App::new().configure(chat::metrics_routes))
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .bind("127.0.0.1:0")
-        .unwrap();
-    let metrics_addr = srv.addrs()[0];
-    let running = srv.run();
-    let metrics_handle = running.handle();
-    actix_rt::spawn(running);
+    let (metrics_addr, metrics_handle) = serve(1, chat::metrics_routes);
     let response = get(metrics_addr, "/metrics").await;
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(
@@ -668,19 +668,8 @@ async fn with_a_websocket_listener_of_its_own_the_page_connects_there() {
     .await;
     assert_eq!(next_message(&mut there).await["text"], "hi");
     // Its page names the port; the default page does not.
-    let srv = actix_web::HttpServer::new({
-        let routes = chat::routes_with(chat.app.clone(), server, Some(port));
-        move || actix_web::App::new().configure(routes.clone())
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let page_addr = srv.addrs()[0];
-    let running = srv.run();
-    let page_handle = running.handle();
-    actix_rt::spawn(running);
+    let (page_addr, page_handle) =
+        serve(1, chat::routes_with(chat.app.clone(), server, Some(port)));
     let page = get(page_addr, "/").await;
     assert!(
         page.contains(&format!("<meta name=\"ws-port\" content=\"{port}\">")),

@@ -603,8 +603,15 @@ async fn a_flooder_is_refused_then_closed_and_the_others_miss_nothing() {
         assert_eq!(*accepted.get_or_insert(flooded), flooded);
     }
     let accepted = accepted.unwrap();
-    // The burst and what the rate added meanwhile: far below what was sent.
-    assert!(accepted < 200, "{accepted} of {sent} accepted");
+    // At least the burst (40, the join included) went through, and the close
+    // came only once the refused ones overflowed their bucket (100); what the
+    // rate refilled meanwhile adds to both.
+    let options = chat::ChatOptions::default();
+    assert!(
+        accepted as f64 >= options.burst - 1.0,
+        "{accepted} of {sent}"
+    );
+    assert!(rate_errors as f64 >= options.flood_close, "{rate_errors}");
     assert_eq!(chat.app.hub().slow_closes(), 0);
     assert_eq!(chat.app.hub().dropped(), 0);
     chat.handle.stop(false).await;

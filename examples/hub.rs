@@ -53,23 +53,26 @@ pub const MAX_ROOMS: usize = 1000;
 /// as `\uXXXX`, fits; anything larger is closed with 1009 by the library.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
-/// The chat's policies (each a command-line option of the example).
+/// The chat's policies (all but `count_interval` are command-line options).
 #[derive(Debug, Clone)]
 pub struct ChatOptions {
     /// Messages a connection may send per second, on average (`--rate`).
+    /// Default 20.
     pub rate: f64,
     /// Messages a connection may send at once, above the rate (`--burst`).
+    /// Default 40.
     pub burst: f64,
     /// Messages refused for the rate that close the connection with 1008
     /// (`--flood-close`): refused messages fill a second bucket of this size,
-    /// which drains at the rate.
+    /// which drains at the rate. Default 100.
     pub flood_close: f64,
     /// Rooms up to this many members list them by name; larger rooms send only
-    /// their count (`--list-limit`).
+    /// their count (`--list-limit`). Default 100.
     pub list_limit: usize,
     /// Member changes are batched per room and sent once per tick (`--tick-ms`).
+    /// Default 100 ms.
     pub tick: Duration,
-    /// A room over `list_limit` sends its count at most this often.
+    /// A room over `list_limit` sends its count at most this often. Default 1 s.
     pub count_interval: Duration,
 }
 

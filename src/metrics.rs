@@ -12,6 +12,7 @@
 //! | `ws_messages_sent_total`, `ws_sent_bytes_total` | counter | frames queued by the application or a hub, and bytes handed to the transport |
 //! | `ws_closes_total{code}` | counter | connections closed, by close code |
 //! | `ws_ping_rtt_seconds` | histogram | round-trip time of pings (keep-alive and `Conn::send_ping`) |
+//! | `ws_handshakes_refused_total{reason}` | counter | opening handshakes a server refused: `origin` (not the server's own nor listed), `version` (not 13), `too_large` (head over its limits), `invalid` (any other bad request), `timeout` (incomplete within the handshake timeout), `tls` (the TLS handshake failed), `application` (the standalone factory's `Refuse`) |
 //! | `ws_hub_*{hub}` | | per hub: see [`Hub`](crate::Hub) |
 //!
 //! The message counters are kept per thread (an uncontended atomic each) and summed
@@ -102,6 +103,28 @@ fn closes() -> &'static Mutex<BTreeMap<u16, u64>> {
 /// A connection closed with `code`.
 pub(crate) fn closed(code: CloseCode) {
     *lock(closes()).entry(code.0).or_default() += 1;
+}
+
+fn refusals() -> &'static Mutex<BTreeMap<&'static str, u64>> {
+    static REFUSALS: OnceLock<Mutex<BTreeMap<&'static str, u64>>> = OnceLock::new();
+    REFUSALS.get_or_init(Default::default)
+}
+
+/// A server refused an opening handshake, for `reason` (a label of
+/// `ws_handshakes_refused_total`: see the module's table).
+pub(crate) fn handshake_refused(reason: &'static str) {
+    *lock(refusals()).entry(reason).or_default() += 1;
+}
+
+/// A server refused an opening handshake with `err`.
+pub(crate) fn handshake_error(err: &crate::handshake::HandshakeError) {
+    use crate::handshake::HandshakeError as E;
+    handshake_refused(match err {
+        E::OriginNotAllowed => "origin",
+        E::MissingVersion | E::UnsupportedVersion => "version",
+        E::HeadTooLarge | E::TooManyHeaders => "too_large",
+        _ => "invalid",
+    });
 }
 
 fn rtt_histogram() -> &'static Histogram {
@@ -234,6 +257,19 @@ impl Collector for WsCollector {
             )?;
             for (code, count) in closes {
                 let labels = [("code", code.to_string())];
+                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let refusals = lock(refusals()).clone();
+            let mut family = encoder.encode_descriptor(
+                "ws_handshakes_refused",
+                "Opening handshakes refused, by reason",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (reason, count) in refusals {
+                let labels = [("reason", reason)];
                 ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
         }

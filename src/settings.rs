@@ -427,10 +427,15 @@ pub struct ServerSettings {
     /// handshake still succeeds. A string that is not a token can never be offered,
     /// so never matches. Default: none.
     pub protocols: Vec<String>,
-    /// Origins allowed to connect: a request whose `Origin` header is missing or not
-    /// in the list (compared ASCII case-insensitively, as serialized by RFC 6454
-    /// §6.2, e.g. `https://example.com:8443` with no trailing slash) is refused with
-    /// `403`. Default: empty, any origin (`Origin` not checked).
+    /// Origins allowed to connect besides the server's own. A handshake with an
+    /// `Origin` header (a browser's) is refused with `403` unless the origin's host
+    /// and port are the request's `Host` (a default port, 80 or 443, written or
+    /// not) or it is listed here: `"*"` (any origin), an exact origin as RFC 6454
+    /// §6.2 serializes it (`https://app.example.com`, `http://localhost:3000`), or
+    /// every subdomain of a domain (`https://*.example.com`); scheme, host and port
+    /// compared ASCII case-insensitively. A handshake without `Origin` (not a
+    /// browser) is accepted. Default: empty, the server's own origin only (see
+    /// `handshake::origin_allowed`).
     pub origins: Vec<String>,
     /// Extra headers of every `101` response (the seed's `additional-headers`). A
     /// name that is not a token, a value with a control character, or a header the
@@ -450,6 +455,14 @@ impl ServerSettings {
     /// Set [`origins`](Self::origins).
     pub fn origins<I: IntoIterator<Item = S>, S: Into<String>>(mut self, origins: I) -> Self {
         self.origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Allow any origin ([`origins`](Self::origins) `["*"]`): for a server that
+    /// authenticates each connection without the browser's ambient credentials
+    /// (cookies, HTTP authentication), or that serves public data only.
+    pub fn allow_any_origin(mut self) -> Self {
+        self.origins = vec!["*".into()];
         self
     }
 

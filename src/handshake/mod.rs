@@ -18,12 +18,14 @@ mod deflate;
 mod error;
 pub mod headers;
 mod key;
+mod origin;
 mod server;
 
 pub use client::{ClientRequest, Response};
 pub use error::{write_refusal, BuildError, HandshakeError};
 pub use headers::{parse_extensions, Extension};
 pub use key::{accept_key, generate_key, GUID};
+pub use origin::{origin_allowed, ANY_ORIGIN};
 pub use server::{parse_request, validate_request, Accept, HttpVersion, RequestHead, RequestParts};
 
 /// The longest HTTP head [`parse_request`] and [`ClientRequest::parse_response`]

@@ -49,6 +49,7 @@ async fn read_head(
         Ok(Err(socket::HeadError::Closed)) => Err(None),
         Err(_) => {
             tracing::debug!("websocket handshake timed out");
+            crate::metrics::handshake_refused("timeout");
             Err(None)
         }
     }
@@ -129,6 +130,7 @@ where
         Ok(read) => read,
         Err(Some(err)) => {
             tracing::debug!(error = %err, "websocket handshake refused");
+            crate::metrics::handshake_error(&err);
             let mut out = Vec::new();
             err.write_rejection(&mut out);
             refuse(&mut write, out).await;
@@ -140,6 +142,7 @@ where
         Ok(accept) => accept,
         Err(err) => {
             tracing::debug!(error = %err, "websocket handshake refused");
+            crate::metrics::handshake_error(&err);
             let mut out = Vec::new();
             err.write_rejection(&mut out);
             refuse(&mut write, out).await;
@@ -155,6 +158,7 @@ where
                 reason = refusal.reason(),
                 "websocket handshake refused by the factory"
             );
+            crate::metrics::handshake_refused("application");
             let mut out = Vec::new();
             refusal.write(&mut out);
             refuse(&mut write, out).await;

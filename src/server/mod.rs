@@ -115,6 +115,12 @@ impl Server {
         self
     }
 
+    /// See [`ServerSettings::allow_any_origin`](crate::ServerSettings::allow_any_origin).
+    pub fn allow_any_origin(mut self) -> Self {
+        self.settings.server = self.settings.server.allow_any_origin();
+        self
+    }
+
     /// See [`ConnectionSettings::ping_interval`](crate::ConnectionSettings::ping_interval).
     pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
         self.settings.connection.ping_interval = interval;

@@ -271,6 +271,7 @@ fn http_version(version: actix_web::http::Version) -> handshake::HttpVersion {
 /// `Sec-WebSocket-Version: 13`) and a one-line plain-text reason.
 fn refuse(err: &HandshakeError) -> HttpResponse {
     tracing::debug!(error = %err, "websocket handshake refused");
+    crate::metrics::handshake_error(err);
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = HttpResponse::build(status);
     for (name, value) in err.response_headers() {

@@ -42,6 +42,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+pub(crate) mod redact;
+
 /// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
 
@@ -485,7 +487,7 @@ impl ServerSettings {
 ///     .header("Authorization", "Bearer abc");
 /// assert_eq!(client.connect_timeout, Duration::from_secs(10));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -525,6 +527,33 @@ impl Default for ClientSettings {
             connect_timeout: Duration::from_secs(10),
             reconnect: None,
         }
+    }
+}
+
+/// Credentials shown as `***`: the URL's (a query parameter such as `token`) and
+/// the values of headers that carry one (`Authorization`, `Cookie`, ...).
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ClientSettings {
+            url,
+            protocols,
+            origin,
+            headers,
+            connect_timeout,
+            reconnect,
+        } = self;
+        let headers: BTreeMap<&str, &str> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), redact::header_value(name, value)))
+            .collect();
+        f.debug_struct("ClientSettings")
+            .field("url", &redact::Url(url))
+            .field("protocols", protocols)
+            .field("origin", origin)
+            .field("headers", &headers)
+            .field("connect_timeout", connect_timeout)
+            .field("reconnect", reconnect)
+            .finish()
     }
 }
 
@@ -717,7 +746,7 @@ impl Default for HubSettings {
 /// The hub's Redis backplane (the `[redis]` section; feature `redis`): publications
 /// through Redis pub/sub, numbered and kept in Redis Streams, presence in Redis
 /// hashes, so that hubs on several servers act as one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -726,7 +755,8 @@ impl Default for HubSettings {
 #[non_exhaustive]
 pub struct RedisSettings {
     /// `redis://host:port/db` (or `redis-cluster://host:port?node=host:port` for a
-    /// cluster). Default: empty, no backplane.
+    /// cluster), with `user:password@` before the host when Redis asks for them
+    /// (shown as `***` in `Debug` output and logs). Default: empty, no backplane.
     pub url: String,
     /// The prefix of every key and channel. Default `"ws"`.
     pub prefix: String,
@@ -768,6 +798,36 @@ pub struct RedisSettings {
     /// The longest wait between reconnect attempts. Default 5 s.
     #[cfg_attr(feature = "serde", serde(rename = "reconnect_max_ms", with = "millis"))]
     pub reconnect_max: Duration,
+}
+
+/// The URL's password shown as `***` (`redis://user:***@host:6379`).
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let RedisSettings {
+            url,
+            prefix,
+            sharded,
+            topic_ttl,
+            max_in_flight,
+            subscription_buffer,
+            presence_ttl,
+            command_timeout,
+            reconnect_initial,
+            reconnect_max,
+        } = self;
+        f.debug_struct("RedisSettings")
+            .field("url", &redact::Url(url))
+            .field("prefix", prefix)
+            .field("sharded", sharded)
+            .field("topic_ttl", topic_ttl)
+            .field("max_in_flight", max_in_flight)
+            .field("subscription_buffer", subscription_buffer)
+            .field("presence_ttl", presence_ttl)
+            .field("command_timeout", command_timeout)
+            .field("reconnect_initial", reconnect_initial)
+            .field("reconnect_max", reconnect_max)
+            .finish()
+    }
 }
 
 impl Default for RedisSettings {

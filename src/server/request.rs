@@ -21,11 +21,29 @@ use crate::handshake::RequestHead;
 /// assert_eq!(req.cookie("sid"), Some("42"));
 /// assert_eq!(req.header_str("host"), Some("x"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     head: RequestHead,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+}
+
+/// Credentials shown as `***`: the values of query parameters and headers that
+/// carry one (`token`, `Authorization`, `Cookie`, ...).
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::settings::redact;
+        let target = redact::url(&format!("ws://x{}", self.target()))
+            .trim_start_matches("ws://x")
+            .to_owned();
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("target", &target)
+            .field("headers", &redact::Headers(&self.head.headers))
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .finish()
+    }
 }
 
 impl Request {

@@ -102,8 +102,10 @@ pub(crate) fn header_value<'a>(name: &str, value: &'a str) -> &'a str {
 
 /// Headers (name, value) shown with their credentials as `***`, for a `Debug`
 /// output.
+#[cfg(feature = "server")]
 pub(crate) struct Headers<'a>(pub &'a [(String, Vec<u8>)]);
 
+#[cfg(feature = "server")]
 impl fmt::Debug for Headers<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()

@@ -110,6 +110,7 @@ fn refusals() -> &'static Mutex<BTreeMap<&'static str, u64>> {
     REFUSALS.get_or_init(Default::default)
 }
 
+#[cfg(any(feature = "web", feature = "server"))]
 /// A server refused an opening handshake, for `reason` (a label of
 /// `ws_handshakes_refused_total`: see the module's table).
 pub(crate) fn handshake_refused(reason: &'static str) {
@@ -117,6 +118,7 @@ pub(crate) fn handshake_refused(reason: &'static str) {
 }
 
 /// A server refused an opening handshake with `err`.
+#[cfg(any(feature = "web", feature = "server"))]
 pub(crate) fn handshake_error(err: &crate::handshake::HandshakeError) {
     use crate::handshake::HandshakeError as E;
     handshake_refused(match err {

@@ -110,9 +110,9 @@ fn refusals() -> &'static Mutex<BTreeMap<&'static str, u64>> {
     REFUSALS.get_or_init(Default::default)
 }
 
-#[cfg(any(feature = "web", feature = "server"))]
 /// A server refused an opening handshake, for `reason` (a label of
 /// `ws_handshakes_refused_total`: see the module's table).
+#[cfg(any(feature = "web", feature = "server"))]
 pub(crate) fn handshake_refused(reason: &'static str) {
     *lock(refusals()).entry(reason).or_default() += 1;
 }

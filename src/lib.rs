@@ -208,8 +208,8 @@ pub use server::Server;
 #[cfg(feature = "server")]
 pub use server::{Refuse, Request};
 pub use settings::{
-    ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, ProtocolSettings,
-    ReconnectPolicy, RedisSettings, ServerSettings, Settings, SlowConsumer,
+    ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, OverLimit, ProtocolSettings,
+    RateLimit, ReconnectPolicy, RedisSettings, ServerSettings, Settings, SlowConsumer,
 };
 #[cfg(feature = "web")]
 pub use web::{on_connect, start, start_with, Upgrade};

@@ -13,6 +13,7 @@
 //! | `ws_closes_total{code}` | counter | connections closed, by close code |
 //! | `ws_ping_rtt_seconds` | histogram | round-trip time of pings (keep-alive and `Conn::send_ping`) |
 //! | `ws_handshakes_refused_total{reason}` | counter | opening handshakes a server refused: `origin` (not the server's own nor listed), `version` (not 13), `too_large` (head over its limits), `invalid` (any other bad request), `timeout` (incomplete within the handshake timeout), `tls` (the TLS handshake failed), `application` (the standalone factory's `Refuse`) |
+//! | `ws_rate_limited_total` | counter | times a connection went over its inbound rate limit (`[connection.rate_limit]`): closed with 1008, or paused |
 //! | `ws_hub_*{hub}` | | per hub: see [`Hub`](crate::Hub) |
 //!
 //! The message counters are kept per thread (an uncontended atomic each) and summed
@@ -127,6 +128,14 @@ pub(crate) fn handshake_error(err: &crate::handshake::HandshakeError) {
         E::HeadTooLarge | E::TooManyHeaders => "too_large",
         _ => "invalid",
     });
+}
+
+/// Times a connection went over its inbound rate limit.
+static RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
+
+/// A connection went over its inbound rate limit (closed or paused).
+pub(crate) fn rate_limited() {
+    RATE_LIMITED.fetch_add(1, Ordering::Relaxed);
 }
 
 fn rtt_histogram() -> &'static Histogram {
@@ -275,6 +284,12 @@ impl Collector for WsCollector {
                 ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
         }
+        counter(
+            &mut encoder,
+            "ws_rate_limited",
+            "Times a connection went over its inbound rate limit (closed or paused)",
+            RATE_LIMITED.load(Ordering::Relaxed),
+        )?;
         let rtt = rtt_histogram();
         let e = encoder.encode_descriptor(
             "ws_ping_rtt_seconds",

@@ -6,7 +6,7 @@
 //! | section | type | read by |
 //! |---|---|---|
 //! | `[protocol]` | [`ProtocolSettings`] | the protocol core, both roles: limits, auto-pong |
-//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer |
+//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer, inbound rate limit |
 //! | `[deflate]` | [`DeflateSettings`] | the handshake and the core, both roles: permessage-deflate |
 //! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers |
 //! | `[client]` | [`ClientSettings`] | the client: URL, subprotocols, headers, connect timeout, reconnect |
@@ -42,7 +42,10 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+mod rate_limit;
 pub(crate) mod redact;
+
+pub use rate_limit::{OverLimit, RateLimit};
 
 /// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
@@ -224,6 +227,15 @@ pub struct ConnectionSettings {
     /// Default `None`.
     #[cfg_attr(feature = "serde", serde(with = "bytes_opt"))]
     pub socket_send_buffer: Option<usize>,
+    /// Messages and bytes per second taken from the peer, with a burst, and what
+    /// going over brings (close with 1008, or pause reading); see [`RateLimit`].
+    /// `None` (no `[connection.rate_limit]` table): no limit, the peer is bounded
+    /// by the message size limits and by how fast the actor handles what it
+    /// sends. Default `None`: what a peer may send depends on the application
+    /// (a chat's few messages a second, a game's sixty updates, a file upload's
+    /// megabytes), so the library does not guess; a server open to the public
+    /// should set one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ConnectionSettings {
@@ -237,6 +249,7 @@ impl Default for ConnectionSettings {
             close_on_backpressure: false,
             max_events_per_poll: 32,
             socket_send_buffer: None,
+            rate_limit: None,
         }
     }
 }

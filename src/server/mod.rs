@@ -152,6 +152,20 @@ impl Server {
         self
     }
 
+    /// Limit the messages and bytes per second each connection takes from its
+    /// peer; see [`ConnectionSettings::rate_limit`](crate::ConnectionSettings::rate_limit).
+    ///
+    /// ```
+    /// use websocket_driver as ws;
+    ///
+    /// let server = ws::Server::new().rate_limit(ws::RateLimit::messages(20).bytes(64 * 1024));
+    /// assert!(server.settings().connection.rate_limit.is_some());
+    /// ```
+    pub fn rate_limit(mut self, limit: crate::settings::RateLimit) -> Self {
+        self.settings.connection.rate_limit = Some(limit);
+        self
+    }
+
     /// See [`ConnectionSettings::close_on_backpressure`](crate::ConnectionSettings::close_on_backpressure).
     pub fn close_on_backpressure(mut self, on: bool) -> Self {
         self.settings.connection.close_on_backpressure = on;

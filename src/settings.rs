@@ -8,7 +8,7 @@
 //! | `[protocol]` | [`ProtocolSettings`] | the protocol core, both roles: limits, auto-pong |
 //! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer, inbound rate limit |
 //! | `[deflate]` | [`DeflateSettings`] | the handshake and the core, both roles: permessage-deflate |
-//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers |
+//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers; the standalone server's TLS |
 //! | `[client]` | [`ClientSettings`] | the client: URL, subprotocols, headers, connect timeout, reconnect |
 //! | `[hub]` | [`HubSettings`] | `ws::Hub`: send budgets, history, presence |
 //! | `[redis]` | [`RedisSettings`] | the hub's Redis backplane (feature `redis`) |
@@ -44,8 +44,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 mod rate_limit;
 pub(crate) mod redact;
+mod tls;
 
 pub use rate_limit::{OverLimit, RateLimit};
+pub use tls::TlsSettings;
 
 /// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
@@ -458,6 +460,10 @@ pub struct ServerSettings {
     /// `Content-Length`, `Transfer-Encoding`) is left out of the response (and
     /// reported by `Settings::check`). Default: none.
     pub headers: BTreeMap<String, String>,
+    /// The standalone server's certificate and key: `wss://` when set (the
+    /// `[server.tls]` table; see [`TlsSettings`]). The route ignores it. Default
+    /// `None`: plain `ws://`.
+    pub tls: Option<TlsSettings>,
 }
 
 impl ServerSettings {
@@ -484,6 +490,12 @@ impl ServerSettings {
     /// Add one of the [`headers`](Self::headers).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Set [`tls`](Self::tls).
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = Some(tls);
         self
     }
 }

@@ -22,7 +22,7 @@ mod origin;
 mod server;
 
 pub use client::{ClientRequest, Response};
-pub use error::{write_refusal, BuildError, HandshakeError};
+pub use error::{write_refusal, write_refusal_body, BuildError, HandshakeError};
 pub use headers::{parse_extensions, Extension};
 pub use key::{accept_key, generate_key, GUID};
 pub use origin::{origin_allowed, ANY_ORIGIN};

@@ -6,11 +6,17 @@
 mod listen;
 #[cfg(feature = "server")]
 mod request;
+#[cfg(feature = "server")]
+mod tls;
 
 use std::time::Duration;
 
 #[cfg(feature = "server")]
 pub use request::{Refuse, Request};
+/// The rustls this crate is built with (ring provider), for
+/// [`Server::tls_config`].
+#[cfg(feature = "server")]
+pub use tokio_rustls::rustls;
 
 use crate::{
     actor::Registry,
@@ -43,6 +49,9 @@ use crate::{
 pub struct Server {
     settings: Settings,
     registry: Registry,
+    /// The standalone server's TLS configuration, when given whole.
+    #[cfg(feature = "server")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -57,7 +66,7 @@ impl Server {
     pub fn with_settings(settings: Settings) -> Self {
         Server {
             settings,
-            registry: Registry::default(),
+            ..Server::default()
         }
     }
 

@@ -157,7 +157,10 @@ where
         // would otherwise take room in every connection's future.
         let WriteOut { socket, task, .. } = out;
         drop(task);
-        actix_rt::spawn(shut_down(socket, server.settings().connection.close_timeout));
+        actix_rt::spawn(shut_down(
+            socket,
+            server.settings().connection.close_timeout,
+        ));
     }
     Ok(())
 }

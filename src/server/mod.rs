@@ -13,6 +13,8 @@ use std::time::Duration;
 
 #[cfg(feature = "server")]
 pub use request::{Refuse, Request};
+#[cfg(feature = "server")]
+pub use tls::tls_server_config;
 /// The rustls this crate is built with (ring provider), for
 /// [`Server::tls_config`].
 #[cfg(feature = "server")]

@@ -26,6 +26,24 @@ use crate::settings::TlsSettings;
 /// HTTP/1.1 upgrade, RFC 6455 §4.1 item 2). An error names the file, never what
 /// it holds.
 pub(crate) fn server_config(settings: &TlsSettings) -> io::Result<Arc<rustls::ServerConfig>> {
+    tls_server_config(settings).map(Arc::new)
+}
+
+/// The rustls configuration the standalone server makes of `files` (its
+/// certificate chain and key, the ring provider, TLS 1.2 and 1.3, ALPN
+/// `http/1.1`), for a server of your own: the actix-web route behind
+/// `HttpServer::bind_rustls_0_23` serves with the same certificate so. An error
+/// names the file, never what it holds.
+///
+/// ```no_run
+/// # fn run() -> std::io::Result<()> {
+/// use websocket_driver as ws;
+///
+/// let config = ws::server::tls_server_config(&ws::TlsSettings::new("cert.pem", "key.pem"))?;
+/// assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
+/// # Ok(()) }
+/// ```
+pub fn tls_server_config(settings: &TlsSettings) -> io::Result<rustls::ServerConfig> {
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
     let chain_pem = std::fs::read(&settings.cert_file)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", settings.cert_file)))?;
@@ -46,14 +64,14 @@ pub(crate) fn server_config(settings: &TlsSettings) -> io::Result<Arc<rustls::Se
 fn config_for(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+) -> Result<rustls::ServerConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 impl super::Server {

@@ -210,7 +210,8 @@ pub use server::Server;
 pub use server::{Refuse, Request};
 pub use settings::{
     ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, OverLimit, ProtocolSettings,
-    RateLimit, ReconnectPolicy, RedisSettings, ServerSettings, Settings, SlowConsumer, TlsSettings,
+    RateLimit, ReconnectPolicy, RedisSettings, ServerSettings, Settings, SettingsError,
+    SlowConsumer, TlsSettings,
 };
 #[cfg(feature = "web")]
 pub use web::{on_connect, start, start_with, Upgrade};

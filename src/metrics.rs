@@ -44,7 +44,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::proto::CloseCode;
+use crate::proto::{CloseCode, ReadyState};
 
 /// One thread's counters; only that thread adds to them.
 #[derive(Debug, Default)]
@@ -219,11 +219,9 @@ impl Collector for WsCollector {
                 None,
                 prometheus_client::metrics::MetricType::Gauge,
             )?;
-            for (state, count) in ["connecting", "open", "closing", "closed"]
-                .iter()
-                .zip(states)
-            {
-                let labels = [("state", *state)];
+            for state in ReadyState::ALL {
+                let count = states[usize::from(state.as_u8())];
+                let labels = [("state", state.name())];
                 ConstGauge::new(count as i64).encode(family.encode_family(&labels)?)?;
             }
         }

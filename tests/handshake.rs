@@ -14,7 +14,7 @@ use websocket_driver::{
         BuildError, ClientRequest, Extension, HandshakeError, HttpVersion, RequestParts,
         MAX_HEADERS, MAX_HEAD_SIZE,
     },
-    ClientSettings, ServerSettings, Settings,
+    ClientSettings, ServerSettings, Settings, SettingsError,
 };
 
 /// The sample key of RFC 6455 §1.3 and its accept value.
@@ -608,8 +608,17 @@ fn server_refuses_additional_headers_that_inject_or_collide() {
     assert!(!bytes.contains("stolen") && !bytes.contains("close") && !bytes.contains("X Bad"));
     assert!(bytes.ends_with("X-Good: 1\r\n\r\n"));
 
-    let check =
-        |name: &str, value: &str| srv(&ServerSettings::default().header(name, value)).check();
+    let check = |name: &str, value: &str| {
+        srv(&ServerSettings::default().header(name, value))
+            .check()
+            .map_err(|err| match err {
+                SettingsError::Handshake {
+                    key: "server.headers",
+                    error,
+                } => error,
+                other => panic!("not a server header error: {other:?}"),
+            })
+    };
     assert_eq!(
         check("X-Evil", "a\r\nb").unwrap_err(),
         BuildError::InvalidHeaderValue("X-Evil".into())

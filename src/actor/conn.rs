@@ -103,11 +103,35 @@ impl Conn {
         self.shared.push(Request::Run(Box::new(f)), 0)
     }
 
+    /// Resolves with how the connection ended: the [`Close`](super::Close) its actor
+    /// was handed (or, when the actor stopped before the connection closed, a
+    /// `Close` with 1001, going away, not clean). Usable from any thread or task,
+    /// any number of times.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: websocket_driver::Conn) {
+    /// conn.close(websocket_driver::CloseCode::NORMAL, "done");
+    /// let close = conn.closed().await;
+    /// println!("closed with {} ({})", close.code.0, close.reason);
+    /// # }
+    /// ```
+    pub fn closed(&self) -> Closed {
+        Closed {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Whether the connection's driver still runs (on the connection's thread):
     /// then `waker` is woken when it finishes.
     #[cfg(feature = "client")]
     pub(crate) fn wait_finished(&self, waker: &std::task::Waker) -> bool {
         owned_of(&self.shared).is_some_and(|owned| owned.borrow_mut().wait_finished(waker))
+    }
+
+    /// How the connection ended, if it did.
+    #[cfg(feature = "client")]
+    pub(crate) fn close_event(&self) -> Option<super::Close> {
+        self.shared.close_event()
     }
 
     /// Whether the user (or a shutdown) asked for the close.
@@ -140,7 +164,7 @@ impl Conn {
         }
     }
 
-    /// Send a message (the seed's `send`), by reference: a large payload held in
+    /// Send a message, by reference: a large payload held in
     /// `Bytes` (an echoed or broadcast message) is not copied on its way out.
     pub fn send(&self, message: impl Into<Message>) -> Sent {
         let message = message.into();
@@ -154,7 +178,8 @@ impl Conn {
         }
     }
 
-    /// Send a text message (the seed's `send-text`).
+    /// Send a text message.
+    #[doc(alias = "send-text")]
     pub fn send_text(&self, text: impl AsRef<str>) -> Sent {
         let text = text.as_ref();
         match with_owned(&self.shared, |l| l.send(|core| core.send_text(text))) {
@@ -163,7 +188,8 @@ impl Conn {
         }
     }
 
-    /// Send a binary message (the seed's `send-binary`).
+    /// Send a binary message.
+    #[doc(alias = "send-binary")]
     pub fn send_binary(&self, data: impl AsRef<[u8]>) -> Sent {
         let data = data.as_ref();
         match with_owned(&self.shared, |l| l.send(|core| core.send_binary(data))) {
@@ -188,9 +214,10 @@ impl Conn {
         }
     }
 
-    /// Send a Ping (the seed's `send-ping`). The returned [`RoundTrip`] resolves
+    /// Send a Ping. The returned [`RoundTrip`] resolves
     /// with the round-trip time when the Pong with the same payload arrives (or a
     /// later one: a peer may answer only the latest ping).
+    #[doc(alias = "send-ping")]
     pub fn send_ping(&self, payload: impl AsRef<[u8]>) -> RoundTrip {
         let payload = Bytes::copy_from_slice(payload.as_ref());
         let (tx, rx) = oneshot::channel();
@@ -223,12 +250,13 @@ impl Conn {
         }
     }
 
-    /// Start the closing handshake (the seed's `close-connection`) with `code` and
+    /// Start the closing handshake with `code` and
     /// `reason` (at most 123 bytes; `code` one that
     /// [`CloseCode::is_allowed`] accepts). The actor receives
     /// [`Close`](super::Close) when it completes or times out. The `Sent` resolves
     /// when the Close frame was written. A client with a reconnect policy does not
     /// reconnect after it.
+    #[doc(alias = "close-connection")]
     pub fn close(&self, code: CloseCode, reason: &str) -> Sent {
         match with_owned(&self.shared, |l| l.close(code, reason)) {
             Some(result) => self.local_sent(result),
@@ -262,12 +290,13 @@ impl Conn {
         with_owned(&self.shared, |l| l.resume_reading());
     }
 
-    /// The ready-state (the seed's `ready-state`).
+    /// The ready-state.
+    #[doc(alias = "ready-state")]
     pub fn ready_state(&self) -> ReadyState {
         self.shared.ready_state()
     }
 
-    /// The subprotocol agreed in the handshake (the seed's `protocol`).
+    /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
         self.shared.protocol()
     }
@@ -285,7 +314,7 @@ impl Conn {
         self.shared.auto_pong()
     }
 
-    /// `"hybi-13"` (the seed's `version`).
+    /// `"hybi-13"`.
     pub fn version(&self) -> &'static str {
         VERSION
     }
@@ -298,7 +327,7 @@ impl Conn {
 }
 
 /// What a send returns: whether it was accepted, and a future that resolves once
-/// its bytes were handed to the transport (the seed's `:callback`).
+/// its bytes were handed to the transport.
 ///
 /// Nothing needs to be done with it: dropped, it costs nothing. [`error`](Self::error)
 /// says at once why a send was refused (a remote send, queued for the connection's
@@ -312,6 +341,7 @@ impl Conn {
 /// conn.send_text("flushed").await?;
 /// # Ok(()) }
 /// ```
+#[doc(alias = "callback")]
 pub struct Sent(SentState);
 
 enum SentState {
@@ -397,6 +427,24 @@ impl Future for Sent {
                 None if shared.writer_gone() => Poll::Ready(Err(SendError::Closed)),
                 None => Poll::Pending,
             },
+        }
+    }
+}
+
+/// What [`Conn::closed`] returns: resolves with the connection's
+/// [`Close`](super::Close).
+#[derive(Debug, Clone)]
+pub struct Closed {
+    shared: Arc<Shared>,
+}
+
+impl Future for Closed {
+    type Output = super::Close;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.shared.closed(cx.waker()) {
+            Some(close) => Poll::Ready(close),
+            None => Poll::Pending,
         }
     }
 }

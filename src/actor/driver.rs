@@ -16,14 +16,14 @@ use std::{
     task::{Context as TaskContext, Poll, Waker},
 };
 
-use actix::{dev::MessageResponse, ActorContext, ActorFuture, Context, Handler};
+use actix::{ActorContext, ActorFuture, Context};
 use bytes::BytesMut;
 
 use super::{
     owned::End,
     rate::{Limiter, Verdict as RateVerdict},
     registry::Registry,
-    serve::Control,
+    serve::{handle, Control},
     slab::{self, OwnedRef},
     timers::{Timers, Verdict},
     Conn, Error, Open, WebSocketActor,
@@ -365,7 +365,11 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
     fn hand_close(&mut self, act: &mut A, ctx: &mut Context<A>, close: CloseEvent) {
         self.phase = Phase::Closed;
         crate::metrics::closed(close.code);
-        let pending = self.owned.borrow_mut().take_pending_error();
+        let pending = {
+            let mut owned = self.owned.borrow_mut();
+            owned.closing(&close);
+            owned.take_pending_error()
+        };
         if let Some(error) = pending {
             self.hand_error(act, ctx, error);
         }
@@ -390,16 +394,6 @@ fn charge(limiter: &mut Limiter, event: &Event, cx: &mut TaskContext<'_>) -> Rat
         limiter.pause(wait, cx);
     }
     verdict
-}
-
-/// Call the actor's handler for `msg` the way its mailbox would.
-fn handle<A, M>(act: &mut A, ctx: &mut Context<A>, msg: M)
-where
-    A: Handler<M> + actix::Actor<Context = Context<A>>,
-    M: actix::Message<Result = ()>,
-{
-    let response = <A as Handler<M>>::handle(act, msg, ctx);
-    response.handle(ctx, None);
 }
 
 impl<A, S> ActorFuture<A> for Driver<A, S>

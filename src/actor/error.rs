@@ -4,7 +4,7 @@
 
 use crate::proto::{self, CapacityError, CloseCode, ExtensionError, ProtocolError};
 
-/// Why a connection failed (the seed's `error` event): every variant can happen to
+/// Why a connection failed : every variant can happen to
 /// an open connection, and each knows the close code it was failed with. An actor
 /// receives at most one, always followed by [`Close`](crate::Close).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

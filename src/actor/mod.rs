@@ -40,13 +40,13 @@ mod spawn;
 mod task;
 mod timers;
 
-pub use conn::{Conn, RoundTrip, Sent};
+pub use conn::{Closed, Conn, RoundTrip, Sent};
 pub(crate) use driver::Input;
 pub use endpoint::{endpoint, Endpoint, EndpointActor, EndpointContext};
 pub use error::{Error, SendError};
-pub use forward::{forward, Forward, Forwarder};
+pub use forward::{forward, Forward, Forwarder, Tagged};
 pub use id::{ConnId, ParseConnIdError};
-pub use messages::{Close, Message, Open, Ping, Pong, Tagged, WebSocketActor};
+pub use messages::{Close, Message, Open, Ping, Pong, WebSocketActor};
 pub use on_thread::{Accepted, Budget, OnThread, Refused, ThreadKey};
 #[cfg(feature = "server")]
 pub(crate) use owned::End;

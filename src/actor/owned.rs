@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     metrics::ThreadStats,
-    proto::{self, CloseCode, Connection, Event, PreparedMessage, ReadyState, Role},
+    proto::{self, CloseCode, CloseEvent, Connection, Event, PreparedMessage, ReadyState, Role},
     settings::ConnectionSettings,
 };
 
@@ -69,22 +69,22 @@ pub(crate) enum OverBudget {
 /// compressed again for this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Queued {
-    pub end: u64,
-    pub recompressed: bool,
+    pub(super) end: u64,
+    pub(super) recompressed: bool,
 }
 
 /// What the driver needs to know before it reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadView {
     /// Events wait to be handed to the actor.
-    pub events_waiting: bool,
+    pub(super) events_waiting: bool,
     /// Reading is paused.
-    pub paused: bool,
+    pub(super) paused: bool,
     /// Bytes of the current frame not arrived yet.
-    pub frame_remaining: usize,
+    pub(super) frame_remaining: usize,
     /// The output holds a payload by reference (perhaps a slice of the read
     /// buffer).
-    pub shares_output: bool,
+    pub(super) shares_output: bool,
 }
 
 /// What only the connection's thread touches; see the [module docs](self).
@@ -268,7 +268,7 @@ impl Owned {
                 queued: self.budgeted.len(),
             });
         }
-        let recompressed = self.core.compresses_prepared_again(message);
+        let recompressed = self.core.info().compresses_prepared_again(message);
         if self.core.send_prepared(message).is_err() {
             return Err(OverBudget::Closed);
         }
@@ -395,7 +395,7 @@ impl Owned {
         if self.read_paused || self.throttled {
             return None;
         }
-        if self.core.peek_event().is_none() && !read_buf.is_empty() {
+        if self.core.info().peek_event().is_none() && !read_buf.is_empty() {
             self.core.receive_buf(read_buf);
         }
         let event = self.core.poll_event()?;
@@ -412,7 +412,7 @@ impl Owned {
                 }
                 self.shared.pong_received(payload);
             }
-            Event::Ping(payload) if !self.core.config().auto_pong && !answers_pings => {
+            Event::Ping(payload) if !self.core.info().settings().auto_pong && !answers_pings => {
                 // Nobody else answers it (RFC 6455 §5.5.2: an endpoint "MUST send a
                 // Pong frame in response").
                 let _ = self.core.send_pong(payload);
@@ -460,7 +460,7 @@ impl Owned {
     /// is handed over (a client's: RFC 6455 §7.1.4, the connection is closed only
     /// once the server closed TCP).
     pub fn parks_close(&self, input_done: bool) -> bool {
-        self.core.role() == Role::Client && !self.transport_done(input_done)
+        self.core.info().role() == Role::Client && !self.transport_done(input_done)
     }
 
     pub fn register_driver(&mut self, waker: &Waker) {
@@ -471,13 +471,19 @@ impl Owned {
 
     pub fn read_view(&self) -> ReadView {
         ReadView {
-            events_waiting: self.core.peek_event().is_some()
+            events_waiting: self.core.info().peek_event().is_some()
                 && !self.read_paused
                 && !self.throttled,
             paused: self.read_paused || self.throttled,
-            frame_remaining: self.core.frame_remaining(),
-            shares_output: self.core.output_shares_payload(),
+            frame_remaining: self.core.info().frame_remaining(),
+            shares_output: self.core.output().shares_payload(),
         }
+    }
+
+    /// The driver hands `close` to the actor: how the connection ended, for
+    /// [`Conn::closed`](super::Conn::closed).
+    pub fn closing(&self, close: &CloseEvent) {
+        self.shared.set_closed(close);
     }
 
     /// The failure found above the core, to hand over before the `Close`.
@@ -530,7 +536,7 @@ impl Owned {
             self.core.receive_eof();
             // Nothing more reaches a peer that let the close time out: what waits
             // for it is dropped, not held until the transport goes.
-            self.core.discard_output();
+            self.core.output_mut().discard();
         }
         self.sync();
     }
@@ -544,6 +550,12 @@ impl Owned {
             return;
         }
         self.driver_done = true;
+        // Without a `Close` handed over (the actor stopped first): we went away.
+        self.shared.set_closed(&CloseEvent {
+            code: CloseCode::GOING_AWAY,
+            reason: String::new(),
+            was_clean: false,
+        });
         let id = self.shared.id();
         for hook in std::mem::take(&mut self.on_close) {
             hook(id);
@@ -632,21 +644,21 @@ impl Owned {
     #[cfg(feature = "server")]
     #[inline]
     pub fn output_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
-        self.core.output_vectored(dst)
+        self.core.output().chunks_vectored(dst)
     }
 
     /// `n` bytes of the output were written.
     #[cfg(feature = "server")]
     #[inline]
     pub fn output_written(&mut self, n: usize) {
-        self.core.advance_output(n);
+        self.core.output_mut().advance(n);
         self.taken(n);
     }
 
     /// The next chunk of output, handed to the transport.
     #[inline]
     pub fn take_output(&mut self) -> Bytes {
-        let out = self.core.take_output_chunk();
+        let out = self.core.output_mut().take_chunk();
         if !out.is_empty() {
             self.taken(out.len());
         }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{id::ConnId, SendError};
-use crate::proto::{CloseCode, Message, PreparedMessage, ReadyState};
+use crate::proto::{CloseCode, CloseEvent, Message, PreparedMessage, ReadyState};
 
 /// What any thread may read or ask; see the [module docs](self).
 #[derive(Debug)]
@@ -52,14 +52,14 @@ pub(crate) struct Shared {
 /// What [`Shared::new`] takes: the connection's fixed facts.
 #[derive(Debug)]
 pub(crate) struct Facts {
-    pub id: ConnId,
-    pub owner: u64,
-    pub slot: usize,
-    pub protocol: Option<String>,
-    pub extension: Option<String>,
-    pub max_send_buffer: usize,
-    pub auto_pong: bool,
-    pub ready_state: ReadyState,
+    pub(super) id: ConnId,
+    pub(super) owner: u64,
+    pub(super) slot: usize,
+    pub(super) protocol: Option<String>,
+    pub(super) extension: Option<String>,
+    pub(super) max_send_buffer: usize,
+    pub(super) auto_pong: bool,
+    pub(super) ready_state: ReadyState,
 }
 
 /// The part of [`Shared`] behind its lock: touched by other threads' sends, by a
@@ -76,6 +76,11 @@ struct Inbox {
     pings: VecDeque<(Bytes, Instant, oneshot::Sender<Duration>)>,
     /// Wakes the owner's driver for a request.
     owner: Option<Waker>,
+    /// How the connection ended, once its driver handed over the `Close` (or was
+    /// gone without one); boxed: most connections never have it read.
+    closed: Option<Box<CloseEvent>>,
+    /// Tasks waiting on [`Conn::closed`](super::Conn::closed).
+    close_waiters: Vec<Waker>,
 }
 
 /// A request from another thread, applied by the owner in order.
@@ -163,25 +168,6 @@ impl QueuedSend {
     }
 }
 
-/// A ready-state as the number the browser's `readyState` uses.
-fn state_code(state: ReadyState) -> u8 {
-    match state {
-        ReadyState::Connecting => 0,
-        ReadyState::Open => 1,
-        ReadyState::Closing => 2,
-        ReadyState::Closed => 3,
-    }
-}
-
-fn state_of(code: u8) -> ReadyState {
-    match code {
-        0 => ReadyState::Connecting,
-        1 => ReadyState::Open,
-        2 => ReadyState::Closing,
-        _ => ReadyState::Closed,
-    }
-}
-
 impl Shared {
     pub fn new(facts: Facts) -> Shared {
         Shared {
@@ -192,7 +178,7 @@ impl Shared {
             extension: facts.extension,
             max_send_buffer: facts.max_send_buffer,
             auto_pong: facts.auto_pong,
-            ready_state: AtomicU8::new(state_code(facts.ready_state)),
+            ready_state: AtomicU8::new(facts.ready_state.as_u8()),
             buffered: AtomicUsize::new(0),
             written: AtomicU64::new(0),
             writer_gone: AtomicBool::new(false),
@@ -241,7 +227,7 @@ impl Shared {
     }
 
     pub fn ready_state(&self) -> ReadyState {
-        state_of(self.ready_state.load(Ordering::Acquire))
+        ReadyState::try_from(self.ready_state.load(Ordering::Acquire)).unwrap_or(ReadyState::Closed)
     }
 
     pub fn buffered(&self) -> usize {
@@ -273,7 +259,7 @@ impl Shared {
         if state == ReadyState::Open && self.closed_by_user() {
             state = ReadyState::Closing;
         }
-        self.ready_state.store(state_code(state), Ordering::Release);
+        self.ready_state.store(state.as_u8(), Ordering::Release);
         self.buffered.store(buffered, Ordering::Release);
     }
 
@@ -282,8 +268,8 @@ impl Shared {
     pub fn mark_closing(&self) {
         self.set_closed_by_user();
         let _ = self.ready_state.compare_exchange(
-            state_code(ReadyState::Open),
-            state_code(ReadyState::Closing),
+            ReadyState::Open.as_u8(),
+            ReadyState::Closing.as_u8(),
             Ordering::AcqRel,
             Ordering::Acquire,
         );
@@ -413,6 +399,37 @@ impl Shared {
             crate::metrics::ping_rtt(rtt);
         }
         rtt
+    }
+
+    /// How the connection ended: `close` is what its actor was handed. The first
+    /// one counts; whoever waits on [`Conn::closed`](super::Conn::closed) is woken.
+    pub fn set_closed(&self, close: &CloseEvent) {
+        let mut inbox = self.lock();
+        if inbox.closed.is_some() {
+            return;
+        }
+        inbox.closed = Some(Box::new(close.clone()));
+        let waiters = std::mem::take(&mut inbox.close_waiters);
+        drop(inbox);
+        waiters.into_iter().for_each(Waker::wake);
+    }
+
+    /// How the connection ended, if it did.
+    #[cfg(feature = "client")]
+    pub fn close_event(&self) -> Option<CloseEvent> {
+        self.lock().closed.as_deref().cloned()
+    }
+
+    /// How the connection ended, once it did; else `waker` is woken then.
+    pub fn closed(&self, waker: &Waker) -> Option<CloseEvent> {
+        let mut inbox = self.lock();
+        if let Some(close) = &inbox.closed {
+            return Some((**close).clone());
+        }
+        if !inbox.close_waiters.iter().any(|w| w.will_wake(waker)) {
+            inbox.close_waiters.push(waker.clone());
+        }
+        None
     }
 
     /// The transport is done: every waiter is woken (its `Sent` fails), every ping

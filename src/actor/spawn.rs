@@ -45,10 +45,10 @@ fn create(core: Connection, settings: &ConnectionSettings) -> OwnedRef {
             id,
             owner: thread_number(),
             slot,
-            protocol: core.protocol().map(str::to_owned),
-            extension: core.extension().map(|e| e.name().to_owned()),
+            protocol: core.info().protocol().map(str::to_owned),
+            extension: core.info().extension().map(|e| e.name().to_owned()),
             max_send_buffer: settings.max_send_buffer,
-            auto_pong: core.config().auto_pong,
+            auto_pong: core.info().settings().auto_pong,
             ready_state: core.ready_state(),
         }));
         Owned::new(core, shared, settings)

@@ -14,16 +14,16 @@ use std::{
 use actix::{ActorContext, ActorFuture, Context};
 use futures_core::Stream;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
 
 use super::{
     connect::{establish, Established, Plan, WriteHalf},
     ClientError,
 };
 use crate::{
-    actor::{attach, open_core, ConnTask, Control, WebSocketActor},
-    proto::Role,
+    actor::{attach, open_core, Close, Conn, ConnTask, Control, WebSocketActor},
+    proto::{CloseCode, Role},
     settings::ReconnectPolicy,
-    Conn,
 };
 
 /// Start serving `established` in the actor's context: its driver there, its pump
@@ -91,19 +91,46 @@ pub(crate) struct Session<A: WebSocketActor> {
     conn: Conn,
     control: Control<A>,
     reconnecting: Option<Reconnecting>,
+    /// Told the last connection's `Close` when the session ends ([`Client::run`](super::Client::run)).
+    done: Option<oneshot::Sender<Close>>,
 }
 
 /// The attempts of [`reconnect`], in flight.
 type Reconnecting = Pin<Box<dyn Future<Output = Result<Established, ClientError>>>>;
 
 impl<A: WebSocketActor> Session<A> {
-    pub fn new(plan: Rc<Plan>, conn: Conn, control: Control<A>) -> Self {
+    pub fn new(
+        plan: Rc<Plan>,
+        conn: Conn,
+        control: Control<A>,
+        done: Option<oneshot::Sender<Close>>,
+    ) -> Self {
         Session {
             plan,
             conn,
             control,
             reconnecting: None,
+            done,
         }
+    }
+
+    /// `run` learns the last connection's `Close`.
+    fn tell_done(&mut self) {
+        if let Some(done) = self.done.take() {
+            let close = self.conn.close_event().unwrap_or(Close {
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                was_clean: false,
+            });
+            let _ = done.send(close);
+        }
+    }
+
+    /// The session ends: the actor stops, and `run` learns the last `Close`.
+    fn end(&mut self, ctx: &mut Context<A>) -> Poll<()> {
+        self.tell_done();
+        ctx.stop();
+        Poll::Ready(())
     }
 }
 
@@ -128,8 +155,7 @@ impl<A: WebSocketActor> ActorFuture<A> for Session<A> {
                     }
                     Poll::Ready(Err(err)) => {
                         tracing::warn!(url = %this.plan.url, error = %err, "websocket reconnect gave up");
-                        ctx.stop();
-                        return Poll::Ready(());
+                        return this.end(ctx);
                     }
                 }
             }
@@ -145,11 +171,18 @@ impl<A: WebSocketActor> ActorFuture<A> for Session<A> {
                 }
                 _ => {
                     // The actor lives as long as its connection, as on the server.
-                    ctx.stop();
-                    return Poll::Ready(());
+                    return this.end(ctx);
                 }
             }
         }
+    }
+}
+
+impl<A: WebSocketActor> Drop for Session<A> {
+    fn drop(&mut self) {
+        // The actor stopped (an endpoint stops on its `Close`) before the session
+        // saw the end.
+        self.tell_done();
     }
 }
 

@@ -135,16 +135,6 @@ impl Connection {
         }
     }
 
-    /// Whether [`send_prepared`](Self::send_prepared) would compress `prepared`
-    /// again for this connection (it has permessage-deflate with context takeover
-    /// on our side, or a smaller window), rather than send the frame prepared once.
-    pub fn compresses_prepared_again(&self, prepared: &PreparedMessage) -> bool {
-        match (&self.extension, prepared.compressed_payload()) {
-            (Some(ext), Some((_, bits))) => !ext.accepts_prepared(bits),
-            _ => false,
-        }
-    }
-
     fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
         if !self.state.can_send() {
             return Err(SendError::Closed);

@@ -6,9 +6,9 @@
 //! | section | type | read by |
 //! |---|---|---|
 //! | `[protocol]` | [`ProtocolSettings`] | the protocol core, both roles: limits, auto-pong |
-//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer |
+//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer, inbound rate limit |
 //! | `[deflate]` | [`DeflateSettings`] | the handshake and the core, both roles: permessage-deflate |
-//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers |
+//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers; the standalone server's TLS |
 //! | `[client]` | [`ClientSettings`] | the client: URL, subprotocols, headers, connect timeout, reconnect |
 //! | `[hub]` | [`HubSettings`] | `ws::Hub`: send budgets, history, presence |
 //! | `[redis]` | [`RedisSettings`] | the hub's Redis backplane (feature `redis`) |
@@ -54,10 +54,16 @@ mod deflate;
 
 use std::{collections::BTreeMap, time::Duration};
 
+mod rate_limit;
+pub(crate) mod redact;
+mod tls;
+
 #[cfg(any(feature = "web", feature = "server", feature = "client"))]
 pub(crate) use builder::builder_setters;
 pub use check::{SettingsError, MAX_SOCKET_SEND_BUFFER, MAX_SUBSCRIPTION_BUFFER};
 pub use client::{ClientSettings, ReconnectPolicy};
+pub use rate_limit::{OverLimit, RateLimit};
+pub use tls::TlsSettings;
 
 /// The longest duration a setting may hold: 2^32 - 1 ms (about 49.7 days). The
 /// longest default is a day (`redis.topic_ttl_ms`); the bound keeps every deadline
@@ -248,6 +254,15 @@ pub struct ConnectionSettings {
     /// Default `None`.
     #[cfg_attr(feature = "serde", serde(with = "bytes_opt"))]
     pub socket_send_buffer: Option<usize>,
+    /// Messages and bytes per second taken from the peer, with a burst, and what
+    /// going over brings (close with 1008, or pause reading); see [`RateLimit`].
+    /// `None` (no `[connection.rate_limit]` table): no limit, the peer is bounded
+    /// by the message size limits and by how fast the actor handles what it
+    /// sends. Default `None`: what a peer may send depends on the application
+    /// (a chat's few messages a second, a game's sixty updates, a file upload's
+    /// megabytes), so the library does not guess; a server open to the public
+    /// should set one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ConnectionSettings {
@@ -261,6 +276,7 @@ impl Default for ConnectionSettings {
             close_on_backpressure: false,
             max_events_per_poll: 32,
             socket_send_buffer: None,
+            rate_limit: None,
         }
     }
 }
@@ -453,10 +469,15 @@ pub struct ServerSettings {
     /// handshake still succeeds. A string that is not a token can never be offered,
     /// so never matches. Default: none.
     pub protocols: Vec<String>,
-    /// Origins allowed to connect: a request whose `Origin` header is missing or not
-    /// in the list (compared ASCII case-insensitively, as serialized by RFC 6454
-    /// §6.2, e.g. `https://example.com:8443` with no trailing slash) is refused with
-    /// `403`. Default: empty, any origin (`Origin` not checked).
+    /// Origins allowed to connect besides the server's own. A handshake with an
+    /// `Origin` header (a browser's) is refused with `403` unless the origin's host
+    /// and port are the request's `Host` (a default port, 80 or 443, written or
+    /// not) or it is listed here: `"*"` (any origin), an exact origin as RFC 6454
+    /// §6.2 serializes it (`https://app.example.com`, `http://localhost:3000`), or
+    /// every subdomain of a domain (`https://*.example.com`); scheme, host and port
+    /// compared ASCII case-insensitively. A handshake without `Origin` (not a
+    /// browser) is accepted. Default: empty, the server's own origin only (see
+    /// `handshake::origin_allowed`).
     pub origins: Vec<String>,
     /// Extra headers of every `101` response (the seed's `additional-headers`). A
     /// name that is not a token, a value with a control character, or a header the
@@ -464,6 +485,10 @@ pub struct ServerSettings {
     /// `Content-Length`, `Transfer-Encoding`) is left out of the response (and
     /// reported by `Settings::check`). Default: none.
     pub headers: BTreeMap<String, String>,
+    /// The standalone server's certificate and key: `wss://` when set (the
+    /// `[server.tls]` table; see [`TlsSettings`]). The route ignores it. Default
+    /// `None`: plain `ws://`.
+    pub tls: Option<TlsSettings>,
 }
 
 impl ServerSettings {
@@ -479,9 +504,23 @@ impl ServerSettings {
         self
     }
 
+    /// Allow any origin ([`origins`](Self::origins) `["*"]`): for a server that
+    /// authenticates each connection without the browser's ambient credentials
+    /// (cookies, HTTP authentication), or that serves public data only.
+    pub fn allow_any_origin(mut self) -> Self {
+        self.origins = vec!["*".into()];
+        self
+    }
+
     /// Add one of the [`headers`](Self::headers).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Set [`tls`](Self::tls).
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = Some(tls);
         self
     }
 }
@@ -605,7 +644,7 @@ impl Default for HubSettings {
 /// The hub's Redis backplane (the `[redis]` section; feature `redis`): publications
 /// through Redis pub/sub, numbered and kept in Redis Streams, presence in Redis
 /// hashes, so that hubs on several servers act as one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -614,7 +653,8 @@ impl Default for HubSettings {
 #[non_exhaustive]
 pub struct RedisSettings {
     /// `redis://host:port/db` (or `redis-cluster://host:port?node=host:port` for a
-    /// cluster). Default: empty, no backplane.
+    /// cluster), with `user:password@` before the host when Redis asks for them
+    /// (shown as `***` in `Debug` output and logs). Default: empty, no backplane.
     pub url: String,
     /// The prefix of every key and channel. Default `"ws"`.
     pub prefix: String,
@@ -656,6 +696,36 @@ pub struct RedisSettings {
     /// The longest wait between reconnect attempts. Default 5 s.
     #[cfg_attr(feature = "serde", serde(rename = "reconnect_max_ms", with = "millis"))]
     pub reconnect_max: Duration,
+}
+
+/// The URL's password shown as `***` (`redis://user:***@host:6379`).
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let RedisSettings {
+            url,
+            prefix,
+            sharded,
+            topic_ttl,
+            max_in_flight,
+            subscription_buffer,
+            presence_ttl,
+            command_timeout,
+            reconnect_initial,
+            reconnect_max,
+        } = self;
+        f.debug_struct("RedisSettings")
+            .field("url", &redact::Url(url))
+            .field("prefix", prefix)
+            .field("sharded", sharded)
+            .field("topic_ttl", topic_ttl)
+            .field("max_in_flight", max_in_flight)
+            .field("subscription_buffer", subscription_buffer)
+            .field("presence_ttl", presence_ttl)
+            .field("command_timeout", command_timeout)
+            .field("reconnect_initial", reconnect_initial)
+            .field("reconnect_max", reconnect_max)
+            .finish()
+    }
 }
 
 impl Default for RedisSettings {

@@ -29,6 +29,7 @@ mod id;
 mod messages;
 mod on_thread;
 mod owned;
+mod rate;
 mod registry;
 mod serve;
 mod shared;

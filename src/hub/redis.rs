@@ -271,7 +271,7 @@ pub struct RedisBackplane {
 impl std::fmt::Debug for RedisBackplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackplane")
-            .field("url", &self.settings.url)
+            .field("url", &crate::settings::redact::Url(&self.settings.url))
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }

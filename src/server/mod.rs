@@ -6,11 +6,19 @@
 mod listen;
 #[cfg(feature = "server")]
 mod request;
+#[cfg(feature = "server")]
+mod tls;
 
 use std::time::Duration;
 
 #[cfg(feature = "server")]
 pub use request::{Refuse, Request};
+#[cfg(feature = "server")]
+pub use tls::tls_server_config;
+/// The rustls this crate is built with (ring provider), for
+/// [`Server::tls_config`].
+#[cfg(feature = "server")]
+pub use tokio_rustls::rustls;
 
 use crate::{
     actor::Registry,
@@ -44,6 +52,9 @@ use crate::{
 pub struct Server {
     settings: Settings,
     registry: Registry,
+    /// The standalone server's TLS configuration, when given whole.
+    #[cfg(feature = "server")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -58,7 +69,7 @@ impl Server {
     pub fn with_settings(settings: Settings) -> Self {
         Server {
             settings,
-            registry: Registry::default(),
+            ..Server::default()
         }
     }
 
@@ -105,6 +116,24 @@ impl Server {
     /// See [`ServerSettings::origins`](crate::settings::ServerSettings::origins).
     pub fn origins<I: IntoIterator<Item = S>, S: Into<String>>(self, origins: I) -> Self {
         self.configure(|s| s.server.origins = origins.into_iter().map(Into::into).collect())
+    }
+
+    /// See [`ServerSettings::allow_any_origin`](crate::settings::ServerSettings::allow_any_origin).
+    pub fn allow_any_origin(self) -> Self {
+        self.configure(|s| s.server.origins = vec![crate::handshake::ANY_ORIGIN.into()])
+    }
+
+    /// Limit the messages and bytes per second each connection takes from its
+    /// peer; see [`ConnectionSettings::rate_limit`](crate::settings::ConnectionSettings::rate_limit).
+    ///
+    /// ```
+    /// use websocket_driver as ws;
+    ///
+    /// let server = ws::Server::new().rate_limit(ws::RateLimit::messages(20).bytes(64 * 1024));
+    /// assert!(server.settings().connection.rate_limit.is_some());
+    /// ```
+    pub fn rate_limit(self, limit: crate::settings::RateLimit) -> Self {
+        self.configure(|s| s.connection.rate_limit = Some(limit))
     }
 
     /// Prepare `message` once for sending to many connections with

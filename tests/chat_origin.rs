@@ -12,8 +12,8 @@ use websocket_driver as ws;
 
 async fn start() -> (SocketAddr, actix_web::dev::ServerHandle) {
     let settings = chat::chat_settings();
-    let hub = chat::chat_hub(&settings);
-    let routes = chat::routes(hub, ws::Server::with_settings(settings));
+    let app = chat::ChatApp::new("chat-origin", &settings, chat::ChatOptions::default());
+    let routes = chat::routes(app, ws::Server::with_settings(settings));
     let srv = actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
         .workers(1)
         .disable_signals()

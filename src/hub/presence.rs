@@ -6,9 +6,10 @@ use std::sync::Arc;
 use actix::Recipient;
 
 use super::{
-    lock,
+    inner::Hub,
+    sync::lock,
     topic::{Life, Topic},
-    Hub, HubInner, Member, Presence, PresenceKind, UserMeta,
+    types::{Member, Presence, PresenceKind, UserMeta},
 };
 
 impl Hub {
@@ -16,7 +17,16 @@ impl Hub {
     /// the metadata of one of its connections): what a backplane that shares
     /// presence announces again after its store lost it.
     pub fn local_presence(&self) -> Vec<(String, Vec<UserMeta>)> {
-        self.inner.local_presence()
+        let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();
+        let mut out = Vec::new();
+        for topic in topics {
+            let state = topic.lock();
+            if state.life == Life::Removed || !state.settings.presence || state.users.is_empty() {
+                continue;
+            }
+            out.push((topic.name.to_string(), state.user_metas()));
+        }
+        out
     }
 
     /// Send [`Presence`] events to `recipient` (an actor of the application's), in
@@ -130,62 +140,5 @@ impl Hub {
             }
         }
         state.global_users = Some(now);
-    }
-}
-
-impl HubInner {
-    /// The users present on this server, per topic with presence (each user's
-    /// metadata from one of its connections): what a backplane that shares
-    /// presence announces again after Redis lost it.
-    pub(crate) fn local_presence(&self) -> Vec<(String, Vec<UserMeta>)> {
-        let topics: Vec<Arc<Topic>> = lock(&self.topics).values().cloned().collect();
-        let mut out = Vec::new();
-        for topic in topics {
-            let state = topic.lock();
-            if state.life == Life::Removed || !state.settings.presence || state.users.is_empty() {
-                continue;
-            }
-            out.push((topic.name.to_string(), state.user_metas()));
-        }
-        out
-    }
-
-    /// Tell the presence recipients (under the topic's lock: in order).
-    pub(super) fn presence(
-        &self,
-        topic: &str,
-        user: &str,
-        meta: &Option<Arc<str>>,
-        kind: PresenceKind,
-    ) {
-        if let Some(backplane) = lock(&self.backplane)
-            .clone()
-            .filter(|b| b.shares_presence())
-        {
-            // Across servers: the backplane decides what is a first join or a last
-            // leave, and it comes back through `deliver_presence`.
-            backplane.presence_changed(topic, user, meta.as_deref(), kind);
-            return;
-        }
-        self.report_presence(topic, user, meta, kind);
-    }
-
-    /// Tell the presence recipients.
-    pub(super) fn report_presence(
-        &self,
-        topic: &str,
-        user: &str,
-        meta: &Option<Arc<str>>,
-        kind: PresenceKind,
-    ) {
-        let recipients = lock(&self.presence);
-        for r in recipients.iter() {
-            r.do_send(Presence {
-                topic: topic.to_owned(),
-                user: user.to_owned(),
-                meta: meta.as_deref().map(str::to_owned),
-                kind,
-            });
-        }
     }
 }

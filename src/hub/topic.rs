@@ -17,7 +17,10 @@ use std::{
     time::Instant,
 };
 
-use super::{Delivery, Position, TopicSettings};
+use super::{
+    delivery::Delivery,
+    types::{Position, TopicSettings},
+};
 use crate::actor::ConnId;
 
 /// One member: a connection in the topic.

@@ -403,6 +403,11 @@ async fn presence_under_churn_reports_exact_first_joins_and_last_leaves() {
                 break;
             };
             count += 1;
+            // Told with the connection that joined (the user's first) or left
+            // (its last): one of that user's.
+            let conn = event.conn.expect("a change made here names its connection");
+            let at = conns.iter().position(|c| c.id() == conn).unwrap();
+            assert_eq!(user_of(at), event.user);
             let before = last.insert(event.user.clone(), event.kind);
             assert_ne!(
                 before,

@@ -1,16 +1,16 @@
 //! The hub's connections: a connection is registered on its first use (the
-//! shard of its thread made and started when it has none), reached by id or all
-//! together, and leaves the hub when it closes.
+//! shard of its thread made and started when it has none), with its user;
+//! reached by id, by user or all together; it leaves the hub when it closes.
 
 use std::sync::Arc;
 
 use super::{
-    conns::ConnEntry,
+    conns::UserFull,
     inner::{Hub, HubInner},
     queue::{Cmd, ShardHandle},
     shard,
     sync::lock,
-    types::ReadyStateCounts,
+    types::{JoinError, ReadyStateCounts},
 };
 use crate::{
     actor::{Conn, ConnId},
@@ -18,8 +18,67 @@ use crate::{
 };
 
 impl Hub {
-    /// Send `message` to connection `id` through its budget (false when it is not
-    /// in the hub).
+    /// Make `conn` known to the hub as a connection of `user`, before (or
+    /// without) joining a topic: [`send_to_user`](Self::send_to_user),
+    /// [`send_to`](Self::send_to) and [`broadcast`](Self::broadcast) reach it
+    /// from now until it closes. A connection the hub knows already takes `user`
+    /// instead of the one it had. A connection's first use (`register`, or a join)
+    /// makes it known; one that joined with a [`JoinOptions::user`](super::JoinOptions::user)
+    /// and was never registered is that user's, and one without any user is its
+    /// own (its id, `conn-N`).
+    ///
+    /// Refused when the connection is closing or closed
+    /// ([`JoinError::Closed`]), when `user` is longer than
+    /// [`max_user_bytes`](crate::settings::HubSettings::max_user_bytes), or when
+    /// `user` has [`max_connections_per_user`](crate::settings::HubSettings::max_connections_per_user)
+    /// connections in the hub already ([`JoinError::TooManyConnections`]); a
+    /// refused register changes nothing (a connection the hub did not know stays
+    /// unknown; one it knew keeps its user).
+    pub fn register(&self, conn: &Conn, user: impl Into<String>) -> Result<(), JoinError> {
+        if !conn.ready_state().can_send() {
+            return Err(JoinError::Closed);
+        }
+        let user = user.into();
+        let limit = self.inner.settings.max_user_bytes;
+        if user.len() > limit {
+            return Err(JoinError::UserTooLong { limit });
+        }
+        self.inner.register(conn, Some(user.into()), true)?;
+        Ok(())
+    }
+
+    /// The connections of `user` in the hub (on this server), in the order they
+    /// became its.
+    pub fn connections_of(&self, user: &str) -> Vec<ConnId> {
+        lock(&self.inner.conns).of_user(user).to_vec()
+    }
+
+    /// Send `message` to every connection of `user` in the hub (on this server),
+    /// each through its budget like a publication; returns how many it went to.
+    pub fn send_to_user(&self, user: &str, message: impl Into<Message>) -> usize {
+        let targets: Vec<(ConnId, usize)> = {
+            let conns = lock(&self.inner.conns);
+            conns
+                .of_user(user)
+                .iter()
+                .filter_map(|id| conns.get(id).map(|e| (*id, e.shard)))
+                .collect()
+        };
+        if targets.is_empty() {
+            return 0;
+        }
+        let delivery = self
+            .inner
+            .delivery(message.into(), &self.topic_defaults(), 0, None);
+        for (id, shard) in &targets {
+            let delivery = delivery.clone();
+            self.inner.send(*shard, Cmd::Direct { id: *id, delivery });
+        }
+        targets.len()
+    }
+
+    /// Send `message` to connection `id` through its budget (false when the hub
+    /// does not know it: never registered, never joined, or closed).
     pub fn send_to(&self, id: ConnId, message: impl Into<Message>) -> bool {
         let shard = match lock(&self.inner.conns).get(&id) {
             Some(entry) => entry.shard,
@@ -32,7 +91,9 @@ impl Hub {
         true
     }
 
-    /// Send `message` to every connection of the hub (but `except`).
+    /// Send `message` to every connection the hub knows (but `except`): each one
+    /// registered or that joined a topic, member of a topic now or not, until it
+    /// closes.
     pub fn broadcast(&self, message: impl Into<Message>, except: Option<ConnId>) {
         let delivery = self
             .inner
@@ -68,24 +129,38 @@ impl Hub {
 }
 
 impl HubInner {
-    /// The shard of `conn`'s thread (made when it has none), with `conn` in it.
-    pub(super) fn register(self: &Arc<Self>, conn: &Conn) -> usize {
+    /// The shard of `conn`'s thread (made when it has none), with `conn` in the
+    /// hub: as `user` when it is new, or (a connection known already) when
+    /// `rename` or when it has no user of its own yet.
+    pub(super) fn register(
+        self: &Arc<Self>,
+        conn: &Conn,
+        user: Option<Arc<str>>,
+        rename: bool,
+    ) -> Result<usize, JoinError> {
+        let id = conn.id();
+        let limit = self.settings.max_connections_per_user;
+        let full = |UserFull { limit }| JoinError::TooManyConnections { limit };
         let mut conns = lock(&self.conns);
-        if let Some(entry) = conns.get(&conn.id()) {
-            return entry.shard;
+        if let Some(entry) = conns.get(&id) {
+            let shard = entry.shard;
+            if let Some(user) = user.filter(|_| rename || !entry.named) {
+                conns.set_user(id, user, limit).map_err(full)?;
+            }
+            return Ok(shard);
+        }
+        if let Some(user) = &user {
+            if conns.of_user(user).len() >= limit {
+                return Err(full(UserFull { limit }));
+            }
         }
         let shard = self.shard_for(conn);
-        conns.insert(
-            conn.id(),
-            ConnEntry {
-                conn: Some(conn.clone()),
-                shard,
-                topics: Vec::new(),
-            },
-        );
+        conns
+            .insert(id, Some(conn.clone()), shard, user, limit)
+            .map_err(full)?;
         drop(conns);
         self.send(shard, Cmd::Register { conn: conn.clone() });
-        shard
+        Ok(shard)
     }
 
     /// The shard of `conn`'s thread, started there (now, on that thread; or
@@ -142,13 +217,6 @@ impl HubInner {
     /// A connection without a socket on `shard` (a test's).
     #[cfg(test)]
     pub(super) fn test_conn(&self, id: ConnId, shard: usize) {
-        lock(&self.conns).insert(
-            id,
-            ConnEntry {
-                conn: None,
-                shard,
-                topics: Vec::new(),
-            },
-        );
+        let _ = lock(&self.conns).insert(id, None, shard, None, usize::MAX);
     }
 }

@@ -1,6 +1,6 @@
 //! The counters a hub keeps (its metrics, `ws_hub_*`, are encoded in `metrics`).
 
-use std::sync::atomic::AtomicU64;
+use std::sync::{atomic::AtomicU64, Arc};
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
@@ -16,7 +16,8 @@ pub(super) struct HubCounters {
     pub(super) backplane_published: AtomicU64,
     pub(super) remote_delivered: AtomicU64,
     pub(super) unrouted: AtomicU64,
-    pub(super) callback_panics: AtomicU64,
+    /// Shared with the presence thread.
+    pub(super) callback_panics: Arc<AtomicU64>,
     pub(super) history_evicted: AtomicU64,
     pub(super) joins_refused: AtomicU64,
     pub(super) publications_refused: AtomicU64,
@@ -36,7 +37,7 @@ impl HubCounters {
             backplane_published: AtomicU64::new(0),
             remote_delivered: AtomicU64::new(0),
             unrouted: AtomicU64::new(0),
-            callback_panics: AtomicU64::new(0),
+            callback_panics: Arc::default(),
             history_evicted: AtomicU64::new(0),
             joins_refused: AtomicU64::new(0),
             publications_refused: AtomicU64::new(0),

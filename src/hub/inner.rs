@@ -14,14 +14,13 @@ use std::{
     },
 };
 
-use actix::Recipient;
-
 use super::{
     backplane::Backplane,
     conns::Conns,
     counters::HubCounters,
     delivery::{Delivery, Policy},
     history::Histories,
+    listeners::Listeners,
     queue::{Cmd, ShardHandle},
     sched,
     sync::lock,
@@ -29,6 +28,7 @@ use super::{
     types::{JoinError, Position, Presence, PresenceKind, Renderer, TopicSettings},
 };
 use crate::{
+    actor::ConnId,
     proto::{Message, PreparedMessage},
     settings::{DeflateSettings, HubSettings, Settings},
 };
@@ -41,7 +41,7 @@ pub(super) struct HubInner {
     pub(super) topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
     pub(super) shards: Mutex<Vec<ShardHandle>>,
     pub(super) conns: Mutex<Conns>,
-    pub(super) presence: Mutex<Vec<Recipient<Presence>>>,
+    pub(super) presence: Listeners,
     pub(super) backplane: Mutex<Option<Arc<dyn Backplane>>>,
     pub(super) renderer: Mutex<Option<Arc<Renderer>>>,
     pub(super) histories: Histories,
@@ -52,13 +52,17 @@ pub(super) struct HubInner {
 /// policies, history and recovery, metrics. A `Clone + Send` handle; several hubs
 /// may live in one process.
 ///
+/// - **Connections**: a connection is known to the hub from its first use
+///   ([`register`](Self::register) with its user, or a join) until it closes,
+///   member of a topic or not: reached by id ([`send_to`](Self::send_to)), by
+///   user ([`send_to_user`](Self::send_to_user), [`connections_of`](Self::connections_of)),
+///   or all together ([`broadcast`](Self::broadcast)).
 /// - **Join and leave** topics ([`join`](Self::join), [`join_with`](Self::join_with):
 ///   a user key for presence, metadata, a position to recover from;
 ///   [`leave`](Self::leave)); a connection leaves everything when it closes.
 /// - **Publish** to a topic ([`publish`](Self::publish), [`publish_except`](Self::publish_except)
 ///   the sender, [`publish_with`](Self::publish_with) to put the publication's
-///   position in the message), to one connection ([`send_to`](Self::send_to)), to
-///   all ([`broadcast`](Self::broadcast)). A publication is framed (and, with
+///   position in the message). A publication is framed (and, with
 ///   permessage-deflate without context takeover, compressed) once; each worker
 ///   thread with subscribers gets it once, and writes it into each local
 ///   subscriber's send buffer without a lock; what is queued together for one
@@ -70,16 +74,19 @@ pub(super) struct HubInner {
 ///   publication.
 /// - **Presence**: members with their metadata ([`members`](Self::members),
 ///   [`users`](Self::users)), and first-join / last-leave events per user
-///   ([`on_presence`](Self::on_presence)) for topics with presence on.
+///   for topics with presence on, each with the connection that joined or left,
+///   to an actor ([`on_presence`](Self::on_presence)) or a closure
+///   ([`on_presence_fn`](Self::on_presence_fn)).
 /// - **History and recovery**: a topic with a history ([`configure`](Self::configure))
 ///   keeps its latest publications; a connection that comes back with the
 ///   [`Position`] of the last one it received gets exactly what it missed, in
 ///   order, before any later publication, or is told it was not recovered.
 /// - **Bounds** on every table and queue ([`HubSettings`]): topics per connection,
-///   members per topic, the lengths of topic names, user keys and metadata (a
-///   join past one is refused with its [`JoinError`]), history bytes per topic
-///   and in all (the oldest evicted first), publications queued per thread (past
-///   it the subscribers that miss one get the slow-consumer policy). A sweep
+///   members per topic, connections per user, the lengths of topic names, user
+///   keys and metadata (a join past one is refused with its [`JoinError`]),
+///   history bytes per topic and in all (the oldest evicted first), publications
+///   queued per thread (past it the subscribers that miss one get the
+///   slow-consumer policy). A sweep
 ///   every second drops expired history and forgets topics left with nothing.
 /// - **Metrics** in [`crate::metrics`] (`ws_hub_*{hub="NAME"}`), every
 ///   publication that reaches no member here counted (`ws_hub_unrouted_total`).
@@ -179,7 +186,7 @@ impl Hub {
             topics: Mutex::new(HashMap::new()),
             shards: Mutex::new(Vec::new()),
             conns: Mutex::new(Conns::default()),
-            presence: Mutex::new(Vec::new()),
+            presence: Listeners::default(),
             backplane: Mutex::new(None),
             renderer: Mutex::new(None),
             histories: Histories::default(),
@@ -341,42 +348,47 @@ impl HubInner {
         state.life = Life::Removed;
     }
 
-    /// Tell the presence recipients (under the topic's lock: in order).
+    /// A presence change of this server's (under the topic's lock: in order):
+    /// told to the listeners, or, when a backplane shares presence, to it (it
+    /// decides what is a first join or a last leave across servers, and that
+    /// comes back through `Hub::deliver_presence`).
     pub(super) fn presence(
         &self,
         topic: &str,
         user: &str,
         meta: &Option<Arc<str>>,
         kind: PresenceKind,
+        conn: ConnId,
     ) {
         if let Some(backplane) = lock(&self.backplane)
             .clone()
             .filter(|b| b.shares_presence())
         {
-            // Across servers: the backplane decides what is a first join or a last
-            // leave, and it comes back through `deliver_presence`.
             backplane.presence_changed(topic, user, meta.as_deref(), kind);
             return;
         }
-        self.report_presence(topic, user, meta, kind);
+        self.report_presence(topic, user, meta, kind, Some(conn));
     }
 
-    /// Tell the presence recipients.
+    /// Tell the presence listeners (under the topic's lock: in order).
     pub(super) fn report_presence(
         &self,
         topic: &str,
         user: &str,
         meta: &Option<Arc<str>>,
         kind: PresenceKind,
+        conn: Option<ConnId>,
     ) {
-        let recipients = lock(&self.presence);
-        for r in recipients.iter() {
-            r.do_send(Presence {
-                topic: topic.to_owned(),
-                user: user.to_owned(),
-                meta: meta.as_deref().map(str::to_owned),
-                kind,
-            });
+        if !self.presence.any() {
+            return;
         }
+        let presence = Presence {
+            topic: topic.to_owned(),
+            user: user.to_owned(),
+            meta: meta.as_deref().map(str::to_owned),
+            kind,
+            conn,
+        };
+        self.presence.tell(presence, &self.name);
     }
 }

@@ -147,7 +147,17 @@ impl Hub {
         if !conn.ready_state().can_send() {
             return Err(JoinError::Closed);
         }
-        let shard = self.inner.register(conn);
+        // The join's user names a connection the hub knows by no name yet (one
+        // too long is refused by the join itself).
+        let user = options
+            .user
+            .as_deref()
+            .filter(|u| u.len() <= self.inner.settings.max_user_bytes)
+            .map(Arc::from);
+        let shard = self
+            .inner
+            .register(conn, user, false)
+            .map_err(|e| self.inner.refuse(e))?;
         self.inner.join(conn.id(), shard, topic, options)
     }
 
@@ -178,7 +188,7 @@ impl Hub {
 
 impl HubInner {
     /// Count a refused join (not a closed connection's).
-    fn refuse(&self, error: JoinError) -> JoinError {
+    pub(super) fn refuse(&self, error: JoinError) -> JoinError {
         if error != JoinError::Closed {
             self.metrics.joins_refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -376,10 +386,8 @@ impl HubInner {
                 shard,
             },
         );
-        let count = state.users.entry(user.clone()).or_insert(0);
-        *count += 1;
-        if *count == 1 && state.settings.presence {
-            self.presence(&topic.name, &user, &meta, PresenceKind::Joined);
+        if state.add_user(&user, id) && state.settings.presence {
+            self.presence(&topic.name, &user, &meta, PresenceKind::Joined, id);
         }
         // Subscribed now, in the topic's order; what the topic delivers is held
         // back until the answer (the greeting, the replay) is in front of it.

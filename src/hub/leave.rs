@@ -42,18 +42,15 @@ impl HubInner {
             return;
         };
         state.remove_from_shard(member.shard);
-        let gone = match state.users.get_mut(&member.user) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            _ => {
-                state.users.remove(&member.user);
-                true
-            }
-        };
+        let gone = state.remove_user(&member.user, id);
         if gone && state.settings.presence {
-            self.presence(&topic.name, &member.user, &member.meta, PresenceKind::Left);
+            self.presence(
+                &topic.name,
+                &member.user,
+                &member.meta,
+                PresenceKind::Left,
+                id,
+            );
         }
         self.send(
             member.shard,
@@ -77,6 +74,7 @@ impl HubInner {
                         &member.user,
                         &member.meta,
                         PresenceKind::Left,
+                        Some(id),
                     );
                 }
             }

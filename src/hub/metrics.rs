@@ -114,8 +114,13 @@ impl crate::metrics::HubMetrics for HubInner {
             ),
             (
                 "ws_hub_callback_panics",
-                "Panics caught in the application's callbacks (renderer, on_joined)",
+                "Panics caught in the application's callbacks (renderer, on_joined, presence closures)",
                 &m.callback_panics,
+            ),
+            (
+                "ws_hub_presence_dropped",
+                "Presence changes not given to the presence closures: their queue was full",
+                &self.presence.dropped,
             ),
             (
                 "ws_hub_history_evicted",

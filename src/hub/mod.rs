@@ -6,7 +6,8 @@
 //! - the values: `types` (the public ones), `delivery` (a publication framed
 //!   once), `topic` (a topic's state), `subscribers` (a shard's subscribers of
 //!   one topic), `queue` (a shard's commands and their bounded channel),
-//!   `conns` (the table of connections), `history` (the bytes and the oldest
+//!   `conns` (the table of connections, by id and by user), `listeners` (who
+//!   hears of presence changes), `history` (the bytes and the oldest
 //!   publication of all topics), `counters`, `backplane` (the seam), `sync`,
 //!   `sched`;
 //! - `inner`: the hub's state, whose fields are those values, the [`Hub`]
@@ -27,6 +28,7 @@ mod history;
 mod inner;
 mod join;
 mod leave;
+mod listeners;
 mod metrics;
 mod presence;
 mod publish;

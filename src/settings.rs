@@ -616,7 +616,15 @@ pub struct HubSettings {
     /// publication is not queued for that thread (`ws_hub_queue_full_total`) and
     /// the thread's subscribers of its topic get the topic's slow-consumer policy
     /// (closed, or the publication counted as dropped for each). Default 16,384.
+    /// The same bound holds the presence changes waiting for the closures of
+    /// `Hub::on_presence_fn` (past it a change is not told to them, counted in
+    /// `ws_hub_presence_dropped_total`).
     pub max_queued_per_thread: usize,
+    /// Connections one user may have in the hub at once (`Hub::register`, or a
+    /// join that names the user of a connection the hub did not know by name);
+    /// past it the connection is refused (`JoinError::TooManyConnections`). A
+    /// connection without a user is its own (its id). Default 100.
+    pub max_connections_per_user: usize,
 }
 
 impl Default for HubSettings {
@@ -637,6 +645,7 @@ impl Default for HubSettings {
             max_user_bytes: 255,
             max_meta_bytes: 4096,
             max_queued_per_thread: 16_384,
+            max_connections_per_user: 100,
         }
     }
 }

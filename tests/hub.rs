@@ -403,6 +403,11 @@ async fn presence_under_churn_reports_exact_first_joins_and_last_leaves() {
                 break;
             };
             count += 1;
+            // Told with the connection that joined (the user's first) or left
+            // (its last): one of that user's.
+            let conn = event.conn.expect("a change made here names its connection");
+            let at = conns.iter().position(|c| c.id() == conn).unwrap();
+            assert_eq!(user_of(at), event.user);
             let before = last.insert(event.user.clone(), event.kind);
             assert_ne!(
                 before,
@@ -666,8 +671,8 @@ async fn the_backplane_learns_topics_and_publications_and_remote_ones_stay_local
 
 // ----- forwarding to a shared actor -----
 
-/// A room: every connection's events, tagged, in one actor; it relays each
-/// message to the others.
+/// A room: every connection's events, tagged, in one actor; it welcomes each
+/// connection once it is a member, and relays each message to the others.
 #[derive(Default)]
 struct Room {
     members: HashMap<ws::ConnId, ws::Conn>,
@@ -683,6 +688,7 @@ impl Handler<ws::Tagged<ws::Open>> for Room {
     type Result = ();
     fn handle(&mut self, m: ws::Tagged<ws::Open>, _: &mut Context<Self>) {
         self.log.push(format!("open {}", self.members.len()));
+        m.event.conn.send_text("welcome");
         self.members.insert(m.id, m.event.conn);
     }
 }
@@ -735,10 +741,12 @@ async fn forwarded_connections_reach_a_shared_actor_in_order_with_their_ids() {
         .unwrap();
     let handle = running.handle();
     actix_rt::spawn(running);
+    // Each in the room once welcomed (the two connections may live on two
+    // threads: a's Open is not otherwise ordered before b's message).
     let mut a = Client::connect(addr, "/").await;
+    assert_eq!(a.text().await, "welcome");
     let mut b = Client::connect(addr, "/").await;
-    // Both in the room: b's message reaches a only once a is a member, and b's Open
-    // came before b's message.
+    assert_eq!(b.text().await, "welcome");
     b.send_text("b-ready").await;
     assert_eq!(a.text().await, "b-ready");
     for n in 0..50 {

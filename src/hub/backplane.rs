@@ -1,10 +1,7 @@
 //! The seam where a cross-server backplane plugs in: [`Backplane`], what it is
-//! told ([`Publication`]) and answers ([`Located`]), and the [`WeakHub`] its task
-//! holds.
+//! told ([`Publication`]) and answers ([`Located`]).
 
-use std::sync::Weak;
-
-use super::{Hub, HubInner, Position, PresenceKind};
+use super::types::{Position, PresenceKind};
 use crate::{actor::ConnId, proto::Message};
 
 /// A publication for the other servers ([`Backplane::publish`]).
@@ -47,9 +44,9 @@ impl Located {
 /// A backplane is told of each publication made here and of the topics this server
 /// holds. One that does not number publications ([`numbers`](Self::numbers) false)
 /// sends them to the other servers, which deliver them with
-/// [`Hub::deliver_remote`]; this server has delivered it already. One that numbers
+/// [`Hub::deliver_remote`](super::Hub::deliver_remote); this server has delivered it already. One that numbers
 /// them (and keeps their history) delivers every publication, this server's
-/// included, back through [`Hub::deliver_numbered`], in the topic's order, and
+/// included, back through [`Hub::deliver_numbered`](super::Hub::deliver_numbered), in the topic's order, and
 /// answers joins through [`locate`](Self::locate).
 ///
 /// [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe) and
@@ -67,7 +64,7 @@ pub trait Backplane: Send + Sync + 'static {
     /// increasing generations, so a backplane that keeps, per topic, the latest
     /// generation it was told can ignore an older decision that reaches it late,
     /// and tell a confirmation for an earlier subscription from the current one.
-    /// [`Hub::subscriptions`] lists what the hub wants now, for reconciliation.
+    /// [`Hub::subscriptions`](super::Hub::subscriptions) lists what the hub wants now, for reconciliation.
     fn subscribe(&self, topic: &str, generation: u64);
     /// This server's last subscriber of `topic` left (stamped as in
     /// [`subscribe`](Self::subscribe)).
@@ -79,7 +76,7 @@ pub trait Backplane: Send + Sync + 'static {
     /// Whether presence is shared across servers through this backplane: the hub
     /// then tells it of each user's first join and last leave on this server
     /// ([`presence_changed`](Self::presence_changed)) instead of reporting them,
-    /// and reports what comes back through [`Hub::deliver_presence`]. Default false.
+    /// and reports what comes back through [`Hub::deliver_presence`](super::Hub::deliver_presence). Default false.
     fn shares_presence(&self) -> bool {
         false
     }
@@ -94,17 +91,5 @@ pub trait Backplane: Send + Sync + 'static {
     fn locate(&self, topic: &str, since: Option<Position>, done: Box<dyn FnOnce(Located) + Send>) {
         let _ = (topic, since);
         done(Located::new(Position::start(), None));
-    }
-}
-
-/// A [`Hub`] that does not keep it alive (what a backplane's task holds):
-/// [`upgrade`](Self::upgrade) it to use it.
-#[derive(Clone, Debug)]
-pub struct WeakHub(pub(super) Weak<HubInner>);
-
-impl WeakHub {
-    /// The hub, if it still exists.
-    pub fn upgrade(&self) -> Option<Hub> {
-        self.0.upgrade().map(|inner| Hub { inner })
     }
 }

@@ -1,60 +1,16 @@
-//! The hub's counters, and its part of the metrics (`ws_hub_*{hub="NAME"}`).
+//! The hub's part of the metrics (`ws_hub_*{hub="NAME"}`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use prometheus_client::{
     encoding::{DescriptorEncoder, EncodeMetric},
-    metrics::{
-        gauge::ConstGauge,
-        histogram::{exponential_buckets, Histogram},
-        MetricType,
-    },
+    metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
 };
 
-use super::{lock, Hub, HubInner};
-
-/// The counters a hub keeps.
-#[derive(Debug)]
-pub(super) struct HubCounters {
-    pub(super) publications: AtomicU64,
-    pub(super) deliveries: AtomicU64,
-    pub(super) dropped: AtomicU64,
-    pub(super) slow_closes: AtomicU64,
-    pub(super) encodes: AtomicU64,
-    pub(super) recompressions: AtomicU64,
-    pub(super) backplane_published: AtomicU64,
-    pub(super) remote_delivered: AtomicU64,
-    pub(super) unrouted: AtomicU64,
-    pub(super) callback_panics: AtomicU64,
-    pub(super) history_evicted: AtomicU64,
-    pub(super) joins_refused: AtomicU64,
-    pub(super) publications_refused: AtomicU64,
-    pub(super) queue_full: AtomicU64,
-    pub(super) fanout: Histogram,
-}
-
-impl HubCounters {
-    pub(super) fn new() -> HubCounters {
-        HubCounters {
-            publications: AtomicU64::new(0),
-            deliveries: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            slow_closes: AtomicU64::new(0),
-            encodes: AtomicU64::new(0),
-            recompressions: AtomicU64::new(0),
-            backplane_published: AtomicU64::new(0),
-            remote_delivered: AtomicU64::new(0),
-            unrouted: AtomicU64::new(0),
-            callback_panics: AtomicU64::new(0),
-            history_evicted: AtomicU64::new(0),
-            joins_refused: AtomicU64::new(0),
-            publications_refused: AtomicU64::new(0),
-            queue_full: AtomicU64::new(0),
-            // 1 µs to about 1 s.
-            fanout: Histogram::new(exponential_buckets(0.000_001, 4.0, 11)),
-        }
-    }
-}
+use super::{
+    inner::{Hub, HubInner},
+    sync::lock,
+};
 
 impl Hub {
     /// Frames prepared (encoded, compressed when configured) so far: one per
@@ -158,8 +114,13 @@ impl crate::metrics::HubMetrics for HubInner {
             ),
             (
                 "ws_hub_callback_panics",
-                "Panics caught in the application's callbacks (renderer, on_joined)",
+                "Panics caught in the application's callbacks (renderer, on_joined, presence closures)",
                 &m.callback_panics,
+            ),
+            (
+                "ws_hub_presence_dropped",
+                "Presence changes not given to the presence closures: their queue was full",
+                &self.presence.dropped,
             ),
             (
                 "ws_hub_history_evicted",
@@ -183,7 +144,7 @@ impl crate::metrics::HubMetrics for HubInner {
             ),
         ] {
             let mut e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            prometheus_client::metrics::counter::ConstCounter::new(value.load(Ordering::Relaxed))
+            ConstCounter::new(value.load(Ordering::Relaxed))
                 .encode(e.encode_family(&labels)?)?;
         }
         let mut e = encoder.encode_descriptor(

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use actix::Recipient;
 
 use super::{
-    lock,
+    inner::Hub,
+    sync::lock,
     topic::{Life, Topic},
-    Hub, HubInner, Member, Presence, PresenceKind, UserMeta,
+    types::{Member, Presence, PresenceKind, UserMeta},
 };
 
 impl Hub {
@@ -16,13 +17,61 @@ impl Hub {
     /// the metadata of one of its connections): what a backplane that shares
     /// presence announces again after its store lost it.
     pub fn local_presence(&self) -> Vec<(String, Vec<UserMeta>)> {
-        self.inner.local_presence()
+        let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();
+        let mut out = Vec::new();
+        for topic in topics {
+            let state = topic.lock();
+            if state.life == Life::Removed || !state.settings.presence || state.users.is_empty() {
+                continue;
+            }
+            out.push((topic.name.to_string(), state.user_metas()));
+        }
+        out
     }
 
     /// Send [`Presence`] events to `recipient` (an actor of the application's), in
-    /// order per topic.
+    /// order per topic. Without an actor, see [`on_presence_fn`](Self::on_presence_fn).
     pub fn on_presence(&self, recipient: Recipient<Presence>) {
-        lock(&self.inner.presence).push(recipient);
+        self.inner.presence.add_recipient(recipient);
+    }
+
+    /// Call `f` with each [`Presence`] event, in order per topic, on the hub's
+    /// presence thread (`ws-hub-presence`, one per hub, started by the first
+    /// call; it ends with the hub). No lock of the hub is held while `f` runs: it
+    /// may call the hub (`members`, `send_to`, `publish`, a join); it delays only
+    /// the events after it. At most
+    /// [`max_queued_per_thread`](crate::settings::HubSettings::max_queued_per_thread)
+    /// events wait for it; past that an event is not given to the closures
+    /// (counted in `ws_hub_presence_dropped_total`, and logged). A panic in `f` is
+    /// caught and counted (`ws_hub_callback_panics_total`). `f` is kept by the
+    /// hub: hold the hub in it through [`Hub::downgrade`], or the hub (and its
+    /// thread) lives as long as the process.
+    ///
+    /// Fails only when the thread cannot be started.
+    ///
+    /// ```
+    /// use websocket_driver as ws;
+    ///
+    /// let hub = ws::Hub::new();
+    /// let weak = hub.downgrade();
+    /// hub.on_presence_fn(move |p: &ws::Presence| {
+    ///     let Some(hub) = weak.upgrade() else { return };
+    ///     let text = format!("{} {:?} ({} here)", p.user, p.kind, hub.members(&p.topic).len());
+    ///     // To the topic's members but the connection that joined or left.
+    ///     hub.publish_transient(&p.topic, text, p.conn);
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_presence_fn(
+        &self,
+        f: impl Fn(&Presence) + Send + Sync + 'static,
+    ) -> std::io::Result<()> {
+        let inner = &self.inner;
+        let queue = inner.settings.max_queued_per_thread;
+        let panics = &inner.metrics.callback_panics;
+        inner
+            .presence
+            .add_callback(Arc::new(f), queue, panics, &inner.name)
     }
 
     /// The members of `topic`, by connection id.
@@ -66,7 +115,7 @@ impl Hub {
     }
 
     /// A presence change across servers, from a backplane that shares presence:
-    /// the topic's users are updated and the presence recipients told.
+    /// the topic's users are updated and the presence listeners told.
     pub fn deliver_presence(
         &self,
         topic: &str,
@@ -91,13 +140,14 @@ impl Hub {
         };
         if changed && state.settings.presence {
             // Under the topic's lock: in order.
-            self.inner.report_presence(topic, &user, &meta, kind);
+            let here = state.users.get(&user).map(|u| u.conn);
+            self.inner.report_presence(topic, &user, &meta, kind, here);
         }
     }
 
     /// Every user present in `topic` across servers, from a backplane that shares
     /// presence (when this server starts holding the topic, and again after the
-    /// backplane reconnects): the presence recipients are told who came and who
+    /// backplane reconnects): the presence listeners are told who came and who
     /// went since what this server knew.
     pub fn set_presence(&self, topic: &str, users: Vec<(String, Option<String>)>) {
         let Some(t) = lock(&self.inner.topics).get(topic).cloned() else {
@@ -118,74 +168,19 @@ impl Hub {
         if state.settings.presence {
             for (user, meta) in &before {
                 if !now.contains_key(user) {
+                    let here = state.users.get(user).map(|u| u.conn);
                     self.inner
-                        .report_presence(topic, user, meta, PresenceKind::Left);
+                        .report_presence(topic, user, meta, PresenceKind::Left, here);
                 }
             }
             for (user, meta) in &now {
                 if !before.contains_key(user) {
+                    let here = state.users.get(user).map(|u| u.conn);
                     self.inner
-                        .report_presence(topic, user, meta, PresenceKind::Joined);
+                        .report_presence(topic, user, meta, PresenceKind::Joined, here);
                 }
             }
         }
         state.global_users = Some(now);
-    }
-}
-
-impl HubInner {
-    /// The users present on this server, per topic with presence (each user's
-    /// metadata from one of its connections): what a backplane that shares
-    /// presence announces again after Redis lost it.
-    pub(crate) fn local_presence(&self) -> Vec<(String, Vec<UserMeta>)> {
-        let topics: Vec<Arc<Topic>> = lock(&self.topics).values().cloned().collect();
-        let mut out = Vec::new();
-        for topic in topics {
-            let state = topic.lock();
-            if state.life == Life::Removed || !state.settings.presence || state.users.is_empty() {
-                continue;
-            }
-            out.push((topic.name.to_string(), state.user_metas()));
-        }
-        out
-    }
-
-    /// Tell the presence recipients (under the topic's lock: in order).
-    pub(super) fn presence(
-        &self,
-        topic: &str,
-        user: &str,
-        meta: &Option<Arc<str>>,
-        kind: PresenceKind,
-    ) {
-        if let Some(backplane) = lock(&self.backplane)
-            .clone()
-            .filter(|b| b.shares_presence())
-        {
-            // Across servers: the backplane decides what is a first join or a last
-            // leave, and it comes back through `deliver_presence`.
-            backplane.presence_changed(topic, user, meta.as_deref(), kind);
-            return;
-        }
-        self.report_presence(topic, user, meta, kind);
-    }
-
-    /// Tell the presence recipients.
-    pub(super) fn report_presence(
-        &self,
-        topic: &str,
-        user: &str,
-        meta: &Option<Arc<str>>,
-        kind: PresenceKind,
-    ) {
-        let recipients = lock(&self.presence);
-        for r in recipients.iter() {
-            r.do_send(Presence {
-                topic: topic.to_owned(),
-                user: user.to_owned(),
-                meta: meta.as_deref().map(str::to_owned),
-                kind,
-            });
-        }
     }
 }

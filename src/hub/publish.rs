@@ -8,44 +8,15 @@ use std::{
 };
 
 use super::{
-    lock,
-    shard::Cmd,
+    backplane::{Backplane, Publication},
+    delivery::Delivery,
+    inner::{Hub, HubInner},
+    queue::Cmd,
+    sync::lock,
     topic::{Topic, TopicState},
-    Backplane, Hub, HubInner, Position, Publication, Published, TopicSettings,
+    types::{Position, Published},
 };
-use crate::{
-    actor::ConnId,
-    proto::{Message, PreparedMessage},
-    settings::SlowConsumer,
-};
-
-/// What a shard needs of a publication: the frame prepared once, the topic's
-/// policy for slow subscribers.
-#[derive(Debug)]
-pub(crate) struct Delivery {
-    pub(super) prepared: PreparedMessage,
-    pub(super) policy: Policy,
-    /// The publication's offset (0: unnumbered).
-    pub(super) offset: u64,
-    /// The epoch of its offset (`None`: unnumbered).
-    pub(super) epoch: Option<Arc<str>>,
-}
-
-impl Delivery {
-    /// The memory it holds: the payload, its frame, and the compressed frame.
-    pub(super) fn memory(&self) -> usize {
-        let p = &self.prepared;
-        p.payload().len() + p.frame().len() + p.compressed_frame().map_or(0, |f| f.len())
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Policy {
-    pub(super) budget_bytes: usize,
-    pub(super) budget_messages: usize,
-    pub(super) slow_consumer: SlowConsumer,
-    pub(super) close_code: u16,
-}
+use crate::{actor::ConnId, proto::Message};
 
 impl Hub {
     /// Publish `message` to every member of `topic`.
@@ -167,91 +138,9 @@ impl Hub {
     ) -> Published {
         self.inner.publish(topic, except, move |_| message, false)
     }
-
-    /// Send `message` to connection `id` through its budget (false when it is not
-    /// in the hub).
-    pub fn send_to(&self, id: ConnId, message: impl Into<Message>) -> bool {
-        let shard = match lock(&self.inner.conns).get(&id) {
-            Some(entry) => entry.shard,
-            None => return false,
-        };
-        let delivery = self
-            .inner
-            .delivery(message.into(), &self.topic_defaults(), 0, None);
-        self.inner.send(shard, Cmd::Direct { id, delivery });
-        true
-    }
-
-    /// Send `message` to every connection of the hub (but `except`).
-    pub fn broadcast(&self, message: impl Into<Message>, except: Option<ConnId>) {
-        let delivery = self
-            .inner
-            .delivery(message.into(), &self.topic_defaults(), 0, None);
-        let n = lock(&self.inner.shards).len();
-        for shard in 0..n {
-            self.inner.send(
-                shard,
-                Cmd::All {
-                    delivery: delivery.clone(),
-                    except,
-                },
-            );
-        }
-    }
 }
 
 impl HubInner {
-    /// `message` framed once for `settings`' policy, numbered `offset` in `epoch`
-    /// (0 and `None`: unnumbered).
-    pub(super) fn delivery(
-        &self,
-        message: Message,
-        settings: &TopicSettings,
-        offset: u64,
-        epoch: Option<Arc<str>>,
-    ) -> Arc<Delivery> {
-        self.metrics.encodes.fetch_add(1, Ordering::Relaxed);
-        Arc::new(Delivery {
-            prepared: PreparedMessage::new(message, &self.deflate),
-            policy: Policy {
-                budget_bytes: self.settings.send_budget_bytes,
-                budget_messages: self.settings.send_budget_messages.max(1),
-                slow_consumer: settings.slow_consumer,
-                close_code: settings.slow_close_code,
-            },
-            offset,
-            epoch,
-        })
-    }
-
-    /// The renderer's message for `position` (the message itself without one);
-    /// `None` when the renderer panicked (counted and logged).
-    pub(super) fn render(
-        &self,
-        topic: &str,
-        position: &Position,
-        message: Message,
-    ) -> Option<Message> {
-        match lock(&self.renderer).clone() {
-            Some(render) => self.guarded("renderer", topic, || render(topic, position, message)),
-            None => Some(message),
-        }
-    }
-
-    /// Run an application's callback (`what`, for `topic`); a panic in it is
-    /// caught, counted (`ws_hub_callback_panics_total`) and logged: it never
-    /// unwinds through the hub, or the thread of the backplane that called it.
-    pub(super) fn guarded<T>(&self, what: &str, topic: &str, f: impl FnOnce() -> T) -> Option<T> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            Ok(value) => Some(value),
-            Err(_) => {
-                self.metrics.callback_panics.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(hub = %self.name, %topic, "the {what} panicked");
-                None
-            }
-        }
-    }
-
     pub(super) fn publish(
         &self,
         name: &str,
@@ -310,7 +199,8 @@ impl HubInner {
             self.metrics.publications.fetch_add(1, Ordering::Relaxed);
             if state.settings.history_size > 0 || !state.history.is_empty() {
                 let seq = self.histories.next_seq();
-                self.edit_history(topic, state, |s| s.remember(Instant::now(), seq, &delivery));
+                self.histories
+                    .edit(topic, state, |s| s.remember(Instant::now(), seq, &delivery));
             }
             let shards = self.fan_out(topic, state, &delivery, except);
             Some((position, shards, message))
@@ -343,7 +233,7 @@ impl HubInner {
                 };
             }
         };
-        if self.histories.bytes.load(Ordering::Relaxed) > self.settings.max_history_bytes {
+        if self.histories.bytes() > self.settings.max_history_bytes {
             self.evict_history();
         }
         self.to_backplane(backplane, name, message, except);
@@ -383,12 +273,6 @@ impl HubInner {
         shards
     }
 
-    /// Count a publication that found no member here; returns 0 (shards).
-    pub(super) fn unrouted(&self) -> usize {
-        self.metrics.unrouted.fetch_add(1, Ordering::Relaxed);
-        0
-    }
-
     /// How many publications `topic` keeps (the hub's default for a topic it does
     /// not hold).
     pub(super) fn topic_history(&self, name: &str) -> usize {
@@ -400,7 +284,7 @@ impl HubInner {
     }
 
     /// The topic's local position (an empty epoch when there is no such topic).
-    pub(crate) fn topic_position(&self, name: &str) -> Position {
+    pub(super) fn topic_position(&self, name: &str) -> Position {
         lock(&self.topics)
             .get(name)
             .map(|t| t.lock().position())

@@ -17,55 +17,16 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    dispatch::Queue,
-    subscribers::{Counts, Floor, Outcome, Sink, Subscribers},
-    Delivery, HubInner,
+    delivery::Delivery,
+    inner::HubInner,
+    queue::{Cmd, Queue},
+    subscribers::{Counts, Outcome, Sink, Subscribers},
 };
 use crate::{
     actor::{Budget, Conn, ConnId, Error, OnThread, Refused},
     proto::CloseCode,
     settings::SlowConsumer,
 };
-
-/// What a shard is asked to do, in order.
-pub(super) enum Cmd {
-    /// A connection of this thread joined the hub.
-    Register { conn: Conn },
-    /// It left the hub (closed).
-    Unregister { id: ConnId },
-    /// It joined a topic (join `join`): what the topic delivers is held back for it
-    /// until that join's `Answer`.
-    Subscribe {
-        topic: Arc<str>,
-        id: ConnId,
-        join: u64,
-    },
-    /// The answer to join `join`: `greeting`, `replay`, then what was held back
-    /// above `floor` (and above the replay).
-    Answer {
-        topic: Arc<str>,
-        id: ConnId,
-        join: u64,
-        greeting: Vec<Arc<Delivery>>,
-        replay: Vec<Arc<Delivery>>,
-        floor: Floor,
-    },
-    /// It left a topic.
-    Unsubscribe { topic: Arc<str>, id: ConnId },
-    /// A publication for a topic's subscribers here.
-    Publish {
-        topic: Arc<str>,
-        delivery: Arc<Delivery>,
-        except: Option<ConnId>,
-    },
-    /// A publication for one connection.
-    Direct { id: ConnId, delivery: Arc<Delivery> },
-    /// A publication for every connection of the hub here.
-    All {
-        delivery: Arc<Delivery>,
-        except: Option<ConnId>,
-    },
-}
 
 /// The shard's state, owned by its task; `L` is the handle of a connection.
 pub(super) struct Shard<L> {
@@ -91,16 +52,6 @@ pub(super) async fn run(
         }
         // Publications lost to a full queue with nothing queued after them.
         shard.settle_missed();
-    }
-}
-
-impl Cmd {
-    /// Whether it counts against the shard's bound on queued publications.
-    pub(super) fn is_publication(&self) -> bool {
-        matches!(
-            self,
-            Cmd::Publish { .. } | Cmd::Direct { .. } | Cmd::All { .. }
-        )
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::Delivery;
+use super::delivery::Delivery;
 use crate::actor::ConnId;
 
 /// What happened to one delivery.
@@ -256,7 +256,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        hub::publish::Policy,
+        hub::delivery::Policy,
         proto::PreparedMessage,
         settings::{DeflateSettings, SlowConsumer},
     };

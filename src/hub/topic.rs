@@ -17,7 +17,10 @@ use std::{
     time::Instant,
 };
 
-use super::{Delivery, Position, TopicSettings};
+use super::{
+    delivery::Delivery,
+    types::{Position, TopicSettings},
+};
 use crate::actor::ConnId;
 
 /// One member: a connection in the topic.
@@ -36,6 +39,14 @@ pub(super) struct Kept {
     pub seq: u64,
     pub bytes: usize,
     pub delivery: Arc<Delivery>,
+}
+
+/// A user's connections in a topic, on this server.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct UserHere {
+    pub count: usize,
+    /// One of them (the first, until it leaves).
+    pub conn: ConnId,
 }
 
 #[derive(Debug)]
@@ -73,8 +84,8 @@ pub(super) struct TopicState {
     pub history_bytes: usize,
     /// Members in the order they joined.
     pub members: HashMap<ConnId, MemberEntry>,
-    /// Connections per user key.
-    pub users: HashMap<Arc<str>, usize>,
+    /// The users of the members, with their connections here.
+    pub users: HashMap<Arc<str>, UserHere>,
     /// Subscribers per shard (index = shard).
     pub per_shard: Vec<usize>,
     /// The users across servers (from a backplane that shares presence), with
@@ -271,6 +282,36 @@ impl TopicState {
                 e
             }
         }
+    }
+
+    /// Count `id`, a new member of `user`; true when it is the user's first.
+    pub fn add_user(&mut self, user: &Arc<str>, id: ConnId) -> bool {
+        let here = self
+            .users
+            .entry(user.clone())
+            .or_insert(UserHere { count: 0, conn: id });
+        here.count += 1;
+        here.count == 1
+    }
+
+    /// Uncount `id`, a member of `user` that left (out of `members` already);
+    /// true when it was the user's last.
+    pub fn remove_user(&mut self, user: &Arc<str>, id: ConnId) -> bool {
+        let Some(here) = self.users.get_mut(user) else {
+            return true;
+        };
+        if here.count <= 1 {
+            self.users.remove(user);
+            return true;
+        }
+        here.count -= 1;
+        if here.conn == id {
+            // Another of the user's connections (it has one here).
+            if let Some((other, _)) = self.members.iter().find(|(_, m)| m.user == *user) {
+                here.conn = *other;
+            }
+        }
+        false
     }
 
     /// Count a subscriber on `shard`.

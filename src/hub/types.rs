@@ -114,6 +114,8 @@ pub type OnJoined = Box<dyn FnOnce(&Joined) -> Vec<Message> + Send>;
 pub struct JoinOptions {
     /// The user the connection belongs to: several connections (tabs) of one user
     /// make one presence (first join, last leave). Default: the connection alone.
+    /// It also names the connection in the hub ([`Hub::send_to_user`](super::Hub::send_to_user))
+    /// when the hub knows it by no name yet ([`Hub::register`](super::Hub::register)).
     pub user: Option<String>,
     /// Anything the application keeps with the member (a display name, JSON).
     pub meta: Option<String>,
@@ -227,6 +229,14 @@ pub enum JoinError {
         /// The bound.
         limit: usize,
     },
+    /// The user has [`HubSettings::max_connections_per_user`] connections in the
+    /// hub already (a [`Hub::register`](super::Hub::register), or the first
+    /// join of a connection that names its user).
+    #[error("user has {limit} connections already")]
+    TooManyConnections {
+        /// The bound.
+        limit: usize,
+    },
 }
 
 /// A member of a topic ([`Hub::members`](super::Hub::members)).
@@ -241,8 +251,9 @@ pub struct Member {
     pub meta: Option<String>,
 }
 
-/// A presence change (topics with presence on; see [`Hub::on_presence`](super::Hub::on_presence)): the
-/// first connection of a user joined, or its last one left.
+/// A presence change (topics with presence on; see [`Hub::on_presence`](super::Hub::on_presence)
+/// and [`Hub::on_presence_fn`](super::Hub::on_presence_fn)): the first connection
+/// of a user joined, or its last one left.
 #[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
 #[rtype(result = "()")]
 #[non_exhaustive]
@@ -255,6 +266,12 @@ pub struct Presence {
     pub meta: Option<String>,
     /// Joined or left.
     pub kind: PresenceKind,
+    /// The connection on this server that joined (the user's first) or left
+    /// (its last): to tell everyone but it. With a backplane that shares
+    /// presence, a change comes back from it: then a connection of the user on
+    /// this server if it has one in the topic, `None` if not (a change made on
+    /// another server, or a last leave).
+    pub conn: Option<ConnId>,
 }
 
 /// What a [`Presence`] says.

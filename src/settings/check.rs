@@ -215,6 +215,7 @@ fn hub(h: &HubSettings) -> Result<(), SettingsError> {
         ("hub.max_topic_bytes", h.max_topic_bytes),
         ("hub.max_user_bytes", h.max_user_bytes),
         ("hub.max_queued_per_thread", h.max_queued_per_thread),
+        ("hub.max_connections_per_user", h.max_connections_per_user),
     ] {
         within(key, value as u128, 1, usize::MAX as u128)?;
     }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::{
-    super::{lock, JoinError, JoinOptions, Position},
+    super::{sync::lock, JoinError, JoinOptions, Position},
     harness::Harness,
 };
 use crate::settings::{Settings, SlowConsumer};

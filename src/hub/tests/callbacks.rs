@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{
-    super::{lock, JoinOptions, Located, Position},
+    super::{sync::lock, JoinOptions, Located, Position},
     harness::Harness,
 };
 

@@ -12,11 +12,12 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::super::{
-    lock,
-    shard::{Cmd, Shard},
+    delivery::Delivery,
+    queue::Cmd,
+    shard::Shard,
     subscribers::{Outcome, Sink},
-    Backplane, Delivery, Hub, JoinError, JoinOptions, Joined, Located, Position, PresenceKind,
-    Publication,
+    sync::lock,
+    Backplane, Hub, JoinError, JoinOptions, Joined, Located, Position, PresenceKind, Publication,
 };
 use crate::{actor::ConnId, settings::Settings};
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::{
-    super::{lock, Position},
+    super::{sync::lock, Position},
     harness::{greeting, Harness, Said},
 };
 use crate::actor::ConnId;

@@ -6,4 +6,5 @@ mod bounds;
 mod callbacks;
 mod harness;
 mod lifecycle;
+mod listeners;
 mod races;

@@ -7,7 +7,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use super::{
-    super::{lock, sched, topic::Life, Hub, JoinOptions},
+    super::{sched, sync::lock, topic::Life, Hub, JoinOptions},
     harness::{greeting, join, Harness, Said},
 };
 

@@ -1,4 +1,4 @@
-//! Joining and leaving, and the topics' life (see [`topic`](super::topic)):
+//! Joining, and the topics' life (see [`topic`](super::topic)):
 //! every decision about a topic's membership (first member, last member) is made
 //! under the topic's lock and told to the backplane there, stamped with its
 //! generation, so that decisions reach it in the order they were made.
@@ -9,12 +9,15 @@ use std::{
 };
 
 use super::{
-    lock, sched,
-    shard::Cmd,
+    backplane::{Backplane, Located},
+    delivery::Delivery,
+    inner::{Hub, HubInner},
+    queue::Cmd,
+    sched,
     subscribers::Floor,
+    sync::lock,
     topic::{self, Life, MemberEntry, Recovery, Topic, TopicState},
-    Hub, HubInner, JoinError, JoinOptions, Joined, Located, OnJoined, Position, PresenceKind,
-    TopicSettings,
+    types::{JoinError, JoinOptions, Joined, OnJoined, Position, PresenceKind, TopicSettings},
 };
 use crate::actor::{Conn, ConnId};
 
@@ -40,13 +43,39 @@ enum Decided {
         joined: Joined,
         /// The recovery from the local history (`None`: a numbering backplane
         /// answers the join).
-        replay: Option<Vec<Arc<super::Delivery>>>,
+        replay: Option<Vec<Arc<Delivery>>>,
         settings: TopicSettings,
         epoch: Arc<str>,
     },
 }
 
 impl Hub {
+    /// Plug in a cross-server backplane; see [`Backplane`].
+    pub fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
+        *lock(&self.inner.backplane) = Some(backplane.clone());
+        // Topics with members already: the backplane learns them now, each under
+        // the topic's lock (a join or leave that runs meanwhile tells it the next
+        // decision, after this one).
+        let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();
+        for topic in topics {
+            let state = topic.lock();
+            if state.life == Life::Removed || state.members.is_empty() {
+                continue;
+            }
+            backplane.subscribe(&topic.name, state.generation);
+            if backplane.shares_presence() && state.settings.presence {
+                for (user, meta) in state.user_metas() {
+                    backplane.presence_changed(
+                        &topic.name,
+                        &user,
+                        meta.as_deref(),
+                        PresenceKind::Joined,
+                    );
+                }
+            }
+        }
+    }
+
     /// The topics this server holds members of, each with the generation of the
     /// decision that subscribed it (see [`Backplane::subscribe`](super::Backplane::subscribe)): what a
     /// backplane should be subscribed to, to reconcile its subscriptions with.
@@ -76,7 +105,8 @@ impl Hub {
                 state.settings = settings;
                 state.configured = true;
                 self.inner
-                    .edit_history(t, &mut state, TopicState::trim_history);
+                    .histories
+                    .edit(t, &mut state, TopicState::trim_history);
             }
             None => {
                 let name: Arc<str> = topic.into();
@@ -117,25 +147,18 @@ impl Hub {
         if !conn.ready_state().can_send() {
             return Err(JoinError::Closed);
         }
-        let shard = self.inner.register(conn);
+        // The join's user names a connection the hub knows by no name yet (one
+        // too long is refused by the join itself).
+        let user = options
+            .user
+            .as_deref()
+            .filter(|u| u.len() <= self.inner.settings.max_user_bytes)
+            .map(Arc::from);
+        let shard = self
+            .inner
+            .register(conn, user, false)
+            .map_err(|e| self.inner.refuse(e))?;
         self.inner.join(conn.id(), shard, topic, options)
-    }
-
-    /// Take connection `id` out of `topic`; false when it was not a member.
-    pub fn leave(&self, id: ConnId, topic: &str) -> bool {
-        let topic = {
-            let mut conns = lock(&self.inner.conns);
-            let Some(entry) = conns.get_mut(&id) else {
-                return false;
-            };
-            let Some(at) = entry.topics.iter().position(|t| &*t.name == topic) else {
-                return false;
-            };
-            entry.topics.swap_remove(at)
-        };
-        sched::point("leaving");
-        self.inner.leave_topic(id, &topic);
-        true
     }
 
     /// How many connections are in `topic`.
@@ -164,78 +187,8 @@ impl Hub {
 }
 
 impl HubInner {
-    /// Run `f` on the live topic `name` under its lock, made when absent if
-    /// `create` (`None`: no such topic). A topic met after its removal is fetched
-    /// again: `f` never sees a removed topic.
-    pub(super) fn with_live_topic<R>(
-        &self,
-        name: &str,
-        create: bool,
-        f: impl FnOnce(&Arc<Topic>, &mut TopicState) -> R,
-    ) -> Option<R> {
-        loop {
-            let topic = {
-                let mut topics = lock(&self.topics);
-                match topics.get(name) {
-                    Some(t) => t.clone(),
-                    None if create => {
-                        let name: Arc<str> = name.into();
-                        let topic = Arc::new(Topic::new(
-                            name.clone(),
-                            TopicSettings::from(&self.settings),
-                            false,
-                        ));
-                        topics.insert(name, topic.clone());
-                        topic
-                    }
-                    None => return None,
-                }
-            };
-            sched::point("topic fetched");
-            let mut state = topic.lock();
-            if state.life == Life::Removed {
-                continue;
-            }
-            return Some(f(&topic, &mut state));
-        }
-    }
-
-    /// Forget `topic` if it is idle (no member, nothing kept, not configured):
-    /// under the table's lock, then the topic's.
-    pub(super) fn remove_if_idle(&self, topic: &Arc<Topic>) {
-        sched::point("removing");
-        let mut topics = lock(&self.topics);
-        let mut state = topic.lock();
-        if !state.is_idle() {
-            return;
-        }
-        if topics
-            .get(&topic.name)
-            .is_some_and(|t| Arc::ptr_eq(t, topic))
-        {
-            topics.remove(&topic.name);
-        }
-        state.life = Life::Removed;
-    }
-
-    /// Whether `name` can be a topic's (see [`Hub::check_topic`]).
-    pub(super) fn check_topic(&self, name: &str) -> Result<(), JoinError> {
-        if name.len() > self.settings.max_topic_bytes {
-            return Err(JoinError::TopicTooLong {
-                limit: self.settings.max_topic_bytes,
-            });
-        }
-        // A Redis cluster places a key by the part of its name between braces (its
-        // hash tag): a brace in a topic's name would split the topic's keys across
-        // nodes, and an empty name makes an empty tag.
-        if name.is_empty() || name.bytes().any(|b| b == b'{' || b == b'}') {
-            return Err(JoinError::InvalidTopic);
-        }
-        Ok(())
-    }
-
     /// Count a refused join (not a closed connection's).
-    fn refuse(&self, error: JoinError) -> JoinError {
+    pub(super) fn refuse(&self, error: JoinError) -> JoinError {
         if error != JoinError::Closed {
             self.metrics.joins_refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -408,7 +361,10 @@ impl HubInner {
             (true, _) => (None, None),
             (false, None) => (None, Some(Vec::new())),
             (false, Some(since)) => {
-                match self.edit_history(topic, state, |s| s.recover(since, Instant::now())) {
+                match self
+                    .histories
+                    .edit(topic, state, |s| s.recover(since, Instant::now()))
+                {
                     Recovery::Complete(replay) => (Some(true), Some(replay)),
                     Recovery::Incomplete => (Some(false), Some(Vec::new())),
                 }
@@ -430,10 +386,8 @@ impl HubInner {
                 shard,
             },
         );
-        let count = state.users.entry(user.clone()).or_insert(0);
-        *count += 1;
-        if *count == 1 && state.settings.presence {
-            self.presence(&topic.name, &user, &meta, PresenceKind::Joined);
+        if state.add_user(&user, id) && state.settings.presence {
+            self.presence(&topic.name, &user, &meta, PresenceKind::Joined, id);
         }
         // Subscribed now, in the topic's order; what the topic delivers is held
         // back until the answer (the greeting, the replay) is in front of it.
@@ -467,7 +421,7 @@ impl HubInner {
         on_joined: Option<OnJoined>,
         joined: &Joined,
         settings: &TopicSettings,
-    ) -> Vec<Arc<super::Delivery>> {
+    ) -> Vec<Arc<Delivery>> {
         on_joined
             .and_then(|f| self.guarded("on_joined callback", topic, || f(joined)))
             .unwrap_or_default()
@@ -492,7 +446,7 @@ impl HubInner {
         let epoch: Arc<str> = located.position.epoch.as_str().into();
         // What was missed, rendered: all of it, or (a renderer that panicked)
         // nothing and `recovered: false`, never a partial recovery.
-        let replay: Option<Vec<Arc<super::Delivery>>> = located.missed.and_then(|missed| {
+        let replay: Option<Vec<Arc<Delivery>>> = located.missed.and_then(|missed| {
             missed
                 .into_iter()
                 .map(|(position, message)| {
@@ -528,71 +482,5 @@ impl HubInner {
                 },
             },
         );
-    }
-
-    /// Take `id` out of `topic` (its entry already updated); the last member's
-    /// leave tells the backplane, under the topic's lock.
-    pub(super) fn leave_topic(&self, id: ConnId, topic: &Arc<Topic>) {
-        let mut state = topic.lock();
-        let Some(member) = state.members.remove(&id) else {
-            return;
-        };
-        state.remove_from_shard(member.shard);
-        let gone = match state.users.get_mut(&member.user) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            _ => {
-                state.users.remove(&member.user);
-                true
-            }
-        };
-        if gone && state.settings.presence {
-            self.presence(&topic.name, &member.user, &member.meta, PresenceKind::Left);
-        }
-        self.send(
-            member.shard,
-            Cmd::Unsubscribe {
-                topic: topic.name.clone(),
-                id,
-            },
-        );
-        if state.members.is_empty() {
-            state.generation = topic::next_generation();
-            if let Some(backplane) = lock(&self.backplane).clone() {
-                backplane.unsubscribe(&topic.name, state.generation);
-            }
-            // Not held here any more: what the backplane said goes stale. The
-            // leaving user's own leave will not come back (this server stops
-            // listening): it is told here.
-            if let Some(global) = state.global_users.take() {
-                if gone && state.settings.presence && global.contains_key(&member.user) {
-                    self.report_presence(
-                        &topic.name,
-                        &member.user,
-                        &member.meta,
-                        PresenceKind::Left,
-                    );
-                }
-            }
-        }
-        let idle = state.is_idle();
-        drop(state);
-        if idle {
-            self.remove_if_idle(topic);
-        }
-    }
-
-    /// Connection `id` closed: it leaves every topic and the hub.
-    pub(super) fn connection_closed(&self, id: ConnId) {
-        let Some(entry) = lock(&self.conns).remove(&id) else {
-            return;
-        };
-        for topic in &entry.topics {
-            sched::point("closing");
-            self.leave_topic(id, topic);
-        }
-        self.send(entry.shard, Cmd::Unregister { id });
     }
 }

@@ -74,7 +74,7 @@ pub const MAX_DURATION: Duration = Duration::from_millis(MAX_DURATION_MS);
 /// [`MAX_DURATION`] in milliseconds, the unit of the TOML keys.
 pub const MAX_DURATION_MS: u64 = u32::MAX as u64;
 
-/// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
+/// The default message limit: `0x3ffffff` bytes (64 MiB - 1), websocket-driver's (Common Lisp) `max-length`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
 
 /// The default cap on fragments per message: 131,072 (as Node's `ws`), enough for a
@@ -139,7 +139,7 @@ pub struct ProtocolSettings {
     /// The largest message accepted, in bytes, counted after any decompression.
     /// A frame that would push a message past it fails the connection with 1009
     /// before its payload is buffered. Default [`DEFAULT_MAX_MESSAGE_SIZE`]
-    /// (`0x3ffffff`, the seed's `max-length`).
+    /// (`0x3ffffff`, websocket-driver's (Common Lisp) `max-length`).
     #[doc(alias = "max_length")]
     pub max_message_size: usize,
     /// The largest frame payload accepted, in bytes; checked on the header, before the
@@ -444,7 +444,7 @@ impl DeflateSettings {
 }
 
 /// What a server accepts and adds in the opening handshake (the `[server]`
-/// section; the seed's `accept-protocols` and `additional-headers`).
+/// section; websocket-driver's (Common Lisp) `accept-protocols` and `additional-headers`).
 ///
 /// ```
 /// use websocket_driver::ServerSettings;
@@ -463,7 +463,7 @@ impl DeflateSettings {
 )]
 #[non_exhaustive]
 pub struct ServerSettings {
-    /// Subprotocols the server speaks, in its order of preference (the seed's
+    /// Subprotocols the server speaks, in its order of preference (websocket-driver's (Common Lisp)
     /// `accept-protocols`): the chosen one is the first of these that the client
     /// offered, compared exactly; when none was offered, none is chosen and the
     /// handshake still succeeds. A string that is not a token can never be offered,
@@ -479,7 +479,7 @@ pub struct ServerSettings {
     /// browser) is accepted. Default: empty, the server's own origin only (see
     /// `handshake::origin_allowed`).
     pub origins: Vec<String>,
-    /// Extra headers of every `101` response (the seed's `additional-headers`). A
+    /// Extra headers of every `101` response (websocket-driver's (Common Lisp) `additional-headers`). A
     /// name that is not a token, a value with a control character, or a header the
     /// handshake writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-*`,
     /// `Content-Length`, `Transfer-Encoding`) is left out of the response (and

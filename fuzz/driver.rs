@@ -257,18 +257,22 @@ impl Driver {
         }
         self.check_buffered(chunk.len());
         if was_closed {
-            assert_eq!(self.conn.buffered_input(), 0, "input kept after Close");
+            assert_eq!(
+                self.conn.info().buffered_input(),
+                0,
+                "input kept after Close"
+            );
             assert!(self.buf.is_empty(), "receive_buf kept input after Close");
             assert!(
-                self.conn.peek_event().is_none(),
+                self.conn.info().peek_event().is_none(),
                 "event after Close: {:?}",
-                self.conn.peek_event()
+                self.conn.info().peek_event()
             );
             assert!(self.conn.take_output().is_empty(), "output after Close");
             return;
         }
         if !self.opened {
-            assert!(self.conn.peek_event().is_none(), "event before open");
+            assert!(self.conn.info().peek_event().is_none(), "event before open");
             assert!(self.conn.take_output().is_empty(), "output before open");
             return;
         }
@@ -291,7 +295,7 @@ impl Driver {
     }
 
     fn check_buffered(&mut self, chunk: usize) {
-        let held = self.conn.buffered_input() + self.buf.len();
+        let held = self.conn.info().buffered_input() + self.buf.len();
         let bound = self.limits.max_frame + MAX_HEADER + self.limits.max_message + chunk;
         assert!(
             !self.opened || held <= bound,

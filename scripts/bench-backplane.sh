@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of the Redis backplane (issue 13): the hub benchmark's protocol
+# Benchmark of the Redis backplane: the hub benchmark's protocol
 # (scripts/bench-hub.sh, benches/hub: one publisher, SUBSCRIBERS subscribers in one
 # room, every delivery checked by wsd-hubload) served three ways in one run:
 #   single     one examples/hub_bench server, no Redis (the reference);
@@ -17,7 +17,7 @@
 #
 # Usage: scripts/bench-backplane.sh
 # Environment: SUBSCRIBERS (10000), SECONDS_PER_RUN (5), ROUNDS (3), IN_FLIGHT (32),
-# SCENARIOS (tput20 tput1k lat20), RATE (20), WARMUP (1), NO_README (1: print only; otherwise README.md is rewritten
+# SCENARIOS (tput20 tput1k lat20), RATE (20), WARMUP (1), NO_README (1: print only; otherwise docs/benchmarks.md is rewritten
 # between `<!-- backplane-bench:start -->` and `<!-- backplane-bench:end -->`).
 # Every run is bounded (timeout), and every process it starts is killed after it.
 set -euo pipefail
@@ -213,12 +213,12 @@ done
 
 cat "$out"
 if [ "${NO_README:-0}" != 1 ]; then
-  if grep -q '<!-- backplane-bench:start -->' README.md && grep -q '<!-- backplane-bench:end -->' README.md; then
+  if grep -q '<!-- backplane-bench:start -->' docs/benchmarks.md && grep -q '<!-- backplane-bench:end -->' docs/benchmarks.md; then
     awk -v f="$out" '
       /<!-- backplane-bench:start -->/ { print; while ((getline line < f) > 0) print line; skip = 1; next }
       /<!-- backplane-bench:end -->/ { skip = 0 }
-      !skip { print }' README.md >README.md.new && mv README.md.new README.md
-    echo "README.md updated" >&2
+      !skip { print }' docs/benchmarks.md >docs/benchmarks.md.new && mv docs/benchmarks.md.new docs/benchmarks.md
+    echo "docs/benchmarks.md updated" >&2
   fi
 fi
 rm -f "$out"

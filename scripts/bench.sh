@@ -30,7 +30,7 @@
 # against the faster of fastwebsockets and tokio-websockets; the route (`ours`)
 # against the better of actix-web-actors and actix-ws; both against raw TCP.
 #
-# The result is markdown, printed and written into README.md between the
+# The result is markdown, printed and written into docs/benchmarks.md between the
 # `<!-- bench:start -->` and `<!-- bench:end -->` markers (replaced on each run),
 # with the date, the machine and the CPU pressure (PSI) during the run in its header.
 #
@@ -59,7 +59,7 @@ source scripts/servers.sh
 all_servers=(ours ours-standalone actix-web-actors actix-ws tokio-tungstenite fastwebsockets
              tokio-websockets sockudo-ws raw-tcp)
 read -r -a servers <<<"${SERVERS:-${all_servers[*]}}"
-# The peers each path is judged against (issue 16), and every peer (for the p99).
+# The peers each path is judged against, and every peer (for the p99).
 standalone_peers=(fastwebsockets tokio-websockets)
 route_peers=(actix-web-actors actix-ws)
 ws_peers=(actix-web-actors actix-ws tokio-tungstenite fastwebsockets tokio-websockets sockudo-ws)
@@ -269,7 +269,7 @@ cmdline="SECONDS_PER_RUN=$secs ROUNDS=$rounds RATE=$rate IDLE=$idle SOURCE_IP=$s
     done
   done
   echo
-  echo "Ratios of msgs per server CPU-s (medians; in brackets, of msgs/s). Targets (issue 16):"
+  echo "Ratios of msgs per server CPU-s (medians; in brackets, of msgs/s). Targets:"
   echo "standalone >= 1.0x the faster of fastwebsockets and tokio-websockets, route >= 1.05x the"
   echo "better of actix-web-actors and actix-ws, both >= 0.9x raw TCP at 20 B and 1 KiB."
   echo
@@ -323,11 +323,12 @@ cmdline="SECONDS_PER_RUN=$secs ROUNDS=$rounds RATE=$rate IDLE=$idle SOURCE_IP=$s
 
 cat "$out"
 marker="${README_MARKER:-bench}" # another block, e.g. bench-memory for SCENARIOS=memory
-if [ "${NO_README:-0}" != 1 ] && grep -q "<!-- $marker:start -->" README.md && grep -q "<!-- $marker:end -->" README.md; then
+doc=docs/benchmarks.md
+if [ "${NO_README:-0}" != 1 ] && grep -q "<!-- $marker:start -->" "$doc" && grep -q "<!-- $marker:end -->" "$doc"; then
   awk -v f="$out" -v s="<!-- $marker:start -->" -v e="<!-- $marker:end -->" '
     index($0, s) { print; while ((getline line < f) > 0) print line; skip = 1; next }
     index($0, e) { skip = 0 }
-    !skip { print }' README.md >README.md.new && mv README.md.new README.md
-  echo "README.md updated" >&2
+    !skip { print }' "$doc" >"$doc.new" && mv "$doc.new" "$doc"
+  echo "$doc updated" >&2
 fi
 rm -f "$out"

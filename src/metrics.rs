@@ -12,6 +12,8 @@
 //! | `ws_messages_sent_total`, `ws_sent_bytes_total` | counter | frames queued by the application or a hub, and bytes handed to the transport |
 //! | `ws_closes_total{code}` | counter | connections closed, by close code |
 //! | `ws_ping_rtt_seconds` | histogram | round-trip time of pings (keep-alive and `Conn::send_ping`) |
+//! | `ws_handshakes_refused_total{reason}` | counter | opening handshakes a server refused: `origin` (not the server's own nor listed), `version` (not 13), `too_large` (head over its limits), `invalid` (any other bad request), `timeout` (incomplete within the handshake timeout), `tls` (the TLS handshake failed), `application` (the standalone factory's `Refuse`) |
+//! | `ws_rate_limited_total` | counter | times a connection went over its inbound rate limit (`[connection.rate_limit]`): closed with 1008, or paused |
 //! | `ws_hub_*{hub}` | | per hub: see [`Hub`](crate::Hub) |
 //!
 //! The message counters are kept per thread (an uncontended atomic each) and summed
@@ -42,7 +44,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::proto::CloseCode;
+use crate::proto::{CloseCode, ReadyState};
 
 /// One thread's counters; only that thread adds to them.
 #[derive(Debug, Default)]
@@ -104,6 +106,38 @@ pub(crate) fn closed(code: CloseCode) {
     *lock(closes()).entry(code.0).or_default() += 1;
 }
 
+fn refusals() -> &'static Mutex<BTreeMap<&'static str, u64>> {
+    static REFUSALS: OnceLock<Mutex<BTreeMap<&'static str, u64>>> = OnceLock::new();
+    REFUSALS.get_or_init(Default::default)
+}
+
+/// A server refused an opening handshake, for `reason` (a label of
+/// `ws_handshakes_refused_total`: see the module's table).
+#[cfg(any(feature = "web", feature = "server"))]
+pub(crate) fn handshake_refused(reason: &'static str) {
+    *lock(refusals()).entry(reason).or_default() += 1;
+}
+
+/// A server refused an opening handshake with `err`.
+#[cfg(any(feature = "web", feature = "server"))]
+pub(crate) fn handshake_error(err: &crate::handshake::HandshakeError) {
+    use crate::handshake::HandshakeError as E;
+    handshake_refused(match err {
+        E::OriginNotAllowed => "origin",
+        E::MissingVersion | E::UnsupportedVersion => "version",
+        E::HeadTooLarge | E::TooManyHeaders => "too_large",
+        _ => "invalid",
+    });
+}
+
+/// Times a connection went over its inbound rate limit.
+static RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
+
+/// A connection went over its inbound rate limit (closed or paused).
+pub(crate) fn rate_limited() {
+    RATE_LIMITED.fetch_add(1, Ordering::Relaxed);
+}
+
 fn rtt_histogram() -> &'static Histogram {
     static RTT: OnceLock<Histogram> = OnceLock::new();
     // 100 µs to about 13 s.
@@ -123,6 +157,15 @@ pub(crate) trait HubMetrics: Send + Sync {
 fn hubs() -> &'static Mutex<Vec<Weak<dyn HubMetrics>>> {
     static HUBS: OnceLock<Mutex<Vec<Weak<dyn HubMetrics>>>> = OnceLock::new();
     HUBS.get_or_init(Default::default)
+}
+
+/// What counts the open connections by ready-state (`[connecting, open, closing,
+/// closed]`): set by the actor layer's registry of connections.
+static CONNECTION_COUNTER: OnceLock<fn() -> [u64; 4]> = OnceLock::new();
+
+/// Count the connections with `counter` (the actor layer's registry sets it once).
+pub(crate) fn set_connection_counter(counter: fn() -> [u64; 4]) {
+    let _ = CONNECTION_COUNTER.set(counter);
 }
 
 /// Report `hub`'s metrics with the others while it lives.
@@ -168,7 +211,7 @@ pub(crate) fn counter(
 
 impl Collector for WsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let states = crate::actor::count_by_state();
+        let states = CONNECTION_COUNTER.get().map_or([0; 4], |count| count());
         {
             let mut family = encoder.encode_descriptor(
                 "ws_connections",
@@ -176,11 +219,9 @@ impl Collector for WsCollector {
                 None,
                 prometheus_client::metrics::MetricType::Gauge,
             )?;
-            for (state, count) in ["connecting", "open", "closing", "closed"]
-                .iter()
-                .zip(states)
-            {
-                let labels = [("state", *state)];
+            for state in ReadyState::ALL {
+                let count = states[usize::from(state.as_u8())];
+                let labels = [("state", state.name())];
                 ConstGauge::new(count as i64).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -228,6 +269,25 @@ impl Collector for WsCollector {
                 ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
         }
+        {
+            let refusals = lock(refusals()).clone();
+            let mut family = encoder.encode_descriptor(
+                "ws_handshakes_refused",
+                "Opening handshakes refused, by reason",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (reason, count) in refusals {
+                let labels = [("reason", reason)];
+                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "ws_rate_limited",
+            "Times a connection went over its inbound rate limit (closed or paused)",
+            RATE_LIMITED.load(Ordering::Relaxed),
+        )?;
         let rtt = rtt_histogram();
         let e = encoder.encode_descriptor(
             "ws_ping_rtt_seconds",

@@ -6,9 +6,9 @@
 //! | section | type | read by |
 //! |---|---|---|
 //! | `[protocol]` | [`ProtocolSettings`] | the protocol core, both roles: limits, auto-pong |
-//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer |
+//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer, inbound rate limit |
 //! | `[deflate]` | [`DeflateSettings`] | the handshake and the core, both roles: permessage-deflate |
-//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers |
+//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers; the standalone server's TLS |
 //! | `[client]` | [`ClientSettings`] | the client: URL, subprotocols, headers, connect timeout, reconnect |
 //! | `[hub]` | [`HubSettings`] | `ws::Hub`: send budgets, history, presence |
 //! | `[redis]` | [`RedisSettings`] | the hub's Redis backplane (feature `redis`) |
@@ -37,12 +37,47 @@
 //! # }
 //! ```
 //!
-//! This module is plain data: it depends on nothing else of the crate, and builds
-//! without actix or tokio.
+//! [`Settings::check`] validates a whole tree (every duration at most
+//! [`MAX_DURATION`], sizes and codes in range, headers the handshake can write);
+//! durations over [`MAX_DURATION`] in TOML are refused when read. What the
+//! `[deflate]` section negotiates is here too:
+//! [`DeflateSettings::accept_offer`] (a server's answer),
+//! [`DeflateSettings::offer`] and [`DeflateSettings::accept_response`] (a client's
+//! offer and its check of the answer). The module is plain data and what it
+//! decides, and builds without actix or tokio.
+
+#[cfg(any(feature = "web", feature = "server", feature = "client"))]
+mod builder;
+mod check;
+mod client;
+mod deflate;
 
 use std::{collections::BTreeMap, time::Duration};
 
-/// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
+mod rate_limit;
+pub(crate) mod redact;
+mod tls;
+
+#[cfg(any(feature = "web", feature = "server", feature = "client"))]
+pub(crate) use builder::builder_setters;
+pub use check::{
+    SettingsError, MAX_IN_FLIGHT, MAX_SOCKET_SEND_BUFFER, MAX_SUBSCRIPTION_BUFFER,
+    MIN_SUBSCRIPTION_BUFFER,
+};
+pub use client::{ClientSettings, ReconnectPolicy};
+pub use rate_limit::{OverLimit, RateLimit};
+pub use tls::TlsSettings;
+
+/// The longest duration a setting may hold: 2^32 - 1 ms (about 49.7 days). The
+/// longest default is a day (`redis.topic_ttl_ms`); the bound keeps every deadline
+/// and multiple computed from a setting within range. TOML durations over it are
+/// refused when read.
+pub const MAX_DURATION: Duration = Duration::from_millis(MAX_DURATION_MS);
+
+/// [`MAX_DURATION`] in milliseconds, the unit of the TOML keys.
+pub const MAX_DURATION_MS: u64 = u32::MAX as u64;
+
+/// The default message limit: `0x3ffffff` bytes (64 MiB - 1), websocket-driver's (Common Lisp) `max-length`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
 
 /// The default cap on fragments per message: 131,072 (as Node's `ws`), enough for a
@@ -107,7 +142,7 @@ pub struct ProtocolSettings {
     /// The largest message accepted, in bytes, counted after any decompression.
     /// A frame that would push a message past it fails the connection with 1009
     /// before its payload is buffered. Default [`DEFAULT_MAX_MESSAGE_SIZE`]
-    /// (`0x3ffffff`, the seed's `max-length`).
+    /// (`0x3ffffff`, websocket-driver's (Common Lisp) `max-length`).
     #[doc(alias = "max_length")]
     pub max_message_size: usize,
     /// The largest frame payload accepted, in bytes; checked on the header, before the
@@ -222,6 +257,15 @@ pub struct ConnectionSettings {
     /// Default `None`.
     #[cfg_attr(feature = "serde", serde(with = "bytes_opt"))]
     pub socket_send_buffer: Option<usize>,
+    /// Messages and bytes per second taken from the peer, with a burst, and what
+    /// going over brings (close with 1008, or pause reading); see [`RateLimit`].
+    /// `None` (no `[connection.rate_limit]` table): no limit, the peer is bounded
+    /// by the message size limits and by how fast the actor handles what it
+    /// sends. Default `None`: what a peer may send depends on the application
+    /// (a chat's few messages a second, a game's sixty updates, a file upload's
+    /// megabytes), so the library does not guess; a server open to the public
+    /// should set one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ConnectionSettings {
@@ -235,6 +279,7 @@ impl Default for ConnectionSettings {
             close_on_backpressure: false,
             max_events_per_poll: 32,
             socket_send_buffer: None,
+            rate_limit: None,
         }
     }
 }
@@ -402,7 +447,7 @@ impl DeflateSettings {
 }
 
 /// What a server accepts and adds in the opening handshake (the `[server]`
-/// section; the seed's `accept-protocols` and `additional-headers`).
+/// section; websocket-driver's (Common Lisp) `accept-protocols` and `additional-headers`).
 ///
 /// ```
 /// use websocket_driver::ServerSettings;
@@ -421,23 +466,32 @@ impl DeflateSettings {
 )]
 #[non_exhaustive]
 pub struct ServerSettings {
-    /// Subprotocols the server speaks, in its order of preference (the seed's
+    /// Subprotocols the server speaks, in its order of preference (websocket-driver's (Common Lisp)
     /// `accept-protocols`): the chosen one is the first of these that the client
     /// offered, compared exactly; when none was offered, none is chosen and the
     /// handshake still succeeds. A string that is not a token can never be offered,
     /// so never matches. Default: none.
     pub protocols: Vec<String>,
-    /// Origins allowed to connect: a request whose `Origin` header is missing or not
-    /// in the list (compared ASCII case-insensitively, as serialized by RFC 6454
-    /// §6.2, e.g. `https://example.com:8443` with no trailing slash) is refused with
-    /// `403`. Default: empty, any origin (`Origin` not checked).
+    /// Origins allowed to connect besides the server's own. A handshake with an
+    /// `Origin` header (a browser's) is refused with `403` unless the origin's host
+    /// and port are the request's `Host` (a default port, 80 or 443, written or
+    /// not) or it is listed here: `"*"` (any origin), an exact origin as RFC 6454
+    /// §6.2 serializes it (`https://app.example.com`, `http://localhost:3000`), or
+    /// every subdomain of a domain (`https://*.example.com`); scheme, host and port
+    /// compared ASCII case-insensitively. A handshake without `Origin` (not a
+    /// browser) is accepted. Default: empty, the server's own origin only (see
+    /// `handshake::origin_allowed`).
     pub origins: Vec<String>,
-    /// Extra headers of every `101` response (the seed's `additional-headers`). A
+    /// Extra headers of every `101` response (websocket-driver's (Common Lisp) `additional-headers`). A
     /// name that is not a token, a value with a control character, or a header the
     /// handshake writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-*`,
     /// `Content-Length`, `Transfer-Encoding`) is left out of the response (and
     /// reported by `Settings::check`). Default: none.
     pub headers: BTreeMap<String, String>,
+    /// The standalone server's certificate and key: `wss://` when set (the
+    /// `[server.tls]` table; see [`TlsSettings`]). The route ignores it. Default
+    /// `None`: plain `ws://`.
+    pub tls: Option<TlsSettings>,
 }
 
 impl ServerSettings {
@@ -453,84 +507,11 @@ impl ServerSettings {
         self
     }
 
-    /// Add one of the [`headers`](Self::headers).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.insert(name.into(), value.into());
-        self
-    }
-}
-
-/// Where and how a client connects (the `[client]` section).
-///
-/// ```
-/// use std::time::Duration;
-/// use websocket_driver::ClientSettings;
-///
-/// let client = ClientSettings::default()
-///     .url("wss://example.com/feed")
-///     .protocols(["feed.v2"])
-///     .header("Authorization", "Bearer abc");
-/// assert_eq!(client.connect_timeout, Duration::from_secs(10));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Deserialize),
-    serde(default, deny_unknown_fields)
-)]
-#[non_exhaustive]
-pub struct ClientSettings {
-    /// The `ws://` or `wss://` URL to connect to. Default: empty (refused by the
-    /// client).
-    pub url: String,
-    /// Subprotocols to offer in `Sec-WebSocket-Protocol`, in order of preference
-    /// (RFC 6455 §4.1 item 10); the server picks one or none. Default: none.
-    pub protocols: Vec<String>,
-    /// The `Origin` header to send (RFC 6455 §4.1 item 8). Default: none.
-    pub origin: Option<String>,
-    /// Extra request headers (cookies, authorization). Default: none.
-    pub headers: BTreeMap<String, String>,
-    /// How long name resolution and the TCP connection may take together.
-    /// Default 10 s.
-    #[cfg_attr(
-        feature = "serde",
-        serde(rename = "connect_timeout_ms", with = "millis")
-    )]
-    pub connect_timeout: Duration,
-    /// Reconnect when the connection is lost; `None` (no `[client.reconnect]`
-    /// table): never. Default `None`.
-    pub reconnect: Option<ReconnectPolicy>,
-}
-
-impl Default for ClientSettings {
-    fn default() -> Self {
-        ClientSettings {
-            url: String::new(),
-            protocols: Vec::new(),
-            origin: None,
-            headers: BTreeMap::new(),
-            connect_timeout: Duration::from_secs(10),
-            reconnect: None,
-        }
-    }
-}
-
-impl ClientSettings {
-    /// Set [`url`](Self::url).
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.url = url.into();
-        self
-    }
-
-    /// Set [`protocols`](Self::protocols).
-    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> Self {
-        self.protocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Set [`origin`](Self::origin).
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into());
+    /// Allow any origin ([`origins`](Self::origins) `["*"]`): for a server that
+    /// authenticates each connection without the browser's ambient credentials
+    /// (cookies, HTTP authentication), or that serves public data only.
+    pub fn allow_any_origin(mut self) -> Self {
+        self.origins = vec!["*".into()];
         self
     }
 
@@ -539,96 +520,11 @@ impl ClientSettings {
         self.headers.insert(name.into(), value.into());
         self
     }
-}
 
-/// When and how often a client reconnects after its connection is lost (the
-/// `[client.reconnect]` table).
-///
-/// The *n*-th attempt in a row waits `min(max, initial × factorⁿ⁻¹)`, less a random
-/// part of up to `jitter` of it (so that many clients cut off together do not come
-/// back together), then connects; a connection that opens resets the count.
-///
-/// ```
-/// use std::time::Duration;
-/// use websocket_driver::ReconnectPolicy;
-///
-/// let policy = ReconnectPolicy {
-///     initial: Duration::from_millis(100),
-///     max: Duration::from_secs(1),
-///     factor: 2.0,
-///     jitter: 0.0,
-///     max_attempts: Some(10),
-/// };
-/// let delays: Vec<u128> = (1..=6).map(|n| policy.delay(n).as_millis()).collect();
-/// assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Deserialize),
-    serde(default, deny_unknown_fields)
-)]
-pub struct ReconnectPolicy {
-    /// The wait before the first attempt. Default 500 ms.
-    #[cfg_attr(feature = "serde", serde(rename = "initial_ms", with = "millis"))]
-    pub initial: Duration,
-    /// The longest wait. Default 30 s.
-    #[cfg_attr(feature = "serde", serde(rename = "max_ms", with = "millis"))]
-    pub max: Duration,
-    /// How much each wait grows over the one before (taken as at least 1).
-    /// Default 2.
-    pub factor: f64,
-    /// The part of each wait taken off at random, from 0 (none) to 1 (the wait is
-    /// anywhere from zero to its full length). Default 0.5.
-    pub jitter: f64,
-    /// How many attempts in a row may fail before the client gives up (and stops
-    /// the actor); `None` (0 in TOML): never give up. Default `None`.
-    #[cfg_attr(feature = "serde", serde(with = "attempts"))]
-    pub max_attempts: Option<u32>,
-}
-
-impl Default for ReconnectPolicy {
-    fn default() -> Self {
-        ReconnectPolicy {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-            factor: 2.0,
-            jitter: 0.5,
-            max_attempts: None,
-        }
-    }
-}
-
-impl ReconnectPolicy {
-    /// The wait before attempt `attempt` (counted from 1), without jitter.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = if self.factor.is_finite() {
-            self.factor.max(1.0)
-        } else {
-            1.0
-        };
-        let exponent = attempt.saturating_sub(1).min(i32::MAX as u32) as i32;
-        let secs = self.initial.as_secs_f64() * factor.powi(exponent);
-        Duration::try_from_secs_f64(secs)
-            .unwrap_or(self.max)
-            .min(self.max)
-    }
-
-    /// The wait before attempt `attempt`, with its random part taken off: within
-    /// `[delay × (1 - jitter), delay]`.
-    pub fn jittered_delay(&self, attempt: u32) -> Duration {
-        let delay = self.delay(attempt);
-        let jitter = if self.jitter.is_finite() {
-            self.jitter.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        delay.mul_f64(1.0 - jitter * rand::random::<f64>())
-    }
-
-    /// Whether attempt `attempt` (counted from 1) may be made.
-    pub fn allows(&self, attempt: u32) -> bool {
-        self.max_attempts.is_none_or(|max| attempt <= max)
+    /// Set [`tls`](Self::tls).
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -651,8 +547,12 @@ pub enum SlowConsumer {
 }
 
 /// The connection manager's defaults (the `[hub]` section): what a connection may
-/// have queued before the slow-consumer policy applies, and each topic's history.
-/// A topic can override them when it is configured (`Hub::configure`).
+/// have queued before the slow-consumer policy applies, each topic's history, and
+/// the bounds of the hub's tables and queues. A topic can override its history and
+/// policy when it is configured (`Hub::configure`).
+///
+/// Every table and queue of a hub is bounded: a join past a bound is refused with
+/// a typed error (`ws::JoinError`), a publication past one is counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
@@ -677,14 +577,57 @@ pub struct HubSettings {
     /// history unless a topic asks for it).
     pub history_size: usize,
     /// How long a publication stays in a topic's history; `None` (0 in TOML) keeps
-    /// it until the size bound pushes it out. Default 5 minutes.
+    /// it until a size bound pushes it out. Expired publications are dropped, and
+    /// a topic left with no member and nothing kept is forgotten, by a sweep every
+    /// second. At most [`MAX_DURATION`]. Default 5 minutes.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "history_ttl_ms", with = "millis_opt")
     )]
     pub history_ttl: Option<Duration>,
+    /// Bytes of history a topic keeps at most (its frames as prepared: the
+    /// payload, its frame, and the compressed frame when there is one); the oldest
+    /// publications make room for a new one, and one larger than this empties
+    /// the history. Default 1 MiB.
+    pub history_bytes: usize,
+    /// Bytes of history the hub keeps at most, all topics together: past it the
+    /// oldest publications of any topic are evicted first
+    /// (`ws_hub_history_evicted_total`; a recovery that needed them is told
+    /// `recovered: false`). Default 64 MiB.
+    pub max_history_bytes: usize,
     /// Report join and leave events to a topic's members. Default `false`.
     pub presence: bool,
+    /// Topics one connection may be a member of at once; a join past it is
+    /// refused (`JoinError::TooManyTopics`). Default 128 (as Centrifugo's
+    /// `client_channel_limit`).
+    pub max_topics_per_connection: usize,
+    /// Members a topic may have on this server; a join past it is refused
+    /// (`JoinError::TopicFull`). Default 100,000.
+    pub max_members_per_topic: usize,
+    /// The longest topic name, in bytes (`JoinError::TopicTooLong`). Default 255
+    /// (as Centrifugo's `channel_max_length`). Names are also refused when empty
+    /// or when they hold `{` or `}` (`JoinError::InvalidTopic`):
+    /// a Redis cluster places a topic's keys by the part of their name between
+    /// braces, so a brace in a name would split a topic across nodes.
+    pub max_topic_bytes: usize,
+    /// The longest user key, in bytes (`JoinError::UserTooLong`). Default 255.
+    pub max_user_bytes: usize,
+    /// The longest member metadata, in bytes (`JoinError::MetaTooLong`). Default
+    /// 4,096.
+    pub max_meta_bytes: usize,
+    /// Publications waiting for one worker thread's shard at most; past it a
+    /// publication is not queued for that thread (`ws_hub_queue_full_total`) and
+    /// the thread's subscribers of its topic get the topic's slow-consumer policy
+    /// (closed, or the publication counted as dropped for each). Default 16,384.
+    /// The same bound holds the presence changes waiting for the closures of
+    /// `Hub::on_presence_fn` (past it a change is not told to them, counted in
+    /// `ws_hub_presence_dropped_total`).
+    pub max_queued_per_thread: usize,
+    /// Connections one user may have in the hub at once (`Hub::register`, or a
+    /// join that names the user of a connection the hub did not know by name);
+    /// past it the connection is refused (`JoinError::TooManyConnections`). A
+    /// connection without a user is its own (its id). Default 100.
+    pub max_connections_per_user: usize,
 }
 
 impl Default for HubSettings {
@@ -696,7 +639,16 @@ impl Default for HubSettings {
             slow_close_code: 1008,
             history_size: 0,
             history_ttl: Some(Duration::from_secs(300)),
+            history_bytes: 1 << 20,
+            max_history_bytes: 64 << 20,
             presence: false,
+            max_topics_per_connection: 128,
+            max_members_per_topic: 100_000,
+            max_topic_bytes: 255,
+            max_user_bytes: 255,
+            max_meta_bytes: 4096,
+            max_queued_per_thread: 16_384,
+            max_connections_per_user: 100,
         }
     }
 }
@@ -705,8 +657,8 @@ impl Default for HubSettings {
 /// through Redis pub/sub, numbered and kept in Redis Streams, presence in Redis
 /// hashes, so that hubs on several servers act as one. [`check`](Self::check)
 /// says whether the values are in range (the backplane refuses to start
-/// otherwise).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// otherwise); every duration is at most [`MAX_DURATION`].
+#[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -715,7 +667,8 @@ impl Default for HubSettings {
 #[non_exhaustive]
 pub struct RedisSettings {
     /// `redis://host:port/db` (or `redis-cluster://host:port?node=host:port` for a
-    /// cluster). Default: empty, no backplane.
+    /// cluster), with `user:password@` before the host when Redis asks for them
+    /// (shown as `***` in `Debug` output and logs). Default: empty, no backplane.
     pub url: String,
     /// The prefix of every key and channel; no `{` or `}` (a brace would make
     /// the prefix the cluster hash tag of every key: one slot for all). Default
@@ -726,8 +679,7 @@ pub struct RedisSettings {
     /// Default `false`.
     pub sharded: bool,
     /// How long a topic's state (epoch, offsets, history) stays in Redis after its
-    /// last publication; `None` (0 in TOML) forever. At most 3,650 days. Default
-    /// 24 hours.
+    /// last publication; `None` (0 in TOML) forever. Default 24 hours.
     #[cfg_attr(feature = "serde", serde(rename = "topic_ttl_ms", with = "millis_opt"))]
     pub topic_ttl: Option<Duration>,
     /// Publications queued or on their way to Redis at most (everything not yet
@@ -742,13 +694,13 @@ pub struct RedisSettings {
     /// Default 4,096.
     pub subscription_buffer: usize,
     /// How long a server's presence entries live without its refresh: a crashed
-    /// server's members disappear within this. 30 ms to 1 day. Default 15 s.
+    /// server's members disappear within this. At least 30 ms. Default 15 s.
     #[cfg_attr(feature = "serde", serde(rename = "presence_ttl_ms", with = "millis"))]
     pub presence_ttl: Duration,
     /// How long any presence key (and the list of servers) lives in Redis without
     /// a write or a refresh: live servers give theirs their time again before a
     /// quarter of it has gone, so that what no server is left to sweep goes too.
-    /// At least twice `presence_ttl`, at most 30 days. Default 1 hour.
+    /// At least twice `presence_ttl`. Default 1 hour.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "presence_keys_ttl_ms", with = "millis")
@@ -758,7 +710,7 @@ pub struct RedisSettings {
     /// delivered on this server only (`ws_backplane_dropped`), unless its
     /// connection lives: Redis may then still carry it out (it cannot be taken
     /// back once written), so it is not delivered here and counted in
-    /// `ws_backplane_abandoned`. 1 ms to 10 minutes. Default 2 s.
+    /// `ws_backplane_abandoned`. At least 1 ms. Default 2 s.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "command_timeout_ms", with = "millis")
@@ -774,17 +726,51 @@ pub struct RedisSettings {
     )]
     pub reconnect_initial: Duration,
     /// The longest wait between reconnect attempts (and between tries of a failed
-    /// subscription, and restarts). At most 1 hour. Default 5 s.
+    /// subscription, and restarts). At least 1 ms. Default 5 s.
     #[cfg_attr(feature = "serde", serde(rename = "reconnect_max_ms", with = "millis"))]
     pub reconnect_max: Duration,
     /// How often the subscriptions are compared with the topics the hub holds
     /// members of (a difference seen twice in a row is repaired, and counted in
-    /// `ws_backplane_reconciled`). 10 ms to 1 hour. Default 10 s.
+    /// `ws_backplane_reconciled`). At least 10 ms. Default 10 s.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "reconcile_interval_ms", with = "millis")
     )]
     pub reconcile_interval: Duration,
+}
+
+/// The URL's password shown as `***` (`redis://user:***@host:6379`).
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let RedisSettings {
+            url,
+            prefix,
+            sharded,
+            topic_ttl,
+            max_in_flight,
+            subscription_buffer,
+            presence_ttl,
+            presence_keys_ttl,
+            command_timeout,
+            reconnect_initial,
+            reconnect_max,
+            reconcile_interval,
+        } = self;
+        f.debug_struct("RedisSettings")
+            .field("url", &redact::Url(url))
+            .field("prefix", prefix)
+            .field("sharded", sharded)
+            .field("topic_ttl", topic_ttl)
+            .field("max_in_flight", max_in_flight)
+            .field("subscription_buffer", subscription_buffer)
+            .field("presence_ttl", presence_ttl)
+            .field("presence_keys_ttl", presence_keys_ttl)
+            .field("command_timeout", command_timeout)
+            .field("reconnect_initial", reconnect_initial)
+            .field("reconnect_max", reconnect_max)
+            .field("reconcile_interval", reconcile_interval)
+            .finish()
+    }
 }
 
 impl Default for RedisSettings {
@@ -806,109 +792,37 @@ impl Default for RedisSettings {
     }
 }
 
-/// A `[redis]` setting out of its range ([`RedisSettings::check`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("redis.{name}: {reason}")]
-#[non_exhaustive]
-pub struct InvalidRedisSetting {
-    /// The setting (its field's name).
-    pub name: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl RedisSettings {
-    /// Whether every value is in its documented range (none can overflow a
-    /// duration or a count the backplane computes from it).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let mut redis = websocket_driver::RedisSettings::default();
-    /// assert!(redis.check().is_ok());
-    /// redis.command_timeout = Duration::from_millis(u64::MAX);
-    /// assert_eq!(redis.check().unwrap_err().name, "command_timeout");
-    ///
-    /// let mut redis = websocket_driver::RedisSettings::default();
-    /// redis.prefix = "app{1}".into();
-    /// assert_eq!(redis.check().unwrap_err().name, "prefix");
-    /// redis.prefix = "app".into();
-    /// redis.presence_keys_ttl = redis.presence_ttl;
-    /// assert_eq!(redis.check().unwrap_err().name, "presence_keys_ttl");
-    /// ```
-    pub fn check(&self) -> Result<(), InvalidRedisSetting> {
-        let bad = |name: &'static str, reason: String| Err(InvalidRedisSetting { name, reason });
-        let within = |name: &'static str, value: Duration, min: Duration, max: Duration| {
-            if value < min || value > max {
-                return bad(name, format!("{value:?} is not within {min:?}..={max:?}"));
-            }
-            Ok(())
-        };
-        const MS: Duration = Duration::from_millis(1);
-        const HOUR: Duration = Duration::from_secs(3600);
-        const DAY: Duration = Duration::from_secs(86_400);
-        if self.prefix.contains(['{', '}']) {
-            return bad("prefix", format!("{:?} holds a brace", self.prefix));
-        }
-        if !(1..=1 << 24).contains(&self.max_in_flight) {
-            return bad(
-                "max_in_flight",
-                format!("{} is not within 1..=16777216", self.max_in_flight),
-            );
-        }
-        if !(16..=1 << 20).contains(&self.subscription_buffer) {
-            return bad(
-                "subscription_buffer",
-                format!("{} is not within 16..=1048576", self.subscription_buffer),
-            );
-        }
-        if let Some(ttl) = self.topic_ttl {
-            within("topic_ttl", ttl, MS, 3650 * DAY)?;
-        }
-        within("presence_ttl", self.presence_ttl, 30 * MS, DAY)?;
-        within(
-            "presence_keys_ttl",
-            self.presence_keys_ttl,
-            self.presence_ttl.saturating_mul(2),
-            30 * DAY,
-        )?;
-        within(
-            "command_timeout",
-            self.command_timeout,
-            MS,
-            10 * 60 * 1000 * MS,
-        )?;
-        within("reconnect_max", self.reconnect_max, MS, HOUR)?;
-        within(
-            "reconnect_initial",
-            self.reconnect_initial,
-            MS,
-            self.reconnect_max,
-        )?;
-        within("reconcile_interval", self.reconcile_interval, 10 * MS, HOUR)?;
-        Ok(())
-    }
-}
-
+/// Durations in TOML: whole milliseconds, at most [`MAX_DURATION_MS`] (refused
+/// when read, naming the bound).
 #[cfg(feature = "serde")]
 mod millis {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    use super::MAX_DURATION_MS;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
+        let ms = u64::deserialize(d)?;
+        if ms > MAX_DURATION_MS {
+            return Err(D::Error::custom(format_args!(
+                "{ms} ms is longer than the maximum, {MAX_DURATION_MS} ms (about 49 days)"
+            )));
+        }
+        Ok(Duration::from_millis(ms))
     }
 }
 
+/// Durations that 0 turns off.
 #[cfg(feature = "serde")]
 mod millis_opt {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::Deserializer;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let ms = u64::deserialize(d)?;
-        Ok((ms != 0).then(|| Duration::from_millis(ms)))
+        let duration = super::millis::deserialize(d)?;
+        Ok((!duration.is_zero()).then_some(duration))
     }
 }
 
@@ -919,84 +833,5 @@ mod bytes_opt {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
         let n = usize::deserialize(d)?;
         Ok((n != 0).then_some(n))
-    }
-}
-
-#[cfg(feature = "serde")]
-mod attempts {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-        let n = u32::deserialize(d)?;
-        Ok((n != 0).then_some(n))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delays_grow_by_factor_up_to_max() {
-        let policy = ReconnectPolicy {
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(100),
-            factor: 3.0,
-            jitter: 0.0,
-            max_attempts: None,
-        };
-        let delays: Vec<u128> = (1..=5).map(|n| policy.delay(n).as_millis()).collect();
-        assert_eq!(delays, [10, 30, 90, 100, 100]);
-        assert_eq!(policy.delay(u32::MAX), Duration::from_millis(100));
-        assert_eq!(policy.jittered_delay(2), Duration::from_millis(30));
-        let flat = ReconnectPolicy {
-            factor: 0.5,
-            ..policy.clone()
-        };
-        assert_eq!(
-            flat.delay(4),
-            Duration::from_millis(10),
-            "factor below 1 is 1"
-        );
-        let nan = ReconnectPolicy {
-            factor: f64::NAN,
-            jitter: f64::NAN,
-            ..policy
-        };
-        assert_eq!(nan.jittered_delay(3), Duration::from_millis(10));
-    }
-
-    #[test]
-    fn jitter_stays_within_its_share_of_the_delay() {
-        let policy = ReconnectPolicy {
-            initial: Duration::from_millis(1000),
-            max: Duration::from_secs(10),
-            factor: 2.0,
-            jitter: 0.25,
-            max_attempts: None,
-        };
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..200 {
-            let d = policy.jittered_delay(2);
-            assert!(
-                d >= Duration::from_millis(1500) && d <= Duration::from_millis(2000),
-                "{d:?}"
-            );
-            seen.insert(d);
-        }
-        assert!(seen.len() > 100, "the delays vary: {} distinct", seen.len());
-    }
-
-    #[test]
-    fn max_attempts_bounds_the_attempts() {
-        let policy = ReconnectPolicy {
-            max_attempts: Some(3),
-            ..ReconnectPolicy::default()
-        };
-        assert_eq!(
-            (1..=5).map(|n| policy.allows(n)).collect::<Vec<_>>(),
-            [true, true, true, false, false]
-        );
-        assert!(ReconnectPolicy::default().allows(u32::MAX));
     }
 }

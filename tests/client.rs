@@ -384,6 +384,111 @@ async fn echoes_every_size_with_our_server_and_closes_cleanly() {
     handle.stop(false).await;
 }
 
+/// Sends "hello" when open and closes with 1000 "done" when the echo comes back.
+struct HelloOnce(mpsc::UnboundedSender<String>);
+
+impl ws::Endpoint for HelloOnce {
+    fn on_open(&mut self, conn: &ws::Conn, _: &mut ws::EndpointContext<Self>) {
+        conn.send_text("hello");
+    }
+    fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+        let _ = self.0.send(format!("{msg:?}"));
+        conn.close(CloseCode::NORMAL, "done");
+    }
+}
+
+#[actix_rt::test]
+async fn run_serves_an_endpoint_to_its_close_and_returns_the_close() {
+    let (addr, handle, _seen) = support::listen_recorder(ws::Server::new());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let close = to(addr).run(ws::endpoint(HelloOnce(tx))).await.unwrap();
+    assert_eq!(rx.recv().await.unwrap(), "Text(\"hello\")");
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (CloseCode::NORMAL, "", true),
+        "the server echoes the code with no reason"
+    );
+    handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn closed_resolves_on_every_handle_with_the_close_the_actor_got() {
+    let (addr, handle, mut seen) = support::listen_recorder(ws::Server::new());
+    let (actor, mut rx) = events();
+    let (_addr, conn) = to(addr).connect_with_conn(actor).await.unwrap();
+    opened(&mut rx).await;
+    let server_conn = match seen.recv().await {
+        Some(support::Seen::Open(conn)) => conn,
+        other => panic!("expected the server's Open, saw {other:?}"),
+    };
+    // Awaited from another thread before the close, and from here after it.
+    let waiting = {
+        let conn = conn.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(conn.closed())
+        })
+    };
+    server_conn
+        .close(CloseCode(4001), "bye")
+        .into_result()
+        .unwrap();
+    let close = closed(&mut rx).await;
+    let expected = (CloseCode(4001), "bye".to_owned(), true);
+    assert_eq!(
+        (close.code, close.reason.clone(), close.was_clean),
+        expected
+    );
+    let from_thread = waiting.join().unwrap();
+    assert_eq!(
+        (from_thread.code, from_thread.reason, from_thread.was_clean),
+        expected
+    );
+    let again = conn.closed().await;
+    assert_eq!((again.code, again.reason, again.was_clean), expected);
+    // The server's side too: its Close carries our echo of 4001.
+    assert_eq!(server_conn.closed().await.code, CloseCode(4001));
+    handle.stop(false).await;
+}
+
+/// Hands its `Conn` over and stops its actor at once.
+struct StopsAtOnce(mpsc::UnboundedSender<ws::Conn>);
+
+impl ws::Endpoint for StopsAtOnce {
+    fn on_open(&mut self, conn: &ws::Conn, ctx: &mut ws::EndpointContext<Self>) {
+        let _ = self.0.send(conn.clone());
+        actix::ActorContext::stop(ctx);
+    }
+}
+
+#[actix_rt::test]
+async fn closed_says_going_away_when_the_actor_stopped_before_the_close() {
+    let (tx, mut conns) = mpsc::unbounded_channel();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = ws::Server::new()
+        .listen_on(listener, 1, move |_| {
+            Ok(ws::endpoint(StopsAtOnce(tx.clone())))
+        })
+        .unwrap();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    let (actor, mut rx) = events();
+    to(addr).connect(actor).await.unwrap();
+    let server_conn = conns.recv().await.unwrap();
+    let close = server_conn.closed().await;
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (CloseCode::GOING_AWAY, "", false)
+    );
+    // The client is told 1001 by the Close frame the server sent as it went.
+    opened(&mut rx).await;
+    assert_eq!(closed(&mut rx).await.code, CloseCode::GOING_AWAY);
+    handle.stop(false).await;
+}
+
 #[actix_rt::test]
 async fn server_close_reaches_the_actor_after_the_messages_before_it() {
     let (addr, handle, mut seen) = support::listen_recorder(ws::Server::new());

@@ -951,7 +951,10 @@ fn client_close_then_discards_data_until_peer_close() {
     ]);
     for chunk in data.chunks(1000) {
         c.receive(chunk);
-        assert!(c.buffered_input() < 14, "discarded data is not buffered");
+        assert!(
+            c.info().buffered_input() < 14,
+            "discarded data is not buffered"
+        );
     }
     for b in w(&[text("byte by byte")]) {
         c.receive(&[b]);
@@ -1283,9 +1286,9 @@ fn client_message_over_max_length_fails_1009_before_payload() {
     let mut c = open_conn_with(ROLE, config.clone());
     c.receive(&header[..header.len() - 1]);
     assert_eq!(drain(&mut c), vec![]);
-    assert_eq!(c.buffered_input(), header.len() - 1);
+    assert_eq!(c.info().buffered_input(), header.len() - 1);
     c.receive(&header[header.len() - 1..]);
-    assert_eq!(c.buffered_input(), 0);
+    assert_eq!(c.info().buffered_input(), 0);
     let err = capacity(CapacityError::FrameTooLarge {
         size: 1001,
         max: 1000,
@@ -1305,7 +1308,7 @@ fn client_message_over_max_length_fails_1009_before_payload() {
     let input = binary(&[0; 1001]).to(ROLE);
     let mut c = open_conn_with(ROLE, config);
     c.receive(&input[..header.len() + 10]);
-    assert_eq!(c.buffered_input(), 0);
+    assert_eq!(c.info().buffered_input(), 0);
     assert_fails(
         &mut c,
         &[],
@@ -1327,7 +1330,7 @@ fn client_message_at_max_length_is_delivered() {
     let header_len = input.len() - 1000;
     c.receive(&input[..header_len]);
     assert_eq!(drain(&mut c), vec![]);
-    assert_eq!(c.buffered_input(), 0);
+    assert_eq!(c.info().buffered_input(), 0);
     c.receive(&input[header_len..]);
     assert_eq!(drain(&mut c), vec![Ev::Binary(vec![5; 1000])]);
     let input = w(&[text(&"a".repeat(600)).fin(false), cont(&[b'b'; 400])]);
@@ -1350,9 +1353,9 @@ fn client_fragmented_message_over_max_length_fails_1009() {
         cont(&[2; 300]).fin(false),
     ]));
     assert_eq!(drain(&mut c), vec![]);
-    assert_eq!(c.buffered_input(), 900);
+    assert_eq!(c.info().buffered_input(), 900);
     c.receive(&cont(&[3; 101]).header_to(ROLE));
-    assert_eq!(c.buffered_input(), 0);
+    assert_eq!(c.info().buffered_input(), 0);
     let err = capacity(CapacityError::MessageTooLarge {
         size: 1001,
         max: 1000,
@@ -1425,7 +1428,7 @@ fn client_receives_huge_declared_length_fails_1009_without_buffering() {
         let header = binary(b"").length(Length::Declared(len)).header_to(ROLE);
         let mut c = conn();
         c.receive(&header);
-        assert_eq!(c.buffered_input(), 0);
+        assert_eq!(c.info().buffered_input(), 0);
         let err = capacity(CapacityError::FrameTooLarge {
             size: len,
             max: 0x3ff_ffff,
@@ -1712,7 +1715,7 @@ fn large_payload_is_masked_into_one_piece() {
     let payload = bytes::Bytes::from(vec![0x5a; 4096]);
     c.send(&Message::Binary(payload.clone())).unwrap();
     let mut slots = [std::io::IoSlice::new(&[]); 8];
-    assert_eq!(c.output_vectored(&mut slots), 1);
+    assert_eq!(c.output().chunks_vectored(&mut slots), 1);
     let frame = slots[0].to_vec();
     assert_eq!(frame.len(), 8 + 4096);
     assert_eq!(&frame[..4], b"\x82\xfe\x10\x00");

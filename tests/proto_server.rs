@@ -926,7 +926,10 @@ fn server_close_then_discards_data_until_peer_close() {
     ]);
     for chunk in data.chunks(1000) {
         c.receive(chunk);
-        assert!(c.buffered_input() < 14, "discarded data is not buffered");
+        assert!(
+            c.info().buffered_input() < 14,
+            "discarded data is not buffered"
+        );
     }
     for b in w(&[text("byte by byte")]) {
         c.receive(&[b]);
@@ -1251,9 +1254,9 @@ fn server_message_over_max_length_fails_1009_before_payload() {
     let mut c = open_conn_with(ROLE, config.clone());
     c.receive(&header[..header.len() - 1]);
     assert_eq!(drain(&mut c), vec![]);
-    assert_eq!(c.buffered_input(), header.len() - 1);
+    assert_eq!(c.info().buffered_input(), header.len() - 1);
     c.receive(&header[header.len() - 1..]);
-    assert_eq!(c.buffered_input(), 0);
+    assert_eq!(c.info().buffered_input(), 0);
     let err = capacity(CapacityError::FrameTooLarge {
         size: 1001,
         max: 1000,
@@ -1273,7 +1276,7 @@ fn server_message_over_max_length_fails_1009_before_payload() {
     let input = binary(&[0; 1001]).to(ROLE);
     let mut c = open_conn_with(ROLE, config);
     c.receive(&input[..header.len() + 10]);
-    assert_eq!(c.buffered_input(), 0);
+    assert_eq!(c.info().buffered_input(), 0);
     assert_fails(
         &mut c,
         &[],
@@ -1295,7 +1298,7 @@ fn server_message_at_max_length_is_delivered() {
     let header_len = input.len() - 1000;
     c.receive(&input[..header_len]);
     assert_eq!(drain(&mut c), vec![]);
-    assert_eq!(c.buffered_input(), 0);
+    assert_eq!(c.info().buffered_input(), 0);
     c.receive(&input[header_len..]);
     assert_eq!(drain(&mut c), vec![Ev::Binary(vec![5; 1000])]);
     let input = w(&[text(&"a".repeat(600)).fin(false), cont(&[b'b'; 400])]);
@@ -1318,9 +1321,9 @@ fn server_fragmented_message_over_max_length_fails_1009() {
         cont(&[2; 300]).fin(false),
     ]));
     assert_eq!(drain(&mut c), vec![]);
-    assert_eq!(c.buffered_input(), 900);
+    assert_eq!(c.info().buffered_input(), 900);
     c.receive(&cont(&[3; 101]).header_to(ROLE));
-    assert_eq!(c.buffered_input(), 0);
+    assert_eq!(c.info().buffered_input(), 0);
     let err = capacity(CapacityError::MessageTooLarge {
         size: 1001,
         max: 1000,
@@ -1393,7 +1396,7 @@ fn server_receives_huge_declared_length_fails_1009_without_buffering() {
         let header = binary(b"").length(Length::Declared(len)).header_to(ROLE);
         let mut c = conn();
         c.receive(&header);
-        assert_eq!(c.buffered_input(), 0);
+        assert_eq!(c.info().buffered_input(), 0);
         let err = capacity(CapacityError::FrameTooLarge {
             size: len,
             max: 0x3ff_ffff,
@@ -1677,15 +1680,15 @@ fn server_receive_buf_in_pieces_matches_receive() {
 fn output_written_in_place_in_partial_writes() {
     let mut c = Connection::new(ROLE, ProtocolSettings::default());
     c.send_text("queued").unwrap();
-    assert_eq!(c.output(), b"", "nothing goes out while connecting");
+    assert_eq!(c.output().front(), b"", "nothing goes out while connecting");
     c.open();
-    assert_eq!(c.output(), b"\x81\x06queued");
+    assert_eq!(c.output().front(), b"\x81\x06queued");
     c.send_binary(b"ab").unwrap();
-    c.advance_output(3);
-    assert_eq!(c.output(), b"ueued\x82\x02ab");
+    c.output_mut().advance(3);
+    assert_eq!(c.output().front(), b"ueued\x82\x02ab");
     assert_eq!(c.buffered_amount(), 9);
-    c.advance_output(100);
-    assert_eq!(c.output(), b"");
+    c.output_mut().advance(100);
+    assert_eq!(c.output().front(), b"");
     assert_eq!(c.buffered_amount(), 0);
     c.send_text("x").unwrap();
     assert_eq!(&c.take_output()[..], b"\x81\x01x");
@@ -1702,7 +1705,7 @@ fn large_payload_is_queued_by_reference_not_copied() {
     c.send(&Message::Binary(payload.clone())).unwrap();
     c.send_text("b").unwrap();
     let mut slots = [std::io::IoSlice::new(&[]); 8];
-    let n = c.output_vectored(&mut slots);
+    let n = c.output().chunks_vectored(&mut slots);
     assert_eq!(n, 3);
     assert_eq!(&slots[0][..], b"\x81\x01a\x82\x7e\x10\x00");
     assert_eq!(
@@ -1713,8 +1716,8 @@ fn large_payload_is_queued_by_reference_not_copied() {
     assert_eq!(slots[1].len(), 4096);
     assert_eq!(&slots[2][..], b"\x81\x01b");
     assert_eq!(c.buffered_amount(), 7 + 4096 + 3);
-    c.advance_output(7 + 100);
-    assert_eq!(c.output().len(), 4096 - 100);
+    c.output_mut().advance(7 + 100);
+    assert_eq!(c.output().front().len(), 4096 - 100);
     assert_eq!(
         c.take_output().to_vec(),
         [&[0x5a; 3996][..], b"\x81\x01b"].concat()
@@ -1729,9 +1732,9 @@ fn discard_output_drops_everything_queued() {
     c.send(&Message::Binary(bytes::Bytes::from(vec![1; 8192])))
         .unwrap();
     assert_eq!(c.buffered_amount(), 3 + 4 + 8192);
-    c.discard_output();
+    c.output_mut().discard();
     assert_eq!(c.buffered_amount(), 0);
-    assert_eq!(c.output(), b"");
+    assert_eq!(c.output().front(), b"");
     c.send_text("b").unwrap();
     assert_eq!(&c.take_output()[..], b"\x81\x01b");
 }

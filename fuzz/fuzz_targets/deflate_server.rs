@@ -69,9 +69,9 @@ fuzz_target!(|data: &[u8]| {
         core.receive(chunk);
         drain(&mut core);
         assert!(
-            core.buffered_input() <= FRAME_LIMIT + 14 + LIMIT + INFLATE_STEP + chunk.len(),
+            core.info().buffered_input() <= FRAME_LIMIT + 14 + LIMIT + INFLATE_STEP + chunk.len(),
             "{} bytes of input held",
-            core.buffered_input()
+            core.info().buffered_input()
         );
     }
     core.receive_eof();

@@ -1,15 +1,12 @@
-//! `Conn`: the handle a user's actor (or any thread) sends through, its id, and the
-//! futures its sends return.
+//! `Conn`: the handle a user's actor (or any thread) sends through, and the futures
+//! its sends return.
 
 use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
-    },
-    task::{Context, Poll, Waker},
+    sync::Arc,
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -17,39 +14,13 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::{
-    state::{with_local, Command, Remote},
+    id::ConnId,
+    on_thread::{OnThread, ThreadKey},
+    shared::{QueuedSend, Request, Shared},
+    slab::{owned_of, thread_number, with_owned},
     SendError,
 };
 use crate::proto::{CloseCode, Message, PreparedMessage, ReadyState, MAX_REASON_LEN, VERSION};
-
-/// A connection's id: unique in the process for its lifetime, `Copy`, and usable as
-/// a key (a hub's members, a room's table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(u64);
-
-impl ConnId {
-    pub(crate) fn next() -> ConnId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The id as a number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The id with number `n` (as `get` returned it, sent through a backplane).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn from_raw(n: u64) -> ConnId {
-        ConnId(n)
-    }
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "conn-{}", self.0)
-    }
-}
 
 /// A handle on one WebSocket connection: `Clone`, `Send`, usable from any actor or
 /// thread, and comparable ([`id`](Self::id)). It arrives in [`Open`](super::Open).
@@ -63,13 +34,13 @@ impl fmt::Display for ConnId {
 /// `max_send_buffer`) never panics and never blocks.
 #[derive(Clone)]
 pub struct Conn {
-    remote: Arc<Remote>,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("id", &self.remote.id)
+            .field("id", &self.shared.id())
             .field("ready_state", &self.ready_state())
             .field("buffered_amount", &self.buffered_amount())
             .finish()
@@ -78,7 +49,7 @@ impl fmt::Debug for Conn {
 
 impl PartialEq for Conn {
     fn eq(&self, other: &Self) -> bool {
-        self.remote.id == other.remote.id
+        self.shared.id() == other.shared.id()
     }
 }
 
@@ -86,75 +57,142 @@ impl Eq for Conn {}
 
 impl std::hash::Hash for Conn {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.remote.id.hash(state);
+        self.shared.id().hash(state);
     }
 }
 
 impl Conn {
-    pub(crate) fn new(remote: Arc<Remote>) -> Self {
-        Conn { remote }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Conn { shared }
     }
 
-    pub(crate) fn remote(&self) -> &Arc<Remote> {
-        &self.remote
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The connection's id.
     pub fn id(&self) -> ConnId {
-        self.remote.id
+        self.shared.id()
+    }
+
+    /// The thread the connection lives on: sends made there take no lock and no
+    /// mailbox (a per-thread fan-out, such as a [`Hub`](crate::Hub)'s, keys its
+    /// parts by it).
+    pub fn thread(&self) -> ThreadKey {
+        ThreadKey::new(self.shared.owner())
+    }
+
+    /// The connection's state on its own thread, without a lock: `None` when
+    /// called on another thread, or once the connection is gone. See
+    /// [`OnThread`].
+    pub fn on_thread(&self) -> Option<OnThread> {
+        owned_of(&self.shared).map(OnThread::new)
+    }
+
+    /// Run `f` on the connection's thread: at once when called there, else queued
+    /// for that thread like a send from elsewhere (in order with them). Refused
+    /// with [`SendError::Closed`] once the connection is gone (`f` is dropped).
+    pub fn run_on_thread(&self, f: impl FnOnce() + Send + 'static) -> Result<(), SendError> {
+        if self.shared.owner() == thread_number() {
+            f();
+            return Ok(());
+        }
+        if self.shared.writer_gone() {
+            return Err(SendError::Closed);
+        }
+        self.shared.push(Request::Run(Box::new(f)), 0)
+    }
+
+    /// Resolves with how the connection ended: the [`Close`](super::Close) its actor
+    /// was handed (or, when the actor stopped before the connection closed, a
+    /// `Close` with 1001, going away, not clean). Usable from any thread or task,
+    /// any number of times.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: websocket_driver::Conn) {
+    /// conn.close(websocket_driver::CloseCode::NORMAL, "done");
+    /// let close = conn.closed().await;
+    /// println!("closed with {} ({})", close.code.0, close.reason);
+    /// # }
+    /// ```
+    pub fn closed(&self) -> Closed {
+        Closed {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Whether the connection's driver still runs (on the connection's thread):
+    /// then `waker` is woken when it finishes.
+    #[cfg(feature = "client")]
+    pub(crate) fn wait_finished(&self, waker: &std::task::Waker) -> bool {
+        owned_of(&self.shared).is_some_and(|owned| owned.borrow_mut().wait_finished(waker))
+    }
+
+    /// How the connection ended, if it did.
+    #[cfg(feature = "client")]
+    pub(crate) fn close_event(&self) -> Option<super::Close> {
+        self.shared.close_event()
+    }
+
+    /// Whether the user (or a shutdown) asked for the close.
+    #[cfg(feature = "client")]
+    pub(crate) fn closed_by_user(&self) -> bool {
+        self.shared.closed_by_user()
     }
 
     fn local_sent(&self, result: Result<u64, SendError>) -> Sent {
         match result {
             Ok(offset) => Sent(SentState::Local {
-                remote: self.remote.clone(),
+                shared: self.shared.clone(),
                 offset,
             }),
             Err(err) => Sent::failed(err),
         }
     }
 
-    fn remote_send(&self, command: impl FnOnce(Arc<RemoteSent>) -> Command, bytes: usize) -> Sent {
-        if !self.remote.ready_state().can_send() {
+    fn remote_send(&self, request: impl FnOnce(Arc<QueuedSend>) -> Request, bytes: usize) -> Sent {
+        if !self.shared.ready_state().can_send() {
             return Sent::failed(SendError::Closed);
         }
-        let slot = Arc::new(RemoteSent::default());
-        match self.remote.push(command(slot.clone()), bytes) {
+        let slot = Arc::new(QueuedSend::default());
+        match self.shared.push(request(slot.clone()), bytes) {
             Ok(()) => Sent(SentState::Remote {
-                remote: self.remote.clone(),
+                shared: self.shared.clone(),
                 slot,
             }),
             Err(err) => Sent::failed(err),
         }
     }
 
-    /// Send a message (the seed's `send`), by reference: a large payload held in
+    /// Send a message, by reference: a large payload held in
     /// `Bytes` (an echoed or broadcast message) is not copied on its way out.
     pub fn send(&self, message: impl Into<Message>) -> Sent {
         let message = message.into();
-        let local = with_local(&self.remote, |l| l.send_with(|core| core.send(&message)));
+        let local = with_owned(&self.shared, |l| l.send(|core| core.send(&message)));
         match local {
             Some(result) => self.local_sent(result),
             None => {
                 let len = message.len().max(1);
-                self.remote_send(|done| Command::Send(message, done), len)
+                self.remote_send(|done| Request::Send(message, done), len)
             }
         }
     }
 
-    /// Send a text message (the seed's `send-text`).
+    /// Send a text message.
+    #[doc(alias = "send-text")]
     pub fn send_text(&self, text: impl AsRef<str>) -> Sent {
         let text = text.as_ref();
-        match with_local(&self.remote, |l| l.send_with(|core| core.send_text(text))) {
+        match with_owned(&self.shared, |l| l.send(|core| core.send_text(text))) {
             Some(result) => self.local_sent(result),
             None => self.send(Message::from(text)),
         }
     }
 
-    /// Send a binary message (the seed's `send-binary`).
+    /// Send a binary message.
+    #[doc(alias = "send-binary")]
     pub fn send_binary(&self, data: impl AsRef<[u8]>) -> Sent {
         let data = data.as_ref();
-        match with_local(&self.remote, |l| l.send_with(|core| core.send_binary(data))) {
+        match with_owned(&self.shared, |l| l.send(|core| core.send_binary(data))) {
             Some(result) => self.local_sent(result),
             None => self.send(Message::Binary(Bytes::copy_from_slice(data))),
         }
@@ -165,35 +203,32 @@ impl Conn {
     /// connection's permessage-deflate agreement allows it, else the message is
     /// compressed for this connection or sent plain.
     pub fn send_prepared(&self, message: &PreparedMessage) -> Sent {
-        let local = with_local(&self.remote, |l| {
-            l.send_with(|core| core.send_prepared(message))
-        });
+        let local = with_owned(&self.shared, |l| l.send(|core| core.send_prepared(message)));
         match local {
             Some(result) => self.local_sent(result),
             None => {
                 let message = message.clone();
                 let len = message.payload().len().max(1);
-                self.remote_send(|done| Command::Prepared(message, done), len)
+                self.remote_send(|done| Request::Prepared(message, done), len)
             }
         }
     }
 
-    /// Send a Ping (the seed's `send-ping`). The returned [`RoundTrip`] resolves
+    /// Send a Ping. The returned [`RoundTrip`] resolves
     /// with the round-trip time when the Pong with the same payload arrives (or a
     /// later one: a peer may answer only the latest ping).
+    #[doc(alias = "send-ping")]
     pub fn send_ping(&self, payload: impl AsRef<[u8]>) -> RoundTrip {
         let payload = Bytes::copy_from_slice(payload.as_ref());
         let (tx, rx) = oneshot::channel();
         // Registered first: from another thread, the Pong may come back before the
         // push returns.
-        self.remote.ping_sent(payload.clone(), tx);
-        let sent = match with_local(&self.remote, |l| {
-            l.send_with(|core| core.send_ping(&payload))
-        }) {
+        self.shared.ping_sent(payload.clone(), tx);
+        let sent = match with_owned(&self.shared, |l| l.send(|core| core.send_ping(&payload))) {
             Some(result) => self.local_sent(result),
             None => {
                 let p = payload.clone();
-                self.remote_send(|done| Command::Ping(p, done), 0)
+                self.remote_send(|done| Request::Ping(p, done), 0)
             }
         };
         match sent.error() {
@@ -206,25 +241,24 @@ impl Conn {
     /// or an unsolicited one-way heartbeat.
     pub fn send_pong(&self, payload: impl AsRef<[u8]>) -> Sent {
         let payload = payload.as_ref();
-        match with_local(&self.remote, |l| {
-            l.send_with(|core| core.send_pong(payload))
-        }) {
+        match with_owned(&self.shared, |l| l.send(|core| core.send_pong(payload))) {
             Some(result) => self.local_sent(result),
             None => {
                 let p = Bytes::copy_from_slice(payload);
-                self.remote_send(|done| Command::Pong(p, done), 0)
+                self.remote_send(|done| Request::Pong(p, done), 0)
             }
         }
     }
 
-    /// Start the closing handshake (the seed's `close-connection`) with `code` and
+    /// Start the closing handshake with `code` and
     /// `reason` (at most 123 bytes; `code` one that
     /// [`CloseCode::is_allowed`] accepts). The actor receives
     /// [`Close`](super::Close) when it completes or times out. The `Sent` resolves
     /// when the Close frame was written. A client with a reconnect policy does not
     /// reconnect after it.
+    #[doc(alias = "close-connection")]
     pub fn close(&self, code: CloseCode, reason: &str) -> Sent {
-        match with_local(&self.remote, |l| l.close(code, reason)) {
+        match with_owned(&self.shared, |l| l.close(code, reason)) {
             Some(result) => self.local_sent(result),
             None => {
                 if !code.is_allowed() {
@@ -234,9 +268,9 @@ impl Conn {
                     return Sent::failed(SendError::ControlPayloadTooLarge(2 + reason.len()));
                 }
                 let reason = reason.to_owned();
-                let sent = self.remote_send(|done| Command::Close(code, reason, done), 0);
+                let sent = self.remote_send(|done| Request::Close(code, reason, done), 0);
                 if sent.is_ok() {
-                    self.remote.mark_closing();
+                    self.shared.mark_closing();
                 }
                 sent
             }
@@ -248,43 +282,39 @@ impl Conn {
     /// the peer. Timers keep running (a paused connection still pings and times
     /// out). Only on the connection's own thread; elsewhere it does nothing.
     pub fn pause_reading(&self) {
-        with_local(&self.remote, |l| l.read_paused = true);
+        with_owned(&self.shared, |l| l.pause_reading());
     }
 
     /// Read again after [`pause_reading`](Self::pause_reading).
     pub fn resume_reading(&self) {
-        with_local(&self.remote, |l| {
-            if l.read_paused {
-                l.read_paused = false;
-                l.wake_driver();
-            }
-        });
+        with_owned(&self.shared, |l| l.resume_reading());
     }
 
-    /// The ready-state (the seed's `ready-state`).
+    /// The ready-state.
+    #[doc(alias = "ready-state")]
     pub fn ready_state(&self) -> ReadyState {
-        self.remote.ready_state()
+        self.shared.ready_state()
     }
 
-    /// The subprotocol agreed in the handshake (the seed's `protocol`).
+    /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.remote.protocol.as_deref()
+        self.shared.protocol()
     }
 
     /// The extension agreed in the handshake, `"permessage-deflate"`, or `""` when
     /// none (the browser's `extensions`, by name).
     pub fn extensions(&self) -> &str {
-        self.remote.extension.as_deref().unwrap_or("")
+        self.shared.extension().unwrap_or("")
     }
 
     /// Whether pings are answered by the library
     /// ([`ProtocolSettings::auto_pong`](crate::ProtocolSettings::auto_pong)); when
     /// not, the application answers with [`send_pong`](Self::send_pong).
     pub fn auto_pong(&self) -> bool {
-        self.remote.auto_pong
+        self.shared.auto_pong()
     }
 
-    /// `"hybi-13"` (the seed's `version`).
+    /// `"hybi-13"`.
     pub fn version(&self) -> &'static str {
         VERSION
     }
@@ -292,44 +322,12 @@ impl Conn {
     /// Bytes accepted by the sends and not yet handed to the transport (the
     /// browser's `bufferedAmount`).
     pub fn buffered_amount(&self) -> usize {
-        self.remote.buffered()
-    }
-}
-
-/// The completion of a send queued from another thread, settled by the owner.
-#[derive(Debug, Default)]
-pub(crate) struct RemoteSent {
-    state: Mutex<RemoteState>,
-}
-
-#[derive(Debug, Default)]
-struct RemoteState {
-    /// `Some(Ok(offset))` once queued on the connection, `Some(Err)` if refused.
-    result: Option<Result<u64, SendError>>,
-    waker: Option<Waker>,
-}
-
-impl RemoteSent {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn settle(&self, result: Result<u64, SendError>) {
-        let mut s = self.lock();
-        s.result = Some(result);
-        if let Some(w) = s.waker.take() {
-            drop(s);
-            w.wake();
-        }
-    }
-
-    pub(crate) fn fail(&self, err: SendError) {
-        self.settle(Err(err));
+        self.shared.buffered()
     }
 }
 
 /// What a send returns: whether it was accepted, and a future that resolves once
-/// its bytes were handed to the transport (the seed's `:callback`).
+/// its bytes were handed to the transport.
 ///
 /// Nothing needs to be done with it: dropped, it costs nothing. [`error`](Self::error)
 /// says at once why a send was refused (a remote send, queued for the connection's
@@ -343,17 +341,18 @@ impl RemoteSent {
 /// conn.send_text("flushed").await?;
 /// # Ok(()) }
 /// ```
+#[doc(alias = "callback")]
 pub struct Sent(SentState);
 
 enum SentState {
     Failed(Option<SendError>),
     Local {
-        remote: Arc<Remote>,
+        shared: Arc<Shared>,
         offset: u64,
     },
     Remote {
-        remote: Arc<Remote>,
-        slot: Arc<RemoteSent>,
+        shared: Arc<Shared>,
+        slot: Arc<QueuedSend>,
     },
 }
 
@@ -398,17 +397,17 @@ impl Sent {
     }
 }
 
-fn poll_written(remote: &Remote, offset: u64, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
-    if remote.written() >= offset {
+fn poll_written(shared: &Shared, offset: u64, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+    if shared.written() >= offset {
         return Poll::Ready(Ok(()));
     }
-    if remote.writer_gone() {
+    if shared.writer_gone() {
         return Poll::Ready(Err(SendError::Closed));
     }
-    if remote.wait_written(offset, cx.waker()) {
+    if shared.wait_written(offset, cx.waker()) {
         return Poll::Pending;
     }
-    if remote.written() >= offset {
+    if shared.written() >= offset {
         Poll::Ready(Ok(()))
     } else {
         Poll::Ready(Err(SendError::Closed))
@@ -421,22 +420,31 @@ impl Future for Sent {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
             SentState::Failed(err) => Poll::Ready(Err(err.take().unwrap_or(SendError::Closed))),
-            SentState::Local { remote, offset } => poll_written(remote, *offset, cx),
-            SentState::Remote { remote, slot } => {
-                let mut s = slot.lock();
-                match s.result.clone() {
-                    Some(Ok(offset)) => {
-                        drop(s);
-                        poll_written(remote, offset, cx)
-                    }
-                    Some(Err(err)) => Poll::Ready(Err(err)),
-                    None if remote.writer_gone() => Poll::Ready(Err(SendError::Closed)),
-                    None => {
-                        s.waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                }
-            }
+            SentState::Local { shared, offset } => poll_written(shared, *offset, cx),
+            SentState::Remote { shared, slot } => match slot.result(cx.waker()) {
+                Some(Ok(offset)) => poll_written(shared, offset, cx),
+                Some(Err(err)) => Poll::Ready(Err(err)),
+                None if shared.writer_gone() => Poll::Ready(Err(SendError::Closed)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// What [`Conn::closed`] returns: resolves with the connection's
+/// [`Close`](super::Close).
+#[derive(Debug, Clone)]
+pub struct Closed {
+    shared: Arc<Shared>,
+}
+
+impl Future for Closed {
+    type Output = super::Close;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.shared.closed(cx.waker()) {
+            Some(close) => Poll::Ready(close),
+            None => Poll::Pending,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::proto::{self, CapacityError, CloseCode, ExtensionError, ProtocolError};
 
-/// Why a connection failed (the seed's `error` event): every variant can happen to
+/// Why a connection failed : every variant can happen to
 /// an open connection, and each knows the close code it was failed with. An actor
 /// receives at most one, always followed by [`Close`](crate::Close).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +39,10 @@ pub enum Error {
     /// code 1011).
     #[error("the connection's handler panicked")]
     HandlerPanicked,
+    /// The peer sent more than its inbound rate limit allows, and the limit says to
+    /// close (close code 1008; see [`RateLimit`](crate::RateLimit)).
+    #[error("rate limit exceeded")]
+    RateLimited,
 }
 
 impl Error {
@@ -51,6 +55,7 @@ impl Error {
             Error::IdleTimeout(_) => CloseCode::GOING_AWAY,
             Error::SlowPeer { code, .. } => *code,
             Error::HandlerPanicked => CloseCode::INTERNAL_ERROR,
+            Error::RateLimited => CloseCode::POLICY_VIOLATION,
         }
     }
 }

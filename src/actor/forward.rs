@@ -9,16 +9,16 @@ use actix::{dev::ToEnvelope, Actor, ActorContext, Addr, Context, Handler, Recipi
 
 use super::{
     serve::Control,
-    state::{Command, Remote},
-    Close, Conn, Error, Message, Open, Serve, Tagged,
+    shared::{Request, Shared},
+    Close, Conn, ConnId, Error, Message, Open, Serve,
 };
 
 /// The default bound on a connection's events waiting in the target's mailbox.
 pub const DEFAULT_MAX_PENDING: usize = 16;
 
 /// Forward each connection's events to the actor at `addr` (a room, a game, a
-/// hub), tagged with the connection's id, one mailbox hop away: the design
-/// card's "connection actor forwarding typed messages to user actors". Serves
+/// hub), tagged with the connection's id, one mailbox hop away: a connection actor
+/// forwarding typed messages to user actors. Serves
 /// wherever an actor goes (`ws::start(ws::forward(room.clone()), &req)`).
 ///
 /// The target handles [`Tagged`]`<`[`Open`]`>` (keep its `Conn`, keyed by id),
@@ -118,12 +118,32 @@ struct Targets {
     close: Recipient<Tagged<Close>>,
 }
 
+/// An event of one connection, forwarded to a shared actor (a room, a hub, a game)
+/// with the connection's id: see [`forward`]. `M` is [`Open`],
+/// [`Message`], [`Error`] or [`Close`].
+///
+/// Dropping it (or the rest of it, once `id` and `event` are moved out) tells the
+/// connection that its event was handled: a connection stops reading while too
+/// many of its events wait in the target's mailbox.
+#[derive(Debug)]
+pub struct Tagged<M> {
+    /// The connection the event belongs to.
+    pub id: ConnId,
+    /// The event.
+    pub event: M,
+    pub(crate) _receipt: Receipt,
+}
+
+impl<M: actix::Message<Result = ()>> actix::Message for Tagged<M> {
+    type Result = ();
+}
+
 /// Counts a connection's events in the target's mailbox.
 #[derive(Debug)]
 struct Gauge {
     pending: AtomicUsize,
     max: usize,
-    remote: OnceLock<Weak<Remote>>,
+    shared: OnceLock<Weak<Shared>>,
 }
 
 /// Carried by each [`Tagged`] event: dropped once the target is done with it.
@@ -135,8 +155,8 @@ impl Drop for Receipt {
         let gauge = &self.0;
         if gauge.pending.fetch_sub(1, Ordering::AcqRel) == gauge.max {
             // Back under the bound: the connection may read again.
-            if let Some(remote) = gauge.remote.get().and_then(Weak::upgrade) {
-                let _ = remote.push(Command::Resume, 0);
+            if let Some(shared) = gauge.shared.get().and_then(Weak::upgrade) {
+                let _ = shared.push(Request::Resume, 0);
             }
         }
     }
@@ -167,7 +187,7 @@ impl Serve for Forward {
             gauge: Arc::new(Gauge {
                 pending: AtomicUsize::new(0),
                 max: self.max_pending,
-                remote: OnceLock::new(),
+                shared: OnceLock::new(),
             }),
             conn: None,
         };
@@ -198,7 +218,7 @@ impl Actor for Forwarder {
 impl Handler<Open> for Forwarder {
     type Result = ();
     fn handle(&mut self, open: Open, _: &mut Context<Self>) {
-        let _ = self.gauge.remote.set(Arc::downgrade(open.conn.remote()));
+        let _ = self.gauge.shared.set(Arc::downgrade(open.conn.shared()));
         self.conn = Some(open.conn.clone());
         if let Some(tagged) = self.tag(open) {
             // `do_send` queues at once, in order, whatever the mailbox holds: the

@@ -3,32 +3,33 @@
 use actix::{Actor, Context, Handler};
 use bytes::Bytes;
 
-use super::{Conn, ConnId, Error};
+use super::{Conn, Error};
 use crate::proto;
 
-/// The connection is open (the seed's `open`); carries the [`Conn`] to send through.
+/// The connection is open; carries the [`Conn`] to send through.
 /// Always the first message.
 #[derive(Debug, Clone, actix::Message)]
 #[rtype(result = "()")]
+#[doc(alias = "open")]
 pub struct Open {
     /// The handle on the connection.
     pub conn: Conn,
 }
 
-/// A whole message (the seed's `message`): text or binary, never a fragment.
+/// A whole message: text or binary, never a fragment.
 pub use proto::Message;
 
 impl actix::Message for proto::Message {
     type Result = ();
 }
 
-/// The connection failed (the seed's `error`): see [`Error`]. At most one, always
+/// The connection failed: see [`Error`]. At most one, always
 /// followed by [`Close`].
 impl actix::Message for Error {
     type Result = ();
 }
 
-/// The connection closed (the seed's `close`, with code and reason). Exactly one,
+/// The connection closed. Exactly one,
 /// always the last message: 1005 when the peer's Close had no code, 1006 when the
 /// transport ended without a Close. On a client it comes once the server closed the
 /// transport after the closing handshake (RFC 6455 §7.1.1), or the close timeout
@@ -54,26 +55,6 @@ pub struct Ping(pub Bytes);
 #[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
 #[rtype(result = "()")]
 pub struct Pong(pub Bytes);
-
-/// An event of one connection, forwarded to a shared actor (a room, a hub, a game)
-/// with the connection's id: see [`forward`](super::forward). `M` is [`Open`],
-/// [`Message`], [`Error`] or [`Close`].
-///
-/// Dropping it (or the rest of it, once `id` and `event` are moved out) tells the
-/// connection that its event was handled: a connection stops reading while too
-/// many of its events wait in the target's mailbox.
-#[derive(Debug)]
-pub struct Tagged<M> {
-    /// The connection the event belongs to.
-    pub id: ConnId,
-    /// The event.
-    pub event: M,
-    pub(crate) _receipt: super::forward::Receipt,
-}
-
-impl<M: actix::Message<Result = ()>> actix::Message for Tagged<M> {
-    type Result = ();
-}
 
 /// An actor that can serve a WebSocket connection: one that handles [`Open`],
 /// [`Message`], [`Error`] and [`Close`]. Implemented for every such actor.

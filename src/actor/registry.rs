@@ -11,8 +11,8 @@ use std::{
 };
 
 use super::{
-    state::{Command, Remote},
-    ConnId,
+    id::ConnId,
+    shared::{Request, Shared},
 };
 
 /// A set of open connections that can be shut down together.
@@ -53,7 +53,7 @@ impl Drop for Inner {
 
 #[derive(Default)]
 struct State {
-    conns: HashMap<ConnId, Weak<Remote>>,
+    conns: HashMap<ConnId, Weak<Shared>>,
     /// Shutdowns waiting for the set to empty.
     waiters: Vec<Waker>,
     listed: bool,
@@ -76,19 +76,20 @@ impl Inner {
 
 impl Registry {
     /// The clients' registry.
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    #[cfg(feature = "client")]
     pub fn clients() -> Registry {
         static CLIENTS: OnceLock<Registry> = OnceLock::new();
         CLIENTS.get_or_init(Registry::default).clone()
     }
 
-    pub fn add(&self, remote: &Arc<Remote>) {
+    pub fn add(&self, shared: &Arc<Shared>) {
         let mut state = self.inner.lock();
-        state.conns.insert(remote.id, Arc::downgrade(remote));
+        state.conns.insert(shared.id(), Arc::downgrade(shared));
         if !state.listed {
             state.listed = true;
             drop(state);
             all().insert(self.inner.id, Arc::downgrade(&self.inner));
+            count_with_metrics();
         }
     }
 
@@ -105,16 +106,16 @@ impl Registry {
         self.inner.lock().conns.len()
     }
 
-    fn each(&self, command: fn() -> Command) {
-        let remotes: Vec<_> = self
+    fn each(&self, request: fn() -> Request) {
+        let shared: Vec<_> = self
             .inner
             .lock()
             .conns
             .values()
             .filter_map(Weak::upgrade)
             .collect();
-        for remote in remotes {
-            let _ = remote.push(command(), 0);
+        for shared in shared {
+            let _ = shared.push(request(), 0);
         }
     }
 
@@ -135,11 +136,11 @@ impl Registry {
     /// their closing handshakes; then cut off whatever is left, and wait for those
     /// to deliver their `Close` (at most 1 s more).
     pub async fn shutdown(&self, drain: Duration) {
-        self.each(|| Command::Shutdown);
+        self.each(|| Request::Shutdown);
         if tokio::time::timeout(drain, self.emptied()).await.is_ok() {
             return;
         }
-        self.each(|| Command::Cut);
+        self.each(|| Request::Cut);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.emptied()).await;
     }
 }
@@ -192,28 +193,29 @@ async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<It
     .await
 }
 
-/// Open connections of the process (servers' and clients'), by ready-state:
-/// `[connecting, open, closing, closed]` (closed: the close is done, the
-/// connection's last work is in progress).
-pub(crate) fn count_by_state() -> [u64; 4] {
+/// Open connections of the process (servers' and clients'), by ready-state
+/// ([`ReadyState::as_u8`](crate::proto::ReadyState::as_u8) the index; closed: the close is done, the connection's
+/// last work is in progress).
+fn count_by_state() -> [u64; 4] {
     let registries: Vec<_> = all().values().filter_map(Weak::upgrade).collect();
     let mut counts = [0u64; 4];
     for registry in registries {
-        let remotes: Vec<_> = registry
+        let shared: Vec<_> = registry
             .lock()
             .conns
             .values()
             .filter_map(Weak::upgrade)
             .collect();
-        for remote in remotes {
-            let i = match remote.ready_state() {
-                crate::ReadyState::Connecting => 0,
-                crate::ReadyState::Open => 1,
-                crate::ReadyState::Closing => 2,
-                crate::ReadyState::Closed => 3,
-            };
-            counts[i] += 1;
+        for shared in shared {
+            counts[usize::from(shared.ready_state().as_u8())] += 1;
         }
     }
     counts
+}
+
+/// The metrics count the connections by state with [`count_by_state`] (once per
+/// process, when the first registry lists itself).
+fn count_with_metrics() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| crate::metrics::set_connection_counter(count_by_state));
 }

@@ -59,7 +59,9 @@ impl<A: WebSocketActor> Control<A> {
     }
 }
 
-fn deliver<A, M>(act: &mut A, ctx: &mut Context<A>, msg: M)
+/// Call the actor's handler for `msg` the way its mailbox would (the driver hands
+/// every event to the actor through it: no mailbox in between).
+pub(super) fn handle<A, M>(act: &mut A, ctx: &mut Context<A>, msg: M)
 where
     A: Handler<M> + actix::Actor<Context = Context<A>>,
     M: actix::Message<Result = ()>,
@@ -113,8 +115,8 @@ where
 
     fn into_parts(self) -> (A, Control<A>) {
         let control = Control {
-            ping: Some(|act: &mut A, ctx: &mut Context<A>, p: Bytes| deliver(act, ctx, Ping(p))),
-            pong: Some(|act: &mut A, ctx: &mut Context<A>, p: Bytes| deliver(act, ctx, Pong(p))),
+            ping: Some(|act: &mut A, ctx: &mut Context<A>, p: Bytes| handle(act, ctx, Ping(p))),
+            pong: Some(|act: &mut A, ctx: &mut Context<A>, p: Bytes| handle(act, ctx, Pong(p))),
         };
         (self.0, control)
     }

@@ -27,9 +27,9 @@ pub use url::{UrlError, WsUrl};
 
 use self::tls::RootCertificate;
 use crate::{
-    actor::Serve,
-    settings::{DeflateSettings, ReconnectPolicy, Settings},
-    Conn,
+    actor::{Close, Conn, Serve},
+    proto::CloseCode,
+    settings::{ReconnectPolicy, Settings},
 };
 
 /// A WebSocket client: a URL and options through chained setters (the same names as
@@ -141,117 +141,55 @@ impl Client {
         &self.settings
     }
 
-    /// The message limit (the seed's `max-length`), see
-    /// [`ProtocolSettings::max_message_size`](crate::ProtocolSettings::max_message_size).
-    #[doc(alias = "max_message_size")]
-    pub fn max_length(mut self, bytes: usize) -> Self {
-        self.settings.protocol = self.settings.protocol.max_message_size(bytes);
-        self
-    }
-
-    /// See [`ProtocolSettings::max_frame_size`](crate::ProtocolSettings::max_frame_size).
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.settings.protocol = self.settings.protocol.max_frame_size(bytes);
-        self
-    }
-
-    /// See [`ProtocolSettings::max_fragments`](crate::ProtocolSettings::max_fragments).
-    pub fn max_fragments(mut self, count: usize) -> Self {
-        self.settings.protocol = self.settings.protocol.max_fragments(count);
-        self
-    }
-
-    /// See [`ProtocolSettings::auto_pong`](crate::ProtocolSettings::auto_pong).
-    pub fn auto_pong(mut self, on: bool) -> Self {
-        self.settings.protocol = self.settings.protocol.auto_pong(on);
-        self
-    }
-
-    /// See [`ClientSettings::protocols`](crate::ClientSettings::protocols).
-    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> Self {
-        self.settings.client = std::mem::take(&mut self.settings.client).protocols(protocols);
-        self
-    }
-
-    /// Add a header to the request (see [`ClientSettings::headers`](crate::ClientSettings::headers)). A
-    /// name that is not a token, a value with a control character, or a header the
-    /// handshake writes itself (`Host`, `Upgrade`, `Sec-WebSocket-*`, ...) makes
-    /// [`connect`](Self::connect) fail with [`ClientError::Request`] before any
-    /// I/O.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.settings.client = std::mem::take(&mut self.settings.client).header(name, value);
-        self
-    }
-
-    /// See [`ClientSettings::origin`](crate::ClientSettings::origin).
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.settings.client.origin = Some(origin.into());
-        self
-    }
-
-    /// See [`ConnectionSettings::ping_interval`](crate::ConnectionSettings::ping_interval).
-    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
-        self.settings.connection.ping_interval = interval;
-        self
-    }
-
-    /// See [`ConnectionSettings::idle_timeout`](crate::ConnectionSettings::idle_timeout).
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.settings.connection.idle_timeout = timeout;
-        self
-    }
-
-    /// See [`ConnectionSettings::close_timeout`](crate::ConnectionSettings::close_timeout).
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connection.close_timeout = timeout;
-        self
-    }
-
-    /// See [`ConnectionSettings::max_send_buffer`](crate::ConnectionSettings::max_send_buffer).
-    pub fn max_send_buffer(mut self, bytes: usize) -> Self {
-        self.settings.connection.max_send_buffer = bytes;
-        self
-    }
-
-    /// See [`ConnectionSettings::close_on_backpressure`](crate::ConnectionSettings::close_on_backpressure).
-    pub fn close_on_backpressure(mut self, on: bool) -> Self {
-        self.settings.connection.close_on_backpressure = on;
-        self
-    }
-
-    /// Offer permessage-deflate (RFC 7692) as `config` says: its `server_*`
-    /// options are what we ask of the server, its `client_*` ones what we compress
-    /// with. A server answer we did not offer, or cannot accept, fails the
-    /// connection with [`ClientError::Handshake`].
+    /// Change the settings in place, for any option without a setter of its own
+    /// (the URL stays the one the client was made with):
     ///
     /// ```
     /// use websocket_driver as ws;
     ///
     /// let client = ws::Client::new("ws://127.0.0.1:9001/")
     ///     .unwrap()
-    ///     .deflate(ws::DeflateSettings::on());
+    ///     .deflate(ws::DeflateSettings::on())
+    ///     .configure(|s| s.connection.max_events_per_poll = 8);
     /// assert!(client.settings().deflate.enabled);
+    /// assert_eq!(client.settings().connection.max_events_per_poll, 8);
     /// ```
-    pub fn deflate(mut self, deflate: DeflateSettings) -> Self {
-        self.settings.deflate = deflate;
+    pub fn configure(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(&mut self.settings);
         self
     }
 
-    /// See [`ClientSettings::connect_timeout`](crate::ClientSettings::connect_timeout).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.client.connect_timeout = timeout;
-        self
+    crate::settings::builder_setters!();
+
+    /// See [`ClientSettings::protocols`](crate::settings::ClientSettings::protocols).
+    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(self, protocols: I) -> Self {
+        self.configure(|s| s.client.protocols = protocols.into_iter().map(Into::into).collect())
     }
 
-    /// How long the TLS handshake and the opening handshake may take together
-    /// ([`ConnectionSettings::handshake_timeout`](crate::ConnectionSettings::handshake_timeout)).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connection.handshake_timeout = timeout;
-        self
+    /// Add a header to the request (see
+    /// [`ClientSettings::headers`](crate::settings::ClientSettings::headers)). A
+    /// name that is not a token, a value with a control character, or a header the
+    /// handshake writes itself (`Host`, `Upgrade`, `Sec-WebSocket-*`, ...) makes
+    /// [`connect`](Self::connect) fail with [`ClientError::Request`] before any
+    /// I/O.
+    pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configure(|s| {
+            s.client.headers.insert(name.into(), value.into());
+        })
+    }
+
+    /// See [`ClientSettings::origin`](crate::settings::ClientSettings::origin).
+    pub fn origin(self, origin: impl Into<String>) -> Self {
+        self.configure(|s| s.client.origin = Some(origin.into()))
+    }
+
+    /// See [`ClientSettings::connect_timeout`](crate::settings::ClientSettings::connect_timeout).
+    pub fn connect_timeout(self, timeout: Duration) -> Self {
+        self.configure(|s| s.client.connect_timeout = timeout)
     }
 
     /// Reconnect with `policy` when an open connection is lost (see
-    /// [`ClientSettings::reconnect`](crate::ClientSettings::reconnect)). Off by default.
+    /// [`ClientSettings::reconnect`](crate::settings::ClientSettings::reconnect)). Off by default.
     ///
     /// The actor stays the same: it receives each connection's `Open` ... `Close`
     /// in turn, with a new [`Conn`] in each `Open`, so its `Close` handler must not
@@ -261,9 +199,8 @@ impl Client {
     /// [transient](ClientError::is_transient), and after `max_attempts` failed
     /// attempts in a row; the client then stops the actor. The first connection
     /// ([`connect`](Self::connect)) is not retried: its error is returned.
-    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.settings.client.reconnect = Some(policy);
-        self
+    pub fn reconnect(self, policy: ReconnectPolicy) -> Self {
+        self.configure(|s| s.client.reconnect = Some(policy))
     }
 
     /// Trust the root certificate `der` (DER-encoded) for `wss://`, besides the
@@ -313,13 +250,63 @@ impl Client {
         &self,
         serve: S,
     ) -> Result<(Addr<S::Actor>, Conn), ClientError> {
-        let plan = Rc::new(connect::Plan::new(self)?);
+        self.start(serve, None).await
+    }
+
+    /// Connect, serve the connection with `serve` until it is over (with a
+    /// [reconnect policy](Self::reconnect): until the client gives up, or the
+    /// connection is closed by the application), and return how the last connection
+    /// ended. The actor (or [`Endpoint`](crate::Endpoint)) closes the connection
+    /// when it is done, with [`Conn::close`].
+    ///
+    /// ```no_run
+    /// use websocket_driver as ws;
+    ///
+    /// struct Hello;
+    ///
+    /// impl ws::Endpoint for Hello {
+    ///     fn on_open(&mut self, conn: &ws::Conn, _: &mut ws::EndpointContext<Self>) {
+    ///         conn.send_text("hello");
+    ///     }
+    ///     fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+    ///         println!("{msg:?}");
+    ///         conn.close(ws::CloseCode::NORMAL, "done");
+    ///     }
+    /// }
+    ///
+    /// #[actix_rt::main]
+    /// async fn main() -> Result<(), ws::ClientError> {
+    ///     let close = ws::Client::new("ws://127.0.0.1:9001/")?.run(ws::endpoint(Hello)).await?;
+    ///     println!("closed: {}", close.code.0);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn run<S: Serve>(&self, serve: S) -> Result<Close, ClientError> {
+        let (done, ended) = tokio::sync::oneshot::channel();
+        self.start(serve, Some(done)).await?;
+        // Dropped without an answer only when the actor's system went away.
+        Ok(ended.await.unwrap_or(Close {
+            code: CloseCode::ABNORMAL,
+            reason: String::new(),
+            was_clean: false,
+        }))
+    }
+
+    async fn start<S: Serve>(
+        &self,
+        serve: S,
+        done: Option<tokio::sync::oneshot::Sender<Close>>,
+    ) -> Result<(Addr<S::Actor>, Conn), ClientError> {
+        let plan = Rc::new(connect::Plan::new(
+            self.url.clone(),
+            &self.settings,
+            || self.tls_client_config(),
+        )?);
         let established = connect::establish(&plan).await?;
         let (actor, control) = serve.into_parts();
         let mut ctx = Context::<S::Actor>::new();
-        let local = session::start(&mut ctx, &plan, established, control.clone());
-        let conn = Conn::new(local.borrow().remote.clone());
-        ctx.spawn(session::Session::new(plan, local, control));
+        let conn = session::start(&mut ctx, &plan, established, control.clone());
+        ctx.spawn(session::Session::new(plan, conn.clone(), control, done));
         Ok((ctx.run(actor), conn))
     }
 

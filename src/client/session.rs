@@ -7,7 +7,6 @@ use std::{
     future::{poll_fn, Future},
     pin::Pin,
     rc::Rc,
-    sync::atomic::Ordering,
     task::{Context as TaskContext, Poll},
     time::Duration,
 };
@@ -15,29 +14,26 @@ use std::{
 use actix::{ActorContext, ActorFuture, Context};
 use futures_core::Stream;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
 
 use super::{
     connect::{establish, Established, Plan, WriteHalf},
     ClientError,
 };
 use crate::{
-    actor::{
-        attach,
-        state::{Local, LocalRef},
-        Control, Registry, WebSocketActor, Writer,
-    },
-    proto::{Connection, Role},
+    actor::{attach, open_core, Close, Conn, ConnTask, Control, WebSocketActor},
+    proto::{CloseCode, Role},
     settings::ReconnectPolicy,
 };
 
 /// Start serving `established` in the actor's context: its driver there, its pump
-/// as a task. Returns the connection's state.
+/// as a task. Returns the connection's `Conn`.
 pub(crate) fn start<A: WebSocketActor>(
     ctx: &mut Context<A>,
     plan: &Plan,
     established: Established,
     control: Control<A>,
-) -> LocalRef {
+) -> Conn {
     let span = tracing::debug_span!(
         "websocket",
         role = "client",
@@ -45,26 +41,16 @@ pub(crate) fn start<A: WebSocketActor>(
         peer = %established.peer,
         protocol = established.protocol.as_deref().unwrap_or(""),
     );
-    let mut core = Connection::new(Role::Client, plan.settings.protocol.clone());
-    core.set_protocol(established.protocol);
-    if let Some(deflate) = established.deflate {
-        core.set_extension(Box::new(deflate));
-    }
-    core.open();
-    let connection = &plan.settings.connection;
-    let local = Local::create(core, connection);
-    attach(
-        ctx,
-        local.clone(),
-        established.input,
-        control,
-        connection,
-        Registry::clients(),
-        span,
+    let core = open_core(
+        Role::Client,
+        &plan.settings.protocol,
+        established.protocol,
+        established.deflate,
     );
-    let writer = Writer::new(local.clone());
-    actix_rt::spawn(pump(writer, established.output, connection.close_timeout));
-    local
+    let connection = &plan.settings.connection;
+    let (conn, task) = attach(ctx, core, established.input, control, connection, span);
+    actix_rt::spawn(pump(task, established.output, connection.close_timeout));
+    conn
 }
 
 /// Write the connection's output to the transport until the connection is over,
@@ -74,9 +60,8 @@ pub(crate) fn start<A: WebSocketActor>(
 /// the server closed TCP (RFC 6455 §7.1.1: "the server SHOULD close the TCP
 /// connection first ... the client SHOULD wait for the server to close"), or when
 /// the close timed out or the connection failed.
-async fn pump(mut writer: Writer, mut out: WriteHalf, close_timeout: Duration) {
-    let local = writer.local.clone();
-    while let Some(Ok(chunk)) = poll_fn(|cx| Pin::new(&mut writer).poll_next(cx)).await {
+async fn pump(mut task: ConnTask, mut out: WriteHalf, close_timeout: Duration) {
+    while let Some(Ok(chunk)) = poll_fn(|cx| Pin::new(&mut task).poll_next(cx)).await {
         let write = async {
             out.write_all(&chunk).await?;
             out.flush().await
@@ -85,7 +70,7 @@ async fn pump(mut writer: Writer, mut out: WriteHalf, close_timeout: Duration) {
         // cut (close timeout, actor stopped), a peer that reads nothing gets
         // `close_timeout` more, then the transport is dropped.
         let cut = async {
-            poll_fn(|cx| cutting(&local, cx)).await;
+            poll_fn(|cx| task.poll_cut(cx)).await;
             tokio::time::sleep(close_timeout).await;
         };
         tokio::select! {
@@ -93,20 +78,9 @@ async fn pump(mut writer: Writer, mut out: WriteHalf, close_timeout: Duration) {
             () = cut => break,
         }
     }
-    drop(writer);
+    drop(task);
     // TLS: close_notify; TCP: FIN. Then the write half is dropped.
     let _ = tokio::time::timeout(close_timeout, out.shutdown()).await;
-}
-
-/// Ready once the connection is being cut.
-fn cutting(local: &LocalRef, cx: &mut TaskContext<'_>) -> Poll<()> {
-    let mut l = local.borrow_mut();
-    if l.force_close || l.writer_gone {
-        return Poll::Ready(());
-    }
-    // The pump is the writer: it owns this waker while it writes.
-    l.writer = Some(cx.waker().clone());
-    Poll::Pending
 }
 
 /// Runs in the client's actor context for as long as the client connects: waits for
@@ -114,22 +88,49 @@ fn cutting(local: &LocalRef, cx: &mut TaskContext<'_>) -> Poll<()> {
 /// stops the actor.
 pub(crate) struct Session<A: WebSocketActor> {
     plan: Rc<Plan>,
-    local: LocalRef,
+    conn: Conn,
     control: Control<A>,
     reconnecting: Option<Reconnecting>,
+    /// Told the last connection's `Close` when the session ends ([`Client::run`](super::Client::run)).
+    done: Option<oneshot::Sender<Close>>,
 }
 
 /// The attempts of [`reconnect`], in flight.
 type Reconnecting = Pin<Box<dyn Future<Output = Result<Established, ClientError>>>>;
 
 impl<A: WebSocketActor> Session<A> {
-    pub fn new(plan: Rc<Plan>, local: LocalRef, control: Control<A>) -> Self {
+    pub fn new(
+        plan: Rc<Plan>,
+        conn: Conn,
+        control: Control<A>,
+        done: Option<oneshot::Sender<Close>>,
+    ) -> Self {
         Session {
             plan,
-            local,
+            conn,
             control,
             reconnecting: None,
+            done,
         }
+    }
+
+    /// `run` learns the last connection's `Close`.
+    fn tell_done(&mut self) {
+        if let Some(done) = self.done.take() {
+            let close = self.conn.close_event().unwrap_or(Close {
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                was_clean: false,
+            });
+            let _ = done.send(close);
+        }
+    }
+
+    /// The session ends: the actor stops, and `run` learns the last `Close`.
+    fn end(&mut self, ctx: &mut Context<A>) -> Poll<()> {
+        self.tell_done();
+        ctx.stop();
+        Poll::Ready(())
     }
 }
 
@@ -149,23 +150,19 @@ impl<A: WebSocketActor> ActorFuture<A> for Session<A> {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(established)) => {
                         this.reconnecting = None;
-                        this.local = start(ctx, &this.plan, established, this.control.clone());
+                        this.conn = start(ctx, &this.plan, established, this.control.clone());
                         continue;
                     }
                     Poll::Ready(Err(err)) => {
                         tracing::warn!(url = %this.plan.url, error = %err, "websocket reconnect gave up");
-                        ctx.stop();
-                        return Poll::Ready(());
+                        return this.end(ctx);
                     }
                 }
             }
-            let mut l = this.local.borrow_mut();
-            if !l.driver_done {
-                l.done_waiter = Some(cx.waker().clone());
+            if this.conn.wait_finished(cx.waker()) {
                 return Poll::Pending;
             }
-            let close_requested = l.remote.closed_by_user.load(Ordering::Acquire);
-            drop(l);
+            let close_requested = this.conn.closed_by_user();
             match &this.plan.settings.client.reconnect {
                 Some(policy) if !close_requested && policy.allows(1) => {
                     let plan = this.plan.clone();
@@ -174,11 +171,18 @@ impl<A: WebSocketActor> ActorFuture<A> for Session<A> {
                 }
                 _ => {
                     // The actor lives as long as its connection, as on the server.
-                    ctx.stop();
-                    return Poll::Ready(());
+                    return this.end(ctx);
                 }
             }
         }
+    }
+}
+
+impl<A: WebSocketActor> Drop for Session<A> {
+    fn drop(&mut self) {
+        // The actor stopped (an endpoint stops on its `Close`) before the session
+        // saw the end.
+        self.tell_done();
     }
 }
 

@@ -4,30 +4,16 @@
 
 use super::{
     headers::{
-        check_header, extensions_of, is_field_value, is_token, list_contains, one_value, trim_ows,
-        values, write_header, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT,
-        SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
-        UPGRADE,
+        check_header, check_offered_protocols, extensions_of, is_field_value, is_token,
+        list_contains, one_value, trim_ows, values, CONNECTION, HOST, ORIGIN,
+        RESERVED_REQUEST_HEADERS, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+        SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
     },
+    http11::{self, write_header, HttpVersion},
     key::{accept_key, generate_key, is_valid_key},
-    BuildError, HandshakeError, MAX_HEADERS, MAX_HEAD_SIZE,
+    BuildError, HandshakeError,
 };
 use crate::settings::Settings;
-
-/// Headers a client's extra headers may not set: the request writes them itself
-/// (the first eight), and a handshake `GET` has no body.
-const RESERVED_REQUEST_HEADERS: [&str; 10] = [
-    HOST,
-    UPGRADE,
-    CONNECTION,
-    SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION,
-    SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_EXTENSIONS,
-    ORIGIN,
-    "Content-Length",
-    "Transfer-Encoding",
-];
 
 /// A client's opening handshake: the request to send and what its answer must say.
 ///
@@ -80,7 +66,7 @@ impl ClientRequest {
     ///
     /// What it offers comes from `settings.client` (subprotocols, origin, extra
     /// headers) and, when `settings.deflate` is enabled, its permessage-deflate offer
-    /// ([`DeflateSettings::offer`](crate::DeflateSettings::offer)).
+    /// ([`DeflateSettings::offer`](crate::settings::DeflateSettings::offer)).
     pub fn new(host: &str, target: &str, settings: &Settings) -> Result<Self, BuildError> {
         Self::with_key(host, target, settings, &generate_key())
     }
@@ -106,22 +92,7 @@ impl ClientRequest {
         if !is_valid_key(key.as_bytes()) {
             return Err(BuildError::InvalidKey);
         }
-        // RFC 6455 §4.1 item 10: the elements "MUST be non-empty strings with
-        // characters in the range U+0021 to U+007E not including separator characters
-        // [...] and MUST all be unique strings".
-        for (i, protocol) in opts.protocols.iter().enumerate() {
-            if !is_token(protocol.as_bytes()) {
-                return Err(BuildError::InvalidProtocol(protocol.clone()));
-            }
-            if opts
-                .protocols
-                .iter()
-                .take(i)
-                .any(|earlier| earlier == protocol)
-            {
-                return Err(BuildError::DuplicateProtocol(protocol.clone()));
-            }
-        }
+        check_offered_protocols(&opts.protocols)?;
         if let Some(origin) = &opts.origin {
             if !is_field_value(origin.as_bytes()) {
                 return Err(BuildError::InvalidHeaderValue(ORIGIN.to_owned()));
@@ -237,33 +208,20 @@ impl ClientRequest {
     /// - `Err`: fail the connection. Besides the checks of
     ///   [`verify_response`](Self::verify_response): a head that is not HTTP
     ///   ([`HandshakeError::MalformedHead`]), not HTTP/1.1
-    ///   ([`HandshakeError::UnsupportedHttpVersion`]), longer than [`MAX_HEAD_SIZE`]
+    ///   ([`HandshakeError::UnsupportedHttpVersion`]), longer than [`MAX_HEAD_SIZE`](super::MAX_HEAD_SIZE)
     ///   bytes ([`HandshakeError::HeadTooLarge`], reported as soon as that many bytes
     ///   arrived without a complete head, so buffering stays bounded) or with more than
-    ///   [`MAX_HEADERS`] header lines ([`HandshakeError::TooManyHeaders`]).
+    ///   [`MAX_HEADERS`](super::MAX_HEADERS) header lines ([`HandshakeError::TooManyHeaders`]).
     pub fn parse_response(&self, buf: &[u8]) -> Result<Option<(Response, usize)>, HandshakeError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        let window = buf.get(..MAX_HEAD_SIZE).unwrap_or(buf);
-        let used = match response.parse(window) {
-            Ok(httparse::Status::Complete(used)) => used,
-            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_SIZE => {
-                return Err(HandshakeError::HeadTooLarge)
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
-            Err(_) => return Err(HandshakeError::MalformedHead),
+        let Some((head, used)) = http11::parse_response(buf)? else {
+            return Ok(None);
         };
-        let status = response.code.unwrap_or_default();
-        let headers: Vec<(String, Vec<u8>)> = response
-            .headers
-            .iter()
-            .map(|h| (h.name.to_owned(), h.value.to_owned()))
-            .collect();
-        if status == 101 && response.version != Some(1) {
+        // RFC 6455 §4.1: the handshake is an HTTP/1.1 exchange; another status is
+        // reported as what it is, whatever the version.
+        if head.status == 101 && head.version != HttpVersion::Http11 {
             return Err(HandshakeError::UnsupportedHttpVersion);
         }
-        self.verify(status, headers)
+        self.verify(head.status, head.headers)
             .map(|response| Some((response, used)))
     }
 
@@ -441,7 +399,7 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ClientSettings;
+    use crate::settings::ClientSettings;
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
     const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";

@@ -2,10 +2,7 @@
 //! [`BuildError`] for values given to this crate that cannot be written into a
 //! handshake.
 
-use super::{
-    headers::{is_field_value, is_token, write_header, SEC_WEBSOCKET_VERSION},
-    MAX_HEADERS, MAX_HEAD_SIZE,
-};
+use super::{MAX_HEADERS, MAX_HEAD_SIZE};
 
 /// An opening handshake that cannot go on, named for what was received.
 ///
@@ -73,13 +70,10 @@ pub enum HandshakeError {
     /// is capable of understanding"). `426`.
     #[error("sec-websocket-version must be 13")]
     UnsupportedVersion,
-    /// An origin allow-list is configured and the request has no `Origin` header.
-    /// `403` (RFC 6455 §4.2.2 /origin/).
-    #[error("missing origin header")]
-    MissingOrigin,
-    /// An origin allow-list is configured and the request's `Origin` is not in it, or
-    /// the request has several `Origin` headers. `403` (RFC 6455 §4.2.2 /origin/: the
-    /// server "MUST respond with an appropriate HTTP error code (e.g., 403 Forbidden)").
+    /// The request's `Origin` is neither the server's own nor one it lists (see
+    /// [`origin_allowed`](super::origin_allowed)), or the request has several
+    /// `Origin` headers. `403` (RFC 6455 §4.2.2 /origin/: the server "MUST return an
+    /// appropriate HTTP error code (e.g., a 403 Forbidden)").
     #[error("origin not allowed")]
     OriginNotAllowed,
     /// A `Sec-WebSocket-Protocol` header that is not a list of tokens (RFC 6455
@@ -134,14 +128,14 @@ pub enum HandshakeError {
 impl HandshakeError {
     /// The HTTP status a server answers this error with: `405` for
     /// [`MethodNotGet`](Self::MethodNotGet), `426` for a missing or unsupported
-    /// `Sec-WebSocket-Version`, `403` for the origin checks, `431` for a head over the
+    /// `Sec-WebSocket-Version`, `403` for the origin check, `431` for a head over the
     /// limits and `400` for everything else (client-only variants included: they have
     /// no answer of their own).
     pub fn status(&self) -> u16 {
         match self {
             HandshakeError::MethodNotGet => 405,
             HandshakeError::MissingVersion | HandshakeError::UnsupportedVersion => 426,
-            HandshakeError::MissingOrigin | HandshakeError::OriginNotAllowed => 403,
+            HandshakeError::OriginNotAllowed => 403,
             HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => 431,
             _ => 400,
         }
@@ -165,7 +159,6 @@ impl HandshakeError {
             HandshakeError::InvalidKey => "sec-websocket-key is not 16 base64-encoded bytes",
             HandshakeError::MissingVersion => "missing sec-websocket-version header",
             HandshakeError::UnsupportedVersion => "sec-websocket-version must be 13",
-            HandshakeError::MissingOrigin => "missing origin header",
             HandshakeError::OriginNotAllowed => "origin not allowed",
             HandshakeError::InvalidProtocolHeader => "invalid sec-websocket-protocol header",
             HandshakeError::InvalidExtensionsHeader => "invalid sec-websocket-extensions header",
@@ -183,132 +176,6 @@ impl HandshakeError {
             }
             HandshakeError::InvalidDeflateAnswer(_) => "invalid permessage-deflate answer",
         }
-    }
-
-    /// Headers the error response must carry besides the body's:
-    ///
-    /// - `405`: `Allow: GET` (RFC 9110 §15.5.6: the server "MUST generate an Allow
-    ///   header field").
-    /// - `426`: `Sec-WebSocket-Version: 13` (RFC 6455 §4.2.2 /version/) and
-    ///   `Upgrade: websocket` (RFC 9110 §15.5.22: the server "MUST send an Upgrade
-    ///   header field").
-    /// - otherwise none.
-    pub fn response_headers(&self) -> Vec<(&'static str, &'static str)> {
-        match self.status() {
-            405 => vec![("Allow", "GET")],
-            426 => vec![(SEC_WEBSOCKET_VERSION, "13"), ("Upgrade", "websocket")],
-            _ => Vec::new(),
-        }
-    }
-
-    /// Append to `dst` the whole HTTP/1.1 error response, for a server that writes
-    /// its own bytes:
-    ///
-    /// ```text
-    /// HTTP/1.1 {status} {phrase}\r\n
-    /// Content-Type: text/plain; charset=utf-8\r\n
-    /// Content-Length: {length}\r\n
-    /// Connection: close\r\n            ("Upgrade, close" when an Upgrade header follows)
-    /// {response_headers}\r\n
-    /// \r\n
-    /// {reason}\n
-    /// ```
-    ///
-    /// The connection is meant to be closed once this is written. A `426` also lists
-    /// `upgrade` in `Connection`, as RFC 9110 §7.8 requires of a sender of `Upgrade`.
-    ///
-    /// ```
-    /// use websocket_driver::handshake::HandshakeError;
-    ///
-    /// let mut out = Vec::new();
-    /// HandshakeError::MissingKey.write_rejection(&mut out);
-    /// assert_eq!(
-    ///     out,
-    ///     b"HTTP/1.1 400 Bad Request\r\n\
-    ///       Content-Type: text/plain; charset=utf-8\r\n\
-    ///       Content-Length: 33\r\n\
-    ///       Connection: close\r\n\
-    ///       \r\n\
-    ///       missing sec-websocket-key header\n"
-    /// );
-    /// ```
-    pub fn write_rejection(&self, dst: &mut Vec<u8>) {
-        write_refusal(self.status(), self.reason(), &self.response_headers(), dst);
-    }
-}
-
-/// Append to `dst` a whole HTTP/1.1 refusal of an opening handshake: `status`, a
-/// `text/plain` body of `reason` and a newline, `Connection: close` (with
-/// `Upgrade` when `headers` carry an `Upgrade` header, as a 426 does), then
-/// `headers`. A reason or header with a control character (which could inject
-/// headers) is left out. The transport should be closed once it is written.
-///
-/// ```
-/// let mut out = Vec::new();
-/// websocket_driver::handshake::write_refusal(401, "bad token", &[("WWW-Authenticate", "Bearer")], &mut out);
-/// assert_eq!(
-///     out,
-///     b"HTTP/1.1 401 Unauthorized\r\n\
-///       Content-Type: text/plain; charset=utf-8\r\n\
-///       Content-Length: 10\r\n\
-///       Connection: close\r\n\
-///       WWW-Authenticate: Bearer\r\n\
-///       \r\n\
-///       bad token\n"
-/// );
-/// ```
-pub fn write_refusal(status: u16, reason: &str, headers: &[(&str, &str)], dst: &mut Vec<u8>) {
-    let status = if (100..=999).contains(&status) {
-        status
-    } else {
-        500
-    };
-    let reason = if is_field_value(reason.as_bytes()) {
-        reason
-    } else {
-        ""
-    };
-    dst.extend_from_slice(b"HTTP/1.1 ");
-    dst.extend_from_slice(status.to_string().as_bytes());
-    dst.push(b' ');
-    dst.extend_from_slice(status_phrase(status).as_bytes());
-    dst.extend_from_slice(b"\r\n");
-    write_header(dst, "Content-Type", "text/plain; charset=utf-8");
-    write_header(dst, "Content-Length", &(reason.len() + 1).to_string());
-    let upgrade = headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("upgrade"));
-    write_header(
-        dst,
-        "Connection",
-        if upgrade { "Upgrade, close" } else { "close" },
-    );
-    for (name, value) in headers {
-        if is_token(name.as_bytes()) && is_field_value(value.as_bytes()) {
-            write_header(dst, name, value);
-        }
-    }
-    dst.extend_from_slice(b"\r\n");
-    dst.extend_from_slice(reason.as_bytes());
-    dst.push(b'\n');
-}
-
-/// The reason phrase of the statuses this module answers with (RFC 9110 §15).
-fn status_phrase(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        429 => "Too Many Requests",
-        426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Error",
     }
 }
 

@@ -391,12 +391,48 @@ pub(crate) fn check_header(name: &str, value: &str, reserved: &[&str]) -> Result
     Ok(())
 }
 
-/// Append `name: value\r\n`. Callers have checked both.
-pub(crate) fn write_header(dst: &mut Vec<u8>, name: &str, value: &str) {
-    dst.extend_from_slice(name.as_bytes());
-    dst.extend_from_slice(b": ");
-    dst.extend_from_slice(value.as_bytes());
-    dst.extend_from_slice(b"\r\n");
+/// Headers a server's extra headers may not set: the `101` response writes the
+/// first five itself, and a `1xx` response may carry no body headers (RFC 9110
+/// §8.6: "A server MUST NOT send a Content-Length header field in any response with
+/// a status code of 1xx").
+pub(crate) const RESERVED_RESPONSE_HEADERS: [&str; 7] = [
+    UPGRADE,
+    CONNECTION,
+    SEC_WEBSOCKET_ACCEPT,
+    SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_EXTENSIONS,
+    "Content-Length",
+    "Transfer-Encoding",
+];
+
+/// Headers a client's extra headers may not set: the request writes them itself
+/// (the first eight), and a handshake `GET` has no body.
+pub(crate) const RESERVED_REQUEST_HEADERS: [&str; 10] = [
+    HOST,
+    UPGRADE,
+    CONNECTION,
+    SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION,
+    SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_EXTENSIONS,
+    ORIGIN,
+    "Content-Length",
+    "Transfer-Encoding",
+];
+
+/// Check the subprotocols a client offers. RFC 6455 §4.1 item 10: the elements
+/// "MUST be non-empty strings with characters in the range U+0021 to U+007E not
+/// including separator characters [...] and MUST all be unique strings".
+pub(crate) fn check_offered_protocols(protocols: &[String]) -> Result<(), BuildError> {
+    for (i, protocol) in protocols.iter().enumerate() {
+        if !is_token(protocol.as_bytes()) {
+            return Err(BuildError::InvalidProtocol(protocol.clone()));
+        }
+        if protocols.iter().take(i).any(|earlier| earlier == protocol) {
+            return Err(BuildError::DuplicateProtocol(protocol.clone()));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,47 +4,18 @@
 use super::{
     headers::{
         check_header, extensions_of, is_token, list_contains, list_elements, one_value, trim_ows,
-        values, write_header, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT,
+        values, CONNECTION, HOST, RESERVED_RESPONSE_HEADERS, SEC_WEBSOCKET_ACCEPT,
         SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
         UPGRADE,
     },
+    http11::{write_header, HttpVersion, RequestHead},
     key::{accept_key, is_valid_key},
-    BuildError, HandshakeError, MAX_HEADERS, MAX_HEAD_SIZE,
+    BuildError, HandshakeError,
 };
 use crate::{
     proto::{Deflate, DeflateParams, Role},
     settings::Settings,
 };
-
-/// Headers a server's extra headers may not set: the `101` response writes the
-/// first five itself, and a `1xx` response may carry no body headers (RFC 9110
-/// §8.6: "A server MUST NOT send a Content-Length header field in any response with
-/// a status code of 1xx").
-pub(super) const RESERVED_RESPONSE_HEADERS: [&str; 7] = [
-    UPGRADE,
-    CONNECTION,
-    SEC_WEBSOCKET_ACCEPT,
-    SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_EXTENSIONS,
-    "Content-Length",
-    "Transfer-Encoding",
-];
-
-/// The HTTP version of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum HttpVersion {
-    /// HTTP/0.9.
-    Http09,
-    /// HTTP/1.0.
-    Http10,
-    /// HTTP/1.1, the only version the handshake of RFC 6455 runs on.
-    Http11,
-    /// HTTP/2 (WebSocket over HTTP/2 is RFC 8441, not handled here).
-    Http2,
-    /// HTTP/3 (WebSocket over HTTP/3 is RFC 9220, not handled here).
-    Http3,
-}
 
 /// A client's opening handshake request as an HTTP layer parsed it: the input of
 /// [`validate_request`].
@@ -73,7 +44,7 @@ pub struct Accept {
     /// The `Sec-WebSocket-Accept` value (see [`accept_key`]).
     pub accept_key: String,
     /// The chosen subprotocol, if any (see
-    /// [`ServerSettings::protocols`](crate::ServerSettings::protocols)).
+    /// [`ServerSettings::protocols`](crate::settings::ServerSettings::protocols)).
     pub protocol: Option<String>,
     /// The client's `Sec-WebSocket-Extensions` offer, all its headers joined with
     /// `", "` (`None` when it offered none). Its syntax is checked (see
@@ -198,7 +169,8 @@ impl Accept {
 ///    `Sec-WebSocket-Version: 13`); checked before the key, as another version's
 ///    client may send another key format and should learn which version to speak;
 /// 7. exactly one `Sec-WebSocket-Key`, the base64 encoding of 16 bytes (`400`);
-/// 8. `Origin` is allowed, when an allow-list is configured (`403`);
+/// 8. `Origin`, when sent, is the server's own or one it lists (`403`; see
+///    [`origin_allowed`](super::origin_allowed));
 /// 9. `Sec-WebSocket-Protocol` is a list of tokens and `Sec-WebSocket-Extensions`
 ///    follows RFC 6455 §9.1 (`400`).
 ///
@@ -248,12 +220,12 @@ where
 
     // RFC 6455 §4.2.1 item 2: "A |Host| header field containing the server's
     // authority". Which authority the server answers to is the HTTP layer's business.
-    match one_value(headers, HOST) {
+    let host = match one_value(headers, HOST) {
         None => return Err(HandshakeError::MissingHost),
         Some(None) => return Err(HandshakeError::DuplicateHost),
         Some(Some(host)) if trim_ows(host).is_empty() => return Err(HandshakeError::MissingHost),
-        Some(Some(_)) => {}
-    }
+        Some(Some(host)) => host,
+    };
 
     // RFC 6455 §4.2.1 item 3: "An |Upgrade| header field containing the value
     // "websocket", treated as an ASCII case-insensitive value."
@@ -292,24 +264,9 @@ where
         return Err(HandshakeError::InvalidKey);
     }
 
-    // RFC 6455 §4.2.2 /origin/: "If the server does not wish to accept this
-    // connection, it MUST return an appropriate HTTP error code (e.g., a 403
-    // Forbidden) and abort the WebSocket handshake". RFC 6454 §7.3: a user agent
-    // "MUST NOT include more than one Origin header field".
-    let allowed = &settings.server.origins;
-    if !allowed.is_empty() {
-        let origin = match one_value(headers, ORIGIN) {
-            None => return Err(HandshakeError::MissingOrigin),
-            Some(None) => return Err(HandshakeError::OriginNotAllowed),
-            Some(Some(origin)) => trim_ows(origin),
-        };
-        if !allowed
-            .iter()
-            .any(|a| a.as_bytes().eq_ignore_ascii_case(origin))
-        {
-            return Err(HandshakeError::OriginNotAllowed);
-        }
-    }
+    // RFC 6455 §4.2.2 /origin/ and §10.2: the server's own origin, a listed one,
+    // or none (not a browser); else 403.
+    super::origin::check(headers, host, &settings.server.origins)?;
 
     // RFC 6455 §4.2.1 item 8 and §4.2.2 /subprotocol/: the value "MUST be derived from
     // the client's handshake, specifically by selecting one of the values from the
@@ -345,95 +302,17 @@ where
     })
 }
 
-/// A request head read from bytes by [`parse_request`], for a server that reads its
-/// own socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RequestHead {
-    /// The request method.
-    pub method: String,
-    /// The request target (path and query), e.g. `/chat?room=1`.
-    pub target: String,
-    /// The HTTP version ([`HttpVersion::Http10`] or [`HttpVersion::Http11`]).
-    pub version: HttpVersion,
-    /// Every header line, in order: names as received, values as bytes.
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
 impl RequestHead {
-    /// The first value of header `name` (compared ASCII case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-    }
-
     /// Check this head as the opening handshake: the same as [`validate_request`].
     pub fn validate(&self, settings: &Settings) -> Result<Accept, HandshakeError> {
         validate(&self.method, self.version, &self.headers, settings)
     }
 }
 
-/// Read an HTTP/1.x request head from the start of `buf`, for a server that reads its
-/// own socket.
-///
-/// - `Ok(None)`: the head is not complete yet; nothing is consumed, call again with
-///   more bytes.
-/// - `Ok(Some((head, n)))`: the head took the first `n` bytes; anything after them
-///   belongs to the caller (the client may send frames right after its handshake).
-/// - `Err`: not HTTP ([`HandshakeError::MalformedHead`]), or over the limits: a head
-///   longer than [`MAX_HEAD_SIZE`] bytes ([`HandshakeError::HeadTooLarge`], reported
-///   as soon as that many bytes arrived without a complete head, so buffering stays
-///   bounded) or with more than [`MAX_HEADERS`] header lines
-///   ([`HandshakeError::TooManyHeaders`]). Answer with
-///   [`HandshakeError::write_rejection`].
-///
-/// Header values that span several lines (obsolete line folding) are refused.
-///
-/// ```
-/// use websocket_driver::handshake::parse_request;
-///
-/// let bytes = b"GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\n\x81";
-/// assert_eq!(parse_request(&bytes[..20]), Ok(None));
-/// let (head, used) = parse_request(bytes).unwrap().unwrap();
-/// assert_eq!((head.method.as_str(), head.target.as_str(), used), ("GET", "/chat", 41));
-/// ```
-pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HandshakeError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let window = buf.get(..MAX_HEAD_SIZE).unwrap_or(buf);
-    match request.parse(window) {
-        Ok(httparse::Status::Complete(used)) => {
-            let version = match request.version {
-                Some(1) => HttpVersion::Http11,
-                _ => HttpVersion::Http10,
-            };
-            let head = RequestHead {
-                method: request.method.unwrap_or_default().to_owned(),
-                target: request.path.unwrap_or_default().to_owned(),
-                version,
-                headers: request
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_owned(), h.value.to_owned()))
-                    .collect(),
-            };
-            Ok(Some((head, used)))
-        }
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_SIZE => {
-            Err(HandshakeError::HeadTooLarge)
-        }
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders),
-        Err(_) => Err(HandshakeError::MalformedHead),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ServerSettings;
+    use crate::settings::ServerSettings;
 
     const KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -537,7 +416,13 @@ mod tests {
             check(&headers, &opts),
             Err(HandshakeError::OriginNotAllowed)
         );
-        assert!(check(&headers, &opts.clone().origins(Vec::<String>::new())).is_ok());
+        let mut headers = base();
+        headers.push(("Origin", b"https://elsewhere.example"));
+        assert_eq!(
+            check(&headers, &ServerSettings::default()),
+            Err(HandshakeError::OriginNotAllowed)
+        );
+        assert!(check(&headers, &ServerSettings::default().allow_any_origin()).is_ok());
     }
 
     #[test]
@@ -589,23 +474,5 @@ mod tests {
         assert_eq!(headers.len(), 3);
         accept.accept_key = "x\r\ny".into();
         assert_eq!(accept.response_headers(&opts).len(), 2);
-    }
-
-    #[test]
-    fn parse_request_handles_http_1_0_and_garbage() {
-        let (head, _) = parse_request(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
-        assert_eq!(head.version, HttpVersion::Http10);
-        assert_eq!(
-            head.validate(&Settings::default()),
-            Err(HandshakeError::UnsupportedHttpVersion)
-        );
-        assert_eq!(
-            parse_request(b"\x16\x03\x01"),
-            Err(HandshakeError::MalformedHead)
-        );
-        assert_eq!(
-            parse_request(b"PRI * HTTP/2.0\r\n\r\n"),
-            Err(HandshakeError::MalformedHead)
-        );
     }
 }

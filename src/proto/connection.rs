@@ -1,8 +1,8 @@
 //! The sans-I/O connection: bytes in, events and bytes out.
 
-use std::{collections::VecDeque, io::IoSlice, mem};
+use std::{collections::VecDeque, mem};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::{
     output::Output, CloseCode, CloseEvent, Event, Extension, FrameHeader, OpCode, ReadyState, Role,
@@ -10,7 +10,8 @@ use super::{
 };
 use crate::settings::ProtocolSettings;
 
-/// The protocol version string, as the seed's `version` returns it.
+/// The protocol version string, as the Common Lisp websocket-driver's `version` returns
+/// it.
 pub const VERSION: &str = "hybi-13";
 
 /// The largest control frame payload (RFC 6455 §5.5).
@@ -31,6 +32,15 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// 4. handle every event from [`poll_event`](Self::poll_event).
 ///
 /// Timers (keep-alive, close and handshake timeouts) belong to the I/O layer.
+///
+/// That is the whole driver's seam: the handshake's outcome
+/// ([`set_protocol`](Self::set_protocol), [`set_extension`](Self::set_extension),
+/// [`open`](Self::open)), bytes in, events out, sends, bytes to write
+/// ([`take_output`](Self::take_output), [`buffered_amount`](Self::buffered_amount),
+/// [`release_buffers`](Self::release_buffers) once quiet) and the state. Two views
+/// add the rest: [`output`](Self::output) / [`output_mut`](Self::output_mut), the
+/// output queue for a transport that writes pieces without copying, and
+/// [`info`](Self::info), what was agreed and what is held.
 ///
 /// ```
 /// use websocket_driver::proto::{Connection, Event, Message, Role};
@@ -104,7 +114,7 @@ impl Events {
     }
 
     #[inline]
-    fn front(&self) -> Option<&Event> {
+    pub(super) fn front(&self) -> Option<&Event> {
         self.first.as_ref()
     }
 
@@ -126,7 +136,7 @@ pub(super) struct InFrame {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FrameKind {
+pub(crate) enum FrameKind {
     /// A control frame: handled once whole (at most 125 bytes).
     Control,
     /// A data frame: unmasked, and UTF-8 checked when `utf8`, as its bytes arrive.
@@ -209,34 +219,9 @@ impl Connection {
         }
     }
 
-    /// Our role.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &ProtocolSettings {
-        &self.config
-    }
-
-    /// The ready-state (the seed's `ready-state`).
+    /// The ready-state (the Common Lisp websocket-driver's `ready-state`).
     pub fn ready_state(&self) -> ReadyState {
         self.state
-    }
-
-    /// The subprotocol agreed in the handshake, if any (the seed's `protocol`).
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
-
-    /// `"hybi-13"` (the seed's `version`).
-    pub fn version(&self) -> &'static str {
-        VERSION
-    }
-
-    /// The negotiated extension, if any.
-    pub fn extension(&self) -> Option<&dyn Extension> {
-        self.extension.as_deref()
     }
 
     // ----- input -----
@@ -285,12 +270,6 @@ impl Connection {
         }
     }
 
-    /// Bytes of input held: an incomplete frame plus the message being assembled.
-    /// Bounded by `max_frame_size` + 14 + `max_message_size` plus the last chunk fed.
-    pub fn buffered_input(&self) -> usize {
-        self.read_buf.len() + self.msg.buf.len()
-    }
-
     // ----- events -----
 
     /// The next event, if any.
@@ -328,11 +307,6 @@ impl Connection {
         event
     }
 
-    /// The next event, without taking it (an `Error` does not take effect yet).
-    pub fn peek_event(&self) -> Option<&Event> {
-        self.events.front()
-    }
-
     /// Take every pending event, in order, as [`poll_event`](Self::poll_event) does.
     pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
         std::iter::from_fn(move || self.poll_event())
@@ -343,76 +317,14 @@ impl Connection {
     /// The bytes to write to the transport, in order, as one buffer. Empty while
     /// `Connecting` (queued frames go out after [`open`](Self::open)). Large
     /// payloads queued by reference are copied into it: a transport that can write
-    /// pieces should use [`take_output_chunk`](Self::take_output_chunk) or
-    /// [`output_vectored`](Self::output_vectored).
+    /// pieces should take them from [`output_mut`](Self::output_mut)
+    /// ([`OutputMut::take_chunk`](super::OutputMut::take_chunk)) or write
+    /// [`output`](Self::output)'s [`chunks_vectored`](super::Output::chunks_vectored).
     pub fn take_output(&mut self) -> BytesMut {
         if self.state == ReadyState::Connecting {
             return BytesMut::new();
         }
         self.output.take_all()
-    }
-
-    /// The next piece of the output, without copying: the frames written since the
-    /// last piece, or a large payload queued by reference. Empty when there is
-    /// nothing to write (or while `Connecting`).
-    pub fn take_output_chunk(&mut self) -> Bytes {
-        if self.state == ReadyState::Connecting {
-            return Bytes::new();
-        }
-        self.output.take_chunk()
-    }
-
-    /// The first contiguous piece of the output, without taking it: write what the
-    /// transport accepts straight from here, then
-    /// [`advance_output`](Self::advance_output) by that much. Empty while
-    /// `Connecting`.
-    pub fn output(&self) -> &[u8] {
-        if self.state == ReadyState::Connecting {
-            return &[];
-        }
-        self.output.front()
-    }
-
-    /// Fill `dst` with the output's pieces, in order, for one vectored write;
-    /// returns how many were filled (0 while `Connecting`). Then
-    /// [`advance_output`](Self::advance_output) by what the transport took.
-    pub fn output_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        if self.state == ReadyState::Connecting {
-            return 0;
-        }
-        self.output.chunks_vectored(dst)
-    }
-
-    /// Whether the output holds a payload by reference (queued without a copy:
-    /// a large one a server sends, perhaps a slice of the buffer its message was
-    /// read into), which stays alive until the transport takes it.
-    pub fn output_shares_payload(&self) -> bool {
-        self.output.has_shared()
-    }
-
-    /// Drop the first `n` bytes of the output: the transport took them. `n` is
-    /// capped at the output's length.
-    pub fn advance_output(&mut self, n: usize) {
-        if self.state != ReadyState::Connecting {
-            self.output.advance(n);
-        }
-    }
-
-    /// Drop everything queued for the transport: it is being closed without writing
-    /// it (the peer stopped reading and the closing handshake timed out).
-    pub fn discard_output(&mut self) {
-        self.output.clear();
-        self.output.release();
-    }
-
-    /// How many more input bytes the frame being read needs to be whole (0 between
-    /// frames): a transport can make room for that much before its next read, instead
-    /// of growing its buffer piece by piece.
-    pub fn frame_remaining(&self) -> usize {
-        match &self.frame {
-            Some(f) if f.kind != FrameKind::Discard => f.len - f.processed,
-            _ => 0,
-        }
     }
 
     /// Give back the memory of the output, event-queue and message-assembly buffers
@@ -423,20 +335,6 @@ impl Connection {
         self.events.release();
         if self.msg.opcode.is_none() && self.msg.buf.is_empty() {
             self.msg.buf = BytesMut::new();
-        }
-    }
-
-    /// Move the output into `dst` (an encoder's write buffer), without copying when
-    /// `dst` is empty.
-    pub fn write_output_into(&mut self, dst: &mut BytesMut) {
-        if self.state == ReadyState::Connecting || self.output.is_empty() {
-            return;
-        }
-        let all = self.output.take_all();
-        if dst.is_empty() {
-            *dst = all;
-        } else {
-            dst.extend_from_slice(&all);
         }
     }
 

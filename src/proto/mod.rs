@@ -4,6 +4,7 @@
 //! with `--no-default-features`.
 
 mod close;
+mod close_code;
 mod connection;
 mod deflate;
 mod error;
@@ -19,8 +20,10 @@ mod role;
 mod send;
 mod state;
 mod utf8;
+mod views;
 
-pub use close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+pub use close::{CloseFrame, MAX_REASON_LEN};
+pub use close_code::CloseCode;
 pub use connection::{Connection, MAX_CONTROL_PAYLOAD, VERSION};
 pub(crate) use deflate::compress_bits as deflate_compress_bits;
 pub use deflate::{Deflate, DeflateParams, PreparedMessage, INFLATE_STEP, PERMESSAGE_DEFLATE};
@@ -32,5 +35,6 @@ pub use mask::{apply_mask, apply_mask_scalar, generate_mask};
 pub use message::{Message, Utf8Bytes};
 pub use opcode::OpCode;
 pub use role::Role;
-pub use state::ReadyState;
+pub use state::{ReadyState, UnknownReadyState};
 pub use utf8::Utf8Validator;
+pub use views::{Info, Output, OutputMut};

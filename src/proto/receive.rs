@@ -269,7 +269,7 @@ impl Connection {
     /// takes that event. The core calls it for what the peer sent; the I/O layer for
     /// what it detects (an idle timeout, back-pressure). Does nothing once closed or
     /// already failing.
-    pub fn fail_with(&mut self, err: Error) {
+    pub(super) fn fail_with(&mut self, err: Error) {
         if self.state == ReadyState::Closed
             || self.pending_failure.is_some()
             || self.pending_close.is_some()

@@ -6,19 +6,28 @@
 mod listen;
 #[cfg(feature = "server")]
 mod request;
+#[cfg(feature = "server")]
+mod tls;
 
 use std::time::Duration;
 
 #[cfg(feature = "server")]
 pub use request::{Refuse, Request};
+#[cfg(feature = "server")]
+pub use tls::tls_server_config;
+/// The rustls this crate is built with (ring provider), for
+/// [`Server::tls_config`].
+#[cfg(feature = "server")]
+pub use tokio_rustls::rustls;
 
 use crate::{
     actor::Registry,
     proto::{Message, PreparedMessage},
-    settings::{DeflateSettings, Settings},
+    settings::Settings,
 };
 
-/// A configured WebSocket server endpoint: options through chained setters or a
+/// A configured WebSocket server endpoint: options through chained setters (the
+/// same as `ws::Client`'s), [`configure`](Self::configure) or a
 /// [`Settings`], then [`start`](Self::start) in an actix-web route or
 /// [`listen`](Self::listen) on its own.
 ///
@@ -43,6 +52,9 @@ use crate::{
 pub struct Server {
     settings: Settings,
     registry: Registry,
+    /// The standalone server's TLS configuration, when given whole.
+    #[cfg(feature = "server")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -57,7 +69,7 @@ impl Server {
     pub fn with_settings(settings: Settings) -> Self {
         Server {
             settings,
-            registry: Registry::default(),
+            ..Server::default()
         }
     }
 
@@ -70,100 +82,58 @@ impl Server {
         &self.registry
     }
 
-    /// The message limit (the seed's `max-length`), see
-    /// [`ProtocolSettings::max_message_size`](crate::ProtocolSettings::max_message_size).
-    #[doc(alias = "max_message_size")]
-    pub fn max_length(mut self, bytes: usize) -> Self {
-        self.settings.protocol = self.settings.protocol.max_message_size(bytes);
-        self
-    }
-
-    /// See [`ProtocolSettings::max_frame_size`](crate::ProtocolSettings::max_frame_size).
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.settings.protocol = self.settings.protocol.max_frame_size(bytes);
-        self
-    }
-
-    /// See [`ProtocolSettings::max_fragments`](crate::ProtocolSettings::max_fragments).
-    pub fn max_fragments(mut self, count: usize) -> Self {
-        self.settings.protocol = self.settings.protocol.max_fragments(count);
-        self
-    }
-
-    /// See [`ProtocolSettings::auto_pong`](crate::ProtocolSettings::auto_pong).
-    pub fn auto_pong(mut self, on: bool) -> Self {
-        self.settings.protocol = self.settings.protocol.auto_pong(on);
-        self
-    }
-
-    /// See [`ServerSettings::protocols`](crate::ServerSettings::protocols).
-    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> Self {
-        self.settings.server = self.settings.server.protocols(protocols);
-        self
-    }
-
-    /// Add a header to the 101 response (see
-    /// [`ServerSettings::headers`](crate::ServerSettings::headers)).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.settings.server = self.settings.server.header(name, value);
-        self
-    }
-
-    /// See [`ServerSettings::origins`](crate::ServerSettings::origins).
-    pub fn origins<I: IntoIterator<Item = S>, S: Into<String>>(mut self, origins: I) -> Self {
-        self.settings.server = self.settings.server.origins(origins);
-        self
-    }
-
-    /// See [`ConnectionSettings::ping_interval`](crate::ConnectionSettings::ping_interval).
-    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
-        self.settings.connection.ping_interval = interval;
-        self
-    }
-
-    /// See [`ConnectionSettings::idle_timeout`](crate::ConnectionSettings::idle_timeout).
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.settings.connection.idle_timeout = timeout;
-        self
-    }
-
-    /// See [`ConnectionSettings::close_timeout`](crate::ConnectionSettings::close_timeout).
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connection.close_timeout = timeout;
-        self
-    }
-
-    /// See [`ConnectionSettings::handshake_timeout`](crate::ConnectionSettings::handshake_timeout)
-    /// (the standalone server's).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connection.handshake_timeout = timeout;
-        self
-    }
-
-    /// See [`ConnectionSettings::max_send_buffer`](crate::ConnectionSettings::max_send_buffer).
-    pub fn max_send_buffer(mut self, bytes: usize) -> Self {
-        self.settings.connection.max_send_buffer = bytes;
-        self
-    }
-
-    /// See [`ConnectionSettings::close_on_backpressure`](crate::ConnectionSettings::close_on_backpressure).
-    pub fn close_on_backpressure(mut self, on: bool) -> Self {
-        self.settings.connection.close_on_backpressure = on;
-        self
-    }
-
-    /// Negotiate permessage-deflate (RFC 7692) as `deflate` says; see
-    /// [`DeflateSettings`] for each choice and the memory it costs. Default: off.
+    /// Change the settings in place, for any option without a setter of its own:
     ///
     /// ```
     /// use websocket_driver as ws;
     ///
-    /// let server = ws::Server::new().deflate(ws::DeflateSettings::on().server_no_context_takeover(true));
-    /// assert!(server.settings().deflate.enabled);
+    /// let server = ws::Server::new()
+    ///     .max_length(1 << 20)
+    ///     .configure(|s| s.connection.socket_send_buffer = Some(64 * 1024));
+    /// assert_eq!(server.settings().connection.socket_send_buffer, Some(64 * 1024));
+    /// assert_eq!(server.settings().protocol.max_message_size, 1 << 20);
     /// ```
-    pub fn deflate(mut self, deflate: DeflateSettings) -> Self {
-        self.settings.deflate = deflate;
+    pub fn configure(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(&mut self.settings);
         self
+    }
+
+    crate::settings::builder_setters!();
+
+    /// See [`ServerSettings::protocols`](crate::settings::ServerSettings::protocols).
+    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(self, protocols: I) -> Self {
+        self.configure(|s| s.server.protocols = protocols.into_iter().map(Into::into).collect())
+    }
+
+    /// Add a header to the 101 response (see
+    /// [`ServerSettings::headers`](crate::settings::ServerSettings::headers)).
+    pub fn header(self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configure(|s| {
+            s.server.headers.insert(name.into(), value.into());
+        })
+    }
+
+    /// See [`ServerSettings::origins`](crate::settings::ServerSettings::origins).
+    pub fn origins<I: IntoIterator<Item = S>, S: Into<String>>(self, origins: I) -> Self {
+        self.configure(|s| s.server.origins = origins.into_iter().map(Into::into).collect())
+    }
+
+    /// See [`ServerSettings::allow_any_origin`](crate::settings::ServerSettings::allow_any_origin).
+    pub fn allow_any_origin(self) -> Self {
+        self.configure(|s| s.server.origins = vec![crate::handshake::ANY_ORIGIN.into()])
+    }
+
+    /// Limit the messages and bytes per second each connection takes from its
+    /// peer; see [`ConnectionSettings::rate_limit`](crate::settings::ConnectionSettings::rate_limit).
+    ///
+    /// ```
+    /// use websocket_driver as ws;
+    ///
+    /// let server = ws::Server::new().rate_limit(ws::RateLimit::messages(20).bytes(64 * 1024));
+    /// assert!(server.settings().connection.rate_limit.is_some());
+    /// ```
+    pub fn rate_limit(self, limit: crate::settings::RateLimit) -> Self {
+        self.configure(|s| s.connection.rate_limit = Some(limit))
     }
 
     /// Prepare `message` once for sending to many connections with
@@ -172,6 +142,8 @@ impl Server {
     /// Connections whose agreement has `server_no_context_takeover` (set
     /// [`DeflateSettings::server_no_context_takeover`] to get it on every
     /// connection) share the compressed frame; the others compress it themselves.
+    ///
+    /// [`DeflateSettings::server_no_context_takeover`]: crate::settings::DeflateSettings::server_no_context_takeover
     pub fn prepare(&self, message: impl Into<Message>) -> PreparedMessage {
         PreparedMessage::new(message, &self.settings.deflate)
     }

@@ -445,7 +445,7 @@ pub fn out_frames(role: Role, bytes: &[u8]) -> Vec<OutFrame> {
 /// encoding, the key's place and the masked payload.
 pub fn assert_output(conn: &mut Connection, expected: &[Frame]) {
     let out = conn.take_output().to_vec();
-    match conn.role() {
+    match conn.info().role() {
         Role::Server => {
             let want: Vec<u8> = expected.iter().flat_map(|f| f.encode_with(None)).collect();
             assert_eq!(
@@ -482,7 +482,7 @@ pub fn assert_no_output(conn: &mut Connection) {
     assert!(
         out.is_empty(),
         "unexpected output {:?}",
-        out_frames(conn.role(), &out)
+        out_frames(conn.info().role(), &out)
     );
 }
 
@@ -513,7 +513,7 @@ pub fn assert_fails(
 
 /// Feed a valid text frame, a ping and a Close: none of them has any effect.
 pub fn assert_discards_input(conn: &mut Connection) {
-    let role = conn.role();
+    let role = conn.info().role();
     let state = conn.ready_state();
     conn.receive(&wire(
         role,
@@ -522,7 +522,7 @@ pub fn assert_discards_input(conn: &mut Connection) {
     assert_eq!(drain(conn), vec![]);
     assert_no_output(conn);
     assert_eq!(conn.ready_state(), state);
-    assert_eq!(conn.buffered_input(), 0);
+    assert_eq!(conn.info().buffered_input(), 0);
 }
 
 // ----- feeding in pieces -----

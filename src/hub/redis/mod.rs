@@ -45,13 +45,16 @@
 //!
 //! [`RedisBackplane::stop`] ends it cleanly.
 
+mod conns;
 mod counters;
+mod events;
 mod keys;
 mod ordering;
 mod presence;
 mod publish;
 mod reply;
 mod scripts;
+mod shared;
 mod subscriptions;
 mod supervisor;
 mod task;
@@ -59,176 +62,30 @@ mod task;
 mod tests;
 
 use std::{
-    any::Any,
-    panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicU8, AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
     },
     time::Duration,
 };
 
+pub use conns::RedisError;
 pub use counters::BackplaneStats;
 use fred::prelude::Config;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::{Backplane, Hub, Located, Position, PresenceKind, Publication, WeakHub};
-use crate::settings::RedisSettings;
+use crate::{
+    hub::{
+        backplane::{Backplane, Publication},
+        inner::Hub,
+        types::{Position, PresenceKind},
+    },
+    settings::RedisSettings,
+};
 use counters::{add, Counters};
+use events::Ask;
+use shared::{lock, LocateDone, Pending, Shared, DOWN, STARTING, STOPPING, UP};
 use supervisor::Supervisor;
-use task::Ask;
-
-/// What a locate answers into.
-type LocateDone = Box<dyn FnOnce(Located) + Send>;
-
-// The backplane's task: connecting, serving, restarting, stopping, ended.
-const STARTING: u8 = 0;
-const UP: u8 = 1;
-const DOWN: u8 = 2;
-const STOPPING: u8 = 3;
-const STOPPED: u8 = 4;
-
-/// What the backplane's handle and its task share (across the task's restarts).
-struct Shared {
-    counters: Counters,
-    state: AtomicU8,
-    /// Publications queued for the task or on their way to Redis.
-    in_flight: AtomicUsize,
-    /// Of those: sent to Redis, not yet answered.
-    awaiting: AtomicUsize,
-    /// Joins whose answer was dropped with a task (answered from here).
-    orphans: Mutex<Vec<(String, LocateDone)>>,
-    /// Wakes the supervisor's back-off for a stop.
-    stop: Notify,
-    hub: WeakHub,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A panic's message, for the log.
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(not a string)")
-}
-
-impl Shared {
-    fn state(&self) -> u8 {
-        self.state.load(Ordering::Acquire)
-    }
-
-    fn set_state(&self, state: u8) {
-        self.state.store(state, Ordering::Release);
-    }
-
-    fn set_state_unless_stopping(&self, state: u8) {
-        let _ = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s != STOPPING && s != STOPPED).then_some(state)
-            });
-    }
-
-    /// `from` one of `from` to `to`: false when the state was another.
-    fn set_state_from(&self, from: &[u8], to: u8) -> bool {
-        self.state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                from.contains(&s).then_some(to)
-            })
-            .is_ok()
-    }
-
-    fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
-    }
-
-    /// `n` publications left the in-flight count.
-    fn release(&self, n: usize) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                Some(v.saturating_sub(n))
-            });
-    }
-
-    /// Run hub code (a user's renderer or join answer may be in it) so that a
-    /// panic in it is counted and logged, not the end of the task.
-    fn guarded<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(r) => Some(r),
-            Err(panic) => {
-                add(&self.counters.panics, 1);
-                tracing::error!(
-                    panic = panic_message(&*panic),
-                    "hub code panicked on the redis backplane's task"
-                );
-                None
-            }
-        }
-    }
-
-    /// Deliver `publication` on this server only.
-    fn local(&self, publication: Publication) {
-        if let Some(hub) = self.hub.upgrade() {
-            self.guarded(|| {
-                hub.publish_local(&publication.topic, publication.message, publication.except)
-            });
-        }
-    }
-
-    /// Answer a join from here: the topic's local position, not recovered.
-    fn answer_here(&self, topic: &str, done: LocateDone) {
-        let position = self
-            .hub
-            .upgrade()
-            .and_then(|h| h.position(topic))
-            .unwrap_or_else(Position::start);
-        self.guarded(|| done(Located::new(position, None)));
-    }
-
-    /// Answer the joins a task dropped.
-    fn answer_orphans(&self) {
-        let orphans = std::mem::take(&mut *lock(&self.orphans));
-        for (topic, done) in orphans {
-            self.answer_here(&topic, done);
-        }
-    }
-}
-
-/// A join waiting for its answer. Answered once; dropped unanswered (its task
-/// ended), it is kept for the supervisor to answer from here: a join is never
-/// left without an answer.
-struct Pending {
-    topic: String,
-    done: Option<LocateDone>,
-    shared: Arc<Shared>,
-}
-
-impl Pending {
-    fn answer(mut self, located: Located) {
-        if let Some(done) = self.done.take() {
-            self.shared.guarded(|| done(located));
-        }
-    }
-
-    fn answer_here(mut self) {
-        if let Some(done) = self.done.take() {
-            self.shared.answer_here(&self.topic, done);
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(done) = self.done.take() {
-            lock(&self.shared.orphans).push((std::mem::take(&mut self.topic), done));
-        }
-    }
-}
 
 /// The Redis backplane of a [`Hub`]: see the [module docs](self). Made with
 /// [`RedisBackplane::start`], which plugs it into the hub; ended with
@@ -246,22 +103,11 @@ pub struct RedisBackplane {
 impl std::fmt::Debug for RedisBackplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackplane")
+            .field("url", &crate::settings::redact::Url(&self.settings.url))
             .field("origin", &self.origin)
             .field("prefix", &self.settings.prefix)
             .finish_non_exhaustive()
     }
-}
-
-/// Why the backplane did not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RedisError {
-    /// The URL or the settings are not usable.
-    #[error("invalid redis settings: {0}")]
-    Config(String),
-    /// Redis could not be reached at start.
-    #[error("cannot connect to redis: {0}")]
-    Connect(String),
 }
 
 impl RedisBackplane {
@@ -289,9 +135,7 @@ impl RedisBackplane {
         hub: &Hub,
         settings: RedisSettings,
     ) -> Result<Arc<RedisBackplane>, RedisError> {
-        settings
-            .check()
-            .map_err(|e| RedisError::Config(e.to_string()))?;
+        settings.check()?;
         let config =
             Config::from_url(&settings.url).map_err(|e| RedisError::Config(e.to_string()))?;
         let origin = rand::random::<u64>() | 1;

@@ -18,10 +18,8 @@
 
 use std::collections::HashMap;
 
-use super::{
-    super::Position,
-    reply::{Envelope, Fill},
-};
+use super::reply::{Envelope, Fill};
+use crate::hub::types::Position;
 
 /// How many epochs of a topic are followed at once.
 const EPOCHS: usize = 4;
@@ -274,7 +272,7 @@ fn advance(t: &mut Topic, position: &Position) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{proto::Message, ConnId};
+    use crate::{actor::ConnId, proto::Message};
 
     fn env(epoch: &str, offset: u64) -> Envelope {
         Envelope {

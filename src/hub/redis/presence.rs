@@ -24,12 +24,12 @@ use fred::prelude::*;
 use tokio::sync::mpsc;
 
 use super::{
+    events::Event,
     keys,
     reply::{self, PresenceChange, Snapshot},
     scripts,
-    task::Event,
 };
-use crate::hub::PresenceKind;
+use crate::hub::types::PresenceKind;
 
 /// The Redis side of presence: what it sends, on which connection.
 #[derive(Clone)]

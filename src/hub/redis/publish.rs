@@ -26,8 +26,8 @@ use std::sync::{atomic::Ordering, Arc};
 use fred::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{counters::add, keys, scripts, Shared};
-use crate::hub::Publication;
+use super::{counters::add, keys, scripts, shared::Shared};
+use crate::hub::backplane::Publication;
 
 /// A publication's answer: taken, or not taken (`true`: it may still be).
 type Answer = oneshot::Receiver<Result<(), (String, bool)>>;

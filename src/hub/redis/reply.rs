@@ -6,7 +6,7 @@ use bytes::Bytes;
 use fred::prelude::Value;
 
 use super::super::{Located, Position, PresenceKind};
-use crate::{hub_wire::decode_message as decode, proto::Message, ConnId};
+use crate::{actor::ConnId, hub_wire::decode_message as decode, proto::Message};
 
 /// A numbered publication: from the channel, or from the stream.
 #[derive(Debug, Clone)]

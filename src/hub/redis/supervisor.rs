@@ -11,28 +11,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fred::{clients::SubscriberClient, prelude::*};
+use fred::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    conns::{connect, RedisError},
     counters::add,
+    events::Ask,
+    shared::{panic_message, Shared, DOWN, STARTING, STOPPED, STOPPING, UP},
     subscriptions::backoff,
-    task::{Ask, Task},
-    RedisError, Shared, DOWN, STARTING, STOPPING, UP,
+    task::{Exit, Task},
 };
-use crate::{hub::Publication, settings::RedisSettings};
-
-/// How a task ended.
-pub(super) enum Exit {
-    /// Stopped (asked, or the backplane was dropped).
-    Stopped,
-    /// Redis could not be reached at start: `start` was told.
-    NotStarted,
-    /// Redis could not be reached for a restart.
-    ConnectFailed,
-    /// It ended without being asked to.
-    Lost(&'static str),
-}
+use crate::{hub::backplane::Publication, settings::RedisSettings};
 
 /// What lives across the task's restarts, and runs them.
 pub(super) struct Supervisor {
@@ -77,7 +67,7 @@ impl Supervisor {
                     attempts = 1;
                     add(&self.shared.counters.restarts, 1);
                     tracing::error!(
-                        panic = super::panic_message(&*panic),
+                        panic = panic_message(&*panic),
                         "redis backplane task panicked: restarting it"
                     );
                 }
@@ -91,7 +81,7 @@ impl Supervisor {
                 break;
             }
         }
-        self.shared.set_state(super::STOPPED);
+        self.shared.set_state(STOPPED);
         self.settle();
         let _ = finished.send(());
     }
@@ -163,60 +153,5 @@ impl Supervisor {
             task.restarted();
         }
         task.run(&mut self.asks, &mut self.pubs, answers).await
-    }
-}
-
-/// The task's three connections.
-pub(super) struct Conns {
-    /// Reads, heartbeats, sweeps, fills and locates (with the command timeout).
-    pub control: Client,
-    /// Publications and presence announcements, in order.
-    pub writer: Client,
-    pub subscriber: SubscriberClient,
-}
-
-async fn connect(config: &Config, s: &RedisSettings) -> Result<Conns, RedisError> {
-    let config_err = |e: fred::error::Error| RedisError::Config(e.to_string());
-    let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1);
-    let policy =
-        ReconnectPolicy::new_exponential(0, ms(s.reconnect_initial), ms(s.reconnect_max), 2);
-    let perf = |timeout: Duration, capacity: usize| PerformanceConfig {
-        default_command_timeout: timeout,
-        broadcast_channel_capacity: capacity,
-        ..PerformanceConfig::default()
-    };
-    let mut builder = Builder::from_config(config.clone());
-    builder.set_policy(policy);
-    // The subscription's messages are read as fast as they come: its channel
-    // only rides out a burst (a lag is filled from the streams). Its slots are
-    // allocated up front in each of the client's event channels.
-    let buffer = s.subscription_buffer.max(16);
-    builder.with_performance_config(|p| *p = perf(s.command_timeout, buffer));
-    let subscriber = builder.build_subscriber_client().map_err(config_err)?;
-    builder.with_performance_config(|p| *p = perf(s.command_timeout, 16));
-    let control = builder.build().map_err(config_err)?;
-    // The writer fails what was written on a connection that closed (never
-    // written again: it may have been carried out).
-    builder.with_performance_config(|p| *p = perf(s.command_timeout, 16));
-    builder.with_connection_config(|c| c.max_command_attempts = 1);
-    let writer = builder.build().map_err(config_err)?;
-    let started = async {
-        control.init().await?;
-        writer.init().await?;
-        subscriber.init().await?;
-        Ok::<(), fred::error::Error>(())
-    };
-    let limit = s
-        .command_timeout
-        .max(Duration::from_secs(1))
-        .saturating_mul(3);
-    match tokio::time::timeout(limit, started).await {
-        Ok(Ok(())) => Ok(Conns {
-            control,
-            writer,
-            subscriber,
-        }),
-        Ok(Err(e)) => Err(RedisError::Connect(e.to_string())),
-        Err(_) => Err(RedisError::Connect("timed out".into())),
     }
 }

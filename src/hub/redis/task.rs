@@ -18,52 +18,36 @@ use fred::{
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 use super::{
+    conns::Conns,
     counters::add,
+    events::{Ask, Event},
     keys,
     ordering::{FillRequest, Ordering, Outcome},
     presence::{Presence, PresenceState},
     publish::{fresh_epoch, Publisher},
-    reply::{self, Fill, Snapshot},
+    reply::{self, Snapshot},
     scripts,
+    shared::{Pending, Shared, STOPPING},
     subscriptions::{Command, Effect, Subscriptions, Tally},
-    supervisor::{Conns, Exit},
-    Pending, Shared, STOPPING,
 };
 use crate::{
-    hub::{Located, Position, PresenceKind, Publication},
+    hub::{
+        backplane::{Located, Publication},
+        types::{Position, PresenceKind},
+    },
     settings::RedisSettings,
 };
 
-/// What the hub asks of the backplane's task.
-pub(super) enum Ask {
-    Subscribe(String, u64),
-    Unsubscribe(String, u64),
-    Locate(Pending, Option<Position>),
-    Presence(String, String, Option<String>, PresenceKind),
-    Stop(Duration),
-    /// Panic, to test the supervisor.
-    #[cfg(test)]
-    Crash,
-}
-
-/// What the task's own commands report back.
-pub(super) enum Event {
-    /// A subscription command was answered.
-    Confirmed {
-        topic: String,
-        command: Command,
-        id: u64,
-        ok: bool,
-    },
-    /// A topic's presence as Redis has it (numbered; `None`: the read failed).
-    Snapshot(String, u64, Option<Snapshot>),
-    /// What a topic's fill found (numbered; `None`: it failed).
-    Filled(String, u64, Option<Fill>),
-    /// Where a join's topic stands.
-    Located(Pending, Located),
-    /// Redis does not know this server (restarted, or swept it as dead): its
-    /// presence is announced again and every topic's presence read again.
-    Forgotten,
+/// How a task ended.
+pub(super) enum Exit {
+    /// Stopped (asked, or the backplane was dropped).
+    Stopped,
+    /// Redis could not be reached at start: `start` was told.
+    NotStarted,
+    /// Redis could not be reached for a restart.
+    ConnectFailed,
+    /// It ended without being asked to.
+    Lost(&'static str),
 }
 
 /// One run of the backplane's task: its connections and its parts.

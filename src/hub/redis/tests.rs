@@ -11,7 +11,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::RedisBackplane;
-use crate::{Conn, Endpoint, EndpointContext, Hub, JoinOptions, Message, Settings};
+use crate::{
+    actor::{endpoint, Conn, Endpoint, EndpointContext, Message},
+    hub::{inner::Hub, types::JoinOptions},
+    server::Server,
+    settings::Settings,
+};
 
 struct Redis {
     port: u16,
@@ -123,8 +128,8 @@ async fn setup(
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let h = hub.clone();
-    let running = crate::Server::with_settings(settings)
-        .listen_on(listener, 1, move |_| Ok(crate::endpoint(Member(h.clone()))))
+    let running = Server::with_settings(settings)
+        .listen_on(listener, 1, move |_| Ok(endpoint(Member(h.clone()))))
         .unwrap();
     let handle = running.handle();
     actix_rt::spawn(running);

@@ -1,11 +1,11 @@
-//! The outgoing half of a connection, which also drives its actor: [`Writer`], and
-//! the route's [`Stalled`] task that drives the actor while the transport does not
-//! poll the writer.
+//! The connection's task: [`ConnTask`] writes the connection's output to the
+//! transport and drives the connection's actor, so actor, driver and transport run
+//! in one task; and, on the route, the [`Stalled`] task that drives the actor while
+//! the transport does not poll the connection's task.
 
 use std::{
     cell::RefCell,
     future::Future,
-    io::IoSlice,
     pin::Pin,
     rc::Rc,
     sync::{
@@ -19,35 +19,42 @@ use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use futures_core::Stream;
 
-use super::state::LocalRef;
+#[cfg(feature = "server")]
+use super::owned::End;
+#[cfg(feature = "web")]
+use super::owned::TransportEnd;
+use super::slab::OwnedRef;
 
 /// At most this many pieces of output go into one vectored write.
-#[cfg_attr(not(feature = "server"), allow(dead_code))]
+#[cfg(feature = "server")]
 const MAX_WRITE_SLICES: usize = 8;
 
-/// An actor's context as a future, shared by the writer that drives it and, on the
-/// route, the [`Stalled`] task that takes over while the writer is not polled.
+/// An actor's context as a future, shared by the connection's task that drives it
+/// and, on the route, the [`Stalled`] task that takes over while the connection's
+/// task is not polled.
 pub(crate) type ActorCell = Rc<RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>>>;
 
-/// The outgoing half: a stream of byte chunks for the transport (the actix-web
-/// response body) or a direct writer to a socket ([`poll_write_to`](Self::poll_write_to)),
-/// ending when the transport should close. When the connection's actor was created
-/// for it, the writer also drives that actor's context: actor, driver and transport
-/// run in one task.
-pub(crate) struct Writer {
-    pub local: LocalRef,
-    /// The actor's context, when this writer drives it.
-    pub actor: Option<ActorCell>,
+/// The connection's task: the root of the work of one connection. It hands the
+/// connection's output to the transport, as a stream of byte chunks (the actix-web
+/// response body, the client's pump) or by writing to a socket directly
+/// ([`poll_write_to`](Self::poll_write_to), the standalone server), and ends when
+/// the transport should close. When the connection's actor was created for it, it
+/// also drives that actor's context (whose driver reads the input): actor, driver
+/// and transport run in one task.
+pub(crate) struct ConnTask {
+    owned: OwnedRef,
+    /// The actor's context, when this task drives it.
+    actor: Option<ActorCell>,
     /// The waker the actor's context is polled with: it notes that the actor has
-    /// work, so that the writer polls the actor only then, not on every write.
-    pub actor_wake: Arc<ActorWake>,
+    /// work, so that the task polls the actor only then, not on every write.
+    actor_wake: Arc<ActorWake>,
     /// `actor_wake` as a `Waker`, made once.
-    pub actor_waker: Waker,
+    actor_waker: Waker,
 }
 
-impl std::fmt::Debug for Writer {
+impl std::fmt::Debug for ConnTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer")
+        f.debug_struct("ConnTask")
             .field("drives_actor", &self.actor.is_some())
             .finish_non_exhaustive()
     }
@@ -68,14 +75,14 @@ fn poll_actor(cell: &ActorCell, waker: &Waker) {
     }
 }
 
-/// Wakes the writer's task and records that the actor it drives was woken.
+/// Wakes the connection's task and records that the actor it drives was woken.
 #[derive(Debug)]
 pub(crate) struct ActorWake {
     woken: AtomicBool,
-    /// The writer's task: woken without a lock (the socket's readiness wakes the
-    /// actor once per message read).
+    /// The connection's task: woken without a lock (the socket's readiness wakes
+    /// the actor once per message read).
     outer: AtomicWaker,
-    /// The writer handed a chunk to the transport and has not been polled since:
+    /// The task handed a chunk to the transport and has not been polled since:
     /// the transport may have stopped asking for more (its buffer is full, the
     /// peer does not read), so wakes go to the [`Stalled`] task too.
     stalled: AtomicBool,
@@ -123,33 +130,35 @@ impl Wake for ActorWake {
     }
 }
 
-/// Drives a route connection's actor while the transport does not poll the writer.
+/// Drives a route connection's actor while the transport does not poll the
+/// connection's task.
 ///
 /// actix-http polls a response body only while its write buffer has room: when the
-/// peer stops reading, it stops, and an actor driven only by the writer would stop
-/// too (no timers, no idle timeout, no `Close` for the actor). This task, on the
-/// same thread, polls the actor's context when the actor is woken while the writer
-/// is stalled; otherwise it sleeps, costing nothing per message. It ends with the
-/// writer.
-#[cfg_attr(not(feature = "web"), allow(dead_code))]
+/// peer stops reading, it stops, and an actor driven only by the connection's task
+/// would stop too (no timers, no idle timeout, no `Close` for the actor). This
+/// task, on the same thread, polls the actor's context when the actor is woken
+/// while the connection's task is stalled; otherwise it sleeps, costing nothing per
+/// message. It ends with the connection's task.
+#[cfg(feature = "web")]
 pub(crate) struct Stalled {
     actor: ActorCell,
     wake: Arc<ActorWake>,
     waker: Waker,
 }
 
-#[cfg_attr(not(feature = "web"), allow(dead_code))]
+#[cfg(feature = "web")]
 impl Stalled {
-    /// The task for `writer`'s actor; `None` when the writer drives no actor.
-    pub fn new(writer: &Writer) -> Option<Stalled> {
+    /// The task for `task`'s actor; `None` when it drives no actor.
+    pub fn new(task: &ConnTask) -> Option<Stalled> {
         Some(Stalled {
-            actor: writer.actor.clone()?,
-            wake: writer.actor_wake.clone(),
-            waker: writer.actor_waker.clone(),
+            actor: task.actor.clone()?,
+            wake: task.actor_wake.clone(),
+            waker: task.actor_waker.clone(),
         })
     }
 }
 
+#[cfg(feature = "web")]
 impl Future for Stalled {
     type Output = ();
 
@@ -177,15 +186,45 @@ impl Future for Stalled {
     }
 }
 
-impl Writer {
-    /// A writer for `local`, driving no actor (yet).
-    pub fn new(local: LocalRef) -> Writer {
+impl ConnTask {
+    /// The task of the connection `owned`, driving no actor (yet).
+    pub fn new(owned: OwnedRef) -> ConnTask {
         let actor_wake = ActorWake::new();
-        Writer {
-            local,
+        ConnTask {
+            owned,
             actor: None,
             actor_waker: Waker::from(actor_wake.clone()),
             actor_wake,
+        }
+    }
+
+    /// Drive `actor` (the connection's actor's context, as a future) from now on.
+    #[cfg(any(feature = "web", feature = "server"))]
+    pub fn drive(&mut self, actor: Pin<Box<dyn Future<Output = ()>>>) {
+        self.actor = Some(Rc::new(RefCell::new(Some(actor))));
+    }
+
+    /// The connection's end, when the transport cannot be ended by dropping it
+    /// (the route's socket).
+    #[cfg(feature = "web")]
+    pub fn set_transport(&self, transport: Box<dyn TransportEnd>) {
+        self.owned.borrow_mut().set_transport(transport);
+    }
+
+    /// How the transport was asked to end, if it was.
+    #[cfg(feature = "server")]
+    pub fn end_asked(&self) -> Option<End> {
+        self.owned.try_borrow().ok().and_then(|o| o.end_asked())
+    }
+
+    /// Ready once the transport is being cut (asked to end, or this task gone);
+    /// `cx` is woken then (the client's pump, which writes).
+    #[cfg(feature = "client")]
+    pub fn poll_cut(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.owned.borrow_mut().cut_or_register(cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 
@@ -199,7 +238,7 @@ impl Writer {
         if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
             // Forget our waker while the actor runs: the sends it makes are taken
             // right after, without waking this task again.
-            self.local.borrow_mut().writer = None;
+            self.owned.borrow_mut().forget_task_waker();
             poll_actor(actor, &self.actor_waker);
         }
     }
@@ -212,94 +251,90 @@ impl Writer {
     /// meanwhile. Returns `Ready` when the transport should be closed (the
     /// connection ended, or `write` failed); `Pending` when the output is written
     /// or `write` is not ready.
-    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    #[cfg(feature = "server")]
     pub fn poll_write_to(
         &mut self,
         cx: &mut Context<'_>,
-        mut write: impl FnMut(&mut Context<'_>, &[IoSlice<'_>]) -> Poll<std::io::Result<usize>>,
+        mut write: impl FnMut(&mut Context<'_>, &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>>,
     ) -> Poll<()> {
         self.drive_actor(cx);
-        let mut l = self.local.borrow_mut();
+        let mut owned = self.owned.borrow_mut();
         loop {
-            if l.writer_gone {
+            if owned.task_gone() {
                 return Poll::Ready(());
             }
-            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
-            let n = l.core.output_vectored(&mut slices);
+            let mut slices = [std::io::IoSlice::new(&[]); MAX_WRITE_SLICES];
+            let n = owned.output_vectored(&mut slices);
             if n > 0 {
                 match write(cx, &slices[..n]) {
                     Poll::Ready(Ok(n)) if n > 0 => {
-                        l.core.advance_output(n);
-                        l.output_taken(n);
-                        l.sync();
+                        owned.output_written(n);
                         continue;
                     }
                     Poll::Ready(_) => {
-                        l.end_writer();
+                        owned.task_ended();
                         return Poll::Ready(());
                     }
-                    Poll::Pending if !l.force_close => {
+                    Poll::Pending if owned.end_asked().is_none() => {
                         // Sends from elsewhere wake us too; the socket wakes us
                         // when it can take more.
-                        l.register_writer(cx.waker());
+                        owned.register_task(cx.waker());
                         return Poll::Pending;
                     }
                     Poll::Pending => {}
                 }
             }
-            if l.core.should_close_transport() || l.force_close {
-                l.end_writer();
+            if owned.transport_should_end() {
+                owned.task_ended();
                 return Poll::Ready(());
             }
-            l.register_writer(cx.waker());
+            owned.register_task(cx.waker());
             return Poll::Pending;
         }
     }
 }
 
-impl Stream for Writer {
+impl Stream for ConnTask {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.actor_wake.stalled.store(false, Ordering::Release);
         self.drive_actor(cx);
-        let mut l = self.local.borrow_mut();
-        if l.writer_gone {
+        let mut owned = self.owned.borrow_mut();
+        if owned.task_gone() {
             return Poll::Ready(None);
         }
-        let out = l.core.take_output_chunk();
+        let out = owned.take_output();
         if !out.is_empty() {
-            l.output_taken(out.len());
-            l.sync();
             // Until the transport polls again, the actor may have no one to drive it.
             self.actor_wake.stalled.store(true, Ordering::Release);
             return Poll::Ready(Some(Ok(out)));
         }
-        if l.core.should_close_transport() || l.force_close {
-            if let Some(socket) = l.socket.take() {
+        if owned.transport_should_end() {
+            if let Some(transport) = owned.take_transport() {
                 // The route (RFC 6455 §5.5.1: "the server MUST close the underlying
                 // TCP connection immediately"): actix-http closes once it wrote
                 // what it holds; if the peer does not take it, the close timeout
                 // resets the socket.
-                socket.watch_end();
+                transport.output_ended();
             }
-            l.end_writer();
+            owned.task_ended();
             return Poll::Ready(None);
         }
-        l.register_writer(cx.waker());
+        owned.register_task(cx.waker());
         Poll::Pending
     }
 }
 
-impl Drop for Writer {
+impl Drop for ConnTask {
     fn drop(&mut self) {
-        // The transport goes with the writer: the actor's driver must not arrange
+        // The transport goes with the task: the actor's driver must not arrange
         // to reset the socket later.
-        let socket = self
-            .local
+        let transport = self
+            .owned
             .try_borrow_mut()
             .ok()
-            .and_then(|mut l| l.socket.take());
+            .and_then(|mut o| o.take_transport());
         // Stop the actor first (its driver borrows the state as it goes), and let
         // the stalled task see that it is gone.
         if let Some(actor) = self.actor.take() {
@@ -307,11 +342,11 @@ impl Drop for Writer {
             drop(stopped);
             self.actor_wake.wake_stalled_task();
         }
-        if let Ok(mut l) = self.local.try_borrow_mut() {
-            l.end_writer();
+        if let Ok(mut owned) = self.owned.try_borrow_mut() {
+            owned.task_ended();
         }
-        if let Some(socket) = socket {
-            socket.end_read();
+        if let Some(transport) = transport {
+            transport.task_dropped();
         }
     }
 }

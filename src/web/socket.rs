@@ -36,13 +36,12 @@ use std::{net::SocketAddr, time::Duration};
 /// among open sockets) with the same local and peer addresses, and does nothing
 /// otherwise. Used only on the connection's thread.
 #[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) struct SocketCut {
-    #[cfg(all(unix, feature = "web"))]
+    #[cfg(unix)]
     fd: std::os::fd::RawFd,
     /// The socket's inode number: a descriptor number reused for another socket
     /// (even one between the same two addresses) has another.
-    #[cfg(all(unix, feature = "web"))]
+    #[cfg(unix)]
     ino: u64,
     local: SocketAddr,
     peer: SocketAddr,
@@ -50,11 +49,10 @@ pub(crate) struct SocketCut {
     close_timeout: Duration,
 }
 
-#[cfg_attr(not(feature = "web"), allow(dead_code))]
 impl SocketCut {
     /// A handle on the socket `fd`, if it is a TCP socket connected to `peer`;
     /// [`watch_end`](Self::watch_end) gives the peer `close_timeout`.
-    #[cfg(all(unix, feature = "web"))]
+    #[cfg(unix)]
     pub fn new(
         fd: std::os::fd::RawFd,
         peer: Option<SocketAddr>,
@@ -71,7 +69,7 @@ impl SocketCut {
         })
     }
 
-    #[cfg(all(unix, feature = "web"))]
+    #[cfg(unix)]
     fn addrs(fd: std::os::fd::RawFd) -> Option<(SocketAddr, SocketAddr)> {
         // SAFETY: only borrowed for two queries; a descriptor closed meanwhile
         // makes them fail (EBADF), one reused for something else is told apart by
@@ -85,7 +83,7 @@ impl SocketCut {
     }
 
     /// The inode number of the socket `fd` (`fstat`).
-    #[cfg(all(unix, feature = "web"))]
+    #[cfg(unix)]
     fn ino(fd: std::os::fd::RawFd) -> Option<u64> {
         use std::os::{fd::FromRawFd, unix::fs::MetadataExt};
         // SAFETY: the `File` only borrows the descriptor for one `fstat`: it is
@@ -95,7 +93,7 @@ impl SocketCut {
     }
 
     /// Run `f` on the socket, if the descriptor is still this connection's.
-    #[cfg(all(unix, feature = "web"))]
+    #[cfg(unix)]
     fn with(&self, f: impl FnOnce(socket2::SockRef<'_>)) {
         if Self::ino(self.fd) != Some(self.ino)
             || Self::addrs(self.fd) != Some((self.local, self.peer))
@@ -111,7 +109,7 @@ impl SocketCut {
     /// The connection's output has ended: shut the read side down, so that the
     /// dispatcher, which reads until EOF before it closes, closes now.
     pub fn end_read(&self) {
-        #[cfg(all(unix, feature = "web"))]
+        #[cfg(unix)]
         self.with(|s| {
             if let Err(err) = s.shutdown(std::net::Shutdown::Read) {
                 tracing::trace!(error = %err, "websocket socket: shutdown(read) failed");
@@ -122,7 +120,7 @@ impl SocketCut {
     /// The close timed out: reset the connection and free the socket now, whatever
     /// is still queued for the peer.
     pub fn abort(&self) {
-        #[cfg(all(unix, feature = "web"))]
+        #[cfg(unix)]
         self.with(|s| {
             tracing::debug!(peer = %self.peer, "websocket socket reset: the peer took nothing in time");
             let _ = s.set_linger(Some(Duration::ZERO));
@@ -145,14 +143,23 @@ impl SocketCut {
     /// a task each: 10,000 connections closing in a second cost no megabytes): call
     /// it from a task of the connection (the writer's poll, the actor's).
     pub fn abort_later(self) {
-        #[cfg(all(unix, feature = "web"))]
-        later::push(tokio::time::Instant::now() + self.close_timeout, self);
+        #[cfg(unix)]
+        {
+            // A close timeout set in code is not bounded by the settings' check:
+            // past what an `Instant` holds, a year is as good as never.
+            let now = tokio::time::Instant::now();
+            let at = now
+                .checked_add(self.close_timeout)
+                .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+                .unwrap_or(now);
+            later::push(at, self);
+        }
     }
 }
 
 /// The sockets of this thread to reset once their close timeout passes, and the
 /// one task that resets them.
-#[cfg(all(unix, feature = "web"))]
+#[cfg(unix)]
 mod later {
     use std::{cell::RefCell, collections::VecDeque, rc::Rc};
 
@@ -233,7 +240,25 @@ mod later {
     }
 }
 
-#[cfg(all(test, unix, feature = "web"))]
+impl crate::actor::TransportEnd for SocketCut {
+    fn output_ended(&self) {
+        self.watch_end();
+    }
+
+    fn abort(&self) {
+        SocketCut::abort(self);
+    }
+
+    fn abandoned(&self) {
+        self.abort_later();
+    }
+
+    fn task_dropped(&self) {
+        self.end_read();
+    }
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use std::{
         io::{Read, Write},

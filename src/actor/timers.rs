@@ -1,8 +1,7 @@
-//! The guard: the connection's timers (keep-alive ping, idle timeout, close timeout).
+//! The connection's timers: keep-alive ping, idle timeout, close timeout.
 //!
-//! The seed's design card calls it the supervisor; it is not `actix::Supervisor`,
-//! which restarts failed actors. Ready-state and the message limit are enforced by
-//! the core ([`Connection`]); the guard adds what needs a clock.
+//! Ready-state and the message limit are enforced by the core
+//! ([`Connection`](crate::proto::Connection)); the timers add what needs a clock.
 
 use std::{
     future::Future,
@@ -13,13 +12,18 @@ use std::{
 
 use tokio::time::Sleep;
 
-use super::{state::Local, Error};
-use crate::{
-    proto::{Connection, ReadyState},
-    settings::ConnectionSettings,
-};
+use super::{owned::Owned, Error};
+use crate::settings::ConnectionSettings;
 
-/// What the guard decided when its timer fired.
+/// `at + d`, or as far after `at` as an `Instant` goes (a duration from the
+/// configuration never makes a deadline overflow).
+fn after(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(at)
+}
+
+/// What the timers decided when one fired.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Nothing to do.
@@ -30,8 +34,9 @@ pub(crate) enum Verdict {
     CloseTimedOut,
 }
 
+/// A connection's timers, in one `Sleep` pointed at the next deadline.
 #[derive(Debug)]
-pub(crate) struct Guard {
+pub(crate) struct Timers {
     ping_interval: Option<Duration>,
     idle_timeout: Option<Duration>,
     close_timeout: Duration,
@@ -52,10 +57,10 @@ pub(crate) struct Guard {
     sleep: Pin<Box<Sleep>>,
 }
 
-impl Guard {
+impl Timers {
     pub fn new(settings: &ConnectionSettings) -> Self {
         let now = Instant::now();
-        Guard {
+        Timers {
             ping_interval: settings.ping_interval,
             idle_timeout: settings.idle_timeout,
             close_timeout: settings.close_timeout,
@@ -112,12 +117,12 @@ impl Guard {
         if open {
             let ping = self
                 .ping_interval
-                .map(|i| self.last_activity.max(self.last_ping) + i);
-            let idle = self.idle_timeout.map(|t| self.last_activity + t);
+                .map(|i| after(self.last_activity.max(self.last_ping), i));
+            let idle = self.idle_timeout.map(|t| after(self.last_activity, t));
             let recheck = self
                 .step()
                 .filter(|_| self.rechecking)
-                .map(|step| self.last_activity + step);
+                .map(|step| after(self.last_activity, step));
             next = [next, ping, idle, recheck].into_iter().flatten().min();
         }
         next
@@ -143,11 +148,11 @@ impl Guard {
     /// Start the timers (once the core is open) and arm the close timer when the core
     /// waits for the peer to close. Cheap when there is nothing new.
     #[inline]
-    pub fn watch(&mut self, core: &Connection, cx: &mut Context<'_>) {
-        let open = core.ready_state() == ReadyState::Open;
-        let arm_close = self.close_deadline.is_none() && core.close_expected();
+    pub fn watch(&mut self, owned: &Owned, cx: &mut Context<'_>) {
+        let open = owned.is_open();
+        let arm_close = self.close_deadline.is_none() && owned.close_expected();
         if arm_close {
-            self.close_deadline = Some(Instant::now() + self.close_timeout);
+            self.close_deadline = Some(after(Instant::now(), self.close_timeout));
         }
         if (arm_close || self.retarget || (!self.armed && open)) && self.rearm(open, cx) {
             cx.waker().wake_by_ref();
@@ -156,17 +161,17 @@ impl Guard {
 
     /// Poll the timer; when it fires, apply whatever is due to the connection.
     #[inline]
-    pub fn poll(&mut self, local: &mut Local, cx: &mut Context<'_>) -> Verdict {
+    pub fn poll(&mut self, owned: &mut Owned, cx: &mut Context<'_>) -> Verdict {
         if !self.armed || !self.sleep.is_elapsed() {
             // Not due (the timer driver marks the entry when it fires, so this reads
             // no clock): the timer's waker, registered when it was armed, wakes us.
             return Verdict::Quiet;
         }
-        self.fired(local, cx)
+        self.fired(owned, cx)
     }
 
     #[inline(never)]
-    fn fired(&mut self, local: &mut Local, cx: &mut Context<'_>) -> Verdict {
+    fn fired(&mut self, owned: &mut Owned, cx: &mut Context<'_>) -> Verdict {
         let mut verdict = Verdict::Quiet;
         while self.armed && self.sleep.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
@@ -179,35 +184,28 @@ impl Guard {
                     self.rechecking = false;
                 }
             }
-            let open = local.core.ready_state() == ReadyState::Open;
+            let open = owned.is_open();
             if !self.close_timed_out && self.close_deadline.is_some_and(|d| now >= d) {
                 self.close_timed_out = true;
                 verdict = Verdict::CloseTimedOut;
             } else if let Some(t) = self
                 .idle_timeout
-                .filter(|t| open && now >= self.last_activity + *t)
+                .filter(|t| open && now >= after(self.last_activity, *t))
             {
                 // Nothing arrived, not even the Pong of our keep-alive ping.
-                local.fail_local(Error::IdleTimeout(t));
+                owned.fail(Error::IdleTimeout(t));
                 verdict = Verdict::Acted;
             } else if let Some(interval) = self.ping_interval.filter(|_| open) {
-                if now >= self.last_activity.max(self.last_ping) + interval {
+                if now >= after(self.last_activity.max(self.last_ping), interval) {
                     // A keep-alive ping; its Pong (any frame, really) counts as
-                    // activity. The connection has been quiet: its empty buffers
-                    // go back to the allocator.
-                    local.core.release_buffers();
-                    if local.core.send_ping(b"").is_ok() {
-                        // Its Pong gives the round-trip time (the metrics').
-                        local.keepalive_sent = Some(now);
-                        if verdict == Verdict::Quiet {
-                            verdict = Verdict::Acted;
-                        }
+                    // activity.
+                    if owned.keepalive_ping(now) && verdict == Verdict::Quiet {
+                        verdict = Verdict::Acted;
                     }
                     self.last_ping = now;
                 }
             }
-            local.sync();
-            let open = local.core.ready_state() == ReadyState::Open;
+            let open = owned.is_open();
             if !self.rearm(open, cx) {
                 break;
             }

@@ -954,7 +954,10 @@ fn check(
                     }
                     if let Some(p) = last.get(e.as_str()) {
                         if o <= p {
-                            problems.push(format!("member {i}: {e}:{o} after {e}:{p}"));
+                            problems.push(format!(
+                                "member {i} (node {}, {}): {e}:{o} after {e}:{p}",
+                                log.node, log.room
+                            ));
                         } else {
                             gaps += o - p - 1;
                         }

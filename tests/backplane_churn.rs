@@ -9,7 +9,10 @@
 //! servers here but what those counted. Once every member has gone, Redis holds
 //! no subscription and no presence, and every key left has a time to live.
 //!
-//! `WSD_CHURN_SEED=N` replays a run; `WSD_CHURN_OPS` sets its length.
+//! `WSD_CHURN_SEED=N` replays a run; `WSD_CHURN_OPS` sets its length;
+//! `WSD_CHURN_DUMP=FILE` writes every member's deliveries and the timeline there
+//! when the check fails; `WSD_CHURN_CHILD_LOG=FILE` appends the child server's
+//! standard error there.
 #![cfg(all(feature = "redis", feature = "server"))]
 
 use std::{
@@ -243,7 +246,16 @@ impl ChildServer {
             ])
             .env("WSD_CHURN_CHILD", redis)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var("WSD_CHURN_CHILD_LOG") {
+                Ok(p) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)
+                        .unwrap(),
+                ),
+                Err(_) => Stdio::null(),
+            })
             .spawn()
             .expect("start the child server");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -430,7 +442,8 @@ impl Member {
 
 // ---------------------------------------------------------------- the run
 
-/// A publication made through a server here: its text, server, room and time.
+/// A publication made through one of the servers (the child's as its client sent it):
+/// its text, server, room and time.
 struct Published {
     text: String,
     origin: usize,
@@ -578,8 +591,14 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
         }
         if op == restart {
             tally.restarts += 1;
-            // What Redis held back while paused is lost with it too.
-            let from = paused_since.unwrap_or_else(Instant::now);
+            // What Redis held back while paused is lost with it too; and a
+            // publication is on its way (its fate unknown when the connection
+            // goes) until its command times out, even one made during a pause
+            // that ended just before.
+            let command_timeout = settings("").redis.command_timeout;
+            let from = paused_since
+                .unwrap_or_else(Instant::now)
+                .min(Instant::now() - command_timeout);
             timeline.push(format!(
                 "{:>7}ms op {op}: Redis killed",
                 t0.elapsed().as_millis()
@@ -661,8 +680,17 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
                         }
                     }
                     if let Some(ws) = child_pubs.get_mut(room) {
-                        if ws.send(WsMessage::text(format!("c{n}"))).await.is_ok() {
+                        let text = format!("c{n}");
+                        let at = Instant::now();
+                        if ws.send(WsMessage::text(text.clone())).await.is_ok() {
                             tally.publications_on_child += 1;
+                            published.push(Published {
+                                text,
+                                origin: child_node,
+                                room,
+                                at,
+                                op,
+                            });
                         }
                     }
                 }
@@ -903,9 +931,10 @@ fn check(
     let mut at_position: HashMap<(&str, &str, u64), &str> = HashMap::new();
     let (mut deliveries, mut gaps_told, mut not_recovered, mut closed) =
         (0usize, 0u64, 0usize, 0usize);
-    // A publication of a member's own server, made while Redis was killed, may
-    // come twice: in its place (its answer was lost with the connection) and
-    // back through Redis (which had carried it out). Counted, and only there.
+    // A publication of a member's own server still on its way when Redis was
+    // killed (made less than a command timeout before) may come twice: in its
+    // place (its answer was lost with the connection) and back through Redis
+    // (which had carried it out). Counted, and only there.
     let origin_of: HashMap<&str, &Published> =
         published.iter().map(|p| (p.text.as_str(), p)).collect();
     let in_restart = |p: &Published| restarts.iter().any(|(a, b)| p.at >= *a && p.at <= *b);

@@ -40,6 +40,17 @@ struct Topic {
     checked: Option<Position>,
 }
 
+/// Whether a join may be answered ([`Ordering::catch_up`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Caught {
+    /// Now, at its position.
+    Up,
+    /// Once more is delivered (or a fill settles it).
+    Behind,
+    /// Now, at this position (not recovered): the join's lies before it.
+    At(Position),
+}
+
 /// A fill to ask Redis for: the topic's publications after `since`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct FillRequest {
@@ -188,25 +199,50 @@ impl Ordering {
         out
     }
 
-    /// Whether everything of `topic` up to `position` was delivered (or, before
-    /// any delivery, was before the subscription): nothing at or before it will
-    /// come after. Unknown (no delivery, no baseline) counts as caught up.
-    pub fn caught_up(&self, topic: &str, position: &Position) -> bool {
-        let Some(t) = self.topics.get(topic).filter(|_| position.offset > 0) else {
-            return true;
-        };
+    /// Whether a join answered at `position` may be answered now: everything of
+    /// `topic` up to it was delivered, or (nothing of its epoch delivered yet)
+    /// was before the subscription. A topic this server knows nothing of yet
+    /// takes `position` as its baseline: what comes after it is owed. A position
+    /// before the baseline (read before the subscription was made) is answered
+    /// at the baseline instead: what lies between was never delivered here.
+    pub fn catch_up(&mut self, topic: &str, position: &Position) -> Caught {
+        let t = self.topics.entry(topic.to_owned()).or_default();
         if let Some(at) = t.last_of(&position.epoch) {
-            return at.offset >= position.offset;
+            return if at.offset >= position.offset {
+                Caught::Up
+            } else {
+                Caught::Behind
+            };
         }
-        match t.delivered.as_ref().or(t.baseline.as_ref()) {
-            Some(at) => at.epoch == position.epoch && at.offset >= position.offset,
-            None => true,
+        if t.delivered.is_some() {
+            // Another epoch delivered last: this one's are on their way.
+            return Caught::Behind;
+        }
+        match &t.baseline {
+            Some(b) if b.epoch == position.epoch => {
+                if b.offset <= position.offset {
+                    Caught::Up
+                } else {
+                    Caught::At(b.clone())
+                }
+            }
+            Some(_) => Caught::Behind,
+            None => {
+                t.baseline = Some(position.clone());
+                Caught::Up
+            }
         }
     }
 
-    /// Where `topic` stood when its presence was read.
+    /// Where `topic` stood when its presence was read. Within an epoch it never
+    /// moves forward (the joins answered from an earlier one are owed what came
+    /// after it: a subscription made again fills it from there).
     pub fn set_baseline(&mut self, topic: &str, position: Position) {
-        self.topics.entry(topic.to_owned()).or_default().baseline = Some(position);
+        let t = self.topics.entry(topic.to_owned()).or_default();
+        match &mut t.baseline {
+            Some(b) if b.epoch == position.epoch => b.offset = b.offset.min(position.offset),
+            _ => t.baseline = Some(position),
+        }
     }
 
     /// `topic` is no longer subscribed: its state goes.
@@ -440,6 +476,39 @@ mod tests {
             [6],
             "nothing known: as it comes"
         );
+    }
+
+    fn at(epoch: &str, offset: u64) -> Position {
+        Position {
+            epoch: epoch.into(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_join_is_answered_from_what_this_server_owes() {
+        let mut o = Ordering::new(10);
+        // Nothing known: its position becomes the baseline, owed from there.
+        assert_eq!(o.catch_up("t", &at("e", 1)), Caught::Up);
+        // The subscription made again reads a later position: the baseline
+        // stays, and what came between is filled.
+        o.set_baseline("t", at("e", 8));
+        assert_eq!(o.missed("t").unwrap().since, Some(at("e", 1)));
+
+        // A join located before the baseline is answered at it.
+        let mut o = Ordering::new(10);
+        o.set_baseline("u", at("e", 5));
+        assert_eq!(o.catch_up("u", &at("e", 3)), Caught::At(at("e", 5)));
+        assert_eq!(o.catch_up("u", &at("e", 6)), Caught::Up);
+        assert_eq!(offsets(&o.message("u", env("e", 6))), [6]);
+        // Past what was delivered: once it is.
+        assert_eq!(o.catch_up("u", &at("e", 7)), Caught::Behind);
+        assert_eq!(offsets(&o.message("u", env("e", 7))), [7]);
+        assert_eq!(o.catch_up("u", &at("e", 7)), Caught::Up);
+        // In an epoch not delivered yet, after another: once it is.
+        assert_eq!(o.catch_up("u", &at("f", 2)), Caught::Behind);
+        assert_eq!(offsets(&o.message("u", env("f", 1))), [1]);
+        assert_eq!(o.catch_up("u", &at("f", 1)), Caught::Up);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::{
     counters::add,
     events::{Ask, Event},
     keys,
-    ordering::{FillRequest, Ordering, Outcome},
+    ordering::{Caught, FillRequest, Ordering, Outcome},
     presence::{Presence, PresenceState},
     publish::{fresh_epoch, Publisher},
     reply::{self, Snapshot},
@@ -386,21 +386,35 @@ impl Task {
     /// Answer the joins of `topic` whose position was delivered up to (all of
     /// them, `anyway`).
     fn release(&mut self, topic: &str, anyway: bool) {
-        let Some(waiting) = self.catching_up.get_mut(topic) else {
+        let Some(waiting) = self.catching_up.remove(topic) else {
             return;
         };
-        let order = &self.order;
-        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(waiting)
-            .into_iter()
-            .partition(|(_, located)| anyway || order.caught_up(topic, &located.position));
-        if rest.is_empty() {
-            self.catching_up.remove(topic);
-        } else {
-            *waiting = rest;
+        let mut rest = Vec::new();
+        for (pending, located) in waiting {
+            if anyway {
+                pending.answer(located);
+            } else if let Some((pending, located)) = self.answer_if_caught_up(pending, located) {
+                rest.push((pending, located));
+            }
         }
-        for (pending, located) in ready {
-            pending.answer(located);
+        if !rest.is_empty() {
+            self.catching_up.insert(topic.to_owned(), rest);
         }
+    }
+
+    /// Answer a join if this server has delivered everything up to its
+    /// position (see [`Ordering::catch_up`]); else give it back.
+    fn answer_if_caught_up(
+        &mut self,
+        pending: Pending,
+        located: Located,
+    ) -> Option<(Pending, Located)> {
+        match self.order.catch_up(&pending.topic, &located.position) {
+            Caught::Up => pending.answer(located),
+            Caught::At(position) => pending.answer(Located::new(position, None)),
+            Caught::Behind => return Some((pending, located)),
+        }
+        None
     }
 
     fn on_event(&mut self, event: Event) {
@@ -424,6 +438,8 @@ impl Task {
                     }
                     self.order.set_baseline(&topic, position);
                 }
+                // A baseline may settle joins that waited.
+                self.release(&topic, false);
                 for change in newer {
                     self.apply_presence(&topic, &change);
                 }
@@ -444,10 +460,13 @@ impl Task {
                 // join's position (after it, the member gets each publication
                 // once, in order); what may still be on its way is filled.
                 let topic = pending.topic.clone();
-                if !self.subs.wants(&topic) || self.order.caught_up(&topic, &located.position) {
+                if !self.subs.wants(&topic) {
                     pending.answer(located);
                     return;
                 }
+                let Some((pending, located)) = self.answer_if_caught_up(pending, located) else {
+                    return;
+                };
                 if let Some(request) = self.order.missed(&topic) {
                     self.fill(&topic, request);
                 }

@@ -565,6 +565,17 @@ impl Task {
                     (Command::Unsubscribe, false) => subscriber.unsubscribe(channels).await,
                     (Command::Unsubscribe, true) => subscriber.sunsubscribe(channels).await,
                 };
+                // The client answers SUBSCRIBE and UNSUBSCRIBE once written,
+                // not once Redis carried them out. A PING after them on the
+                // same connection is answered after they were: only then is a
+                // topic ready (what a fill or a presence read on another
+                // connection finds, and what the subscription brings, then
+                // meet; before, a change published between them was in
+                // neither).
+                let result = match result {
+                    Ok(()) if !sharded => subscriber.ping::<()>(None).await,
+                    other => other,
+                };
                 if let Err(err) = &result {
                     tracing::debug!(%err, ?command, "redis subscription command failed");
                 }

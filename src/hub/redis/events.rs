@@ -43,4 +43,19 @@ pub(super) enum Event {
     /// Redis does not know this server (restarted, or swept it as dead): its
     /// presence is announced again and every topic's presence read again.
     Forgotten,
+    /// An announcement of this server's presence failed (a timeout before it
+    /// was written, a lost connection): made again if it still holds, after a
+    /// back-off (its `attempt`).
+    Unannounced(Announcement),
+}
+
+/// A presence change of this server's to write in Redis.
+#[derive(Debug, Clone)]
+pub(super) struct Announcement {
+    pub topic: String,
+    pub user: String,
+    pub meta: Option<String>,
+    pub kind: PresenceKind,
+    /// The tries so far.
+    pub attempt: u32,
 }

@@ -24,10 +24,11 @@ use fred::prelude::*;
 use tokio::sync::mpsc;
 
 use super::{
-    events::Event,
+    events::{Announcement, Event},
     keys,
     reply::{self, PresenceChange, Snapshot},
     scripts,
+    subscriptions::backoff,
 };
 use crate::hub::types::PresenceKind;
 
@@ -43,6 +44,9 @@ pub(super) struct Presence {
     pub origin: u64,
     pub presence_ttl: Duration,
     pub keys_ttl: Duration,
+    /// The back-off of an announcement made again.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
 }
 
 impl Presence {
@@ -54,27 +58,38 @@ impl Presence {
         ]
     }
 
-    /// This server's first join or last leave of `user` in `topic`, queued on
-    /// the connection now; `last_in_topic`: the last of this server's users there
-    /// left (the topic leaves this server's list).
+    /// This server's first join or last leave of a user in a topic, queued on
+    /// the connection now; `last_in_topic`: the last of this server's users
+    /// there left (the topic leaves this server's list). One that fails (timed
+    /// out before it was written, its connection lost) comes back as an event
+    /// after a back-off, to be made again if it still holds: a lost leave would
+    /// leave the user present on the other servers until its key expires.
     pub fn announce(
         &self,
-        topic: &str,
-        user: &str,
-        meta: Option<&str>,
-        kind: PresenceKind,
+        change: Announcement,
         last_in_topic: bool,
+        events: &mpsc::UnboundedSender<Event>,
     ) {
-        let keys = keys::presence(&self.prefix, topic, self.origin);
-        let mut args = self.args(topic);
-        args.push(user.to_owned().into());
+        let keys = keys::presence(&self.prefix, &change.topic, self.origin);
+        let mut args = self.args(&change.topic);
+        args.push(change.user.clone().into());
         let client = self.writer.clone();
         let set = keys::server_topics(&self.prefix, self.origin);
-        let topic = topic.to_owned();
-        match kind {
+        let topic = change.topic.clone();
+        let (events, retry_initial, retry_max) =
+            (events.clone(), self.retry_initial, self.retry_max);
+        let again = move |change: Announcement| async move {
+            let wait = backoff(retry_initial, retry_max, change.attempt + 1);
+            tokio::time::sleep(wait).await;
+            let _ = events.send(Event::Unannounced(Announcement {
+                attempt: change.attempt + 1,
+                ..change
+            }));
+        };
+        match change.kind {
             PresenceKind::Joined => {
-                args.push(if meta.is_some() { "1" } else { "0" }.into());
-                args.push(meta.unwrap_or("").to_owned().into());
+                args.push(if change.meta.is_some() { "1" } else { "0" }.into());
+                args.push(change.meta.clone().unwrap_or_default().into());
                 tokio::spawn(async move {
                     // Listed first, so that a crash after the join is swept; both
                     // queued at once (polled in this order).
@@ -83,7 +98,8 @@ impl Presence {
                         client.eval(scripts::PRESENCE_JOIN, keys, args)
                     );
                     if let Err(err) = listed.map(drop).and(joined.map(drop)) {
-                        tracing::debug!(%err, "redis presence join failed (announced again on reconnect)");
+                        tracing::debug!(%err, "redis presence join failed (made again)");
+                        again(change).await;
                     }
                 });
             }
@@ -97,7 +113,8 @@ impl Presence {
                         Ok(())
                     };
                     if let Err(err) = left.map(drop).and(unlisted) {
-                        tracing::debug!(%err, "redis presence leave failed");
+                        tracing::debug!(%err, "redis presence leave failed (made again)");
+                        again(change).await;
                     }
                 });
             }
@@ -378,6 +395,14 @@ impl PresenceState {
             }
             last
         }
+    }
+
+    /// Whether `user` is one of this server's in `topic` (as last announced),
+    /// and whether any is.
+    pub fn is_local(&self, topic: &str, user: &str) -> (bool, bool) {
+        self.local.get(topic).map_or((false, false), |l| {
+            (l.users.contains(user), !l.users.is_empty())
+        })
     }
 
     /// The topics whose keys were last given their time `every` ago or more

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 use super::{
     conns::Conns,
     counters::add,
-    events::{Ask, Event},
+    events::{Announcement, Ask, Event},
     keys,
     ordering::{Caught, FillRequest, Ordering, Outcome},
     presence::{Presence, PresenceState},
@@ -49,6 +49,10 @@ pub(super) enum Exit {
     /// It ended without being asked to.
     Lost(&'static str),
 }
+
+/// Tries of a presence announcement before it is left to its keys' time to
+/// live (the back-off between them grows to `reconnect_max`).
+const MAX_ANNOUNCE_ATTEMPTS: u32 = 20;
 
 /// One run of the backplane's task: its connections and its parts.
 pub(super) struct Task {
@@ -112,6 +116,8 @@ impl Task {
             origin,
             presence_ttl: s.presence_ttl,
             keys_ttl: s.presence_keys_ttl,
+            retry_initial: s.reconnect_initial,
+            retry_max: s.reconnect_max,
         };
         let (events, events_rx) = mpsc::unbounded_channel();
         let task = Task {
@@ -306,8 +312,14 @@ impl Task {
                 let last =
                     self.pstate
                         .local(&topic, &user, kind == PresenceKind::Joined, Instant::now());
-                self.presence
-                    .announce(&topic, &user, meta.as_deref(), kind, last);
+                let change = Announcement {
+                    topic,
+                    user,
+                    meta,
+                    kind,
+                    attempt: 0,
+                };
+                self.presence.announce(change, last, &self.events);
             }
             Ask::Stop(drain) => {
                 let deadline = Instant::now() + drain;
@@ -475,6 +487,22 @@ impl Task {
                     .or_default()
                     .push((pending, located));
             }
+            Event::Unannounced(change) => {
+                // Made again only if it still holds (a later change of the
+                // same user was announced after it, and is the one to keep).
+                let (here, any) = self.pstate.is_local(&change.topic, &change.user);
+                if here != (change.kind == PresenceKind::Joined) {
+                    return;
+                }
+                if change.attempt > MAX_ANNOUNCE_ATTEMPTS {
+                    tracing::warn!(
+                        topic = %change.topic,
+                        "a presence change could not be written in Redis: it is left to its keys' time to live"
+                    );
+                    return;
+                }
+                self.presence.announce(change, !any, &self.events);
+            }
             Event::Forgotten => {
                 // Listed again, announced again (idempotent), then read again:
                 // what changed while Redis did not know this server is told.
@@ -484,13 +512,14 @@ impl Task {
                     for (topic, users) in hub.local_presence() {
                         for (user, meta) in users {
                             self.pstate.local(&topic, &user, true, now);
-                            self.presence.announce(
-                                &topic,
-                                &user,
-                                meta.as_deref(),
-                                PresenceKind::Joined,
-                                false,
-                            );
+                            let change = Announcement {
+                                topic: topic.clone(),
+                                user,
+                                meta,
+                                kind: PresenceKind::Joined,
+                                attempt: 0,
+                            };
+                            self.presence.announce(change, false, &self.events);
                         }
                     }
                 }

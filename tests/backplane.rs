@@ -92,6 +92,16 @@ impl Redis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// `redis-cli ARGS` against this server: its output, trimmed.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (apt-get install -y redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
 }
 
 impl Drop for Redis {
@@ -834,6 +844,86 @@ async fn a_topic_left_and_joined_again_at_once_stays_subscribed() {
             });
         assert!(text.ends_with(&format!("|m{n}")), "{text}");
     }
+    a.handle.stop(false).await;
+    b.handle.stop(false).await;
+}
+
+/// 20 clients each join a fresh room on both servers and leave it at once (the
+/// connections close before their joins are answered), 10 rooms each, 200 in
+/// all; then every client is gone. No room's channel is left subscribed in
+/// Redis and no presence is left, and the backplanes' own unsubscriptions did it
+/// (nothing was repaired by reconciliation).
+#[actix_rt::test]
+#[ignore = "needs redis-server and redis-cli; scripts/test-all.sh runs it"]
+async fn rooms_joined_and_left_at_once_leave_no_subscription_behind() {
+    let redis = Redis::start().await;
+    let (a, b) = (node(&redis.url()).await, node(&redis.url()).await);
+    let (at_a, at_b) = (a.addr, b.addr);
+    let clients: Vec<_> = (0..20)
+        .map(|c| {
+            tokio::spawn(async move {
+                for r in 0..10 {
+                    let path = format!("/sub?topic=leak{c}-{r}&user=u{c}");
+                    let both =
+                        tokio::join!(Client::connect(at_a, &path), Client::connect(at_b, &path));
+                    drop(both);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    // Once both backplanes count no subscription (each unsubscription confirmed
+    // by Redis), Redis lists no channel of theirs; presence leaves follow on the
+    // publications' connection. (Bounded: a hang fails, it is not waited out.)
+    let settled = || {
+        a.hub.subscriptions().is_empty()
+            && b.hub.subscriptions().is_empty()
+            && a.backplane.stats().subscriptions == 0
+            && b.backplane.stats().subscriptions == 0
+    };
+    for _ in 0..600 {
+        if settled() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        settled(),
+        "A {:?}, B {:?}",
+        a.backplane.stats(),
+        b.backplane.stats()
+    );
+    assert_eq!(redis.cli(&["PUBSUB", "CHANNELS", "ws:*"]), "");
+    let presence_left = || {
+        ["*:pusers:*", "*:pcount", "*:pmeta"]
+            .iter()
+            .flat_map(|pattern| {
+                redis
+                    .cli(&["--scan", "--pattern", pattern])
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut left = presence_left();
+    for _ in 0..600 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = presence_left();
+    }
+    assert!(left.is_empty(), "presence left behind: {left:?}");
+    let (sa, sb) = (a.backplane.stats(), b.backplane.stats());
+    assert_eq!(
+        (sa.reconciled, sb.reconciled),
+        (0, 0),
+        "not repaired: {sa:?} {sb:?}"
+    );
     a.handle.stop(false).await;
     b.handle.stop(false).await;
 }

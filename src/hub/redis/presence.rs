@@ -199,7 +199,9 @@ impl Presence {
                     server = origin,
                     "a server stopped refreshing: its users leave"
                 );
-                p.sweep(origin).await;
+                if !p.sweep(origin).await {
+                    let _ = events.send(Event::Unswept(origin));
+                }
             }
         });
     }
@@ -228,8 +230,11 @@ impl Presence {
 
     /// Server `origin` is taken off the list of live servers (at once for this
     /// server's own stop, otherwise only if it still has not refreshed), and
-    /// then each of its users leaves every topic.
-    pub async fn sweep(&self, origin: u64) {
+    /// then each of its users leaves every topic. False when it was taken off
+    /// but not all its users could be taken out (a command failed): the rest is
+    /// for [`sweep_users`](Self::sweep_users) again, as no other server will
+    /// find it among the dead.
+    pub async fn sweep(&self, origin: u64) -> bool {
         let ttl = if origin == self.origin {
             Duration::ZERO
         } else {
@@ -245,19 +250,25 @@ impl Presence {
             )
             .await;
         match forgotten {
-            Ok(1) => {}
-            Ok(_) => return,
+            Ok(1) => self.sweep_users(origin).await,
+            Ok(_) => true,
             Err(err) => {
+                // Still listed: found among the dead again.
                 tracing::debug!(%err, "redis presence sweep failed");
-                return;
+                true
             }
         }
+    }
+
+    /// Each user of server `origin` (taken off the list) leaves every topic it
+    /// listed; true once all have.
+    pub async fn sweep_users(&self, origin: u64) -> bool {
         let set = keys::server_topics(&self.prefix, origin);
         let topics: Vec<String> = match self.control.smembers(&set).await {
             Ok(t) => t,
             Err(err) => {
-                tracing::debug!(%err, "redis presence sweep failed");
-                return;
+                tracing::debug!(%err, "redis presence sweep failed (tried again)");
+                return false;
             }
         };
         for topic in topics {
@@ -267,11 +278,23 @@ impl Presence {
                 .eval(scripts::PRESENCE_SWEEP, keys, self.args(&topic))
                 .await;
             if let Err(err) = swept {
-                tracing::debug!(%err, "redis presence sweep failed");
-                return;
+                tracing::debug!(%err, "redis presence sweep failed (tried again)");
+                return false;
             }
         }
-        let _: Result<i64, _> = self.control.del(&set).await;
+        let deleted: Result<i64, _> = self.control.del(&set).await;
+        deleted.is_ok()
+    }
+
+    /// The sweep of server `origin` again (see [`sweep`](Self::sweep)); an
+    /// event when it is still not done.
+    pub fn sweep_again(&self, origin: u64, events: &mpsc::UnboundedSender<Event>) {
+        let (p, events) = (self.clone(), events.clone());
+        tokio::spawn(async move {
+            if !p.sweep_users(origin).await {
+                let _ = events.send(Event::Unswept(origin));
+            }
+        });
     }
 }
 

@@ -83,6 +83,8 @@ pub(super) struct Task {
     waiting: HashMap<String, Vec<(Option<Position>, Pending)>>,
     /// Joins located, waiting for this server to deliver up to their position.
     catching_up: HashMap<String, Vec<(Pending, Located)>>,
+    /// Dead servers taken off the list whose users are not all out yet.
+    unswept: HashSet<u64>,
     events: mpsc::UnboundedSender<Event>,
     events_rx: Option<mpsc::UnboundedReceiver<Event>>,
     tally: Tally,
@@ -152,6 +154,7 @@ impl Task {
             pstate: PresenceState::default(),
             waiting: HashMap::new(),
             catching_up: HashMap::new(),
+            unswept: HashSet::new(),
             events,
             events_rx: Some(events_rx),
             tally: Tally::default(),
@@ -246,6 +249,9 @@ impl Task {
                 Some(event) = events.recv() => self.on_event(event),
                 _ = heartbeat.tick() => {
                     self.presence.heartbeat(std::mem::take(&mut first_beat), &self.events);
+                    for origin in std::mem::take(&mut self.unswept) {
+                        self.presence.sweep_again(origin, &self.events);
+                    }
                     let due = self.pstate.due_refresh(Instant::now(), self.keys_ttl / 4);
                     if !due.is_empty() {
                         self.presence.refresh(due);
@@ -486,6 +492,9 @@ impl Task {
                     .entry(topic)
                     .or_default()
                     .push((pending, located));
+            }
+            Event::Unswept(origin) => {
+                self.unswept.insert(origin);
             }
             Event::Unannounced(change) => {
                 // Made again only if it still holds (a later change of the

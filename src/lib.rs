@@ -36,6 +36,10 @@
 //! }
 //! ```
 //!
+//! Handlers that `.await` (a database call, a timer) implement [`AsyncEndpoint`]
+//! instead, served by [`async_endpoint`]: the next event waits for the previous
+//! handler's future, and the connection stops reading meanwhile.
+//!
 //! The full form: an actix actor of your own, which handles four messages:
 //! [`Open`] (with the [`Conn`] to send through), [`Message`] (whole text or binary
 //! messages), [`Error`] (at most one: what broke the connection) and [`Close`]
@@ -159,7 +163,7 @@
 //! | feature | what | default |
 //! |---|---|---|
 //! | (none) | the sans-I/O core: [`proto`], [`handshake`], [`settings`], [`hub_wire`] (the Redis backplane's wire format) | always |
-//! | `actor` | the actor layer: [`Conn`], the typed messages, [`Endpoint`], [`forward`] | with the others |
+//! | `actor` | the actor layer: [`Conn`], the typed messages, [`Endpoint`], [`AsyncEndpoint`], [`forward`] | with the others |
 //! | `server` | [`Server::listen`], without actix-web | yes |
 //! | `web` | the actix-web route: [`start`], [`Upgrade`] | yes |
 //! | `client` | [`Client`], `ws://` and `wss://` (rustls) | yes |
@@ -191,9 +195,9 @@ pub struct ReadmeDoctests;
 
 #[cfg(feature = "actor")]
 pub use actor::{
-    endpoint, forward, open_connections, shutdown, Close, Conn, ConnId, Endpoint, EndpointActor,
-    EndpointContext, Error, Message, Open, Ping, Pong, RoundTrip, SendError, Sent, Serve, Tagged,
-    WebSocketActor, WithControl,
+    async_endpoint, endpoint, forward, open_connections, shutdown, AsyncEndpoint, AsyncServe,
+    Close, Conn, ConnId, Endpoint, EndpointActor, EndpointContext, Error, Message, Open, Ping,
+    Pong, RoundTrip, SendError, Sent, Serve, Tagged, WebSocketActor, WithControl,
 };
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};

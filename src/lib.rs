@@ -216,4 +216,4 @@ pub use settings::{
     ReconnectPolicy, RedisSettings, ServerSettings, Settings, SettingsError, SlowConsumer,
 };
 #[cfg(feature = "web")]
-pub use web::{on_connect, start, start_with, Upgrade};
+pub use web::{on_connect, start, start_with, Upgrade, UpgradeRequest};

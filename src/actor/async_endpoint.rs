@@ -70,6 +70,16 @@ use crate::proto::CloseCode;
 ///     ws::start(ws::async_endpoint(Lookup), &req)
 /// }
 /// ```
+///
+/// Coming from actix-ws: the loop over its `MessageStream` becomes these methods,
+/// its `Session` the [`Conn`]; see the [migration guide](https://github.com/websocket-driver/websocket-driver/blob/main/docs/migrating.md).
+#[doc(alias = "MessageStream")]
+#[doc(alias = "StreamHandler")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `ws::AsyncEndpoint`",
+    label = "`ws::async_endpoint(..)` takes a `ws::AsyncEndpoint`",
+    note = "implement it (`impl ws::AsyncEndpoint for {Self} {{}}`: every method has a default)"
+)]
 // The futures stay on the connection's thread, so no `Send` bound is wanted on them.
 #[allow(async_fn_in_trait, unused_variables)]
 pub trait AsyncEndpoint: Sized + 'static {

@@ -21,6 +21,8 @@
 )]
 
 mod async_endpoint;
+#[doc(hidden)]
+pub mod check;
 mod conn;
 mod driver;
 mod endpoint;

@@ -5,7 +5,12 @@
 use actix::{dev::MessageResponse, Context, Handler};
 use bytes::Bytes;
 
-use super::{Ping, Pong, WebSocketActor};
+use super::{
+    check::{
+        Handlers, HandlesClose, HandlesControl, HandlesError, HandlesMessage, HandlesOpen, IsActor,
+    },
+    Ping, Pong, WebSocketActor,
+};
 
 /// What a connection's pings and pongs are handed to, besides the core.
 pub struct Control<A: WebSocketActor> {
@@ -82,7 +87,7 @@ where
 ///   with the connection's id.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot serve a WebSocket connection",
-    note = "an actor serves one when it has `Context<Self>` and handles ws::Open, ws::Message, ws::Error and ws::Close; or wrap a ws::Endpoint in ws::endpoint(..)"
+    note = "an actor serves one when it has `Context<Self>` and handles ws::Open, ws::Message, ws::Error and ws::Close; or implement ws::Endpoint and pass ws::endpoint(..)"
 )]
 pub trait Serve: 'static {
     /// The actor that runs the connection.
@@ -92,7 +97,12 @@ pub trait Serve: 'static {
     fn into_parts(self) -> (Self::Actor, Control<Self::Actor>);
 }
 
-impl<A: WebSocketActor> Serve for A {
+// The pieces first, each with its own message when missing (see `check`).
+impl<A> Serve for A
+where
+    Handlers: IsActor<A> + HandlesOpen<A> + HandlesMessage<A> + HandlesError<A> + HandlesClose<A>,
+    A: WebSocketActor,
+{
     type Actor = A;
 
     fn into_parts(self) -> (A, Control<A>) {
@@ -109,6 +119,12 @@ pub struct WithControl<A>(pub A);
 
 impl<A> Serve for WithControl<A>
 where
+    Handlers: IsActor<A>
+        + HandlesOpen<A>
+        + HandlesMessage<A>
+        + HandlesError<A>
+        + HandlesClose<A>
+        + HandlesControl<A>,
     A: WebSocketActor + Handler<Ping> + Handler<Pong>,
 {
     type Actor = A;

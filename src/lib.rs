@@ -127,6 +127,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## The runtime
+//!
+//! Everything runs on actix's runtime (a tokio current-thread runtime per worker
+//! thread). With the actix-web route, `#[actix_web::main]` starts it (actix-web is
+//! a dependency already); for the standalone server and the client, add
+//! `actix-rt = "2"` and use `#[actix_rt::main]` (tests: `#[actix_rt::test]`). The
+//! crate does not re-export a main macro: the macro's expansion names the
+//! `actix_rt` crate by its path, so a re-export would still need that dependency.
+//!
 //! ## Compression, broadcast and settings
 //!
 //! permessage-deflate (RFC 7692) is negotiated when configured on either end
@@ -199,6 +208,10 @@ pub use actor::{
     Close, Conn, ConnId, Endpoint, EndpointActor, EndpointContext, Error, Message, Open, Ping,
     Pong, RoundTrip, SendError, Sent, Serve, Tagged, WebSocketActor, WithControl,
 };
+/// The payload type of binary messages, pings and pongs (`on_ping(conn, payload:
+/// ws::Bytes, ..)`): the `bytes` crate's, re-exported so that a handler's signature
+/// needs no dependency of its own.
+pub use bytes::Bytes;
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
 #[cfg(feature = "actor")]

@@ -5,6 +5,7 @@ mod socket;
 
 use std::{
     any::Any,
+    borrow::Cow,
     cell::RefCell,
     future::Ready,
     sync::atomic::{AtomicBool, Ordering},
@@ -139,6 +140,27 @@ impl Upgrade {
     /// The HTTP request.
     pub fn http(&self) -> &HttpRequest {
         &self.http
+    }
+
+    /// The first value of query parameter `name`, decoded as
+    /// `application/x-www-form-urlencoded` (`%20` and `+` are spaces), as the
+    /// standalone server's [`Request::query_param`](crate::Request::query_param)
+    /// does.
+    ///
+    /// ```
+    /// # use websocket_driver as ws;
+    /// # use actix_web::FromRequest;
+    /// # actix_rt::System::new().block_on(async {
+    /// let req = actix_web::test::TestRequest::get().uri("/chat?name=ada%20l&room=1").to_http_request();
+    /// let upgrade = ws::Upgrade::extract(&req).await.unwrap();
+    /// assert_eq!(upgrade.query_param("name").as_deref(), Some("ada l"));
+    /// assert_eq!(upgrade.query_param("missing"), None);
+    /// # });
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
+        url::form_urlencoded::parse(self.http.query_string().as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
     }
 }
 

@@ -113,8 +113,10 @@ pub struct Client {
 
 impl Client {
     /// A client for `url` (`ws://` or `wss://`, see [`WsUrl::parse`]) with the
-    /// default settings.
-    pub fn new(url: &str) -> Result<Client, UrlError> {
+    /// default settings. A URL that cannot be connected to is
+    /// [`ClientError::Url`]: one error type from `new` to [`run`](Self::run), so
+    /// one `?` serves the chain.
+    pub fn new(url: &str) -> Result<Client, ClientError> {
         let mut settings = Settings::default();
         settings.client.url = url.to_owned();
         Client::with_settings(settings)
@@ -122,7 +124,7 @@ impl Client {
 
     /// A client with `settings`: its `client` section (the URL included), and the
     /// `protocol`, `connection` and `deflate` sections.
-    pub fn with_settings(settings: Settings) -> Result<Client, UrlError> {
+    pub fn with_settings(settings: Settings) -> Result<Client, ClientError> {
         Ok(Client {
             url: WsUrl::parse(&settings.client.url)?,
             settings,

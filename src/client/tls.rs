@@ -1,5 +1,5 @@
-//! TLS for `wss://`: rustls with the ring provider, webpki-roots and any root
-//! certificates given.
+//! TLS for `wss://`: rustls with the application's crypto provider (else ring),
+//! webpki-roots and any root certificates given.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ pub(crate) enum RootCertificate {
 }
 
 /// The rustls configuration for `wss://`: `custom` as it is, else webpki-roots plus
-/// `roots`, the ring provider, and ALPN `http/1.1`.
+/// `roots`, [`crypto_provider`], and ALPN `http/1.1`.
 pub(crate) fn client_config(
     custom: Option<&Arc<rustls::ClientConfig>>,
     roots: &[RootCertificate],
@@ -48,8 +48,7 @@ pub(crate) fn client_config(
                     .map_err(|e| ClientError::RootCertificate(e.to_string()))?;
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        let mut config = rustls::ClientConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(ClientError::Tls)?
             .with_root_certificates(store)
@@ -58,4 +57,24 @@ pub(crate) fn client_config(
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// The crypto provider `wss://` connections use: the process default when the
+/// application installed one (`rustls::crypto::CryptoProvider::install_default`,
+/// e.g. aws-lc-rs's, whose key exchange includes the post-quantum
+/// X25519MLKEM768), else ring's (the one this crate builds with: no C toolchain
+/// needed, no post-quantum key exchange).
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    match rustls::crypto::CryptoProvider::get_default() {
+        Some(installed) => installed.clone(),
+        None => ring_provider(),
+    }
+}
+
+/// ring's provider. rustls 0.23.48 deprecates it for having no post-quantum key
+/// exchange: an application that wants one installs aws-lc-rs's as the process
+/// default, which [`crypto_provider`] then uses.
+#[allow(deprecated)]
+fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -238,7 +238,10 @@ impl Server {
     ///
     /// It uses `workers` threads (0: one per CPU) and returns the running
     /// `actix_server::Server`: await it, or stop it with its handle (call
-    /// [`shutdown`](Self::shutdown) first to send Close 1001 to every peer).
+    /// [`shutdown`](Self::shutdown) first to send Close 1001 to every peer). On
+    /// Ctrl-C or SIGTERM it does that itself: Close 1001 to every connection, a
+    /// drain of up to the close timeout, then a graceful stop
+    /// ([`handle_signals`](Self::handle_signals)`(false)` to handle them yourself).
     ///
     /// ```no_run
     /// # use websocket_driver as ws;
@@ -294,6 +297,9 @@ impl Server {
                 })
             })?
             .run();
+        if !self.ignore_signals {
+            super::signals::drain_on_signals(self, &server)?;
+        }
         Ok(server)
     }
 }

@@ -400,3 +400,90 @@ mod support_raw {
         }
     }
 }
+
+/// The server's side of the reconnect test: echoes, and on the first connection
+/// then closes with 1012 (service restart).
+struct Restarting {
+    connections: Arc<AtomicUsize>,
+}
+
+impl ws::AsyncEndpoint for Restarting {
+    async fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message) {
+        conn.send(msg);
+        if self.connections.fetch_add(1, Ordering::SeqCst) == 0 {
+            conn.close(ws::CloseCode(1012), "restart");
+        }
+    }
+}
+
+/// The client's side: greets on each open, closes itself on the second.
+struct Redialer {
+    log: mpsc::UnboundedSender<String>,
+    opens: u32,
+}
+
+impl ws::AsyncEndpoint for Redialer {
+    async fn on_open(&mut self, conn: &ws::Conn) {
+        self.opens += 1;
+        let _ = self.log.send(format!("open {}", self.opens));
+        conn.send_text(format!("hello {}", self.opens));
+    }
+
+    async fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message) {
+        let _ = self.log.send(msg.as_text().unwrap_or_default().to_owned());
+        tokio::task::yield_now().await;
+        if self.opens == 2 {
+            conn.close(ws::CloseCode::NORMAL, "done");
+        }
+    }
+
+    async fn on_close(&mut self, _: &ws::Conn, close: ws::Close) {
+        let _ = self.log.send(format!("close {}", close.code.0));
+    }
+}
+
+#[actix_rt::test]
+async fn a_reconnecting_client_opens_the_same_async_endpoint_again() {
+    let listener = listener();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let running = ws::Server::new()
+        .listen_on(listener, 1, move |_| {
+            Ok(ws::async_endpoint(Restarting {
+                connections: connections.clone(),
+            }))
+        })
+        .unwrap();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+    let (tx, mut log) = mpsc::unbounded_channel();
+    let close = ws::Client::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .reconnect(ws::ReconnectPolicy {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            factor: 2.0,
+            jitter: 0.0,
+            max_attempts: Some(5),
+        })
+        .run(ws::async_endpoint(Redialer { log: tx, opens: 0 }))
+        .await
+        .unwrap();
+    assert_eq!(close.code, ws::CloseCode::NORMAL);
+    let mut steps = Vec::new();
+    while let Ok(step) = log.try_recv() {
+        steps.push(step);
+    }
+    assert_eq!(
+        steps,
+        [
+            "open 1",
+            "hello 1",
+            "close 1012",
+            "open 2",
+            "hello 2",
+            "close 1000"
+        ]
+    );
+    handle.stop(false).await;
+}

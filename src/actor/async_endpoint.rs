@@ -26,7 +26,7 @@ use std::{
     task::{Context as TaskContext, Poll, Wake, Waker},
 };
 
-use actix::{Actor, ActorContext, ActorFuture, AsyncContext, Context, Handler};
+use actix::{Actor, Context, Handler};
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 
@@ -47,6 +47,8 @@ use crate::proto::CloseCode;
 /// [`on_close`](Self::on_close) exactly once and last, after every earlier future
 /// has finished (also when the transport ended while one was running). Where order
 /// does not matter, [`AsyncServe::concurrent`] handles up to N messages at once.
+/// The endpoint outlives its connection's calls: a client with a reconnect policy
+/// calls `on_open` again on the same endpoint for the next connection.
 ///
 /// The futures run on the connection's thread (they need not be `Send`), so the
 /// [`Conn`] sends from them without a lock. A method that does not wait costs about
@@ -103,7 +105,7 @@ pub trait AsyncEndpoint: Sized + 'static {
     /// The connection failed (at most once, before [`on_close`](Self::on_close)).
     async fn on_error(&mut self, conn: &Conn, error: Error) {}
 
-    /// The connection closed: the last call, after every earlier future finished.
+    /// The connection closed: its last call, after every earlier future finished.
     async fn on_close(&mut self, conn: &Conn, close: Close) {}
 }
 
@@ -205,7 +207,6 @@ where
             runner: false,
             closed: false,
             finished: false,
-            stopper: None,
         };
         WithControl(AsyncEndpointActor {
             core: Rc::new(RefCell::new(core)),
@@ -257,10 +258,9 @@ struct Core<E, F> {
     runner: bool,
     /// The `Close` came (or was made up when the actor went without one).
     closed: bool,
-    /// `on_close` finished (or cannot run): the actor may stop.
+    /// The connection's calls are over: `on_close` ran, or a panic took the
+    /// endpoint.
     finished: bool,
-    /// The actor's stopper, waiting for `finished`.
-    stopper: Option<Waker>,
 }
 
 /// One future's place: the box is made once and reused by the events that follow.
@@ -466,16 +466,14 @@ fn poll_slot<E: AsyncEndpoint, F: Future<Output = E> + 'static>(
     }
     if last {
         c.finished = true;
-        if let Some(stopper) = c.stopper.take() {
-            stopper.wake();
-        }
     }
-    let back = endpoint.filter(|_| owner && !last);
+    // The endpoint itself is kept (a reconnecting client's next connection opens
+    // on it); a clone that is done is dropped with the core free (its drop is the
+    // application's code).
+    let back = endpoint.filter(|_| owner);
     if back.is_some() {
         c.endpoint = back;
     } else {
-        // A clone that is done, or the endpoint after its last call: dropped with
-        // the core free (its drop is the application's code).
         drop(c);
     }
 }
@@ -578,30 +576,6 @@ impl<E: AsyncEndpoint, F: Future<Output = E> + 'static> Future for Runner<E, F> 
     }
 }
 
-/// Stops the actor once `on_close` finished.
-struct Stopper;
-
-impl<E: AsyncEndpoint, F: Future<Output = E> + 'static> ActorFuture<AsyncEndpointActor<E, F>>
-    for Stopper
-{
-    type Output = ();
-
-    fn poll(
-        self: Pin<&mut Self>,
-        act: &mut AsyncEndpointActor<E, F>,
-        ctx: &mut Context<AsyncEndpointActor<E, F>>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<()> {
-        let mut c = act.core.borrow_mut();
-        if c.finished {
-            ctx.stop();
-            return Poll::Ready(());
-        }
-        c.stopper = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
 impl<E: AsyncEndpoint, F: Future<Output = E> + 'static> Actor for AsyncEndpointActor<E, F> {
     type Context = Context<Self>;
 }
@@ -609,7 +583,15 @@ impl<E: AsyncEndpoint, F: Future<Output = E> + 'static> Actor for AsyncEndpointA
 impl<E: AsyncEndpoint, F: Future<Output = E> + 'static> Handler<Open> for AsyncEndpointActor<E, F> {
     type Result = ();
     fn handle(&mut self, open: Open, _: &mut Context<Self>) {
-        self.core.borrow_mut().conn = Some(open.conn);
+        {
+            // A new connection (a reconnecting client's next one, on the same
+            // endpoint): reading is not paused, nothing is closed yet.
+            let mut c = self.core.borrow_mut();
+            c.conn = Some(open.conn);
+            c.closed = false;
+            c.finished = c.endpoint.is_none();
+            c.paused = false;
+        }
         deliver(&self.core, Call::Open);
     }
 }
@@ -650,13 +632,11 @@ impl<E: AsyncEndpoint, F: Future<Output = E> + 'static> Handler<Close>
     for AsyncEndpointActor<E, F>
 {
     type Result = ();
-    fn handle(&mut self, close: Close, ctx: &mut Context<Self>) {
+    fn handle(&mut self, close: Close, _: &mut Context<Self>) {
+        // The actor is not stopped here: it ends with its connection (the server's
+        // connection task, or the client when it stops reconnecting), while the
+        // endpoint's own task finishes `on_close` if it waits.
         deliver(&self.core, Call::Close(close));
-        if self.core.borrow().finished {
-            ctx.stop();
-        } else {
-            ctx.spawn(Stopper);
-        }
     }
 }
 

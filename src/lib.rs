@@ -108,23 +108,44 @@
 //! ([`ReconnectPolicy`]).
 //!
 //! ```no_run
-//! # use websocket_driver as ws;
-//! # struct Echo;
-//! # impl ws::Endpoint for Echo {}
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let server = ws::Server::new().listen("127.0.0.1:9001", 1, |req| {
-//!     match req.query_param("token").as_deref() {
-//!         Some("secret") => Ok(ws::endpoint(Echo)),
-//!         _ => Err(ws::Refuse::new(401, "bad token")),
+//! use websocket_driver as ws;
+//!
+//! struct Echo;
+//!
+//! impl ws::Endpoint for Echo {
+//!     fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+//!         conn.send(msg);
 //!     }
-//! })?;
-//! actix_rt::spawn(server);
-//! let conn = ws::Client::new("ws://127.0.0.1:9001/?token=secret")?
-//!     .connect_with_conn(ws::endpoint(Echo))
-//!     .await?
-//!     .1;
-//! conn.send_text("hello");
-//! # Ok(()) }
+//! }
+//!
+//! struct Hello;
+//!
+//! impl ws::AsyncEndpoint for Hello {
+//!     async fn on_open(&mut self, conn: &ws::Conn) {
+//!         conn.send_text("hello");
+//!     }
+//!
+//!     async fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message) {
+//!         println!("{msg:?}");
+//!         conn.close(ws::CloseCode::NORMAL, "done");
+//!     }
+//! }
+//!
+//! #[actix_rt::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let server = ws::Server::new().listen("127.0.0.1:9001", 1, |req| {
+//!         match req.query_param("token").as_deref() {
+//!             Some("secret") => Ok(ws::endpoint(Echo)),
+//!             _ => Err(ws::Refuse::new(401, "bad token")),
+//!         }
+//!     })?;
+//!     actix_rt::spawn(server);
+//!     let close = ws::Client::new("ws://127.0.0.1:9001/?token=secret")?
+//!         .run(ws::async_endpoint(Hello))
+//!         .await?;
+//!     println!("closed with {}", close.code.0);
+//!     Ok(())
+//! }
 //! ```
 //!
 //! ## The runtime

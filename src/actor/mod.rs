@@ -21,8 +21,6 @@
 )]
 
 mod async_endpoint;
-#[doc(hidden)]
-pub mod check;
 mod conn;
 mod driver;
 mod endpoint;

@@ -50,9 +50,17 @@ use crate::proto::CloseCode;
 /// The endpoint outlives its connection's calls: a client with a reconnect policy
 /// calls `on_open` again on the same endpoint for the next connection.
 ///
+/// A method that panics fails the connection with 1011, as an
+/// [`Endpoint`](super::Endpoint)'s does, and the endpoint (moved into the panicked
+/// future) is gone: nothing more is called, `on_close` included.
+///
 /// The futures run on the connection's thread (they need not be `Send`), so the
-/// [`Conn`] sends from them without a lock. A method that does not wait costs about
-/// what an [`Endpoint`](super::Endpoint)'s does.
+/// [`Conn`] sends from them without a lock. A method that does not wait costs no
+/// allocation, task or pause: a few hundred instructions more per event than an
+/// `Endpoint`'s. One that waits costs a wake of the endpoint's task and another
+/// turn of the connection's. The connection's own end does not wait for the
+/// futures: `Client::run` returns, and a server's connection is gone, while an
+/// `on_close` that awaits still runs (on the runtime, until it stops).
 ///
 /// ```no_run
 /// use std::time::Duration;

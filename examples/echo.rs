@@ -7,7 +7,12 @@
 //! cargo run --release --example echo -- --workers 1      # one worker thread (benchmarks)
 //! cargo run --release --example echo -- --standalone     # without actix-web (Server::listen)
 //! cargo run --release --example echo -- --reuse-port     # SO_REUSEPORT: several processes, one port
+//! cargo run --release --example echo -- --tls-cert cert.pem --tls-key key.pem   # wss://
 //! ```
+//!
+//! With `--tls-cert` and `--tls-key` (PEM files) it serves `wss://`: the standalone
+//! server through `[server.tls]`, the route through actix-web's rustls listener
+//! (with `ws::on_connect`, which finds the socket inside the TLS stream).
 //!
 //! The external conformance suite and the benchmarks run against it, so it turns on
 //! every protocol feature the crate has. Ctrl-C closes every connection with 1001
@@ -17,6 +22,9 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer, Responder};
 use websocket_driver as ws;
+
+/// What actix-web's rustls listener hands `on_connect`.
+type TlsStream = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
 
 /// One per connection: every message goes back as it came.
 #[derive(Debug, Default)]
@@ -41,6 +49,8 @@ struct Args {
     workers: Option<usize>,
     standalone: bool,
     reuse_port: bool,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,6 +60,8 @@ fn parse_args() -> Result<Args, String> {
         workers: None,
         standalone: false,
         reuse_port: false,
+        tls_cert: None,
+        tls_key: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -62,14 +74,20 @@ fn parse_args() -> Result<Args, String> {
             }
             "--standalone" => args.standalone = true,
             "--reuse-port" => args.reuse_port = true,
+            "--tls-cert" => args.tls_cert = Some(it.next().ok_or("--tls-cert needs FILE")?),
+            "--tls-key" => args.tls_key = Some(it.next().ok_or("--tls-key needs FILE")?),
             "-h" | "--help" => {
                 return Err(
-                    "usage: echo [--bind ADDR] [--config FILE.toml] [--workers N] [--standalone] [--reuse-port]"
+                    "usage: echo [--bind ADDR] [--config FILE.toml] [--workers N] [--standalone] \
+                     [--reuse-port] [--tls-cert FILE.pem --tls-key FILE.pem]"
                         .into(),
                 );
             }
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     Ok(args)
 }
@@ -132,9 +150,18 @@ async fn main() -> std::io::Result<()> {
             settings
         }
     };
+    let mut settings = settings;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        settings.server.tls = Some(ws::TlsSettings::new(cert, key));
+    }
     settings
         .check()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let scheme = if settings.server.tls.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
     let drain = Duration::from_secs(5);
     if args.standalone {
         // WebSocket only, without actix-web (ws::Server::listen).
@@ -153,12 +180,16 @@ async fn main() -> std::io::Result<()> {
                 handle.stop(true).await;
             }
         });
-        eprintln!("echo server (standalone) on ws://{}", args.bind);
+        eprintln!("echo server (standalone) on {scheme}://{}", args.bind);
         return server.await;
     }
     // The route's opening handshake gets the same time as the standalone path's:
     // actix-web's request head timeout (a slow peer gets 408 and the close).
     let handshake_timeout = settings.connection.handshake_timeout;
+    let tls = match &settings.server.tls {
+        Some(files) => Some(ws::server::tls_server_config(files)?),
+        None => None,
+    };
     let ws_server = ws::Server::with_settings(settings);
     let server_settings = web::Data::new(ws_server.clone());
     let mut server = HttpServer::new(move || {
@@ -174,16 +205,23 @@ async fn main() -> std::io::Result<()> {
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
         }
+        if let Some(tls) = conn.downcast_ref::<TlsStream>() {
+            let _ = tls.get_ref().0.set_nodelay(true);
+        }
     })
     .client_request_timeout(handshake_timeout)
     .disable_signals();
     if let Some(workers) = args.workers {
         server = server.workers(workers);
     }
-    let server = if args.reuse_port {
-        server.listen(reuse_port_listener(&args.bind)?)?
+    let listener = if args.reuse_port {
+        reuse_port_listener(&args.bind)?
     } else {
-        server.bind(&args.bind)?
+        std::net::TcpListener::bind(&args.bind)?
+    };
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
     }
     .run();
     let handle = server.handle();
@@ -193,6 +231,6 @@ async fn main() -> std::io::Result<()> {
             handle.stop(true).await;
         }
     });
-    eprintln!("echo server on ws://{}", args.bind);
+    eprintln!("echo server on {scheme}://{}", args.bind);
     server.await
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of the Redis backplane (issue 13): the hub benchmark's protocol
+# Benchmark of the Redis backplane: the hub benchmark's protocol
 # (scripts/bench-hub.sh, benches/hub: one publisher, SUBSCRIBERS subscribers in one
 # room, every delivery checked by wsd-hubload) served three ways in one run:
 #   single     one examples/hub_bench server, no Redis (the reference);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fan-out benchmark of the hub (issue 11): one publisher and SUBSCRIBERS subscribers
+# Fan-out benchmark of the hub: one publisher and SUBSCRIBERS subscribers
 # in one room on loopback, the server on one core, side by side with the peers of
 # benches/hub, driven by its load generator (wsd-hubload).
 #
@@ -44,21 +44,49 @@
 #   raw-fanout               the reference: frame once, append to every connection's
 #                            buffer, one write per connection of what accumulated
 #
-# Usage: scripts/bench-hub.sh
+# MODE=room: the chat example (examples/hub.rs) holding a big room. SUBSCRIBERS
+# connect and join one room as fast as they can (at most HANDSHAKES handshakes at a
+# time), then one publisher says MESSAGES (200) messages of 20 B with at most
+# IN_FLIGHT (16) unconfirmed (a message is confirmed when every subscriber got it);
+# every subscriber checks it got each once and in order. Servers:
+#   chat              target/release/examples/hub --workers 1 (the chat's JSON
+#                     protocol: wsd-hubload --chat; its message rate limit raised
+#                     for the publisher: --rate 1000000 --burst 1000000), its
+#                     WebSockets on the actix-web route
+#   chat-ws           the same with --ws-bind: WebSockets on a listener of their
+#                     own (the standalone server), the page on port 0
+#   actix-chat-rooms  actix's chat-server pattern speaking the same JSON protocol
+#                     (member lists to everyone for rooms up to 100, the count to
+#                     the joiner past that)
+#   ours              examples/hub_bench.rs (the plain room protocol above: joined
+#                     when connected, confirmed by a warm-up publication)
+#   actix-chat        actix's chat-server pattern, plain room protocol
+# Reported per server (medians of ROUNDS): the time until every subscriber was in
+# the room (from the first connection to the last join's answer), the slowest join
+# answer (join sent -> joined; chat protocol only), members the server closed
+# (must be 0), deliveries, and deliveries per server CPU-second over the messages
+# (from the first said to the last delivered), with the ratio to actix-chat-rooms.
+#
+# Usage: scripts/bench-hub.sh; MODE=room scripts/bench-hub.sh
 # Environment: SUBSCRIBERS (10000), SECONDS_PER_RUN (5), ROUNDS (3), SERVERS (all),
 # IN_FLIGHT (4), SCENARIOS (tput20 tput1k lat20), RATE (20), WARMUP (1, seconds of unmeasured load per run),
 # NO_README (1: print only; otherwise docs/benchmarks.md is rewritten between the
-# `<!-- hub-bench:start -->` and `<!-- hub-bench:end -->` markers, if both exist).
+# `<!-- hub-bench:start -->` and `<!-- hub-bench:end -->` markers, if both exist;
+# MODE=room: `<!-- hub-room-bench:start -->` / `<!-- hub-room-bench:end -->`).
+# MODE=room also reads MESSAGES (200), IN_FLIGHT (16), HANDSHAKES (1024).
 # Every run is bounded: the load generator gets connect (<= 120 s) + warm-up (<= 30 s)
 # + WARMUP + SECONDS_PER_RUN + drain (<= 60 s, and <= 10 s without any delivery) and
 # is killed past that; every server it starts is killed after its run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+mode="${MODE:-fanout}"
 subs="${SUBSCRIBERS:-10000}"
 secs="${SECONDS_PER_RUN:-5}"
 rounds="${ROUNDS:-3}"
-in_flight="${IN_FLIGHT:-4}"
+if [ "$mode" = room ]; then in_flight="${IN_FLIGHT:-16}"; else in_flight="${IN_FLIGHT:-4}"; fi
+messages="${MESSAGES:-200}"
+handshakes="${HANDSHAKES:-1024}"
 rate="${RATE:-20}"
 warmup="${WARMUP:-1}"
 port=9600
@@ -73,14 +101,33 @@ declare -A cmd=(
   [tokio-broadcast]="$hub/tokio_broadcast --bind"
   [tokio-broadcast-batched]="$hub/tokio_broadcast_batched --bind"
   [raw-fanout]="$hub/raw_fanout --bind"
+  [chat]="$root/target/release/examples/hub --workers 1 --rate 1000000 --burst 1000000 --bind"
+  [chat-ws]="$root/target/release/examples/hub --workers 1 --rate 1000000 --burst 1000000 --bind 127.0.0.1:0 --ws-bind"
+  [actix-chat-rooms]="$hub/actix_chat_rooms --bind"
 )
+# The servers that speak the chat example's JSON protocol (wsd-hubload --chat).
+declare -A chat_protocol=([chat]=1 [chat-ws]=1 [actix-chat-rooms]=1)
 peers_only=(actix-chat tokio-broadcast tokio-broadcast-batched)
-read -r -a requested <<<"${SERVERS:-ours actix-chat tokio-broadcast tokio-broadcast-batched raw-fanout}"
+case "$mode" in
+  fanout) default_servers="ours actix-chat tokio-broadcast tokio-broadcast-batched raw-fanout" ;;
+  room) default_servers="chat chat-ws actix-chat-rooms ours actix-chat" ;;
+  *) echo "MODE is fanout or room, not $mode" >&2; exit 2 ;;
+esac
+read -r -a requested <<<"${SERVERS:-$default_servers}"
 servers=()
 for name in "${requested[@]}"; do
   if [ -z "${cmd[$name]:-}" ]; then
     echo "unknown server $name (known: ${!cmd[*]})" >&2
     exit 2
+  fi
+  if [ "$mode" = fanout ] && [ -n "${chat_protocol[$name]:-}" ]; then
+    echo "$name speaks the chat protocol: MODE=room only" >&2
+    exit 2
+  fi
+  if { [ "$name" = chat ] || [ "$name" = chat-ws ]; } && [ -z "${built_chat:-}" ]; then
+    echo "building (release): examples/hub" >&2
+    nice cargo build --release --example hub >&2
+    built_chat=1
   fi
   if [ "$name" = ours ]; then
     if [ -f examples/hub_bench.rs ] || [ -f examples/hub_bench/main.rs ]; then
@@ -127,11 +174,12 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print ""; else print a[in
 med() { tr ' ' '\n' <<<"$1" | { grep . || true; } | median; } # "a b c " -> median
 
 logdir=$(mktemp -d)
-declare -A rate_s percpu p50 p99 p999 mem gencpu failed reasons
+declare -A rate_s percpu p50 p99 p999 mem gencpu failed reasons joinall joinmax closedm deliv joincpu
 run_load() { # scenario name size mode-args...
   local scen=$1 name=$2 size=$3 out key
   shift 3
   key="$scen/$name"
+  if [ -n "${chat_protocol[$name]:-}" ]; then set -- "$@" --chat bench; fi
   if ! start_server "$name"; then
     failed[$key]=$(( ${failed[$key]:-0} + 1 )); reasons[$key]="did not start"; return 0
   fi
@@ -157,6 +205,11 @@ run_load() { # scenario name size mode-args...
   p999[$key]+="$(field p999_us "$out") "
   mem[$key]+="$(field mem_per_sub_kib "$out") "
   gencpu[$key]+="$(field loadgen_cpu_pct "$out") "
+  joinall[$key]+="$(field join_all_s "$out") "
+  joinmax[$key]+="$(field join_max_s "$out") "
+  closedm[$key]+="$(field closed "$out") "
+  deliv[$key]+="$(field deliveries "$out") "
+  joincpu[$key]+="$(field join_server_cpu_s "$out") "
   if [ "$(field loadgen_saturated "$out")" = yes ]; then
     echo "  $name $scen: the load generator used $(field loadgen_cpu_pct "$out")% of its core" >&2
   fi
@@ -166,9 +219,13 @@ run_load() { # scenario name size mode-args...
 all_scenarios=("tput20|throughput, 20 B|20|-k $in_flight" "tput1k|throughput, 1 KiB|1024|-k $in_flight"
                "lat20|latency, 20 B|20|--rate $rate")
 scenarios=()
-for s in "${all_scenarios[@]}"; do
-  case " ${SCENARIOS:-tput20 tput1k lat20} " in *" ${s%%|*} "*) scenarios+=("$s") ;; esac
-done
+if [ "$mode" = room ]; then
+  scenarios=("room|one room|20|--count $messages -k $in_flight --handshakes $handshakes --drain 60")
+else
+  for s in "${all_scenarios[@]}"; do
+    case " ${SCENARIOS:-tput20 tput1k lat20} " in *" ${s%%|*} "*) scenarios+=("$s") ;; esac
+  done
+fi
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 # CPU pressure (PSI): the share of the time some runnable task waited for a CPU,
@@ -203,6 +260,34 @@ or_dash() { if [ -n "$1" ]; then echo "$1"; else echo "-"; fi; }
 
 out=$(mktemp)
 cpu_model=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)
+if [ "$mode" = room ]; then
+  marker=hub-room-bench
+  ref=actix-chat-rooms
+  {
+    echo "Measured $started on $(nproc) cores ($cpu_model, $(uname -sr)); server pinned to CPU 0, load"
+    echo "generator to CPU 1. $subs subscribers join one room as fast as they can (at most $handshakes"
+    echo "handshakes at a time), then one publisher says $messages messages of 20 B, at most $in_flight unconfirmed;"
+    echo "each subscriber checks it got every one once and in order. Median of $rounds interleaved rounds."
+    echo "Load average at start / end: $load_at_start / $load_at_end; CPU pressure during the run (PSI): $contention."
+    echo "Command: \`MODE=room SUBSCRIBERS=$subs MESSAGES=$messages IN_FLIGHT=$in_flight HANDSHAKES=$handshakes ROUNDS=$rounds SERVERS=\"${servers[*]}\" scripts/bench-hub.sh\`"
+    echo
+    echo "| server | protocol | all joined | slowest join answer | members closed | deliveries | deliveries per server CPU-s | vs $ref | server CPU for the joins | checks |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+  } >"$out"
+  refv=$(med "${percpu[room/$ref]:-}")
+  for name in "${servers[@]}"; do
+    k="room/$name"
+    if [ -n "${chat_protocol[$name]:-}" ]; then proto=chat; else proto=plain; fi
+    awk -v n="$name" -v pr="$proto" -v ja="$(med "${joinall[$k]:-}")" -v jm="$(med "${joinmax[$k]:-}")" \
+        -v c="$(med "${closedm[$k]:-}")" -v d="$(med "${deliv[$k]:-}")" -v p="$(med "${percpu[$k]:-}")" \
+        -v b="$refv" -v jc="$(med "${joincpu[$k]:-}")" -v st="$(status "$k")" 'BEGIN {
+      if (p == "") { printf "| %s | %s | - | - | - | - | - | - | - | %s |\n", n, pr, st; exit }
+      printf "| %s | %s | %.2f s | %s | %s | %.0f | %.0f | %s | %s s | %s |\n", n, pr, ja,
+        (jm == "na" ? "-" : sprintf("%.2f s", jm)), c, d, p,
+        (b > 0 ? sprintf("%.2fx", p / b) : "-"), jc, st }' >>"$out"
+  done
+else
+marker=hub-bench
 {
   echo "Measured $started on $(nproc) cores ($cpu_model, $(uname -sr)); server pinned to CPU 0, load"
   echo "generator to CPU 1; $subs subscribers + 1 publisher, one room; median of $rounds interleaved"
@@ -250,16 +335,18 @@ for name in "${servers[@]}"; do
   echo "| $name | $lat | $(or_dash "$(med "${rate_s[$k]:-}")") | $(or_dash "$(med "${percpu[$k]:-}")") | $(or_dash "$m") | $st |" >>"$out"
 done
 
+fi
+
 cat "$out"
 if [ "${NO_README:-0}" != 1 ]; then
-  if grep -q '<!-- hub-bench:start -->' docs/benchmarks.md && grep -q '<!-- hub-bench:end -->' docs/benchmarks.md; then
-    awk -v f="$out" '
-      /<!-- hub-bench:start -->/ { print; while ((getline line < f) > 0) print line; skip = 1; next }
-      /<!-- hub-bench:end -->/ { skip = 0 }
+  if grep -q "<!-- $marker:start -->" docs/benchmarks.md && grep -q "<!-- $marker:end -->" docs/benchmarks.md; then
+    awk -v f="$out" -v m="$marker" '
+      $0 ~ "<!-- " m ":start -->" { print; while ((getline line < f) > 0) print line; skip = 1; next }
+      $0 ~ "<!-- " m ":end -->" { skip = 0 }
       !skip { print }' docs/benchmarks.md >docs/benchmarks.md.new && mv docs/benchmarks.md.new docs/benchmarks.md
     echo "docs/benchmarks.md updated" >&2
   else
-    echo "docs/benchmarks.md has no <!-- hub-bench:start --> / <!-- hub-bench:end --> markers: not updated" >&2
+    echo "docs/benchmarks.md has no <!-- $marker:start --> / <!-- $marker:end --> markers: not updated" >&2
   fi
 fi
 rm -f "$out"

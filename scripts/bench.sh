@@ -59,7 +59,7 @@ source scripts/servers.sh
 all_servers=(ours ours-standalone actix-web-actors actix-ws tokio-tungstenite fastwebsockets
              tokio-websockets sockudo-ws raw-tcp)
 read -r -a servers <<<"${SERVERS:-${all_servers[*]}}"
-# The peers each path is judged against (issue 16), and every peer (for the p99).
+# The peers each path is judged against, and every peer (for the p99).
 standalone_peers=(fastwebsockets tokio-websockets)
 route_peers=(actix-web-actors actix-ws)
 ws_peers=(actix-web-actors actix-ws tokio-tungstenite fastwebsockets tokio-websockets sockudo-ws)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The scale soak (issue 14, item 3; tests/soak.rs): the echo example's release
+# The scale soak (tests/soak.rs): the echo example's release
 # build holding 19,000 idle connections with the keep-alive ping for 60 s, on the
 # route and standalone, then 100,000 over several `--reuse-port` server processes,
 # with benches/loadgen's idle clients spread over loopback source addresses

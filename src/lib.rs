@@ -194,8 +194,9 @@
 //! |---|---|---|
 //! | (none) | the sans-I/O core: [`proto`], [`handshake`], [`settings`], [`hub_wire`] (the Redis backplane's wire format) | always |
 //! | `actor` | the actor layer: [`Conn`], the typed messages, [`Endpoint`], [`AsyncEndpoint`], [`forward`] | with the others |
-//! | `server` | [`Server::listen`], without actix-web | yes |
+//! | `server` | [`Server::listen`] and [`Server::listen_async`], `ws://` and `wss://` (rustls), without actix-web | yes |
 //! | `web` | the actix-web route: [`start`], [`Upgrade`] | yes |
+//! | `web-rustls` | [`on_connect`] finds the socket under actix-web's rustls listener too (actix-web's `rustls-0_23`) | yes |
 //! | `client` | [`Client`], `ws://` and `wss://` (rustls) | yes |
 
 #![warn(missing_docs, missing_debug_implementations)]
@@ -246,8 +247,9 @@ pub use server::Server;
 #[cfg(feature = "server")]
 pub use server::{Refuse, Request};
 pub use settings::{
-    ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, ProtocolSettings,
-    ReconnectPolicy, RedisSettings, ServerSettings, Settings, SettingsError, SlowConsumer,
+    ClientSettings, ConnectionSettings, DeflateSettings, HubSettings, OverLimit, ProtocolSettings,
+    RateLimit, ReconnectPolicy, RedisSettings, ServerSettings, Settings, SettingsError,
+    SlowConsumer, TlsSettings,
 };
 #[cfg(feature = "web")]
 pub use web::{on_connect, start, start_with, Upgrade, UpgradeRequest};

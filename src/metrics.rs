@@ -12,6 +12,8 @@
 //! | `ws_messages_sent_total`, `ws_sent_bytes_total` | counter | frames queued by the application or a hub, and bytes handed to the transport |
 //! | `ws_closes_total{code}` | counter | connections closed, by close code |
 //! | `ws_ping_rtt_seconds` | histogram | round-trip time of pings (keep-alive and `Conn::send_ping`) |
+//! | `ws_handshakes_refused_total{reason}` | counter | opening handshakes a server refused: `origin` (not the server's own nor listed), `version` (not 13), `too_large` (head over its limits), `invalid` (any other bad request), `timeout` (incomplete within the handshake timeout), `tls` (the TLS handshake failed), `application` (the standalone factory's `Refuse`) |
+//! | `ws_rate_limited_total` | counter | times a connection went over its inbound rate limit (`[connection.rate_limit]`): closed with 1008, or paused |
 //! | `ws_hub_*{hub}` | | per hub: see [`Hub`](crate::Hub) |
 //!
 //! The message counters are kept per thread (an uncontended atomic each) and summed
@@ -42,7 +44,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::proto::CloseCode;
+use crate::proto::{CloseCode, ReadyState};
 
 /// One thread's counters; only that thread adds to them.
 #[derive(Debug, Default)]
@@ -102,6 +104,38 @@ fn closes() -> &'static Mutex<BTreeMap<u16, u64>> {
 /// A connection closed with `code`.
 pub(crate) fn closed(code: CloseCode) {
     *lock(closes()).entry(code.0).or_default() += 1;
+}
+
+fn refusals() -> &'static Mutex<BTreeMap<&'static str, u64>> {
+    static REFUSALS: OnceLock<Mutex<BTreeMap<&'static str, u64>>> = OnceLock::new();
+    REFUSALS.get_or_init(Default::default)
+}
+
+/// A server refused an opening handshake, for `reason` (a label of
+/// `ws_handshakes_refused_total`: see the module's table).
+#[cfg(any(feature = "web", feature = "server"))]
+pub(crate) fn handshake_refused(reason: &'static str) {
+    *lock(refusals()).entry(reason).or_default() += 1;
+}
+
+/// A server refused an opening handshake with `err`.
+#[cfg(any(feature = "web", feature = "server"))]
+pub(crate) fn handshake_error(err: &crate::handshake::HandshakeError) {
+    use crate::handshake::HandshakeError as E;
+    handshake_refused(match err {
+        E::OriginNotAllowed => "origin",
+        E::MissingVersion | E::UnsupportedVersion => "version",
+        E::HeadTooLarge | E::TooManyHeaders => "too_large",
+        _ => "invalid",
+    });
+}
+
+/// Times a connection went over its inbound rate limit.
+static RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
+
+/// A connection went over its inbound rate limit (closed or paused).
+pub(crate) fn rate_limited() {
+    RATE_LIMITED.fetch_add(1, Ordering::Relaxed);
 }
 
 fn rtt_histogram() -> &'static Histogram {
@@ -185,11 +219,9 @@ impl Collector for WsCollector {
                 None,
                 prometheus_client::metrics::MetricType::Gauge,
             )?;
-            for (state, count) in ["connecting", "open", "closing", "closed"]
-                .iter()
-                .zip(states)
-            {
-                let labels = [("state", *state)];
+            for state in ReadyState::ALL {
+                let count = states[usize::from(state.as_u8())];
+                let labels = [("state", state.name())];
                 ConstGauge::new(count as i64).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -237,6 +269,25 @@ impl Collector for WsCollector {
                 ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
         }
+        {
+            let refusals = lock(refusals()).clone();
+            let mut family = encoder.encode_descriptor(
+                "ws_handshakes_refused",
+                "Opening handshakes refused, by reason",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (reason, count) in refusals {
+                let labels = [("reason", reason)];
+                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "ws_rate_limited",
+            "Times a connection went over its inbound rate limit (closed or paused)",
+            RATE_LIMITED.load(Ordering::Relaxed),
+        )?;
         let rtt = rtt_histogram();
         let e = encoder.encode_descriptor(
             "ws_ping_rtt_seconds",

@@ -6,9 +6,9 @@
 //! | section | type | read by |
 //! |---|---|---|
 //! | `[protocol]` | [`ProtocolSettings`] | the protocol core, both roles: limits, auto-pong |
-//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer |
+//! | `[connection]` | [`ConnectionSettings`] | the actor layer, both roles: timers, send buffer, inbound rate limit |
 //! | `[deflate]` | [`DeflateSettings`] | the handshake and the core, both roles: permessage-deflate |
-//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers |
+//! | `[server]` | [`ServerSettings`] | the route and the standalone server: subprotocols, origins, headers; the standalone server's TLS |
 //! | `[client]` | [`ClientSettings`] | the client: URL, subprotocols, headers, connect timeout, reconnect |
 //! | `[hub]` | [`HubSettings`] | `ws::Hub`: send budgets, history, presence |
 //! | `[redis]` | [`RedisSettings`] | the hub's Redis backplane (feature `redis`) |
@@ -54,10 +54,16 @@ mod deflate;
 
 use std::{collections::BTreeMap, time::Duration};
 
+mod rate_limit;
+pub(crate) mod redact;
+mod tls;
+
 #[cfg(any(feature = "web", feature = "server", feature = "client"))]
 pub(crate) use builder::builder_setters;
 pub use check::{SettingsError, MAX_SOCKET_SEND_BUFFER, MAX_SUBSCRIPTION_BUFFER};
 pub use client::{ClientSettings, ReconnectPolicy};
+pub use rate_limit::{OverLimit, RateLimit};
+pub use tls::TlsSettings;
 
 /// The longest duration a setting may hold: 2^32 - 1 ms (about 49.7 days). The
 /// longest default is a day (`redis.topic_ttl_ms`); the bound keeps every deadline
@@ -68,7 +74,7 @@ pub const MAX_DURATION: Duration = Duration::from_millis(MAX_DURATION_MS);
 /// [`MAX_DURATION`] in milliseconds, the unit of the TOML keys.
 pub const MAX_DURATION_MS: u64 = u32::MAX as u64;
 
-/// The default message limit: `0x3ffffff` bytes (64 MiB - 1), the seed's `max-length`.
+/// The default message limit: `0x3ffffff` bytes (64 MiB - 1), websocket-driver's (Common Lisp) `max-length`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 0x3ff_ffff;
 
 /// The default cap on fragments per message: 131,072 (as Node's `ws`), enough for a
@@ -133,7 +139,7 @@ pub struct ProtocolSettings {
     /// The largest message accepted, in bytes, counted after any decompression.
     /// A frame that would push a message past it fails the connection with 1009
     /// before its payload is buffered. Default [`DEFAULT_MAX_MESSAGE_SIZE`]
-    /// (`0x3ffffff`, the seed's `max-length`).
+    /// (`0x3ffffff`, websocket-driver's (Common Lisp) `max-length`).
     #[doc(alias = "max_length")]
     pub max_message_size: usize,
     /// The largest frame payload accepted, in bytes; checked on the header, before the
@@ -248,6 +254,15 @@ pub struct ConnectionSettings {
     /// Default `None`.
     #[cfg_attr(feature = "serde", serde(with = "bytes_opt"))]
     pub socket_send_buffer: Option<usize>,
+    /// Messages and bytes per second taken from the peer, with a burst, and what
+    /// going over brings (close with 1008, or pause reading); see [`RateLimit`].
+    /// `None` (no `[connection.rate_limit]` table): no limit, the peer is bounded
+    /// by the message size limits and by how fast the actor handles what it
+    /// sends. Default `None`: what a peer may send depends on the application
+    /// (a chat's few messages a second, a game's sixty updates, a file upload's
+    /// megabytes), so the library does not guess; a server open to the public
+    /// should set one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ConnectionSettings {
@@ -261,6 +276,7 @@ impl Default for ConnectionSettings {
             close_on_backpressure: false,
             max_events_per_poll: 32,
             socket_send_buffer: None,
+            rate_limit: None,
         }
     }
 }
@@ -428,7 +444,7 @@ impl DeflateSettings {
 }
 
 /// What a server accepts and adds in the opening handshake (the `[server]`
-/// section; the seed's `accept-protocols` and `additional-headers`).
+/// section; websocket-driver's (Common Lisp) `accept-protocols` and `additional-headers`).
 ///
 /// ```
 /// use websocket_driver::ServerSettings;
@@ -447,23 +463,32 @@ impl DeflateSettings {
 )]
 #[non_exhaustive]
 pub struct ServerSettings {
-    /// Subprotocols the server speaks, in its order of preference (the seed's
+    /// Subprotocols the server speaks, in its order of preference (websocket-driver's (Common Lisp)
     /// `accept-protocols`): the chosen one is the first of these that the client
     /// offered, compared exactly; when none was offered, none is chosen and the
     /// handshake still succeeds. A string that is not a token can never be offered,
     /// so never matches. Default: none.
     pub protocols: Vec<String>,
-    /// Origins allowed to connect: a request whose `Origin` header is missing or not
-    /// in the list (compared ASCII case-insensitively, as serialized by RFC 6454
-    /// §6.2, e.g. `https://example.com:8443` with no trailing slash) is refused with
-    /// `403`. Default: empty, any origin (`Origin` not checked).
+    /// Origins allowed to connect besides the server's own. A handshake with an
+    /// `Origin` header (a browser's) is refused with `403` unless the origin's host
+    /// and port are the request's `Host` (a default port, 80 or 443, written or
+    /// not) or it is listed here: `"*"` (any origin), an exact origin as RFC 6454
+    /// §6.2 serializes it (`https://app.example.com`, `http://localhost:3000`), or
+    /// every subdomain of a domain (`https://*.example.com`); scheme, host and port
+    /// compared ASCII case-insensitively. A handshake without `Origin` (not a
+    /// browser) is accepted. Default: empty, the server's own origin only (see
+    /// `handshake::origin_allowed`).
     pub origins: Vec<String>,
-    /// Extra headers of every `101` response (the seed's `additional-headers`). A
+    /// Extra headers of every `101` response (websocket-driver's (Common Lisp) `additional-headers`). A
     /// name that is not a token, a value with a control character, or a header the
     /// handshake writes itself (`Upgrade`, `Connection`, `Sec-WebSocket-*`,
     /// `Content-Length`, `Transfer-Encoding`) is left out of the response (and
     /// reported by `Settings::check`). Default: none.
     pub headers: BTreeMap<String, String>,
+    /// The standalone server's certificate and key: `wss://` when set (the
+    /// `[server.tls]` table; see [`TlsSettings`]). The route ignores it. Default
+    /// `None`: plain `ws://`.
+    pub tls: Option<TlsSettings>,
 }
 
 impl ServerSettings {
@@ -479,9 +504,23 @@ impl ServerSettings {
         self
     }
 
+    /// Allow any origin ([`origins`](Self::origins) `["*"]`): for a server that
+    /// authenticates each connection without the browser's ambient credentials
+    /// (cookies, HTTP authentication), or that serves public data only.
+    pub fn allow_any_origin(mut self) -> Self {
+        self.origins = vec!["*".into()];
+        self
+    }
+
     /// Add one of the [`headers`](Self::headers).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Set [`tls`](Self::tls).
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = Some(tls);
         self
     }
 }
@@ -505,8 +544,12 @@ pub enum SlowConsumer {
 }
 
 /// The connection manager's defaults (the `[hub]` section): what a connection may
-/// have queued before the slow-consumer policy applies, and each topic's history.
-/// A topic can override them when it is configured (`Hub::configure`).
+/// have queued before the slow-consumer policy applies, each topic's history, and
+/// the bounds of the hub's tables and queues. A topic can override its history and
+/// policy when it is configured (`Hub::configure`).
+///
+/// Every table and queue of a hub is bounded: a join past a bound is refused with
+/// a typed error (`ws::JoinError`), a publication past one is counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
@@ -531,14 +574,57 @@ pub struct HubSettings {
     /// history unless a topic asks for it).
     pub history_size: usize,
     /// How long a publication stays in a topic's history; `None` (0 in TOML) keeps
-    /// it until the size bound pushes it out. Default 5 minutes.
+    /// it until a size bound pushes it out. Expired publications are dropped, and
+    /// a topic left with no member and nothing kept is forgotten, by a sweep every
+    /// second. At most [`MAX_DURATION`]. Default 5 minutes.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "history_ttl_ms", with = "millis_opt")
     )]
     pub history_ttl: Option<Duration>,
+    /// Bytes of history a topic keeps at most (its frames as prepared: the
+    /// payload, its frame, and the compressed frame when there is one); the oldest
+    /// publications make room for a new one, and one larger than this empties
+    /// the history. Default 1 MiB.
+    pub history_bytes: usize,
+    /// Bytes of history the hub keeps at most, all topics together: past it the
+    /// oldest publications of any topic are evicted first
+    /// (`ws_hub_history_evicted_total`; a recovery that needed them is told
+    /// `recovered: false`). Default 64 MiB.
+    pub max_history_bytes: usize,
     /// Report join and leave events to a topic's members. Default `false`.
     pub presence: bool,
+    /// Topics one connection may be a member of at once; a join past it is
+    /// refused (`JoinError::TooManyTopics`). Default 128 (as Centrifugo's
+    /// `client_channel_limit`).
+    pub max_topics_per_connection: usize,
+    /// Members a topic may have on this server; a join past it is refused
+    /// (`JoinError::TopicFull`). Default 100,000.
+    pub max_members_per_topic: usize,
+    /// The longest topic name, in bytes (`JoinError::TopicTooLong`). Default 255
+    /// (as Centrifugo's `channel_max_length`). Names are also refused when empty
+    /// or when they hold `{` or `}` (`JoinError::InvalidTopic`):
+    /// a Redis cluster places a topic's keys by the part of their name between
+    /// braces, so a brace in a name would split a topic across nodes.
+    pub max_topic_bytes: usize,
+    /// The longest user key, in bytes (`JoinError::UserTooLong`). Default 255.
+    pub max_user_bytes: usize,
+    /// The longest member metadata, in bytes (`JoinError::MetaTooLong`). Default
+    /// 4,096.
+    pub max_meta_bytes: usize,
+    /// Publications waiting for one worker thread's shard at most; past it a
+    /// publication is not queued for that thread (`ws_hub_queue_full_total`) and
+    /// the thread's subscribers of its topic get the topic's slow-consumer policy
+    /// (closed, or the publication counted as dropped for each). Default 16,384.
+    /// The same bound holds the presence changes waiting for the closures of
+    /// `Hub::on_presence_fn` (past it a change is not told to them, counted in
+    /// `ws_hub_presence_dropped_total`).
+    pub max_queued_per_thread: usize,
+    /// Connections one user may have in the hub at once (`Hub::register`, or a
+    /// join that names the user of a connection the hub did not know by name);
+    /// past it the connection is refused (`JoinError::TooManyConnections`). A
+    /// connection without a user is its own (its id). Default 100.
+    pub max_connections_per_user: usize,
 }
 
 impl Default for HubSettings {
@@ -550,7 +636,16 @@ impl Default for HubSettings {
             slow_close_code: 1008,
             history_size: 0,
             history_ttl: Some(Duration::from_secs(300)),
+            history_bytes: 1 << 20,
+            max_history_bytes: 64 << 20,
             presence: false,
+            max_topics_per_connection: 128,
+            max_members_per_topic: 100_000,
+            max_topic_bytes: 255,
+            max_user_bytes: 255,
+            max_meta_bytes: 4096,
+            max_queued_per_thread: 16_384,
+            max_connections_per_user: 100,
         }
     }
 }
@@ -558,7 +653,7 @@ impl Default for HubSettings {
 /// The hub's Redis backplane (the `[redis]` section; feature `redis`): publications
 /// through Redis pub/sub, numbered and kept in Redis Streams, presence in Redis
 /// hashes, so that hubs on several servers act as one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -567,7 +662,8 @@ impl Default for HubSettings {
 #[non_exhaustive]
 pub struct RedisSettings {
     /// `redis://host:port/db` (or `redis-cluster://host:port?node=host:port` for a
-    /// cluster). Default: empty, no backplane.
+    /// cluster), with `user:password@` before the host when Redis asks for them
+    /// (shown as `***` in `Debug` output and logs). Default: empty, no backplane.
     pub url: String,
     /// The prefix of every key and channel. Default `"ws"`.
     pub prefix: String,
@@ -609,6 +705,36 @@ pub struct RedisSettings {
     /// The longest wait between reconnect attempts. Default 5 s.
     #[cfg_attr(feature = "serde", serde(rename = "reconnect_max_ms", with = "millis"))]
     pub reconnect_max: Duration,
+}
+
+/// The URL's password shown as `***` (`redis://user:***@host:6379`).
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let RedisSettings {
+            url,
+            prefix,
+            sharded,
+            topic_ttl,
+            max_in_flight,
+            subscription_buffer,
+            presence_ttl,
+            command_timeout,
+            reconnect_initial,
+            reconnect_max,
+        } = self;
+        f.debug_struct("RedisSettings")
+            .field("url", &redact::Url(url))
+            .field("prefix", prefix)
+            .field("sharded", sharded)
+            .field("topic_ttl", topic_ttl)
+            .field("max_in_flight", max_in_flight)
+            .field("subscription_buffer", subscription_buffer)
+            .field("presence_ttl", presence_ttl)
+            .field("command_timeout", command_timeout)
+            .field("reconnect_initial", reconnect_initial)
+            .field("reconnect_max", reconnect_max)
+            .finish()
+    }
 }
 
 impl Default for RedisSettings {

@@ -1,4 +1,4 @@
-//! The API's promises (issue 10): pings and pongs visible and answered by the
+//! The API's promises: pings and pongs visible and answered by the
 //! application when it wants them, both roles, byte for byte; the short
 //! `Endpoint` form; the standalone factory that sees the request and refuses it;
 //! shutdown per server.

@@ -161,7 +161,11 @@ impl actix::Handler<ws::Presence> for Recorder {
             ws::PresenceKind::Joined => "joined",
             ws::PresenceKind::Left => "left",
         };
-        let _ = self.0.send(format!("{kind} {}", p.user));
+        // With metadata (the chat example's nickname): `joined KEY (NAME)`.
+        let _ = self.0.send(match p.meta {
+            Some(meta) => format!("{kind} {} ({meta})", p.user),
+            None => format!("{kind} {}", p.user),
+        });
     }
 }
 
@@ -461,8 +465,9 @@ fn example_hub() -> std::path::PathBuf {
     path
 }
 
-/// A chat client of the example: join `room` as `name`, then read until a
-/// member list equals `members`.
+/// A chat client of the example: join `room` as `name`, then read until its
+/// member list (the `members` it gets, then each `presence` change) equals
+/// `members`.
 async fn chat_member(addr: SocketAddr, name: &str, members: &[&str]) -> Client {
     let mut client = Client::connect(addr, "/ws").await;
     client
@@ -470,17 +475,30 @@ async fn chat_member(addr: SocketAddr, name: &str, members: &[&str]) -> Client {
             r#"{{"type":"join","room":"room","name":"{name}"}}"#
         ))
         .await;
-    let want = format!(
-        r#""members":[{}]"#,
-        members
-            .iter()
-            .map(|m| format!("\"{m}\""))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let want: std::collections::BTreeSet<String> = members.iter().map(|m| m.to_string()).collect();
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut list: Option<std::collections::BTreeSet<String>> = None;
     loop {
-        let text = client.text().await;
-        if text.contains(r#""type":"members""#) && text.contains(&want) {
+        let value: serde_json::Value = serde_json::from_str(&client.text().await).unwrap();
+        match (value["type"].as_str(), &mut list) {
+            (Some("members"), _) => list = Some(names(&value["members"]).into_iter().collect()),
+            (Some("presence"), Some(list)) => {
+                list.extend(names(&value["joined"]));
+                for gone in names(&value["left"]) {
+                    list.remove(&gone);
+                }
+            }
+            _ => {}
+        }
+        if list.as_ref() == Some(&want) {
             return client;
         }
     }
@@ -520,14 +538,25 @@ async fn a_killed_servers_members_leave_the_others_once_its_presence_expires() {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     // Carol, on the example, sees Dave, on the other server.
     let _carol = chat_member(addr, "carol", &["carol", "dave"]).await;
-    assert_eq!(b.told().await, "joined carol");
-    assert_eq!(b.hub.users("room"), ["carol", "dave"]);
+    // Carol's user key is the example's own (a random per-process prefix and her
+    // connection's id), not her nickname.
+    let told = b.told().await;
+    let carol = told
+        .strip_prefix("joined ")
+        .and_then(|t| t.strip_suffix(" (carol)"))
+        .unwrap_or_else(|| panic!("{told}"))
+        .to_owned();
+    assert_ne!(carol, "carol");
+    let mut users = vec![carol.clone(), "dave".to_owned()];
+    users.sort();
+    assert_eq!(b.hub.users("room"), users);
 
     // No goodbye: SIGKILL.
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = std::time::Instant::now();
-    assert_eq!(b.told().await, "left carol");
+    // Swept: Redis kept no metadata for it.
+    assert_eq!(b.told().await, format!("left {carol}"));
     // Swept once its refresh is older than the TTL, at B's next heartbeat.
     eprintln!(
         "left {:?} after the kill (presence_ttl {PRESENCE_TTL:?})",

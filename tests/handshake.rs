@@ -122,7 +122,14 @@ fn server_accepts_rfc_sample_request() {
     assert_eq!(head.method, "GET");
     assert_eq!(head.target, "/chat");
     assert_eq!(head.header("origin"), Some(&b"http://example.com"[..]));
+    // The sample's page (example.com) is not the server's host: listed, it may
+    // connect; not listed, it is refused.
     let opts = ServerSettings::default().protocols(["chat"]);
+    assert_eq!(
+        head.validate(&srv(&opts)).unwrap_err(),
+        HandshakeError::OriginNotAllowed
+    );
+    let opts = opts.origins(["http://example.com"]);
     let accept = head.validate(&srv(&opts)).unwrap();
     assert_eq!(accept.accept_key, ACCEPT);
     assert_eq!(accept.protocol.as_deref(), Some("chat"));
@@ -467,15 +474,13 @@ fn server_rejects_origin_outside_allow_list_with_403() {
     );
 }
 
-/// Covers server 5: with a list configured, a request without `Origin` gets 403.
+/// Covers server 5: a request without `Origin` (not a browser) is accepted, list or
+/// not.
 #[test]
-fn server_rejects_missing_origin_when_allow_list_set_with_403() {
+fn server_accepts_missing_origin() {
     let opts = ServerSettings::default().origins(["https://example.com"]);
-    let err = validate(&headers(), &opts).unwrap_err();
-    assert_eq!(
-        (err.clone(), err.status()),
-        (HandshakeError::MissingOrigin, 403)
-    );
+    assert!(validate(&headers(), &opts).is_ok());
+    assert!(validate(&headers(), &ServerSettings::default()).is_ok());
 }
 
 /// Covers server 5: a listed origin (any case) is accepted.
@@ -485,12 +490,24 @@ fn server_accepts_origin_in_allow_list() {
     assert!(validate(&with("Origin", Some(b"https://Example.com")), &opts).is_ok());
 }
 
-/// Covers server 5: without a list, any origin (or none) is accepted.
+/// Covers server 5: without a list, only the server's own origin is accepted; with
+/// `"*"`, any.
 #[test]
-fn server_accepts_any_origin_without_allow_list() {
+fn server_accepts_only_its_own_origin_without_allow_list() {
     let opts = ServerSettings::default();
-    assert!(validate(&with("Origin", Some(b"https://evil.example")), &opts).is_ok());
-    assert!(validate(&headers(), &opts).is_ok());
+    let err = validate(&with("Origin", Some(b"https://evil.example")), &opts).unwrap_err();
+    assert_eq!(
+        (err.clone(), err.status()),
+        (HandshakeError::OriginNotAllowed, 403)
+    );
+    let host = headers()
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| format!("http://{}", String::from_utf8_lossy(v)))
+        .unwrap();
+    assert!(validate(&with("Origin", Some(host.as_bytes())), &opts).is_ok());
+    let any = ServerSettings::default().allow_any_origin();
+    assert!(validate(&with("Origin", Some(b"https://evil.example")), &any).is_ok());
 }
 
 // ---------------------------------------------------------------------------------

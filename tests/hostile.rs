@@ -1,4 +1,4 @@
-//! Hostile peers against the examples as child processes (issue 14): each case
+//! Hostile peers against the examples as child processes: each case
 //! starts `examples/echo.rs` (the actix-web route, or `--standalone`) or
 //! `examples/hub.rs` with `tests/hostile/hostile.toml`, does what a hostile peer
 //! does, asserts the exact close code (or HTTP status, or reset) the server

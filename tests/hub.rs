@@ -155,8 +155,11 @@ async fn a_thousand_subscribers_get_every_publication_once_in_each_publishers_or
 /// 1,000 subscribers, one of which never reads (a 4 KiB receive buffer): the
 /// others get everything, in order; the slow one is handled by the policy; and what
 /// waited for it unwritten never went past its budget plus one publication. Returns
-/// the hub and the errors the connections' actors received.
-async fn one_peer_never_reads(policy: ws::SlowConsumer) -> (ws::Hub, Vec<ws::Error>) {
+/// the hub, the errors the connections' actors received, the slow peer's client
+/// (which read nothing yet) and the server.
+async fn one_peer_never_reads(
+    policy: ws::SlowConsumer,
+) -> (ws::Hub, Vec<ws::Error>, Client, TestServer) {
     const SUBSCRIBERS: usize = 1_000;
     const PUBLICATIONS: usize = 296;
     const SIZE: usize = 1024;
@@ -223,14 +226,14 @@ async fn one_peer_never_reads(policy: ws::SlowConsumer) -> (ws::Hub, Vec<ws::Err
     while let Ok(error) = srv.errors.try_recv() {
         errors.push(error);
     }
-    drop(slow);
-    srv.handle.stop(false).await;
-    (hub, errors)
+    (hub, errors, slow, srv)
 }
 
 #[actix_rt::test]
 async fn a_peer_that_never_reads_is_closed_with_1008_and_the_others_get_everything() {
-    let (hub, errors) = one_peer_never_reads(ws::SlowConsumer::Close).await;
+    let (hub, errors, slow, srv) = one_peer_never_reads(ws::SlowConsumer::Close).await;
+    drop(slow);
+    srv.handle.stop(false).await;
     assert_eq!(hub.slow_closes(), 1);
     assert_eq!(hub.dropped(), 0);
     match errors.as_slice() {
@@ -250,17 +253,36 @@ async fn a_peer_that_never_reads_is_closed_with_1008_and_the_others_get_everythi
 
 #[actix_rt::test]
 async fn a_peer_that_never_reads_has_publications_dropped_and_stays_open() {
-    let (hub, errors) = one_peer_never_reads(ws::SlowConsumer::Drop).await;
+    let (hub, errors, mut slow, srv) = one_peer_never_reads(ws::SlowConsumer::Drop).await;
     assert_eq!(hub.slow_closes(), 0);
     assert!(hub.dropped() > 0);
     assert_eq!(hub.deliveries() + hub.dropped(), 296 * 1_000);
     assert!(errors.is_empty(), "{errors:?}");
+    // Open: it reads what was queued for it (publications in order, with gaps
+    // where they were dropped), and once that is written, it gets a publication
+    // made then.
+    let got = hub.deliveries() - 296 * 999;
+    let mut last = None;
+    for _ in 0..got {
+        let text = slow.text().await;
+        let n: u64 = text[..5].parse().unwrap();
+        assert!(last.is_none_or(|l| n > l), "{n} after {last:?}");
+        last = Some(n);
+    }
+    let slow_conn = srv.conns.lock().unwrap()[0].1.clone();
+    until("the slow peer's queue was written", || {
+        slow_conn.buffered_amount() == 0
+    })
+    .await;
+    hub.publish("room", "still open");
+    assert_eq!(slow.text().await, "still open");
+    srv.handle.stop(false).await;
 }
 
 // ----- presence under churn -----
 
-/// Collects presence events.
-struct Watcher(mpsc::UnboundedSender<ws::Presence>);
+/// Collects presence events (`None`: the [`End`] the test sent after them).
+struct Watcher(mpsc::UnboundedSender<Option<ws::Presence>>);
 
 impl Actor for Watcher {
     type Context = Context<Self>;
@@ -269,18 +291,39 @@ impl Actor for Watcher {
 impl Handler<ws::Presence> for Watcher {
     type Result = ();
     fn handle(&mut self, p: ws::Presence, _: &mut Context<Self>) {
-        let _ = self.0.send(p);
+        let _ = self.0.send(Some(p));
+    }
+}
+
+/// Sent to a [`Watcher`] after every event it is to see.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct End;
+
+impl Handler<End> for Watcher {
+    type Result = ();
+    fn handle(&mut self, _: End, _: &mut Context<Self>) {
+        let _ = self.0.send(None);
     }
 }
 
 #[actix_rt::test]
 async fn presence_under_churn_reports_exact_first_joins_and_last_leaves() {
-    const CONNS: usize = 200;
-    const USERS: usize = 50;
-    let hub = ws::Hub::new();
-    hub.configure("lobby", hub.topic_defaults().presence(true));
+    // Four threads join and leave one unconfigured topic (presence on: it is
+    // forgotten whenever it empties and made again, often with so few members)
+    // for 8 connections of 3 users, users spread over the threads, all at once.
+    // Whatever the interleaving, each user's events alternate first join / last
+    // leave, and the last one says whether the user is present. (The unit tests
+    // force the interleavings; this one runs the real threads.)
+    const CONNS: usize = 8;
+    const USERS: usize = 3;
+    const THREADS: usize = 4;
+    let mut settings = ws::Settings::default();
+    settings.hub.presence = true;
+    let hub = ws::Hub::with_settings(&settings);
     let (tx, mut events) = mpsc::unbounded_channel();
-    hub.on_presence(Watcher(tx).start().recipient());
+    let watcher = Watcher(tx).start();
+    hub.on_presence(watcher.clone().recipient());
     let srv = server(&hub, ws::Settings::default());
     let mut clients = Vec::new();
     for i in 0..CONNS {
@@ -299,69 +342,100 @@ async fn presence_under_churn_reports_exact_first_joins_and_last_leaves() {
         .map(|(_, c)| c.clone())
         .collect();
     let user_of = |i: usize| format!("user{}", i % USERS);
-
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut joined = [false; CONNS];
-    let mut per_user: HashMap<String, usize> = HashMap::new();
-    let mut expected = Vec::new();
-    for _ in 0..2_000 {
-        let i = rng.random_range(0..CONNS);
-        let user = user_of(i);
-        if joined[i] {
-            assert!(hub.leave(conns[i].id(), "lobby"));
-            let n = per_user.get_mut(&user).unwrap();
-            *n -= 1;
-            if *n == 0 {
-                per_user.remove(&user);
-                expected.push((user, ws::PresenceKind::Left));
-            }
-        } else {
-            let opts = ws::JoinOptions::default()
-                .user(user.clone())
-                .meta(format!("tab{i}"));
-            hub.join_with(&conns[i], "lobby", opts).unwrap();
-            let n = per_user.entry(user.clone()).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                expected.push((user, ws::PresenceKind::Joined));
+    // Thread t drives the connections i with i % THREADS == t; user i % 50 has
+    // connections on every thread.
+    let joined: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (hub, conns) = (hub.clone(), &conns);
+                scope.spawn(move || {
+                    let mine: Vec<usize> = (t..CONNS).step_by(THREADS).collect();
+                    let mut rng = StdRng::seed_from_u64(7 + t as u64);
+                    let mut joined = vec![false; CONNS];
+                    for _ in 0..20_000 {
+                        let i = mine[rng.random_range(0..mine.len())];
+                        if joined[i] {
+                            assert!(hub.leave(conns[i].id(), "lobby"));
+                        } else {
+                            let opts = ws::JoinOptions::default()
+                                .user(user_of(i))
+                                .meta(format!("tab{i}"));
+                            hub.join_with(&conns[i], "lobby", opts).unwrap();
+                        }
+                        joined[i] = !joined[i];
+                    }
+                    joined
+                })
+            })
+            .collect();
+        let mut all = vec![false; CONNS];
+        for h in handles {
+            for (i, j) in h.join().unwrap().into_iter().enumerate() {
+                all[i] |= j;
             }
         }
-        joined[i] = !joined[i];
-    }
+        all
+    });
+    let mut joined = joined;
     // Closing connections leaves too: close every other joined one.
-    let mut closing = Vec::new();
     let still: Vec<usize> = (0..CONNS).filter(|&i| joined[i]).collect();
     for i in still.into_iter().step_by(2) {
-        closing.push(i);
-        let user = user_of(i);
-        let n = per_user.get_mut(&user).unwrap();
-        *n -= 1;
-        if *n == 0 {
-            per_user.remove(&user);
-            expected.push((user, ws::PresenceKind::Left));
-        }
-        joined[i] = false;
-    }
-    // Closed one at a time, each one's leave awaited, so the expected order holds.
-    let mut seen = Vec::new();
-    for i in closing {
         let count = hub.count("lobby");
         clients[i].stream.shutdown().await.unwrap();
         until("the closed connection left", || {
             hub.count("lobby") == count - 1
         })
         .await;
+        joined[i] = false;
     }
-    until("every presence event arrived", || {
+    let present: std::collections::BTreeSet<String> =
+        (0..CONNS).filter(|&i| joined[i]).map(user_of).collect();
+    // Every event was sent (each join, leave and close returned): one more, sent
+    // after them to the same actor, comes after them.
+    watcher.do_send(End);
+    let mut last: HashMap<String, ws::PresenceKind> = HashMap::new();
+    let mut count = 0;
+    let mut ended = false;
+    until("the end of the presence events", || {
         while let Ok(event) = events.try_recv() {
-            seen.push((event.user, event.kind));
+            let Some(event) = event else {
+                ended = true;
+                break;
+            };
+            count += 1;
+            // Told with the connection that joined (the user's first) or left
+            // (its last): one of that user's.
+            let conn = event.conn.expect("a change made here names its connection");
+            let at = conns.iter().position(|c| c.id() == conn).unwrap();
+            assert_eq!(user_of(at), event.user);
+            let before = last.insert(event.user.clone(), event.kind);
+            assert_ne!(
+                before,
+                Some(event.kind),
+                "{} told {:?} twice",
+                event.user,
+                event.kind
+            );
+            if before.is_none() {
+                assert_eq!(
+                    event.kind,
+                    ws::PresenceKind::Joined,
+                    "{} left first",
+                    event.user
+                );
+            }
         }
-        seen.len() == expected.len()
+        ended
     })
     .await;
-    assert_eq!(seen, expected);
-    let mut users: Vec<String> = per_user.keys().cloned().collect();
-    users.sort();
+    let told: std::collections::BTreeSet<String> = last
+        .iter()
+        .filter(|(_, k)| **k == ws::PresenceKind::Joined)
+        .map(|(u, _)| u.clone())
+        .collect();
+    assert_eq!(told, present);
+    assert!(count >= 2 * USERS, "{count} events");
+    let users: Vec<String> = present.iter().cloned().collect();
     assert_eq!(hub.users("lobby"), users);
     let members: BTreeMap<String, String> = hub
         .members("lobby")
@@ -572,19 +646,24 @@ async fn the_backplane_learns_topics_and_publications_and_remote_ones_stay_local
     // Each server's metrics carry the hub's name and counts.
     let text = ws::metrics::encode_text();
     assert!(
-        text.contains("ws_hub_publications_total{hub=\"seam\"} 2"),
+        text.contains("ws_hub_publications_total{hub=\"seam\"} 2\n"),
         "{text}"
     );
     assert!(
-        text.contains("ws_hub_deliveries_total{hub=\"seam\"} 4"),
+        text.contains("ws_hub_deliveries_total{hub=\"seam\"} 4\n"),
         "{text}"
     );
     assert!(
-        text.contains("ws_hub_backplane_published_total{hub=\"seam\"} 1"),
+        text.contains("ws_hub_backplane_published_total{hub=\"seam\"} 1\n"),
         "{text}"
     );
     assert!(
-        text.contains("ws_hub_remote_delivered_total{hub=\"seam\"} 1"),
+        text.contains("ws_hub_remote_delivered_total{hub=\"seam\"} 1\n"),
+        "{text}"
+    );
+    // Nothing went unrouted: every publication found its members.
+    assert!(
+        text.contains("ws_hub_unrouted_total{hub=\"seam\"} 0\n"),
         "{text}"
     );
     srv.handle.stop(false).await;
@@ -592,8 +671,8 @@ async fn the_backplane_learns_topics_and_publications_and_remote_ones_stay_local
 
 // ----- forwarding to a shared actor -----
 
-/// A room: every connection's events, tagged, in one actor; it relays each
-/// message to the others.
+/// A room: every connection's events, tagged, in one actor; it welcomes each
+/// connection once it is a member, and relays each message to the others.
 #[derive(Default)]
 struct Room {
     members: HashMap<ws::ConnId, ws::Conn>,
@@ -609,6 +688,7 @@ impl Handler<ws::Tagged<ws::Open>> for Room {
     type Result = ();
     fn handle(&mut self, m: ws::Tagged<ws::Open>, _: &mut Context<Self>) {
         self.log.push(format!("open {}", self.members.len()));
+        m.event.conn.send_text("welcome");
         self.members.insert(m.id, m.event.conn);
     }
 }
@@ -661,10 +741,12 @@ async fn forwarded_connections_reach_a_shared_actor_in_order_with_their_ids() {
         .unwrap();
     let handle = running.handle();
     actix_rt::spawn(running);
+    // Each in the room once welcomed (the two connections may live on two
+    // threads: a's Open is not otherwise ordered before b's message).
     let mut a = Client::connect(addr, "/").await;
+    assert_eq!(a.text().await, "welcome");
     let mut b = Client::connect(addr, "/").await;
-    // Both in the room: b's message reaches a only once a is a member, and b's Open
-    // came before b's message.
+    assert_eq!(b.text().await, "welcome");
     b.send_text("b-ready").await;
     assert_eq!(a.text().await, "b-ready");
     for n in 0..50 {

@@ -151,8 +151,8 @@ async fn bob_to(client: &Client, src: &str) {
 
 fn start_chat() -> (SocketAddr, actix_web::dev::ServerHandle) {
     let settings = chat::chat_settings();
-    let hub = chat::chat_hub(&settings);
-    let routes = chat::routes(hub, ws::Server::with_settings(settings));
+    let app = chat::ChatApp::new("chat-browser", &settings, chat::ChatOptions::default());
+    let routes = chat::routes(app, ws::Server::with_settings(settings));
     let srv = HttpServer::new(move || {
         App::new().configure(routes.clone()).route(
             "/duo",

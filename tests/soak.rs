@@ -1,4 +1,4 @@
-//! Scale soak (issue 14, item 3): the echo example (release build) holding as many
+//! Scale soak: the echo example (release build) holding as many
 //! idle connections as one process may, with the keep-alive ping of
 //! `tests/soak/soak.toml`, for [`HOLD`]; then 100,000 over several server
 //! processes sharing the port (`--reuse-port`, SO_REUSEPORT), the clients in

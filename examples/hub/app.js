@@ -4,15 +4,23 @@
 // (epoch, offset) of the last one received, in localStorage; after a reconnect (or
 // a reload) it joins each room again with `since`, and the server sends exactly
 // what was missed, before any new message.
+//
+// Members: a room's list comes once (`members`), then only what changed
+// (`presence`: names that came and went, and the count); a big room sends only its
+// count. Changes that come before the list are already in it.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const KEEP = 200; // messages kept per room
 const params = new URLSearchParams(location.search);
 
+const RETRIES = 45; // a taken name is asked again every 2 s for so long after a reconnect
+
 let ws = null;
 let attempt = 0;
-let state = { rooms: {}, active: null }; // rooms: name -> {epoch, offset, messages, members, unread}
+let state = { rooms: {}, active: null }; // rooms: name -> {epoch, offset, messages, unread}
+let live = {}; // room -> {names: Set or null (a big room: the count only), count}, this connection's
+let retries = {}; // room -> joins asked again for a name still held by our previous connection
 let name = params.get("name") || localStorage.getItem("wsd-chat:last-name") || "";
 
 function storageKey() { return `wsd-chat:${name}`; }
@@ -22,7 +30,7 @@ function load() {
     const saved = JSON.parse(localStorage.getItem(storageKey()) || "null");
     if (saved && saved.rooms) state = saved;
   } catch (e) { /* a damaged entry starts afresh */ }
-  for (const room of Object.values(state.rooms)) { room.members = []; room.unread = 0; }
+  for (const room of Object.values(state.rooms)) room.unread = 0;
 }
 
 function save() {
@@ -54,9 +62,14 @@ function join(room) {
 
 function connect() {
   setStatus(attempt === 0 ? "connecting" : "reconnecting");
-  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  // The server's WebSocket listener: this page's host, or its own port there.
+  const port = document.querySelector('meta[name="ws-port"]').content;
+  const host = port ? `${location.hostname}:${port}` : location.host;
+  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${host}/ws`);
   ws.onopen = () => {
     attempt = 0;
+    live = {};
+    retries = {};
     setStatus("open");
     for (const room of Object.keys(state.rooms)) join(room);
   };
@@ -79,7 +92,8 @@ function receive(msg) {
   switch (msg.type) {
     case "joined": {
       const asked = state.rooms[msg.room] && state.rooms[msg.room].epoch;
-      const room = state.rooms[msg.room] || (state.rooms[msg.room] = { messages: [], members: [], unread: 0 });
+      const room = state.rooms[msg.room] || (state.rooms[msg.room] = { messages: [], unread: 0 });
+      delete retries[msg.room];
       if (!msg.recovered) {
         // Nothing replayed: continue from the server's position.
         if (asked) showNotice(`Some messages of ${msg.room} could not be recovered.`);
@@ -108,12 +122,38 @@ function receive(msg) {
       render();
       break;
     }
-    case "members": {
-      const room = state.rooms[msg.room];
-      if (room) { room.members = msg.members; render(); }
+    case "members":
+      live[msg.room] = { names: msg.members ? new Set(msg.members) : null, count: msg.count };
+      render();
+      break;
+    case "presence": {
+      const view = live[msg.room];
+      if (!view) return; // before the list: already in it
+      if (msg.joined && msg.left) {
+        if (!view.names) view.names = new Set();
+        for (const n of msg.joined) view.names.add(n);
+        for (const n of msg.left) view.names.delete(n);
+      } else {
+        view.names = null;
+      }
+      view.count = msg.count;
+      render();
       break;
     }
     case "error":
+      if (msg.code === "name-taken" && state.rooms[msg.room] && !state.rooms[msg.room].epoch) {
+        // Never joined: the name is someone else's.
+        delete state.rooms[msg.room];
+        if (state.active === msg.room) state.active = Object.keys(state.rooms)[0] || null;
+        render();
+      } else if (msg.code === "name-taken" && state.rooms[msg.room] && (retries[msg.room] || 0) < RETRIES) {
+        // Back after a reconnect: the server may not know yet that our previous
+        // connection is gone (it finds out within its idle timeout).
+        retries[msg.room] = (retries[msg.room] || 0) + 1;
+        setTimeout(() => { if (state.rooms[msg.room]) join(msg.room); }, 2000);
+        showNotice(`${name} is still in ${msg.room} from a previous connection: trying again`);
+        break;
+      }
       showNotice(msg.reason);
       break;
   }
@@ -172,9 +212,18 @@ function render() {
   list.scrollTop = list.scrollHeight;
   const members = $("members");
   members.replaceChildren();
-  for (const member of room ? room.members : []) {
+  const view = live[state.active];
+  $("member-count").textContent = view ? `(${view.count})` : "";
+  if (view && view.names) {
+    for (const member of [...view.names].sort()) {
+      const item = document.createElement("li");
+      item.textContent = member;
+      members.append(item);
+    }
+  } else if (view) {
     const item = document.createElement("li");
-    item.textContent = member;
+    item.className = "count";
+    item.textContent = `${view.count} members`;
     members.append(item);
   }
   const usable = Boolean(room);
@@ -185,6 +234,7 @@ function render() {
 function leaveRoom(r) {
   send({ type: "leave", room: r });
   delete state.rooms[r];
+  delete live[r];
   if (state.active === r) state.active = Object.keys(state.rooms)[0] || null;
   save();
   render();
@@ -201,7 +251,8 @@ $("join-form").onsubmit = (e) => {
     render();
   }
   state.active = room;
-  join(room);
+  if (state.rooms[room] && live[room]) render(); // joined already: show it
+  else join(room);
 };
 
 $("say-form").onsubmit = (e) => {
@@ -217,7 +268,7 @@ if (params.get("room")) $("room").value = params.get("room");
 if (name) {
   load();
   if (params.get("room") && !state.rooms[params.get("room")]) {
-    state.rooms[params.get("room")] = { messages: [], members: [], unread: 0 };
+    state.rooms[params.get("room")] = { messages: [], unread: 0 };
     state.active = params.get("room");
   }
 }

@@ -21,6 +21,7 @@ use bytes::BytesMut;
 
 use super::{
     owned::End,
+    rate::{Limiter, Verdict as RateVerdict},
     registry::Registry,
     serve::{handle, Control},
     slab::{self, OwnedRef},
@@ -103,6 +104,8 @@ pub(crate) struct Driver<A: WebSocketActor, S> {
     registered: Option<Waker>,
     /// The driver yielded to the task once since the last read (see `poll_read`).
     yielded_to_task: bool,
+    /// The inbound rate limit, when one is set.
+    limiter: Option<Box<Limiter>>,
     span: tracing::Span,
     _actor: PhantomData<fn(A)>,
 }
@@ -133,6 +136,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
             registry,
             registered: None,
             yielded_to_task: false,
+            limiter: Limiter::new(settings.rate_limit.as_ref()),
             span,
             _actor: PhantomData,
         }
@@ -142,7 +146,13 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
     /// while decoding (the handler sends through it), until the budget is spent,
     /// nothing is left, or the `Close` came.
     #[inline]
-    fn hand_events(&mut self, act: &mut A, ctx: &mut Context<A>, budget: &mut usize) {
+    fn hand_events(
+        &mut self,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        cx: &mut TaskContext<'_>,
+        budget: &mut usize,
+    ) {
         while *budget > 0 && matches!(self.phase, Phase::Open) {
             let event = {
                 let mut owned = self.owned.borrow_mut();
@@ -160,12 +170,42 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
                     event => event,
                 }
             };
+            let mut pause = false;
+            if let Some(limiter) = &mut self.limiter {
+                match charge(limiter, &event, cx) {
+                    RateVerdict::Within => {}
+                    RateVerdict::Close => {
+                        // Nothing from this message on is handed over: the core is
+                        // closed, and what follows it in the read is dropped below.
+                        self.owned.borrow_mut().fail(Error::RateLimited);
+                        continue;
+                    }
+                    RateVerdict::Drop => continue,
+                    RateVerdict::Pause(_) => pause = limiter.is_paused(),
+                }
+            }
             match event {
                 Event::Close(close) => self.hand_close(act, ctx, close),
                 Event::Error(error) => self.hand_error(act, ctx, Error::from(error)),
                 event => self.dispatch(act, ctx, event),
             }
             *budget -= 1;
+            if pause {
+                // Handed over; nothing more is read or decoded until the buckets
+                // are back (`poll_resume` lifts it).
+                self.owned.borrow_mut().set_throttled(true);
+                return;
+            }
+        }
+    }
+
+    /// Lift the rate limit's pause once it is over.
+    #[inline]
+    fn poll_resume(&mut self, cx: &mut TaskContext<'_>) {
+        if let Some(limiter) = &mut self.limiter {
+            if limiter.is_paused() && limiter.poll_resume(cx) {
+                self.owned.borrow_mut().set_throttled(false);
+            }
         }
     }
 
@@ -340,6 +380,22 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
     }
 }
 
+/// Charge `event` to the rate limit (messages, pings and pongs), pausing it when
+/// the limit says so.
+#[inline(never)]
+fn charge(limiter: &mut Limiter, event: &Event, cx: &mut TaskContext<'_>) -> RateVerdict {
+    let len = match event {
+        Event::Message(message) => message.len(),
+        Event::Ping(payload) | Event::Pong(payload) => payload.len(),
+        _ => return RateVerdict::Within,
+    };
+    let verdict = limiter.charge(len, std::time::Instant::now());
+    if let RateVerdict::Pause(wait) = verdict {
+        limiter.pause(wait, cx);
+    }
+    verdict
+}
+
 impl<A, S> ActorFuture<A> for Driver<A, S>
 where
     A: WebSocketActor,
@@ -368,7 +424,8 @@ where
         }
         let mut budget = this.max_events;
         loop {
-            this.hand_events(act, ctx, &mut budget);
+            this.poll_resume(cx);
+            this.hand_events(act, ctx, cx, &mut budget);
             this.owned.borrow_mut().register_driver(cx.waker());
             let step = match this.after_close(act, ctx, &mut budget) {
                 Step::Next => match this.poll_timers(cx, budget) {

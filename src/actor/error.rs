@@ -45,6 +45,10 @@ pub enum Error {
     /// code 1011).
     #[error("the connection's handler panicked")]
     HandlerPanicked,
+    /// The peer sent more than its inbound rate limit allows, and the limit says to
+    /// close (close code 1008; see [`RateLimit`](crate::RateLimit)).
+    #[error("rate limit exceeded")]
+    RateLimited,
 }
 
 impl Error {
@@ -57,6 +61,7 @@ impl Error {
             Error::IdleTimeout(_) => CloseCode::GOING_AWAY,
             Error::SlowPeer { code, .. } => *code,
             Error::HandlerPanicked => CloseCode::INTERNAL_ERROR,
+            Error::RateLimited => CloseCode::POLICY_VIOLATION,
         }
     }
 }

@@ -10,7 +10,7 @@ use actix::{dev::ToEnvelope, Actor, ActorContext, Addr, Context, Handler, Recipi
 use super::{
     serve::Control,
     shared::{Request, Shared},
-    Close, Conn, Error, Message, Open, Serve, Tagged,
+    Close, Conn, ConnId, Error, Message, Open, Serve,
 };
 
 /// The default bound on a connection's events waiting in the target's mailbox.
@@ -116,6 +116,26 @@ struct Targets {
     message: Recipient<Tagged<Message>>,
     error: Recipient<Tagged<Error>>,
     close: Recipient<Tagged<Close>>,
+}
+
+/// An event of one connection, forwarded to a shared actor (a room, a hub, a game)
+/// with the connection's id: see [`forward`]. `M` is [`Open`],
+/// [`Message`], [`Error`] or [`Close`].
+///
+/// Dropping it (or the rest of it, once `id` and `event` are moved out) tells the
+/// connection that its event was handled: a connection stops reading while too
+/// many of its events wait in the target's mailbox.
+#[derive(Debug)]
+pub struct Tagged<M> {
+    /// The connection the event belongs to.
+    pub id: ConnId,
+    /// The event.
+    pub event: M,
+    pub(crate) _receipt: Receipt,
+}
+
+impl<M: actix::Message<Result = ()>> actix::Message for Tagged<M> {
+    type Result = ();
 }
 
 /// Counts a connection's events in the target's mailbox.

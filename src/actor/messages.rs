@@ -3,7 +3,7 @@
 use actix::{Actor, Context, Handler};
 use bytes::Bytes;
 
-use super::{Conn, ConnId, Error};
+use super::{Conn, Error};
 use crate::proto;
 
 /// The connection is open; carries the [`Conn`] to send through.
@@ -55,26 +55,6 @@ pub struct Ping(pub Bytes);
 #[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
 #[rtype(result = "()")]
 pub struct Pong(pub Bytes);
-
-/// An event of one connection, forwarded to a shared actor (a room, a hub, a game)
-/// with the connection's id: see [`forward`](super::forward). `M` is [`Open`],
-/// [`Message`], [`Error`] or [`Close`].
-///
-/// Dropping it (or the rest of it, once `id` and `event` are moved out) tells the
-/// connection that its event was handled: a connection stops reading while too
-/// many of its events wait in the target's mailbox.
-#[derive(Debug)]
-pub struct Tagged<M> {
-    /// The connection the event belongs to.
-    pub id: ConnId,
-    /// The event.
-    pub event: M,
-    pub(crate) _receipt: super::forward::Receipt,
-}
-
-impl<M: actix::Message<Result = ()>> actix::Message for Tagged<M> {
-    type Result = ();
-}
 
 /// An actor that can serve a WebSocket connection: one that handles [`Open`],
 /// [`Message`], [`Error`] and [`Close`]. Implemented for every such actor.

@@ -112,6 +112,10 @@ pub(crate) struct Owned {
     /// The driver reads and decodes nothing while set
     /// ([`Conn::pause_reading`](super::Conn::pause_reading)).
     read_paused: bool,
+    /// The driver reads and decodes nothing while set: the peer went over its
+    /// inbound rate limit, which pauses (apart from `read_paused`, which is the
+    /// user's).
+    throttled: bool,
     /// A failure detected above the core (idle timeout, a slow peer), handed to
     /// the actor just before the `Close` that the failure queued.
     pending_error: Option<Error>,
@@ -153,6 +157,7 @@ impl Owned {
             transport: None,
             driver_done: false,
             read_paused: false,
+            throttled: false,
             pending_error: None,
             on_close: Vec::new(),
             budgeted: VecDeque::new(),
@@ -372,6 +377,12 @@ impl Owned {
         }
     }
 
+    /// Read nothing while `on` (the inbound rate limit's pause; the driver lifts
+    /// it).
+    pub fn set_throttled(&mut self, on: bool) {
+        self.throttled = on;
+    }
+
     /// The next event for the actor: requests applied first, then what the core
     /// has (fed from `read_buf` when it has nothing). `None` while reading is
     /// paused or nothing is there. Pongs are matched with their pings, a Ping
@@ -381,7 +392,7 @@ impl Owned {
     #[inline]
     pub fn next_event(&mut self, read_buf: &mut BytesMut, answers_pings: bool) -> Option<Event> {
         self.apply_requests();
-        if self.read_paused {
+        if self.read_paused || self.throttled {
             return None;
         }
         if self.core.info().peek_event().is_none() && !read_buf.is_empty() {
@@ -460,8 +471,10 @@ impl Owned {
 
     pub fn read_view(&self) -> ReadView {
         ReadView {
-            events_waiting: self.core.info().peek_event().is_some() && !self.read_paused,
-            paused: self.read_paused,
+            events_waiting: self.core.info().peek_event().is_some()
+                && !self.read_paused
+                && !self.throttled,
+            paused: self.read_paused || self.throttled,
             frame_remaining: self.core.info().frame_remaining(),
             shares_output: self.core.output().shares_payload(),
         }

@@ -14,7 +14,6 @@ use super::{
     id::ConnId,
     shared::{Request, Shared},
 };
-use crate::proto::ReadyState;
 
 /// A set of open connections that can be shut down together.
 #[derive(Clone, Default)]
@@ -194,9 +193,9 @@ async fn join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<It
     .await
 }
 
-/// Open connections of the process (servers' and clients'), by ready-state:
-/// `[connecting, open, closing, closed]` (closed: the close is done, the
-/// connection's last work is in progress).
+/// Open connections of the process (servers' and clients'), by ready-state
+/// ([`ReadyState::as_u8`](crate::proto::ReadyState::as_u8) the index; closed: the close is done, the connection's
+/// last work is in progress).
 fn count_by_state() -> [u64; 4] {
     let registries: Vec<_> = all().values().filter_map(Weak::upgrade).collect();
     let mut counts = [0u64; 4];
@@ -208,13 +207,7 @@ fn count_by_state() -> [u64; 4] {
             .filter_map(Weak::upgrade)
             .collect();
         for shared in shared {
-            let i = match shared.ready_state() {
-                ReadyState::Connecting => 0,
-                ReadyState::Open => 1,
-                ReadyState::Closing => 2,
-                ReadyState::Closed => 3,
-            };
-            counts[i] += 1;
+            counts[usize::from(shared.ready_state().as_u8())] += 1;
         }
     }
     counts

@@ -168,25 +168,6 @@ impl QueuedSend {
     }
 }
 
-/// A ready-state as the number the browser's `readyState` uses.
-fn state_code(state: ReadyState) -> u8 {
-    match state {
-        ReadyState::Connecting => 0,
-        ReadyState::Open => 1,
-        ReadyState::Closing => 2,
-        ReadyState::Closed => 3,
-    }
-}
-
-fn state_of(code: u8) -> ReadyState {
-    match code {
-        0 => ReadyState::Connecting,
-        1 => ReadyState::Open,
-        2 => ReadyState::Closing,
-        _ => ReadyState::Closed,
-    }
-}
-
 impl Shared {
     pub fn new(facts: Facts) -> Shared {
         Shared {
@@ -197,7 +178,7 @@ impl Shared {
             extension: facts.extension,
             max_send_buffer: facts.max_send_buffer,
             auto_pong: facts.auto_pong,
-            ready_state: AtomicU8::new(state_code(facts.ready_state)),
+            ready_state: AtomicU8::new(facts.ready_state.as_u8()),
             buffered: AtomicUsize::new(0),
             written: AtomicU64::new(0),
             writer_gone: AtomicBool::new(false),
@@ -246,7 +227,7 @@ impl Shared {
     }
 
     pub fn ready_state(&self) -> ReadyState {
-        state_of(self.ready_state.load(Ordering::Acquire))
+        ReadyState::try_from(self.ready_state.load(Ordering::Acquire)).unwrap_or(ReadyState::Closed)
     }
 
     pub fn buffered(&self) -> usize {
@@ -278,7 +259,7 @@ impl Shared {
         if state == ReadyState::Open && self.closed_by_user() {
             state = ReadyState::Closing;
         }
-        self.ready_state.store(state_code(state), Ordering::Release);
+        self.ready_state.store(state.as_u8(), Ordering::Release);
         self.buffered.store(buffered, Ordering::Release);
     }
 
@@ -287,8 +268,8 @@ impl Shared {
     pub fn mark_closing(&self) {
         self.set_closed_by_user();
         let _ = self.ready_state.compare_exchange(
-            state_code(ReadyState::Open),
-            state_code(ReadyState::Closing),
+            ReadyState::Open.as_u8(),
+            ReadyState::Closing.as_u8(),
             Ordering::AcqRel,
             Ordering::Acquire,
         );

@@ -12,7 +12,7 @@ use tokio::{
 };
 use tokio_rustls::TlsConnector;
 
-use super::{rustls, Client, ClientError, Timeout, UrlError, WsUrl};
+use super::{rustls, ClientError, Timeout, UrlError, WsUrl};
 use crate::{
     actor::socket::{read_head, HeadError, ReadInput},
     handshake::{ClientRequest, HandshakeError, Response, MAX_HEADERS, MAX_HEAD_SIZE},
@@ -35,24 +35,27 @@ pub(crate) struct Plan {
 impl Plan {
     /// Check the options (they must make a valid request) and build the TLS setup,
     /// before any I/O.
-    pub fn new(client: &Client) -> Result<Plan, ClientError> {
-        let url = client.url.clone();
+    pub fn new(
+        url: WsUrl,
+        settings: &Settings,
+        tls_config: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, ClientError>,
+    ) -> Result<Plan, ClientError> {
         // The request must be writable (headers, subprotocols, origin); the
         // permessage-deflate offer (RFC 7692 §5) comes from the `deflate` section,
         // and without one a server that answers with an extension fails the
         // handshake (RFC 6455 §4.1, `HandshakeError::UnofferedExtension`).
-        ClientRequest::new(&url.host_header(), url.target(), &client.settings)?;
+        ClientRequest::new(&url.host_header(), url.target(), settings)?;
         let tls = if url.is_secure() {
             let name = rustls::pki_types::ServerName::try_from(url.host().to_owned())
                 .map_err(|_| UrlError::InvalidHost(url.host().to_owned()))?;
-            let config: Arc<rustls::ClientConfig> = client.tls_client_config()?;
+            let config = tls_config()?;
             Some((TlsConnector::from(config), name))
         } else {
             None
         };
         Ok(Plan {
             url,
-            settings: client.settings.clone(),
+            settings: settings.clone(),
             tls,
         })
     }

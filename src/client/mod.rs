@@ -276,7 +276,11 @@ impl Client {
         serve: S,
         done: Option<tokio::sync::oneshot::Sender<Close>>,
     ) -> Result<(Addr<S::Actor>, Conn), ClientError> {
-        let plan = Rc::new(connect::Plan::new(self)?);
+        let plan = Rc::new(connect::Plan::new(
+            self.url.clone(),
+            &self.settings,
+            || self.tls_client_config(),
+        )?);
         let established = connect::establish(&plan).await?;
         let (actor, control) = serve.into_parts();
         let mut ctx = Context::<S::Actor>::new();

@@ -52,7 +52,7 @@ pub enum UrlError {
 /// assert_eq!(url.host(), "xn--bcher-kva.example"); // IDNA
 /// assert_eq!((url.port(), url.target()), (80, "/a%20b"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WsUrl {
     url: url::Url,
     /// The host without IPv6 brackets.
@@ -132,9 +132,18 @@ impl WsUrl {
     }
 }
 
+/// The normalized URL, with the values of query parameters that carry a
+/// credential (`token`, `access_token`, `key`, `password`, ...) shown as `***`:
+/// what the client logs. [`target`](WsUrl::target) is what it sends.
 impl fmt::Display for WsUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.url.as_str())
+        f.write_str(&crate::settings::redact::url(self.url.as_str()))
+    }
+}
+
+impl fmt::Debug for WsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WsUrl").field(&self.to_string()).finish()
     }
 }
 
@@ -227,6 +236,17 @@ mod tests {
             WsUrl::parse("wss://h:8443/a").unwrap().to_string(),
             "wss://h:8443/a"
         );
+    }
+
+    #[test]
+    fn display_and_debug_mask_credentials_in_the_query() {
+        let url = WsUrl::parse("wss://h/feed?room=1&token=s3cret").unwrap();
+        assert_eq!(url.to_string(), "wss://h/feed?room=1&token=***");
+        assert_eq!(
+            format!("{url:?}"),
+            "WsUrl(\"wss://h/feed?room=1&token=***\")"
+        );
+        assert_eq!(url.target(), "/feed?room=1&token=s3cret");
     }
 
     #[test]

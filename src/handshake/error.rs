@@ -70,13 +70,10 @@ pub enum HandshakeError {
     /// is capable of understanding"). `426`.
     #[error("sec-websocket-version must be 13")]
     UnsupportedVersion,
-    /// An origin allow-list is configured and the request has no `Origin` header.
-    /// `403` (RFC 6455 §4.2.2 /origin/).
-    #[error("missing origin header")]
-    MissingOrigin,
-    /// An origin allow-list is configured and the request's `Origin` is not in it, or
-    /// the request has several `Origin` headers. `403` (RFC 6455 §4.2.2 /origin/: the
-    /// server "MUST respond with an appropriate HTTP error code (e.g., 403 Forbidden)").
+    /// The request's `Origin` is neither the server's own nor one it lists (see
+    /// [`origin_allowed`](super::origin_allowed)), or the request has several
+    /// `Origin` headers. `403` (RFC 6455 §4.2.2 /origin/: the server "MUST return an
+    /// appropriate HTTP error code (e.g., a 403 Forbidden)").
     #[error("origin not allowed")]
     OriginNotAllowed,
     /// A `Sec-WebSocket-Protocol` header that is not a list of tokens (RFC 6455
@@ -131,14 +128,14 @@ pub enum HandshakeError {
 impl HandshakeError {
     /// The HTTP status a server answers this error with: `405` for
     /// [`MethodNotGet`](Self::MethodNotGet), `426` for a missing or unsupported
-    /// `Sec-WebSocket-Version`, `403` for the origin checks, `431` for a head over the
+    /// `Sec-WebSocket-Version`, `403` for the origin check, `431` for a head over the
     /// limits and `400` for everything else (client-only variants included: they have
     /// no answer of their own).
     pub fn status(&self) -> u16 {
         match self {
             HandshakeError::MethodNotGet => 405,
             HandshakeError::MissingVersion | HandshakeError::UnsupportedVersion => 426,
-            HandshakeError::MissingOrigin | HandshakeError::OriginNotAllowed => 403,
+            HandshakeError::OriginNotAllowed => 403,
             HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders => 431,
             _ => 400,
         }
@@ -162,7 +159,6 @@ impl HandshakeError {
             HandshakeError::InvalidKey => "sec-websocket-key is not 16 base64-encoded bytes",
             HandshakeError::MissingVersion => "missing sec-websocket-version header",
             HandshakeError::UnsupportedVersion => "sec-websocket-version must be 13",
-            HandshakeError::MissingOrigin => "missing origin header",
             HandshakeError::OriginNotAllowed => "origin not allowed",
             HandshakeError::InvalidProtocolHeader => "invalid sec-websocket-protocol header",
             HandshakeError::InvalidExtensionsHeader => "invalid sec-websocket-extensions header",

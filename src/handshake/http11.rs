@@ -235,23 +235,56 @@ impl HandshakeError {
 /// );
 /// ```
 pub fn write_refusal(status: u16, reason: &str, headers: &[(&str, &str)], dst: &mut Vec<u8>) {
-    let status = if (100..=999).contains(&status) {
-        status
-    } else {
-        500
-    };
     let reason = if is_field_value(reason.as_bytes()) {
         reason
     } else {
         ""
+    };
+    let mut body = Vec::with_capacity(reason.len() + 1);
+    body.extend_from_slice(reason.as_bytes());
+    body.push(b'\n');
+    write_refusal_body(status, "text/plain; charset=utf-8", &body, headers, dst);
+}
+
+/// [`write_refusal`] with a body of its own: `body` as it is, with `content_type`
+/// (left out when it has a control character).
+///
+/// ```
+/// let mut out = Vec::new();
+/// websocket_driver::handshake::write_refusal_body(
+///     403, "application/json", br#"{"error":"banned"}"#, &[], &mut out,
+/// );
+/// assert_eq!(
+///     out,
+///     b"HTTP/1.1 403 Forbidden\r\n\
+///       Content-Type: application/json\r\n\
+///       Content-Length: 18\r\n\
+///       Connection: close\r\n\
+///       \r\n\
+///       {\"error\":\"banned\"}"
+/// );
+/// ```
+pub fn write_refusal_body(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+    dst: &mut Vec<u8>,
+) {
+    let status = if (100..=999).contains(&status) {
+        status
+    } else {
+        500
     };
     dst.extend_from_slice(b"HTTP/1.1 ");
     dst.extend_from_slice(status.to_string().as_bytes());
     dst.push(b' ');
     dst.extend_from_slice(status_phrase(status).as_bytes());
     dst.extend_from_slice(b"\r\n");
-    write_header(dst, "Content-Type", "text/plain; charset=utf-8");
-    write_header(dst, "Content-Length", &(reason.len() + 1).to_string());
+    if is_field_value(content_type.as_bytes()) {
+        write_header(dst, "Content-Type", content_type);
+    }
+    write_header(dst, "Content-Length", &body.len().to_string());
     let upgrade = headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("upgrade"));
@@ -266,8 +299,7 @@ pub fn write_refusal(status: u16, reason: &str, headers: &[(&str, &str)], dst: &
         }
     }
     dst.extend_from_slice(b"\r\n");
-    dst.extend_from_slice(reason.as_bytes());
-    dst.push(b'\n');
+    dst.extend_from_slice(body);
 }
 
 /// The reason phrase of the statuses this module answers with (RFC 9110 §15).

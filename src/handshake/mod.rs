@@ -19,13 +19,15 @@ mod error;
 pub mod headers;
 mod http11;
 mod key;
+mod origin;
 mod server;
 
 pub use client::{ClientRequest, Response};
 pub use error::{BuildError, HandshakeError};
 pub use headers::{parse_extensions, Extension};
-pub use http11::{parse_request, write_refusal, HttpVersion, RequestHead};
+pub use http11::{parse_request, write_refusal, write_refusal_body, HttpVersion, RequestHead};
 pub use key::{accept_key, generate_key, GUID};
+pub use origin::{origin_allowed, ANY_ORIGIN};
 pub use server::{validate_request, Accept, RequestParts};
 
 /// The longest HTTP head [`parse_request`] and [`ClientRequest::parse_response`]

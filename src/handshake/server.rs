@@ -4,7 +4,7 @@
 use super::{
     headers::{
         check_header, extensions_of, is_token, list_contains, list_elements, one_value, trim_ows,
-        values, CONNECTION, HOST, ORIGIN, RESERVED_RESPONSE_HEADERS, SEC_WEBSOCKET_ACCEPT,
+        values, CONNECTION, HOST, RESERVED_RESPONSE_HEADERS, SEC_WEBSOCKET_ACCEPT,
         SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
         UPGRADE,
     },
@@ -169,7 +169,8 @@ impl Accept {
 ///    `Sec-WebSocket-Version: 13`); checked before the key, as another version's
 ///    client may send another key format and should learn which version to speak;
 /// 7. exactly one `Sec-WebSocket-Key`, the base64 encoding of 16 bytes (`400`);
-/// 8. `Origin` is allowed, when an allow-list is configured (`403`);
+/// 8. `Origin`, when sent, is the server's own or one it lists (`403`; see
+///    [`origin_allowed`](super::origin_allowed));
 /// 9. `Sec-WebSocket-Protocol` is a list of tokens and `Sec-WebSocket-Extensions`
 ///    follows RFC 6455 §9.1 (`400`).
 ///
@@ -219,12 +220,12 @@ where
 
     // RFC 6455 §4.2.1 item 2: "A |Host| header field containing the server's
     // authority". Which authority the server answers to is the HTTP layer's business.
-    match one_value(headers, HOST) {
+    let host = match one_value(headers, HOST) {
         None => return Err(HandshakeError::MissingHost),
         Some(None) => return Err(HandshakeError::DuplicateHost),
         Some(Some(host)) if trim_ows(host).is_empty() => return Err(HandshakeError::MissingHost),
-        Some(Some(_)) => {}
-    }
+        Some(Some(host)) => host,
+    };
 
     // RFC 6455 §4.2.1 item 3: "An |Upgrade| header field containing the value
     // "websocket", treated as an ASCII case-insensitive value."
@@ -263,24 +264,9 @@ where
         return Err(HandshakeError::InvalidKey);
     }
 
-    // RFC 6455 §4.2.2 /origin/: "If the server does not wish to accept this
-    // connection, it MUST return an appropriate HTTP error code (e.g., a 403
-    // Forbidden) and abort the WebSocket handshake". RFC 6454 §7.3: a user agent
-    // "MUST NOT include more than one Origin header field".
-    let allowed = &settings.server.origins;
-    if !allowed.is_empty() {
-        let origin = match one_value(headers, ORIGIN) {
-            None => return Err(HandshakeError::MissingOrigin),
-            Some(None) => return Err(HandshakeError::OriginNotAllowed),
-            Some(Some(origin)) => trim_ows(origin),
-        };
-        if !allowed
-            .iter()
-            .any(|a| a.as_bytes().eq_ignore_ascii_case(origin))
-        {
-            return Err(HandshakeError::OriginNotAllowed);
-        }
-    }
+    // RFC 6455 §4.2.2 /origin/ and §10.2: the server's own origin, a listed one,
+    // or none (not a browser); else 403.
+    super::origin::check(headers, host, &settings.server.origins)?;
 
     // RFC 6455 §4.2.1 item 8 and §4.2.2 /subprotocol/: the value "MUST be derived from
     // the client's handshake, specifically by selecting one of the values from the
@@ -430,7 +416,13 @@ mod tests {
             check(&headers, &opts),
             Err(HandshakeError::OriginNotAllowed)
         );
-        assert!(check(&headers, &opts.clone().origins(Vec::<String>::new())).is_ok());
+        let mut headers = base();
+        headers.push(("Origin", b"https://elsewhere.example"));
+        assert_eq!(
+            check(&headers, &ServerSettings::default()),
+            Err(HandshakeError::OriginNotAllowed)
+        );
+        assert!(check(&headers, &ServerSettings::default().allow_any_origin()).is_ok());
     }
 
     #[test]

@@ -57,10 +57,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Backplane, Hub, Located, Position, PresenceKind, Publication, WeakHub};
 use crate::{
+    actor::ConnId,
     hub_wire::{decode_message as decode, encode_message as encode},
     proto::Message,
     settings::RedisSettings,
-    ConnId,
 };
 
 /// Numbers a publication, keeps it and publishes it (see the module docs).
@@ -271,7 +271,7 @@ pub struct RedisBackplane {
 impl std::fmt::Debug for RedisBackplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackplane")
-            .field("url", &self.settings.url)
+            .field("url", &crate::settings::redact::Url(&self.settings.url))
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }

@@ -16,177 +16,112 @@ use std::{
 
 use tokio::sync::mpsc;
 
-use super::{Delivery, HubInner};
+use super::{
+    delivery::Delivery,
+    inner::HubInner,
+    queue::{Cmd, Queue},
+    subscribers::{Counts, Outcome, Sink, Subscribers},
+};
 use crate::{
     actor::{Budget, Conn, ConnId, Error, OnThread, Refused},
     proto::CloseCode,
     settings::SlowConsumer,
 };
 
-/// What a shard is asked to do, in order.
-pub(super) enum Cmd {
-    /// A connection of this thread joined the hub.
-    Register { conn: Conn },
-    /// It left the hub (closed).
-    Unregister { id: ConnId },
-    /// It joined a topic: deliver `greeting` and `replay` first, then the topic's
-    /// publications; while `pending`, hold those back until the `Replay`.
-    Subscribe {
-        topic: Arc<str>,
-        id: ConnId,
-        greeting: Vec<Arc<Delivery>>,
-        replay: Vec<Arc<Delivery>>,
-        pending: bool,
-    },
-    /// The join of a pending subscriber is answered: `greeting`, `replay`, then
-    /// what was held back with an offset past `after` (and past the replay).
-    Replay {
-        topic: Arc<str>,
-        id: ConnId,
-        greeting: Vec<Arc<Delivery>>,
-        replay: Vec<Arc<Delivery>>,
-        after: u64,
-    },
-    /// It left a topic.
-    Unsubscribe { topic: Arc<str>, id: ConnId },
-    /// A publication for a topic's subscribers here.
-    Publish {
-        topic: Arc<str>,
-        delivery: Arc<Delivery>,
-        except: Option<ConnId>,
-    },
-    /// A publication for one connection.
-    Direct { id: ConnId, delivery: Arc<Delivery> },
-    /// A publication for every connection of the hub here.
-    All {
-        delivery: Arc<Delivery>,
-        except: Option<ConnId>,
-    },
-}
-
-/// A topic's subscribers here, in a list for the fan-out and an index for leaving.
-#[derive(Default)]
-struct Subscribers {
-    list: Vec<(ConnId, OnThread)>,
-    index: HashMap<ConnId, usize>,
-    /// Subscribers whose join is not answered yet: what they are held back.
-    pending: HashMap<ConnId, Vec<Arc<Delivery>>>,
-}
-
-impl Subscribers {
-    fn insert(&mut self, id: ConnId, local: OnThread) -> bool {
-        if self.index.contains_key(&id) {
-            return false;
-        }
-        self.index.insert(id, self.list.len());
-        self.list.push((id, local));
-        true
-    }
-
-    fn remove(&mut self, id: ConnId) {
-        self.pending.remove(&id);
-        let Some(at) = self.index.remove(&id) else {
-            return;
-        };
-        self.list.swap_remove(at);
-        if let Some((moved, _)) = self.list.get(at) {
-            self.index.insert(*moved, at);
-        }
-    }
-}
-
-/// The shard's state, owned by its task.
-struct Shard {
+/// The shard's state, owned by its task; `L` is the handle of a connection.
+pub(super) struct Shard<L> {
     hub: Weak<HubInner>,
-    conns: HashMap<ConnId, OnThread>,
-    topics: HashMap<Arc<str>, Subscribers>,
+    queue: Arc<Queue>,
+    pub(super) conns: HashMap<ConnId, L>,
+    topics: HashMap<Arc<str>, Subscribers<L>>,
 }
 
 /// Run the shard until the hub is gone (its channel closes).
-pub(super) async fn run(hub: Weak<HubInner>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-    let mut shard = Shard {
-        hub,
-        conns: HashMap::new(),
-        topics: HashMap::new(),
-    };
+pub(super) async fn run(
+    hub: Weak<HubInner>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    queue: Arc<Queue>,
+) {
+    let mut shard = Shard::<OnThread>::new(hub, queue);
     while let Some(cmd) = rx.recv().await {
-        shard.handle(cmd);
+        shard.take(cmd);
         // Everything already queued, before the writers get to run: what arrives
         // together for one connection leaves in one write.
         while let Ok(cmd) = rx.try_recv() {
-            shard.handle(cmd);
+            shard.take(cmd);
         }
+        // Publications lost to a full queue with nothing queued after them.
+        shard.settle_missed();
     }
 }
 
-/// What happened to one delivery.
-enum Outcome {
-    Delivered,
-    Dropped,
-    Closed,
-    Gone,
+impl Sink for OnThread {
+    fn deliver(&self, delivery: &Delivery) -> (Outcome, bool) {
+        deliver(self, delivery)
+    }
+
+    fn over_budget(&self, delivery: &Delivery) -> (Outcome, bool) {
+        over_budget(
+            self,
+            delivery,
+            self.buffered_amount(),
+            delivery.policy.budget_messages,
+        )
+    }
 }
 
-impl Shard {
-    fn handle(&mut self, cmd: Cmd) {
+impl<L: Sink + Clone> Shard<L> {
+    pub(super) fn new(hub: Weak<HubInner>, queue: Arc<Queue>) -> Self {
+        Shard {
+            hub,
+            queue,
+            conns: HashMap::new(),
+            topics: HashMap::new(),
+        }
+    }
+
+    /// Everything but `Register` (which needs the connection's thread).
+    pub(super) fn handle(&mut self, cmd: Cmd) {
+        if cmd.is_publication() {
+            self.queue.taken();
+            // What found the queue full was noted before this was queued: its
+            // subscribers get the policy first.
+            self.settle_missed();
+        }
         match cmd {
-            Cmd::Register { conn } => self.register(&conn),
+            Cmd::Register { .. } => {}
             Cmd::Unregister { id } => {
                 self.conns.remove(&id);
             }
-            Cmd::Subscribe {
-                topic,
-                id,
-                greeting,
-                replay,
-                pending,
-            } => {
-                let Some(local) = self.conns.get(&id).cloned() else {
-                    return;
-                };
-                let counts = greeting
-                    .iter()
-                    .chain(replay.iter())
-                    .map(|d| deliver(&local, d))
-                    .fold(Counts::default(), Counts::add);
-                let subs = self.topics.entry(topic).or_default();
-                if subs.insert(id, local) && pending {
-                    subs.pending.insert(id, Vec::new());
+            Cmd::Subscribe { topic, id, join } => {
+                // A connection already gone (closed) is not subscribed: its close
+                // takes it out of the topic too.
+                if let Some(local) = self.conns.get(&id) {
+                    let local = local.clone();
+                    self.topics
+                        .entry(topic)
+                        .or_default()
+                        .subscribe(id, local, join);
                 }
-                self.report(counts);
             }
-            Cmd::Replay {
+            Cmd::Answer {
                 topic,
                 id,
+                join,
                 greeting,
                 replay,
-                after,
+                floor,
             } => {
-                let Some(subs) = self.topics.get_mut(&topic) else {
-                    return;
-                };
-                let Some(held) = subs.pending.remove(&id) else {
-                    return;
-                };
-                let Some(local) = subs.index.get(&id).map(|&at| subs.list[at].1.clone()) else {
-                    return;
-                };
-                let last = replay.last().map_or(after, |d| d.offset.max(after));
-                let later = held
-                    .into_iter()
-                    .filter(|d| d.offset == 0 || d.offset > last);
-                let counts = greeting
-                    .into_iter()
-                    .chain(replay)
-                    .chain(later)
-                    .map(|d| deliver(&local, &d))
-                    .fold(Counts::default(), Counts::add);
-                self.report(counts);
+                // Nothing for a topic no longer held here: no state made again.
+                if let Some(subs) = self.topics.get_mut(&topic) {
+                    let counts = subs.answer(id, join, greeting, replay, floor);
+                    self.report(counts);
+                }
             }
             Cmd::Unsubscribe { topic, id } => {
                 if let Some(subs) = self.topics.get_mut(&topic) {
-                    subs.remove(id);
-                    if subs.list.is_empty() {
+                    subs.unsubscribe(id);
+                    if subs.is_empty() {
                         self.topics.remove(&topic);
                     }
                 }
@@ -197,35 +132,17 @@ impl Shard {
                 except,
             } => {
                 let started = Instant::now();
-                let mut counts = Counts::default();
                 if let Some(subs) = self.topics.get_mut(&topic) {
-                    for (id, local) in &subs.list {
-                        if Some(*id) == except {
-                            continue;
-                        }
-                        if let Some(held) = subs.pending.get_mut(id) {
-                            // Bounded like a send buffer: past the budget, the
-                            // policy applies as it would on delivery.
-                            if held.len() < delivery.policy.budget_messages {
-                                held.push(delivery.clone());
-                            } else {
-                                let buffered = local.buffered_amount();
-                                let limit = delivery.policy.budget_messages;
-                                counts = counts.add(over_budget(local, &delivery, buffered, limit));
-                            }
-                            continue;
-                        }
-                        counts = counts.add(deliver(local, &delivery));
-                    }
+                    let counts = subs.publish(&delivery, except);
+                    self.report(counts);
                 }
-                self.report(counts);
                 if let Some(hub) = self.hub.upgrade() {
                     hub.metrics.fanout.observe(started.elapsed().as_secs_f64());
                 }
             }
             Cmd::Direct { id, delivery } => {
                 let counts = match self.conns.get(&id) {
-                    Some(local) => Counts::default().add(deliver(local, &delivery)),
+                    Some(local) => Counts::default().add(local.deliver(&delivery)),
                     None => Counts::default(),
                 };
                 self.report(counts);
@@ -234,11 +151,61 @@ impl Shard {
                 let mut counts = Counts::default();
                 for (id, local) in &self.conns {
                     if Some(*id) != except {
-                        counts = counts.add(deliver(local, &delivery));
+                        counts = counts.add(local.deliver(&delivery));
                     }
                 }
                 self.report(counts);
             }
+        }
+    }
+
+    /// Apply the slow-consumer policy to the subscribers of publications that
+    /// found the queue full (each missed them).
+    pub(super) fn settle_missed(&mut self) {
+        let Some(missed) = self.queue.take_missed() else {
+            return;
+        };
+        let mut counts = Counts::default();
+        for (topic, lost) in &missed.topics {
+            if let Some(subs) = self.topics.get(topic) {
+                counts = counts.plus(subs.missed(&lost.delivery, lost.except, lost.count));
+            }
+        }
+        for (id, lost) in &missed.direct {
+            if let Some(local) = self.conns.get(id) {
+                counts = counts.plus(Counts::missed(local, &lost.delivery, lost.count));
+            }
+        }
+        if let Some(lost) = &missed.all {
+            for (id, local) in &self.conns {
+                if Some(*id) != lost.except {
+                    counts = counts.plus(Counts::missed(local, &lost.delivery, lost.count));
+                }
+            }
+        }
+        self.report(counts);
+    }
+
+    fn report(&self, counts: Counts) {
+        if counts.is_empty() {
+            return;
+        }
+        if let Some(hub) = self.hub.upgrade() {
+            let m = &hub.metrics;
+            m.deliveries.fetch_add(counts.delivered, Ordering::Relaxed);
+            m.dropped.fetch_add(counts.dropped, Ordering::Relaxed);
+            m.slow_closes.fetch_add(counts.closed, Ordering::Relaxed);
+            m.recompressions
+                .fetch_add(counts.recompressed, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Shard<OnThread> {
+    fn take(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Register { conn } => self.register(&conn),
+            cmd => self.handle(cmd),
         }
     }
 
@@ -258,47 +225,6 @@ impl Shard {
             // Closed before it could be registered: leave now.
             _ => leave(id),
         }
-    }
-
-    fn report(&self, counts: Counts) {
-        if counts.is_empty() {
-            return;
-        }
-        if let Some(hub) = self.hub.upgrade() {
-            let m = &hub.metrics;
-            m.deliveries.fetch_add(counts.delivered, Ordering::Relaxed);
-            m.dropped.fetch_add(counts.dropped, Ordering::Relaxed);
-            m.slow_closes.fetch_add(counts.closed, Ordering::Relaxed);
-            m.recompressions
-                .fetch_add(counts.recompressed, Ordering::Relaxed);
-        }
-    }
-}
-
-#[derive(Default, Clone, Copy)]
-struct Counts {
-    delivered: u64,
-    dropped: u64,
-    closed: u64,
-    recompressed: u64,
-}
-
-impl Counts {
-    fn add(mut self, outcome: (Outcome, bool)) -> Counts {
-        match outcome.0 {
-            Outcome::Delivered => self.delivered += 1,
-            Outcome::Dropped => self.dropped += 1,
-            Outcome::Closed => self.closed += 1,
-            Outcome::Gone => {}
-        }
-        if outcome.1 {
-            self.recompressed += 1;
-        }
-        self
-    }
-
-    fn is_empty(&self) -> bool {
-        self.delivered + self.dropped + self.closed + self.recompressed == 0
     }
 }
 

@@ -26,7 +26,8 @@ impl CloseCode {
     pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
     /// 1008: a message violated the endpoint's policy.
     pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
-    /// 1009: a message was too big to process (the seed's `max-length`).
+    /// 1009: a message was too big to process (the Common Lisp websocket-driver's
+    /// `max-length`).
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
     /// 1010: the server did not negotiate an extension the client requires.
     pub const MANDATORY_EXTENSION: CloseCode = CloseCode(1010);

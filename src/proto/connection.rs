@@ -10,7 +10,8 @@ use super::{
 };
 use crate::settings::ProtocolSettings;
 
-/// The protocol version string, as the seed's `version` returns it.
+/// The protocol version string, as the Common Lisp websocket-driver's `version` returns
+/// it.
 pub const VERSION: &str = "hybi-13";
 
 /// The largest control frame payload (RFC 6455 §5.5).
@@ -218,7 +219,7 @@ impl Connection {
         }
     }
 
-    /// The ready-state (the seed's `ready-state`).
+    /// The ready-state (the Common Lisp websocket-driver's `ready-state`).
     pub fn ready_state(&self) -> ReadyState {
         self.state
     }

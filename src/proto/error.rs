@@ -123,7 +123,8 @@ pub enum CapacityError {
         /// The limit.
         max: usize,
     },
-    /// A message would grow past `max_message_size` (the seed's `max-length`).
+    /// A message would grow past `max_message_size` (the Common Lisp websocket-driver's
+    /// `max-length`).
     #[error("message of at least {size} bytes is over the limit of {max}")]
     MessageTooLarge {
         /// The size the message would reach.

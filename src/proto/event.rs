@@ -11,18 +11,19 @@ use super::{CloseCode, Error, Message};
 /// `Error`; then exactly one `Close`.
 #[derive(Debug)]
 pub enum Event {
-    /// The connection is open (the seed's `open`).
+    /// The connection is open (the Common Lisp websocket-driver's `open`).
     Open,
-    /// A whole message arrived (the seed's `message`).
+    /// A whole message arrived (the Common Lisp websocket-driver's `message`).
     Message(Message),
     /// A Ping arrived; with `auto_pong` on, its Pong is already queued.
     Ping(Bytes),
     /// A Pong arrived (solicited or not).
     Pong(Bytes),
-    /// The peer broke the protocol or a limit; the connection is failing (the seed's
-    /// `error`). A `Close` follows.
+    /// The peer broke the protocol or a limit; the connection is failing (the Common
+    /// Lisp websocket-driver's `error`). A `Close` follows.
     Error(Error),
-    /// The connection is closed (the seed's `close`); nothing follows.
+    /// The connection is closed (the Common Lisp websocket-driver's `close`); nothing
+    /// follows.
     Close(CloseEvent),
 }
 

@@ -9,17 +9,17 @@ use super::{
 };
 
 impl Connection {
-    /// Send a text message (the seed's `send-text`).
+    /// Send a text message (the Common Lisp websocket-driver's `send-text`).
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
         self.send_data(OpCode::Text, text.as_bytes())
     }
 
-    /// Send a binary message (the seed's `send-binary`).
+    /// Send a binary message (the Common Lisp websocket-driver's `send-binary`).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
         self.send_data(OpCode::Binary, data)
     }
 
-    /// Send a message (the seed's `send`).
+    /// Send a message (the Common Lisp websocket-driver's `send`).
     pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
         let (opcode, payload) = match message {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
@@ -33,7 +33,8 @@ impl Connection {
         self.send_data(opcode, payload)
     }
 
-    /// Send a Ping with up to 125 bytes of payload (the seed's `send-ping`).
+    /// Send a Ping with up to 125 bytes of payload (the Common Lisp websocket-driver's
+    /// `send-ping`).
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
         self.send_control(OpCode::Ping, payload)
     }
@@ -44,7 +45,8 @@ impl Connection {
         self.send_control(OpCode::Pong, payload)
     }
 
-    /// Start the closing handshake (the seed's `close-connection`): send a Close
+    /// Start the closing handshake (the Common Lisp websocket-driver's
+    /// `close-connection`): send a Close
     /// frame with `code` and `reason` and wait for the peer's. Before the connection
     /// opened, it closes at once and the queued frames are dropped.
     ///

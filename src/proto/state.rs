@@ -1,8 +1,9 @@
-//! The ready-state, as browsers and the seed name it.
+//! The ready-state, as browsers and the Common Lisp websocket-driver name it.
 
 use std::fmt;
 
-/// Where a connection is in its life (the seed's `ready-state`).
+/// Where a connection is in its life (the Common Lisp websocket-driver's
+/// `ready-state`).
 ///
 /// Each state has a stable number, the one browsers give `WebSocket.readyState`
 /// (WHATWG WebSockets §3): [`as_u8`](Self::as_u8) and `TryFrom<u8>`, for atomics,

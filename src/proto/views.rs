@@ -154,12 +154,13 @@ impl<'a> Info<'a> {
         &self.conn.config
     }
 
-    /// The subprotocol agreed in the handshake, if any (the seed's `protocol`).
+    /// The subprotocol agreed in the handshake, if any (the Common Lisp
+    /// websocket-driver's `protocol`).
     pub fn protocol(&self) -> Option<&'a str> {
         self.conn.protocol.as_deref()
     }
 
-    /// `"hybi-13"` (the seed's `version`).
+    /// `"hybi-13"` (the Common Lisp websocket-driver's `version`).
     pub fn version(&self) -> &'static str {
         VERSION
     }

@@ -8,11 +8,19 @@ mod listen;
 mod request;
 #[cfg(feature = "server")]
 mod signals;
+#[cfg(feature = "server")]
+mod tls;
 
 use std::time::Duration;
 
 #[cfg(feature = "server")]
 pub use request::{Refuse, Request};
+#[cfg(feature = "server")]
+pub use tls::tls_server_config;
+/// The rustls this crate is built with (ring provider), for
+/// [`Server::tls_config`].
+#[cfg(feature = "server")]
+pub use tokio_rustls::rustls;
 
 use crate::{
     actor::Registry,
@@ -48,6 +56,9 @@ pub struct Server {
     registry: Registry,
     /// [`handle_signals`](Self::handle_signals)`(false)` was called.
     ignore_signals: bool,
+    /// The standalone server's TLS configuration, when given whole.
+    #[cfg(feature = "server")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -62,8 +73,7 @@ impl Server {
     pub fn with_settings(settings: Settings) -> Self {
         Server {
             settings,
-            registry: Registry::default(),
-            ignore_signals: false,
+            ..Server::default()
         }
     }
 
@@ -121,6 +131,24 @@ impl Server {
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.ignore_signals = !on;
         self
+    }
+
+    /// See [`ServerSettings::allow_any_origin`](crate::settings::ServerSettings::allow_any_origin).
+    pub fn allow_any_origin(self) -> Self {
+        self.configure(|s| s.server.origins = vec![crate::handshake::ANY_ORIGIN.into()])
+    }
+
+    /// Limit the messages and bytes per second each connection takes from its
+    /// peer; see [`ConnectionSettings::rate_limit`](crate::settings::ConnectionSettings::rate_limit).
+    ///
+    /// ```
+    /// use websocket_driver as ws;
+    ///
+    /// let server = ws::Server::new().rate_limit(ws::RateLimit::messages(20).bytes(64 * 1024));
+    /// assert!(server.settings().connection.rate_limit.is_some());
+    /// ```
+    pub fn rate_limit(self, limit: crate::settings::RateLimit) -> Self {
+        self.configure(|s| s.connection.rate_limit = Some(limit))
     }
 
     /// Prepare `message` once for sending to many connections with

@@ -21,11 +21,29 @@ use crate::handshake::RequestHead;
 /// assert_eq!(req.cookie("sid"), Some("42"));
 /// assert_eq!(req.header_str("host"), Some("x"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     head: RequestHead,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+}
+
+/// Credentials shown as `***`: the values of query parameters and headers that
+/// carry one (`token`, `Authorization`, `Cookie`, ...).
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::settings::redact;
+        let target = redact::url(&format!("ws://x{}", self.target()))
+            .trim_start_matches("ws://x")
+            .to_owned();
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("target", &target)
+            .field("headers", &redact::Headers(&self.head.headers))
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .finish()
+    }
 }
 
 impl Request {
@@ -107,6 +125,31 @@ impl Request {
             .map(|(_, value)| value.trim_matches('"'))
     }
 
+    /// The bearer token the request carries (RFC 6750): the `Authorization:
+    /// Bearer <token>` header (§2.1; the scheme in any case), else the
+    /// `access_token` query parameter (§2.3: what a browser, which cannot set
+    /// headers on a WebSocket, can send). Query parameters are logged by no part
+    /// of this crate, but may be by proxies.
+    ///
+    /// ```
+    /// let req = websocket_driver::Request::from_bytes(
+    ///     b"GET /?access_token=q HTTP/1.1\r\nHost: x\r\nAuthorization: bearer h\r\n\r\n",
+    /// ).unwrap();
+    /// assert_eq!(req.bearer_token().as_deref(), Some("h"));
+    /// ```
+    pub fn bearer_token(&self) -> Option<Cow<'_, str>> {
+        let header = self
+            .header_str("authorization")
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty());
+        match header {
+            Some(token) => Some(Cow::Borrowed(token)),
+            None => self.query_param("access_token").filter(|t| !t.is_empty()),
+        }
+    }
+
     /// The peer's address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
@@ -118,8 +161,9 @@ impl Request {
     }
 }
 
-/// A refused handshake: the HTTP status and the one-line reason the standalone
-/// server answers with, before any actor starts.
+/// A refused handshake: the HTTP status, the one-line reason (or a body of its
+/// own) and the headers the standalone server answers with, before any actor
+/// starts.
 ///
 /// ```
 /// use websocket_driver as ws;
@@ -132,6 +176,8 @@ pub struct Refuse {
     status: u16,
     reason: String,
     headers: Vec<(String, String)>,
+    /// A body of its own, with its content type, in place of the reason's line.
+    body: Option<(String, Vec<u8>)>,
 }
 
 impl Refuse {
@@ -142,6 +188,7 @@ impl Refuse {
             status,
             reason: reason.into(),
             headers: Vec::new(),
+            body: None,
         }
     }
 
@@ -150,6 +197,26 @@ impl Refuse {
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Answer with `body` of `content_type` instead of the reason's line (the
+    /// reason is still what is logged).
+    ///
+    /// ```
+    /// use websocket_driver as ws;
+    ///
+    /// let refusal = ws::Refuse::new(403, "banned")
+    ///     .body("application/json", r#"{"error":"banned","retry":false}"#);
+    /// assert_eq!(refusal.body_bytes(), Some(&br#"{"error":"banned","retry":false}"#[..]));
+    /// ```
+    pub fn body(mut self, content_type: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some((content_type.into(), body.into()));
+        self
+    }
+
+    /// The body set with [`body`](Self::body), if any.
+    pub fn body_bytes(&self) -> Option<&[u8]> {
+        self.body.as_ref().map(|(_, body)| body.as_slice())
     }
 
     /// The status.
@@ -169,6 +236,11 @@ impl Refuse {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        crate::handshake::write_refusal(self.status, &self.reason, &headers, dst);
+        match &self.body {
+            None => crate::handshake::write_refusal(self.status, &self.reason, &headers, dst),
+            Some((content_type, body)) => {
+                crate::handshake::write_refusal_body(self.status, content_type, body, &headers, dst)
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 /// each named as the field it sets (`max_length` for `max_message_size`).
 macro_rules! builder_setters {
     () => {
-        /// The message limit (the seed's `max-length`), see
+        /// The message limit (websocket-driver's (Common Lisp) `max-length`), see
         /// [`ProtocolSettings::max_message_size`](crate::settings::ProtocolSettings::max_message_size);
         /// lowers `max_frame_size` to it when that was larger.
         #[doc(alias = "max_message_size")]

@@ -206,6 +206,19 @@ fn hub(h: &HubSettings) -> Result<(), SettingsError> {
             code: h.slow_close_code,
         });
     }
+    // A bound of 0 would refuse everything.
+    for (key, value) in [
+        ("hub.send_budget_bytes", h.send_budget_bytes),
+        ("hub.send_budget_messages", h.send_budget_messages),
+        ("hub.max_topics_per_connection", h.max_topics_per_connection),
+        ("hub.max_members_per_topic", h.max_members_per_topic),
+        ("hub.max_topic_bytes", h.max_topic_bytes),
+        ("hub.max_user_bytes", h.max_user_bytes),
+        ("hub.max_queued_per_thread", h.max_queued_per_thread),
+        ("hub.max_connections_per_user", h.max_connections_per_user),
+    ] {
+        within(key, value as u128, 1, usize::MAX as u128)?;
+    }
     duration_opt("hub.history_ttl_ms", h.history_ttl)
 }
 

@@ -15,7 +15,7 @@ use std::{collections::BTreeMap, time::Duration};
 ///     .header("Authorization", "Bearer abc");
 /// assert_eq!(client.connect_timeout, Duration::from_secs(10));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -55,6 +55,33 @@ impl Default for ClientSettings {
             connect_timeout: Duration::from_secs(10),
             reconnect: None,
         }
+    }
+}
+
+/// Credentials shown as `***`: the URL's (a query parameter such as `token`) and
+/// the values of headers that carry one (`Authorization`, `Cookie`, ...).
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ClientSettings {
+            url,
+            protocols,
+            origin,
+            headers,
+            connect_timeout,
+            reconnect,
+        } = self;
+        let headers: BTreeMap<&str, &str> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), super::redact::header_value(name, value)))
+            .collect();
+        f.debug_struct("ClientSettings")
+            .field("url", &super::redact::Url(url))
+            .field("protocols", protocols)
+            .field("origin", origin)
+            .field("headers", &headers)
+            .field("connect_timeout", connect_timeout)
+            .field("reconnect", reconnect)
+            .finish()
     }
 }
 

@@ -62,16 +62,27 @@ use crate::{
 /// fixes the first point only. The route logs one warning (`tracing`) the first
 /// time it serves a connection without this registration.
 ///
-/// It records plain TCP connections (`actix_web::rt::net::TcpStream`) on Unix; a
-/// TLS connection (`bind_rustls`, `bind_openssl`) or a Unix socket is not
-/// recorded, and behaves as without it. Other HTTP connections are untouched (a
-/// small value in their connection data). To do more in `on_connect`, call this
-/// from your own function.
+/// It records plain TCP connections (`actix_web::rt::net::TcpStream`) on Unix,
+/// and with the `web-rustls` feature (on by default) the TCP socket inside
+/// actix-web's rustls stream (`bind_rustls_0_23`, `listen_rustls_0_23`): the read
+/// side's shutdown and the reset act on that socket, under TLS. A connection over
+/// openssl (`bind_openssl`) or a Unix socket is not recorded, and behaves as
+/// without it. Other HTTP connections are untouched (a small value in their
+/// connection data). To do more in `on_connect`, call this from your own function.
 pub fn on_connect(conn: &dyn Any, data: &mut Extensions) {
     #[cfg(unix)]
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+    {
         use std::os::fd::AsRawFd;
-        data.insert(RouteSocket(tcp.as_raw_fd()));
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            data.insert(RouteSocket(tcp.as_raw_fd()));
+            return;
+        }
+        #[cfg(feature = "web-rustls")]
+        if let Some(tls) = conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<
+            actix_web::rt::net::TcpStream,
+        >>() {
+            data.insert(RouteSocket((**tls).get_ref().0.as_raw_fd()));
+        }
     }
     #[cfg(not(unix))]
     let _ = (conn, data);
@@ -99,7 +110,7 @@ fn route_socket(req: &HttpRequest, close_timeout: std::time::Duration) -> Option
     if found.is_none() && !WARNED_NO_SOCKET.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             "websocket route: HttpServer::on_connect(ws::on_connect) is not set (or the \
-             connection is not plain TCP): after a close, actix-web keeps each TCP \
+             connection is neither plain TCP nor rustls over TCP): after a close, actix-web keeps each TCP \
              connection open up to client_disconnect_timeout (1 s by default), and a \
              peer that never reads keeps its socket; see ws::on_connect"
         );
@@ -338,6 +349,7 @@ fn http_version(version: actix_web::http::Version) -> handshake::HttpVersion {
 /// `Sec-WebSocket-Version: 13`) and a one-line plain-text reason.
 fn refuse(err: &HandshakeError) -> HttpResponse {
     tracing::debug!(error = %err, "websocket handshake refused");
+    crate::metrics::handshake_error(err);
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = HttpResponse::build(status);
     for (name, value) in err.response_headers() {

@@ -144,7 +144,16 @@ impl SocketCut {
     /// it from a task of the connection (the writer's poll, the actor's).
     pub fn abort_later(self) {
         #[cfg(unix)]
-        later::push(tokio::time::Instant::now() + self.close_timeout, self);
+        {
+            // A close timeout set in code is not bounded by the settings' check:
+            // past what an `Instant` holds, a year is as good as never.
+            let now = tokio::time::Instant::now();
+            let at = now
+                .checked_add(self.close_timeout)
+                .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+                .unwrap_or(now);
+            later::push(at, self);
+        }
     }
 }
 

@@ -219,6 +219,11 @@ impl Server {
         if example == Example::EchoStandalone {
             cmd.arg("--standalone");
         }
+        if example == Example::Hub {
+            // The cases push a subscriber past its send budget from one publisher:
+            // faster than the chat's message rate limit lets one connection speak.
+            cmd.args(["--rate", "1000000", "--burst", "1000000"]);
+        }
         let child = spawn_listening(&mut cmd, name);
         Server {
             child,

@@ -70,6 +70,31 @@
 //! counted apart (`remote_deliveries_per_sec`, `remote_p50_us`, `remote_p99_us`):
 //! the cross-server path.
 //!
+//! # A fixed number of publications (`--count C`)
+//!
+//! Instead of `--duration` seconds, exactly C publications (at most `--in-flight`
+//! in flight), with no `--warmup`: the measured window runs from the first of them
+//! to the moment the last reached every subscriber. `join_all_s` is the time from
+//! the first connection to the moment every subscriber was known to be in the room
+//! (the warm-up publication reached all, or with `--chat`, every join answered).
+//!
+//! # The chat protocol (`--chat ROOM`)
+//!
+//! The chat example's JSON protocol (`examples/hub.rs`), instead of the plain room:
+//! each subscriber, once its handshake is done, sends
+//! `{"type":"join","room":ROOM,"name":"sN"}` (N its number) and waits for the
+//! text message whose `type` is `joined` (its time from the join to the answer is
+//! its join time: `join_max_s` is the longest); the publisher joins as `publisher`
+//! and says each payload as `{"type":"say","room":ROOM,"text":PAYLOAD}`. A
+//! subscriber takes the `text` of each `{"type":"message",...}` it gets as the
+//! payload (checked as above); other text messages (member lists and changes,
+//! the publisher's own messages) are counted (`member_frames`); an `error` is an
+//! error. There is no warm-up: a joined subscriber gets every message said after
+//! its answer, from the first.
+//!
+//! A subscriber whose connection the server closes (a Close frame, or the end of
+//! the stream) is counted in `closed`, and fails the run like any error.
+//!
 //! # Output: one line on stdout
 //!
 //! `mode=throughput subscribers=10000 size=20 in_flight=4 rate=0 secs=5.00
@@ -117,7 +142,8 @@ const USAGE: &str = "\
 usage: wsd-hubload [--url ws://127.0.0.1:9001/ws ...] [--publisher-url URL]
                    [-n SUBSCRIBERS=10000] [-s SIZE=20]
                    [-k IN_FLIGHT=4 | --rate PUBLICATIONS_PER_SEC]
-                   [-d SECONDS=5] [--warmup SECONDS=1] [--server-pid PID ...]
+                   [-d SECONDS=5 | --count PUBLICATIONS] [--warmup SECONDS=1]
+                   [--chat ROOM] [--server-pid PID ...]
                    [--handshakes CONCURRENT=256] [--stall SECONDS=10] [--drain SECONDS=60]
 throughput mode by default (at most IN_FLIGHT publications in flight);
 --rate R: latency mode (R publications per second; the usual R is 20)";
@@ -138,6 +164,10 @@ struct Args {
     handshakes: usize,
     stall: f64,
     drain: f64,
+    /// Exactly this many measured publications (instead of `duration`).
+    count: Option<u64>,
+    /// The chat protocol, in this room.
+    chat: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -154,6 +184,8 @@ fn parse_args() -> Result<Args, String> {
         handshakes: 256,
         stall: 10.0,
         drain: 60.0,
+        count: None,
+        chat: None,
     };
     let mut it = std::env::args().skip(1);
     fn num<T: std::str::FromStr>(v: Option<String>, name: &str) -> Result<T, String> {
@@ -190,6 +222,14 @@ fn parse_args() -> Result<Args, String> {
             "--handshakes" => args.handshakes = num(it.next(), &a)?,
             "--stall" => args.stall = num(it.next(), &a)?,
             "--drain" => args.drain = num(it.next(), &a)?,
+            "--count" => args.count = Some(num(it.next(), &a)?),
+            "--chat" => {
+                let room: String = it.next().ok_or("--chat needs ROOM")?;
+                if room.is_empty() || !room.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err("--chat: the room is letters and digits".into());
+                }
+                args.chat = Some(room);
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -220,6 +260,12 @@ fn parse_args() -> Result<Args, String> {
     }
     if !(0.0..=60.0).contains(&args.warmup) {
         return Err("warmup must be in [0, 60] s".into());
+    }
+    if let Some(count) = args.count {
+        if count == 0 || count > 1_000_000 || args.rate.is_some() {
+            return Err("--count must be in [1, 1e6], in throughput mode".into());
+        }
+        args.warmup = 0.0;
     }
     Ok(args)
 }
@@ -383,6 +429,86 @@ async fn handshake(
     Ok((stream, buf.split_off(end)))
 }
 
+/// The largest frame payload in the chat protocol (member lists included).
+const CHAT_MAX: usize = 64 * 1024;
+
+/// An error that means the server closed the connection (counted in `closed`).
+fn closed_by_server(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, what)
+}
+
+/// The chat protocol's join: send `join`, then read until the `joined` answer
+/// (Pings answered, other text messages skipped). Returns what came after it.
+async fn join_room(
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+    join: &str,
+    rng: &mut Rng,
+) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    push_frame(&mut out, 1, join.as_bytes(), rng);
+    stream.write_all(&out).await?;
+    loop {
+        let mut at = 0;
+        out.clear();
+        while let Some(f) = parse_frame(&buf[at..], CHAT_MAX)? {
+            let body = &buf[at + f.head..at + f.total];
+            at += f.total;
+            match f.opcode {
+                1 if body.starts_with(b"{\"type\":\"joined\"") => {
+                    stream.write_all(&out).await?;
+                    return Ok(buf.split_off(at));
+                }
+                1 if body.starts_with(b"{\"type\":\"error\"") => {
+                    return Err(io::Error::other(format!(
+                        "join refused: {}",
+                        String::from_utf8_lossy(body)
+                    )))
+                }
+                9 => push_frame(&mut out, 10, body, rng),
+                8 => return Err(closed_by_server("server sent Close while joining".into())),
+                _ => {}
+            }
+        }
+        stream.write_all(&out).await?;
+        buf.drain(..at);
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(closed_by_server("server closed while joining".into()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// What a text message of the chat protocol is.
+enum ChatText<'a> {
+    /// A `message`: its `text`.
+    Message(&'a [u8]),
+    /// An `error`.
+    Error,
+    /// Anything else (member lists, changes).
+    Other,
+}
+
+fn chat_text(body: &[u8]) -> ChatText<'_> {
+    const MESSAGE: &[u8] = b"{\"type\":\"message\"";
+    const TEXT: &[u8] = b"\"text\":\"";
+    if body.starts_with(MESSAGE) {
+        // The payload is hex digits and 'x': never escaped, no quote in it.
+        let Some(i) = body.windows(TEXT.len()).position(|w| w == TEXT) else {
+            return ChatText::Message(b"");
+        };
+        let text = &body[i + TEXT.len()..];
+        let end = text.iter().position(|&b| b == b'"').unwrap_or(0);
+        ChatText::Message(&text[..end])
+    } else if body.starts_with(b"{\"type\":\"error\"") {
+        ChatText::Error
+    } else {
+        ChatText::Other
+    }
+}
+
 /// A log-linear histogram: exact below 128, then 128 buckets per power of two
 /// (a value is known to within 1/256 of itself, reported at its bucket's middle).
 struct Histogram {
@@ -476,6 +602,8 @@ struct Shared {
     origin: Instant,
     subscribers: u32,
     size: usize,
+    /// The chat protocol.
+    chat: bool,
     st: RefCell<State>,
     /// Per subscriber: connected to another server than the publisher.
     remote: Vec<bool>,
@@ -509,6 +637,10 @@ struct State {
     first_corrupt: Option<String>,
     errors: u64,
     first_error: Option<String>,
+    /// Subscribers the server closed.
+    closed: u64,
+    /// Text messages of the chat protocol that were not publications.
+    member_frames: u64,
     hist: Option<Histogram>,
     /// Deliveries (as `deliveries`) and latencies of subscribers on another server.
     remote_deliveries: u64,
@@ -624,11 +756,19 @@ fn on_bytes(
     now_ns: u64,
     pongs: &mut Pongs,
 ) -> io::Result<usize> {
-    let max = max_payload(shared.size);
+    let max = max_payload(shared.size, shared.chat);
     let mut at = 0;
     while let Some(f) = parse_frame(&buf[at..], max)? {
         let body = &buf[at + f.head..at + f.total];
         match f.opcode {
+            1 if shared.chat => match chat_text(body) {
+                ChatText::Message(payload) => st.deliver(shared, sub, payload, now_ns),
+                ChatText::Error => st.error(format!(
+                    "subscriber {sub}: {}",
+                    String::from_utf8_lossy(body)
+                )),
+                ChatText::Other => st.member_frames += 1,
+            },
             1 => st.deliver(shared, sub, body, now_ns),
             9 => push_frame(&mut pongs.out, 10, body, &mut pongs.rng),
             10 => {}
@@ -638,7 +778,7 @@ fn on_bytes(
                 } else {
                     1005
                 };
-                return Err(io::Error::other(format!("server sent Close ({code})")));
+                return Err(closed_by_server(format!("server sent Close ({code})")));
             }
             2 => st.corrupt(sub, "binary message (text expected)"),
             op => return Err(io::Error::other(format!("unknown opcode {op}"))),
@@ -649,8 +789,12 @@ fn on_bytes(
 }
 
 /// The biggest frame payload accepted (a delivery or a control frame).
-fn max_payload(size: usize) -> usize {
-    size.max(125)
+fn max_payload(size: usize, chat: bool) -> usize {
+    if chat {
+        CHAT_MAX
+    } else {
+        size.max(125)
+    }
 }
 
 /// All subscribers, read by one task: their sockets are in an epoll set of their
@@ -669,12 +813,12 @@ struct Subscribers {
 }
 
 impl Subscribers {
-    fn new(n: usize, size: usize) -> io::Result<Self> {
+    fn new(n: usize, size: usize, chat: bool) -> io::Result<Self> {
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let room = max_payload(size) + 14;
+        let room = max_payload(size, chat) + 14;
         Ok(Subscribers {
             // SAFETY: a new descriptor, owned from here on.
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -736,7 +880,7 @@ impl Subscribers {
                 return Ok(());
             };
             let n = match (&*sock).read(&mut self.buf[room..]) {
-                Ok(0) => return Err(io::Error::other("server closed the connection")),
+                Ok(0) => return Err(closed_by_server("server closed the connection".into())),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -844,10 +988,12 @@ impl Subscribers {
                 for ev in &events[..n as usize] {
                     let sub = ev.u64 as usize;
                     if let Err(e) = self.drain(&shared, sub) {
-                        shared
-                            .st
-                            .borrow_mut()
-                            .error(format!("subscriber {sub}: {e}"));
+                        let mut st = shared.st.borrow_mut();
+                        if e.kind() == io::ErrorKind::ConnectionAborted {
+                            st.closed += 1;
+                        }
+                        st.error(format!("subscriber {sub}: {e}"));
+                        drop(st);
                         self.remove(sub);
                     }
                 }
@@ -870,6 +1016,8 @@ struct Publisher {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     payload: Vec<u8>,
+    /// With the chat protocol: what goes before the payload (`{"type":"say",...`).
+    say: Vec<u8>,
     rng: Rng,
     shared: Rc<Shared>,
 }
@@ -883,12 +1031,17 @@ impl Publisher {
         st.got.push(0);
         drop(st);
         self.payload.clear();
+        self.payload.extend_from_slice(&self.say);
+        let at = self.payload.len();
         self.payload.extend_from_slice(&PAD[..self.shared.size]);
-        write_hex(&mut self.payload[..TIME_DIGITS], at_ns / 1000);
+        write_hex(&mut self.payload[at..at + TIME_DIGITS], at_ns / 1000);
         write_hex(
-            &mut self.payload[TIME_DIGITS..TIME_DIGITS + SEQ_DIGITS],
+            &mut self.payload[at + TIME_DIGITS..at + TIME_DIGITS + SEQ_DIGITS],
             seq as u64,
         );
+        if !self.say.is_empty() {
+            self.payload.extend_from_slice(b"\"}");
+        }
         push_frame(&mut self.wbuf, 1, &self.payload, &mut self.rng);
         seq
     }
@@ -902,7 +1055,8 @@ impl Publisher {
     }
 
     /// What the server sent the publisher: Pings are answered; anything else is an
-    /// error (the publisher must not get its own publications back).
+    /// error (the publisher must not get its own publications back), but with the
+    /// chat protocol, where only an `error` is.
     fn on_readable(&mut self) -> io::Result<()> {
         let mut chunk = [0u8; 4096];
         loop {
@@ -914,8 +1068,18 @@ impl Publisher {
             }
         }
         let mut at = 0;
-        while let Some(f) = parse_frame(&self.rbuf[at..], max_payload(self.shared.size))? {
+        let max = max_payload(self.shared.size, self.shared.chat);
+        while let Some(f) = parse_frame(&self.rbuf[at..], max)? {
+            let body = &self.rbuf[at + f.head..at + f.total];
             match f.opcode {
+                1 if self.shared.chat => {
+                    if let ChatText::Error = chat_text(body) {
+                        return Err(io::Error::other(format!(
+                            "the publisher got {}",
+                            String::from_utf8_lossy(body)
+                        )));
+                    }
+                }
                 9 => {
                     let body = self.rbuf[at + f.head..at + f.total].to_vec();
                     push_frame(&mut self.wbuf, 10, &body, &mut self.rng);
@@ -1053,6 +1217,7 @@ async fn run(args: Args) -> io::Result<bool> {
         origin: Instant::now(),
         subscribers: n as u32,
         size: args.size,
+        chat: args.chat.is_some(),
         st: RefCell::new(State {
             expected: vec![0; n],
             strict_from: u32::MAX,
@@ -1067,25 +1232,38 @@ async fn run(args: Args) -> io::Result<bool> {
         progress: Notify::new(),
     });
     let rss_before = rss_kib(&args.server_pids);
-    let mut subs = Subscribers::new(n, args.size)?;
+    let cpu_before = mark(&shared, &args.server_pids).server_cpu;
+    let mut subs = Subscribers::new(n, args.size, shared.chat)?;
 
-    // Subscribers: handshakes (at most `--handshakes` at a time), then the socket
-    // goes to the reading task's epoll set.
+    // Subscribers: handshakes (at most `--handshakes` at a time) and, with the chat
+    // protocol, joins; then the socket goes to the reading task's epoll set.
     let gate = Rc::new(Semaphore::new(args.handshakes));
-    type Opened = Result<(usize, TcpStream, Vec<u8>), String>;
+    type Opened = Result<(usize, TcpStream, Vec<u8>, f64), String>;
     let (opened, mut opens) = mpsc::unbounded_channel::<Opened>();
     let began = Instant::now();
     for sub in 0..n {
         let (gate, opened) = (gate.clone(), opened.clone());
         let (addr, path) = args.urls[sub % args.urls.len()].clone();
+        let join = args
+            .chat
+            .as_ref()
+            .map(|room| format!("{{\"type\":\"join\",\"room\":\"{room}\",\"name\":\"s{sub}\"}}"));
         tokio::task::spawn_local(async move {
             let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((sub as u64 + 1) << 11));
-            let conn = {
-                let _permit = gate.acquire().await;
-                handshake(addr, &path, &mut rng).await
+            let conn = async {
+                let (mut stream, rest) = {
+                    let _permit = gate.acquire().await;
+                    handshake(addr, &path, &mut rng).await?
+                };
+                let Some(join) = join else {
+                    return Ok((stream, rest, 0.0));
+                };
+                let asked = Instant::now();
+                let rest = join_room(&mut stream, rest, &join, &mut rng).await?;
+                Ok::<_, io::Error>((stream, rest, asked.elapsed().as_secs_f64()))
             };
-            let _ = opened.send(match conn {
-                Ok((stream, rest)) => Ok((sub, stream, rest)),
+            let _ = opened.send(match conn.await {
+                Ok((stream, rest, join_secs)) => Ok((sub, stream, rest, join_secs)),
                 Err(e) => Err(format!("subscriber {sub}: {e}")),
             });
         });
@@ -1093,10 +1271,12 @@ async fn run(args: Args) -> io::Result<bool> {
     drop(opened);
     let connect_deadline = began + Duration::from_secs(120);
     let mut open = 0;
+    let mut join_max_secs = 0f64;
     while open < n {
         match tokio::time::timeout_at(connect_deadline.into(), opens.recv()).await {
-            Ok(Some(Ok((sub, stream, rest)))) => {
+            Ok(Some(Ok((sub, stream, rest, join_secs)))) => {
                 subs.add(&shared, sub, stream, rest)?;
+                join_max_secs = join_max_secs.max(join_secs);
                 open += 1;
             }
             Ok(Some(Err(e))) => return Err(io::Error::other(format!("connecting: {e}"))),
@@ -1111,57 +1291,84 @@ async fn run(args: Args) -> io::Result<bool> {
     let reader = tokio::task::spawn_local(subs.run(shared.clone()));
     let connect_secs = began.elapsed().as_secs_f64();
     let mut prng = Rng(0x6a09_e667_f3bc_c909);
-    let (stream, rest) = handshake(args.publisher.0, &args.publisher.1, &mut prng).await?;
+    let (mut stream, mut rest) = handshake(args.publisher.0, &args.publisher.1, &mut prng).await?;
+    let mut say = Vec::new();
+    if let Some(room) = &args.chat {
+        let join = format!("{{\"type\":\"join\",\"room\":\"{room}\",\"name\":\"publisher\"}}");
+        rest = join_room(&mut stream, rest, &join, &mut prng).await?;
+        say = format!("{{\"type\":\"say\",\"room\":\"{room}\",\"text\":\"").into_bytes();
+    }
     let mut publisher = Publisher {
         stream,
         rbuf: rest,
         wbuf: Vec::with_capacity(64 * 1024),
-        payload: Vec::with_capacity(args.size),
+        payload: Vec::with_capacity(args.size + say.len() + 2),
+        say,
         rng: prng,
         shared: shared.clone(),
     };
 
-    // Warm-up publications, one at a time, until one reaches every subscriber.
+    // Warm-up publications, one at a time, until one reaches every subscriber
+    // (with the chat protocol, every join was answered: none).
     let warm_deadline = Instant::now() + Duration::from_secs(30);
-    let warm_seq = loop {
-        let at = publisher.now_ns();
-        let seq = publisher.queue(at);
-        publisher.flush().await?;
-        let retry = Instant::now() + Duration::from_secs(2);
-        loop {
-            bail_if_errors(&shared)?;
-            if shared.st.borrow().got[seq as usize] == n as u32 {
-                break;
+    let warm_seq = if shared.chat {
+        None
+    } else {
+        Some(loop {
+            let at = publisher.now_ns();
+            let seq = publisher.queue(at);
+            publisher.flush().await?;
+            let retry = Instant::now() + Duration::from_secs(2);
+            loop {
+                bail_if_errors(&shared)?;
+                if shared.st.borrow().got[seq as usize] == n as u32 {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= retry || now >= warm_deadline {
+                    break;
+                }
+                publisher.wait(retry.min(warm_deadline)).await?;
             }
-            let now = Instant::now();
-            if now >= retry || now >= warm_deadline {
-                break;
+            let got = shared.st.borrow().got[seq as usize];
+            if got == n as u32 {
+                break seq;
             }
-            publisher.wait(retry.min(warm_deadline)).await?;
-        }
-        let got = shared.st.borrow().got[seq as usize];
-        if got == n as u32 {
-            break seq;
-        }
-        if Instant::now() >= warm_deadline {
-            return Err(io::Error::other(format!(
-                "warm-up: after 30 s, publication {seq} reached only {got} of {n} subscribers"
-            )));
-        }
+            if Instant::now() >= warm_deadline {
+                return Err(io::Error::other(format!(
+                    "warm-up: after 30 s, publication {seq} reached only {got} of {n} subscribers"
+                )));
+            }
+        })
     };
-    shared.st.borrow_mut().strict_from = warm_seq + 1;
-    let warm_secs = began.elapsed().as_secs_f64() - connect_secs;
+    let warm_count = warm_seq.map_or(0, |s| s + 1);
+    shared.st.borrow_mut().strict_from = warm_count;
+    let join_all_secs = began.elapsed().as_secs_f64();
+    let warm_secs = join_all_secs - connect_secs;
+    let join_cpu = mark(&shared, &args.server_pids).server_cpu;
     let rss_after = rss_kib(&args.server_pids);
-    eprintln!(
-        "wsd-hubload: {n} subscribers open in {connect_secs:.1} s, warm-up delivered in {warm_secs:.1} s \
-         ({} warm-up publications)",
-        warm_seq + 1
-    );
+    if shared.chat {
+        eprintln!(
+            "wsd-hubload: {n} subscribers joined in {connect_secs:.1} s (the slowest join answered in \
+             {join_max_secs:.2} s)"
+        );
+    } else {
+        eprintln!(
+            "wsd-hubload: {n} subscribers open in {connect_secs:.1} s, warm-up delivered in {warm_secs:.1} s \
+             ({warm_count} warm-up publications)"
+        );
+    }
 
     // Load: `--warmup` seconds unmeasured, then `--duration` seconds measured.
     let load_start = Instant::now();
     let window_start = load_start + Duration::from_secs_f64(args.warmup);
-    let end = window_start + Duration::from_secs_f64(args.duration);
+    // With `--count`, the window ends when the last publication is complete (the
+    // drain's bound still applies).
+    let end = window_start
+        + match args.count {
+            Some(_) => Duration::from_secs_f64(args.drain),
+            None => Duration::from_secs_f64(args.duration),
+        };
     let stall = Duration::from_secs_f64(args.stall);
     let mut start_mark: Option<Mark> = None;
     let mut stalled = false;
@@ -1198,8 +1405,12 @@ async fn run(args: Args) -> io::Result<bool> {
                     stalled = true;
                     break;
                 }
+                let limit = args.count.unwrap_or(u64::MAX);
+                if completed >= limit {
+                    break;
+                }
                 let at = publisher.now_ns();
-                for _ in sent - completed..args.in_flight as u64 {
+                for _ in sent - completed..(args.in_flight as u64).min(limit - completed) {
                     publisher.queue(at);
                 }
                 wake = wake.min(last + stall + Duration::from_millis(1));
@@ -1321,6 +1532,17 @@ async fn run(args: Args) -> io::Result<bool> {
         st.out_of_order,
         st.corrupt,
         st.errors,
+    );
+    let join_cpu_s = match (&cpu_before, &join_cpu) {
+        (Some(a), Some(b)) => Some(b.iter().sum::<f64>() - a.iter().sum::<f64>()),
+        _ => None,
+    };
+    print!(
+        "join_all_s={join_all_secs:.2} join_max_s={} join_server_cpu_s={} closed={} member_frames={} ",
+        if shared.chat { format!("{join_max_secs:.2}") } else { "na".into() },
+        na(join_cpu_s.map(|c| format!("{c:.3}"))),
+        st.closed,
+        st.member_frames,
     );
     println!(
         "server_cpu_s_each={} remote_deliveries={remote_deliveries} remote_deliveries_per_sec={:.0} \

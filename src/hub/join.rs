@@ -1,0 +1,486 @@
+//! Joining, and the topics' life (see [`topic`](super::topic)):
+//! every decision about a topic's membership (first member, last member) is made
+//! under the topic's lock and told to the backplane there, stamped with its
+//! generation, so that decisions reach it in the order they were made.
+
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Instant,
+};
+
+use super::{
+    backplane::{Backplane, Located},
+    delivery::Delivery,
+    inner::{Hub, HubInner},
+    queue::Cmd,
+    sched,
+    subscribers::Floor,
+    sync::lock,
+    topic::{self, Life, MemberEntry, Recovery, Topic, TopicState},
+    types::{JoinError, JoinOptions, Joined, OnJoined, Position, PresenceKind, TopicSettings},
+};
+use crate::actor::{Conn, ConnId};
+
+/// A join waiting for a numbering backplane's answer.
+pub(super) struct PendingJoin {
+    shard: usize,
+    topic: Arc<str>,
+    id: ConnId,
+    /// The join's stamp.
+    join: u64,
+    /// It asked to recover (`since`).
+    asked: bool,
+    on_joined: Option<OnJoined>,
+    settings: TopicSettings,
+}
+
+/// What a join decided under the topic's lock, for what follows outside it.
+enum Decided {
+    /// A member already: its metadata updated.
+    Already(Joined),
+    /// A new member.
+    New {
+        joined: Joined,
+        /// The recovery from the local history (`None`: a numbering backplane
+        /// answers the join).
+        replay: Option<Vec<Arc<Delivery>>>,
+        settings: TopicSettings,
+        epoch: Arc<str>,
+    },
+}
+
+impl Hub {
+    /// Plug in a cross-server backplane; see [`Backplane`].
+    pub fn set_backplane(&self, backplane: Arc<dyn Backplane>) {
+        *lock(&self.inner.backplane) = Some(backplane.clone());
+        // Topics with members already: the backplane learns them now, each under
+        // the topic's lock (a join or leave that runs meanwhile tells it the next
+        // decision, after this one).
+        let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();
+        for topic in topics {
+            let state = topic.lock();
+            if state.life == Life::Removed || state.members.is_empty() {
+                continue;
+            }
+            backplane.subscribe(&topic.name, state.generation);
+            if backplane.shares_presence() && state.settings.presence {
+                for (user, meta) in state.user_metas() {
+                    backplane.presence_changed(
+                        &topic.name,
+                        &user,
+                        meta.as_deref(),
+                        PresenceKind::Joined,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The topics this server holds members of, each with the generation of the
+    /// decision that subscribed it (see [`Backplane::subscribe`](super::Backplane::subscribe)): what a
+    /// backplane should be subscribed to, to reconcile its subscriptions with.
+    pub fn subscriptions(&self) -> Vec<(String, u64)> {
+        let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();
+        let mut out: Vec<(String, u64)> = topics
+            .iter()
+            .filter_map(|t| {
+                let state = t.lock();
+                (state.life == Life::Live && !state.members.is_empty())
+                    .then(|| (t.name.to_string(), state.generation))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Set `topic`'s own settings (history, presence, slow-consumer policy); the
+    /// topic is kept from now on, with no member. A topic not configured uses the
+    /// hub's defaults and is forgotten when its last member leaves and it keeps no
+    /// history.
+    pub fn configure(&self, topic: &str, settings: TopicSettings) {
+        let mut topics = lock(&self.inner.topics);
+        match topics.get(topic) {
+            Some(t) => {
+                let mut state = t.lock();
+                state.settings = settings;
+                state.configured = true;
+                self.inner
+                    .histories
+                    .edit(t, &mut state, TopicState::trim_history);
+            }
+            None => {
+                let name: Arc<str> = topic.into();
+                topics.insert(name.clone(), Arc::new(Topic::new(name, settings, true)));
+            }
+        }
+    }
+
+    /// Whether `name` can be a topic's: at most
+    /// [`max_topic_bytes`](crate::HubSettings::max_topic_bytes), not empty, without
+    /// `{` or `}`. A join to another name is refused with
+    /// this error, and a publication to it is not made (counted in
+    /// `ws_hub_publications_refused_total`).
+    pub fn check_topic(&self, name: &str) -> Result<(), JoinError> {
+        self.inner.check_topic(name)
+    }
+
+    /// The settings `configure` starts from: the hub's defaults.
+    pub fn topic_defaults(&self) -> TopicSettings {
+        TopicSettings::from(&self.inner.settings)
+    }
+
+    /// [`join_with`](Self::join_with) with the default options.
+    pub fn join(&self, conn: &Conn, topic: &str) -> Result<Joined, JoinError> {
+        self.join_with(conn, topic, JoinOptions::default())
+    }
+
+    /// Join `conn` to `topic`: it receives every publication made after this call
+    /// (and, with [`JoinOptions::since`], what it missed before, first). Joining
+    /// again updates the metadata. [`JoinOptions::on_joined`] answers the join
+    /// before anything the topic delivers after it.
+    pub fn join_with(
+        &self,
+        conn: &Conn,
+        topic: &str,
+        options: JoinOptions,
+    ) -> Result<Joined, JoinError> {
+        if !conn.ready_state().can_send() {
+            return Err(JoinError::Closed);
+        }
+        // The join's user names a connection the hub knows by no name yet (one
+        // too long is refused by the join itself).
+        let user = options
+            .user
+            .as_deref()
+            .filter(|u| u.len() <= self.inner.settings.max_user_bytes)
+            .map(Arc::from);
+        let shard = self
+            .inner
+            .register(conn, user, false)
+            .map_err(|e| self.inner.refuse(e))?;
+        self.inner.join(conn.id(), shard, topic, options)
+    }
+
+    /// How many connections are in `topic`.
+    pub fn count(&self, topic: &str) -> usize {
+        lock(&self.inner.topics)
+            .get(topic)
+            .map_or(0, |t| t.lock().members.len())
+    }
+
+    /// The topics that exist (with members, a history, or configured), sorted.
+    pub fn topics(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.inner.topics)
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The position of `topic`'s latest publication (`None`: no such topic).
+    pub fn position(&self, topic: &str) -> Option<Position> {
+        lock(&self.inner.topics)
+            .get(topic)
+            .map(|t| t.lock().position())
+    }
+}
+
+impl HubInner {
+    /// Count a refused join (not a closed connection's).
+    pub(super) fn refuse(&self, error: JoinError) -> JoinError {
+        if error != JoinError::Closed {
+            self.metrics.joins_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        error
+    }
+
+    /// Join connection `id` (of `shard`, in the hub's table) to topic `name`.
+    pub(super) fn join(
+        self: &Arc<Self>,
+        id: ConnId,
+        shard: usize,
+        name: &str,
+        options: JoinOptions,
+    ) -> Result<Joined, JoinError> {
+        let JoinOptions {
+            user,
+            meta,
+            since,
+            on_joined,
+        } = options;
+        let limits = &self.settings;
+        let refused = self
+            .check_topic(name)
+            .err()
+            .or_else(|| {
+                user.as_ref()
+                    .filter(|u| u.len() > limits.max_user_bytes)
+                    .map(|_| JoinError::UserTooLong {
+                        limit: limits.max_user_bytes,
+                    })
+            })
+            .or_else(|| {
+                meta.as_ref()
+                    .filter(|m| m.len() > limits.max_meta_bytes)
+                    .map(|_| JoinError::MetaTooLong {
+                        limit: limits.max_meta_bytes,
+                    })
+            });
+        if let Some(refused) = refused {
+            return Err(self.refuse(refused));
+        }
+        let user: Arc<str> = user
+            .map(Into::into)
+            .unwrap_or_else(|| id.to_string().into());
+        let meta: Option<Arc<str>> = meta.map(Into::into);
+        let join = topic::next_join();
+        let mut fetched = None;
+        let decided = self
+            .with_live_topic(name, true, |topic, state| {
+                fetched = Some(topic.clone());
+                self.decide_join(topic, state, id, shard, join, user, meta, since.as_ref())
+            })
+            .unwrap_or(Err(JoinError::Closed));
+        let Some(topic) = fetched else {
+            return Err(JoinError::Closed);
+        };
+        let (joined, replay, settings, epoch) = match decided {
+            Ok(Decided::Already(joined)) => return Ok(joined),
+            Ok(Decided::New {
+                joined,
+                replay,
+                settings,
+                epoch,
+            }) => (joined, replay, settings, epoch),
+            Err(e) => {
+                // A topic made for this join alone is not kept.
+                self.remove_if_idle(&topic);
+                return Err(self.refuse(e));
+            }
+        };
+        sched::point("joined");
+        match replay {
+            Some(replay) => {
+                // Answered here: the greeting runs outside the topic's lock (it may
+                // read the hub), and reaches the shard before what it held back.
+                let greeting = self.greeting(&topic.name, on_joined, &joined, &settings);
+                self.send(
+                    shard,
+                    Cmd::Answer {
+                        topic: topic.name.clone(),
+                        id,
+                        join,
+                        greeting,
+                        replay,
+                        floor: Floor {
+                            epoch,
+                            offset: joined.position.offset,
+                        },
+                    },
+                );
+            }
+            None => {
+                // A numbering backplane answers, once this server is subscribed.
+                let backplane = lock(&self.backplane).clone();
+                if let Some(backplane) = backplane {
+                    let hub = Arc::downgrade(self);
+                    let pending = PendingJoin {
+                        shard,
+                        topic: topic.name.clone(),
+                        id,
+                        join,
+                        asked: since.is_some(),
+                        on_joined,
+                        settings,
+                    };
+                    backplane.locate(
+                        &topic.name,
+                        since,
+                        Box::new(move |located| {
+                            if let Some(hub) = hub.upgrade() {
+                                hub.finish_join(pending, located);
+                            }
+                        }),
+                    );
+                }
+            }
+        }
+        Ok(joined)
+    }
+
+    /// The part of a join made under the topic's lock: the member added, the
+    /// connection's table entry, presence, the shard told, and a first member's
+    /// subscription told to the backplane.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_join(
+        &self,
+        topic: &Arc<Topic>,
+        state: &mut TopicState,
+        id: ConnId,
+        shard: usize,
+        join: u64,
+        user: Arc<str>,
+        meta: Option<Arc<str>>,
+        since: Option<&Position>,
+    ) -> Result<Decided, JoinError> {
+        let position = state.position();
+        if let Some(member) = state.members.get_mut(&id) {
+            member.meta = meta;
+            return Ok(Decided::Already(Joined {
+                position,
+                recovered: since.map(|_| false),
+                replayed: 0,
+                already: true,
+            }));
+        }
+        let limits = &self.settings;
+        if state.members.len() >= limits.max_members_per_topic {
+            return Err(JoinError::TopicFull {
+                limit: limits.max_members_per_topic,
+            });
+        }
+        // In the connection's entry under the topic's lock: a close that takes the
+        // entry away before this finds no entry here (the join is refused), and one
+        // after it finds the topic in the entry (and takes the member out).
+        match lock(&self.conns).get_mut(&id) {
+            Some(entry) if entry.topics.len() >= limits.max_topics_per_connection => {
+                return Err(JoinError::TooManyTopics {
+                    limit: limits.max_topics_per_connection,
+                })
+            }
+            Some(entry) => entry.topics.push(topic.clone()),
+            None => return Err(JoinError::Closed),
+        }
+        let backplane = lock(&self.backplane).clone();
+        let numbered = backplane.as_ref().is_some_and(|b| b.numbers());
+        // Recovery from the local history (without a numbering backplane): what
+        // was missed, taken under the topic's lock, so that nothing published
+        // meanwhile is lost or repeated.
+        let (recovered, replay) = match (numbered, since) {
+            (true, _) => (None, None),
+            (false, None) => (None, Some(Vec::new())),
+            (false, Some(since)) => {
+                match self
+                    .histories
+                    .edit(topic, state, |s| s.recover(since, Instant::now()))
+                {
+                    Recovery::Complete(replay) => (Some(true), Some(replay)),
+                    Recovery::Incomplete => (Some(false), Some(Vec::new())),
+                }
+            }
+        };
+        let joined = Joined {
+            position,
+            recovered,
+            replayed: replay.as_ref().map_or(0, Vec::len),
+            already: false,
+        };
+        state.add_to_shard(shard);
+        let first = state.members.is_empty();
+        state.members.insert(
+            id,
+            MemberEntry {
+                user: user.clone(),
+                meta: meta.clone(),
+                shard,
+            },
+        );
+        if state.add_user(&user, id) && state.settings.presence {
+            self.presence(&topic.name, &user, &meta, PresenceKind::Joined, id);
+        }
+        // Subscribed now, in the topic's order; what the topic delivers is held
+        // back until the answer (the greeting, the replay) is in front of it.
+        self.send(
+            shard,
+            Cmd::Subscribe {
+                topic: topic.name.clone(),
+                id,
+                join,
+            },
+        );
+        if first {
+            state.generation = topic::next_generation();
+            if let Some(backplane) = &backplane {
+                backplane.subscribe(&topic.name, state.generation);
+            }
+        }
+        Ok(Decided::New {
+            joined,
+            replay,
+            settings: state.settings.clone(),
+            epoch: state.epoch.clone(),
+        })
+    }
+
+    /// What `on_joined` answers, framed for the topic (nothing when it panicked:
+    /// counted, and the join is answered all the same).
+    fn greeting(
+        &self,
+        topic: &str,
+        on_joined: Option<OnJoined>,
+        joined: &Joined,
+        settings: &TopicSettings,
+    ) -> Vec<Arc<Delivery>> {
+        on_joined
+            .and_then(|f| self.guarded("on_joined callback", topic, || f(joined)))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| self.delivery(m, settings, 0, None))
+            .collect()
+    }
+
+    /// A numbering backplane answered a join: the greeting, what was missed, and
+    /// from then on what the shard held back for the connection (a shard ignores
+    /// the answer to a join the connection left since).
+    pub(super) fn finish_join(&self, join: PendingJoin, located: Located) {
+        let PendingJoin {
+            shard,
+            topic,
+            id,
+            join,
+            asked,
+            on_joined,
+            settings,
+        } = join;
+        let epoch: Arc<str> = located.position.epoch.as_str().into();
+        // What was missed, rendered: all of it, or (a renderer that panicked)
+        // nothing and `recovered: false`, never a partial recovery.
+        let replay: Option<Vec<Arc<Delivery>>> = located.missed.and_then(|missed| {
+            missed
+                .into_iter()
+                .map(|(position, message)| {
+                    let message = self.render(&topic, &position, message)?;
+                    let epoch = if position.epoch == *epoch {
+                        epoch.clone()
+                    } else {
+                        position.epoch.as_str().into()
+                    };
+                    Some(self.delivery(message, &settings, position.offset, Some(epoch)))
+                })
+                .collect()
+        });
+        let joined = Joined {
+            position: located.position.clone(),
+            recovered: asked.then_some(replay.is_some()),
+            replayed: replay.as_ref().map_or(0, Vec::len),
+            already: false,
+        };
+        let greeting = self.greeting(&topic, on_joined, &joined, &settings);
+        let replay = replay.unwrap_or_default();
+        self.send(
+            shard,
+            Cmd::Answer {
+                topic,
+                id,
+                join,
+                greeting,
+                replay,
+                floor: Floor {
+                    epoch,
+                    offset: located.position.offset,
+                },
+            },
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! A shard's subscribers of one topic: the list the fan-out walks, the joins held
+//! back until they are answered, and each subscriber's floor (the publications
+//! its join already covers). Generic over the handle of a subscriber's
+//! connection ([`Sink`]), so that the bookkeeping is tested without connections.
+
+use std::{collections::HashMap, sync::Arc};
+
+use super::delivery::Delivery;
+use crate::actor::ConnId;
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Delivered,
+    Dropped,
+    Closed,
+    Gone,
+}
+
+/// A subscriber's connection, as the fan-out sees it: a delivery within its
+/// budget, and the policy when it is over it. The flag says the delivery was
+/// compressed again for this connection.
+pub(super) trait Sink {
+    fn deliver(&self, delivery: &Delivery) -> (Outcome, bool);
+    fn over_budget(&self, delivery: &Delivery) -> (Outcome, bool);
+}
+
+/// Deliveries by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Counts {
+    pub delivered: u64,
+    pub dropped: u64,
+    pub closed: u64,
+    pub recompressed: u64,
+}
+
+impl Counts {
+    pub fn add(mut self, outcome: (Outcome, bool)) -> Counts {
+        match outcome.0 {
+            Outcome::Delivered => self.delivered += 1,
+            Outcome::Dropped => self.dropped += 1,
+            Outcome::Closed => self.closed += 1,
+            Outcome::Gone => {}
+        }
+        if outcome.1 {
+            self.recompressed += 1;
+        }
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.delivered + self.dropped + self.closed + self.recompressed == 0
+    }
+
+    pub fn plus(self, other: Counts) -> Counts {
+        Counts {
+            delivered: self.delivered + other.delivered,
+            dropped: self.dropped + other.dropped,
+            closed: self.closed + other.closed,
+            recompressed: self.recompressed + other.recompressed,
+        }
+    }
+
+    /// The policy of `delivery` applied to `sink`, which missed `count`
+    /// publications (each counted as dropped, or one close).
+    pub fn missed<L: Sink>(sink: &L, delivery: &Delivery, count: u64) -> Counts {
+        let mut counts = Counts::default().add(sink.over_budget(delivery));
+        counts.dropped *= count;
+        counts
+    }
+}
+
+/// Where a join starts: the publications of `epoch` up to `offset` are covered
+/// by the join's answer (recovered, or before it), and never delivered after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Floor {
+    pub epoch: Arc<str>,
+    pub offset: u64,
+}
+
+impl Floor {
+    /// Whether `delivery` is one the join covers: numbered in the same epoch, at
+    /// or below the floor.
+    fn covers(&self, delivery: &Delivery) -> bool {
+        delivery.offset != 0
+            && delivery.offset <= self.offset
+            && delivery.epoch.as_deref() == Some(&*self.epoch)
+    }
+}
+
+struct Subscriber<L> {
+    id: ConnId,
+    local: L,
+    /// Set by its join's answer, cleared by the first numbered delivery above it.
+    floor: Option<Box<Floor>>,
+}
+
+/// A join not answered yet: what is held back for it.
+struct Held {
+    join: u64,
+    deliveries: Vec<Arc<Delivery>>,
+}
+
+/// A topic's subscribers on one shard.
+pub(super) struct Subscribers<L> {
+    list: Vec<Subscriber<L>>,
+    index: HashMap<ConnId, usize>,
+    held: HashMap<ConnId, Held>,
+}
+
+impl<L> Default for Subscribers<L> {
+    fn default() -> Self {
+        Subscribers {
+            list: Vec::new(),
+            index: HashMap::new(),
+            held: HashMap::new(),
+        }
+    }
+}
+
+impl<L: Sink> Subscribers<L> {
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// `id` joined (join `join`): what the topic delivers is held back for it until
+    /// that join's answer.
+    pub fn subscribe(&mut self, id: ConnId, local: L, join: u64) {
+        if self.index.contains_key(&id) {
+            return;
+        }
+        self.index.insert(id, self.list.len());
+        self.list.push(Subscriber {
+            id,
+            local,
+            floor: None,
+        });
+        self.held.insert(
+            id,
+            Held {
+                join,
+                deliveries: Vec::new(),
+            },
+        );
+    }
+
+    /// `id` left.
+    pub fn unsubscribe(&mut self, id: ConnId) {
+        self.held.remove(&id);
+        let Some(at) = self.index.remove(&id) else {
+            return;
+        };
+        self.list.swap_remove(at);
+        if let Some(moved) = self.list.get(at) {
+            self.index.insert(moved.id, at);
+        }
+    }
+
+    /// The answer to join `join` of `id`: `greeting`, `replay`, then what was held
+    /// back above `floor` (and above the replay). Ignored when `id` is not held back
+    /// for that join (it left, or this answers an earlier join of it).
+    pub fn answer(
+        &mut self,
+        id: ConnId,
+        join: u64,
+        greeting: Vec<Arc<Delivery>>,
+        replay: Vec<Arc<Delivery>>,
+        mut floor: Floor,
+    ) -> Counts {
+        if self.held.get(&id).is_none_or(|h| h.join != join) {
+            return Counts::default();
+        }
+        let Some(held) = self.held.remove(&id) else {
+            return Counts::default();
+        };
+        let Some(&at) = self.index.get(&id) else {
+            return Counts::default();
+        };
+        if let Some(last) = replay.last() {
+            floor.offset = floor.offset.max(last.offset);
+        }
+        let sub = &mut self.list[at];
+        sub.floor = Some(Box::new(floor));
+        let mut counts = Counts::default();
+        for d in greeting.iter().chain(replay.iter()) {
+            counts = counts.add(sub.local.deliver(d));
+        }
+        for d in &held.deliveries {
+            if let Some(outcome) = sub.offer(d) {
+                counts = counts.add(outcome);
+            }
+        }
+        counts
+    }
+
+    /// Fan `delivery` out to every subscriber but `except`: delivered, or held
+    /// back for an unanswered join (bounded like a send buffer: past its budget,
+    /// the policy applies as it would on delivery).
+    pub fn publish(&mut self, delivery: &Arc<Delivery>, except: Option<ConnId>) -> Counts {
+        let mut counts = Counts::default();
+        let any_held = !self.held.is_empty();
+        for sub in &mut self.list {
+            if Some(sub.id) == except {
+                continue;
+            }
+            if any_held {
+                if let Some(held) = self.held.get_mut(&sub.id) {
+                    if held.deliveries.len() < delivery.policy.budget_messages {
+                        held.deliveries.push(delivery.clone());
+                    } else {
+                        counts = counts.add(sub.local.over_budget(delivery));
+                    }
+                    continue;
+                }
+            }
+            if let Some(outcome) = sub.offer(delivery) {
+                counts = counts.add(outcome);
+            }
+        }
+        counts
+    }
+}
+
+impl<L: Sink> Subscribers<L> {
+    /// Every subscriber but `except` missed `count` publications (they found the
+    /// shard's queue full): the policy of `delivery` applies to each.
+    pub fn missed(&self, delivery: &Delivery, except: Option<ConnId>, count: u64) -> Counts {
+        self.list
+            .iter()
+            .filter(|sub| Some(sub.id) != except)
+            .fold(Counts::default(), |counts, sub| {
+                counts.plus(Counts::missed(&sub.local, delivery, count))
+            })
+    }
+}
+
+impl<L: Sink> Subscriber<L> {
+    /// Deliver unless the join's floor covers it (`None`: skipped).
+    fn offer(&mut self, delivery: &Delivery) -> Option<(Outcome, bool)> {
+        if let Some(floor) = &self.floor {
+            if floor.covers(delivery) {
+                return None;
+            }
+            if delivery.epoch.is_some() {
+                // Numbered above the floor (or in another epoch): later ones are too.
+                self.floor = None;
+            }
+        }
+        Some(self.local.deliver(delivery))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, rc::Rc};
+
+    use super::*;
+    use crate::{
+        hub::delivery::Policy,
+        proto::PreparedMessage,
+        settings::{DeflateSettings, SlowConsumer},
+    };
+
+    /// Records "id:text" per delivery, "id:over" per policy applied.
+    #[derive(Clone)]
+    struct Log(u64, Rc<RefCell<Vec<String>>>);
+
+    impl Sink for Log {
+        fn deliver(&self, d: &Delivery) -> (Outcome, bool) {
+            let text = String::from_utf8(d.prepared.payload().to_vec()).unwrap();
+            self.1.borrow_mut().push(format!("{}:{text}", self.0));
+            (Outcome::Delivered, false)
+        }
+        fn over_budget(&self, _: &Delivery) -> (Outcome, bool) {
+            self.1.borrow_mut().push(format!("{}:over", self.0));
+            (Outcome::Dropped, false)
+        }
+    }
+
+    fn d(text: &str, offset: u64, epoch: Option<&str>) -> Arc<Delivery> {
+        Arc::new(Delivery {
+            prepared: PreparedMessage::new(text.to_owned(), &DeflateSettings::default()),
+            policy: Policy {
+                budget_bytes: 1 << 20,
+                budget_messages: 2,
+                slow_consumer: SlowConsumer::Drop,
+                close_code: 1008,
+            },
+            offset,
+            epoch: epoch.map(Into::into),
+        })
+    }
+
+    fn floor(epoch: &str, offset: u64) -> Floor {
+        Floor {
+            epoch: epoch.into(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_held_join_is_bounded_by_the_budget_and_released_above_its_floor() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = Subscribers::default();
+        let id = ConnId::from_raw(1);
+        subs.subscribe(id, Log(1, log.clone()), 7);
+        for (n, text) in ["a", "b", "c"].iter().enumerate() {
+            subs.publish(&d(text, n as u64 + 1, Some("e")), None);
+        }
+        // Two held (the budget), the third over it.
+        assert_eq!(*log.borrow(), ["1:over"]);
+        subs.answer(id, 7, vec![d("hi", 0, None)], vec![], floor("e", 1));
+        assert_eq!(*log.borrow(), ["1:over", "1:hi", "1:b"]);
+    }
+
+    #[test]
+    fn a_floor_covers_only_its_own_epoch_and_goes_once_passed() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = Subscribers::default();
+        let id = ConnId::from_raw(1);
+        subs.subscribe(id, Log(1, log.clone()), 1);
+        subs.answer(id, 1, vec![], vec![], floor("e", 5));
+        subs.publish(&d("e5", 5, Some("e")), None);
+        subs.publish(&d("f1", 1, Some("f")), None);
+        subs.publish(&d("e4", 4, Some("e")), None);
+        subs.publish(&d("unnumbered", 0, None), None);
+        assert_eq!(*log.borrow(), ["1:f1", "1:e4", "1:unnumbered"]);
+    }
+
+    #[test]
+    fn leaving_keeps_the_others_reachable_and_except_is_skipped() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = Subscribers::default();
+        for n in 1..=3 {
+            let id = ConnId::from_raw(n);
+            subs.subscribe(id, Log(n, log.clone()), n);
+            subs.answer(id, n, vec![], vec![], floor("e", 0));
+        }
+        subs.unsubscribe(ConnId::from_raw(1));
+        subs.publish(&d("x", 0, None), Some(ConnId::from_raw(2)));
+        subs.unsubscribe(ConnId::from_raw(3));
+        subs.publish(&d("y", 0, None), None);
+        assert_eq!(*log.borrow(), ["3:x", "2:y"]);
+        subs.unsubscribe(ConnId::from_raw(2));
+        assert!(subs.is_empty());
+    }
+}

@@ -1,0 +1,317 @@
+//! The hub's value types: positions, topic settings, join options and answers,
+//! members, presence events, what a publication was.
+
+use std::{fmt, time::Duration};
+
+use crate::{
+    actor::ConnId,
+    proto::Message,
+    settings::{HubSettings, SlowConsumer},
+};
+
+/// Where a subscriber is in a topic's stream: the topic's epoch (which changes
+/// when the history's continuity is lost, a restart) and the offset of a
+/// publication (offsets increase by one per publication; 0 is before the first).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+pub struct Position {
+    /// The topic's epoch.
+    pub epoch: String,
+    /// A publication's offset.
+    pub offset: u64,
+}
+
+impl Position {
+    /// Before any publication of an unknown epoch: offset 0, an empty epoch (a
+    /// recovery from it is never complete).
+    pub fn start() -> Position {
+        Position {
+            epoch: String::new(),
+            offset: 0,
+        }
+    }
+}
+
+/// A topic's own settings (defaults from the [`HubSettings`]); set with
+/// [`Hub::configure`](super::Hub::configure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicSettings {
+    /// Publications kept for recovery; 0 keeps none.
+    pub history_size: usize,
+    /// How long a publication is kept; `None`: until pushed out by size.
+    pub history_ttl: Option<Duration>,
+    /// Bytes of history kept at most ([`HubSettings::history_bytes`]).
+    pub history_bytes: usize,
+    /// Report first joins and last leaves of its users
+    /// ([`Hub::on_presence`](super::Hub::on_presence)).
+    pub presence: bool,
+    /// What to do with a subscriber over its budget.
+    pub slow_consumer: SlowConsumer,
+    /// The close code of [`SlowConsumer::Close`].
+    pub slow_close_code: u16,
+}
+
+impl TopicSettings {
+    /// Set [`history_size`](Self::history_size).
+    pub fn history_size(mut self, publications: usize) -> Self {
+        self.history_size = publications;
+        self
+    }
+
+    /// Set [`history_ttl`](Self::history_ttl).
+    pub fn history_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.history_ttl = ttl;
+        self
+    }
+
+    /// Set [`history_bytes`](Self::history_bytes).
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.history_bytes = bytes;
+        self
+    }
+
+    /// Set [`presence`](Self::presence).
+    pub fn presence(mut self, on: bool) -> Self {
+        self.presence = on;
+        self
+    }
+
+    /// Set [`slow_consumer`](Self::slow_consumer).
+    pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
+        self.slow_consumer = policy;
+        self
+    }
+
+    /// Set [`slow_close_code`](Self::slow_close_code).
+    pub fn slow_close_code(mut self, code: u16) -> Self {
+        self.slow_close_code = code;
+        self
+    }
+}
+
+impl From<&HubSettings> for TopicSettings {
+    fn from(s: &HubSettings) -> Self {
+        TopicSettings {
+            history_size: s.history_size,
+            history_ttl: s.history_ttl,
+            history_bytes: s.history_bytes,
+            presence: s.presence,
+            slow_consumer: s.slow_consumer,
+            slow_close_code: s.slow_close_code,
+        }
+    }
+}
+
+/// What runs when a join is done, with its answer: the messages it returns (an
+/// answer to the client, say) go to the connection before anything the topic
+/// delivers after the join (its recovered publications, then live ones).
+pub type OnJoined = Box<dyn FnOnce(&Joined) -> Vec<Message> + Send>;
+
+/// How a connection joins a topic ([`Hub::join_with`](super::Hub::join_with)).
+#[derive(Default)]
+#[non_exhaustive]
+pub struct JoinOptions {
+    /// The user the connection belongs to: several connections (tabs) of one user
+    /// make one presence (first join, last leave). Default: the connection alone.
+    /// It also names the connection in the hub ([`Hub::send_to_user`](super::Hub::send_to_user))
+    /// when the hub knows it by no name yet ([`Hub::register`](super::Hub::register)).
+    pub user: Option<String>,
+    /// Anything the application keeps with the member (a display name, JSON).
+    pub meta: Option<String>,
+    /// Recover from here: the position of the last publication the connection
+    /// received (or its `joined` position if none came).
+    pub since: Option<Position>,
+    /// Called with the answer once the join is done (at once without a
+    /// numbering backplane; when the backplane answered, with one, on its
+    /// thread). A panic in it is caught and counted
+    /// (`ws_hub_callback_panics_total`): the join is answered without a greeting.
+    pub on_joined: Option<OnJoined>,
+}
+
+impl fmt::Debug for JoinOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinOptions")
+            .field("user", &self.user)
+            .field("meta", &self.meta)
+            .field("since", &self.since)
+            .field("on_joined", &self.on_joined.is_some())
+            .finish()
+    }
+}
+
+impl JoinOptions {
+    /// Set [`user`](Self::user).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Set [`meta`](Self::meta).
+    pub fn meta(mut self, meta: impl Into<String>) -> Self {
+        self.meta = Some(meta.into());
+        self
+    }
+
+    /// Set [`since`](Self::since).
+    pub fn since(mut self, since: Position) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// Set [`on_joined`](Self::on_joined).
+    pub fn on_joined(mut self, f: impl FnOnce(&Joined) -> Vec<Message> + Send + 'static) -> Self {
+        self.on_joined = Some(Box::new(f));
+        self
+    }
+}
+
+/// The answer to a join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Joined {
+    /// The position of the topic's latest publication when the join was made: the
+    /// connection receives every later one, in order. With a numbering backplane,
+    /// `join_with` returns before it is known: then it is the [`OnJoined`]'s
+    /// answer that holds it.
+    pub position: Position,
+    /// With [`JoinOptions::since`]: whether everything after it was recovered (it
+    /// is delivered before any later publication) or not (nothing is replayed:
+    /// never a partial recovery). `None` without `since`, or not known yet.
+    pub recovered: Option<bool>,
+    /// How many publications are replayed.
+    pub replayed: usize,
+    /// Whether the connection was a member already (its metadata is updated).
+    pub already: bool,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The connection is closing or closed.
+    #[error("connection is closed")]
+    Closed,
+    /// The topic's name is empty or holds `{` or `}` (a
+    /// Redis cluster places a topic's keys by the part of their name between
+    /// braces: [`HubSettings::max_topic_bytes`]).
+    #[error("invalid topic name (empty, or with a brace)")]
+    InvalidTopic,
+    /// The topic's name is longer than [`HubSettings::max_topic_bytes`].
+    #[error("topic name longer than {limit} bytes")]
+    TopicTooLong {
+        /// The bound.
+        limit: usize,
+    },
+    /// The user key is longer than [`HubSettings::max_user_bytes`].
+    #[error("user key longer than {limit} bytes")]
+    UserTooLong {
+        /// The bound.
+        limit: usize,
+    },
+    /// The metadata is longer than [`HubSettings::max_meta_bytes`].
+    #[error("metadata longer than {limit} bytes")]
+    MetaTooLong {
+        /// The bound.
+        limit: usize,
+    },
+    /// The connection is a member of [`HubSettings::max_topics_per_connection`]
+    /// topics already.
+    #[error("member of {limit} topics already")]
+    TooManyTopics {
+        /// The bound.
+        limit: usize,
+    },
+    /// The topic has [`HubSettings::max_members_per_topic`] members on this server
+    /// already.
+    #[error("topic has {limit} members already")]
+    TopicFull {
+        /// The bound.
+        limit: usize,
+    },
+    /// The user has [`HubSettings::max_connections_per_user`] connections in the
+    /// hub already (a [`Hub::register`](super::Hub::register), or the first
+    /// join of a connection that names its user).
+    #[error("user has {limit} connections already")]
+    TooManyConnections {
+        /// The bound.
+        limit: usize,
+    },
+}
+
+/// A member of a topic ([`Hub::members`](super::Hub::members)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Member {
+    /// The connection.
+    pub id: ConnId,
+    /// Its user key (the connection's id when it joined without one).
+    pub user: String,
+    /// Its metadata.
+    pub meta: Option<String>,
+}
+
+/// A presence change (topics with presence on; see [`Hub::on_presence`](super::Hub::on_presence)
+/// and [`Hub::on_presence_fn`](super::Hub::on_presence_fn)): the first connection
+/// of a user joined, or its last one left.
+#[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
+#[rtype(result = "()")]
+#[non_exhaustive]
+pub struct Presence {
+    /// The topic.
+    pub topic: String,
+    /// The user.
+    pub user: String,
+    /// The metadata of the connection that joined or left.
+    pub meta: Option<String>,
+    /// Joined or left.
+    pub kind: PresenceKind,
+    /// The connection on this server that joined (the user's first) or left
+    /// (its last): to tell everyone but it. With a backplane that shares
+    /// presence, a change comes back from it: then a connection of the user on
+    /// this server if it has one in the topic, `None` if not (a change made on
+    /// another server, or a last leave).
+    pub conn: Option<ConnId>,
+}
+
+/// What a [`Presence`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceKind {
+    /// The user's first connection joined.
+    Joined,
+    /// The user's last connection left (or closed).
+    Left,
+}
+
+/// What a publication was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Published {
+    /// Its position in the topic; `None` with a numbering backplane (it numbers
+    /// the publication on its way), and when it was not made: a name no topic
+    /// can have (`Hub::check_topic`), or a renderer that panicked.
+    pub position: Option<Position>,
+    /// How many threads (shards) it went to.
+    pub shards: usize,
+}
+
+/// Open connections of a hub by ready-state ([`Hub::connections`](super::Hub::connections)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadyStateCounts {
+    /// Connecting.
+    pub connecting: usize,
+    /// Open.
+    pub open: usize,
+    /// Closing.
+    pub closing: usize,
+    /// Closed (their last work in progress).
+    pub closed: usize,
+}
+
+/// Stamps each publication with its position before it is framed: see
+/// [`Hub::set_renderer`](super::Hub::set_renderer).
+pub type Renderer = dyn Fn(&str, &Position, Message) -> Message + Send + Sync;
+
+/// A user key and its presence metadata.
+pub type UserMeta = (String, Option<String>);

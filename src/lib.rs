@@ -216,6 +216,8 @@ pub mod proto;
 #[cfg(any(feature = "web", feature = "server"))]
 pub mod server;
 pub mod settings;
+#[cfg(any(feature = "server", feature = "client"))]
+pub mod tls;
 #[cfg(feature = "web")]
 pub mod web;
 

@@ -223,7 +223,7 @@ async fn tls_server() -> (SocketAddr, rcgen::CertifiedKey<rcgen::KeyPair>) {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(ws::client::crypto_provider())
+    let config = rustls::ServerConfig::builder_with_provider(ws::tls::crypto_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -575,7 +575,7 @@ async fn wss_connects_to_an_ip_address_with_a_der_root_or_a_whole_tls_config() {
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(der.into()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(ws::client::crypto_provider())
+    let config = rustls::ClientConfig::builder_with_provider(ws::tls::crypto_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)

@@ -20,7 +20,6 @@ use std::{rc::Rc, sync::Arc, time::Duration};
 use actix::{Addr, AsyncContext, Context};
 
 pub use error::{ClientError, Timeout};
-pub use tls::crypto_provider;
 /// The rustls this crate is built with (ring provider), for
 /// [`Client::tls_config`].
 pub use tokio_rustls::rustls;
@@ -43,7 +42,7 @@ use crate::{
 /// and it is stopped when the connection ends (with a [reconnect
 /// policy](Self::reconnect): when the client gives up).
 ///
-/// `wss://` uses rustls ([`crypto_provider`]: the application's default, else
+/// `wss://` uses rustls ([`crypto_provider`](crate::tls::crypto_provider): the application's default, else
 /// ring), trusting the webpki-roots certificates
 /// plus any given with [`root_certificate_pem`](Self::root_certificate_pem) or
 /// [`root_certificate_der`](Self::root_certificate_der), or a whole

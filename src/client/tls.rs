@@ -1,9 +1,10 @@
-//! TLS for `wss://`: rustls with the application's crypto provider (else ring),
+//! TLS for `wss://`: rustls with [`crypto_provider`] (the application's, else ring),
 //! webpki-roots and any root certificates given.
 
 use std::sync::Arc;
 
 use super::{rustls, ClientError};
+use crate::tls::crypto_provider;
 
 /// A root certificate to trust besides webpki-roots.
 #[derive(Debug, Clone)]
@@ -57,24 +58,4 @@ pub(crate) fn client_config(
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
-}
-
-/// The crypto provider `wss://` connections use: the process default when the
-/// application installed one (`rustls::crypto::CryptoProvider::install_default`,
-/// e.g. aws-lc-rs's, whose key exchange includes the post-quantum
-/// X25519MLKEM768), else ring's (the one this crate builds with: no C toolchain
-/// needed, no post-quantum key exchange).
-pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    match rustls::crypto::CryptoProvider::get_default() {
-        Some(installed) => installed.clone(),
-        None => ring_provider(),
-    }
-}
-
-/// ring's provider. rustls 0.23.48 deprecates it for having no post-quantum key
-/// exchange: an application that wants one installs aws-lc-rs's as the process
-/// default, which [`crypto_provider`] then uses.
-#[allow(deprecated)]
-fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }

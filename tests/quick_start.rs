@@ -1,19 +1,20 @@
-//! The quick-start programs run together: examples/token_server.rs (a standalone
-//! server refusing a missing token with 401, answering after a lookup, in order)
-//! and a client that sends three messages and closes with 1000 (the whole client
-//! is `Three` and the `run` call below).
+//! The quick-start programs run together: examples/auth.rs (a standalone server
+//! refusing a missing token with 401, admitting a known one) and a client that
+//! sends three messages and closes with 1000 (the whole client is `Three` and the
+//! `run` call below).
 
 #[allow(dead_code)]
-#[path = "../examples/token_server.rs"]
-mod token_server;
+#[path = "../examples/auth.rs"]
+mod auth;
 
 use std::{cell::RefCell, rc::Rc};
 
+use actix::Actor;
 use websocket_driver as ws;
 
-/// Sends three names, prints the answers, closes after the third.
+/// Sends three names, keeps what comes back, closes after the third echo.
 struct Three {
-    answers: Rc<RefCell<Vec<String>>>,
+    received: Rc<RefCell<Vec<String>>>,
 }
 
 impl ws::AsyncEndpoint for Three {
@@ -24,64 +25,65 @@ impl ws::AsyncEndpoint for Three {
     }
 
     async fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message) {
-        let mut answers = self.answers.borrow_mut();
-        answers.push(msg.as_text().unwrap_or_default().to_owned());
-        if answers.len() == 3 {
+        let mut received = self.received.borrow_mut();
+        received.push(msg.as_text().unwrap_or_default().to_owned());
+        // The greeting, then the three echoes.
+        if received.len() == 4 {
             conn.close(ws::CloseCode::NORMAL, "done");
         }
     }
 }
 
-#[actix_rt::test]
-async fn a_client_sends_three_messages_gets_three_answers_in_order_and_closes_1000() {
+/// The auth example's server on 127.0.0.1:0; its `ws://` URL.
+fn serve() -> String {
+    let tokens = auth::Tokens::new([("alice-token", "alice")]).start();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    actix_rt::spawn(token_server::serve(listener).unwrap());
-    let answers = Rc::new(RefCell::new(Vec::new()));
+    let server = ws::Server::new()
+        .listen_on_async(listener, 1, move |req| auth::admit(tokens.clone(), req))
+        .unwrap();
+    actix_rt::spawn(server);
+    format!("ws://{addr}/")
+}
+
+#[actix_rt::test]
+async fn a_client_sends_three_messages_gets_them_back_in_order_and_closes_1000() {
+    let url = serve();
+    let received = Rc::new(RefCell::new(Vec::new()));
     let three = Three {
-        answers: answers.clone(),
+        received: received.clone(),
     };
-    let close = ws::Client::new(&format!("ws://{addr}/?token=secret"))
+    let close = ws::Client::new(&url)
         .unwrap()
+        .header("Authorization", "Bearer alice-token")
         .run(ws::async_endpoint(three))
         .await
         .unwrap();
     assert_eq!(close.code, ws::CloseCode::NORMAL);
     assert!(close.was_clean);
-    assert_eq!(*answers.borrow(), ["ada: 3", "grace: 5", "barbara: 7"]);
+    assert_eq!(*received.borrow(), ["hello alice", "ada", "grace", "barbara"]);
 }
 
 #[actix_rt::test]
-async fn the_token_server_refuses_a_missing_or_wrong_token_with_401_and_its_reason() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    actix_rt::spawn(token_server::serve(listener).unwrap());
-    for url in [format!("ws://{addr}/"), format!("ws://{addr}/?token=guess")] {
-        match ws::Client::new(&url)
-            .unwrap()
-            .run(ws::async_endpoint(Three {
-                answers: Rc::default(),
-            }))
-            .await
-        {
+async fn the_client_sees_the_401_and_its_body_without_a_token_or_with_a_wrong_one() {
+    let url = serve();
+    let cases = [
+        (None, "missing bearer token\n"),
+        (Some("Bearer guess"), r#"{"error":"invalid_token"}"#),
+    ];
+    for (authorization, expected) in cases {
+        let mut client = ws::Client::new(&url).unwrap();
+        if let Some(value) = authorization {
+            client = client.header("Authorization", value);
+        }
+        let three = Three {
+            received: Rc::default(),
+        };
+        match client.run(ws::async_endpoint(three)).await {
             Err(ws::ClientError::Status { status, body, .. }) => {
-                assert_eq!(
-                    (status, body.as_str()),
-                    (401, "a token is needed\n"),
-                    "{url}"
-                );
+                assert_eq!((status, body.as_str()), (401, expected), "{authorization:?}");
             }
-            other => panic!("{url}: expected 401, got {other:?}"),
+            other => panic!("{authorization:?}: expected 401, got {other:?}"),
         }
     }
-    // The bearer header is accepted too.
-    let close = ws::Client::new(&format!("ws://{addr}/"))
-        .unwrap()
-        .header("Authorization", "Bearer secret")
-        .run(ws::async_endpoint(Three {
-            answers: Rc::default(),
-        }))
-        .await
-        .unwrap();
-    assert_eq!(close.code, ws::CloseCode::NORMAL);
 }

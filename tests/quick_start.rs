@@ -61,7 +61,10 @@ async fn a_client_sends_three_messages_gets_them_back_in_order_and_closes_1000()
         .unwrap();
     assert_eq!(close.code, ws::CloseCode::NORMAL);
     assert!(close.was_clean);
-    assert_eq!(*received.borrow(), ["hello alice", "ada", "grace", "barbara"]);
+    assert_eq!(
+        *received.borrow(),
+        ["hello alice", "ada", "grace", "barbara"]
+    );
 }
 
 #[actix_rt::test]
@@ -81,7 +84,11 @@ async fn the_client_sees_the_401_and_its_body_without_a_token_or_with_a_wrong_on
         };
         match client.run(ws::async_endpoint(three)).await {
             Err(ws::ClientError::Status { status, body, .. }) => {
-                assert_eq!((status, body.as_str()), (401, expected), "{authorization:?}");
+                assert_eq!(
+                    (status, body.as_str()),
+                    (401, expected),
+                    "{authorization:?}"
+                );
             }
             other => panic!("{authorization:?}: expected 401, got {other:?}"),
         }

@@ -7,12 +7,13 @@
 #[path = "../examples/auth.rs"]
 mod auth;
 
-use std::{cell::RefCell, rc::Rc};
+use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use actix::Actor;
 use websocket_driver as ws;
 
-/// Sends three names, keeps what comes back, closes after the third echo.
+/// Sends three names, keeps what comes back (each after a lookup, in order), closes
+/// after the third echo.
 struct Three {
     received: Rc<RefCell<Vec<String>>>,
 }
@@ -25,8 +26,11 @@ impl ws::AsyncEndpoint for Three {
     }
 
     async fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message) {
+        let text = msg.as_text().unwrap_or_default().to_owned();
+        // A lookup per message (a timer here, 0-6 ms): the next one waits for it.
+        tokio::time::sleep(Duration::from_millis(text.len() as u64 % 7)).await;
         let mut received = self.received.borrow_mut();
-        received.push(msg.as_text().unwrap_or_default().to_owned());
+        received.push(text);
         // The greeting, then the three echoes.
         if received.len() == 4 {
             conn.close(ws::CloseCode::NORMAL, "done");

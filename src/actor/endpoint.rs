@@ -79,7 +79,31 @@ pub trait Endpoint: Sized + Unpin + 'static {
 #[doc(alias = "WebsocketContext")]
 pub type EndpointContext<E> = Context<EndpointActor<E>>;
 
-/// The library's actor that serves an [`Endpoint`]; made by [`endpoint`].
+/// The library's actor that serves an [`Endpoint`]; made by [`endpoint`]. It
+/// dereferences to the endpoint, so a timer's closure, which gets the actor,
+/// reaches the endpoint's fields and methods as they are:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use actix::AsyncContext;
+/// use websocket_driver as ws;
+///
+/// struct Ticker {
+///     ticks: u32,
+/// }
+///
+/// impl ws::Endpoint for Ticker {
+///     fn on_open(&mut self, _: &ws::Conn, ctx: &mut ws::EndpointContext<Self>) {
+///         ctx.run_interval(Duration::from_secs(1), |ticker, _| {
+///             ticker.ticks += 1; // the endpoint's field
+///             if let Some(conn) = ticker.conn() {
+///                 conn.send_text(format!("tick {}", ticker.ticks));
+///             }
+///         });
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 pub struct EndpointActor<E> {
     endpoint: E,
@@ -100,6 +124,20 @@ impl<E> EndpointActor<E> {
     /// The connection, once open.
     pub fn conn(&self) -> Option<&Conn> {
         self.conn.as_ref()
+    }
+}
+
+impl<E> std::ops::Deref for EndpointActor<E> {
+    type Target = E;
+
+    fn deref(&self) -> &E {
+        &self.endpoint
+    }
+}
+
+impl<E> std::ops::DerefMut for EndpointActor<E> {
+    fn deref_mut(&mut self) -> &mut E {
+        &mut self.endpoint
     }
 }
 

@@ -91,7 +91,7 @@ impl Floor {
 struct Subscriber<L> {
     id: ConnId,
     local: L,
-    /// Set by its join's answer, cleared by the first numbered delivery above it.
+    /// Set by its join's answer, cleared by the first delivery of its epoch above it.
     floor: Option<Box<Floor>>,
 }
 
@@ -241,8 +241,11 @@ impl<L: Sink> Subscriber<L> {
             if floor.covers(delivery) {
                 return None;
             }
-            if delivery.epoch.is_some() {
-                // Numbered above the floor (or in another epoch): later ones are too.
+            // Numbered above the floor in its epoch: later ones of it are too. A
+            // delivery of another epoch says nothing of the floor's (the hub's
+            // local epoch of publications Redis did not take, or a late one of an
+            // earlier epoch, comes between the floor's own): the floor stays.
+            if delivery.epoch.as_deref() == Some(&*floor.epoch) {
                 self.floor = None;
             }
         }
@@ -314,17 +317,38 @@ mod tests {
     }
 
     #[test]
-    fn a_floor_covers_only_its_own_epoch_and_goes_once_passed() {
+    fn a_floor_covers_only_its_own_epoch_and_goes_once_passed_in_it() {
         let log = Rc::new(RefCell::new(Vec::new()));
         let mut subs = Subscribers::default();
         let id = ConnId::from_raw(1);
         subs.subscribe(id, Log(1, log.clone()), 1);
         subs.answer(id, 1, vec![], vec![], floor("e", 5));
         subs.publish(&d("e5", 5, Some("e")), None);
+        // Another epoch (a local one, say) between the floor's own: delivered,
+        // and the floor stays.
         subs.publish(&d("f1", 1, Some("f")), None);
         subs.publish(&d("e4", 4, Some("e")), None);
+        subs.publish(&d("e6", 6, Some("e")), None);
         subs.publish(&d("unnumbered", 0, None), None);
-        assert_eq!(*log.borrow(), ["1:f1", "1:e4", "1:unnumbered"]);
+        assert_eq!(*log.borrow(), ["1:f1", "1:e6", "1:unnumbered"]);
+    }
+
+    /// A join answered at `e`:5 while the deliveries held back for it are a
+    /// local epoch's and then `e`'s from its start: none of `e` up to 5 after the
+    /// answer.
+    #[test]
+    fn held_deliveries_of_another_epoch_do_not_lift_the_floor() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = Subscribers::default();
+        let id = ConnId::from_raw(1);
+        subs.subscribe(id, Log(1, log.clone()), 3);
+        subs.publish(&d("local1", 1, Some("local")), None);
+        subs.publish(&d("e1", 1, Some("e")), None);
+        subs.answer(id, 3, vec![d("hi", 0, None)], vec![], floor("e", 5));
+        for n in 2..=6 {
+            subs.publish(&d(&format!("e{n}"), n, Some("e")), None);
+        }
+        assert_eq!(*log.borrow(), ["1:hi", "1:local1", "1:e6"]);
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub const MAX_SOCKET_SEND_BUFFER: usize = (i32::MAX / 2) as usize;
 /// client's event channels allocates this many slots up front.
 pub const MAX_SUBSCRIPTION_BUFFER: usize = 1 << 20;
 
+/// The smallest `redis.subscription_buffer`: 16 messages.
+pub const MIN_SUBSCRIPTION_BUFFER: usize = 16;
+
+/// The largest `redis.max_in_flight`: 2^24 publications.
+pub const MAX_IN_FLIGHT: usize = 1 << 24;
+
 /// A setting that cannot be used, from [`Settings::check`]. Keys are named as in
 /// TOML (`section.key`), durations in milliseconds.
 ///
@@ -76,6 +82,15 @@ pub enum SettingsError {
         key: &'static str,
         /// The code given.
         code: u16,
+    },
+    /// A Redis key prefix with `{` or `}` in it: it would be the cluster hash tag
+    /// of every key, all of them in one slot.
+    #[error("{key} = {value:?} holds a brace: it would be the cluster hash tag of every key")]
+    Brace {
+        /// The key, `redis.prefix`.
+        key: &'static str,
+        /// The value given.
+        value: String,
     },
     /// A value the handshake cannot write (a header, subprotocol or origin).
     #[error("{key}: {error}")]
@@ -122,7 +137,7 @@ impl Settings {
         server(&self.server)?;
         client(&self.client)?;
         hub(&self.hub)?;
-        redis(&self.redis)
+        self.redis.check()
     }
 }
 
@@ -222,24 +237,84 @@ fn hub(h: &HubSettings) -> Result<(), SettingsError> {
     duration_opt("hub.history_ttl_ms", h.history_ttl)
 }
 
+impl RedisSettings {
+    /// Check the `[redis]` section alone (as [`Settings::check`] does):
+    /// durations within their ranges (a command timeout of at least 1 ms, a
+    /// presence TTL of at least 30 ms, presence keys living at least twice the
+    /// presence TTL, a first reconnect wait no longer than the longest, a
+    /// reconciliation every 10 ms at least), counts within theirs, no brace in
+    /// the prefix. The backplane refuses to start otherwise.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use websocket_driver::{settings::SettingsError, RedisSettings};
+    ///
+    /// let mut redis = RedisSettings::default();
+    /// assert_eq!(redis.check(), Ok(()));
+    /// redis.prefix = "app{1}".into();
+    /// assert_eq!(
+    ///     redis.check(),
+    ///     Err(SettingsError::Brace { key: "redis.prefix", value: "app{1}".into() })
+    /// );
+    /// redis.prefix = "app".into();
+    /// redis.presence_keys_ttl = redis.presence_ttl;
+    /// assert_eq!(
+    ///     redis.check(),
+    ///     Err(SettingsError::OutOfRange {
+    ///         key: "redis.presence_keys_ttl_ms",
+    ///         value: 15_000,
+    ///         min: 30_000,
+    ///         max: 4_294_967_295,
+    ///     })
+    /// );
+    /// ```
+    pub fn check(&self) -> Result<(), SettingsError> {
+        redis(self)
+    }
+}
+
 fn redis(r: &RedisSettings) -> Result<(), SettingsError> {
-    duration_opt("redis.topic_ttl_ms", r.topic_ttl)?;
-    // A TTL of 0 would delete the presence entries it is meant to keep.
+    // A brace in the prefix would make it the cluster hash tag of every key: one
+    // slot for all.
+    if r.prefix.contains(['{', '}']) {
+        return Err(SettingsError::Brace {
+            key: "redis.prefix",
+            value: r.prefix.clone(),
+        });
+    }
+    // 0 would drop every publication.
     within(
-        "redis.presence_ttl_ms",
-        r.presence_ttl.as_millis(),
+        "redis.max_in_flight",
+        r.max_in_flight as u128,
         1,
-        MAX_DURATION_MS.into(),
+        MAX_IN_FLIGHT as u128,
     )?;
-    duration("redis.command_timeout_ms", r.command_timeout)?;
-    duration("redis.reconnect_initial_ms", r.reconnect_initial)?;
-    duration("redis.reconnect_max_ms", r.reconnect_max)?;
     within(
         "redis.subscription_buffer",
         r.subscription_buffer as u128,
-        0,
+        MIN_SUBSCRIPTION_BUFFER as u128,
         MAX_SUBSCRIPTION_BUFFER as u128,
-    )
+    )?;
+    duration_opt("redis.topic_ttl_ms", r.topic_ttl)?;
+    // Servers refresh their presence each third of it: a shorter TTL sweeps live
+    // servers' users.
+    duration_within("redis.presence_ttl_ms", r.presence_ttl, 30)?;
+    // Presence keys outlive a sweep of the server that wrote them.
+    duration_within(
+        "redis.presence_keys_ttl_ms",
+        r.presence_keys_ttl,
+        r.presence_ttl.as_millis().saturating_mul(2),
+    )?;
+    // 0 is no timeout at all for the Redis client.
+    duration_within("redis.command_timeout_ms", r.command_timeout, 1)?;
+    duration_within("redis.reconnect_max_ms", r.reconnect_max, 1)?;
+    within(
+        "redis.reconnect_initial_ms",
+        r.reconnect_initial.as_millis(),
+        1,
+        r.reconnect_max.as_millis(),
+    )?;
+    duration_within("redis.reconcile_interval_ms", r.reconcile_interval, 10)
 }
 
 fn handshake(key: &'static str) -> impl Fn(BuildError) -> SettingsError {
@@ -266,6 +341,11 @@ fn at_least(key: &'static str, value: usize, min: u128) -> Result<(), SettingsEr
 /// A duration is checked in whole milliseconds, the unit it is configured in.
 fn duration(key: &'static str, value: Duration) -> Result<(), SettingsError> {
     within(key, value.as_millis(), 0, MAX_DURATION_MS.into())
+}
+
+/// A duration of at least `min_ms`, at most [`MAX_DURATION_MS`].
+fn duration_within(key: &'static str, value: Duration, min_ms: u128) -> Result<(), SettingsError> {
+    within(key, value.as_millis(), min_ms, MAX_DURATION_MS.into())
 }
 
 fn duration_opt(key: &'static str, value: Option<Duration>) -> Result<(), SettingsError> {
@@ -295,7 +375,14 @@ mod tests {
         settings.connection.ping_interval = Some(MAX_DURATION);
         settings.connection.socket_send_buffer = Some(MAX_SOCKET_SEND_BUFFER);
         settings.redis.subscription_buffer = MAX_SUBSCRIPTION_BUFFER;
-        settings.redis.presence_ttl = Duration::from_millis(1);
+        settings.redis.subscription_buffer = MIN_SUBSCRIPTION_BUFFER;
+        settings.redis.max_in_flight = MAX_IN_FLIGHT;
+        settings.redis.presence_ttl = Duration::from_millis(30);
+        settings.redis.presence_keys_ttl = Duration::from_millis(60);
+        settings.redis.command_timeout = Duration::from_millis(1);
+        settings.redis.reconnect_initial = Duration::from_millis(1);
+        settings.redis.reconnect_max = Duration::from_millis(1);
+        settings.redis.reconcile_interval = Duration::from_millis(10);
         settings.deflate = DeflateSettings::on()
             .server_max_window_bits(8)
             .client_max_window_bits(15)
@@ -307,7 +394,7 @@ mod tests {
 
     #[test]
     fn every_duration_over_the_maximum_is_refused_by_its_key() {
-        let cases: [(&str, Change); 14] = [
+        let cases: [(&str, Change); 16] = [
             ("connection.ping_interval_ms", |s| {
                 s.connection.ping_interval = Some(TOO_LONG)
             }),
@@ -341,11 +428,18 @@ mod tests {
             ("redis.command_timeout_ms", |s| {
                 s.redis.command_timeout = TOO_LONG
             }),
+            ("redis.presence_keys_ttl_ms", |s| {
+                s.redis.presence_keys_ttl = TOO_LONG
+            }),
             ("redis.reconnect_initial_ms", |s| {
+                s.redis.reconnect_max = MAX_DURATION;
                 s.redis.reconnect_initial = TOO_LONG
             }),
             ("redis.reconnect_max_ms", |s| {
                 s.redis.reconnect_max = TOO_LONG
+            }),
+            ("redis.reconcile_interval_ms", |s| {
+                s.redis.reconcile_interval = TOO_LONG
             }),
             ("connection.close_timeout_ms", |s| {
                 s.connection.close_timeout = Duration::MAX
@@ -357,17 +451,13 @@ mod tests {
                 message.starts_with(&format!("{key} = ")),
                 "{key}: {message}"
             );
-            assert!(
-                message.ends_with("it must be within 0..=4294967295")
-                    || message.ends_with("it must be within 1..=4294967295"),
-                "{key}: {message}"
-            );
+            assert!(message.ends_with("..=4294967295"), "{key}: {message}");
         }
     }
 
     #[test]
     fn sizes_codes_and_levels_out_of_range_are_refused_with_their_bound() {
-        let cases: [(Change, &str); 10] = [
+        let cases: [(Change, &str); 16] = [
             (
                 |s| s.protocol.max_fragments = 0,
                 "protocol.max_fragments = 0 is out of range: it must be within 1..=18446744073709551615",
@@ -382,11 +472,35 @@ mod tests {
             ),
             (
                 |s| s.redis.subscription_buffer = usize::MAX,
-                "redis.subscription_buffer = 18446744073709551615 is out of range: it must be within 0..=1048576",
+                "redis.subscription_buffer = 18446744073709551615 is out of range: it must be within 16..=1048576",
+            ),
+            (
+                |s| s.redis.max_in_flight = 0,
+                "redis.max_in_flight = 0 is out of range: it must be within 1..=16777216",
             ),
             (
                 |s| s.redis.presence_ttl = Duration::ZERO,
-                "redis.presence_ttl_ms = 0 is out of range: it must be within 1..=4294967295",
+                "redis.presence_ttl_ms = 0 is out of range: it must be within 30..=4294967295",
+            ),
+            (
+                |s| s.redis.presence_keys_ttl = Duration::from_millis(29_999),
+                "redis.presence_keys_ttl_ms = 29999 is out of range: it must be within 30000..=4294967295",
+            ),
+            (
+                |s| s.redis.command_timeout = Duration::ZERO,
+                "redis.command_timeout_ms = 0 is out of range: it must be within 1..=4294967295",
+            ),
+            (
+                |s| s.redis.reconnect_initial = Duration::from_millis(5001),
+                "redis.reconnect_initial_ms = 5001 is out of range: it must be within 1..=5000",
+            ),
+            (
+                |s| s.redis.reconcile_interval = Duration::from_millis(9),
+                "redis.reconcile_interval_ms = 9 is out of range: it must be within 10..=4294967295",
+            ),
+            (
+                |s| s.redis.prefix = "{app}".into(),
+                "redis.prefix = \"{app}\" holds a brace: it would be the cluster hash tag of every key",
             ),
             (
                 |s| s.deflate.server_max_window_bits = Some(16),
@@ -459,6 +573,9 @@ mod tests {
             "[redis]\ncommand_timeout_ms",
             "[redis]\npresence_ttl_ms",
             "[redis]\ntopic_ttl_ms",
+            "[redis]\npresence_keys_ttl_ms",
+            "[redis]\nreconnect_max_ms",
+            "[redis]\nreconcile_interval_ms",
         ] {
             let text = format!("{key} = {}", u64::MAX);
             let err = toml::from_str::<Settings>(&text).expect_err(key);
@@ -472,7 +589,13 @@ mod tests {
             );
             let at_bound = format!("{key} = {MAX_DURATION_MS}");
             let settings: Settings = toml::from_str(&at_bound).expect(key);
-            assert_eq!(settings.check(), Ok(()), "{key}");
+            if key.ends_with("presence_ttl_ms") {
+                // Read, then refused for what it asks of the presence keys' TTL.
+                let err = settings.check().expect_err(key).to_string();
+                assert!(err.starts_with("redis.presence_keys_ttl_ms = "), "{err}");
+            } else {
+                assert_eq!(settings.check(), Ok(()), "{key}");
+            }
         }
     }
 }

@@ -1,0 +1,850 @@
+//! The backplane's task: it serves the hub's asks and Redis's messages with one
+//! `select!` over its parts, none preferred (publications, the subscription's
+//! messages, the answers of its own commands, heartbeats, reconnections and the
+//! reconciliation each get their turn under any backlog). The supervisor runs it
+//! (and runs it again).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use fred::{
+    clients::SubscriberClient,
+    prelude::*,
+    types::{scripts::Script, Message as RedisMessage},
+};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+
+use super::{
+    conns::Conns,
+    counters::add,
+    events::{Announcement, Ask, Event},
+    keys,
+    ordering::{Caught, FillRequest, Ordering, Outcome},
+    presence::{Presence, PresenceState},
+    publish::{fresh_epoch, Publisher},
+    reply::{self, Snapshot},
+    scripts,
+    shared::{Pending, Shared, STOPPING},
+    subscriptions::{Command, Effect, Subscriptions, Tally},
+};
+use crate::{
+    hub::{
+        backplane::{Located, Publication},
+        types::{Position, PresenceKind},
+    },
+    settings::RedisSettings,
+};
+
+/// How a task ended.
+pub(super) enum Exit {
+    /// Stopped (asked, or the backplane was dropped).
+    Stopped,
+    /// Redis could not be reached at start: `start` was told.
+    NotStarted,
+    /// Redis could not be reached for a restart.
+    ConnectFailed,
+    /// It ended without being asked to.
+    Lost(&'static str),
+}
+
+/// Tries of a presence announcement before it is left to its keys' time to
+/// live (the back-off between them grows to `reconnect_max`).
+const MAX_ANNOUNCE_ATTEMPTS: u32 = 20;
+
+/// One run of the backplane's task: its connections and its parts.
+pub(super) struct Task {
+    shared: Arc<Shared>,
+    origin: u64,
+    prefix: String,
+    sharded: bool,
+    topic_ttl_ms: i64,
+    presence_ttl: Duration,
+    keys_ttl: Duration,
+    reconcile_every: Duration,
+    watch_every: Duration,
+    /// Since when each connection (control, writer, subscriber) is down.
+    down_since: [Option<Instant>; 3],
+    /// How long one may stay down while another is up.
+    stuck_after: Duration,
+    command_timeout: Duration,
+    control: Client,
+    writer: Client,
+    subscriber: SubscriberClient,
+    locate: Script,
+    publisher: Publisher,
+    presence: Presence,
+    subs: Subscriptions,
+    order: Ordering,
+    pstate: PresenceState,
+    /// Joins waiting for their topic's subscription and presence.
+    waiting: HashMap<String, Vec<(Option<Position>, Pending)>>,
+    /// Joins located, waiting for this server to deliver up to their position.
+    catching_up: HashMap<String, Vec<(Pending, Located)>>,
+    /// Dead servers taken off the list whose users are not all out yet.
+    unswept: HashSet<u64>,
+    events: mpsc::UnboundedSender<Event>,
+    events_rx: Option<mpsc::UnboundedReceiver<Event>>,
+    tally: Tally,
+    pub stopping: Option<Instant>,
+}
+
+impl Task {
+    pub fn new(
+        conns: Conns,
+        s: &RedisSettings,
+        origin: u64,
+        shared: &Arc<Shared>,
+    ) -> (Task, tokio::task::JoinHandle<()>) {
+        let topic_ttl_ms = s
+            .topic_ttl
+            .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        let (publisher, answers) = Publisher::start(
+            conns.writer.clone(),
+            s.prefix.clone(),
+            origin,
+            s.sharded,
+            topic_ttl_ms,
+            s.command_timeout,
+            shared.clone(),
+        );
+        let presence = Presence {
+            control: conns.control.clone(),
+            writer: conns.writer.clone(),
+            prefix: s.prefix.clone(),
+            sharded: s.sharded,
+            origin,
+            presence_ttl: s.presence_ttl,
+            keys_ttl: s.presence_keys_ttl,
+            retry_initial: s.reconnect_initial,
+            retry_max: s.reconnect_max,
+        };
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let task = Task {
+            shared: shared.clone(),
+            origin,
+            prefix: s.prefix.clone(),
+            sharded: s.sharded,
+            topic_ttl_ms,
+            presence_ttl: s.presence_ttl,
+            keys_ttl: s.presence_keys_ttl,
+            reconcile_every: s.reconcile_interval,
+            watch_every: s.reconnect_max.max(Duration::from_millis(10)),
+            down_since: [None; 3],
+            command_timeout: s.command_timeout,
+            stuck_after: s
+                .reconnect_max
+                .saturating_mul(4)
+                .saturating_add(s.command_timeout),
+            control: conns.control,
+            writer: conns.writer,
+            subscriber: conns.subscriber,
+            locate: Script::from_lua(scripts::LOCATE),
+            publisher,
+            presence,
+            subs: Subscriptions::new(
+                s.reconnect_initial,
+                s.reconnect_max,
+                // A late decision is told from a new one for this long.
+                s.reconcile_interval.saturating_mul(6),
+            ),
+            order: Ordering::new(s.subscription_buffer.max(16)),
+            pstate: PresenceState::default(),
+            waiting: HashMap::new(),
+            catching_up: HashMap::new(),
+            unswept: HashSet::new(),
+            events,
+            events_rx: Some(events_rx),
+            tally: Tally::default(),
+            stopping: None,
+        };
+        (task, answers)
+    }
+
+    /// After a restart: subscribed to what the hub wants (with its decisions'
+    /// generations), presence announced again.
+    pub fn restarted(&mut self) {
+        if let Some(hub) = self.shared.hub.upgrade() {
+            for (topic, generation) in hub.subscriptions() {
+                self.subs.ask(&topic, true, generation);
+            }
+        }
+        let _ = self.events.send(Event::Forgotten);
+    }
+
+    pub async fn run(
+        &mut self,
+        asks: &mut mpsc::UnboundedReceiver<Ask>,
+        pubs: &mut mpsc::UnboundedReceiver<Publication>,
+        mut answers: tokio::task::JoinHandle<()>,
+    ) -> Exit {
+        let Some(mut events) = self.events_rx.take() else {
+            return Exit::Lost("no events");
+        };
+        let mut messages = self.subscriber.message_rx();
+        let mut resubscribed = self.subscriber.reconnect_rx();
+        let mut reconnected = self.writer.reconnect_rx();
+        // Listed among the live servers before any presence of this server's is
+        // written (on the same connection, so in this order): a server that dies
+        // at once is still swept by the others.
+        self.presence.register();
+        let mut heartbeat =
+            tokio::time::interval((self.presence_ttl / 3).max(Duration::from_millis(10)));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reconcile = tokio::time::interval(self.reconcile_every);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = tokio::time::interval(self.watch_every);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first_beat = true;
+        let mut batch = Vec::with_capacity(64);
+        let never = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        loop {
+            let now = Instant::now();
+            if self.subs.has_work() {
+                let effects = self.subs.flush(now);
+                self.apply(effects);
+            }
+            self.sync_tally();
+            if let Some(deadline) = self.stopping {
+                if self.shared.in_flight() == 0 || now >= deadline {
+                    return self.finish(asks).await;
+                }
+            }
+            // (Timers armed only when needed: not one per message.)
+            let retry = self.subs.next_retry();
+            let retry_at = retry.map_or(never, tokio::time::Instant::from_std);
+            let stop_at = self.stopping.map_or(never, tokio::time::Instant::from_std);
+            tokio::select! {
+                message = messages.recv() => match message {
+                    Ok(message) => self.on_message(message),
+                    Err(RecvError::Lagged(skipped)) => {
+                        tracing::warn!(skipped, "redis backplane fell behind its subscription: filling from the streams");
+                        self.resync();
+                    }
+                    Err(RecvError::Closed) => return Exit::Lost("the subscription's messages ended"),
+                },
+                n = pubs.recv_many(&mut batch, 64) => {
+                    if n == 0 {
+                        return Exit::Lost("the publications' queue closed");
+                    }
+                    for publication in batch.drain(..) {
+                        self.publisher.send(publication);
+                    }
+                }
+                ask = asks.recv() => {
+                    let Some(ask) = ask else {
+                        // The backplane was dropped: a stop.
+                        return self.finish(asks).await;
+                    };
+                    self.on_ask(ask);
+                    // Batched: the decisions queued now are taken before one
+                    // SUBSCRIBE is sent for them all.
+                    for _ in 0..256 {
+                        let Ok(ask) = asks.try_recv() else { break };
+                        self.on_ask(ask);
+                    }
+                }
+                Some(event) = events.recv() => self.on_event(event),
+                _ = heartbeat.tick() => {
+                    self.presence.heartbeat(std::mem::take(&mut first_beat), &self.events);
+                    for origin in std::mem::take(&mut self.unswept) {
+                        self.presence.sweep_again(origin, &self.events);
+                    }
+                    let due = self.pstate.due_refresh(Instant::now(), self.keys_ttl / 4);
+                    if !due.is_empty() {
+                        self.presence.refresh(due);
+                    }
+                }
+                _ = reconcile.tick() => self.reconcile(),
+                _ = watch.tick() => {
+                    if self.nudge() {
+                        return Exit::Lost("a connection to Redis did not come back");
+                    }
+                }
+                _ = tokio::time::sleep_until(retry_at), if retry.is_some() => {}
+                _ = tokio::time::sleep_until(stop_at), if self.stopping.is_some() => {}
+                Ok(_) = resubscribed.recv() => {
+                    add(&self.shared.counters.reconnects, 1);
+                    tracing::info!("redis backplane's subscription reconnected: subscribing again");
+                    self.subs.connection_lost();
+                }
+                Ok(_) = reconnected.recv() => {
+                    add(&self.shared.counters.reconnects, 1);
+                    tracing::info!("redis backplane reconnected");
+                    let _ = self.events.send(Event::Forgotten);
+                }
+                _ = &mut answers => return Exit::Lost("the publications' answers ended"),
+            }
+        }
+    }
+
+    fn on_ask(&mut self, ask: Ask) {
+        match ask {
+            Ask::Subscribe(topic, generation) => {
+                self.subs.ask(&topic, true, generation);
+            }
+            Ask::Unsubscribe(topic, generation) => {
+                // Checked against the hub now: a topic it holds members of is
+                // not let go (the decision was overtaken, or came from a topic
+                // the hub no longer holds); a later one settles it.
+                let held = self
+                    .shared
+                    .hub
+                    .upgrade()
+                    .is_some_and(|hub| hub.count(&topic) > 0);
+                if held {
+                    self.subs.overtaken(&topic, generation);
+                } else {
+                    self.subs.ask(&topic, false, generation);
+                }
+            }
+            Ask::Locate(pending, since) => {
+                let topic = pending.topic.clone();
+                if !self.subs.wants(&topic) {
+                    // Left already: nothing to wait for.
+                    pending.answer_here();
+                } else if self.subs.is_ready(&topic) && !self.pstate.snapshotting(&topic) {
+                    self.locate(pending, since);
+                } else {
+                    self.waiting
+                        .entry(topic)
+                        .or_default()
+                        .push((since, pending));
+                }
+            }
+            Ask::Presence(topic, user, meta, kind) => {
+                let last =
+                    self.pstate
+                        .local(&topic, &user, kind == PresenceKind::Joined, Instant::now());
+                let change = Announcement {
+                    topic,
+                    user,
+                    meta,
+                    kind,
+                    attempt: 0,
+                };
+                self.presence.announce(change, last, &self.events);
+            }
+            Ask::Stop(drain) => {
+                let deadline = Instant::now() + drain;
+                self.stopping = Some(self.stopping.map_or(deadline, |d| d.min(deadline)));
+            }
+            #[cfg(test)]
+            Ask::Crash => panic!("a crash asked for by a test"),
+        }
+    }
+
+    fn on_message(&mut self, message: RedisMessage) {
+        let counters = &self.shared.counters;
+        let (Some(topic), Some(raw)) = (
+            keys::topic_of(&self.prefix, &message.channel),
+            reply::bytes(&message.value),
+        ) else {
+            add(&counters.malformed, 1);
+            return;
+        };
+        let presence = raw.starts_with(b"p1\n");
+        if !presence {
+            add(&counters.received, 1);
+        }
+        if !self.subs.wants(&topic) {
+            // Not for this server any more: dropped, its order left alone.
+            add(&counters.unwanted, 1);
+            return;
+        }
+        if presence {
+            let Some(change) = reply::presence_change(&raw) else {
+                add(&counters.malformed, 1);
+                tracing::warn!(channel = %message.channel, "unreadable presence on the backplane");
+                return;
+            };
+            if let Some(change) = self.pstate.change(&topic, change) {
+                self.apply_presence(&topic, &change);
+            }
+            return;
+        }
+        let Some(envelope) = reply::envelope(&raw) else {
+            add(&counters.malformed, 1);
+            tracing::warn!(channel = %message.channel, "unreadable envelope on the backplane");
+            return;
+        };
+        let out = self.order.message(&topic, envelope);
+        self.outcome(&topic, out);
+    }
+
+    /// Deliver what ordering let through; ask for the fill it asked for.
+    fn outcome(&mut self, topic: &str, out: Outcome) {
+        let c = &self.shared.counters;
+        add(&c.filled, out.filled);
+        add(&c.lost, out.lost);
+        add(&c.resets, out.resets);
+        if out.lost > 0 {
+            tracing::warn!(%topic, lost = out.lost, "publications missed and no longer in the stream");
+        }
+        if let Some(request) = out.fill {
+            self.fill(topic, request);
+        }
+        if out.deliver.is_empty() {
+            return;
+        }
+        if let Some(hub) = self.shared.hub.upgrade() {
+            for e in out.deliver {
+                // The sender is skipped on the server it is on.
+                let except = e.except.filter(|_| e.origin == self.origin);
+                self.shared.guarded(|| {
+                    hub.deliver_numbered(topic, &e.position, e.message, except);
+                });
+            }
+        }
+        self.release(topic, false);
+    }
+
+    /// Answer the joins of `topic` whose position was delivered up to (all of
+    /// them, `anyway`).
+    fn release(&mut self, topic: &str, anyway: bool) {
+        let Some(waiting) = self.catching_up.remove(topic) else {
+            return;
+        };
+        let mut rest = Vec::new();
+        for (pending, located) in waiting {
+            if anyway {
+                pending.answer(located);
+            } else if let Some((pending, located)) = self.answer_if_caught_up(pending, located) {
+                rest.push((pending, located));
+            }
+        }
+        if !rest.is_empty() {
+            self.catching_up.insert(topic.to_owned(), rest);
+        }
+    }
+
+    /// Answer a join if this server has delivered everything up to its
+    /// position (see [`Ordering::catch_up`]); else give it back.
+    fn answer_if_caught_up(
+        &mut self,
+        pending: Pending,
+        located: Located,
+    ) -> Option<(Pending, Located)> {
+        match self.order.catch_up(&pending.topic, &located.position) {
+            Caught::Up => pending.answer(located),
+            Caught::At(position) => pending.answer(Located::new(position, None)),
+            Caught::Behind => return Some((pending, located)),
+        }
+        None
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Confirmed {
+                topic,
+                command,
+                id,
+                ok,
+            } => self.subs.confirmed(&topic, command, id, ok, Instant::now()),
+            Event::Snapshot(topic, number, answer) => {
+                let Some(newer) = self.pstate.snapshot_done(&topic, number, answer.as_ref()) else {
+                    return;
+                };
+                if let Some(Snapshot {
+                    users, position, ..
+                }) = answer
+                {
+                    if let Some(hub) = self.shared.hub.upgrade() {
+                        hub.set_presence(&topic, users);
+                    }
+                    self.order.set_baseline(&topic, position);
+                }
+                // A baseline may settle joins that waited.
+                self.release(&topic, false);
+                for change in newer {
+                    self.apply_presence(&topic, &change);
+                }
+                self.serve_waiting(&topic);
+            }
+            Event::Filled(topic, number, fill) => {
+                if fill.is_none() {
+                    tracing::debug!(%topic, "redis fill failed: delivered as they come");
+                }
+                let out = self.order.filled(&topic, number, fill);
+                self.outcome(&topic, out);
+                // What the fill could not bring will not come: the joins
+                // waiting for it are answered.
+                self.release(&topic, true);
+            }
+            Event::Located(pending, located) => {
+                // Answered once this server has delivered everything up to the
+                // join's position (after it, the member gets each publication
+                // once, in order); what may still be on its way is filled.
+                let topic = pending.topic.clone();
+                if !self.subs.wants(&topic) {
+                    pending.answer(located);
+                    return;
+                }
+                let Some((pending, located)) = self.answer_if_caught_up(pending, located) else {
+                    return;
+                };
+                if let Some(request) = self.order.missed(&topic) {
+                    self.fill(&topic, request);
+                }
+                self.catching_up
+                    .entry(topic)
+                    .or_default()
+                    .push((pending, located));
+            }
+            Event::Unswept(origin) => {
+                self.unswept.insert(origin);
+            }
+            Event::Unannounced(change) => {
+                // Made again only if it still holds (a later change of the
+                // same user was announced after it, and is the one to keep).
+                let (here, any) = self.pstate.is_local(&change.topic, &change.user);
+                if here != (change.kind == PresenceKind::Joined) {
+                    return;
+                }
+                if change.attempt > MAX_ANNOUNCE_ATTEMPTS {
+                    tracing::warn!(
+                        topic = %change.topic,
+                        "a presence change could not be written in Redis: it is left to its keys' time to live"
+                    );
+                    return;
+                }
+                self.presence.announce(change, !any, &self.events);
+            }
+            Event::Forgotten => {
+                // Listed again, announced again (idempotent), then read again:
+                // what changed while Redis did not know this server is told.
+                self.presence.register();
+                if let Some(hub) = self.shared.hub.upgrade() {
+                    let now = Instant::now();
+                    for (topic, users) in hub.local_presence() {
+                        for (user, meta) in users {
+                            self.pstate.local(&topic, &user, true, now);
+                            let change = Announcement {
+                                topic: topic.clone(),
+                                user,
+                                meta,
+                                kind: PresenceKind::Joined,
+                                attempt: 0,
+                            };
+                            self.presence.announce(change, false, &self.events);
+                        }
+                    }
+                }
+                let topics: Vec<String> = self.subs.subscribed().map(str::to_owned).collect();
+                for topic in topics {
+                    if self.subs.is_ready(&topic) {
+                        self.snapshot(&topic);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carry out what the subscription state machine asks for.
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Subscribe(batch) => self.command(Command::Subscribe, batch),
+                Effect::Unsubscribe(batch) => self.command(Command::Unsubscribe, batch),
+                Effect::Ready(topic) => {
+                    // What the subscription may have missed (it was made again),
+                    // then who is present; the joins are answered after that.
+                    if let Some(request) = self.order.missed(&topic) {
+                        self.fill(&topic, request);
+                    }
+                    self.snapshot(&topic);
+                }
+                Effect::Forget(topic) => {
+                    self.release(&topic, true);
+                    self.order.forget(&topic);
+                    self.pstate.forget(&topic);
+                    for (_, pending) in self.waiting.remove(&topic).unwrap_or_default() {
+                        pending.answer_here();
+                    }
+                }
+                Effect::Failed(topic) => {
+                    // Not subscribed (Redis gone): answered from here; tried
+                    // again after a back-off.
+                    for (_, pending) in self.waiting.remove(&topic).unwrap_or_default() {
+                        pending.answer_here();
+                    }
+                }
+            }
+        }
+        add_gauge(&self.shared, self.subs.count());
+    }
+
+    /// Send one subscription command per batch (per slot, with sharded pub/sub:
+    /// `SSUBSCRIBE` takes channels of one slot); each topic's answer comes back
+    /// as an event.
+    fn command(&self, command: Command, batch: Vec<(String, u64)>) {
+        let mut groups: HashMap<u16, Vec<(String, u64)>> = HashMap::new();
+        for (topic, id) in batch {
+            let slot = if self.sharded {
+                fred::util::redis_keyslot(keys::channel(&self.prefix, &topic).as_bytes())
+            } else {
+                0
+            };
+            groups.entry(slot).or_default().push((topic, id));
+        }
+        for (_, group) in groups {
+            let channels: Vec<String> = group
+                .iter()
+                .map(|(t, _)| keys::channel(&self.prefix, t))
+                .collect();
+            let (subscriber, events, sharded) =
+                (self.subscriber.clone(), self.events.clone(), self.sharded);
+            tokio::spawn(async move {
+                let result = match (command, sharded) {
+                    (Command::Subscribe, false) => subscriber.subscribe(channels).await,
+                    (Command::Subscribe, true) => subscriber.ssubscribe(channels).await,
+                    (Command::Unsubscribe, false) => subscriber.unsubscribe(channels).await,
+                    (Command::Unsubscribe, true) => subscriber.sunsubscribe(channels).await,
+                };
+                // The client answers SUBSCRIBE and UNSUBSCRIBE once written,
+                // not once Redis carried them out. A PING after them on the
+                // same connection is answered after they were: only then is a
+                // topic ready (what a fill or a presence read on another
+                // connection finds, and what the subscription brings, then
+                // meet; before, a change published between them was in
+                // neither).
+                let result = match result {
+                    Ok(()) if !sharded => subscriber.ping::<()>(None).await,
+                    other => other,
+                };
+                if let Err(err) = &result {
+                    tracing::debug!(%err, ?command, "redis subscription command failed");
+                }
+                for (topic, id) in group {
+                    let ok = result.is_ok();
+                    let _ = events.send(Event::Confirmed {
+                        topic,
+                        command,
+                        id,
+                        ok,
+                    });
+                }
+            });
+        }
+    }
+
+    /// Read `topic`'s presence (and where its publications stand).
+    fn snapshot(&mut self, topic: &str) {
+        if let Some(number) = self.pstate.start_snapshot(topic) {
+            self.presence.snapshot(topic, number, &self.events);
+        }
+    }
+
+    fn apply_presence(&self, topic: &str, change: &reply::PresenceChange) {
+        if let Some(hub) = self.shared.hub.upgrade() {
+            hub.deliver_presence(topic, &change.user, change.meta.as_deref(), change.kind);
+        }
+    }
+
+    /// The joins waiting for `topic`, once it is subscribed and its presence read.
+    fn serve_waiting(&mut self, topic: &str) {
+        if !self.subs.is_ready(topic) || self.pstate.snapshotting(topic) {
+            return;
+        }
+        for (since, pending) in self.waiting.remove(topic).unwrap_or_default() {
+            self.locate(pending, since);
+        }
+    }
+
+    /// The subscription may have missed anything (it fell behind): every
+    /// subscribed topic is filled and its presence read again.
+    fn resync(&mut self) {
+        let topics: Vec<String> = self.subs.subscribed().map(str::to_owned).collect();
+        for topic in topics {
+            if let Some(request) = self.order.missed(&topic) {
+                self.fill(&topic, request);
+            }
+            self.snapshot(&topic);
+        }
+    }
+
+    /// Ask Redis what `topic` missed; the answer comes back as an event.
+    fn fill(&self, topic: &str, request: FillRequest) {
+        let k = keys::Keys::new(&self.prefix, topic);
+        let (epoch, offset) = request
+            .since
+            .map_or((String::new(), 0), |p| (p.epoch, p.offset));
+        let args: Vec<Value> = vec![epoch.into(), offset.to_string().into()];
+        let (client, events, topic) = (self.control.clone(), self.events.clone(), topic.to_owned());
+        tokio::spawn(async move {
+            let answer: Result<Value, _> = client
+                .eval(scripts::FILL, vec![k.epoch, k.offset, k.stream], args)
+                .await;
+            let fill = match answer {
+                Ok(value) => reply::fill(value).or_else(|| {
+                    tracing::warn!("unexpected answer from the fill script");
+                    None
+                }),
+                Err(err) => {
+                    tracing::debug!(%err, "redis fill failed");
+                    None
+                }
+            };
+            let _ = events.send(Event::Filled(topic, request.number, fill));
+        });
+    }
+
+    /// Where `pending`'s topic stands and what came after `since`.
+    fn locate(&self, pending: Pending, since: Option<Position>) {
+        let k = keys::Keys::new(&self.prefix, &pending.topic);
+        let (epoch, offset, asked) = match &since {
+            Some(p) => (p.epoch.clone(), p.offset.to_string(), "1"),
+            None => (String::new(), "0".into(), "0"),
+        };
+        let args: Vec<Value> = vec![
+            fresh_epoch().into(),
+            epoch.into(),
+            offset.into(),
+            asked.into(),
+            self.topic_ttl_ms.into(),
+        ];
+        let (client, script) = (self.control.clone(), self.locate.clone());
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let answer: Result<Value, _> = script
+                .evalsha_with_reload(&client, vec![k.epoch, k.offset, k.stream], args)
+                .await;
+            match answer.map(reply::located) {
+                Ok(Some(located)) => {
+                    if let Err(mpsc::error::SendError(Event::Located(pending, located))) =
+                        events.send(Event::Located(pending, located))
+                    {
+                        pending.answer(located);
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("unexpected answer from the locate script");
+                    pending.answer_here();
+                }
+                Err(err) => {
+                    tracing::debug!(%err, "redis locate failed: not recovered");
+                    pending.answer_here();
+                }
+            }
+        });
+    }
+
+    /// Compare the subscriptions with what the hub wants and what the client
+    /// tracks; repair what differs twice in a row.
+    fn reconcile(&mut self) {
+        let Some(hub) = self.shared.hub.upgrade() else {
+            return;
+        };
+        let wanted = hub.subscriptions();
+        let channels = if self.sharded {
+            self.subscriber.tracked_shard_channels()
+        } else {
+            self.subscriber.tracked_channels()
+        };
+        let tracked: HashSet<String> = channels
+            .iter()
+            .filter_map(|c| keys::topic_of(&self.prefix, c).map(|t| t.into_owned()))
+            .collect();
+        let repaired = self.subs.reconcile(&wanted, Some(&tracked), Instant::now());
+        if repaired > 0 {
+            tracing::warn!(repaired, "redis backplane subscriptions repaired");
+        }
+    }
+
+    /// Watch the three connections: one that is down gets a `PING` (a client
+    /// with nothing to send may not try again); one down for long while
+    /// another is up (Redis answers) is taken as stuck: true, and the task is
+    /// started again with new connections.
+    fn nudge(&mut self) -> bool {
+        let now = Instant::now();
+        let up = [
+            self.control.is_connected(),
+            self.writer.is_connected(),
+            self.subscriber.is_connected(),
+        ];
+        for (i, up) in up.iter().enumerate() {
+            if *up {
+                self.down_since[i] = None;
+                continue;
+            }
+            self.down_since[i].get_or_insert(now);
+            let (control, writer, subscriber) = (
+                self.control.clone(),
+                self.writer.clone(),
+                self.subscriber.clone(),
+            );
+            tokio::spawn(async move {
+                let _: Result<(), _> = match i {
+                    0 => control.ping(None).await,
+                    1 => writer.ping(None).await,
+                    _ => subscriber.ping(None).await,
+                };
+            });
+        }
+        // Publications wait for a connection that blinks; not for one that is
+        // out for longer than a command may take.
+        let out = self.down_since[1]
+            .is_some_and(|t| now.saturating_duration_since(t) > self.command_timeout);
+        self.publisher.set_out(out);
+        let stuck = self.down_since.iter().any(|since| {
+            since.is_some_and(|t| now.saturating_duration_since(t) > self.stuck_after)
+        });
+        stuck && up.iter().any(|u| *u)
+    }
+
+    /// Add what the state machine counted since the last call to the counters.
+    fn sync_tally(&mut self) {
+        let (now, was) = (self.subs.tally, self.tally);
+        let c = &self.shared.counters;
+        add(&c.stale_asks, now.stale_asks - was.stale_asks);
+        add(
+            &c.stale_confirmations,
+            now.stale_confirmations - was.stale_confirmations,
+        );
+        add(&c.subscription_failures, now.failures - was.failures);
+        add(&c.reconciled, now.reconciled - was.reconciled);
+        self.tally = now;
+    }
+
+    /// A clean stop: joins answered, subscriptions ended, this server's users
+    /// taken out of presence at once, connections closed.
+    async fn finish(&mut self, asks: &mut mpsc::UnboundedReceiver<Ask>) -> Exit {
+        self.shared.set_state(STOPPING);
+        for (_, waiting) in self.waiting.drain() {
+            for (_, pending) in waiting {
+                pending.answer_here();
+            }
+        }
+        for (_, located) in self.catching_up.drain() {
+            for (pending, located) in located {
+                pending.answer(located);
+            }
+        }
+        while let Ok(ask) = asks.try_recv() {
+            if let Ask::Locate(pending, _) = ask {
+                pending.answer_here();
+            }
+        }
+        let limit = self
+            .presence_ttl
+            .min(Duration::from_secs(5))
+            .max(Duration::from_secs(1));
+        let _ = tokio::time::timeout(limit, self.subscriber.unsubscribe_all()).await;
+        let _ = tokio::time::timeout(limit, self.presence.sweep(self.origin)).await;
+        for client in [&self.control, &self.writer] {
+            let _ = tokio::time::timeout(limit, client.quit()).await;
+        }
+        let _ = tokio::time::timeout(limit, self.subscriber.quit()).await;
+        add_gauge(&self.shared, 0);
+        Exit::Stopped
+    }
+}
+
+fn add_gauge(shared: &Shared, subscribed: usize) {
+    shared
+        .counters
+        .subscriptions
+        .store(subscribed as u64, std::sync::atomic::Ordering::Relaxed);
+}

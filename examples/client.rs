@@ -1,7 +1,7 @@
 //! A command-line client: sends each line of stdin as a text message and prints
-//! what comes back. At the end of stdin it waits for the replies to stop coming
-//! (half a second without one), closes the connection (1000) and waits for the
-//! server's answer.
+//! what comes back. At the end of stdin it pings the server (the Pong comes after
+//! the replies to every line sent before it, from a server that answers in order),
+//! then closes the connection (1000) and exits once the server answered.
 //!
 //! ```sh
 //! cargo run --release --example echo &                 # a server on ws://127.0.0.1:9001
@@ -11,66 +11,68 @@
 //! cargo run --release --example client -- --deflate    # offer permessage-deflate
 //! ```
 
-use std::{process::ExitCode, time::Duration};
+use std::{cell::RefCell, process::ExitCode, rc::Rc};
 
-use actix::prelude::*;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    sync::watch,
-};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use websocket_driver as ws;
 
-/// Prints every message; reports the connection's state, and the count of messages
-/// received, to `main`.
+/// The connection lines go to: the latest one (a reconnect replaces it).
+type Current = Rc<RefCell<Option<ws::Conn>>>;
+
+/// Prints every message; starts reading stdin on the first connection.
 struct Printer {
-    state: watch::Sender<Option<ws::Conn>>,
-    received: watch::Sender<u64>,
+    current: Current,
+    reading: bool,
 }
 
-impl Actor for Printer {
-    type Context = Context<Self>;
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        // No more connections: main ends.
-        let _ = self.state.send(None);
-    }
-}
-
-impl Handler<ws::Open> for Printer {
-    type Result = ();
-    fn handle(&mut self, open: ws::Open, _: &mut Context<Self>) {
-        match open.conn.protocol() {
+impl ws::AsyncEndpoint for Printer {
+    async fn on_open(&mut self, conn: &ws::Conn) {
+        match conn.protocol() {
             Some(protocol) => eprintln!("connected (subprotocol {protocol})"),
             None => eprintln!("connected"),
         }
-        let _ = self.state.send(Some(open.conn));
-    }
-}
-
-impl Handler<ws::Message> for Printer {
-    type Result = ();
-    fn handle(&mut self, msg: ws::Message, _: &mut Context<Self>) {
-        self.received.send_modify(|n| *n += 1);
-        match msg {
-            ws::Message::Text(text) => println!("{}", &*text),
-            ws::Message::Binary(data) => println!("<{} bytes of binary>", data.len()),
+        *self.current.borrow_mut() = Some(conn.clone());
+        if !std::mem::replace(&mut self.reading, true) {
+            actix_rt::spawn(send_lines(self.current.clone()));
         }
     }
-}
 
-impl Handler<ws::Error> for Printer {
-    type Result = ();
-    fn handle(&mut self, err: ws::Error, _: &mut Context<Self>) {
+    async fn on_message(&mut self, _: &ws::Conn, msg: ws::Message) {
+        match msg.as_text() {
+            Some(text) => println!("{text}"),
+            None => println!("<{} bytes of binary>", msg.len()),
+        }
+    }
+
+    async fn on_error(&mut self, _: &ws::Conn, err: ws::Error) {
         eprintln!("connection failed: {err}");
+    }
+
+    async fn on_close(&mut self, _: &ws::Conn, close: ws::Close) {
+        eprintln!("closed: {} {}", close.code.0, close.reason);
     }
 }
 
-impl Handler<ws::Close> for Printer {
-    type Result = ();
-    fn handle(&mut self, close: ws::Close, _: &mut Context<Self>) {
-        eprintln!("closed: {} {}", close.code.0, close.reason);
-        // Without --reconnect the client stops this actor now; with it, the next
-        // connection's Open follows.
+/// Send each line of stdin; at its end, wait for the replies, then close.
+async fn send_lines(current: Current) {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let conn = current.borrow().clone();
+        match conn.map(|conn| conn.send_text(line)) {
+            Some(sent) => {
+                if let Some(err) = sent.error() {
+                    eprintln!("not sent: {err}");
+                }
+            }
+            None => eprintln!("not sent: not connected"),
+        }
+    }
+    let conn = current.borrow().clone();
+    if let Some(conn) = conn {
+        // After our Close the server's data frames are no longer read (RFC 6455
+        // §7.1.1): let the replies come in first.
+        let _ = conn.send_ping("").await;
+        conn.close(ws::CloseCode::NORMAL, "");
     }
 }
 
@@ -117,59 +119,26 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut client = match ws::Client::new(&args.url) {
-        Ok(client) => client.protocols(args.protocols),
+    let printer = Printer {
+        current: Current::default(),
+        reading: false,
+    };
+    let run = async {
+        let mut client = ws::Client::new(&args.url)?.protocols(args.protocols);
+        if args.reconnect {
+            client = client.reconnect(ws::ReconnectPolicy::default());
+        }
+        if args.deflate {
+            client = client.deflate(ws::DeflateSettings::on());
+        }
+        client.run(ws::async_endpoint(printer)).await
+    };
+    match run.await {
+        Ok(close) if close.was_clean => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("{}: {err}", args.url);
-            return ExitCode::FAILURE;
-        }
-    };
-    if args.reconnect {
-        client = client.reconnect(ws::ReconnectPolicy::default());
-    }
-    if args.deflate {
-        client = client.deflate(ws::DeflateSettings::on());
-    }
-    let (state, mut watch) = watch::channel(None);
-    let (received, mut replies) = watch::channel(0);
-    if let Err(err) = client.connect(Printer { state, received }).await {
-        eprintln!("cannot connect to {}: {err}", args.url);
-        return ExitCode::FAILURE;
-    }
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        tokio::select! {
-            line = lines.next_line() => {
-                let Ok(Some(line)) = line else { break };
-                let conn = watch.borrow().clone();
-                match conn.map(|conn| conn.send_text(line)) {
-                    Some(sent) => if let Some(err) = sent.error() {
-                        eprintln!("not sent: {err}");
-                    },
-                    None => eprintln!("not sent: not connected"),
-                }
-            }
-            changed = watch.changed() => {
-                if changed.is_err() {
-                    return ExitCode::SUCCESS; // the client stopped: the connection is over
-                }
-            }
+            ExitCode::FAILURE
         }
     }
-    // End of input: let the replies come in (after our Close, data frames are
-    // discarded, RFC 6455 §7.1.1 and §5.5.1), then close and wait for the server's
-    // answer (bounded by the close timeout, after which the client closes the
-    // connection itself).
-    while let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(500), replies.changed()).await
-    {
-    }
-    let conn = watch.borrow().clone();
-    if let Some(conn) = conn {
-        conn.close(ws::CloseCode::NORMAL, "");
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while watch.changed().await.is_ok() {}
-    })
-    .await;
-    ExitCode::SUCCESS
 }

@@ -173,13 +173,7 @@ async fn main() -> std::io::Result<()> {
         } else {
             ws_server.listen(&args.bind, workers, factory)?
         };
-        let handle = server.handle();
-        actix_web::rt::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                ws_server.shutdown(drain).await;
-                handle.stop(true).await;
-            }
-        });
+        // listen answers Ctrl-C and SIGTERM itself: Close 1001, a drain, a stop.
         eprintln!("echo server (standalone) on {scheme}://{}", args.bind);
         return server.await;
     }

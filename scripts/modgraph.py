@@ -11,7 +11,7 @@ re-exports), prints the graph and checks three rules:
   cycle   no import cycle among modules (an edge inside a strongly connected
           component of the file graph);
   upward  arrows point down the layers (layer 1: proto, handshake, settings,
-          hub_wire; 2: actor, metrics; 3: web, server, client; 4: hub; the crate
+          hub_wire; 2: actor, metrics; 3: web, server, client, tls; 4: hub; the crate
           root's re-exports excepted);
   root    names are imported from the module that owns them, not through the
           crate root's re-exports (`crate::Conn` -> `crate::actor::Conn`).
@@ -43,6 +43,7 @@ LAYERS = {
     "web": 3,
     "server": 3,
     "client": 3,
+    "tls": 3,
     "hub": 4,
 }
 

@@ -36,6 +36,10 @@
 //! }
 //! ```
 //!
+//! Handlers that `.await` (a database call, a timer) implement [`AsyncEndpoint`]
+//! instead, served by [`async_endpoint`]: the next event waits for the previous
+//! handler's future, and the connection stops reading meanwhile.
+//!
 //! The full form: an actix actor of your own, which handles four messages:
 //! [`Open`] (with the [`Conn`] to send through), [`Message`] (whole text or binary
 //! messages), [`Error`] (at most one: what broke the connection) and [`Close`]
@@ -104,24 +108,54 @@
 //! ([`ReconnectPolicy`]).
 //!
 //! ```no_run
-//! # use websocket_driver as ws;
-//! # struct Echo;
-//! # impl ws::Endpoint for Echo {}
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let server = ws::Server::new().listen("127.0.0.1:9001", 1, |req| {
-//!     match req.query_param("token").as_deref() {
-//!         Some("secret") => Ok(ws::endpoint(Echo)),
-//!         _ => Err(ws::Refuse::new(401, "bad token")),
+//! use websocket_driver as ws;
+//!
+//! struct Echo;
+//!
+//! impl ws::Endpoint for Echo {
+//!     fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
+//!         conn.send(msg);
 //!     }
-//! })?;
-//! actix_rt::spawn(server);
-//! let conn = ws::Client::new("ws://127.0.0.1:9001/?token=secret")?
-//!     .connect_with_conn(ws::endpoint(Echo))
-//!     .await?
-//!     .1;
-//! conn.send_text("hello");
-//! # Ok(()) }
+//! }
+//!
+//! struct Hello;
+//!
+//! impl ws::AsyncEndpoint for Hello {
+//!     async fn on_open(&mut self, conn: &ws::Conn) {
+//!         conn.send_text("hello");
+//!     }
+//!
+//!     async fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message) {
+//!         println!("{msg:?}");
+//!         conn.close(ws::CloseCode::NORMAL, "done");
+//!     }
+//! }
+//!
+//! #[actix_rt::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let server = ws::Server::new().listen("127.0.0.1:9001", 1, |req| {
+//!         match req.query_param("token").as_deref() {
+//!             Some("secret") => Ok(ws::endpoint(Echo)),
+//!             _ => Err(ws::Refuse::new(401, "bad token")),
+//!         }
+//!     })?;
+//!     actix_rt::spawn(server);
+//!     let close = ws::Client::new("ws://127.0.0.1:9001/?token=secret")?
+//!         .run(ws::async_endpoint(Hello))
+//!         .await?;
+//!     println!("closed with {}", close.code.0);
+//!     Ok(())
+//! }
 //! ```
+//!
+//! ## The runtime
+//!
+//! Everything runs on actix's runtime (a tokio current-thread runtime per worker
+//! thread). With the actix-web route, `#[actix_web::main]` starts it (actix-web is
+//! a dependency already); for the standalone server and the client, add
+//! `actix-rt = "2"` and use `#[actix_rt::main]` (tests: `#[actix_rt::test]`). The
+//! crate does not re-export a main macro: the macro's expansion names the
+//! `actix_rt` crate by its path, so a re-export would still need that dependency.
 //!
 //! ## Compression, broadcast and settings
 //!
@@ -159,7 +193,7 @@
 //! | feature | what | default |
 //! |---|---|---|
 //! | (none) | the sans-I/O core: [`proto`], [`handshake`], [`settings`], [`hub_wire`] (the Redis backplane's wire format) | always |
-//! | `actor` | the actor layer: [`Conn`], the typed messages, [`Endpoint`], [`forward`] | with the others |
+//! | `actor` | the actor layer: [`Conn`], the typed messages, [`Endpoint`], [`AsyncEndpoint`], [`forward`] | with the others |
 //! | `server` | [`Server::listen`] and [`Server::listen_async`], `ws://` and `wss://` (rustls), without actix-web | yes |
 //! | `web` | the actix-web route: [`start`], [`Upgrade`] | yes |
 //! | `web-rustls` | [`on_connect`] finds the socket under actix-web's rustls listener too (actix-web's `rustls-0_23`) | yes |
@@ -182,6 +216,8 @@ pub mod proto;
 #[cfg(any(feature = "web", feature = "server"))]
 pub mod server;
 pub mod settings;
+#[cfg(any(feature = "server", feature = "client"))]
+pub mod tls;
 #[cfg(feature = "web")]
 pub mod web;
 
@@ -192,10 +228,14 @@ pub struct ReadmeDoctests;
 
 #[cfg(feature = "actor")]
 pub use actor::{
-    endpoint, forward, open_connections, shutdown, Close, Conn, ConnId, Endpoint, EndpointActor,
-    EndpointContext, Error, Message, Open, Ping, Pong, RoundTrip, SendError, Sent, Serve, Tagged,
-    WebSocketActor, WithControl,
+    async_endpoint, endpoint, forward, open_connections, shutdown, AsyncEndpoint, AsyncServe,
+    Close, Conn, ConnId, Endpoint, EndpointActor, EndpointContext, Error, Message, Open, Ping,
+    Pong, RoundTrip, SendError, Sent, Serve, Tagged, WebSocketActor, WithControl,
 };
+/// The payload type of binary messages, pings and pongs (`on_ping(conn, payload:
+/// ws::Bytes, ..)`): the `bytes` crate's, re-exported so that a handler's signature
+/// needs no dependency of its own.
+pub use bytes::Bytes;
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
 #[cfg(feature = "actor")]
@@ -214,4 +254,4 @@ pub use settings::{
     SlowConsumer, TlsSettings,
 };
 #[cfg(feature = "web")]
-pub use web::{on_connect, start, start_with, Upgrade};
+pub use web::{on_connect, start, start_with, Upgrade, UpgradeRequest};

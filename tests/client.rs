@@ -223,8 +223,7 @@ async fn tls_server() -> (SocketAddr, rcgen::CertifiedKey<rcgen::KeyPair>) {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let config = rustls::ServerConfig::builder_with_provider(ws::tls::crypto_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -576,13 +575,11 @@ async fn wss_connects_to_an_ip_address_with_a_der_root_or_a_whole_tls_config() {
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(der.into()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(ws::tls::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let (actor, mut rx) = events();
     let (_addr, conn) = ws::Client::new(&format!("wss://localhost:{}/", addr.port()))
         .unwrap()
@@ -1056,8 +1053,13 @@ async fn a_non_101_status_fails_with_the_status_and_its_headers() {
     .await;
     let err = fails(to(addr)).await;
     match &err {
-        ClientError::Status { status, headers } => {
+        ClientError::Status {
+            status,
+            headers,
+            body,
+        } => {
             assert_eq!(*status, 403);
+            assert_eq!(body, "nope!\r\n");
             assert_eq!(
                 headers,
                 &[
@@ -1070,6 +1072,79 @@ async fn a_non_101_status_fails_with_the_status_and_its_headers() {
     }
     assert!(!err.is_transient());
     assert_eq!(err.to_string(), "server answered with status 403, not 101");
+}
+
+#[actix_rt::test]
+async fn a_refusal_body_written_after_its_head_is_read_whole() {
+    let addr = raw_server(|mut tcp, _| async move {
+        tcp.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 10\r\n\r\n")
+            .await
+            .unwrap();
+        tcp.flush().await.unwrap();
+        tcp.write_all(b"bad token\n").await.unwrap();
+        linger(&mut tcp).await;
+    })
+    .await;
+    match fails(to(addr)).await {
+        ClientError::Status {
+            status: 401, body, ..
+        } => assert_eq!(body, "bad token\n"),
+        other => panic!("expected Status 401, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn a_chunked_refusal_body_is_decoded() {
+    let addr = answering(
+        "HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5\r\nslow \r\n5;x=y\r\ndown!\r\n0\r\n\r\n",
+    )
+    .await;
+    match fails(to(addr)).await {
+        ClientError::Status {
+            status: 429, body, ..
+        } => assert_eq!(body, "slow down!"),
+        other => panic!("expected Status 429, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn a_refusal_body_is_kept_to_its_first_4_kib() {
+    let long: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 10000\r\n\r\n{}",
+            "x".repeat(10000)
+        )
+        .into_boxed_str(),
+    );
+    let addr = answering(long).await;
+    match fails(to(addr)).await {
+        ClientError::Status { body, .. } => assert_eq!(body, "x".repeat(4096)),
+        other => panic!("expected Status 400, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn the_standalone_servers_refusal_reaches_the_client_with_its_reason() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ws::Server::new()
+        .listen_on(listener, 1, |req: &ws::Request| {
+            match req.query_param("token").as_deref() {
+                Some("secret") => Ok(events().0),
+                _ => Err(ws::Refuse::new(401, "bad token")),
+            }
+        })
+        .unwrap();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    match fails(ws::Client::new(&format!("ws://{addr}/?token=guess")).unwrap()).await {
+        ClientError::Status {
+            status: 401, body, ..
+        } => assert_eq!(body, "bad token\n"),
+        other => panic!("expected Status 401, got {other:?}"),
+    }
+    handle.stop(false).await;
 }
 
 #[actix_rt::test]
@@ -1190,9 +1265,10 @@ async fn invalid_options_and_roots_fail_before_any_io() {
     )
     .await;
     assert!(matches!(err, ClientError::RootCertificate(_)), "{err:?}");
-    assert_eq!(
-        ws::Client::new("http://example.com/").unwrap_err(),
-        UrlError::UnsupportedScheme("http".into())
+    let err = ws::Client::new("http://example.com/").unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Url(UrlError::UnsupportedScheme(s)) if s == "http"),
+        "{err:?}"
     );
 }
 
@@ -1378,9 +1454,10 @@ fn settings_from_toml_reach_the_client() {
     );
     let unknown = toml::from_str::<ws::Settings>("[client]\nurll = \"ws://x/\"");
     assert!(unknown.is_err(), "unknown keys are refused");
-    assert_eq!(
-        ws::Client::with_settings(ws::Settings::default()).unwrap_err(),
-        UrlError::MissingScheme
+    let err = ws::Client::with_settings(ws::Settings::default()).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Url(UrlError::MissingScheme)),
+        "{err:?}"
     );
 }
 

@@ -52,7 +52,7 @@ impl TlsClient {
     ) -> TlsClient {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(certified.cert.der().clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = ws::tls::crypto_provider();
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -128,7 +128,7 @@ async fn seen(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
 /// The rustls configuration for `certified`, ALPN `http/1.1`.
 fn server_config(certified: &rcgen::CertifiedKey<rcgen::KeyPair>) -> rustls::ServerConfig {
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = ws::tls::crypto_provider();
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()

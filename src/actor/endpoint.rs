@@ -31,6 +31,18 @@ use super::{Close, Conn, Error, Message, Open, Ping, Pong, WithControl};
 ///
 /// The full form, an actor of your own with `Handler`s of [`Open`], [`Message`],
 /// [`Error`] and [`Close`], serves the same connections.
+///
+/// Coming from actix-web-actors: the actor with `ws::WebsocketContext<Self>` and a
+/// `StreamHandler<Result<ws::Message, ws::ProtocolError>>` becomes an `Endpoint`
+/// (or the full form with a plain `Context<Self>`); pings, pongs, the heartbeat
+/// and the Close are the library's. The [migration guide](https://github.com/websocket-driver/websocket-driver/blob/main/docs/migrating.md) maps every
+/// piece, with the classic echo before and after.
+#[doc(alias = "StreamHandler")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `ws::Endpoint`",
+    label = "`ws::endpoint(..)` takes a `ws::Endpoint`",
+    note = "implement it (`impl ws::Endpoint for {Self} {{}}`: every method has a default), or pass an actor that handles ws::Open, ws::Message, ws::Error and ws::Close as it is"
+)]
 #[allow(unused_variables)]
 pub trait Endpoint: Sized + Unpin + 'static {
     /// The connection is open; first of all.
@@ -57,10 +69,41 @@ pub trait Endpoint: Sized + Unpin + 'static {
     fn on_close(&mut self, conn: &Conn, close: Close, ctx: &mut EndpointContext<Self>) {}
 }
 
-/// The actor context an [`Endpoint`]'s methods get.
+/// The actor context an [`Endpoint`]'s methods get: a plain actix `Context`
+/// (timers, `ctx.address()`, `ctx.stop()`).
+///
+/// Coming from actix-web-actors: it takes the place of `ws::WebsocketContext<Self>`,
+/// whose `ctx.text(..)`, `ctx.binary(..)`, `ctx.ping(..)` and `ctx.close(..)` are
+/// the [`Conn`]'s `send_text`, `send_binary`, `send_ping` and `close`; see the
+/// [migration guide](https://github.com/websocket-driver/websocket-driver/blob/main/docs/migrating.md).
+#[doc(alias = "WebsocketContext")]
 pub type EndpointContext<E> = Context<EndpointActor<E>>;
 
-/// The library's actor that serves an [`Endpoint`]; made by [`endpoint`].
+/// The library's actor that serves an [`Endpoint`]; made by [`endpoint`]. It
+/// dereferences to the endpoint, so a timer's closure, which gets the actor,
+/// reaches the endpoint's fields and methods as they are:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use actix::AsyncContext;
+/// use websocket_driver as ws;
+///
+/// struct Ticker {
+///     ticks: u32,
+/// }
+///
+/// impl ws::Endpoint for Ticker {
+///     fn on_open(&mut self, _: &ws::Conn, ctx: &mut ws::EndpointContext<Self>) {
+///         ctx.run_interval(Duration::from_secs(1), |ticker, _| {
+///             ticker.ticks += 1; // the endpoint's field
+///             if let Some(conn) = ticker.conn() {
+///                 conn.send_text(format!("tick {}", ticker.ticks));
+///             }
+///         });
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 pub struct EndpointActor<E> {
     endpoint: E,
@@ -81,6 +124,20 @@ impl<E> EndpointActor<E> {
     /// The connection, once open.
     pub fn conn(&self) -> Option<&Conn> {
         self.conn.as_ref()
+    }
+}
+
+impl<E> std::ops::Deref for EndpointActor<E> {
+    type Target = E;
+
+    fn deref(&self) -> &E {
+        &self.endpoint
+    }
+}
+
+impl<E> std::ops::DerefMut for EndpointActor<E> {
+    fn deref_mut(&mut self) -> &mut E {
+        &mut self.endpoint
     }
 }
 

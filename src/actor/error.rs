@@ -7,6 +7,12 @@ use crate::proto::{self, CapacityError, CloseCode, ExtensionError, ProtocolError
 /// Why a connection failed : every variant can happen to
 /// an open connection, and each knows the close code it was failed with. An actor
 /// receives at most one, always followed by [`Close`](crate::Close).
+///
+/// Coming from actix-web-actors: its `ws::ProtocolError`, an `Err` in the message
+/// stream, is this event (`on_error`, `Handler<ws::Error>`), sent after the Close
+/// with [`close_code`](Self::close_code) went out; the [migration guide](https://github.com/websocket-driver/websocket-driver/blob/main/docs/migrating.md)
+/// maps every piece.
+#[doc(alias = "ProtocolError")]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

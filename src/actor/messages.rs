@@ -95,11 +95,17 @@ pub struct Pong(pub Bytes);
 /// fn assert_serves<A: ws::WebSocketActor>() {}
 /// assert_serves::<Echo>();
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a WebSocket actor",
+    note = "an actor serves a connection when its context is `Context<Self>` and it handles ws::Open, ws::Message, ws::Error and ws::Close; or implement ws::Endpoint and pass ws::endpoint(..)"
+)]
 pub trait WebSocketActor:
     Actor<Context = Context<Self>> + Handler<Open> + Handler<Message> + Handler<Error> + Handler<Close>
 {
 }
 
+// Not shown in errors: `Serve` names the missing piece instead.
+#[diagnostic::do_not_recommend]
 impl<A> WebSocketActor for A where
     A: Actor<Context = Context<A>>
         + Handler<Open>

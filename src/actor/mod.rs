@@ -20,6 +20,7 @@
     allow(dead_code, unused_imports)
 )]
 
+mod async_endpoint;
 mod conn;
 mod driver;
 mod endpoint;
@@ -40,6 +41,7 @@ mod spawn;
 mod task;
 mod timers;
 
+pub use async_endpoint::{async_endpoint, AsyncEndpoint, AsyncEndpointActor, AsyncServe};
 pub use conn::{Closed, Conn, RoundTrip, Sent};
 pub(crate) use driver::Input;
 pub use endpoint::{endpoint, Endpoint, EndpointActor, EndpointContext};

@@ -415,7 +415,6 @@ impl Shared {
     }
 
     /// How the connection ended, if it did.
-    #[cfg(feature = "client")]
     pub fn close_event(&self) -> Option<CloseEvent> {
         self.lock().closed.as_deref().cloned()
     }

@@ -168,16 +168,32 @@ async fn handshake(
     write.write_all(&head).await.map_err(ClientError::Io)?;
     write.flush().await.map_err(ClientError::Io)?;
     let mut input = ReadInput::new(read);
-    let (response, rest) = read_head(&mut input, |buf| parse_response(&request, buf))
-        .await
-        .map_err(|err| match err {
-            HeadError::Parse(err) => err,
-            HeadError::Closed => ClientError::Io(io::Error::new(
+    let read = read_head(&mut input, |buf| parse_response(&request, buf)).await;
+    let (response, rest) = match read {
+        Ok(read) => read,
+        Err(HeadError::Parse(NotOpened::Refused {
+            status,
+            headers,
+            start,
+        })) => {
+            // RFC 6455 §4.1: a status other than 101 is handled "per HTTP
+            // procedures": its body says why.
+            let body = refusal_body(&mut input, &headers, start).await;
+            return Err(ClientError::Status {
+                status,
+                headers,
+                body,
+            });
+        }
+        Err(HeadError::Parse(NotOpened::Failed(err))) => return Err(err),
+        Err(HeadError::Closed) => {
+            return Err(ClientError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "server closed the connection during the opening handshake",
-            )),
-            HeadError::Io(err) => ClientError::Io(err),
-        })?;
+            )))
+        }
+        Err(HeadError::Io(err)) => return Err(ClientError::Io(err)),
+    };
     // RFC 7692 §7.1: an answer the client cannot accept "MUST _Fail the WebSocket
     // Connection_". Only what we offered can be answered (checked by the core).
     let deflate = match (&response.extensions, plan.settings.deflate.enabled) {
@@ -200,31 +216,49 @@ async fn handshake(
     })
 }
 
+/// Why the response head does not open the connection.
+enum NotOpened {
+    /// A status other than 101: its headers and the body's start.
+    Refused {
+        status: u16,
+        headers: Vec<(String, String)>,
+        start: Vec<u8>,
+    },
+    Failed(ClientError),
+}
+
 /// The server's response head, checked (RFC 6455 §4.1: any mismatch and "the client
 /// MUST _Fail the WebSocket Connection_"); a status other than 101 carries the
-/// response's headers.
+/// response's headers and what came after them.
 fn parse_response(
     request: &ClientRequest,
     buf: &[u8],
-) -> Result<Option<(Response, usize)>, ClientError> {
+) -> Result<Option<(Response, usize)>, NotOpened> {
     request.parse_response(buf).map_err(|err| match err {
-        HandshakeError::UnexpectedStatus(status) => ClientError::Status {
-            status,
-            headers: head_headers(buf),
-        },
-        err => ClientError::Handshake(err),
+        HandshakeError::UnexpectedStatus(status) => {
+            let (headers, head_len) = head_headers(buf);
+            let start = buf.get(head_len..).unwrap_or_default();
+            NotOpened::Refused {
+                status,
+                headers,
+                start: start[..start.len().min(MAX_REFUSAL_BODY)].to_vec(),
+            }
+        }
+        err => NotOpened::Failed(ClientError::Handshake(err)),
     })
 }
 
-/// The headers of the (complete, bounded) response head at the start of `buf`.
-fn head_headers(buf: &[u8]) -> Vec<(String, String)> {
+/// The headers of the (complete, bounded) response head at the start of `buf`,
+/// and the head's length.
+fn head_headers(buf: &[u8]) -> (Vec<(String, String)>, usize) {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let window = buf.get(..MAX_HEAD_SIZE).unwrap_or(buf);
-    if response.parse(window).is_err() {
-        return Vec::new();
-    }
-    response
+    let head_len = match response.parse(window) {
+        Ok(httparse::Status::Complete(len)) => len,
+        _ => return (Vec::new(), buf.len()),
+    };
+    let headers = response
         .headers
         .iter()
         .map(|h| {
@@ -233,7 +267,73 @@ fn head_headers(buf: &[u8]) -> Vec<(String, String)> {
                 String::from_utf8_lossy(h.value).into_owned(),
             )
         })
-        .collect()
+        .collect();
+    (headers, head_len)
+}
+
+/// At most this much of a refusal's body is kept.
+const MAX_REFUSAL_BODY: usize = 4096;
+
+/// How long a refusal's body is waited for, at most (within the handshake's time).
+const REFUSAL_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The body of a refused handshake: `start` (what came with the head) and what
+/// follows, up to its `Content-Length`, the end of
+/// the input, [`MAX_REFUSAL_BODY`] bytes or [`REFUSAL_BODY_WAIT`]; a chunked body
+/// is decoded. Decoded lossily as UTF-8.
+async fn refusal_body<I: crate::actor::Input>(
+    input: &mut I,
+    headers: &[(String, String)],
+    start: Vec<u8>,
+) -> String {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
+    let mut buf = bytes::BytesMut::from(&start[..]);
+    let wanted = length.unwrap_or(usize::MAX).min(MAX_REFUSAL_BODY);
+    let read = async {
+        while buf.len() < wanted && !(chunked && chunked_done(&buf)) {
+            let more = std::future::poll_fn(|cx| input.poll_read_into(cx, &mut buf)).await;
+            if !matches!(more, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSAL_BODY_WAIT, read).await;
+    let body = if chunked { dechunk(&buf) } else { buf.to_vec() };
+    let body = &body[..body.len().min(wanted)];
+    String::from_utf8_lossy(body).into_owned()
+}
+
+/// Whether a chunked body's last chunk (`0` CRLF CRLF) arrived.
+fn chunked_done(buf: &[u8]) -> bool {
+    buf.starts_with(b"0\r\n") || buf.windows(5).any(|w| w == b"\n0\r\n")
+}
+
+/// The data of a chunked body (RFC 9112 §7.1), as far as it is complete.
+fn dechunk(mut buf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&buf[..line_end])
+            .ok()
+            .and_then(|line| usize::from_str_radix(line.split(';').next()?.trim(), 16).ok());
+        let Some(size) = size.filter(|&n| n > 0) else {
+            break;
+        };
+        let data = &buf[line_end + 2..];
+        let take = size.min(data.len());
+        out.extend_from_slice(&data[..take]);
+        if take < size || data.len() < size + 2 {
+            break;
+        }
+        buf = &data[size + 2..];
+    }
+    out
 }
 
 /// A failed TLS handshake: rustls's own error when it has one (an untrusted

@@ -66,6 +66,10 @@ pub enum ClientError {
         status: u16,
         /// The response's headers, in order (values decoded lossily as UTF-8).
         headers: Vec<(String, String)>,
+        /// The response's body (a refusal's reason, say), decoded lossily as
+        /// UTF-8: its first 4 KiB, read within the handshake's time and at most
+        /// one second more; empty when there was none.
+        body: String,
     },
     /// The server answered `101`, but the response breaks RFC 6455 §4.1 (a wrong
     /// `Sec-WebSocket-Accept`, a missing `Upgrade` or `Connection`, a subprotocol or

@@ -42,64 +42,40 @@ use crate::{
 /// and it is stopped when the connection ends (with a [reconnect
 /// policy](Self::reconnect): when the client gives up).
 ///
-/// `wss://` uses rustls (ring provider), trusting the webpki-roots certificates
+/// `wss://` uses rustls ([`crypto_provider`](crate::tls::crypto_provider): the application's default, else
+/// ring), trusting the webpki-roots certificates
 /// plus any given with [`root_certificate_pem`](Self::root_certificate_pem) or
 /// [`root_certificate_der`](Self::root_certificate_der), or a whole
 /// [`rustls::ClientConfig`] ([`tls_config`](Self::tls_config)).
 ///
-/// A complete client: it sends one line, prints the echo and closes.
+/// A complete client: it sends one line, prints the echo and closes; `run`
+/// returns once the server answered the close.
 ///
 /// ```no_run
-/// use actix::prelude::*;
 /// use websocket_driver as ws;
 ///
 /// struct Hello;
 ///
-/// impl Actor for Hello {
-///     type Context = Context<Self>;
-/// }
-///
-/// impl Handler<ws::Open> for Hello {
-///     type Result = ();
-///     fn handle(&mut self, open: ws::Open, _: &mut Context<Self>) {
-///         let _ = open.conn.send_text("hello");
+/// impl ws::AsyncEndpoint for Hello {
+///     async fn on_open(&mut self, conn: &ws::Conn) {
+///         conn.send_text("hello");
 ///     }
-/// }
 ///
-/// impl Handler<ws::Message> for Hello {
-///     type Result = ();
-///     fn handle(&mut self, msg: ws::Message, _: &mut Context<Self>) {
+///     async fn on_message(&mut self, conn: &ws::Conn, msg: ws::Message) {
 ///         println!("echo: {msg:?}");
-///     }
-/// }
-///
-/// impl Handler<ws::Error> for Hello {
-///     type Result = ();
-///     fn handle(&mut self, err: ws::Error, _: &mut Context<Self>) {
-///         eprintln!("connection failed: {err}");
-///     }
-/// }
-///
-/// impl Handler<ws::Close> for Hello {
-///     type Result = ();
-///     fn handle(&mut self, close: ws::Close, _: &mut Context<Self>) {
-///         eprintln!("closed: {} {}", close.code.0, close.reason);
-///         System::current().stop();
+///         conn.close(ws::CloseCode::NORMAL, "bye");
 ///     }
 /// }
 ///
 /// #[actix_rt::main]
 /// async fn main() -> Result<(), ws::ClientError> {
-///     let (_addr, conn) = ws::Client::new("ws://127.0.0.1:9001/chat")?
+///     let close = ws::Client::new("ws://127.0.0.1:9001/chat")?
 ///         .protocols(["chat"])
 ///         .header("Authorization", "Bearer abc")
 ///         .max_length(1 << 20)
-///         .connect_with_conn(Hello)
+///         .run(ws::async_endpoint(Hello))
 ///         .await?;
-///     println!("connected, subprotocol {:?}", conn.protocol());
-///     actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
-///     let _ = conn.close(ws::CloseCode::NORMAL, "bye");
-///     actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
+///     println!("closed: {} {}", close.code.0, close.reason);
 ///     Ok(())
 /// }
 /// ```
@@ -113,8 +89,10 @@ pub struct Client {
 
 impl Client {
     /// A client for `url` (`ws://` or `wss://`, see [`WsUrl::parse`]) with the
-    /// default settings.
-    pub fn new(url: &str) -> Result<Client, UrlError> {
+    /// default settings. A URL that cannot be connected to is
+    /// [`ClientError::Url`]: one error type from `new` to [`run`](Self::run), so
+    /// one `?` serves the chain.
+    pub fn new(url: &str) -> Result<Client, ClientError> {
         let mut settings = Settings::default();
         settings.client.url = url.to_owned();
         Client::with_settings(settings)
@@ -122,7 +100,7 @@ impl Client {
 
     /// A client with `settings`: its `client` section (the URL included), and the
     /// `protocol`, `connection` and `deflate` sections.
-    pub fn with_settings(settings: Settings) -> Result<Client, UrlError> {
+    pub fn with_settings(settings: Settings) -> Result<Client, ClientError> {
         Ok(Client {
             url: WsUrl::parse(&settings.client.url)?,
             settings,

@@ -1,9 +1,10 @@
-//! TLS for `wss://`: rustls with the ring provider, webpki-roots and any root
-//! certificates given.
+//! TLS for `wss://`: rustls with [`crypto_provider`] (the application's, else ring),
+//! webpki-roots and any root certificates given.
 
 use std::sync::Arc;
 
 use super::{rustls, ClientError};
+use crate::tls::crypto_provider;
 
 /// A root certificate to trust besides webpki-roots.
 #[derive(Debug, Clone)]
@@ -13,7 +14,7 @@ pub(crate) enum RootCertificate {
 }
 
 /// The rustls configuration for `wss://`: `custom` as it is, else webpki-roots plus
-/// `roots`, the ring provider, and ALPN `http/1.1`.
+/// `roots`, [`crypto_provider`], and ALPN `http/1.1`.
 pub(crate) fn client_config(
     custom: Option<&Arc<rustls::ClientConfig>>,
     roots: &[RootCertificate],
@@ -48,8 +49,7 @@ pub(crate) fn client_config(
                     .map_err(|e| ClientError::RootCertificate(e.to_string()))?;
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        let mut config = rustls::ClientConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(ClientError::Tls)?
             .with_root_certificates(store)

@@ -130,6 +130,36 @@ impl Message {
     pub fn is_text(&self) -> bool {
         matches!(self, Message::Text(_))
     }
+
+    /// The text, when this is a text message.
+    ///
+    /// ```
+    /// use websocket_driver::proto::Message;
+    ///
+    /// assert_eq!(Message::from("hi").as_text(), Some("hi"));
+    /// assert_eq!(Message::from(vec![1, 2]).as_text(), None);
+    /// ```
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(t) => Some(t.as_str()),
+            Message::Binary(_) => None,
+        }
+    }
+
+    /// The bytes, when this is a binary message.
+    ///
+    /// ```
+    /// use websocket_driver::proto::Message;
+    ///
+    /// assert_eq!(Message::from(vec![1, 2]).as_binary(), Some(&[1u8, 2][..]));
+    /// assert_eq!(Message::from("hi").as_binary(), None);
+    /// ```
+    pub fn as_binary(&self) -> Option<&[u8]> {
+        match self {
+            Message::Binary(b) => Some(b),
+            Message::Text(_) => None,
+        }
+    }
 }
 
 impl From<&str> for Message {

@@ -365,8 +365,11 @@ impl Server {
     ///
     /// It uses `workers` threads (0: one per CPU) and returns the running
     /// `actix_server::Server`: await it, or stop it with its handle (call
-    /// [`shutdown`](Self::shutdown) first to send Close 1001 to every peer). It
-    /// fails at once when `addr` cannot be bound or the TLS files cannot be read.
+    /// [`shutdown`](Self::shutdown) first to send Close 1001 to every peer). On
+    /// Ctrl-C or SIGTERM it does that itself: Close 1001 to every connection, a
+    /// drain of up to the close timeout, then a graceful stop
+    /// ([`handle_signals`](Self::handle_signals)`(false)` to handle them yourself).
+    /// It fails at once when `addr` cannot be bound or the TLS files cannot be read.
     ///
     /// ```no_run
     /// # use websocket_driver as ws;
@@ -501,6 +504,9 @@ impl Server {
                 })
             })?
             .run();
+        if !self.ignore_signals {
+            super::signals::drain_on_signals(self, &server)?;
+        }
         Ok(server)
     }
 

@@ -7,6 +7,8 @@ mod listen;
 #[cfg(feature = "server")]
 mod request;
 #[cfg(feature = "server")]
+mod signals;
+#[cfg(feature = "server")]
 mod tls;
 
 use std::time::Duration;
@@ -52,6 +54,8 @@ use crate::{
 pub struct Server {
     settings: Settings,
     registry: Registry,
+    /// [`handle_signals`](Self::handle_signals)`(false)` was called.
+    ignore_signals: bool,
     /// The standalone server's TLS configuration, when given whole.
     #[cfg(feature = "server")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
@@ -116,6 +120,17 @@ impl Server {
     /// See [`ServerSettings::origins`](crate::settings::ServerSettings::origins).
     pub fn origins<I: IntoIterator<Item = S>, S: Into<String>>(self, origins: I) -> Self {
         self.configure(|s| s.server.origins = origins.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether [`listen`](Self::listen) answers Ctrl-C (SIGINT) and SIGTERM (on by
+    /// default): it sends Close 1001 to this server's connections, waits for them
+    /// up to the close timeout ([`shutdown`](Self::shutdown)), then stops
+    /// gracefully. Off: the application handles signals itself (actix-server's own
+    /// handling stays off either way). The actix-web route is actix-web's to stop:
+    /// call `shutdown` before its `ServerHandle::stop`.
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.ignore_signals = !on;
+        self
     }
 
     /// See [`ServerSettings::allow_any_origin`](crate::settings::ServerSettings::allow_any_origin).

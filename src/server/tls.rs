@@ -21,16 +21,17 @@ use tokio_rustls::rustls::{
 
 use crate::settings::TlsSettings;
 
-/// The rustls configuration for `settings`: its certificate chain and key, the
-/// ring provider, TLS 1.2 and 1.3, ALPN `http/1.1` (the opening handshake is an
-/// HTTP/1.1 upgrade, RFC 6455 §4.1 item 2). An error names the file, never what
-/// it holds.
+/// The rustls configuration for `settings`: its certificate chain and key,
+/// [`crypto_provider`](crate::tls::crypto_provider) (the application's, else
+/// ring), TLS 1.2 and 1.3, ALPN `http/1.1` (the opening handshake is an HTTP/1.1
+/// upgrade, RFC 6455 §4.1 item 2). An error names the file, never what it holds.
 pub(crate) fn server_config(settings: &TlsSettings) -> io::Result<Arc<rustls::ServerConfig>> {
     tls_server_config(settings).map(Arc::new)
 }
 
 /// The rustls configuration the standalone server makes of `files` (its
-/// certificate chain and key, the ring provider, TLS 1.2 and 1.3, ALPN
+/// certificate chain and key, [`crypto_provider`](crate::tls::crypto_provider),
+/// TLS 1.2 and 1.3, ALPN
 /// `http/1.1`), for a server of your own: the actix-web route behind
 /// `HttpServer::bind_rustls_0_23` serves with the same certificate so. An error
 /// names the file, never what it holds.
@@ -65,8 +66,7 @@ fn config_for(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::tls::crypto_provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;

@@ -5,6 +5,7 @@ mod socket;
 
 use std::{
     any::Any,
+    borrow::Cow,
     cell::RefCell,
     future::Ready,
     sync::atomic::{AtomicBool, Ordering},
@@ -151,6 +152,27 @@ impl Upgrade {
     pub fn http(&self) -> &HttpRequest {
         &self.http
     }
+
+    /// The first value of query parameter `name`, decoded as
+    /// `application/x-www-form-urlencoded` (`%20` and `+` are spaces), as the
+    /// standalone server's [`Request::query_param`](crate::Request::query_param)
+    /// does.
+    ///
+    /// ```
+    /// # use websocket_driver as ws;
+    /// # use actix_web::FromRequest;
+    /// # actix_rt::System::new().block_on(async {
+    /// let req = actix_web::test::TestRequest::get().uri("/chat?name=ada%20l&room=1").to_http_request();
+    /// let upgrade = ws::Upgrade::extract(&req).await.unwrap();
+    /// assert_eq!(upgrade.query_param("name").as_deref(), Some("ada l"));
+    /// assert_eq!(upgrade.query_param("missing"), None);
+    /// # });
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
+        url::form_urlencoded::parse(self.http.query_string().as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
 }
 
 impl FromRequest for Upgrade {
@@ -165,6 +187,38 @@ impl FromRequest for Upgrade {
     }
 }
 
+/// What [`start`](fn@start) and [`Server::start`] take as the request: the route's
+/// [`Upgrade`] (by reference or by value). actix-web-actors' three arguments
+/// (`&req, stream`) go to [`start_with`] instead, which the compiler's message
+/// says when they are passed to `start`.
+#[diagnostic::on_unimplemented(
+    message = "`ws::start` takes the route's `&ws::Upgrade`, not `{Self}`",
+    label = "the request, as the route's `req: ws::Upgrade` extractor",
+    note = "with actix-web-actors' `(actor, &req, stream)`, where `req: HttpRequest` and `stream: web::Payload`, call `ws::start_with(actor, &req, stream)`; or take `req: ws::Upgrade` in the route and call `ws::start(actor, &req)`"
+)]
+pub trait UpgradeRequest: sealed::Sealed {
+    /// The request.
+    fn upgrade(&self) -> &Upgrade;
+}
+
+impl UpgradeRequest for &Upgrade {
+    fn upgrade(&self) -> &Upgrade {
+        self
+    }
+}
+
+impl UpgradeRequest for Upgrade {
+    fn upgrade(&self) -> &Upgrade {
+        self
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &super::Upgrade {}
+    impl Sealed for super::Upgrade {}
+}
+
 /// Serve the WebSocket handshake in `req` with `serve` (an actor with the four
 /// handlers, [`ws::endpoint`](crate::endpoint)`(..)`, [`ws::forward`](crate::forward)`(..)`),
 /// with the default [`Server`] settings. A refused handshake answers 400, 403, 405
@@ -173,7 +227,19 @@ impl FromRequest for Upgrade {
 /// The actor is the connection's: it runs in the connection's task (the response
 /// body drives it), receives [`Open`](crate::Open) first and [`Close`](crate::Close)
 /// last, and is stopped when the connection ends, if it has not stopped itself.
-pub fn start<S: Serve>(serve: S, req: &Upgrade) -> HttpResponse {
+///
+/// The two-argument form only: actix-web-actors' `ws::start(actor, &req, stream)`
+/// is [`start_with`], and the compiler says so:
+///
+/// ```compile_fail,E0277
+/// # use websocket_driver as ws;
+/// # struct Echo;
+/// # impl ws::Endpoint for Echo {}
+/// async fn route(req: actix_web::HttpRequest, stream: actix_web::web::Payload) -> actix_web::HttpResponse {
+///     ws::start(ws::endpoint(Echo), &req, stream) // error: use ws::start_with
+/// }
+/// ```
+pub fn start<S: Serve, R: UpgradeRequest>(serve: S, req: R) -> HttpResponse {
     default_server().start(serve, req)
 }
 
@@ -193,7 +259,8 @@ pub fn start_with<S: Serve>(serve: S, req: &HttpRequest, payload: web::Payload) 
 
 impl Server {
     /// Serve the handshake in `req` with `serve`; see [`start`](fn@start).
-    pub fn start<S: Serve>(&self, serve: S, req: &Upgrade) -> HttpResponse {
+    pub fn start<S: Serve, R: UpgradeRequest>(&self, serve: S, req: R) -> HttpResponse {
+        let req = req.upgrade();
         match req.payload.borrow_mut().take() {
             Some(payload) => self.serve(serve, &req.http, payload),
             None => {

@@ -36,11 +36,10 @@ if ! python3 -c 'import websockets' 2>/dev/null; then
 fi
 
 # Tests marked #[ignore = "needs X; scripts/test-all.sh runs it"]. tests/hostile.rs
-# runs the examples' debug builds (cargo test builds them); its known failures
-# (`known_failure_*`, each saying why) are left out until fixed.
+# runs the examples' debug builds (cargo test builds them).
 cargo build --examples
 # The scale soak (soak_*, about 10 minutes) runs with scripts/soak.sh instead.
-cargo test -- --ignored --skip known_failure --skip soak_
+cargo test -- --ignored --skip soak_
 # The Redis backplane's (feature `redis`): its parts' own tests (the subscription
 # state machine's property tests among them), then those with a redis-server of
 # their own (one kills the chat example, built so), then the churn-and-fault run

@@ -94,7 +94,17 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
                 *buf = spare;
             }
         }
-        if buf.capacity() - buf.len() < self.chunk / 4 {
+        // Between frames, once reads have filled their buffer (large messages), a
+        // read gets room for a whole chunk: a large frame that starts in what is
+        // left at the end of the buffer would otherwise be read in part and then
+        // copied when the driver makes room for its rest (reserving room in an
+        // empty buffer moves nothing). Small messages keep the cheaper check.
+        let room = if buf.is_empty() && self.chunk > READ_CHUNK_MIN {
+            self.chunk
+        } else {
+            self.chunk / 4
+        };
+        if buf.capacity() - buf.len() < room {
             buf.reserve(self.chunk);
         }
         self.grown |= buf.capacity() > READ_CHUNK_MAX;

@@ -282,7 +282,16 @@ impl Connection {
     /// endpoint must. In the same way, the peer's Close is answered (and the state
     /// becomes `Closed`) when its [`Event::Close`] is taken, so that replies to the
     /// messages it followed precede the answering Close.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
+        // Asked once more after each event (to learn that none is left): that
+        // answer is inlined where it is asked, without moving an event around.
+        self.events.front()?;
+        self.take_event()
+    }
+
+    /// [`poll_event`](Self::poll_event) when an event waits.
+    fn take_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front();
         match event {
             Some(Event::Error(_)) => {

@@ -3,16 +3,27 @@
 /// XOR `buf` with `mask`, as if `buf` began `offset` bytes into the payload.
 ///
 /// The offset lets a frame be unmasked piece by piece as its bytes arrive. The key
-/// is rotated to the offset once; long buffers are masked byte by byte up to a
-/// 16-byte boundary (so that the body's loads and stores are aligned), then 8 bytes
-/// at a time with a 64-bit word built from the key, which the compiler unrolls into
-/// vector loads and stores (32-byte AVX2 ones for a body of `AVX2_MIN` bytes or
-/// more, where the CPU has them: checked at run time); what is left goes 4 bytes,
-/// then 1 byte at a time. Short payloads (the common chat message) thus take a few
-/// word operations, not a loop per byte.
-#[inline]
+/// is rotated to the offset once. A short payload (under 32 bytes: the common chat
+/// message) takes a few straight-line word operations, inlined where it is called.
+/// Longer buffers are masked byte by byte up to a 16-byte boundary (so that the
+/// body's loads and stores are aligned), then 8 bytes at a time with a 64-bit word
+/// built from the key, which the compiler unrolls into vector loads and stores
+/// (32-byte AVX2 ones for a body of `AVX2_MIN` bytes or more, where the CPU has
+/// them: checked at run time); what is left goes 4 bytes, then 1 byte at a time.
+#[inline(always)]
 pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
-    let mut key = rotate(mask, offset);
+    let key = rotate(mask, offset);
+    if buf.len() < SHORT_MAX {
+        apply_mask_short(buf, key);
+    } else {
+        apply_mask_long(buf, key);
+    }
+}
+
+/// [`apply_mask`] of a buffer of at least [`SHORT_MAX`] bytes, with the key
+/// already rotated to its first byte.
+#[inline(never)]
+fn apply_mask_long(buf: &mut [u8], mut key: [u8; 4]) {
     let mut body = buf;
     if body.len() >= 64 {
         let head = body.as_ptr().align_offset(16).min(body.len());
@@ -31,6 +42,48 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
         *four = (u32::from_ne_bytes(*four) ^ u32::from_ne_bytes(key)).to_ne_bytes();
     }
     apply_mask_scalar(tail, key, 0);
+}
+
+/// Below this length a payload is masked by [`apply_mask_short`].
+const SHORT_MAX: usize = 32;
+
+/// Mask a short payload (under [`SHORT_MAX`] bytes) 8 bytes, then 4, then 1 at a
+/// time, in straight-line steps: the vector loop's set-up and remainder handling
+/// cost more than such a payload's few words.
+#[inline(always)]
+fn apply_mask_short(buf: &mut [u8], key: [u8; 4]) {
+    let [a, b, c, d] = key;
+    let word = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
+    let mut rest = buf;
+    // At most three words, then at most one half-word and three bytes: no loop
+    // (which the compiler would vectorise, set-up and all, for a few bytes).
+    for _ in 0..3 {
+        if rest.len() < 8 {
+            break;
+        }
+        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(8);
+        if let Ok(chunk) = <&mut [u8; 8]>::try_from(chunk) {
+            *chunk = (u64::from_ne_bytes(*chunk) ^ word).to_ne_bytes();
+        }
+        rest = tail;
+    }
+    if rest.len() >= 4 {
+        let (four, tail) = std::mem::take(&mut rest).split_at_mut(4);
+        if let Ok(four) = <&mut [u8; 4]>::try_from(four) {
+            *four = (u32::from_ne_bytes(*four) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+        }
+        rest = tail;
+    }
+    // The last 0 to 3 bytes.
+    if let [x, rest @ ..] = rest {
+        *x ^= a;
+        if let [y, rest @ ..] = rest {
+            *y ^= b;
+            if let [z, ..] = rest {
+                *z ^= c;
+            }
+        }
+    }
 }
 
 /// A body at least this long is masked with AVX2 where the CPU has it: below it,

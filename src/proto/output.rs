@@ -128,6 +128,9 @@ impl Output {
                 self.chunks_len -= chunk.len();
                 chunk
             }
+            // Nothing written: no split (a transport asks once more after each
+            // piece, to learn that the output is drained).
+            None if self.tail.is_empty() => Bytes::new(),
             None => self.tail.split().freeze(),
         }
     }

@@ -38,7 +38,7 @@ fn free_port() -> u16 {
 }
 
 async fn listening(port: u16) -> bool {
-    for _ in 0..200 {
+    for _ in 0..800 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()

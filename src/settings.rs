@@ -67,7 +67,7 @@ pub use check::{
     MIN_SUBSCRIPTION_BUFFER,
 };
 pub use client::{ClientSettings, ReconnectPolicy};
-pub use hub::{HubSettings, SlowConsumer};
+pub use hub::{HubSettings, NamespaceSettings, SlowConsumer};
 pub use rate_limit::{OverLimit, RateLimit};
 pub use redis::RedisSettings;
 pub use tls::TlsSettings;

@@ -92,6 +92,26 @@ pub enum SettingsError {
         /// The value given.
         value: String,
     },
+    /// A problem in one namespace of `[hub.namespaces]` (its keys are named
+    /// without the prefix, e.g. `slow_close_code`).
+    #[error("hub.namespaces.{name}: {error}")]
+    Namespace {
+        /// The namespace's name.
+        name: String,
+        /// What is wrong in it.
+        #[source]
+        error: Box<SettingsError>,
+    },
+    /// A namespace's `topics` pattern that names no topic a hub can have: empty,
+    /// longer than `hub.max_topic_bytes`, holding a brace, or a `*` anywhere but
+    /// at its end; or one that two namespaces share.
+    #[error("topics = {pattern:?}: {reason}")]
+    Pattern {
+        /// The pattern given.
+        pattern: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// A value the handshake cannot write (a header, subprotocol or origin).
     #[error("{key}: {error}")]
     Handshake {
@@ -234,7 +254,65 @@ fn hub(h: &HubSettings) -> Result<(), SettingsError> {
     ] {
         within(key, value as u128, 1, usize::MAX as u128)?;
     }
-    duration_opt("hub.history_ttl_ms", h.history_ttl)
+    duration_opt("hub.history_ttl_ms", h.history_ttl)?;
+    duration("hub.authorize_timeout_ms", h.authorize_timeout)?;
+    let mut patterns = std::collections::HashSet::new();
+    for (name, ns) in &h.namespaces {
+        let pattern = ns.pattern(name);
+        namespace(h, ns, &pattern, patterns.insert(pattern.clone())).map_err(|error| {
+            SettingsError::Namespace {
+                name: name.clone(),
+                error: Box::new(error),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// One namespace (`first`: no earlier namespace has its pattern).
+fn namespace(
+    h: &HubSettings,
+    ns: &super::NamespaceSettings,
+    pattern: &str,
+    first: bool,
+) -> Result<(), SettingsError> {
+    let prefix = pattern.strip_suffix('*').unwrap_or(pattern);
+    let reason = if !first {
+        Some("another namespace has this pattern")
+    } else if pattern.is_empty() {
+        Some("empty")
+    } else if pattern.len() > h.max_topic_bytes {
+        Some("longer than hub.max_topic_bytes")
+    } else if prefix.contains('*') {
+        Some("a `*` may only end it")
+    } else if pattern.contains(['{', '}']) {
+        Some("a topic's name holds no brace")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        return Err(SettingsError::Pattern {
+            pattern: pattern.to_owned(),
+            reason,
+        });
+    }
+    if let Some(code) = ns.slow_close_code.filter(|c| !CloseCode(*c).is_allowed()) {
+        return Err(SettingsError::InvalidCloseCode {
+            key: "slow_close_code",
+            code,
+        });
+    }
+    for (key, value) in [
+        ("send_budget_bytes", ns.send_budget_bytes),
+        ("send_budget_messages", ns.send_budget_messages),
+        ("max_members", ns.max_members),
+        ("max_message_bytes", ns.max_message_bytes),
+    ] {
+        if let Some(value) = value {
+            within(key, value as u128, 1, usize::MAX as u128)?;
+        }
+    }
+    duration_opt("history_ttl_ms", ns.history_ttl.flatten())
 }
 
 impl RedisSettings {
@@ -530,6 +608,89 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_is_refused_with_its_name_and_key() {
+        use crate::settings::NamespaceSettings;
+        let with = |name: &str, ns: NamespaceSettings| {
+            refused(|s| {
+                s.hub
+                    .namespaces
+                    .insert("ok".into(), NamespaceSettings::default());
+                s.hub.namespaces.insert(name.into(), ns);
+            })
+        };
+        let ns = |f: fn(&mut NamespaceSettings)| {
+            let mut ns = NamespaceSettings::default();
+            f(&mut ns);
+            ns
+        };
+        assert_eq!(
+            with("a", ns(|n| n.slow_close_code = Some(1006))),
+            "hub.namespaces.a: slow_close_code = 1006 is not a close code an endpoint may send \
+             (1000-1003, 1007-1014, 3000-4999)"
+        );
+        assert_eq!(
+            with("a", ns(|n| n.max_members = Some(0))),
+            "hub.namespaces.a: max_members = 0 is out of range: it must be within 1..=18446744073709551615"
+        );
+        assert_eq!(
+            with("a", ns(|n| n.history_ttl = Some(Some(TOO_LONG)))),
+            format!(
+                "hub.namespaces.a: history_ttl_ms = {} is out of range: it must be within 0..=4294967295",
+                TOO_LONG.as_millis()
+            )
+        );
+        for (pattern, reason) in [
+            ("", "empty"),
+            ("a*b*", "a `*` may only end it"),
+            ("a{b}:*", "a topic's name holds no brace"),
+            ("ok:*", "another namespace has this pattern"),
+        ] {
+            assert_eq!(
+                with("z", ns_topics(pattern)),
+                format!("hub.namespaces.z: topics = {pattern:?}: {reason}")
+            );
+        }
+        let mut settings = Settings::default();
+        settings.hub.namespaces.insert("all".into(), ns_topics("*"));
+        settings
+            .hub
+            .namespaces
+            .insert("lobby".into(), ns_topics("lobby"));
+        assert_eq!(settings.check(), Ok(()));
+    }
+
+    fn ns_topics(pattern: &str) -> crate::settings::NamespaceSettings {
+        crate::settings::NamespaceSettings {
+            topics: Some(pattern.into()),
+            ..Default::default()
+        }
+    }
+
+    /// `[hub.namespaces.NAME]` as TOML: keys left out stay `None` (the hub's).
+    #[cfg(feature = "serde")]
+    #[test]
+    fn namespaces_are_read_from_toml() {
+        let text = "[hub.namespaces.prices]\ntopics = \"price:*\"\ncache = true\n\
+                    history_ttl_ms = 0\nslow_consumer = \"drop\"\n\
+                    [hub.namespaces.chat]\nhistory_ttl_ms = 1000\n";
+        let settings: Settings = toml::from_str(text).unwrap();
+        let prices = &settings.hub.namespaces["prices"];
+        assert_eq!(prices.pattern("prices"), "price:*");
+        assert_eq!(prices.cache, Some(true));
+        assert_eq!(prices.history_ttl, Some(None));
+        assert_eq!(
+            prices.slow_consumer,
+            Some(crate::settings::SlowConsumer::Drop)
+        );
+        assert_eq!(prices.history_size, None);
+        let chat = &settings.hub.namespaces["chat"];
+        assert_eq!(chat.pattern("chat"), "chat:*");
+        assert_eq!(chat.history_ttl, Some(Some(Duration::from_secs(1))));
+        assert_eq!(settings.check(), Ok(()));
+        assert!(toml::from_str::<Settings>("[hub.namespaces.x]\ncolour = 1\n").is_err());
+    }
+
+    #[test]
     fn handshake_values_are_refused_under_their_key() {
         assert_eq!(
             refused(|s| s.server.protocols = vec!["a b".into()]),
@@ -570,6 +731,7 @@ mod tests {
             "[client]\nconnect_timeout_ms",
             "[client.reconnect]\nmax_ms",
             "[hub]\nhistory_ttl_ms",
+            "[hub]\nauthorize_timeout_ms",
             "[redis]\ncommand_timeout_ms",
             "[redis]\npresence_ttl_ms",
             "[redis]\ntopic_ttl_ms",

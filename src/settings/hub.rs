@@ -1,6 +1,7 @@
-//! The `[hub]` section: [`HubSettings`] and its [`SlowConsumer`] policy.
+//! The `[hub]` section: [`HubSettings`], its [`SlowConsumer`] policy and its
+//! namespaces ([`NamespaceSettings`]).
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 /// What a connection that cannot keep up is done with (a hub topic's policy,
 /// [`HubSettings::slow_consumer`]).
@@ -102,6 +103,99 @@ pub struct HubSettings {
     /// past it the connection is refused (`JoinError::TooManyConnections`). A
     /// connection without a user is its own (its id). Default 100.
     pub max_connections_per_user: usize,
+    /// How long an asynchronous authorization (`Hub::set_authorizer`) may take
+    /// before the join or publication is refused as timed out. Default 5 s.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "authorize_timeout_ms", with = "super::millis")
+    )]
+    pub authorize_timeout: Duration,
+    /// Topic policies by name (`[hub.namespaces.NAME]`): each applies to the
+    /// topics its [`topics`](NamespaceSettings::topics) pattern names, and
+    /// overrides the defaults above for them. Default: none.
+    pub namespaces: BTreeMap<String, NamespaceSettings>,
+}
+
+/// One namespace of topics (`[hub.namespaces.NAME]`): a pattern and what its
+/// topics do differently from the hub's defaults (a key left out keeps the
+/// `[hub]` value). A topic takes the namespace whose pattern names it exactly,
+/// else the one with the longest prefix that starts its name, else none; its
+/// policy is decided when the topic is made (a topic configured with
+/// `Hub::configure` keeps its own).
+///
+/// ```toml
+/// [hub.namespaces.prices]
+/// topics = "price:*"    # the default is "NAME:*"
+/// cache = true          # a joiner gets the newest publication at once
+/// client_publish = false
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct NamespaceSettings {
+    /// The topics: an exact name, or a prefix followed by `*` (`chat:*`).
+    /// Default `NAME:*`, NAME being the namespace's name.
+    pub topics: Option<String>,
+    /// Publications kept per topic for recovery.
+    pub history_size: Option<usize>,
+    /// How long a publication is kept (0 in TOML: until pushed out by size).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "history_ttl_ms", with = "ttl_override")
+    )]
+    pub history_ttl: Option<Option<Duration>>,
+    /// Bytes of history kept per topic.
+    pub history_bytes: Option<usize>,
+    /// Report first joins and last leaves.
+    pub presence: Option<bool>,
+    /// Whether a join with a position recovers what was missed (off: it is
+    /// answered `recovered: false`, nothing replayed). Default on.
+    pub recovery: Option<bool>,
+    /// Send each joiner the topic's newest publication at once (a history of at
+    /// least one is kept). Default off.
+    pub cache: Option<bool>,
+    /// What to do with a subscriber over its budget.
+    pub slow_consumer: Option<SlowConsumer>,
+    /// The close code of [`SlowConsumer::Close`].
+    pub slow_close_code: Option<u16>,
+    /// Bytes a subscriber may have queued.
+    pub send_budget_bytes: Option<usize>,
+    /// Publications a subscriber may have queued.
+    pub send_budget_messages: Option<usize>,
+    /// Members a topic may have on this server.
+    pub max_members: Option<usize>,
+    /// The largest message a client may publish (`Hub::publish_from`), in bytes.
+    /// Default: no bound beyond the connection's own.
+    pub max_message_bytes: Option<usize>,
+    /// Whether clients may publish (`Hub::publish_from`). Default `true`.
+    pub client_publish: Option<bool>,
+}
+
+impl NamespaceSettings {
+    /// The pattern of namespace `name`: [`topics`](Self::topics), or `name:*`.
+    pub fn pattern(&self, name: &str) -> String {
+        self.topics.clone().unwrap_or_else(|| format!("{name}:*"))
+    }
+}
+
+/// A TTL that may be left out (keep the hub's), 0 (none) or a duration.
+#[cfg(feature = "serde")]
+mod ttl_override {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Milliseconds (0: none); `Settings::check` refuses one past `MAX_DURATION`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<Duration>>, D::Error> {
+        let ms = u64::deserialize(d)?;
+        Ok(Some((ms != 0).then(|| Duration::from_millis(ms))))
+    }
 }
 
 impl Default for HubSettings {
@@ -123,6 +217,8 @@ impl Default for HubSettings {
             max_meta_bytes: 4096,
             max_queued_per_thread: 16_384,
             max_connections_per_user: 100,
+            authorize_timeout: Duration::from_secs(5),
+            namespaces: BTreeMap::new(),
         }
     }
 }

@@ -20,6 +20,8 @@ pub(super) struct ConnEntry {
     /// The topics it is a member of (live ones: a topic with members is never
     /// removed).
     pub topics: Vec<Arc<Topic>>,
+    /// What the application registered with it (`Hub::register_with_claims`).
+    pub claims: Option<super::access::Claims>,
 }
 
 /// The connections, by id and by user.
@@ -78,6 +80,7 @@ impl Conns {
                 user,
                 named,
                 topics: Vec::new(),
+                claims: None,
             },
         );
         Ok(())

@@ -15,12 +15,14 @@ use std::{
 };
 
 use super::{
+    access::Authorizer,
     backplane::Backplane,
     conns::Conns,
     counters::HubCounters,
     delivery::{Delivery, Policy},
     history::Histories,
     listeners::Listeners,
+    namespaces::Namespaces,
     queue::{Cmd, ShardHandle},
     sched,
     sync::lock,
@@ -33,6 +35,19 @@ use crate::{
     settings::{DeflateSettings, HubSettings, Settings},
 };
 
+/// Whether [`HubInner::with_live_topic`] makes an absent topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Make {
+    /// Never (`None`).
+    No,
+    /// Always (a join).
+    Yes,
+    /// When its namespace keeps publications (a history, or a cache): a
+    /// publication to it is kept with no member. A topic of no namespace is
+    /// not made.
+    IfKept,
+}
+
 /// A hub's state, shared by its handles, its shards and its backplane's task.
 pub(super) struct HubInner {
     pub(super) name: String,
@@ -44,6 +59,10 @@ pub(super) struct HubInner {
     pub(super) presence: Listeners,
     pub(super) backplane: Mutex<Option<Arc<dyn Backplane>>>,
     pub(super) renderer: Mutex<Option<Arc<Renderer>>>,
+    /// Topic policies by name, read when a topic is made.
+    pub(super) namespaces: Mutex<Namespaces>,
+    /// Who may join, publish, see presence (`None`: everyone).
+    pub(super) authorizer: Mutex<Option<Arc<dyn Authorizer>>>,
     pub(super) histories: Histories,
     pub(super) metrics: HubCounters,
 }
@@ -189,6 +208,8 @@ impl Hub {
             presence: Listeners::default(),
             backplane: Mutex::new(None),
             renderer: Mutex::new(None),
+            namespaces: Mutex::new(Namespaces::from_settings(&settings.hub)),
+            authorizer: Mutex::new(None),
             histories: Histories::default(),
             metrics: HubCounters::new(),
         });
@@ -234,8 +255,8 @@ impl HubInner {
         Arc::new(Delivery {
             prepared: PreparedMessage::new(message, &self.deflate),
             policy: Policy {
-                budget_bytes: self.settings.send_budget_bytes,
-                budget_messages: self.settings.send_budget_messages.max(1),
+                budget_bytes: settings.send_budget_bytes,
+                budget_messages: settings.send_budget_messages.max(1),
                 slow_consumer: settings.slow_consumer,
                 close_code: settings.slow_close_code,
             },
@@ -294,13 +315,29 @@ impl HubInner {
         Ok(())
     }
 
-    /// Run `f` on the live topic `name` under its lock, made when absent if
-    /// `create` (`None`: no such topic). A topic met after its removal is fetched
-    /// again: `f` never sees a removed topic.
+    /// The settings a new topic `name` gets: its namespace's, or the hub's
+    /// defaults.
+    pub(super) fn settings_for(&self, name: &str) -> TopicSettings {
+        lock(&self.namespaces).resolve(name).map_or_else(
+            || TopicSettings::from(&self.settings),
+            |ns| ns.settings.clone(),
+        )
+    }
+
+    /// The namespace of topic `name`, if any.
+    pub(super) fn namespace_of(&self, name: &str) -> Option<Arc<str>> {
+        lock(&self.namespaces)
+            .resolve(name)
+            .map(|ns| ns.name.clone())
+    }
+
+    /// Run `f` on the live topic `name` under its lock, made when absent as
+    /// `make` says (`None`: no such topic). A topic met after its removal is
+    /// fetched again: `f` never sees a removed topic.
     pub(super) fn with_live_topic<R>(
         &self,
         name: &str,
-        create: bool,
+        make: Make,
         f: impl FnOnce(&Arc<Topic>, &mut TopicState) -> R,
     ) -> Option<R> {
         loop {
@@ -308,13 +345,16 @@ impl HubInner {
                 let mut topics = lock(&self.topics);
                 match topics.get(name) {
                     Some(t) => t.clone(),
-                    None if create => {
+                    None if make != Make::No => {
+                        let settings = match make {
+                            Make::IfKept => lock(&self.namespaces)
+                                .resolve(name)
+                                .map(|ns| ns.settings.clone())
+                                .filter(|s| s.kept() > 0)?,
+                            _ => self.settings_for(name),
+                        };
                         let name: Arc<str> = name.into();
-                        let topic = Arc::new(Topic::new(
-                            name.clone(),
-                            TopicSettings::from(&self.settings),
-                            false,
-                        ));
+                        let topic = Arc::new(Topic::new(name.clone(), settings, false));
                         topics.insert(name, topic.clone());
                         topic
                     }

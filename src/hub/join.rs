@@ -9,9 +9,12 @@ use std::{
 };
 
 use super::{
+    access::Action,
+    auth,
     backplane::{Backplane, Located},
     delivery::Delivery,
-    inner::{Hub, HubInner},
+    inner::{Hub, HubInner, Make},
+    namespaces,
     queue::Cmd,
     sched,
     subscribers::Floor,
@@ -30,6 +33,8 @@ pub(super) struct PendingJoin {
     join: u64,
     /// It asked to recover (`since`).
     asked: bool,
+    /// The answer is a cache topic's newest publication (nothing recovered).
+    cached: bool,
     on_joined: Option<OnJoined>,
     settings: TopicSettings,
 }
@@ -129,6 +134,42 @@ impl Hub {
         TopicSettings::from(&self.inner.settings)
     }
 
+    /// Give the topics `pattern` names the policy `settings` (start from
+    /// [`topic_defaults`](Self::topic_defaults)), as namespace `name`: `pattern`
+    /// is an exact topic name, or a prefix followed by `*` (`chat:*`). A topic
+    /// takes the namespace that names it exactly, else the one with the longest
+    /// prefix of its name, else the hub's defaults; this is decided when the
+    /// topic is made (no lookup per publication), and live topics that are not
+    /// [`configure`](Self::configure)d take it now. A namespace of the same
+    /// pattern is replaced. `[hub.namespaces.NAME]` makes the same from the
+    /// settings.
+    pub fn set_namespace(&self, name: &str, pattern: &str, settings: TopicSettings) {
+        lock(&self.inner.namespaces).set(name, pattern, settings);
+        let topics: Vec<Arc<Topic>> = lock(&self.inner.topics).values().cloned().collect();
+        for topic in topics {
+            let settings = self.inner.settings_for(&topic.name);
+            let mut state = topic.lock();
+            if state.life == Life::Removed || state.configured || state.settings == settings {
+                continue;
+            }
+            state.settings = settings;
+            self.inner
+                .histories
+                .edit(&topic, &mut state, TopicState::trim_history);
+        }
+    }
+
+    /// [`set_namespace`](Self::set_namespace) from a namespace's settings (as in
+    /// `[hub.namespaces.NAME]`, over the hub's defaults).
+    pub fn set_namespace_settings(
+        &self,
+        name: &str,
+        namespace: &crate::settings::NamespaceSettings,
+    ) {
+        let settings = namespaces::apply(self.topic_defaults(), namespace);
+        self.set_namespace(name, &namespace.pattern(name), settings);
+    }
+
     /// [`join_with`](Self::join_with) with the default options.
     pub fn join(&self, conn: &Conn, topic: &str) -> Result<Joined, JoinError> {
         self.join_with(conn, topic, JoinOptions::default())
@@ -138,11 +179,27 @@ impl Hub {
     /// (and, with [`JoinOptions::since`], what it missed before, first). Joining
     /// again updates the metadata. [`JoinOptions::on_joined`] answers the join
     /// before anything the topic delivers after it.
+    ///
+    /// With an authorizer ([`set_authorizer`](Self::set_authorizer)) the join is
+    /// asked first: refused with [`JoinError::Denied`] and its reason, or
+    /// [`JoinError::Asynchronous`] when it answers with a future (then use
+    /// [`join_async`](Self::join_async)).
     pub fn join_with(
         &self,
         conn: &Conn,
         topic: &str,
         options: JoinOptions,
+    ) -> Result<Joined, JoinError> {
+        self.join_conn(conn, topic, options, true)
+    }
+
+    /// [`join_with`](Self::join_with), asking the authorizer first if `check`.
+    pub(super) fn join_conn(
+        &self,
+        conn: &Conn,
+        topic: &str,
+        options: JoinOptions,
+        check: bool,
     ) -> Result<Joined, JoinError> {
         if !conn.ready_state().can_send() {
             return Err(JoinError::Closed);
@@ -158,7 +215,11 @@ impl Hub {
             .inner
             .register(conn, user, false)
             .map_err(|e| self.inner.refuse(e))?;
-        self.inner.join(conn.id(), shard, topic, options)
+        if check {
+            self.inner.join(conn.id(), shard, topic, options)
+        } else {
+            self.inner.join_unchecked(conn.id(), shard, topic, options)
+        }
     }
 
     /// How many connections are in `topic`.
@@ -195,8 +256,25 @@ impl HubInner {
         error
     }
 
-    /// Join connection `id` (of `shard`, in the hub's table) to topic `name`.
+    /// Join connection `id` (of `shard`, in the hub's table) to topic `name`,
+    /// if the authorizer allows it now.
     pub(super) fn join(
+        self: &Arc<Self>,
+        id: ConnId,
+        shard: usize,
+        name: &str,
+        options: JoinOptions,
+    ) -> Result<Joined, JoinError> {
+        let decision = self.decide(Action::Join, id, name, options.user.as_deref());
+        if let Err(e) = auth::settle_now(decision) {
+            return Err(self.refuse(e.into()));
+        }
+        self.join_unchecked(id, shard, name, options)
+    }
+
+    /// Join connection `id` (of `shard`, in the hub's table) to topic `name`
+    /// (authorized).
+    pub(super) fn join_unchecked(
         self: &Arc<Self>,
         id: ConnId,
         shard: usize,
@@ -237,7 +315,7 @@ impl HubInner {
         let join = topic::next_join();
         let mut fetched = None;
         let decided = self
-            .with_live_topic(name, true, |topic, state| {
+            .with_live_topic(name, Make::Yes, |topic, state| {
                 fetched = Some(topic.clone());
                 self.decide_join(topic, state, id, shard, join, user, meta, since.as_ref())
             })
@@ -285,20 +363,31 @@ impl HubInner {
                 let backplane = lock(&self.backplane).clone();
                 if let Some(backplane) = backplane {
                     let hub = Arc::downgrade(self);
+                    let asked = since.is_some();
+                    // Recovery off: nothing is asked (answered `recovered: false`).
+                    let since = since.filter(|_| settings.recovery);
+                    let cache = settings.cache;
                     let pending = PendingJoin {
                         shard,
                         topic: topic.name.clone(),
                         id,
                         join,
-                        asked: since.is_some(),
+                        asked,
+                        cached: false,
                         on_joined,
                         settings,
                     };
+                    let again = backplane.clone();
                     backplane.locate(
                         &topic.name,
                         since,
                         Box::new(move |located| {
-                            if let Some(hub) = hub.upgrade() {
+                            let Some(hub) = hub.upgrade() else {
+                                return;
+                            };
+                            if cache && located.missed.is_none() && located.position.offset > 0 {
+                                hub.locate_newest(&*again, pending, &located.position);
+                            } else {
                                 hub.finish_join(pending, located);
                             }
                         }),
@@ -335,9 +424,9 @@ impl HubInner {
             }));
         }
         let limits = &self.settings;
-        if state.members.len() >= limits.max_members_per_topic {
+        if state.members.len() >= state.settings.max_members {
             return Err(JoinError::TopicFull {
-                limit: limits.max_members_per_topic,
+                limit: state.settings.max_members,
             });
         }
         // In the connection's entry under the topic's lock: a close that takes the
@@ -357,16 +446,28 @@ impl HubInner {
         // Recovery from the local history (without a numbering backplane): what
         // was missed, taken under the topic's lock, so that nothing published
         // meanwhile is lost or repeated.
+        // A cache topic gives a joiner that recovers nothing its newest
+        // publication.
+        let cached = |state: &mut TopicState| {
+            let newest = state.settings.cache.then(|| {
+                self.histories.edit(topic, state, |s| {
+                    s.expire(Instant::now());
+                    s.history.back().map(|k| k.delivery.clone())
+                })
+            });
+            newest.flatten().into_iter().collect::<Vec<_>>()
+        };
         let (recovered, replay) = match (numbered, since) {
             (true, _) => (None, None),
-            (false, None) => (None, Some(Vec::new())),
+            (false, None) => (None, Some(cached(state))),
+            (false, Some(_)) if !state.settings.recovery => (Some(false), Some(cached(state))),
             (false, Some(since)) => {
                 match self
                     .histories
                     .edit(topic, state, |s| s.recover(since, Instant::now()))
                 {
                     Recovery::Complete(replay) => (Some(true), Some(replay)),
-                    Recovery::Incomplete => (Some(false), Some(Vec::new())),
+                    Recovery::Incomplete => (Some(false), Some(cached(state))),
                 }
             }
         };
@@ -430,6 +531,33 @@ impl HubInner {
             .collect()
     }
 
+    /// A cache topic's join that recovers nothing: the newest publication (at
+    /// `position`, the topic's latest), asked of the backplane as what came
+    /// after the one before it; what was published since comes with it.
+    fn locate_newest(
+        self: &Arc<Self>,
+        backplane: &dyn Backplane,
+        mut join: PendingJoin,
+        position: &Position,
+    ) {
+        let before = Position {
+            epoch: position.epoch.clone(),
+            offset: position.offset - 1,
+        };
+        join.cached = true;
+        let topic = join.topic.clone();
+        let hub = Arc::downgrade(self);
+        backplane.locate(
+            &topic,
+            Some(before),
+            Box::new(move |located| {
+                if let Some(hub) = hub.upgrade() {
+                    hub.finish_join(join, located);
+                }
+            }),
+        );
+    }
+
     /// A numbering backplane answered a join: the greeting, what was missed, and
     /// from then on what the shard held back for the connection (a shard ignores
     /// the answer to a join the connection left since).
@@ -440,6 +568,7 @@ impl HubInner {
             id,
             join,
             asked,
+            cached,
             on_joined,
             settings,
         } = join;
@@ -462,7 +591,7 @@ impl HubInner {
         });
         let joined = Joined {
             position: located.position.clone(),
-            recovered: asked.then_some(replay.is_some()),
+            recovered: asked.then_some(replay.is_some() && !cached),
             replayed: replay.as_ref().map_or(0, Vec::len),
             already: false,
         };

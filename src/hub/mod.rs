@@ -18,6 +18,8 @@
 //!   `publish`, `presence`, `metrics`;
 //! - `redis`, a backplane on the public seam only.
 
+mod access;
+mod auth;
 mod backplane;
 mod connections;
 mod conns;
@@ -30,6 +32,7 @@ mod join;
 mod leave;
 mod listeners;
 mod metrics;
+mod namespaces;
 mod presence;
 mod publish;
 mod queue;
@@ -45,10 +48,11 @@ mod topic;
 mod types;
 
 pub use self::{
+    access::{Access, AccessError, Action, Authorizer, Claims, Decision, Verdict},
     backplane::{Backplane, Located, Publication},
     inner::{Hub, WeakHub},
     types::{
         JoinError, JoinOptions, Joined, Member, OnJoined, Position, Presence, PresenceKind,
-        Published, ReadyStateCounts, Renderer, TopicSettings, UserMeta,
+        PublishError, Published, ReadyStateCounts, Renderer, TopicSettings, UserMeta,
     },
 };

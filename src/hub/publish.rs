@@ -10,7 +10,7 @@ use std::{
 use super::{
     backplane::{Backplane, Publication},
     delivery::Delivery,
-    inner::{Hub, HubInner},
+    inner::{Hub, HubInner, Make},
     queue::Cmd,
     sync::lock,
     topic::{Topic, TopicState},
@@ -78,7 +78,7 @@ impl Hub {
         let message = message.into();
         let inner = &self.inner;
         inner
-            .with_live_topic(topic, false, |topic, state| {
+            .with_live_topic(topic, Make::No, |topic, state| {
                 let delivery = inner.delivery(message, &state.settings, 0, None);
                 inner.fan_out(topic, state, &delivery, except)
             })
@@ -112,7 +112,7 @@ impl Hub {
             .fetch_add(1, Ordering::Relaxed);
         let inner = &self.inner;
         inner
-            .with_live_topic(topic, false, |topic, state| {
+            .with_live_topic(topic, Make::No, |topic, state| {
                 // A renderer that panicked: not delivered here (counted).
                 let Some(message) = inner.render(&topic.name, position, message) else {
                     return 0;
@@ -179,7 +179,7 @@ impl HubInner {
             };
         }
         let mut make = Some(make);
-        let done = self.with_live_topic(name, false, |topic, state| {
+        let done = self.with_live_topic(name, Make::IfKept, |topic, state| {
             let make = make.take()?;
             let position = Position {
                 epoch: state.epoch.to_string(),
@@ -197,7 +197,7 @@ impl HubInner {
                 Some(state.epoch.clone()),
             );
             self.metrics.publications.fetch_add(1, Ordering::Relaxed);
-            if state.settings.history_size > 0 || !state.history.is_empty() {
+            if state.settings.kept() > 0 || !state.history.is_empty() {
                 let seq = self.histories.next_seq();
                 self.histories
                     .edit(topic, state, |s| s.remember(Instant::now(), seq, &delivery));
@@ -278,9 +278,8 @@ impl HubInner {
     pub(super) fn topic_history(&self, name: &str) -> usize {
         lock(&self.topics)
             .get(name)
-            .map_or(self.settings.history_size, |t| {
-                t.lock().settings.history_size
-            })
+            .map(|t| t.lock().settings.kept())
+            .unwrap_or_else(|| self.settings_for(name).kept())
     }
 
     /// The topic's local position (an empty epoch when there is no such topic).

@@ -185,12 +185,12 @@ impl TopicState {
     /// latest offset).
     pub fn remember(&mut self, now: Instant, seq: u64, delivery: &Arc<Delivery>) {
         let bytes = delivery.memory();
-        if self.settings.history_size == 0 || bytes > self.settings.history_bytes {
+        if self.settings.kept() == 0 || bytes > self.settings.history_bytes {
             self.clear_history();
             return;
         }
         while !self.history.is_empty()
-            && (self.history.len() >= self.settings.history_size
+            && (self.history.len() >= self.settings.kept()
                 || self.history_bytes + bytes > self.settings.history_bytes)
         {
             self.pop_oldest();
@@ -214,7 +214,7 @@ impl TopicState {
 
     /// Drop what the settings' bounds no longer admit (after a change of them).
     pub fn trim_history(&mut self) {
-        while self.history.len() > self.settings.history_size
+        while self.history.len() > self.settings.kept()
             || self.history_bytes > self.settings.history_bytes
         {
             self.pop_oldest();

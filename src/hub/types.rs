@@ -33,7 +33,9 @@ impl Position {
 }
 
 /// A topic's own settings (defaults from the [`HubSettings`]); set with
-/// [`Hub::configure`](super::Hub::configure).
+/// [`Hub::configure`](super::Hub::configure) for one topic, or with
+/// [`Hub::set_namespace`](super::Hub::set_namespace) (or `[hub.namespaces]`) for
+/// the topics a pattern names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TopicSettings {
@@ -50,6 +52,28 @@ pub struct TopicSettings {
     pub slow_consumer: SlowConsumer,
     /// The close code of [`SlowConsumer::Close`].
     pub slow_close_code: u16,
+    /// Bytes a subscriber may have queued ([`HubSettings::send_budget_bytes`]).
+    pub send_budget_bytes: usize,
+    /// Publications a subscriber may have queued
+    /// ([`HubSettings::send_budget_messages`]).
+    pub send_budget_messages: usize,
+    /// Whether a join with [`JoinOptions::since`] recovers what was missed; off,
+    /// it is answered `recovered: Some(false)` with nothing replayed. Default on.
+    pub recovery: bool,
+    /// A cache topic: each joiner gets the newest publication (with its
+    /// position) right after its answer, as a normal delivery; at least one
+    /// publication is kept. Default off.
+    pub cache: bool,
+    /// Members the topic may have on this server
+    /// ([`HubSettings::max_members_per_topic`]).
+    pub max_members: usize,
+    /// The largest message a client may publish through
+    /// [`Hub::publish_from`](super::Hub::publish_from), in bytes; `None`: no
+    /// bound beyond the connection's own. Default `None`.
+    pub max_message_bytes: Option<usize>,
+    /// Whether clients may publish ([`Hub::publish_from`](super::Hub::publish_from)).
+    /// Default `true`.
+    pub client_publish: bool,
 }
 
 impl TopicSettings {
@@ -88,6 +112,54 @@ impl TopicSettings {
         self.slow_close_code = code;
         self
     }
+
+    /// Set [`send_budget_bytes`](Self::send_budget_bytes) and
+    /// [`send_budget_messages`](Self::send_budget_messages).
+    pub fn send_budget(mut self, bytes: usize, messages: usize) -> Self {
+        self.send_budget_bytes = bytes;
+        self.send_budget_messages = messages;
+        self
+    }
+
+    /// Set [`recovery`](Self::recovery).
+    pub fn recovery(mut self, on: bool) -> Self {
+        self.recovery = on;
+        self
+    }
+
+    /// Set [`cache`](Self::cache) (on: a history of at least one).
+    pub fn cache(mut self, on: bool) -> Self {
+        self.cache = on;
+        self
+    }
+
+    /// Set [`max_members`](Self::max_members).
+    pub fn max_members(mut self, members: usize) -> Self {
+        self.max_members = members;
+        self
+    }
+
+    /// Set [`max_message_bytes`](Self::max_message_bytes).
+    pub fn max_message_bytes(mut self, bytes: Option<usize>) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Set [`client_publish`](Self::client_publish).
+    pub fn client_publish(mut self, allowed: bool) -> Self {
+        self.client_publish = allowed;
+        self
+    }
+
+    /// The publications kept: [`history_size`](Self::history_size), at least one
+    /// for a [`cache`](Self::cache) topic.
+    pub(super) fn kept(&self) -> usize {
+        if self.cache {
+            self.history_size.max(1)
+        } else {
+            self.history_size
+        }
+    }
 }
 
 impl From<&HubSettings> for TopicSettings {
@@ -99,6 +171,13 @@ impl From<&HubSettings> for TopicSettings {
             presence: s.presence,
             slow_consumer: s.slow_consumer,
             slow_close_code: s.slow_close_code,
+            send_budget_bytes: s.send_budget_bytes,
+            send_budget_messages: s.send_budget_messages,
+            recovery: true,
+            cache: false,
+            max_members: s.max_members_per_topic,
+            max_message_bytes: None,
+            client_publish: true,
         }
     }
 }
@@ -237,6 +316,54 @@ pub enum JoinError {
         /// The bound.
         limit: usize,
     },
+    /// The authorizer ([`Hub::set_authorizer`](super::Hub::set_authorizer))
+    /// refused the join.
+    #[error("join denied: {reason}")]
+    Denied {
+        /// The authorizer's reason (for the client).
+        reason: String,
+    },
+    /// The authorizer answers asynchronously: join with
+    /// [`Hub::join_async`](super::Hub::join_async).
+    #[error("authorization is asynchronous: use join_async")]
+    Asynchronous,
+    /// The authorizer did not answer within
+    /// [`HubSettings::authorize_timeout`].
+    #[error("authorization timed out")]
+    AuthorizationTimedOut,
+}
+
+/// Why a client's publication ([`Hub::publish_from`](super::Hub::publish_from))
+/// was refused: nothing was published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// No topic can have this name ([`Hub::check_topic`](super::Hub::check_topic)).
+    #[error("invalid topic: {0}")]
+    InvalidTopic(JoinError),
+    /// The topic's [`TopicSettings::client_publish`] is off.
+    #[error("clients may not publish to this topic")]
+    NotAllowed,
+    /// Longer than the topic's [`TopicSettings::max_message_bytes`].
+    #[error("message longer than {limit} bytes")]
+    TooLarge {
+        /// The bound.
+        limit: usize,
+    },
+    /// The authorizer refused it.
+    #[error("publication denied: {reason}")]
+    Denied {
+        /// The authorizer's reason.
+        reason: String,
+    },
+    /// The authorizer answers asynchronously: publish with
+    /// [`Hub::publish_from_async`](super::Hub::publish_from_async).
+    #[error("authorization is asynchronous: use publish_from_async")]
+    Asynchronous,
+    /// The authorizer did not answer within
+    /// [`HubSettings::authorize_timeout`].
+    #[error("authorization timed out")]
+    AuthorizationTimedOut,
 }
 
 /// A member of a topic ([`Hub::members`](super::Hub::members)).

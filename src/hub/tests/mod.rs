@@ -4,6 +4,7 @@
 
 mod bounds;
 mod callbacks;
+mod features;
 mod harness;
 mod lifecycle;
 mod listeners;

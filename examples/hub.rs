@@ -221,6 +221,14 @@ impl ChatApp {
     pub fn new(name: &str, settings: &ws::Settings, options: ChatOptions) -> Arc<ChatApp> {
         let hub = ws::Hub::named(name, settings);
         hub.set_renderer(render);
+        // Rooms starting with `$` are the server's own: no client joins them.
+        hub.set_authorizer(|access: &ws::hub::Access| {
+            if access.topic.starts_with('$') {
+                ws::hub::Decision::deny(format!("room {:?} is reserved", access.topic))
+            } else {
+                ws::hub::Decision::allow()
+            }
+        });
         let names = Arc::new(Names::default());
         let prefix = format!("{:016x}", rand::random::<u64>());
         let relay =
@@ -338,7 +346,14 @@ impl Chat {
                 });
                 if let Err(e) = hub.join_with(conn, &room, options) {
                     self.app.names.release(&room, &name, &self.key);
-                    return Err(Refused::invalid(e.to_string()));
+                    return Err(match e {
+                        ws::JoinError::Denied { reason } => Refused {
+                            code: "denied",
+                            room: Some(room.clone()),
+                            reason,
+                        },
+                        e => Refused::invalid(e.to_string()),
+                    });
                 }
                 // Its member list comes with the relay's next tick.
                 self.app.relay.do_send(Newcomer {

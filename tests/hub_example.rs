@@ -363,6 +363,26 @@ async fn a_second_alice_in_a_room_is_refused_and_keys_are_not_names() {
 }
 
 #[actix_rt::test]
+async fn a_denied_join_is_answered_with_an_error_naming_the_room() {
+    let chat = start().await;
+    let mut alice = connect(chat.addr).await;
+    send(
+        &mut alice,
+        json!({"type": "join", "room": "$ops", "name": "alice"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut alice).await,
+        json!({"type": "error", "code": "denied", "room": "$ops",
+               "reason": "room \"$ops\" is reserved"})
+    );
+    assert_eq!(chat.app.hub().count("$ops"), 0);
+    // The name was not kept, and the connection goes on.
+    joined(&mut alice, "lobby", "alice").await;
+    chat.handle.stop(false).await;
+}
+
+#[actix_rt::test]
 async fn bad_input_gets_an_error_and_the_connection_stays_usable() {
     let chat = start().await;
     let mut client = connect(chat.addr).await;

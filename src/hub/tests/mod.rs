@@ -9,3 +9,5 @@ mod harness;
 mod lifecycle;
 mod listeners;
 mod races;
+#[cfg(feature = "redis")]
+mod redis_cache;

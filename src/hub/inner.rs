@@ -100,6 +100,15 @@ pub(super) struct HubInner {
 ///   keeps its latest publications; a connection that comes back with the
 ///   [`Position`] of the last one it received gets exactly what it missed, in
 ///   order, before any later publication, or is told it was not recovered.
+/// - **Cache topics** ([`TopicSettings::cache`]): each joiner gets the newest
+///   publication right after its answer.
+/// - **Namespaces** ([`set_namespace`](Self::set_namespace), `[hub.namespaces]`):
+///   a topic policy per name pattern (the exact name, else the longest prefix),
+///   resolved when a topic is made.
+/// - **Authorization** ([`set_authorizer`](Self::set_authorizer)): joins,
+///   client publications ([`publish_from`](Self::publish_from)) and presence
+///   ([`members_for`](Self::members_for)) allowed or denied with a reason, at
+///   once or by a future ([`join_async`](Self::join_async)).
 /// - **Bounds** on every table and queue ([`HubSettings`]): topics per connection,
 ///   members per topic, connections per user, the lengths of topic names, user
 ///   keys and metadata (a join past one is refused with its [`JoinError`]),

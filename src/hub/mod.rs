@@ -1,21 +1,23 @@
 //! The connection manager: [`Hub`], topics with presence, publish-once fan-out on
 //! each connection's own thread, slow-consumer policies, history and recovery,
-//! metrics, and the seam for a cross-server backplane ([`Backplane`]).
+//! cache topics, namespaces of topics, authorization, metrics, and the seam for
+//! a cross-server backplane ([`Backplane`]).
 //!
 //! The modules, from the bottom up (each imports only those below it):
-//! - the values: `types` (the public ones), `delivery` (a publication framed
-//!   once), `topic` (a topic's state), `subscribers` (a shard's subscribers of
-//!   one topic), `queue` (a shard's commands and their bounded channel),
-//!   `conns` (the table of connections, by id and by user), `listeners` (who
-//!   hears of presence changes), `history` (the bytes and the oldest
-//!   publication of all topics), `counters`, `backplane` (the seam), `sync`,
-//!   `sched`;
+//! - the values: `types` (the public ones), `access` (authorization's public
+//!   ones), `delivery` (a publication framed once), `topic` (a topic's state),
+//!   `namespaces` (topic policies by pattern), `subscribers` (a shard's
+//!   subscribers of one topic), `queue` (a shard's commands and their bounded
+//!   channel), `conns` (the table of connections, by id and by user),
+//!   `listeners` (who hears of presence changes), `history` (the bytes and the
+//!   oldest publication of all topics), `counters`, `backplane` (the seam),
+//!   `sync`, `sched`;
 //! - `inner`: the hub's state, whose fields are those values, the [`Hub`]
 //!   handle, and the operations the rest builds on;
 //! - the hub's operations on it: `leave`, `expiry` (eviction and the sweep),
 //!   `shard` (a worker thread's part, which leaves a connection's topics when it
-//!   closes), `connections` (registering, which starts shards), `join`,
-//!   `publish`, `presence`, `metrics`;
+//!   closes), `connections` (registering, which starts shards), `auth` (asking
+//!   the authorizer), `join`, `publish`, `presence`, `metrics`;
 //! - `redis`, a backplane on the public seam only.
 
 mod access;

@@ -30,6 +30,12 @@ impl Hub {
         self.inner.metrics.dropped.load(Ordering::Relaxed)
     }
 
+    /// Publications a slow subscriber never got because a newer one replaced
+    /// them ([`SlowConsumer::Latest`](crate::SlowConsumer::Latest)).
+    pub fn conflated(&self) -> u64 {
+        self.inner.metrics.conflated.load(Ordering::Relaxed)
+    }
+
     /// Subscribers closed for being slow
     /// ([`SlowConsumer::Close`](crate::SlowConsumer::Close)).
     pub fn slow_closes(&self) -> u64 {
@@ -91,6 +97,11 @@ impl crate::metrics::HubMetrics for HubInner {
                 "ws_hub_encodes",
                 "Frames prepared (one per publication)",
                 &m.encodes,
+            ),
+            (
+                "ws_hub_conflated",
+                "Publications a slow subscriber never got: a newer one replaced them (slow_consumer = latest)",
+                &m.conflated,
             ),
             (
                 "ws_hub_recompressions",

@@ -9,6 +9,7 @@
 //! publications queue for one connection leaves in one write.
 
 use std::{
+    cell::Cell,
     collections::HashMap,
     sync::{atomic::Ordering, Arc, Weak},
     time::Instant,
@@ -34,7 +35,13 @@ pub(super) struct Shard<L> {
     queue: Arc<Queue>,
     pub(super) conns: HashMap<ConnId, L>,
     topics: HashMap<Arc<str>, Subscribers<L>>,
+    /// Whether a conflating policy keeps a publication for a subscriber here
+    /// (then the shard tries to write it every `LATEST_RETRY`).
+    latest: Cell<bool>,
 }
+
+/// How often a shard tries to write what a conflating policy kept.
+const LATEST_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Run the shard until the hub is gone (its channel closes).
 pub(super) async fn run(
@@ -43,7 +50,21 @@ pub(super) async fn run(
     queue: Arc<Queue>,
 ) {
     let mut shard = Shard::<OnThread>::new(hub, queue);
-    while let Some(cmd) = rx.recv().await {
+    loop {
+        let cmd = if shard.has_latest() {
+            tokio::select! {
+                cmd = rx.recv() => cmd,
+                () = tokio::time::sleep(LATEST_RETRY) => {
+                    shard.retry_latest();
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(cmd) = cmd else {
+            break;
+        };
         shard.take(cmd);
         // Everything already queued, before the writers get to run: what arrives
         // together for one connection leaves in one write.
@@ -77,7 +98,28 @@ impl<L: Sink + Clone> Shard<L> {
             queue,
             conns: HashMap::new(),
             topics: HashMap::new(),
+            latest: Cell::new(false),
         }
+    }
+
+    /// Whether a conflating policy keeps a publication for a subscriber here.
+    pub(super) fn has_latest(&self) -> bool {
+        self.latest.get()
+    }
+
+    /// Write what conflating policies kept, to the subscribers with room now.
+    pub(super) fn retry_latest(&mut self) {
+        let mut counts = Counts::default();
+        let mut any = false;
+        for subs in self.topics.values_mut() {
+            counts = counts.plus(subs.retry_latest());
+            any = any || subs.has_latest();
+        }
+        self.latest.set(any);
+        self.report(Counts {
+            pending: 0,
+            ..counts
+        });
     }
 
     /// Everything but `Register` (which needs the connection's thread).
@@ -190,10 +232,14 @@ impl<L: Sink + Clone> Shard<L> {
         if counts.is_empty() {
             return;
         }
+        if counts.pending > 0 {
+            self.latest.set(true);
+        }
         if let Some(hub) = self.hub.upgrade() {
             let m = &hub.metrics;
             m.deliveries.fetch_add(counts.delivered, Ordering::Relaxed);
             m.dropped.fetch_add(counts.dropped, Ordering::Relaxed);
+            m.conflated.fetch_add(counts.conflated, Ordering::Relaxed);
             m.slow_closes.fetch_add(counts.closed, Ordering::Relaxed);
             m.recompressions
                 .fetch_add(counts.recompressed, Ordering::Relaxed);
@@ -238,7 +284,9 @@ fn over_budget(
 ) -> (Outcome, bool) {
     let policy = &delivery.policy;
     match policy.slow_consumer {
-        SlowConsumer::Drop => (Outcome::Dropped, false),
+        // A conflating subscriber over its budget keeps the publication (see
+        // `deliver`); one lost to a full queue is dropped.
+        SlowConsumer::Drop | SlowConsumer::Latest => (Outcome::Dropped, false),
         _ => {
             local.fail(Error::SlowPeer {
                 buffered,
@@ -263,6 +311,11 @@ fn deliver(local: &OnThread, delivery: &Delivery) -> (Outcome, bool) {
     };
     match local.send_within(&delivery.prepared, budget) {
         Ok(accepted) => (Outcome::Delivered, accepted.recompressed),
+        Err(Refused::Bytes { .. } | Refused::Messages { .. })
+            if policy.slow_consumer == SlowConsumer::Latest =>
+        {
+            (Outcome::Conflated, false)
+        }
         Err(Refused::Bytes { buffered }) => {
             over_budget(local, delivery, buffered, policy.budget_bytes)
         }

@@ -6,7 +6,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::delivery::Delivery;
-use crate::actor::ConnId;
+use crate::{actor::ConnId, settings::SlowConsumer};
 
 /// What happened to one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,9 @@ pub(super) enum Outcome {
     Dropped,
     Closed,
     Gone,
+    /// Over the budget of a conflating policy: kept as the subscriber's newest,
+    /// written when it has room.
+    Conflated,
 }
 
 /// A subscriber's connection, as the fan-out sees it: a delivery within its
@@ -32,6 +35,10 @@ pub(super) struct Counts {
     pub dropped: u64,
     pub closed: u64,
     pub recompressed: u64,
+    /// Publications a newer one replaced for a conflating subscriber.
+    pub conflated: u64,
+    /// Publications kept for a conflating subscriber, to write later.
+    pub pending: u64,
 }
 
 impl Counts {
@@ -40,6 +47,7 @@ impl Counts {
             Outcome::Delivered => self.delivered += 1,
             Outcome::Dropped => self.dropped += 1,
             Outcome::Closed => self.closed += 1,
+            Outcome::Conflated => self.pending += 1,
             Outcome::Gone => {}
         }
         if outcome.1 {
@@ -49,7 +57,8 @@ impl Counts {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.delivered + self.dropped + self.closed + self.recompressed == 0
+        self.delivered + self.dropped + self.closed + self.recompressed + self.conflated == 0
+            && self.pending == 0
     }
 
     pub fn plus(self, other: Counts) -> Counts {
@@ -58,6 +67,8 @@ impl Counts {
             dropped: self.dropped + other.dropped,
             closed: self.closed + other.closed,
             recompressed: self.recompressed + other.recompressed,
+            conflated: self.conflated + other.conflated,
+            pending: self.pending + other.pending,
         }
     }
 
@@ -93,6 +104,9 @@ struct Subscriber<L> {
     local: L,
     /// Set by its join's answer, cleared by the first delivery of its epoch above it.
     floor: Option<Box<Floor>>,
+    /// The newest publication a conflating policy kept for it, to write when it
+    /// has room.
+    latest: Option<Arc<Delivery>>,
 }
 
 /// A join not answered yet: what is held back for it.
@@ -134,6 +148,7 @@ impl<L: Sink> Subscribers<L> {
             id,
             local,
             floor: None,
+            latest: None,
         });
         self.held.insert(
             id,
@@ -183,12 +198,10 @@ impl<L: Sink> Subscribers<L> {
         sub.floor = Some(Box::new(floor));
         let mut counts = Counts::default();
         for d in greeting.iter().chain(replay.iter()) {
-            counts = counts.add(sub.local.deliver(d));
+            sub.push(d, &mut counts);
         }
         for d in &held.deliveries {
-            if let Some(outcome) = sub.offer(d) {
-                counts = counts.add(outcome);
-            }
+            sub.offer(d, &mut counts);
         }
         counts
     }
@@ -207,17 +220,36 @@ impl<L: Sink> Subscribers<L> {
                 if let Some(held) = self.held.get_mut(&sub.id) {
                     if held.deliveries.len() < delivery.policy.budget_messages {
                         held.deliveries.push(delivery.clone());
+                    } else if delivery.policy.slow_consumer == SlowConsumer::Latest {
+                        // Conflated: the newest held makes way for this one.
+                        held.deliveries.pop();
+                        held.deliveries.push(delivery.clone());
+                        counts.conflated += 1;
                     } else {
                         counts = counts.add(sub.local.over_budget(delivery));
                     }
                     continue;
                 }
             }
-            if let Some(outcome) = sub.offer(delivery) {
-                counts = counts.add(outcome);
+            sub.offer(delivery, &mut counts);
+        }
+        counts
+    }
+
+    /// Write what conflating policies kept for subscribers that have room now.
+    pub fn retry_latest(&mut self) -> Counts {
+        let mut counts = Counts::default();
+        for sub in &mut self.list {
+            if let Some(latest) = sub.latest.take() {
+                sub.push(&latest, &mut counts);
             }
         }
         counts
+    }
+
+    /// Whether a subscriber has a publication kept by a conflating policy.
+    pub fn has_latest(&self) -> bool {
+        self.list.iter().any(|sub| sub.latest.is_some())
     }
 }
 
@@ -235,11 +267,12 @@ impl<L: Sink> Subscribers<L> {
 }
 
 impl<L: Sink> Subscriber<L> {
-    /// Deliver unless the join's floor covers it (`None`: skipped).
-    fn offer(&mut self, delivery: &Delivery) -> Option<(Outcome, bool)> {
+    /// Deliver unless the join's floor covers it.
+    #[inline]
+    fn offer(&mut self, delivery: &Arc<Delivery>, counts: &mut Counts) {
         if let Some(floor) = &self.floor {
             if floor.covers(delivery) {
-                return None;
+                return;
             }
             // Numbered above the floor in its epoch: later ones of it are too. A
             // delivery of another epoch says nothing of the floor's (the hub's
@@ -249,7 +282,22 @@ impl<L: Sink> Subscriber<L> {
                 self.floor = None;
             }
         }
-        Some(self.local.deliver(delivery))
+        self.push(delivery, counts);
+    }
+
+    /// Deliver `delivery`, which supersedes what a conflating policy kept (counted
+    /// as conflated); kept instead when it is refused for the budget.
+    #[inline]
+    fn push(&mut self, delivery: &Arc<Delivery>, counts: &mut Counts) {
+        if self.latest.is_some() {
+            self.latest = None;
+            counts.conflated += 1;
+        }
+        let outcome = self.local.deliver(delivery);
+        if outcome.0 == Outcome::Conflated {
+            self.latest = Some(delivery.clone());
+        }
+        *counts = counts.add(outcome);
     }
 }
 

@@ -19,6 +19,14 @@ pub enum SlowConsumer {
     /// Close the connection with [`HubSettings::slow_close_code`] (1008 by
     /// default) and count it (`ws_hub_slow_closes_total`).
     Close,
+    /// Conflate: keep, for that connection and topic, only the newest
+    /// publication it could not take, and write it once the connection has
+    /// room (checked every 10 ms); each one a newer replaced is counted
+    /// (`ws_hub_conflated_total`). A slow reader of a fast feed gets the
+    /// current value, never a backlog: an increasing subsequence of the
+    /// publications, ending with the last. A publication lost to a full thread
+    /// queue (`max_queued_per_thread`) is counted as dropped.
+    Latest,
 }
 
 /// The connection manager's defaults (the `[hub]` section): what a connection may

@@ -449,3 +449,69 @@ fn with_a_numbering_backplane_a_cache_joiner_gets_the_newest_from_its_stream() {
     h.pump_all();
     assert_eq!(h.received(d), ["joined"]);
 }
+
+// ---- conflation ----
+
+#[test]
+fn a_slow_reader_of_a_conflated_feed_gets_an_increasing_subsequence_ending_with_the_last() {
+    let mut h = Harness::new(1, None);
+    h.hub.set_namespace(
+        "ticks",
+        "tick:*",
+        h.hub.topic_defaults().slow_consumer(SlowConsumer::Latest),
+    );
+    let (fast, slow) = (h.conn(0), h.conn(0));
+    h.join(fast, "tick:x", JoinOptions::default()).unwrap();
+    h.join(slow, "tick:x", JoinOptions::default()).unwrap();
+    h.pump_all();
+    // The slow one takes one delivery every 97 publications (and the shard's
+    // timer comes every 250).
+    h.rooms.borrow_mut().insert(slow, 0);
+    for n in 1..=10_000u32 {
+        h.hub.publish("tick:x", n.to_string());
+        if n % 97 == 0 {
+            *h.rooms.borrow_mut().get_mut(&slow).unwrap() += 1;
+        }
+        if n % 250 == 0 {
+            h.pump_all();
+            h.retry_latest(0);
+        }
+    }
+    h.pump_all();
+    // It reads everything now: the timer writes the newest.
+    h.rooms.borrow_mut().remove(&slow);
+    assert!(!h.retry_latest(0), "nothing kept once written");
+    let numbers = |id| -> Vec<u32> { h.received(id).iter().map(|t| t.parse().unwrap()).collect() };
+    assert_eq!(numbers(fast), (1..=10_000).collect::<Vec<_>>());
+    let got = numbers(slow);
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+    assert_eq!(got.last(), Some(&10_000));
+    assert!(got.len() < 200, "{} of 10,000", got.len());
+    // Every one it did not get was replaced by a newer one, and counted.
+    assert_eq!(h.hub.conflated(), 10_000 - got.len() as u64);
+    assert_eq!(h.hub.dropped(), 0);
+}
+
+#[test]
+fn a_conflating_join_held_for_its_answer_keeps_the_newest_within_its_budget() {
+    let mut h = Harness::new(1, Some(true));
+    h.hub.set_namespace(
+        "ticks",
+        "tick:*",
+        h.hub
+            .topic_defaults()
+            .slow_consumer(SlowConsumer::Latest)
+            .send_budget(1 << 20, 2),
+    );
+    let c = h.conn(0);
+    h.join(c, "tick:x", JoinOptions::default()).unwrap();
+    for n in 1..=5 {
+        h.hub
+            .deliver_numbered("tick:x", &at("e", n), n.to_string().into(), None);
+    }
+    let (_, _, done) = lock(&h.backplane.locates).remove(0);
+    done(Located::new(at("e", 0), None));
+    h.pump_all();
+    assert_eq!(h.received(c), ["1", "5"]);
+    assert_eq!(h.hub.conflated(), 3);
+}

@@ -110,15 +110,29 @@ impl Recording {
 /// What a connection received: the texts of its deliveries, in order.
 pub(crate) type Inbox = Rc<RefCell<HashMap<ConnId, Vec<String>>>>;
 
+/// The room of slow connections: how many more deliveries each takes (a
+/// connection not in it takes every one).
+pub(crate) type Rooms = Rc<RefCell<HashMap<ConnId, usize>>>;
+
 /// A connection as a shard sees it: it records every delivery.
 #[derive(Clone)]
 pub(crate) struct Recorder {
     id: ConnId,
     inbox: Inbox,
+    rooms: Rooms,
 }
 
 impl Sink for Recorder {
     fn deliver(&self, delivery: &Delivery) -> (Outcome, bool) {
+        if let Some(room) = self.rooms.borrow_mut().get_mut(&self.id) {
+            if *room == 0 {
+                if delivery.policy.slow_consumer == crate::settings::SlowConsumer::Latest {
+                    return (Outcome::Conflated, false);
+                }
+                return self.over_budget(delivery);
+            }
+            *room -= 1;
+        }
         let text = String::from_utf8(delivery.prepared.payload().to_vec()).unwrap();
         self.inbox
             .borrow_mut()
@@ -142,6 +156,8 @@ pub(crate) struct Harness {
     pub hub: Hub,
     pub backplane: Arc<Recording>,
     pub inbox: Inbox,
+    /// Slow connections' room (see [`Rooms`]).
+    pub rooms: Rooms,
     /// The connections made, in order.
     pub conns: Vec<ConnId>,
     shards: Vec<(usize, mpsc::UnboundedReceiver<Cmd>, Shard<Recorder>)>,
@@ -182,6 +198,7 @@ impl Harness {
             hub,
             backplane: recording,
             inbox: Inbox::default(),
+            rooms: Rooms::default(),
             conns: Vec::new(),
             shards,
         }
@@ -198,6 +215,7 @@ impl Harness {
             Recorder {
                 id,
                 inbox: self.inbox.clone(),
+                rooms: self.rooms.clone(),
             },
         );
         id
@@ -214,6 +232,13 @@ impl Harness {
         while let Ok(cmd) = rx.try_recv() {
             runner.handle(cmd);
         }
+    }
+
+    /// Let shard `shard` write what conflating policies kept (its timer's work).
+    pub fn retry_latest(&mut self, shard: usize) -> bool {
+        let (_, _, runner) = &mut self.shards[shard];
+        runner.retry_latest();
+        runner.has_latest()
     }
 
     /// Run every shard until none has anything left.

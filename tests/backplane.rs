@@ -4,16 +4,19 @@
 
 #[path = "support/raw_ws.rs"]
 mod raw_ws;
+#[path = "support/redis.rs"]
+mod redis;
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::Duration,
 };
 
 use raw_ws::Client;
+use redis::{free_port, listening, Redis};
 use tokio::sync::mpsc;
 use websocket_driver as ws;
 use ws::hub::redis::RedisBackplane;
@@ -21,94 +24,6 @@ use ws::hub::redis::RedisBackplane;
 /// How long a killed server's presence lives in Redis without its refresh, in
 /// the test that kills one (the others keep the default).
 const PRESENCE_TTL: Duration = Duration::from_millis(1500);
-
-/// A `redis-server` of this test's, killed on drop.
-struct Redis {
-    port: u16,
-    args: Vec<String>,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn listening(port: u16) -> bool {
-    for _ in 0..800 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let port = free_port();
-        let mut redis = Redis {
-            port,
-            args: vec![
-                "--port".into(),
-                port.to_string(),
-                "--bind".into(),
-                "127.0.0.1".into(),
-                "--save".into(),
-                String::new(),
-                "--appendonly".into(),
-                "no".into(),
-            ],
-            child: None,
-        };
-        redis.run().await;
-        redis
-    }
-
-    async fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server (apt-get install -y redis-server)");
-        self.child = Some(child);
-        assert!(listening(self.port).await, "redis-server listens");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// `redis-cli ARGS` against this server: its output, trimmed.
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli (apt-get install -y redis-tools)");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// The test servers' endpoint: on `/sub` (or `/sub?since=EPOCH:OFFSET`) it joins
 /// `room`, and answers with `joined EPOCH OFFSET RECOVERED`; every text a
@@ -651,25 +566,16 @@ impl Cluster {
         let mut nodes = Vec::new();
         for _ in 0..3 {
             let port = free_port();
-            let mut node = Redis {
+            let node = Redis::start_with(
                 port,
-                args: vec![
-                    "--port".into(),
-                    port.to_string(),
-                    "--bind".into(),
-                    "127.0.0.1".into(),
-                    "--save".into(),
-                    String::new(),
-                    "--appendonly".into(),
-                    "no".into(),
+                &[
                     "--cluster-enabled".into(),
                     "yes".into(),
                     "--cluster-config-file".into(),
                     dir.join(format!("nodes-{port}.conf")).display().to_string(),
                 ],
-                child: None,
-            };
-            node.run().await;
+            )
+            .await;
             nodes.push(node);
         }
         let mut create = Command::new("redis-cli");

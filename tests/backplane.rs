@@ -388,6 +388,53 @@ async fn presence_is_one_across_servers_and_each_change_is_told_once() {
     b.handle.stop(false).await;
 }
 
+/// A server taken off the list of live servers whose sweep was cut short (the
+/// sweeping server died right after taking it off) is swept by another server at
+/// its next heartbeat: its users leave everywhere, and the set of servers to
+/// sweep is left empty. Server A is cut from Redis for good by disabling its ACL
+/// user, so that it can neither refresh nor take its own users out.
+#[actix_rt::test]
+#[ignore = "needs redis-server; scripts/test-all.sh runs it"]
+async fn a_sweep_cut_short_is_finished_by_another_server_at_its_heartbeat() {
+    let redis = Redis::start().await;
+    redis.cli(&["ACL", "SETUSER", "a", "on", ">pw", "~*", "&*", "+@all"]);
+    let a_url = format!("redis://a:pw@127.0.0.1:{}", redis.port);
+    let a = node(&a_url).await;
+    let origin_a = redis.cli(&["ZRANGE", "ws:servers", "0", "-1"]);
+    assert!(
+        origin_a.parse::<u64>().is_ok(),
+        "one server listed: {origin_a}"
+    );
+    let mut b = node(&redis.url()).await;
+    let _bob = subscriber(&b, "?user=bob").await;
+    assert_eq!(b.told().await, "joined bob");
+    let _carol = subscriber(&a, "?user=carol").await;
+    assert_eq!(b.told().await, "joined carol");
+
+    // A is gone for Redis, and taken off the list by a sweeper that then died.
+    redis.cli(&["ACL", "SETUSER", "a", "off"]);
+    redis.cli(&["CLIENT", "KILL", "USER", "a"]);
+    assert_eq!(redis.cli(&["ZREM", "ws:servers", &origin_a]), "1");
+    assert_eq!(redis.cli(&["SADD", "{ws:servers}:unswept", &origin_a]), "1");
+
+    // B finishes the sweep at its next heartbeat (every presence_ttl / 3).
+    assert_eq!(b.told().await, "left carol");
+    assert_eq!(b.hub.users("room"), ["bob"]);
+    let mut left = String::from("?");
+    for _ in 0..400 {
+        left = redis.cli(&["SMEMBERS", "{ws:servers}:unswept"]);
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(left, "", "nothing left to sweep");
+    let key = format!("ws:server:{origin_a}:topics");
+    assert_eq!(redis.cli(&["EXISTS", &key]), "0");
+    a.handle.stop(false).await;
+    b.handle.stop(false).await;
+}
+
 /// The chat example's binary (`scripts/test-all.sh` builds it with `redis`).
 fn example_hub() -> std::path::PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

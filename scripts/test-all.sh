@@ -47,8 +47,9 @@ cargo test -- --ignored --skip soak_
 # (measured 2026-12-07): 2.5 to build with `redis`, 30 s to run.
 cargo build --example hub --features redis
 cargo test --features redis --lib hub::redis
-cargo test --features redis --lib -- --ignored hub::redis hub::tests::redis_cache
+cargo test --features redis --lib hub::redis -- --ignored
 cargo test --features redis --test backplane -- --ignored
+cargo test --features redis --test backplane_cache -- --ignored
 cargo test --features redis --test backplane_churn -- --ignored
 
 # The Autobahn|Testsuite, both roles at once (about 12 minutes on 2 cores, measured

@@ -9,5 +9,3 @@ mod harness;
 mod lifecycle;
 mod listeners;
 mod races;
-#[cfg(feature = "redis")]
-mod redis_cache;

@@ -2,58 +2,23 @@
 //! on one, with no member anywhere, reaches a joiner on the other from the
 //! topic's stream (`scripts/test-all.sh` installs `redis-server` and runs it).
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+#![cfg(all(feature = "redis", feature = "server"))]
+
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::{
-    actor::{endpoint, Conn, Endpoint, EndpointContext, Message},
-    hub::{redis::RedisBackplane, Hub, JoinOptions},
-    server::Server,
+use websocket_driver::{
+    endpoint,
+    hub::redis::RedisBackplane,
     settings::{NamespaceSettings, Settings},
+    Conn, Endpoint, EndpointContext, Hub, JoinOptions, Message, Server,
 };
 
-/// A `redis-server` of the test's own, killed when dropped.
-struct Redis(Child, u16);
-
-impl Redis {
-    async fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server (apt-get install -y redis-server)");
-        let redis = Redis(child, port);
-        for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("redis-server did not listen within 10 s");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/redis.rs"]
+mod redis_server;
+use redis_server::Redis;
 
 /// Joins `price:x` on open, answering `joined`.
 struct Watcher(Hub);
@@ -67,15 +32,11 @@ impl Endpoint for Watcher {
 
 fn settings(redis: &Redis) -> Settings {
     let mut settings = Settings::default();
-    settings.redis.url = format!("redis://127.0.0.1:{}", redis.1);
-    settings.hub.namespaces.insert(
-        "prices".into(),
-        NamespaceSettings {
-            topics: Some("price:*".into()),
-            cache: Some(true),
-            ..NamespaceSettings::default()
-        },
-    );
+    settings.redis.url = redis.url();
+    let mut prices = NamespaceSettings::default();
+    prices.topics = Some("price:*".into());
+    prices.cache = Some(true);
+    settings.hub.namespaces.insert("prices".into(), prices);
     settings
 }
 
@@ -122,13 +83,7 @@ async fn a_cache_topics_newest_publication_reaches_a_joiner_on_another_server() 
     actix_rt::spawn(running);
     // The publications reach Redis asynchronously: wait (bounded) until the
     // third is numbered.
-    let offset = || {
-        let out = Command::new("redis-cli")
-            .args(["-p", &redis.1.to_string(), "GET", "ws:{price:x}:offset"])
-            .output()
-            .expect("redis-cli (apt-get install -y redis-tools)");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let offset = || redis.cli(&["GET", "ws:{price:x}:offset"]);
     for _ in 0..500 {
         if offset() == "3" {
             break;

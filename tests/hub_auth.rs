@@ -5,55 +5,17 @@
 
 #![cfg(feature = "server")]
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use websocket_driver as ws;
 use ws::hub::{Access, Decision, Verdict};
 
+#[path = "support/opened.rs"]
+mod opened;
 #[path = "support/raw_ws.rs"]
 mod raw_ws;
-use raw_ws::Client;
-
-/// A server whose connections on `/` are handed to the test as they open.
-struct Srv {
-    addr: SocketAddr,
-    handle: actix_server::ServerHandle,
-    opened: mpsc::UnboundedReceiver<ws::Conn>,
-}
-
-fn server() -> Srv {
-    struct Opened(mpsc::UnboundedSender<ws::Conn>);
-    impl ws::Endpoint for Opened {
-        fn on_open(&mut self, conn: &ws::Conn, _: &mut ws::EndpointContext<Self>) {
-            let _ = self.0.send(conn.clone());
-        }
-    }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, opened) = mpsc::unbounded_channel();
-    let running = ws::Server::new()
-        .listen_on(listener, 1, move |_| Ok(ws::endpoint(Opened(tx.clone()))))
-        .unwrap();
-    let handle = running.handle();
-    actix_rt::spawn(running);
-    Srv {
-        addr,
-        handle,
-        opened,
-    }
-}
-
-impl Srv {
-    async fn open(&mut self) -> (Client, ws::Conn) {
-        let client = Client::connect(self.addr, "/").await;
-        let conn = tokio::time::timeout(Duration::from_secs(10), self.opened.recv())
-            .await
-            .expect("the connection opened")
-            .unwrap();
-        (client, conn)
-    }
-}
+use opened::server;
 
 /// The claims the application captured at the handshake.
 struct Roles(Vec<&'static str>);

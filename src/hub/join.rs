@@ -98,10 +98,11 @@ impl Hub {
         out
     }
 
-    /// Set `topic`'s own settings (history, presence, slow-consumer policy); the
-    /// topic is kept from now on, with no member. A topic not configured uses the
-    /// hub's defaults and is forgotten when its last member leaves and it keeps no
-    /// history.
+    /// Set `topic`'s own settings (history, presence, slow-consumer policy, ...),
+    /// over any namespace's; the topic is kept from now on, with no member. A
+    /// topic not configured uses its namespace's settings
+    /// ([`set_namespace`](Self::set_namespace)) or the hub's defaults, and is
+    /// forgotten when its last member leaves and it keeps no history.
     pub fn configure(&self, topic: &str, settings: TopicSettings) {
         let mut topics = lock(&self.inner.topics);
         match topics.get(topic) {

@@ -50,16 +50,22 @@ pub(super) async fn run(
     queue: Arc<Queue>,
 ) {
     let mut shard = Shard::<OnThread>::new(hub, queue);
+    // When to try again what conflating policies keep: a deadline, so that a
+    // busy channel does not put it off.
+    let mut retry_at = None;
     loop {
         let cmd = if shard.has_latest() {
+            let at = *retry_at.get_or_insert_with(|| tokio::time::Instant::now() + LATEST_RETRY);
             tokio::select! {
                 cmd = rx.recv() => cmd,
-                () = tokio::time::sleep(LATEST_RETRY) => {
+                () = tokio::time::sleep_until(at) => {
+                    retry_at = None;
                     shard.retry_latest();
                     continue;
                 }
             }
         } else {
+            retry_at = None;
             rx.recv().await
         };
         let Some(cmd) = cmd else {

@@ -43,6 +43,13 @@ pub(super) struct Counts {
 
 impl Counts {
     pub fn add(mut self, outcome: (Outcome, bool)) -> Counts {
+        self.count(outcome);
+        self
+    }
+
+    /// Count `outcome` in place.
+    #[inline]
+    pub fn count(&mut self, outcome: (Outcome, bool)) {
         match outcome.0 {
             Outcome::Delivered => self.delivered += 1,
             Outcome::Dropped => self.dropped += 1,
@@ -53,7 +60,6 @@ impl Counts {
         if outcome.1 {
             self.recompressed += 1;
         }
-        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -267,8 +273,9 @@ impl<L: Sink> Subscribers<L> {
 }
 
 impl<L: Sink> Subscriber<L> {
-    /// Deliver unless the join's floor covers it.
-    #[inline]
+    /// Deliver unless the join's floor covers it (inlined: the counts stay in
+    /// the fan-out loop's registers).
+    #[inline(always)]
     fn offer(&mut self, delivery: &Arc<Delivery>, counts: &mut Counts) {
         if let Some(floor) = &self.floor {
             if floor.covers(delivery) {
@@ -287,17 +294,29 @@ impl<L: Sink> Subscriber<L> {
 
     /// Deliver `delivery`, which supersedes what a conflating policy kept (counted
     /// as conflated); kept instead when it is refused for the budget.
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, delivery: &Arc<Delivery>, counts: &mut Counts) {
         if self.latest.is_some() {
-            self.latest = None;
-            counts.conflated += 1;
+            self.supersede(counts);
         }
         let outcome = self.local.deliver(delivery);
         if outcome.0 == Outcome::Conflated {
-            self.latest = Some(delivery.clone());
+            self.keep(delivery);
         }
-        *counts = counts.add(outcome);
+        counts.count(outcome);
+    }
+
+    /// What a conflating policy kept is replaced by a newer publication.
+    #[cold]
+    fn supersede(&mut self, counts: &mut Counts) {
+        self.latest = None;
+        counts.conflated += 1;
+    }
+
+    /// Keep `delivery` to write when the subscriber has room.
+    #[cold]
+    fn keep(&mut self, delivery: &Arc<Delivery>) {
+        self.latest = Some(delivery.clone());
     }
 }
 

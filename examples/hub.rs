@@ -713,6 +713,21 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -741,7 +756,9 @@ async fn main() -> std::io::Result<()> {
     // The route's opening handshake gets the same time as the standalone path's:
     // actix-web's request head timeout (a slow peer gets 408 and the close).
     let handshake_timeout = settings.connection.handshake_timeout;
-    let server = ws::Server::with_settings(settings);
+    // Signals are this function's (below): it stops the page's server too, which
+    // the WebSocket listener's own handling would leave running.
+    let server = ws::Server::with_settings(settings).handle_signals(false);
     let ws_listener = match &args.ws_bind {
         Some(addr) => Some(ws_listener(&app, &server, addr, args.workers.unwrap_or(0))?),
         None => None,
@@ -785,7 +802,7 @@ async fn main() -> std::io::Result<()> {
         None => None,
     };
     actix_web::rt::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_signal().await.is_ok() {
             server.shutdown(Duration::from_secs(5)).await;
             if let Some(metrics) = metrics {
                 metrics.stop(true).await;

@@ -90,6 +90,8 @@ struct Client {
     raw: Vec<u8>,
     /// The decoded body not yet returned.
     body: Vec<u8>,
+    /// The last chunk came: the body ended.
+    ended: bool,
     status: u16,
     headers: Vec<(String, String)>,
 }
@@ -98,7 +100,11 @@ impl Client {
     /// `GET path` with `extra` header lines (each ending in CRLF); returns once
     /// the response's head is read.
     fn get(addr: SocketAddr, path: &str, extra: &str) -> Client {
-        let mut stream = TcpStream::connect(addr).expect("connect");
+        Client::get_on(TcpStream::connect(addr).expect("connect"), path, extra)
+    }
+
+    /// [`get`](Self::get) on a connected `stream`.
+    fn get_on(mut stream: TcpStream, path: &str, extra: &str) -> Client {
         // A hang guard only: every read below waits for bytes the server sends.
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
@@ -108,6 +114,7 @@ impl Client {
             stream,
             raw: Vec::new(),
             body: Vec::new(),
+            ended: false,
             status: 0,
             headers: Vec::new(),
         };
@@ -152,6 +159,9 @@ impl Client {
         while let Some(line_end) = find(&self.raw, b"\r\n") {
             let size = std::str::from_utf8(&self.raw[..line_end]).expect("chunk size");
             let size = usize::from_str_radix(size, 16).expect("hex chunk size");
+            if size == 0 {
+                self.ended = true;
+            }
             let start = line_end + 2;
             if self.raw.len() < start + size + 2 {
                 return;
@@ -169,6 +179,23 @@ impl Client {
                 let block = String::from_utf8(self.body[..at].to_vec()).expect("utf-8 event");
                 self.body.drain(..at + 2);
                 return block;
+            }
+            self.fill();
+        }
+    }
+
+    /// Every event until the body ends.
+    fn events_to_end(&mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        loop {
+            self.dechunk();
+            while let Some(at) = find(&self.body, b"\n\n") {
+                events.push(String::from_utf8(self.body[..at].to_vec()).expect("utf-8 event"));
+                self.body.drain(..at + 2);
+            }
+            if self.ended {
+                assert!(self.body.is_empty(), "a whole event last");
+                return events;
             }
             self.fill();
         }
@@ -368,6 +395,68 @@ fn streams_count_against_the_bounds() {
     let mut third = Client::get(server.addr, "/t/c/events", "");
     assert_eq!(third.status, 503);
     assert_eq!(third.text_body(), "2 event streams open already");
+}
+
+/// The offset in an event's `id:` line.
+fn offset_of(event: &str) -> u64 {
+    let id = event.lines().next().and_then(|l| l.strip_prefix("id: "));
+    let offset = id.and_then(|id| id.rsplit_once(':')).map(|(_, o)| o);
+    offset.and_then(|o| o.parse().ok()).expect("an id")
+}
+
+#[test]
+fn a_stream_past_its_budget_is_closed_and_its_reconnection_resumes_without_loss() {
+    let mut settings = ws::Settings::default();
+    settings.hub.send_budget_messages = 4;
+    let hub = ws::Hub::with_settings(&settings);
+    let feed = hub
+        .topic_defaults()
+        .history_size(10_000)
+        .history_bytes(48 << 20)
+        .slow_consumer(ws::SlowConsumer::Close);
+    hub.configure("feed", feed);
+    let server = serve(ws::hub::Events::new(&hub).heartbeat(Duration::ZERO));
+    let e = hub.position("feed").expect("configured").epoch;
+    // A reader with a small receive window, which stops reading.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket.connect(&server.addr.into()).expect("connect");
+    let mut slow = Client::get_on(socket.into(), "/t/feed/events", "");
+    assert_eq!(slow.event(), format!("id: {e}:0"));
+    let text = "x".repeat(16 << 10);
+    let mut published = 0;
+    // Bounded: the kernel's buffers and the server's hold some megabytes, the
+    // history (within the hub's 64 MiB) all of them.
+    while hub.slow_closes() == 0 && published < 1_200 {
+        published += 1;
+        hub.publish("feed", format!("{published} {text}"));
+        // Each one taken by the shard (delivered, or the close) before the next.
+        let guard = std::time::Instant::now() + Duration::from_secs(20);
+        while hub.deliveries() + hub.slow_closes() < published {
+            assert!(std::time::Instant::now() < guard, "hang guard");
+            std::thread::yield_now();
+        }
+    }
+    assert_eq!(hub.slow_closes(), 1, "closed by the policy");
+    // What it holds, then the end; in order, from the first.
+    let got = slow.events_to_end();
+    assert!(!got.is_empty());
+    for (n, event) in got.iter().enumerate() {
+        assert_eq!(offset_of(event), n as u64 + 1);
+    }
+    let last = got.len() as u64;
+    assert!(last < published, "closed before the end");
+    // The reconnection (a browser's, with its last id) gets the rest, exactly.
+    let mut again = Client::get(
+        server.addr,
+        "/t/feed/events",
+        &format!("Last-Event-ID: {e}:{last}\r\n"),
+    );
+    for n in last + 1..=published {
+        let event = again.event();
+        assert_eq!(event, message(&e, n, &format!("{n} {text}")));
+    }
 }
 
 type Socket = tokio_tungstenite::tungstenite::WebSocket<

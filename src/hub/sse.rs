@@ -441,7 +441,7 @@ impl Sink for SseSink {
                 drop(state);
                 return self.over_budget(delivery);
             }
-            write_event(&mut state.out, delivery);
+            formatted(delivery, |event| state.out.extend_from_slice(event));
             state.queued += 1;
         }
         self.0.waker.wake();
@@ -458,6 +458,59 @@ impl Sink for SseSink {
             }
         }
     }
+}
+
+/// The event of the delivery a shard fans out, formatted once for all its
+/// streams: kept only while the shard handles one command ([`Formatting`]), which
+/// holds every delivery it hands out, so that an address names one delivery
+/// meanwhile.
+#[derive(Default)]
+struct Formatted {
+    on: bool,
+    last: Option<(usize, Vec<u8>)>,
+}
+
+thread_local! {
+    static FORMATTED: std::cell::RefCell<Formatted> = std::cell::RefCell::default();
+}
+
+/// Formatting shared by the streams of one command, until dropped.
+struct Formatting;
+
+impl Formatting {
+    fn start() -> Formatting {
+        FORMATTED.with(|f| f.borrow_mut().on = true);
+        Formatting
+    }
+}
+
+impl Drop for Formatting {
+    fn drop(&mut self) {
+        FORMATTED.with(|f| *f.borrow_mut() = Formatted::default());
+    }
+}
+
+/// `delivery` as an event, given to `f`: formatted once per command of the shard
+/// (every time outside one).
+fn formatted(delivery: &Delivery, f: impl FnOnce(&[u8])) {
+    FORMATTED.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if !cache.on {
+            let mut event = Vec::new();
+            write_event(&mut event, delivery);
+            return f(&event);
+        }
+        let key = delivery as *const Delivery as usize;
+        match &cache.last {
+            Some((k, event)) if *k == key => f(event),
+            _ => {
+                let mut event = Vec::new();
+                write_event(&mut event, delivery);
+                f(&event);
+                cache.last = Some((key, event));
+            }
+        }
+    })
 }
 
 /// One delivery as an event: its id when it is numbered, `event: message`, and a
@@ -575,6 +628,7 @@ async fn run(
         while let Ok((id, sink)) = attach.try_recv() {
             shard.conns.insert(id, sink);
         }
+        let _formatting = Formatting::start();
         shard.handle(cmd);
     };
     while let Some(cmd) = rx.recv().await {
@@ -582,6 +636,7 @@ async fn run(
         while let Ok(cmd) = rx.try_recv() {
             take(&mut shard, cmd);
         }
+        let _formatting = Formatting::start();
         shard.settle_missed();
     }
 }

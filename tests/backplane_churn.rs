@@ -31,95 +31,11 @@ use tokio_tungstenite::tungstenite::{protocol::CloseFrame, Message as WsMessage}
 use websocket_driver as ws;
 use ws::hub::redis::{BackplaneStats, RedisBackplane};
 
+#[path = "support/redis.rs"]
+mod redis_server;
+use redis_server::{free_port, Redis};
+
 const ROOMS: [&str; 3] = ["r0", "r1", "r2"];
-
-// ---------------------------------------------------------------- Redis
-
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn listening(port: u16) -> bool {
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
-impl Redis {
-    async fn start(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server (apt-get install -y redis-server)");
-        let mut redis = Redis {
-            port,
-            child: Some(child),
-        };
-        if !listening(port).await {
-            redis.kill();
-            panic!("redis-server does not listen");
-        }
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        if let Some(child) = &self.child {
-            // SAFETY: a plain kill(2) of our own child.
-            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            self.signal_pid(&child, libc::SIGCONT);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn signal_pid(&self, child: &Child, signal: libc::c_int) {
-        // SAFETY: a plain kill(2) of our own child.
-        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli (apt-get install -y redis-tools)");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 // ---------------------------------------------------------------- servers
 
@@ -498,7 +414,7 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
     eprintln!("churn: WSD_CHURN_SEED={seed} WSD_CHURN_OPS={ops}");
     let mut rng = StdRng::seed_from_u64(seed);
     let port = free_port();
-    let mut redis = Redis::start(port).await;
+    let mut redis = Redis::start_on(port).await;
     let url = redis.url();
     let mut nodes = Vec::new();
     for _ in 0..2 {
@@ -603,10 +519,10 @@ async fn churn_and_faults_lose_nothing_silently_and_leave_nothing_behind() {
                 "{:>7}ms op {op}: Redis killed",
                 t0.elapsed().as_millis()
             ));
-            redis.kill();
+            redis.stop();
             tokio::time::sleep(Duration::from_millis(rng.random_range(50..400))).await;
             paused_since = None;
-            redis = Redis::start(port).await;
+            redis = Redis::start_on(port).await;
             timeline.push(format!(
                 "{:>7}ms op {op}: Redis started",
                 t0.elapsed().as_millis()

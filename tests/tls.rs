@@ -10,8 +10,7 @@ mod support;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use bytes::BytesMut;
-use support::{frame, Recorder, Seen};
+use support::{frame, read_head, RawClient, Recorder, Seen};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, Interest},
     net::TcpStream,
@@ -19,7 +18,7 @@ use tokio::{
 };
 use tokio_rustls::rustls;
 use websocket_driver as ws;
-use ws::proto::{CloseCode, Connection, Event, Message, OpCode, Role};
+use ws::proto::{CloseCode, Event, Message, OpCode};
 
 /// A self-signed certificate for `localhost`.
 fn certificate() -> rcgen::CertifiedKey<rcgen::KeyPair> {
@@ -39,82 +38,43 @@ fn pem_files(certified: &rcgen::CertifiedKey<rcgen::KeyPair>, name: &str) -> ws:
 
 /// A raw TLS client: the TLS handshake (ALPN `http/1.1`, trusting `certified`),
 /// the opening handshake, then frames decoded with our core.
-struct TlsClient {
-    stream: tokio_rustls::client::TlsStream<TcpStream>,
-    core: Connection,
-}
+type TlsClient = RawClient<tokio_rustls::client::TlsStream<TcpStream>>;
 
-impl TlsClient {
-    async fn connect(
-        addr: SocketAddr,
-        certified: &rcgen::CertifiedKey<rcgen::KeyPair>,
-        rcvbuf: Option<u32>,
-    ) -> TlsClient {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(certified.cert.der().clone()).unwrap();
-        let provider = ws::tls::crypto_provider();
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        if let Some(size) = rcvbuf {
-            socket.set_recv_buffer_size(size).unwrap();
-        }
-        let tcp = socket.connect(addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .expect("the TLS handshake");
-        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
-        let request = format!(
-            "GET / HTTP/1.1\r\nHost: localhost:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            addr.port()
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
-                .await
-                .expect("no response within 5 s")
-                .unwrap();
-            assert_eq!(n, 1, "closed during the handshake");
-            head.push(byte[0]);
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101 "),
-            "{:?}",
-            String::from_utf8_lossy(&head)
-        );
-        let mut core = Connection::new(Role::Client, ws::ProtocolSettings::default());
-        core.open();
-        assert!(matches!(core.poll_event(), Some(Event::Open)));
-        TlsClient { stream, core }
+/// Connect a [`TlsClient`] to `addr`, the socket's receive buffer set to `rcvbuf`.
+async fn connect_tls(
+    addr: SocketAddr,
+    certified: &rcgen::CertifiedKey<rcgen::KeyPair>,
+    rcvbuf: Option<u32>,
+) -> TlsClient {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = ws::tls::crypto_provider();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = rcvbuf {
+        socket.set_recv_buffer_size(size).unwrap();
     }
-
-    /// The next event from the server, within 5 s.
-    async fn next(&mut self) -> Event {
-        loop {
-            if let Some(event) = self.core.poll_event() {
-                return event;
-            }
-            let mut buf = BytesMut::with_capacity(64 * 1024);
-            let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read_buf(&mut buf))
-                .await
-                .expect("nothing from the server for 5 s")
-                .unwrap_or(0);
-            if n == 0 {
-                self.core.receive_eof();
-            } else {
-                self.core.receive(&buf);
-            }
-        }
-    }
+    let tcp = socket.connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake");
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: localhost:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        addr.port()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head:?}");
+    RawClient::opened(stream)
 }
 
 /// The next event the server's actor saw, within 5 s.
@@ -280,7 +240,7 @@ async fn a_server_config_given_whole_serves_wss_with_alpn_http_1_1() {
     let certified = certificate();
     let server = ws::Server::new().tls_config(Arc::new(server_config(&certified)));
     let (addr, handle, mut server_seen) = support::listen_recorder(server);
-    let mut client = TlsClient::connect(addr, &certified, None).await;
+    let mut client = connect_tls(addr, &certified, None).await;
     client
         .stream
         .write_all(&frame(true, OpCode::Binary, &[1, 2, 3]))
@@ -369,7 +329,7 @@ async fn never_reads(path: Path) {
         .max_send_buffer(2 * kernel_send_buffer_max());
     let mut running = start(path, server, &certified);
     // Reads nothing after the handshake, through a small fixed receive buffer.
-    let mut client = TlsClient::connect(running.addr, &certified, Some(4096)).await;
+    let mut client = connect_tls(running.addr, &certified, Some(4096)).await;
     let conn = match seen(&mut running.seen).await {
         Seen::Open(conn) => conn,
         other => panic!("expected Open, got {other:?}"),

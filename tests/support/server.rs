@@ -8,7 +8,7 @@ use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 use bytes::BytesMut;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
     sync::mpsc,
 };
@@ -131,10 +131,31 @@ impl TestServer {
     }
 }
 
-/// A raw TCP client: sends exact bytes, decodes what comes back with our core.
-pub struct RawClient {
-    pub stream: TcpStream,
+/// A raw client (over TCP, or any stream: TLS in tests/tls.rs): sends exact
+/// bytes, decodes what comes back with our core.
+pub struct RawClient<S = TcpStream> {
+    pub stream: S,
     pub core: Connection,
+}
+
+/// Read an HTTP response head (up to the blank line) from `stream`, within 5 s.
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("handshake timed out")
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed during the handshake: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
 }
 
 impl RawClient {
@@ -161,25 +182,18 @@ impl RawClient {
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
         );
         stream.write_all(request.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
-                .await
-                .expect("handshake timed out")
-                .unwrap();
-            assert_eq!(
-                n,
-                1,
-                "connection closed during the handshake: {:?}",
-                String::from_utf8_lossy(&head)
-            );
-            head.push(byte[0]);
-        }
+        let head = read_head(&mut stream).await;
+        (RawClient::opened(stream), head)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
+    /// A client over `stream`, whose opening handshake is done: the core open.
+    pub fn opened(stream: S) -> RawClient<S> {
         let mut core = Connection::new(Role::Client, ws::ProtocolSettings::default());
         core.open();
         assert!(matches!(core.poll_event(), Some(Event::Open)));
-        (RawClient { stream, core }, String::from_utf8(head).unwrap())
+        RawClient { stream, core }
     }
 
     /// Send one frame with the given header fields, masked with a fixed key.

@@ -57,6 +57,10 @@ pub struct BackplaneStats {
     pub unwanted: u64,
     /// Messages from Redis that could not be read, dropped.
     pub malformed: u64,
+    /// Presence changes (a user joining or leaving a topic here) that could not
+    /// be written in Redis after 20 tries with back-off: the others learn of them
+    /// only when the keys' time to live (`presence_keys_ttl`) ends.
+    pub presence_unannounced: u64,
     /// Topics subscribed now.
     pub subscriptions: u64,
 }
@@ -82,6 +86,7 @@ pub(super) struct Counters {
     pub reconciled: AtomicU64,
     pub unwanted: AtomicU64,
     pub malformed: AtomicU64,
+    pub presence_unannounced: AtomicU64,
     pub subscriptions: AtomicU64,
 }
 
@@ -114,6 +119,7 @@ impl Counters {
             reconciled: r(&self.reconciled),
             unwanted: r(&self.unwanted),
             malformed: r(&self.malformed),
+            presence_unannounced: r(&self.presence_unannounced),
             subscriptions: r(&self.subscriptions),
         }
     }
@@ -204,6 +210,11 @@ impl Counters {
                 "ws_backplane_malformed",
                 "Messages from Redis that could not be read, dropped",
                 s.malformed,
+            ),
+            (
+                "ws_backplane_presence_unannounced",
+                "Presence changes that could not be written in Redis after every try, left to the keys' time to live",
+                s.presence_unannounced,
             ),
         ] {
             let mut e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;

@@ -47,9 +47,6 @@ pub(super) enum Event {
     /// was written, a lost connection): made again if it still holds, after a
     /// back-off (its `attempt`).
     Unannounced(Announcement),
-    /// A dead server was taken off the list of live servers but not all its
-    /// users could be taken out: done again at the next heartbeat.
-    Unswept(u64),
 }
 
 /// A presence change of this server's to write in Redis.

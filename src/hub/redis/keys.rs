@@ -111,6 +111,13 @@ pub(super) fn servers(prefix: &str) -> String {
     format!("{prefix}:servers")
 }
 
+/// The set of servers taken off [`servers`] whose users have not all left yet:
+/// `{PREFIX:servers}:unswept`, whose hash tag is the whole name of [`servers`],
+/// so that both are in one slot on a cluster and one script updates both.
+pub(super) fn unswept(prefix: &str) -> String {
+    format!("{{{prefix}:servers}}:unswept")
+}
+
 /// The set of topics server `origin` has users in (what a sweep goes through).
 pub(super) fn server_topics(prefix: &str, origin: u64) -> String {
     format!("{prefix}:server:{origin}:topics")

@@ -157,7 +157,7 @@ impl Presence {
             ];
             let listed: Result<Value, _> = p
                 .writer
-                .eval(scripts::HEARTBEAT, vec![keys::servers(&p.prefix)], args)
+                .eval(scripts::HEARTBEAT, p.server_keys(), args)
                 .await;
             if let Err(err) = listed {
                 tracing::debug!(%err, "redis: listing this server failed (listed again on reconnect)");
@@ -177,7 +177,7 @@ impl Presence {
             ];
             let answer: Result<Value, _> = p
                 .control
-                .eval(scripts::HEARTBEAT, vec![keys::servers(&p.prefix)], args)
+                .eval(scripts::HEARTBEAT, p.server_keys(), args)
                 .await;
             let _: Result<i64, _> = p
                 .control
@@ -187,23 +187,33 @@ impl Presence {
                     None,
                 )
                 .await;
-            let Some((new, dead)) = answer.ok().and_then(reply::heartbeat) else {
+            let Some(beat) = answer.ok().and_then(reply::heartbeat) else {
                 return;
             };
-            if new && !first {
+            if beat.new && !first {
                 tracing::info!("redis did not know this server: its presence is announced again");
                 let _ = events.send(Event::Forgotten);
             }
-            for origin in dead.into_iter().filter(|o| *o != p.origin) {
+            for origin in beat.dead.into_iter().filter(|o| *o != p.origin) {
                 tracing::info!(
                     server = origin,
                     "a server stopped refreshing: its users leave"
                 );
-                if !p.sweep(origin).await {
-                    let _ = events.send(Event::Unswept(origin));
-                }
+                p.sweep(origin).await;
+            }
+            // Sweeps cut short (a failure, a restart, a server stopped mid-way),
+            // by whichever server: finished now. Scripts are idempotent, so two
+            // servers finishing one sweep at once do no harm.
+            for origin in beat.unswept.into_iter().filter(|o| *o != p.origin) {
+                tracing::debug!(server = origin, "finishing the sweep of a server");
+                p.sweep_users(origin).await;
             }
         });
+    }
+
+    /// The servers' sorted set and the set of servers to sweep (one slot).
+    fn server_keys(&self) -> Vec<String> {
+        vec![keys::servers(&self.prefix), keys::unswept(&self.prefix)]
     }
 
     /// This server's presence keys in `topics` get their time to live again.
@@ -229,25 +239,25 @@ impl Presence {
     }
 
     /// Server `origin` is taken off the list of live servers (at once for this
-    /// server's own stop, otherwise only if it still has not refreshed), and
-    /// then each of its users leaves every topic. False when it was taken off
-    /// but not all its users could be taken out (a command failed): the rest is
-    /// for [`sweep_users`](Self::sweep_users) again, as no other server will
-    /// find it among the dead.
+    /// server's own stop, otherwise only if it still has not refreshed) and put on
+    /// the set of servers to sweep, and then each of its users leaves every topic.
+    /// False when not all its users could be taken out (a command failed): the
+    /// rest is done at a later heartbeat, by any server, as the set of servers
+    /// to sweep still lists it.
     pub async fn sweep(&self, origin: u64) -> bool {
         let ttl = if origin == self.origin {
             Duration::ZERO
         } else {
             self.presence_ttl
         };
-        let args: Vec<Value> = vec![origin.to_string().into(), millis(ttl).into()];
+        let args: Vec<Value> = vec![
+            origin.to_string().into(),
+            millis(ttl).into(),
+            millis(self.keys_ttl).into(),
+        ];
         let forgotten: Result<i64, _> = self
             .control
-            .eval(
-                scripts::SERVER_FORGET,
-                vec![keys::servers(&self.prefix)],
-                args,
-            )
+            .eval(scripts::SERVER_FORGET, self.server_keys(), args)
             .await;
         match forgotten {
             Ok(1) => self.sweep_users(origin).await,
@@ -261,13 +271,14 @@ impl Presence {
     }
 
     /// Each user of server `origin` (taken off the list) leaves every topic it
-    /// listed; true once all have.
+    /// listed, and the server leaves the set of servers to sweep; true once
+    /// done.
     pub async fn sweep_users(&self, origin: u64) -> bool {
         let set = keys::server_topics(&self.prefix, origin);
         let topics: Vec<String> = match self.control.smembers(&set).await {
             Ok(t) => t,
             Err(err) => {
-                tracing::debug!(%err, "redis presence sweep failed (tried again)");
+                tracing::debug!(%err, "redis presence sweep failed (finished later)");
                 return false;
             }
         };
@@ -278,23 +289,19 @@ impl Presence {
                 .eval(scripts::PRESENCE_SWEEP, keys, self.args(&topic))
                 .await;
             if let Err(err) = swept {
-                tracing::debug!(%err, "redis presence sweep failed (tried again)");
+                tracing::debug!(%err, "redis presence sweep failed (finished later)");
                 return false;
             }
         }
         let deleted: Result<i64, _> = self.control.del(&set).await;
-        deleted.is_ok()
-    }
-
-    /// The sweep of server `origin` again (see [`sweep`](Self::sweep)); an
-    /// event when it is still not done.
-    pub fn sweep_again(&self, origin: u64, events: &mpsc::UnboundedSender<Event>) {
-        let (p, events) = (self.clone(), events.clone());
-        tokio::spawn(async move {
-            if !p.sweep_users(origin).await {
-                let _ = events.send(Event::Unswept(origin));
-            }
-        });
+        if deleted.is_err() {
+            return false;
+        }
+        let done: Result<i64, _> = self
+            .control
+            .srem(keys::unswept(&self.prefix), origin.to_string())
+            .await;
+        done.is_ok()
     }
 }
 

@@ -182,18 +182,31 @@ pub(super) fn snapshot(value: Value) -> Option<Snapshot> {
     })
 }
 
-/// `{new, dead}` from the heartbeat script: whether this server was listed
-/// afresh, and the servers that stopped refreshing.
-pub(super) fn heartbeat(value: Value) -> Option<(bool, Vec<u64>)> {
+/// `{new, dead, unswept}` from the heartbeat script (see [`Heartbeat`]).
+pub(super) fn heartbeat(value: Value) -> Option<Heartbeat> {
     let Value::Array(parts) = value else {
         return None;
     };
-    let new = u64_of(parts.first()?)? == 1;
-    let dead = match parts.get(1) {
-        Some(Value::Array(dead)) => dead.iter().filter_map(u64_of).collect(),
+    let servers = |part: Option<&Value>| match part {
+        Some(Value::Array(list)) => list.iter().filter_map(u64_of).collect(),
         _ => Vec::new(),
     };
-    Some((new, dead))
+    Some(Heartbeat {
+        new: u64_of(parts.first()?)? == 1,
+        dead: servers(parts.get(1)),
+        unswept: servers(parts.get(2)),
+    })
+}
+
+/// The answer to a heartbeat (`heartbeat.lua`).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Heartbeat {
+    /// This server was not listed (new, swept as dead, or forgotten by Redis).
+    pub new: bool,
+    /// Servers that stopped refreshing.
+    pub dead: Vec<u64>,
+    /// Servers taken off the list whose users have not all left yet.
+    pub unswept: Vec<u64>,
 }
 
 /// A stream entry `0-OFFSET` and its fields.
@@ -285,6 +298,19 @@ mod tests {
         assert!(located(Value::Array(vec![Value::from("e")])).is_none());
         assert!(snapshot(Value::Array(vec![Value::Integer(1)])).is_none());
         assert!(heartbeat(Value::Null).is_none());
+        let beat = Value::Array(vec![
+            Value::Integer(0),
+            Value::Array(vec![Value::from("7")]),
+            Value::Array(vec![Value::from("9"), Value::from("x")]),
+        ]);
+        assert_eq!(
+            heartbeat(beat),
+            Some(Heartbeat {
+                new: false,
+                dead: vec![7],
+                unswept: vec![9],
+            })
+        );
         // An offset of u64::MAX is a value like any other here.
         let at_max = Value::Array(vec![
             Value::from("e"),

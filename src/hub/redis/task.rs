@@ -85,8 +85,6 @@ pub(super) struct Task {
     waiting: HashMap<String, Vec<(Option<Position>, Pending)>>,
     /// Joins located, waiting for this server to deliver up to their position.
     catching_up: HashMap<String, Vec<(Pending, Located)>>,
-    /// Dead servers taken off the list whose users are not all out yet.
-    unswept: HashSet<u64>,
     events: mpsc::UnboundedSender<Event>,
     events_rx: Option<mpsc::UnboundedReceiver<Event>>,
     tally: Tally,
@@ -156,7 +154,6 @@ impl Task {
             pstate: PresenceState::default(),
             waiting: HashMap::new(),
             catching_up: HashMap::new(),
-            unswept: HashSet::new(),
             events,
             events_rx: Some(events_rx),
             tally: Tally::default(),
@@ -251,9 +248,6 @@ impl Task {
                 Some(event) = events.recv() => self.on_event(event),
                 _ = heartbeat.tick() => {
                     self.presence.heartbeat(std::mem::take(&mut first_beat), &self.events);
-                    for origin in std::mem::take(&mut self.unswept) {
-                        self.presence.sweep_again(origin, &self.events);
-                    }
                     let due = self.pstate.due_refresh(Instant::now(), self.keys_ttl / 4);
                     if !due.is_empty() {
                         self.presence.refresh(due);
@@ -495,9 +489,6 @@ impl Task {
                     .or_default()
                     .push((pending, located));
             }
-            Event::Unswept(origin) => {
-                self.unswept.insert(origin);
-            }
             Event::Unannounced(change) => {
                 // Made again only if it still holds (a later change of the
                 // same user was announced after it, and is the one to keep).
@@ -506,6 +497,7 @@ impl Task {
                     return;
                 }
                 if change.attempt > MAX_ANNOUNCE_ATTEMPTS {
+                    add(&self.shared.counters.presence_unannounced, 1);
                     tracing::warn!(
                         topic = %change.topic,
                         "a presence change could not be written in Redis: it is left to its keys' time to live"

@@ -11,8 +11,9 @@
 //! start two on two ports against one Redis and open both.
 //!
 //! `/` serves the page (`examples/hub/`: plain HTML, CSS and JavaScript), `/ws` the
-//! WebSocket endpoint; `--ws-bind ADDR` serves WebSockets on a listener of their
-//! own too (the standalone server, without actix-web in the way: less memory and
+//! WebSocket endpoint, `/rooms/{room}/events` a room's messages as Server-Sent
+//! Events (the same JSON; `Last-Event-ID` or `?since=EPOCH:OFFSET` resumes);
+//! `--ws-bind ADDR` serves WebSockets on a listener of their own too (the standalone server, without actix-web in the way: less memory and
 //! CPU per connection), and the page connects there; `--metrics ADDR` serves the
 //! Prometheus text on a listener of its own (never on the public one). The library carries the heartbeat, the
 //! registry of rooms, the fan-out, presence and recovery; this file is the wire
@@ -27,7 +28,7 @@ use std::{
 };
 
 use actix::prelude::*;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde::{Deserialize, Serialize};
 use websocket_driver as ws;
 
@@ -541,8 +542,10 @@ pub fn routes_with(
             )
             .into(),
     };
+    let events = ws::hub::Events::new(&app.hub);
     move |cfg| {
         let (app, server, index) = (app.clone(), server.clone(), index.clone());
+        let (events, hub) = (events.clone(), app.hub.clone());
         cfg.route(
             "/",
             web::get().to(move || {
@@ -564,8 +567,32 @@ pub fn routes_with(
                 let (app, server) = (app.clone(), server.clone());
                 async move { server.start(ws::endpoint(app.connection()), &req) }
             }),
+        )
+        .route(
+            "/rooms/{room}/events",
+            web::get().to(move |req: HttpRequest, room: web::Path<String>| {
+                let (events, hub) = (events.clone(), hub.clone());
+                async move { room_events(&events, &hub, &req, &room) }
+            }),
         );
     }
+}
+
+/// A room's messages as Server-Sent Events: the JSON the WebSocket sends, each
+/// with its id (`EPOCH:OFFSET`); the room's name checked as a join checks it.
+fn room_events(
+    events: &ws::hub::Events,
+    hub: &ws::Hub,
+    req: &HttpRequest,
+    room: &str,
+) -> HttpResponse {
+    if let Err(refused) = check("room", room, MAX_ROOM) {
+        return HttpResponse::BadRequest().body(refused.reason);
+    }
+    if hub.position(room).is_none() && hub.topics().len() >= MAX_ROOMS {
+        return HttpResponse::ServiceUnavailable().body("too many rooms on this server");
+    }
+    events.respond(req, room)
 }
 
 /// The metrics listener's one route, `/metrics` (the Prometheus text).
@@ -728,6 +755,21 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -756,7 +798,9 @@ async fn main() -> std::io::Result<()> {
     // The route's opening handshake gets the same time as the standalone path's:
     // actix-web's request head timeout (a slow peer gets 408 and the close).
     let handshake_timeout = settings.connection.handshake_timeout;
-    let server = ws::Server::with_settings(settings);
+    // Signals are this function's (below): it stops the page's server too, which
+    // the WebSocket listener's own handling would leave running.
+    let server = ws::Server::with_settings(settings).handle_signals(false);
     let ws_listener = match &args.ws_bind {
         Some(addr) => Some(ws_listener(&app, &server, addr, args.workers.unwrap_or(0))?),
         None => None,
@@ -800,7 +844,7 @@ async fn main() -> std::io::Result<()> {
         None => None,
     };
     actix_web::rt::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_signal().await.is_ok() {
             server.shutdown(Duration::from_secs(5)).await;
             if let Some(metrics) = metrics {
                 metrics.stop(true).await;

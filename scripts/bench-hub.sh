@@ -150,7 +150,13 @@ ulimit -n "$(ulimit -Hn)" # the server needs SUBSCRIBERS + 1 descriptors too
 budget=$(awk -v w="$warmup" -v s="$secs" 'BEGIN {printf "%d", 120 + 30 + w + s + 60 + 20}')
 server=""
 stop_server() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    # A server that drains its connections on SIGTERM gets 10 s, then SIGKILL.
+    for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
   server=""
 }
 trap 'stop_server' EXIT

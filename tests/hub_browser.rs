@@ -248,3 +248,82 @@ async fn two_browsers_chat_in_one_room_and_a_reload_recovers_what_it_missed() {
     let _ = std::fs::remove_dir_all(&profile);
     handle.stop(false).await;
 }
+
+/// A chat page (alice, in room `sse`) and, beside it, an `EventSource` on the
+/// room's event stream that keeps what it receives.
+const SSE_PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>a room as Server-Sent Events</title>
+<iframe id="alice" src="/?name=alice&room=sse"></iframe>
+<script>
+  window.got = [];
+  window.opened = false;
+  const source = new EventSource('/rooms/sse/events');
+  source.onopen = () => { window.opened = true; };
+  source.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    if (m.type === 'message') window.got.push([m.from, m.text, e.lastEventId === m.epoch + ':' + m.offset]);
+  };
+</script>
+"#;
+
+/// Evaluate `script` in the top page until it returns `want`, every 50 ms, for at
+/// most 20 s.
+async fn until_top(client: &Client, script: &str, want: Value) {
+    let mut last = Value::Null;
+    for _ in 0..400 {
+        client.enter_parent_frame().await.unwrap();
+        last = client.execute(script, vec![]).await.unwrap();
+        if last == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{script} gave {last}, not {want}");
+}
+
+#[actix_rt::test]
+#[ignore = "needs chromium and chromedriver; scripts/test-all.sh runs it"]
+async fn an_event_source_on_a_room_sees_a_message_said_over_the_websocket() {
+    let settings = chat::chat_settings();
+    let app = chat::ChatApp::new("chat-sse", &settings, chat::ChatOptions::default());
+    let routes = chat::routes(app, ws::Server::with_settings(settings));
+    let srv = HttpServer::new(move || {
+        App::new().configure(routes.clone()).route(
+            "/sse",
+            web::get().to(|| async {
+                HttpResponse::Ok()
+                    .content_type("text/html; charset=utf-8")
+                    .body(SSE_PAGE)
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = srv.addrs()[0];
+    let running = srv.run();
+    let handle = running.handle();
+    actix_rt::spawn(running);
+
+    let (_driver, port) = chromedriver().await;
+    let profile = std::env::temp_dir().join(format!("wsd-hub-sse-{}", std::process::id()));
+    let client = browser(port, &profile).await;
+    client.goto(&format!("http://{addr}/sse")).await.unwrap();
+    until_top(&client, "return window.opened", json!(true)).await;
+    until(&client, 0, STATUS, json!("open")).await;
+    say(&client, 0, "hello, event source").await;
+    // Its id is the message's epoch and offset.
+    until_top(
+        &client,
+        "return window.got",
+        json!([["alice", "hello, event source", true]]),
+    )
+    .await;
+
+    client.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    handle.stop(false).await;
+}

@@ -87,6 +87,21 @@ pub(crate) struct ReadView {
     pub(super) shares_output: bool,
 }
 
+/// The owned half's seldom used parts, boxed apart (see `Owned`'s `rare`).
+#[derive(Default)]
+struct Rare {
+    /// Woken when the driver is done (a client's session waits for it).
+    done_waiter: Option<Waker>,
+    /// A failure detected above the core (idle timeout, a slow peer), handed to
+    /// the actor just before the `Close` that the failure queued.
+    pending_error: Option<Error>,
+    /// Called with the connection's id when it is gone (the hubs it belongs to).
+    on_close: Vec<Box<dyn FnOnce(ConnId)>>,
+    /// The end offsets of the budgeted sends not known to be written yet (trimmed
+    /// as budgeted sends come).
+    budgeted: VecDeque<u64>,
+}
+
 /// What only the connection's thread touches; see the [module docs](self).
 pub(crate) struct Owned {
     core: Connection,
@@ -96,8 +111,6 @@ pub(crate) struct Owned {
     task: Option<Waker>,
     /// The driver waits here for a request, a resumed read, or the task's end.
     driver: Option<Waker>,
-    /// Woken when the driver is done (a client's session waits for it).
-    done_waiter: Option<Waker>,
     /// Output bytes handed to the transport so far.
     taken: u64,
     /// The transport is to end before the closing handshake ends it.
@@ -116,15 +129,12 @@ pub(crate) struct Owned {
     /// inbound rate limit, which pauses (apart from `read_paused`, which is the
     /// user's).
     throttled: bool,
-    /// A failure detected above the core (idle timeout, a slow peer), handed to
-    /// the actor just before the `Close` that the failure queued.
-    pending_error: Option<Error>,
-    /// Called with the connection's id when it is gone (the hubs it belongs to).
-    on_close: Vec<Box<dyn FnOnce(ConnId)>>,
-    /// The end offsets of the budgeted sends not known to be written yet (trimmed
-    /// as budgeted sends come).
-    budgeted: VecDeque<u64>,
-    /// When the keep-alive ping in flight went out (its Pong is timed).
+    /// What most connections never use, made on first use: 8 bytes while
+    /// unused rather than the 104 it takes (every idle connection holds this
+    /// struct).
+    rare: Option<Box<Rare>>,
+    /// When the keep-alive ping in flight went out (its Pong is timed). Not in
+    /// `rare`: every quiet connection is pinged.
     keepalive_sent: Option<Instant>,
     /// This thread's counters (messages and bytes in and out).
     stats: Arc<ThreadStats>,
@@ -150,7 +160,6 @@ impl Owned {
             close_on_backpressure: settings.close_on_backpressure,
             task: None,
             driver: None,
-            done_waiter: None,
             taken: 0,
             end: None,
             task_gone: false,
@@ -158,9 +167,7 @@ impl Owned {
             driver_done: false,
             read_paused: false,
             throttled: false,
-            pending_error: None,
-            on_close: Vec::new(),
-            budgeted: VecDeque::new(),
+            rare: None,
             keepalive_sent: None,
             stats: crate::metrics::thread_stats(),
         };
@@ -260,12 +267,13 @@ impl Owned {
             return Err(OverBudget::Bytes { buffered });
         }
         let taken = self.taken;
-        while self.budgeted.front().is_some_and(|end| *end <= taken) {
-            self.budgeted.pop_front();
+        let budgeted = &mut self.rare_mut().budgeted;
+        while budgeted.front().is_some_and(|end| *end <= taken) {
+            budgeted.pop_front();
         }
-        if self.budgeted.len() >= max_messages {
+        if budgeted.len() >= max_messages {
             return Err(OverBudget::Messages {
-                queued: self.budgeted.len(),
+                queued: budgeted.len(),
             });
         }
         let recompressed = self.core.info().compresses_prepared_again(message);
@@ -273,7 +281,7 @@ impl Owned {
             return Err(OverBudget::Closed);
         }
         let end = self.end_offset();
-        self.budgeted.push_back(end);
+        self.rare_mut().budgeted.push_back(end);
         self.stats.message_sent();
         self.sync();
         self.wake_task();
@@ -301,7 +309,7 @@ impl Owned {
         let code = err.close_code();
         let reason = err.to_string();
         tracing::debug!(error = %err, code = code.0, "failing websocket connection");
-        self.pending_error.get_or_insert(err);
+        self.rare_mut().pending_error.get_or_insert(err);
         self.core.fail(code, &reason);
         self.sync();
         self.wake_task();
@@ -418,7 +426,11 @@ impl Owned {
                 let _ = self.core.send_pong(payload);
                 self.sync();
             }
-            Event::Error(_) => self.pending_error = None,
+            Event::Error(_) => {
+                if let Some(rare) = &mut self.rare {
+                    rare.pending_error = None;
+                }
+            }
             Event::Message(message) => self.stats.message_received(message.len()),
             _ => {}
         }
@@ -488,7 +500,12 @@ impl Owned {
 
     /// The failure found above the core, to hand over before the `Close`.
     pub fn take_pending_error(&mut self) -> Option<Error> {
-        self.pending_error.take()
+        self.rare.as_mut()?.pending_error.take()
+    }
+
+    /// The seldom used parts, made now if they were not.
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// Wake the task when it has output to write or an end to make.
@@ -557,10 +574,14 @@ impl Owned {
             was_clean: false,
         });
         let id = self.shared.id();
-        for hook in std::mem::take(&mut self.on_close) {
+        let Some(rare) = &mut self.rare else {
+            return;
+        };
+        let (hooks, waiter) = (std::mem::take(&mut rare.on_close), rare.done_waiter.take());
+        for hook in hooks {
             hook(id);
         }
-        if let Some(w) = self.done_waiter.take() {
+        if let Some(w) = waiter {
             w.wake();
         }
     }
@@ -597,7 +618,7 @@ impl Owned {
         if self.driver_done {
             return false;
         }
-        self.on_close.push(hook);
+        self.rare_mut().on_close.push(hook);
         true
     }
 
@@ -607,7 +628,7 @@ impl Owned {
         if self.driver_done {
             return false;
         }
-        self.done_waiter = Some(waker.clone());
+        self.rare_mut().done_waiter = Some(waker.clone());
         true
     }
 

@@ -31,9 +31,9 @@ pub(crate) struct Shared {
     /// The connection's place in its thread's slab.
     slot: usize,
     /// The subprotocol agreed in the handshake.
-    protocol: Option<String>,
+    protocol: Option<Box<str>>,
     /// The extension agreed in the handshake, by name.
-    extension: Option<String>,
+    extension: Option<Box<str>>,
     max_send_buffer: usize,
     /// The core answers pings itself ([`ProtocolSettings::auto_pong`](crate::ProtocolSettings::auto_pong)).
     auto_pong: bool,
@@ -46,7 +46,13 @@ pub(crate) struct Shared {
     has_requests: AtomicBool,
     has_waiters: AtomicBool,
     has_pings: AtomicBool,
-    inbox: Mutex<Inbox>,
+    /// Made on first use: most connections never get a request from another
+    /// thread, a `Sent` to wait for or a ping of the user's, and an idle
+    /// connection keeps 8 bytes here rather than the inbox's 144.
+    inbox: Mutex<Option<Box<Inbox>>>,
+    /// Wakes the owner's driver for a request (registered as the driver starts,
+    /// so kept apart from the inbox, which it would otherwise make at once).
+    owner_waker: Mutex<Option<Waker>>,
 }
 
 /// What [`Shared::new`] takes: the connection's fixed facts.
@@ -55,8 +61,8 @@ pub(crate) struct Facts {
     pub(super) id: ConnId,
     pub(super) owner: u64,
     pub(super) slot: usize,
-    pub(super) protocol: Option<String>,
-    pub(super) extension: Option<String>,
+    pub(super) protocol: Option<Box<str>>,
+    pub(super) extension: Option<Box<str>>,
     pub(super) max_send_buffer: usize,
     pub(super) auto_pong: bool,
     pub(super) ready_state: ReadyState,
@@ -74,8 +80,6 @@ struct Inbox {
     waiters: Vec<(u64, Waker)>,
     /// Pings waiting for their Pong: payload, when sent, completion.
     pings: VecDeque<(Bytes, Instant, oneshot::Sender<Duration>)>,
-    /// Wakes the owner's driver for a request.
-    owner: Option<Waker>,
     /// How the connection ended, once its driver handed over the `Close` (or was
     /// gone without one); boxed: most connections never have it read.
     closed: Option<Box<CloseEvent>>,
@@ -186,14 +190,27 @@ impl Shared {
             has_requests: AtomicBool::new(false),
             has_waiters: AtomicBool::new(false),
             has_pings: AtomicBool::new(false),
-            inbox: Mutex::new(Inbox::default()),
+            inbox: Mutex::new(None),
+            owner_waker: Mutex::new(None),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inbox> {
+    /// The inbox, made if it was not.
+    fn lock(&self) -> InboxGuard<'_> {
+        let mut guard = self.lock_if_made();
+        guard.get_or_insert_with(Box::default);
+        InboxGuard(guard)
+    }
+
+    /// The inbox as it is: `None` inside when it was never made.
+    fn lock_if_made(&self) -> MutexGuard<'_, Option<Box<Inbox>>> {
         // The inbox stays consistent between statements; a panic elsewhere must not
         // take the connection down.
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn owner_waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.owner_waker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn id(&self) -> ConnId {
@@ -296,9 +313,9 @@ impl Shared {
         }
         inbox.requests.push_back(request);
         self.has_requests.store(true, Ordering::Release);
-        // The owner registers its waker once, so it stays here for the next push.
-        let waker = inbox.owner.clone();
         drop(inbox);
+        // The owner registers its waker once, so it stays there for the next push.
+        let waker = self.owner_waker().clone();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -307,9 +324,9 @@ impl Shared {
 
     /// The owner's driver: wake me for requests.
     pub fn register_owner(&self, waker: &Waker) {
-        let mut inbox = self.lock();
-        if !inbox.owner.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            inbox.owner = Some(waker.clone());
+        let mut owner = self.owner_waker();
+        if !owner.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *owner = Some(waker.clone());
         }
     }
 
@@ -416,7 +433,7 @@ impl Shared {
 
     /// How the connection ended, if it did.
     pub fn close_event(&self) -> Option<CloseEvent> {
-        self.lock().closed.as_deref().cloned()
+        self.lock_if_made().as_ref()?.closed.as_deref().cloned()
     }
 
     /// How the connection ended, once it did; else `waker` is woken then.
@@ -435,15 +452,34 @@ impl Shared {
     /// fails, queued requests are dropped.
     pub fn release(&self) {
         self.writer_gone.store(true, Ordering::Release);
-        let mut inbox = self.lock();
+        let mut made = self.lock_if_made();
+        let Some(inbox) = made.as_mut() else {
+            return;
+        };
         let waiters = std::mem::take(&mut inbox.waiters);
         inbox.pings.clear();
         let requests = std::mem::take(&mut inbox.requests);
         inbox.queued_bytes = 0;
-        drop(inbox);
+        drop(made);
         for request in requests {
             request.fail(SendError::Closed);
         }
         waiters.into_iter().for_each(|(_, w)| w.wake());
+    }
+}
+
+/// The inbox, locked (and made).
+struct InboxGuard<'a>(MutexGuard<'a, Option<Box<Inbox>>>);
+
+impl std::ops::Deref for InboxGuard<'_> {
+    type Target = Inbox;
+    fn deref(&self) -> &Inbox {
+        self.0.as_deref().expect("made by `Shared::lock`")
+    }
+}
+
+impl std::ops::DerefMut for InboxGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inbox {
+        self.0.as_deref_mut().expect("made by `Shared::lock`")
     }
 }

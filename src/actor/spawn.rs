@@ -45,8 +45,8 @@ fn create(core: Connection, settings: &ConnectionSettings) -> OwnedRef {
             id,
             owner: thread_number(),
             slot,
-            protocol: core.info().protocol().map(str::to_owned),
-            extension: core.info().extension().map(|e| e.name().to_owned()),
+            protocol: core.info().protocol().map(Box::from),
+            extension: core.info().extension().map(|e| Box::from(e.name())),
             max_send_buffer: settings.max_send_buffer,
             auto_pong: core.info().settings().auto_pong,
             ready_state: core.ready_state(),
@@ -56,8 +56,13 @@ fn create(core: Connection, settings: &ConnectionSettings) -> OwnedRef {
 }
 
 /// Create the actor of `serve` with the driver of a connection over `core` (its
-/// handshake done) and `input` in its context; returns its address and the
-/// connection's task (which writes the bytes for the peer).
+/// handshake done) and `input` in its context; returns the connection's task
+/// (which writes the bytes for the peer).
+///
+/// No address of the actor is made here (the actor makes one with
+/// `ctx.address()` when it wants one): an address held for the connection's
+/// life would cost two allocations per connection, and the actor lives as long
+/// as its driver runs in its context, address or not.
 ///
 /// The actor does not get a task of its own: its context is polled by the
 /// connection's task, so the actor, the connection's driver and the transport (the
@@ -74,7 +79,7 @@ pub(crate) fn spawn<S, I>(
     settings: &ConnectionSettings,
     registry: Registry,
     span: tracing::Span,
-) -> (actix::Addr<S::Actor>, ConnTask)
+) -> ConnTask
 where
     S: super::Serve,
     I: Input + 'static,
@@ -90,10 +95,9 @@ where
         registry,
         span,
     ));
-    let addr = ctx.address();
     let mut task = ConnTask::new(owned);
     task.drive(Box::pin(ctx.into_future(actor)));
-    (addr, task)
+    task
 }
 
 /// Run a connection over `core`, read from `input`, in the context of an actor

@@ -17,7 +17,9 @@
 //! - the hub's operations on it: `leave`, `expiry` (eviction and the sweep),
 //!   `shard` (a worker thread's part, which leaves a connection's topics when it
 //!   closes), `connections` (registering, which starts shards), `auth` (asking
-//!   the authorizer), `join`, `publish`, `presence`, `metrics`;
+//!   the authorizer), `join`, `publish`, `presence`, `metrics`; `sse` (event
+//!   streams: members whose deliveries go to an HTTP response, on shards of
+//!   their own);
 //! - `redis`, a backplane on the public seam only.
 
 mod access;
@@ -42,6 +44,8 @@ mod queue;
 pub mod redis;
 mod sched;
 mod shard;
+#[cfg(feature = "web")]
+pub mod sse;
 mod subscribers;
 mod sync;
 #[cfg(test)]
@@ -58,3 +62,6 @@ pub use self::{
         PublishError, Published, ReadyStateCounts, Renderer, TopicSettings, UserMeta,
     },
 };
+
+#[cfg(feature = "web")]
+pub use self::sse::{EventStream, Events, StreamError};

@@ -53,6 +53,7 @@ pub(super) async fn run(
     // When to try again what conflating policies keep: a deadline, so that a
     // busy channel does not put it off.
     let mut retry_at = None;
+    let mut cmds = Vec::new();
     loop {
         let cmd = if shard.has_latest() {
             let at = *retry_at.get_or_insert_with(|| tokio::time::Instant::now() + LATEST_RETRY);
@@ -71,16 +72,20 @@ pub(super) async fn run(
         let Some(cmd) = cmd else {
             break;
         };
-        shard.take(cmd);
+        cmds.push(cmd);
         // Everything already queued, before the writers get to run: what arrives
         // together for one connection leaves in one write.
         while let Ok(cmd) = rx.try_recv() {
-            shard.take(cmd);
+            cmds.push(cmd);
         }
+        shard.handle_all(&mut cmds, Shard::take);
         // Publications lost to a full queue with nothing queued after them.
         shard.settle_missed();
     }
 }
+
+/// At most this many publications of one topic are fanned out together.
+const MAX_GROUP: usize = 256;
 
 impl Sink for OnThread {
     fn deliver(&self, delivery: &Delivery) -> (Outcome, bool) {
@@ -128,9 +133,70 @@ impl<L: Sink + Clone> Shard<L> {
         });
     }
 
+    /// Take `cmds` (emptied) in order, each but the publications with `one`.
+    /// Consecutive publications of one topic are fanned out together, subscriber
+    /// by subscriber: each subscriber's connection is visited once for all of
+    /// them (its state read into the cache once, not once per publication), and
+    /// gets them in order.
+    pub(super) fn handle_all(&mut self, cmds: &mut Vec<Cmd>, mut one: impl FnMut(&mut Self, Cmd)) {
+        let mut topic: Option<Arc<str>> = None;
+        let mut group = Vec::new();
+        for cmd in cmds.drain(..) {
+            match cmd {
+                Cmd::Publish {
+                    topic: name,
+                    delivery,
+                    except,
+                } => {
+                    if group.len() >= MAX_GROUP || topic.as_ref().is_some_and(|t| *t != name) {
+                        self.publish_group(topic.as_ref(), &mut group);
+                    }
+                    topic = Some(name);
+                    group.push((delivery, except));
+                }
+                cmd => {
+                    self.publish_group(topic.as_ref(), &mut group);
+                    one(self, cmd);
+                }
+            }
+        }
+        self.publish_group(topic.as_ref(), &mut group);
+    }
+
+    /// Fan out `group` (emptied), publications of `topic` in order.
+    fn publish_group(
+        &mut self,
+        topic: Option<&Arc<str>>,
+        group: &mut Vec<(Arc<Delivery>, Option<ConnId>)>,
+    ) {
+        let (Some(topic), false) = (topic, group.is_empty()) else {
+            return;
+        };
+        let started = Instant::now();
+        for _ in group.iter() {
+            self.queue.taken();
+        }
+        // What found the queue full was noted before these were queued: its
+        // subscribers get the policy first.
+        self.settle_missed();
+        if let Some(subs) = self.topics.get_mut(topic) {
+            let counts = subs.publish_many(group);
+            self.report(counts);
+        }
+        if let Some(hub) = self.hub.upgrade() {
+            // Each publication's share of the time.
+            let each = started.elapsed().as_secs_f64() / group.len() as f64;
+            for _ in group.iter() {
+                hub.metrics.fanout.observe(each);
+            }
+        }
+        group.clear();
+    }
+
     /// Everything but `Register` (which needs the connection's thread).
     pub(super) fn handle(&mut self, cmd: Cmd) {
-        if cmd.is_publication() {
+        // A topic's publication: taken with its group.
+        if matches!(cmd, Cmd::Direct { .. } | Cmd::All { .. }) {
             self.queue.taken();
             // What found the queue full was noted before this was queued: its
             // subscribers get the policy first.
@@ -178,16 +244,7 @@ impl<L: Sink + Clone> Shard<L> {
                 topic,
                 delivery,
                 except,
-            } => {
-                let started = Instant::now();
-                if let Some(subs) = self.topics.get_mut(&topic) {
-                    let counts = subs.publish(&delivery, except);
-                    self.report(counts);
-                }
-                if let Some(hub) = self.hub.upgrade() {
-                    hub.metrics.fanout.observe(started.elapsed().as_secs_f64());
-                }
-            }
+            } => self.publish_group(Some(&topic), &mut vec![(delivery, except)]),
             Cmd::Direct { id, delivery } => {
                 let counts = match self.conns.get(&id) {
                     Some(local) => Counts::default().add(local.deliver(&delivery)),

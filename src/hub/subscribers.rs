@@ -212,18 +212,26 @@ impl<L: Sink> Subscribers<L> {
         counts
     }
 
-    /// Fan `delivery` out to every subscriber but `except`: delivered, or held
-    /// back for an unanswered join (bounded like a send buffer: past its budget,
-    /// the policy applies as it would on delivery).
-    pub fn publish(&mut self, delivery: &Arc<Delivery>, except: Option<ConnId>) -> Counts {
+    /// Fan out `group`, publications each for every subscriber but its `except`:
+    /// delivered, or held back for an unanswered join (bounded like a send
+    /// buffer: past its budget, the policy applies as it would on delivery).
+    /// Subscriber by subscriber: each gets them all, in order, before the next is
+    /// visited, as if they came one after the other.
+    pub fn publish_many(&mut self, group: &[(Arc<Delivery>, Option<ConnId>)]) -> Counts {
         let mut counts = Counts::default();
         let any_held = !self.held.is_empty();
+        let held_all = &mut self.held;
         for sub in &mut self.list {
-            if Some(sub.id) == except {
-                continue;
-            }
-            if any_held {
-                if let Some(held) = self.held.get_mut(&sub.id) {
+            let mut held = if any_held {
+                held_all.get_mut(&sub.id)
+            } else {
+                None
+            };
+            for (delivery, except) in group {
+                if Some(sub.id) == *except {
+                    continue;
+                }
+                if let Some(held) = held.as_mut() {
                     if held.deliveries.len() < delivery.policy.budget_messages {
                         held.deliveries.push(delivery.clone());
                     } else if delivery.policy.slow_consumer == SlowConsumer::Latest {
@@ -236,8 +244,8 @@ impl<L: Sink> Subscribers<L> {
                     }
                     continue;
                 }
+                sub.offer(delivery, &mut counts);
             }
-            sub.offer(delivery, &mut counts);
         }
         counts
     }
@@ -361,6 +369,13 @@ mod tests {
         })
     }
 
+    impl<L: Sink> Subscribers<L> {
+        /// One publication alone.
+        fn publish(&mut self, delivery: &Arc<Delivery>, except: Option<ConnId>) -> Counts {
+            self.publish_many(&[(delivery.clone(), except)])
+        }
+    }
+
     fn floor(epoch: &str, offset: u64) -> Floor {
         Floor {
             epoch: epoch.into(),
@@ -416,6 +431,56 @@ mod tests {
             subs.publish(&d(&format!("e{n}"), n, Some("e")), None);
         }
         assert_eq!(*log.borrow(), ["1:hi", "1:local1", "1:e6"]);
+    }
+
+    /// What each subscriber got, in order.
+    fn per_subscriber(log: &[String]) -> Vec<Vec<String>> {
+        let mut each = vec![Vec::new(); 4];
+        for line in log {
+            let (id, what) = line.split_once(':').unwrap();
+            each[id.parse::<usize>().unwrap()].push(what.to_owned());
+        }
+        each
+    }
+
+    /// Subscribers 1 (answered above a floor), 2 (answered), 3 (held back, for
+    /// join 9) get publications of two epochs, some with an `except`: fanned out
+    /// together, each gets what one publication after the other gives it.
+    #[test]
+    fn a_group_fanned_out_together_gives_each_subscriber_what_one_by_one_does() {
+        let group: Vec<(Arc<Delivery>, Option<ConnId>)> = vec![
+            (d("e1", 1, Some("e")), None),
+            (d("e2", 2, Some("e")), Some(ConnId::from_raw(2))),
+            (d("f1", 1, Some("f")), None),
+            (d("e3", 3, Some("e")), Some(ConnId::from_raw(1))),
+            (d("e4", 4, Some("e")), None),
+        ];
+        let setup = |log: &Rc<RefCell<Vec<String>>>| {
+            let mut subs = Subscribers::default();
+            for n in 1..=3 {
+                subs.subscribe(ConnId::from_raw(n), Log(n, log.clone()), n + 6);
+            }
+            subs.answer(ConnId::from_raw(1), 7, vec![], vec![], floor("e", 2));
+            subs.answer(ConnId::from_raw(2), 8, vec![], vec![], floor("e", 0));
+            subs
+        };
+        let one_by_one = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = setup(&one_by_one);
+        let mut counts = Counts::default();
+        for (delivery, except) in &group {
+            counts = counts.plus(subs.publish(delivery, *except));
+        }
+        subs.answer(ConnId::from_raw(3), 9, vec![], vec![], floor("e", 0));
+        let together = Rc::new(RefCell::new(Vec::new()));
+        let mut subs = setup(&together);
+        assert_eq!(subs.publish_many(&group), counts);
+        subs.answer(ConnId::from_raw(3), 9, vec![], vec![], floor("e", 0));
+        let expected = per_subscriber(&one_by_one.borrow());
+        assert_eq!(per_subscriber(&together.borrow()), expected);
+        assert_eq!(expected[1], ["f1", "e4"]);
+        assert_eq!(expected[2], ["e1", "f1", "e3", "e4"]);
+        // Held back: two (the budget), the rest over it, then released in order.
+        assert_eq!(expected[3], ["over", "over", "over", "e1", "e2"]);
     }
 
     #[test]

@@ -140,7 +140,7 @@ where
     };
     let settings = &server.settings().connection;
     let registry = server.registry().clone();
-    let (_addr, task) = actor::spawn(serve, core, input, settings, registry, span);
+    let task = actor::spawn(serve, core, input, settings, registry, span);
     // Dropping the task at the end stops the actor and drops its input; dropping
     // the write half shuts the socket's sending side: the server closes the TCP
     // connection first (RFC 6455 §7.1.1).

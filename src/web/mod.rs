@@ -307,7 +307,7 @@ impl Server {
             accept.protocol.clone(),
             accept.deflate(settings),
         );
-        let (_addr, task) = actor::spawn(
+        let task = actor::spawn(
             serve,
             core,
             StreamInput(payload),

@@ -229,9 +229,12 @@ impl Harness {
     /// Run what shard `shard` was sent so far.
     pub fn pump(&mut self, shard: usize) {
         let (_, rx, runner) = &mut self.shards[shard];
+        // As a shard's task takes them: all that is queued, publications grouped.
+        let mut cmds = Vec::new();
         while let Ok(cmd) = rx.try_recv() {
-            runner.handle(cmd);
+            cmds.push(cmd);
         }
+        runner.handle_all(&mut cmds, Shard::handle);
     }
 
     /// Let shard `shard` write what conflating policies kept (its timer's work).

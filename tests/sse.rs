@@ -1,0 +1,539 @@
+//! Server-Sent Events of a hub's topics (`ws::hub::Events`), through a raw HTTP
+//! client over a `TcpStream`: the response's headers, each event's exact lines,
+//! heartbeats, resume with `Last-Event-ID` (or `?since=`) exactly after the given
+//! offset, `event: reset` when the history no longer reaches back, a malformed id
+//! answered with 400, and the bounds answered with 503; the chat example's
+//! `/rooms/{room}/events`, whose events are the JSON its WebSocket sends.
+
+#[allow(dead_code)]
+#[path = "../examples/hub.rs"]
+mod chat;
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use actix_web::{web, App, HttpRequest, HttpServer};
+use websocket_driver as ws;
+
+/// A server of `events` on 127.0.0.1 (`/t/{topic}/events`), stopped when dropped.
+struct Server {
+    addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The command is sent now; its completion is not awaited.
+        drop(self.handle.stop(false));
+    }
+}
+
+fn serve(events: ws::hub::Events) -> Server {
+    serve_routes(move || {
+        move |cfg: &mut web::ServiceConfig| {
+            let events = events.clone();
+            cfg.route(
+                "/t/{topic}/events",
+                web::get().to(move |req: HttpRequest, topic: web::Path<String>| {
+                    let events = events.clone();
+                    async move { events.respond(&req, &topic) }
+                }),
+            );
+        }
+    })
+}
+
+/// A server of the routes `make` gives (called on the server's thread, in its
+/// actix system), on 127.0.0.1, one worker.
+fn serve_routes<F, R>(make: F) -> Server
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let routes = make();
+            let server = HttpServer::new(move || App::new().configure(routes.clone()))
+                .workers(1)
+                .disable_signals()
+                .bind("127.0.0.1:0")
+                .expect("bind");
+            let addr = server.addrs()[0];
+            let server = server.run();
+            tx.send((addr, server.handle())).expect("test waits");
+            server.await
+        })
+    });
+    let (addr, handle) = rx.recv().expect("server started");
+    Server { addr, handle }
+}
+
+/// A hub whose topic `room` keeps `history` publications.
+fn hub_with_room(history: usize) -> ws::Hub {
+    let hub = ws::Hub::new();
+    hub.configure("room", hub.topic_defaults().history_size(history));
+    hub
+}
+
+fn epoch(hub: &ws::Hub) -> String {
+    hub.position("room").expect("configured").epoch
+}
+
+/// A raw HTTP/1.1 client of one event stream.
+struct Client {
+    stream: TcpStream,
+    /// Undecoded bytes (chunked transfer coding).
+    raw: Vec<u8>,
+    /// The decoded body not yet returned.
+    body: Vec<u8>,
+    /// The last chunk came: the body ended.
+    ended: bool,
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Client {
+    /// `GET path` with `extra` header lines (each ending in CRLF); returns once
+    /// the response's head is read.
+    fn get(addr: SocketAddr, path: &str, extra: &str) -> Client {
+        Client::get_on(TcpStream::connect(addr).expect("connect"), path, extra)
+    }
+
+    /// [`get`](Self::get) on a connected `stream`.
+    fn get_on(mut stream: TcpStream, path: &str, extra: &str) -> Client {
+        // A hang guard only: every read below waits for bytes the server sends.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n").expect("request");
+        let mut client = Client {
+            stream,
+            raw: Vec::new(),
+            body: Vec::new(),
+            ended: false,
+            status: 0,
+            headers: Vec::new(),
+        };
+        let end = loop {
+            if let Some(at) = find(&client.raw, b"\r\n\r\n") {
+                break at;
+            }
+            client.fill();
+        };
+        let head = String::from_utf8(client.raw[..end].to_vec()).expect("utf-8 head");
+        client.raw.drain(..end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().expect("status line");
+        client.status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        client.headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        client
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn fill(&mut self) {
+        let mut buf = [0u8; 8192];
+        let n = self.stream.read(&mut buf).expect("read (hang guard)");
+        assert!(n > 0, "the server closed the stream");
+        self.raw.extend_from_slice(&buf[..n]);
+    }
+
+    /// Decode the whole chunks received.
+    fn dechunk(&mut self) {
+        while let Some(line_end) = find(&self.raw, b"\r\n") {
+            let size = std::str::from_utf8(&self.raw[..line_end]).expect("chunk size");
+            let size = usize::from_str_radix(size, 16).expect("hex chunk size");
+            if size == 0 {
+                self.ended = true;
+            }
+            let start = line_end + 2;
+            if self.raw.len() < start + size + 2 {
+                return;
+            }
+            self.body.extend_from_slice(&self.raw[start..start + size]);
+            self.raw.drain(..start + size + 2);
+        }
+    }
+
+    /// The next event block (its lines, without the blank line ending it).
+    fn event(&mut self) -> String {
+        loop {
+            self.dechunk();
+            if let Some(at) = find(&self.body, b"\n\n") {
+                let block = String::from_utf8(self.body[..at].to_vec()).expect("utf-8 event");
+                self.body.drain(..at + 2);
+                return block;
+            }
+            self.fill();
+        }
+    }
+
+    /// Every event until the body ends.
+    fn events_to_end(&mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        loop {
+            self.dechunk();
+            while let Some(at) = find(&self.body, b"\n\n") {
+                events.push(String::from_utf8(self.body[..at].to_vec()).expect("utf-8 event"));
+                self.body.drain(..at + 2);
+            }
+            if self.ended {
+                assert!(self.body.is_empty(), "a whole event last");
+                return events;
+            }
+            self.fill();
+        }
+    }
+
+    /// The body of a response with a length (an error).
+    fn text_body(&mut self) -> String {
+        let len: usize = self
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .expect("content-length");
+        while self.raw.len() < len {
+            self.fill();
+        }
+        String::from_utf8(self.raw[..len].to_vec()).expect("utf-8 body")
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn message(epoch: &str, offset: u64, data: &str) -> String {
+    let lines: Vec<String> = data.split('\n').map(|l| format!("data: {l}")).collect();
+    format!("id: {epoch}:{offset}\nevent: message\n{}", lines.join("\n"))
+}
+
+#[test]
+fn a_stream_has_the_event_stream_headers_and_each_publication_as_an_event() {
+    let hub = hub_with_room(10);
+    let server = serve(ws::hub::Events::new(&hub));
+    let e = epoch(&hub);
+    let mut client = Client::get(server.addr, "/t/room/events", "");
+    assert_eq!(client.status, 200);
+    assert_eq!(client.header("content-type"), Some("text/event-stream"));
+    assert_eq!(client.header("cache-control"), Some("no-cache"));
+    assert_eq!(client.header("x-accel-buffering"), Some("no"));
+    // Where it starts: an id alone (a browser resumes from it).
+    assert_eq!(client.event(), format!("id: {e}:0"));
+    hub.publish("room", "hello");
+    hub.publish("room", "two\nlines");
+    hub.publish("room", "crlf\r\nand cr\rend");
+    hub.publish_transient("room", "unnumbered", None);
+    assert_eq!(client.event(), message(&e, 1, "hello"));
+    assert_eq!(client.event(), message(&e, 2, "two\nlines"));
+    assert_eq!(client.event(), message(&e, 3, "crlf\nand cr\nend"));
+    assert_eq!(client.event(), "event: message\ndata: unnumbered");
+    assert_eq!(hub.count("room"), 1);
+}
+
+#[test]
+fn a_quiet_stream_gets_heartbeat_comments() {
+    let hub = hub_with_room(10);
+    let events = ws::hub::Events::new(&hub).heartbeat(Duration::from_millis(20));
+    let server = serve(events);
+    let e = epoch(&hub);
+    let mut client = Client::get(server.addr, "/t/room/events", "");
+    assert_eq!(client.event(), format!("id: {e}:0"));
+    assert_eq!(client.event(), ": ping");
+    assert_eq!(client.event(), ": ping");
+    hub.publish("room", "after pings");
+    // Pings may come between: the publication is the next event that is not one.
+    let next = loop {
+        let event = client.event();
+        if event != ": ping" {
+            break event;
+        }
+    };
+    assert_eq!(next, message(&e, 1, "after pings"));
+}
+
+#[test]
+fn last_event_id_resumes_exactly_after_its_offset() {
+    let hub = hub_with_room(10);
+    let server = serve(ws::hub::Events::new(&hub));
+    let e = epoch(&hub);
+    for n in 1..=5 {
+        hub.publish("room", format!("m{n}"));
+    }
+    let mut client = Client::get(
+        server.addr,
+        "/t/room/events",
+        &format!("Last-Event-ID: {e}:2\r\n"),
+    );
+    assert_eq!(client.status, 200);
+    for n in 3..=5 {
+        assert_eq!(client.event(), message(&e, n, &format!("m{n}")));
+    }
+    hub.publish("room", "m6");
+    assert_eq!(client.event(), message(&e, 6, "m6"));
+    // Resumed at the latest: nothing replayed, the next one live.
+    let mut latest = Client::get(
+        server.addr,
+        "/t/room/events",
+        &format!("Last-Event-ID: {e}:6\r\n"),
+    );
+    hub.publish("room", "m7");
+    assert_eq!(latest.event(), message(&e, 7, "m7"));
+    assert_eq!(client.event(), message(&e, 7, "m7"));
+}
+
+#[test]
+fn since_in_the_query_resumes_and_last_event_id_wins_over_it() {
+    let hub = hub_with_room(10);
+    let server = serve(ws::hub::Events::new(&hub));
+    let e = epoch(&hub);
+    for n in 1..=4 {
+        hub.publish("room", format!("m{n}"));
+    }
+    let mut query = Client::get(server.addr, &format!("/t/room/events?since={e}%3A3"), "");
+    assert_eq!(query.event(), message(&e, 4, "m4"));
+    // A browser reconnecting sends the URL again, with the id it last received.
+    let mut both = Client::get(
+        server.addr,
+        &format!("/t/room/events?since={e}:1"),
+        &format!("Last-Event-ID: {e}:3\r\n"),
+    );
+    assert_eq!(both.event(), message(&e, 4, "m4"));
+}
+
+#[test]
+fn a_resume_the_history_no_longer_reaches_is_a_reset_to_the_latest_position() {
+    let hub = hub_with_room(2);
+    let server = serve(ws::hub::Events::new(&hub));
+    let e = epoch(&hub);
+    for n in 1..=5 {
+        hub.publish("room", format!("m{n}"));
+    }
+    // 4 and 5 are kept: after 3 is served, after 2 is not.
+    let mut kept = Client::get(
+        server.addr,
+        "/t/room/events",
+        &format!("Last-Event-ID: {e}:3\r\n"),
+    );
+    assert_eq!(kept.event(), message(&e, 4, "m4"));
+    assert_eq!(kept.event(), message(&e, 5, "m5"));
+    let mut old = Client::get(
+        server.addr,
+        "/t/room/events",
+        &format!("Last-Event-ID: {e}:2\r\n"),
+    );
+    assert_eq!(old.event(), format!("event: reset\nid: {e}:5\ndata: {e}:5"));
+    let mut other_epoch = Client::get(server.addr, "/t/room/events?since=ffff:5", "");
+    assert_eq!(
+        other_epoch.event(),
+        format!("event: reset\nid: {e}:5\ndata: {e}:5")
+    );
+    hub.publish("room", "m6");
+    assert_eq!(old.event(), message(&e, 6, "m6"));
+    assert_eq!(other_epoch.event(), message(&e, 6, "m6"));
+}
+
+#[test]
+fn a_malformed_event_id_is_answered_with_400() {
+    let hub = hub_with_room(10);
+    let server = serve(ws::hub::Events::new(&hub));
+    for extra in [
+        "Last-Event-ID: nonsense\r\n",
+        "Last-Event-ID: e:-1\r\n",
+        "Last-Event-ID: :5\r\n",
+    ] {
+        let mut client = Client::get(server.addr, "/t/room/events", extra);
+        assert_eq!(client.status, 400, "{extra:?}");
+        assert_eq!(
+            client.text_body(),
+            "malformed event id (EPOCH:OFFSET expected)"
+        );
+    }
+    let query = Client::get(server.addr, "/t/room/events?since=5", "");
+    assert_eq!(query.status, 400);
+    assert_eq!(hub.count("room"), 0);
+}
+
+#[test]
+fn streams_count_against_the_bounds() {
+    let mut settings = ws::Settings::default();
+    settings.hub.max_members_per_topic = 1;
+    let hub = ws::Hub::with_settings(&settings);
+    let events = ws::hub::Events::new(&hub).max_streams(2);
+    let server = serve(events.clone());
+    let mut first = Client::get(server.addr, "/t/a/events", "");
+    assert_eq!(first.status, 200);
+    first.event();
+    // The topic's member bound, as for a connection.
+    let mut full_topic = Client::get(server.addr, "/t/a/events", "");
+    assert_eq!(full_topic.status, 503);
+    assert_eq!(full_topic.text_body(), "topic has 1 members already");
+    let mut bad_topic = Client::get(server.addr, "/t/%7Bx%7D/events", "");
+    assert_eq!(bad_topic.status, 400);
+    assert_eq!(
+        bad_topic.text_body(),
+        "invalid topic name (empty, or with a brace)"
+    );
+    let mut second = Client::get(server.addr, "/t/b/events", "");
+    second.event();
+    assert_eq!(events.open_streams(), 2);
+    let mut third = Client::get(server.addr, "/t/c/events", "");
+    assert_eq!(third.status, 503);
+    assert_eq!(third.text_body(), "2 event streams open already");
+}
+
+/// The offset in an event's `id:` line.
+fn offset_of(event: &str) -> u64 {
+    let id = event.lines().next().and_then(|l| l.strip_prefix("id: "));
+    let offset = id.and_then(|id| id.rsplit_once(':')).map(|(_, o)| o);
+    offset.and_then(|o| o.parse().ok()).expect("an id")
+}
+
+#[test]
+fn a_stream_past_its_budget_is_closed_and_its_reconnection_resumes_without_loss() {
+    let mut settings = ws::Settings::default();
+    settings.hub.send_budget_messages = 4;
+    let hub = ws::Hub::with_settings(&settings);
+    let feed = hub
+        .topic_defaults()
+        .history_size(10_000)
+        .history_bytes(48 << 20)
+        .slow_consumer(ws::SlowConsumer::Close);
+    hub.configure("feed", feed);
+    let server = serve(ws::hub::Events::new(&hub).heartbeat(Duration::ZERO));
+    let e = hub.position("feed").expect("configured").epoch;
+    // A reader with a small receive window, which stops reading.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket.connect(&server.addr.into()).expect("connect");
+    let mut slow = Client::get_on(socket.into(), "/t/feed/events", "");
+    assert_eq!(slow.event(), format!("id: {e}:0"));
+    let text = "x".repeat(16 << 10);
+    let mut published = 0;
+    // Bounded: the kernel's buffers and the server's hold some megabytes, the
+    // history (within the hub's 64 MiB) all of them.
+    while hub.slow_closes() == 0 && published < 1_200 {
+        published += 1;
+        hub.publish("feed", format!("{published} {text}"));
+        // Each one taken by the shard (delivered, or the close) before the next.
+        let guard = std::time::Instant::now() + Duration::from_secs(20);
+        while hub.deliveries() + hub.slow_closes() < published {
+            assert!(std::time::Instant::now() < guard, "hang guard");
+            std::thread::yield_now();
+        }
+    }
+    assert_eq!(hub.slow_closes(), 1, "closed by the policy");
+    // What it holds, then the end; in order, from the first.
+    let got = slow.events_to_end();
+    assert!(!got.is_empty());
+    for (n, event) in got.iter().enumerate() {
+        assert_eq!(offset_of(event), n as u64 + 1);
+    }
+    let last = got.len() as u64;
+    assert!(last < published, "closed before the end");
+    // The reconnection (a browser's, with its last id) gets the rest, exactly.
+    let mut again = Client::get(
+        server.addr,
+        "/t/feed/events",
+        &format!("Last-Event-ID: {e}:{last}\r\n"),
+    );
+    for n in last + 1..=published {
+        let event = again.event();
+        assert_eq!(event, message(&e, n, &format!("{n} {text}")));
+    }
+}
+
+type Socket = tokio_tungstenite::tungstenite::WebSocket<
+    tokio_tungstenite::tungstenite::stream::MaybeTlsStream<TcpStream>,
+>;
+
+/// The next chat message of type `kind` (member news skipped): its text, parsed.
+fn next_of(socket: &mut Socket, kind: &str) -> (String, serde_json::Value) {
+    loop {
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = socket.read().expect("read") {
+            let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+            if value["type"] == kind {
+                return (text.to_string(), value);
+            }
+        }
+    }
+}
+
+fn send(socket: &mut Socket, value: serde_json::Value) {
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            value.to_string(),
+        ))
+        .expect("send");
+}
+
+/// The next event with an id (the chat's member news has none).
+fn next_numbered(client: &mut Client) -> String {
+    loop {
+        let event = client.event();
+        if event.starts_with("id: ") {
+            return event;
+        }
+    }
+}
+
+#[test]
+fn the_chat_streams_a_room_as_the_json_its_websocket_sends() {
+    let server = serve_routes(|| {
+        let settings = chat::chat_settings();
+        let app = chat::ChatApp::new("chat-sse", &settings, chat::ChatOptions::default());
+        chat::routes(app, ws::Server::with_settings(settings))
+    });
+    let (mut socket, _) =
+        tokio_tungstenite::tungstenite::connect(format!("ws://{}/ws", server.addr))
+            .expect("connect");
+    if let tokio_tungstenite::tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_mut() {
+        // A hang guard only.
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+    }
+    send(
+        &mut socket,
+        serde_json::json!({"type": "join", "room": "r", "name": "alice"}),
+    );
+    let (_, joined) = next_of(&mut socket, "joined");
+    let e = joined["epoch"].as_str().expect("epoch").to_owned();
+
+    let mut events = Client::get(server.addr, "/rooms/r/events", "");
+    assert_eq!(events.status, 200);
+    assert_eq!(events.event(), format!("id: {e}:0"));
+    send(
+        &mut socket,
+        serde_json::json!({"type": "say", "room": "r", "text": "hello there"}),
+    );
+    let (text, message) = next_of(&mut socket, "message");
+    assert_eq!(message["offset"], 1);
+    // The same JSON, with its position.
+    let expected = format!("id: {e}:1\nevent: message\ndata: {text}");
+    assert_eq!(next_numbered(&mut events), expected);
+    // A browser that reconnects resumes after its last id.
+    let mut resumed = Client::get(
+        server.addr,
+        "/rooms/r/events",
+        &format!("Last-Event-ID: {e}:0\r\n"),
+    );
+    assert_eq!(next_numbered(&mut resumed), expected);
+    let bad = Client::get(server.addr, "/rooms/%7Bx%7D/events", "");
+    assert_eq!(bad.status, 400);
+}

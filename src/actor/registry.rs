@@ -57,6 +57,9 @@ struct State {
     /// Shutdowns waiting for the set to empty.
     waiters: Vec<Waker>,
     listed: bool,
+    /// Shutdowns in progress: a connection added meanwhile (its handshake
+    /// finished just after the shutdown told the others) is told at once.
+    shutting_down: usize,
 }
 
 /// Every registry that has held a connection, by id: a registry leaves when it is
@@ -85,9 +88,13 @@ impl Registry {
     pub fn add(&self, shared: &Arc<Shared>) {
         let mut state = self.inner.lock();
         state.conns.insert(shared.id(), Arc::downgrade(shared));
-        if !state.listed {
-            state.listed = true;
-            drop(state);
+        let shutting_down = state.shutting_down > 0;
+        let first = !std::mem::replace(&mut state.listed, true);
+        drop(state);
+        if shutting_down {
+            let _ = shared.push(Request::Shutdown, 0);
+        }
+        if first {
             all().insert(self.inner.id, Arc::downgrade(&self.inner));
             count_with_metrics();
         }
@@ -107,13 +114,19 @@ impl Registry {
     }
 
     fn each(&self, request: fn() -> Request) {
-        let shared: Vec<_> = self
-            .inner
-            .lock()
-            .conns
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
+        self.each_marking(request, false);
+    }
+
+    /// [`each`](Self::each), marking a shutdown in progress (`mark`) under the
+    /// same lock as the set is read.
+    fn each_marking(&self, request: fn() -> Request, mark: bool) {
+        let shared: Vec<_> = {
+            let mut state = self.inner.lock();
+            if mark {
+                state.shutting_down += 1;
+            }
+            state.conns.values().filter_map(Weak::upgrade).collect()
+        };
         for shared in shared {
             let _ = shared.push(request(), 0);
         }
@@ -135,8 +148,19 @@ impl Registry {
     /// Close every connection with 1001 (going away) and wait up to `drain` for
     /// their closing handshakes; then cut off whatever is left, and wait for those
     /// to deliver their `Close` (at most 1 s more).
+    ///
+    /// A connection added while it is in progress is told to close at once: the
+    /// set is read and the shutdown marked under one lock, so none falls between.
     pub async fn shutdown(&self, drain: Duration) {
-        self.each(|| Request::Shutdown);
+        /// Unmarks the shutdown however it ends (also when its future is dropped).
+        struct Marked<'a>(&'a Inner);
+        impl Drop for Marked<'_> {
+            fn drop(&mut self) {
+                self.0.lock().shutting_down -= 1;
+            }
+        }
+        let _marked = Marked(&self.inner);
+        self.each_marking(|| Request::Shutdown, true);
         if tokio::time::timeout(drain, self.emptied()).await.is_ok() {
             return;
         }

@@ -149,17 +149,23 @@ async fn bob_to(client: &Client, src: &str) {
         .unwrap();
 }
 
-fn start_chat() -> (SocketAddr, actix_web::dev::ServerHandle) {
+/// The chat example (hub named `name`) on 127.0.0.1:0, one worker, with `page`
+/// served at `path` beside its routes.
+fn start_chat(
+    name: &'static str,
+    path: &'static str,
+    page: &'static str,
+) -> (SocketAddr, actix_web::dev::ServerHandle) {
     let settings = chat::chat_settings();
-    let app = chat::ChatApp::new("chat-browser", &settings, chat::ChatOptions::default());
+    let app = chat::ChatApp::new(name, &settings, chat::ChatOptions::default());
     let routes = chat::routes(app, ws::Server::with_settings(settings));
     let srv = HttpServer::new(move || {
         App::new().configure(routes.clone()).route(
-            "/duo",
-            web::get().to(|| async {
+            path,
+            web::get().to(move || async move {
                 HttpResponse::Ok()
                     .content_type("text/html; charset=utf-8")
-                    .body(DUO)
+                    .body(page)
             }),
         )
     })
@@ -178,7 +184,7 @@ fn start_chat() -> (SocketAddr, actix_web::dev::ServerHandle) {
 #[actix_rt::test]
 #[ignore = "needs chromium and chromedriver; scripts/test-all.sh runs it"]
 async fn two_browsers_chat_in_one_room_and_a_reload_recovers_what_it_missed() {
-    let (addr, handle) = start_chat();
+    let (addr, handle) = start_chat("chat-browser", "/duo", DUO);
     let (_driver, port) = chromedriver().await;
     let profile = std::env::temp_dir().join(format!("wsd-hub-browser-{}", std::process::id()));
     let client = browser(port, &profile).await;
@@ -285,28 +291,7 @@ async fn until_top(client: &Client, script: &str, want: Value) {
 #[actix_rt::test]
 #[ignore = "needs chromium and chromedriver; scripts/test-all.sh runs it"]
 async fn an_event_source_on_a_room_sees_a_message_said_over_the_websocket() {
-    let settings = chat::chat_settings();
-    let app = chat::ChatApp::new("chat-sse", &settings, chat::ChatOptions::default());
-    let routes = chat::routes(app, ws::Server::with_settings(settings));
-    let srv = HttpServer::new(move || {
-        App::new().configure(routes.clone()).route(
-            "/sse",
-            web::get().to(|| async {
-                HttpResponse::Ok()
-                    .content_type("text/html; charset=utf-8")
-                    .body(SSE_PAGE)
-            }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = srv.addrs()[0];
-    let running = srv.run();
-    let handle = running.handle();
-    actix_rt::spawn(running);
+    let (addr, handle) = start_chat("chat-sse", "/sse", SSE_PAGE);
 
     let (_driver, port) = chromedriver().await;
     let profile = std::env::temp_dir().join(format!("wsd-hub-sse-{}", std::process::id()));

@@ -537,3 +537,22 @@ fn the_chat_streams_a_room_as_the_json_its_websocket_sends() {
     let bad = Client::get(server.addr, "/rooms/%7Bx%7D/events", "");
     assert_eq!(bad.status, 400);
 }
+
+#[test]
+fn a_stream_opened_outside_an_actix_worker_thread_is_refused_with_a_typed_error() {
+    let hub = hub_with_room(10);
+    let events = ws::hub::Events::new(&hub);
+    let opened = std::thread::spawn({
+        let events = events.clone();
+        move || {
+            events
+                .subscribe("room", ws::JoinOptions::default())
+                .map(|s| s.id())
+        }
+    })
+    .join()
+    .expect("no panic");
+    assert_eq!(opened, Err(ws::hub::StreamError::NoRuntime));
+    assert_eq!(events.open_streams(), 0);
+    assert_eq!(hub.count("room"), 0);
+}

@@ -125,6 +125,11 @@ pub enum StreamError {
     /// A `Last-Event-ID` or `since` that is not `EPOCH:OFFSET`.
     #[error("malformed event id (EPOCH:OFFSET expected)")]
     BadEventId,
+    /// Called outside an actix worker thread (an actix system's thread or an
+    /// actix-web worker, in a task it runs): a stream needs its timers and its
+    /// shard's task there.
+    #[error("event streams are opened on an actix worker thread")]
+    NoRuntime,
 }
 
 impl Events {
@@ -203,6 +208,7 @@ impl Events {
                         | JoinError::UserTooLong { .. }
                         | JoinError::MetaTooLong { .. },
                     ) => HttpResponse::BadRequest(),
+                    StreamError::NoRuntime => HttpResponse::InternalServerError(),
                     _ => HttpResponse::ServiceUnavailable(),
                 };
                 response
@@ -214,12 +220,20 @@ impl Events {
 
     /// Open the event stream of `topic` (the body of a response): a member of the
     /// topic from now until the stream is dropped, recovering from
-    /// [`JoinOptions::since`]. Call it on an actix worker thread.
+    /// [`JoinOptions::since`]. Call it on an actix worker thread (in a task of an
+    /// actix system or an actix-web worker): elsewhere it is refused with
+    /// [`StreamError::NoRuntime`].
     pub fn subscribe(
         &self,
         topic: &str,
         mut options: JoinOptions,
     ) -> Result<EventStream, StreamError> {
+        // The heartbeat's timer and the shard's task need both.
+        if actix_rt::Arbiter::try_current().is_none()
+            || tokio::runtime::Handle::try_current().is_err()
+        {
+            return Err(StreamError::NoRuntime);
+        }
         if self.open.fetch_add(1, Ordering::AcqRel) >= self.max_streams {
             self.open.fetch_sub(1, Ordering::AcqRel);
             return Err(StreamError::Full {

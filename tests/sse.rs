@@ -493,21 +493,30 @@ fn next_numbered(client: &mut Client) -> String {
     }
 }
 
-#[test]
-fn the_chat_streams_a_room_as_the_json_its_websocket_sends() {
-    let server = serve_routes(|| {
-        let settings = chat::chat_settings();
-        let app = chat::ChatApp::new("chat-sse", &settings, chat::ChatOptions::default());
-        chat::routes(app, ws::Server::with_settings(settings))
-    });
+/// A WebSocket of the chat served at `addr`.
+fn chat_socket(addr: SocketAddr) -> Socket {
     let (mut socket, _) =
-        tokio_tungstenite::tungstenite::connect(format!("ws://{}/ws", server.addr))
-            .expect("connect");
+        tokio_tungstenite::tungstenite::connect(format!("ws://{addr}/ws")).expect("connect");
     if let tokio_tungstenite::tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_mut() {
         // A hang guard only.
         tcp.set_read_timeout(Some(Duration::from_secs(20)))
             .expect("timeout");
     }
+    socket
+}
+
+fn chat_server() -> Server {
+    serve_routes(|| {
+        let settings = chat::chat_settings();
+        let app = chat::ChatApp::new("chat-sse", &settings, chat::ChatOptions::default());
+        chat::routes(app, ws::Server::with_settings(settings))
+    })
+}
+
+#[test]
+fn the_chat_streams_a_room_as_the_json_its_websocket_sends() {
+    let server = chat_server();
+    let mut socket = chat_socket(server.addr);
     send(
         &mut socket,
         serde_json::json!({"type": "join", "room": "r", "name": "alice"}),
@@ -555,4 +564,37 @@ fn a_stream_opened_outside_an_actix_worker_thread_is_refused_with_a_typed_error(
     assert_eq!(opened, Err(ws::hub::StreamError::NoRuntime));
     assert_eq!(events.open_streams(), 0);
     assert_eq!(hub.count("room"), 0);
+}
+
+/// An event stream reads a room without being one of its members: the room's
+/// member news tells the next joiner alone, the count without the reader.
+#[test]
+fn the_chats_member_list_does_not_show_an_event_stream_reader() {
+    let server = chat_server();
+    let mut alice = chat_socket(server.addr);
+    send(
+        &mut alice,
+        serde_json::json!({"type": "join", "room": "r", "name": "alice"}),
+    );
+    let (_, news) = next_of(&mut alice, "presence");
+    assert_eq!(
+        news,
+        serde_json::json!({"type": "presence", "room": "r", "joined": ["alice"], "left": [], "count": 1})
+    );
+    let mut reader = Client::get(server.addr, "/rooms/r/events", "");
+    assert_eq!(reader.status, 200);
+    // Its start: it is in the room now.
+    assert!(reader.event().starts_with("id: "));
+    let mut bob = chat_socket(server.addr);
+    send(
+        &mut bob,
+        serde_json::json!({"type": "join", "room": "r", "name": "bob"}),
+    );
+    let (_, members) = next_of(&mut bob, "members");
+    assert_eq!(members["members"], serde_json::json!(["alice"]));
+    let (_, news) = next_of(&mut alice, "presence");
+    assert_eq!(
+        news,
+        serde_json::json!({"type": "presence", "room": "r", "joined": ["bob"], "left": [], "count": 2})
+    );
 }

@@ -223,7 +223,8 @@ impl Hub {
         }
     }
 
-    /// How many connections are in `topic`.
+    /// How many connections are in `topic` (hidden members too:
+    /// [`JoinOptions::hidden`]).
     pub fn count(&self, topic: &str) -> usize {
         lock(&self.inner.topics)
             .get(topic)
@@ -287,6 +288,7 @@ impl HubInner {
             meta,
             since,
             on_joined,
+            hidden,
         } = options;
         let limits = &self.settings;
         let refused = self
@@ -318,7 +320,13 @@ impl HubInner {
         let decided = self
             .with_live_topic(name, Make::Yes, |topic, state| {
                 fetched = Some(topic.clone());
-                self.decide_join(topic, state, id, shard, join, user, meta, since.as_ref())
+                let member = MemberEntry {
+                    user,
+                    meta,
+                    shard,
+                    hidden,
+                };
+                self.decide_join(topic, state, id, join, member, since.as_ref())
             })
             .unwrap_or(Err(JoinError::Closed));
         let Some(topic) = fetched else {
@@ -408,15 +416,14 @@ impl HubInner {
         topic: &Arc<Topic>,
         state: &mut TopicState,
         id: ConnId,
-        shard: usize,
         join: u64,
-        user: Arc<str>,
-        meta: Option<Arc<str>>,
+        member: MemberEntry,
         since: Option<&Position>,
     ) -> Result<Decided, JoinError> {
         let position = state.position();
-        if let Some(member) = state.members.get_mut(&id) {
-            member.meta = meta;
+        let shard = member.shard;
+        if let Some(already) = state.members.get_mut(&id) {
+            already.meta = member.meta;
             return Ok(Decided::Already(Joined {
                 position,
                 recovered: since.map(|_| false),
@@ -480,15 +487,10 @@ impl HubInner {
         };
         state.add_to_shard(shard);
         let first = state.members.is_empty();
-        state.members.insert(
-            id,
-            MemberEntry {
-                user: user.clone(),
-                meta: meta.clone(),
-                shard,
-            },
-        );
-        if state.add_user(&user, id) && state.settings.presence {
+        let (user, meta, hidden) = (member.user.clone(), member.meta.clone(), member.hidden);
+        state.members.insert(id, member);
+        // A hidden member makes no presence (and is not counted among users).
+        if !hidden && state.add_user(&user, id) && state.settings.presence {
             self.presence(&topic.name, &user, &meta, PresenceKind::Joined, id);
         }
         // Subscribed now, in the topic's order; what the topic delivers is held

@@ -42,7 +42,7 @@ impl HubInner {
             return;
         };
         state.remove_from_shard(member.shard);
-        let gone = state.remove_user(&member.user, id);
+        let gone = !member.hidden && state.remove_user(&member.user, id);
         if gone && state.settings.presence {
             self.presence(
                 &topic.name,

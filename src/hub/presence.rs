@@ -74,7 +74,8 @@ impl Hub {
             .add_callback(Arc::new(f), queue, panics, &inner.name)
     }
 
-    /// The members of `topic`, by connection id.
+    /// The members of `topic`, by connection id (not the hidden ones:
+    /// [`JoinOptions::hidden`](super::JoinOptions::hidden)).
     pub fn members(&self, topic: &str) -> Vec<Member> {
         let Some(topic) = lock(&self.inner.topics).get(topic).cloned() else {
             return Vec::new();
@@ -83,6 +84,7 @@ impl Hub {
         let mut members: Vec<Member> = state
             .members
             .iter()
+            .filter(|(_, m)| !m.hidden)
             .map(|(id, m)| Member {
                 id: *id,
                 user: m.user.to_string(),

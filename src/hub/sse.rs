@@ -5,7 +5,8 @@
 //! exactly what it missed, from the topic's history.
 //!
 //! An event stream is a member of the hub like a connection (the same join,
-//! recovery, bounds, slow-consumer policy and metrics), whose deliveries go to a
+//! recovery, bounds, slow-consumer policy and metrics), out of presence unless it
+//! names its user (see [`Events::subscribe`]), whose deliveries go to a
 //! bounded queue that the HTTP response body drains, instead of a WebSocket's send
 //! buffer. Its subscribers live on shards of their own, one per worker thread
 //! that serves event streams: the WebSocket fan-out does not change.
@@ -223,6 +224,12 @@ impl Events {
     /// [`JoinOptions::since`]. Call it on an actix worker thread (in a task of an
     /// actix system or an actix-web worker): elsewhere it is refused with
     /// [`StreamError::NoRuntime`].
+    ///
+    /// A stream without [`JoinOptions::user`] is a reader, not a participant: it
+    /// joins [`hidden`](JoinOptions::hidden) (no presence event, not in
+    /// [`Hub::members`], still counted against the topic's member bound). A
+    /// stream that names its user joins as its options say (visible by default:
+    /// one more connection of that user).
     pub fn subscribe(
         &self,
         topic: &str,
@@ -241,6 +248,9 @@ impl Events {
             });
         }
         let open = OpenGuard(self.open.clone());
+        if options.user.is_none() {
+            options.hidden = true;
+        }
         let inner = &self.hub.inner;
         let sink = SseSink::default();
         let user = options

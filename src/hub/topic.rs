@@ -29,6 +29,9 @@ pub(super) struct MemberEntry {
     pub user: Arc<str>,
     pub meta: Option<Arc<str>>,
     pub shard: usize,
+    /// Out of presence ([`JoinOptions::hidden`](super::JoinOptions::hidden)):
+    /// not in `users`, not listed.
+    pub hidden: bool,
 }
 
 /// A publication in a topic's history.
@@ -84,7 +87,7 @@ pub(super) struct TopicState {
     pub history_bytes: usize,
     /// Members in the order they joined.
     pub members: HashMap<ConnId, MemberEntry>,
-    /// The users of the members, with their connections here.
+    /// The users of the members that are not hidden, with their connections here.
     pub users: HashMap<Arc<str>, UserHere>,
     /// Subscribers per shard (index = shard).
     pub per_shard: Vec<usize>,
@@ -260,7 +263,7 @@ impl TopicState {
     /// Each user present, with the metadata of one of its connections.
     pub fn user_metas(&self) -> Vec<(String, Option<String>)> {
         let mut seen: HashMap<&str, Option<&str>> = HashMap::with_capacity(self.users.len());
-        for m in self.members.values() {
+        for m in self.members.values().filter(|m| !m.hidden) {
             seen.entry(&m.user).or_insert(m.meta.as_deref());
         }
         let mut users: Vec<(String, Option<String>)> = seen
@@ -307,7 +310,11 @@ impl TopicState {
         here.count -= 1;
         if here.conn == id {
             // Another of the user's connections (it has one here).
-            if let Some((other, _)) = self.members.iter().find(|(_, m)| m.user == *user) {
+            if let Some((other, _)) = self
+                .members
+                .iter()
+                .find(|(_, m)| m.user == *user && !m.hidden)
+            {
                 here.conn = *other;
             }
         }

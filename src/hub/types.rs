@@ -206,6 +206,16 @@ pub struct JoinOptions {
     /// thread). A panic in it is caught and counted
     /// (`ws_hub_callback_panics_total`): the join is answered without a greeting.
     pub on_joined: Option<OnJoined>,
+    /// Out of presence: the member receives the topic as any other, counts
+    /// against [`TopicSettings::max_members`] and in [`Hub::count`](super::Hub::count)
+    /// and the metrics, but makes no presence event (no first join, no last
+    /// leave, here or through a backplane that shares presence), and is in
+    /// neither [`Hub::members`](super::Hub::members) nor
+    /// [`Hub::users`](super::Hub::users). For readers that are not
+    /// participants: a feed's event stream, a monitor. A member already keeps the
+    /// visibility of its first join. Default `false` (event streams: see
+    /// [`Events`](super::Events)).
+    pub hidden: bool,
 }
 
 impl fmt::Debug for JoinOptions {
@@ -215,6 +225,7 @@ impl fmt::Debug for JoinOptions {
             .field("meta", &self.meta)
             .field("since", &self.since)
             .field("on_joined", &self.on_joined.is_some())
+            .field("hidden", &self.hidden)
             .finish()
     }
 }
@@ -235,6 +246,12 @@ impl JoinOptions {
     /// Set [`since`](Self::since).
     pub fn since(mut self, since: Position) -> Self {
         self.since = Some(since);
+        self
+    }
+
+    /// Set [`hidden`](Self::hidden).
+    pub fn hidden(mut self, hidden: bool) -> Self {
+        self.hidden = hidden;
         self
     }
 

@@ -12,7 +12,7 @@ use super::{
         sync::lock, Access, AccessError, Action, Decision, JoinError, JoinOptions, Located,
         Position, PublishError, TopicSettings, Verdict,
     },
-    harness::{greeting, Harness},
+    harness::{greeting, Harness, Said},
 };
 use crate::{
     actor::ConnId,
@@ -448,6 +448,52 @@ fn with_a_numbering_backplane_a_cache_joiner_gets_the_newest_from_its_stream() {
     assert!(lock(&h.backplane.locates).is_empty());
     h.pump_all();
     assert_eq!(h.received(d), ["joined"]);
+}
+
+// ---- hidden members ----
+
+#[test]
+fn a_hidden_member_gets_the_topic_but_makes_no_presence_and_is_not_listed() {
+    let mut settings = Settings::default();
+    settings.hub.presence = true;
+    settings.hub.max_members_per_topic = 2;
+    let mut h = Harness::sharing_presence(1, &settings);
+    let (alice, reader, third) = (h.conn(0), h.conn(0), h.conn(0));
+    h.join(alice, "t", JoinOptions::default().user("alice"))
+        .unwrap();
+    // Hidden, even as a connection of a present user.
+    let hidden = JoinOptions::default().user("alice").hidden(true);
+    h.join(reader, "t", hidden).unwrap();
+    let presence = |h: &Harness| -> Vec<Said> {
+        lock(&h.backplane.said)
+            .iter()
+            .filter(|s| matches!(s, Said::Presence(..)))
+            .cloned()
+            .collect()
+    };
+    let said = |user: &str, joined| Said::Presence("t".into(), user.into(), joined);
+    assert_eq!(presence(&h), [said("alice", true)]);
+    let listed: Vec<ConnId> = h.hub.members("t").iter().map(|m| m.id).collect();
+    assert_eq!(listed, [alice]);
+    assert_eq!(h.hub.users("t"), ["alice"]);
+    // Counted among the topic's connections and against its bound.
+    assert_eq!(h.hub.count("t"), 2);
+    assert_eq!(
+        h.join(third, "t", JoinOptions::default()),
+        Err(JoinError::TopicFull { limit: 2 })
+    );
+    h.hub.publish("t", "x");
+    h.pump_all();
+    assert_eq!(
+        (h.received(alice), h.received(reader)),
+        (vec!["x".to_owned()], vec!["x".to_owned()])
+    );
+    // The visible connection was the user's last in presence.
+    assert!(h.hub.leave(alice, "t"));
+    assert_eq!(presence(&h), [said("alice", true), said("alice", false)]);
+    assert_eq!(h.hub.local_presence(), []);
+    assert!(h.hub.leave(reader, "t"));
+    assert_eq!(presence(&h).len(), 2);
 }
 
 // ---- conflation ----

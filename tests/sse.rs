@@ -598,3 +598,66 @@ fn the_chats_member_list_does_not_show_an_event_stream_reader() {
         serde_json::json!({"type": "presence", "room": "r", "joined": ["bob"], "left": [], "count": 2})
     );
 }
+
+/// A topic under `latest` (a budget of 4 publications) and a reader with a
+/// small receive window that reads nothing while 16 KiB publications come
+/// until one is conflated: then it reads, and gets a strictly increasing
+/// subsequence ending with the last publication, the stream open.
+#[test]
+fn a_slow_reader_of_a_conflated_stream_gets_an_increasing_subsequence_ending_with_the_last() {
+    let mut settings = ws::Settings::default();
+    settings.hub.send_budget_messages = 4;
+    let hub = ws::Hub::with_settings(&settings);
+    hub.configure(
+        "feed",
+        hub.topic_defaults().slow_consumer(ws::SlowConsumer::Latest),
+    );
+    let server = serve(ws::hub::Events::new(&hub).heartbeat(Duration::ZERO));
+    let e = hub.position("feed").expect("configured").epoch;
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket.connect(&server.addr.into()).expect("connect");
+    let mut slow = Client::get_on(socket.into(), "/t/feed/events", "");
+    assert_eq!(slow.event(), format!("id: {e}:0"));
+    let text = "x".repeat(16 << 10);
+    let mut published = 0u64;
+    // Bounded: the kernel's buffers and the server's hold some megabytes.
+    while hub.conflated() < 10 && published < 2_000 {
+        published += 1;
+        hub.publish("feed", format!("{published} {text}"));
+        // The shard at most one behind (one publication may be kept): the
+        // thread queue never fills.
+        let guard = std::time::Instant::now() + Duration::from_secs(20);
+        while hub.deliveries() + hub.conflated() + 1 < published {
+            assert!(std::time::Instant::now() < guard, "hang guard");
+            std::thread::yield_now();
+        }
+    }
+    assert!(hub.conflated() >= 10, "conflated within 2,000 publications");
+    published += 1;
+    hub.publish("feed", format!("{published} last"));
+    let mut offsets = Vec::new();
+    loop {
+        let event = slow.event();
+        let offset = offset_of(&event);
+        let expected = if offset == published {
+            message(&e, offset, &format!("{offset} last"))
+        } else {
+            message(&e, offset, &format!("{offset} {text}"))
+        };
+        assert_eq!(event, expected);
+        offsets.push(offset);
+        if offset == published {
+            break;
+        }
+    }
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing"
+    );
+    assert!((offsets.len() as u64) < published, "some conflated");
+    assert_eq!((hub.slow_closes(), hub.dropped()), (0, 0));
+    // Every publication is delivered or was replaced by a newer one.
+    assert_eq!(hub.deliveries() + hub.conflated(), published);
+}

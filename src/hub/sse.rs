@@ -463,6 +463,11 @@ impl Sink for SseSink {
             }
             if state.queued >= policy.budget_messages || state.out.len() >= policy.budget_bytes {
                 drop(state);
+                if policy.slow_consumer == SlowConsumer::Latest {
+                    // Kept by the subscriber, written when the reader took what
+                    // is queued (the shard tries again every `LATEST_RETRY`).
+                    return (Outcome::Conflated, false);
+                }
                 return self.over_budget(delivery);
             }
             formatted(delivery, |event| state.out.extend_from_slice(event));
@@ -474,7 +479,9 @@ impl Sink for SseSink {
 
     fn over_budget(&self, delivery: &Delivery) -> (Outcome, bool) {
         match delivery.policy.slow_consumer {
-            SlowConsumer::Drop => (Outcome::Dropped, false),
+            // A conflating stream over its budget keeps the publication (see
+            // `deliver`); one lost to a full queue is dropped.
+            SlowConsumer::Drop | SlowConsumer::Latest => (Outcome::Dropped, false),
             _ => {
                 self.0.state().ended = true;
                 self.0.waker.wake();
@@ -639,8 +646,14 @@ impl HubInner {
     }
 }
 
+/// How often an event-stream shard tries to write what a conflating policy kept
+/// (as a connection's shard does).
+const LATEST_RETRY: Duration = Duration::from_millis(10);
+
 /// An event-stream shard: the hub's commands as a connection's shard takes them,
-/// and its new subscribers, each before the commands that follow it.
+/// and its new subscribers, each before the commands that follow it; what a
+/// conflating policy kept is tried again every [`LATEST_RETRY`] (a deadline, so
+/// that a busy channel does not put it off).
 async fn run(
     hub: Weak<HubInner>,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
@@ -655,7 +668,26 @@ async fn run(
         let _formatting = Formatting::start();
         shard.handle(cmd);
     };
-    while let Some(cmd) = rx.recv().await {
+    let mut retry_at = None;
+    loop {
+        let cmd = if shard.has_latest() {
+            let at = *retry_at.get_or_insert_with(|| tokio::time::Instant::now() + LATEST_RETRY);
+            tokio::select! {
+                cmd = rx.recv() => cmd,
+                () = tokio::time::sleep_until(at) => {
+                    retry_at = None;
+                    let _formatting = Formatting::start();
+                    shard.retry_latest();
+                    continue;
+                }
+            }
+        } else {
+            retry_at = None;
+            rx.recv().await
+        };
+        let Some(cmd) = cmd else {
+            break;
+        };
         take(&mut shard, cmd);
         while let Ok(cmd) = rx.try_recv() {
             take(&mut shard, cmd);
@@ -730,6 +762,36 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "id: e:4\nevent: message\ndata: x\n\nid: e:5\nevent: message\ndata: x\n\n"
+        );
+    }
+
+    #[test]
+    fn past_the_budget_latest_keeps_nothing_queued_and_lets_the_subscriber_keep_it() {
+        let sink = SseSink::default();
+        for n in 1..=2 {
+            sink.deliver(&d("x", n, SlowConsumer::Latest));
+        }
+        assert_eq!(
+            sink.deliver(&d("x", 3, SlowConsumer::Latest)),
+            (Outcome::Conflated, false)
+        );
+        // Lost to a full queue: dropped, the stream stays.
+        assert_eq!(
+            sink.over_budget(&d("x", 4, SlowConsumer::Latest)),
+            (Outcome::Dropped, false)
+        );
+        let (out, ended) = sink.take();
+        assert!(!ended);
+        assert_eq!(
+            String::from_utf8(out)
+                .unwrap()
+                .matches("event: message")
+                .count(),
+            2
+        );
+        assert_eq!(
+            sink.deliver(&d("x", 3, SlowConsumer::Latest)),
+            (Outcome::Delivered, false)
         );
     }
 

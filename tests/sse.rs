@@ -181,7 +181,7 @@ fn a_malformed_event_id_is_answered_with_400() {
 fn streams_count_against_the_bounds() {
     let mut settings = ws::Settings::default();
     settings.hub.max_members_per_topic = 1;
-    let hub = ws::Hub::with_settings(&settings);
+    let hub = ws::Hub::named("sse-bounds", &settings);
     let events = ws::hub::Events::new(&hub).max_streams(2);
     let server = serve(events.clone());
     let mut first = Client::get(server.addr, "/t/a/events", "");
@@ -200,6 +200,11 @@ fn streams_count_against_the_bounds() {
     let mut second = Client::get(server.addr, "/t/b/events", "");
     second.event();
     assert_eq!(events.open_streams(), 2);
+    // Their own count: not among the WebSocket connections.
+    assert_eq!(hub.event_streams(), 2);
+    assert_eq!(hub.connections(), ws::ReadyStateCounts::default());
+    let text = ws::metrics::encode_text();
+    assert!(text.contains("ws_hub_event_streams{hub=\"sse-bounds\"} 2\n"));
     let mut third = Client::get(server.addr, "/t/c/events", "");
     assert_eq!(third.status, 503);
     assert_eq!(third.text_body(), "2 event streams open already");

@@ -110,7 +110,8 @@ impl Hub {
         }
     }
 
-    /// The hub's connections, by ready-state.
+    /// The hub's WebSocket connections, by ready-state (event streams:
+    /// [`event_streams`](Self::event_streams)).
     pub fn connections(&self) -> ReadyStateCounts {
         let mut counts = ReadyStateCounts::default();
         for entry in lock(&self.inner.conns).values() {

@@ -9,7 +9,8 @@ use crate::actor::{Conn, ConnId};
 
 /// A connection of the hub.
 pub(super) struct ConnEntry {
-    /// `None` only in the unit tests' connections without a socket.
+    /// `None` for an event stream (and the unit tests' connections without a
+    /// socket).
     pub conn: Option<Conn>,
     pub shard: usize,
     /// Its user: the one it was registered with, or the user key of its first

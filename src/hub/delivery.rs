@@ -15,6 +15,9 @@ pub(super) struct Delivery {
     pub(super) offset: u64,
     /// The epoch of its offset (`None`: unnumbered).
     pub(super) epoch: Option<Arc<str>>,
+    /// Its conflation key (`Hub::publish_keyed`): a conflating subscriber keeps
+    /// the newest per key; `None` is the topic's one unkeyed value.
+    pub(super) key: Option<Arc<str>>,
 }
 
 impl Delivery {
@@ -32,4 +35,6 @@ pub(super) struct Policy {
     pub(super) budget_messages: usize,
     pub(super) slow_consumer: SlowConsumer,
     pub(super) close_code: u16,
+    /// The values a conflating subscriber keeps at most (one per key).
+    pub(super) conflation_keys: usize,
 }

@@ -268,9 +268,11 @@ impl HubInner {
                 budget_messages: settings.send_budget_messages.max(1),
                 slow_consumer: settings.slow_consumer,
                 close_code: settings.slow_close_code,
+                conflation_keys: settings.conflation_keys.max(1),
             },
             offset,
             epoch,
+            key: None,
         })
     }
 

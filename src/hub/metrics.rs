@@ -58,9 +58,21 @@ impl crate::metrics::HubMetrics for HubInner {
             let subs: usize = topics.values().map(|t| t.lock().members.len()).sum();
             (topics.len(), subs)
         };
-        let connections = lock(&self.conns).len();
+        let (connections, event_streams) = {
+            let conns = lock(&self.conns);
+            (conns.len(), conns.event_streams())
+        };
         for (name, help, value) in [
-            ("ws_hub_connections", "Connections in the hub", connections),
+            (
+                "ws_hub_connections",
+                "Connections in the hub (event streams included)",
+                connections,
+            ),
+            (
+                "ws_hub_event_streams",
+                "Event streams (Server-Sent Events) in the hub",
+                event_streams,
+            ),
             ("ws_hub_topics", "Topics of the hub", topics),
             ("ws_hub_subscriptions", "Topic memberships", subscriptions),
             (

@@ -85,6 +85,7 @@ pub(super) fn apply(defaults: TopicSettings, ns: &NamespaceSettings) -> TopicSet
         recovery,
         cache,
         slow_consumer,
+        conflation_keys,
         slow_close_code,
         send_budget_bytes,
         send_budget_messages,
@@ -99,6 +100,7 @@ pub(super) fn apply(defaults: TopicSettings, ns: &NamespaceSettings) -> TopicSet
     s.recovery = recovery.unwrap_or(s.recovery);
     s.cache = cache.unwrap_or(s.cache);
     s.slow_consumer = slow_consumer.unwrap_or(s.slow_consumer);
+    s.conflation_keys = conflation_keys.unwrap_or(s.conflation_keys);
     s.slow_close_code = slow_close_code.unwrap_or(s.slow_close_code);
     s.send_budget_bytes = send_budget_bytes.unwrap_or(s.send_budget_bytes);
     s.send_budget_messages = send_budget_messages.unwrap_or(s.send_budget_messages);

@@ -25,6 +25,20 @@ impl Hub {
         self.inner.publish(topic, None, move |_| message, true)
     }
 
+    /// Publish `message` to every member of `topic` with a conflation key (the
+    /// instrument of a price): a subscriber conflated under
+    /// [`SlowConsumer::Latest`](crate::SlowConsumer::Latest) keeps the newest
+    /// publication per key, not per topic, and writes them oldest first once it
+    /// has room (at most [`TopicSettings::conflation_keys`](super::TopicSettings::conflation_keys)
+    /// keys). Otherwise a publication like [`publish`](Self::publish). The key is
+    /// this server's: what comes back from a numbering backplane (Redis) is
+    /// conflated per topic.
+    pub fn publish_keyed(&self, topic: &str, key: &str, message: impl Into<Message>) -> Published {
+        let message = message.into();
+        self.inner
+            .publish_keyed(topic, Some(key), None, move |_| message, true)
+    }
+
     /// Publish `message` to every member of `topic` but `except` (its sender).
     pub fn publish_except(
         &self,
@@ -148,6 +162,18 @@ impl HubInner {
         make: impl FnOnce(&Position) -> Message,
         to_backplane: bool,
     ) -> Published {
+        self.publish_keyed(name, None, except, make, to_backplane)
+    }
+
+    /// [`publish`](Self::publish) with a conflation key.
+    pub(super) fn publish_keyed(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        except: Option<ConnId>,
+        make: impl FnOnce(&Position) -> Message,
+        to_backplane: bool,
+    ) -> Published {
         if self.check_topic(name).is_err() {
             // Never a topic's (no member here), and a backplane could not place
             // it: not made.
@@ -190,12 +216,15 @@ impl HubInner {
             let message = make(&position);
             let rendered = self.render(&topic.name, &position, message.clone())?;
             state.last_offset = position.offset;
-            let delivery = self.delivery(
+            let mut delivery = self.delivery(
                 rendered,
                 &state.settings,
                 position.offset,
                 Some(state.epoch.clone()),
             );
+            if let (Some(key), Some(fresh)) = (key, Arc::get_mut(&mut delivery)) {
+                fresh.key = Some(key.into());
+            }
             self.metrics.publications.fetch_add(1, Ordering::Relaxed);
             if state.settings.kept() > 0 || !state.history.is_empty() {
                 let seq = self.histories.next_seq();

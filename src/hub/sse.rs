@@ -594,6 +594,23 @@ thread_local! {
     static SHARDS: std::cell::RefCell<Local> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+impl Hub {
+    /// The event streams open in the hub (members of its topics through
+    /// [`Events`]); [`Hub::connections`] counts WebSocket connections only. The
+    /// gauge `ws_hub_event_streams` says the same, and `ws_hub_connections`
+    /// counts both.
+    pub fn event_streams(&self) -> usize {
+        lock(&self.inner.conns).event_streams()
+    }
+}
+
+impl super::conns::Conns {
+    /// The entries without a connection: event streams.
+    pub(super) fn event_streams(&self) -> usize {
+        self.values().filter(|entry| entry.conn.is_none()).count()
+    }
+}
+
 impl HubInner {
     /// A new event-stream subscriber: an id, in the hub's table of connections
     /// (as `user`), on this thread's event-stream shard (started when it has
@@ -710,9 +727,11 @@ mod tests {
                 budget_messages: 2,
                 slow_consumer: policy,
                 close_code: 1008,
+                conflation_keys: 64,
             },
             offset,
             epoch: (offset > 0).then(|| "e".into()),
+            key: None,
         }
     }
 

@@ -3,7 +3,10 @@
 //! its join already covers). Generic over the handle of a subscriber's
 //! connection ([`Sink`]), so that the bookkeeping is tested without connections.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use super::delivery::Delivery;
 use crate::{actor::ConnId, settings::SlowConsumer};
@@ -110,9 +113,11 @@ struct Subscriber<L> {
     local: L,
     /// Set by its join's answer, cleared by the first delivery of its epoch above it.
     floor: Option<Box<Floor>>,
-    /// The newest publication a conflating policy kept for it, to write when it
-    /// has room.
-    latest: Option<Arc<Delivery>>,
+    /// What a conflating policy kept for it, to write when it has room: the
+    /// newest publication per conflation key, oldest first (`None`: nothing).
+    /// Boxed: one word in the list the fan-out walks, not a `VecDeque`'s four.
+    #[allow(clippy::box_collection)]
+    latest: Option<Box<VecDeque<Arc<Delivery>>>>,
 }
 
 /// A join not answered yet: what is held back for it.
@@ -254,8 +259,8 @@ impl<L: Sink> Subscribers<L> {
     pub fn retry_latest(&mut self) -> Counts {
         let mut counts = Counts::default();
         for sub in &mut self.list {
-            if let Some(latest) = sub.latest.take() {
-                sub.push(&latest, &mut counts);
+            if sub.latest.is_some() {
+                sub.write_kept(&mut counts);
             }
         }
         counts
@@ -300,12 +305,13 @@ impl<L: Sink> Subscriber<L> {
         self.push(delivery, counts);
     }
 
-    /// Deliver `delivery`, which supersedes what a conflating policy kept (counted
-    /// as conflated); kept instead when it is refused for the budget.
+    /// Deliver `delivery`; kept instead when it is refused for the budget (a
+    /// conflating policy). Behind what such a policy kept, it joins it (see
+    /// [`behind_kept`](Self::behind_kept)).
     #[inline(always)]
     fn push(&mut self, delivery: &Arc<Delivery>, counts: &mut Counts) {
         if self.latest.is_some() {
-            self.supersede(counts);
+            return self.behind_kept(delivery, counts);
         }
         let outcome = self.local.deliver(delivery);
         if outcome.0 == Outcome::Conflated {
@@ -314,17 +320,48 @@ impl<L: Sink> Subscriber<L> {
         counts.count(outcome);
     }
 
-    /// What a conflating policy kept is replaced by a newer publication.
-    #[cold]
-    fn supersede(&mut self, counts: &mut Counts) {
-        self.latest = None;
-        counts.conflated += 1;
-    }
-
     /// Keep `delivery` to write when the subscriber has room.
     #[cold]
     fn keep(&mut self, delivery: &Arc<Delivery>) {
-        self.latest = Some(delivery.clone());
+        let mut kept = VecDeque::with_capacity(1);
+        kept.push_back(delivery.clone());
+        self.latest = Some(Box::new(kept));
+    }
+
+    /// `delivery` replaces the value kept for its key (counted as conflated), or
+    /// is kept as its key's first, after the others (past the policy's keys, the
+    /// oldest value kept makes way: counted as dropped); then what is kept is
+    /// written, oldest first, while the subscriber takes it.
+    #[cold]
+    fn behind_kept(&mut self, delivery: &Arc<Delivery>, counts: &mut Counts) {
+        if let Some(kept) = &mut self.latest {
+            if let Some(at) = kept.iter().position(|d| d.key == delivery.key) {
+                kept.remove(at);
+                counts.conflated += 1;
+            } else if kept.len() >= delivery.policy.conflation_keys {
+                kept.pop_front();
+                counts.dropped += 1;
+            }
+            kept.push_back(delivery.clone());
+        }
+        self.write_kept(counts);
+    }
+
+    /// Write what a conflating policy kept, oldest first, until the subscriber
+    /// refuses one (kept, with what follows it).
+    #[cold]
+    fn write_kept(&mut self, counts: &mut Counts) {
+        while let Some(next) = self.latest.as_ref().and_then(|kept| kept.front().cloned()) {
+            let outcome = self.local.deliver(&next);
+            counts.count(outcome);
+            if outcome.0 == Outcome::Conflated {
+                return;
+            }
+            if let Some(kept) = &mut self.latest {
+                kept.pop_front();
+            }
+        }
+        self.latest = None;
     }
 }
 
@@ -363,9 +400,11 @@ mod tests {
                 budget_messages: 2,
                 slow_consumer: SlowConsumer::Drop,
                 close_code: 1008,
+                conflation_keys: 64,
             },
             offset,
             epoch: epoch.map(Into::into),
+            key: None,
         })
     }
 

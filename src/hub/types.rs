@@ -50,6 +50,9 @@ pub struct TopicSettings {
     pub presence: bool,
     /// What to do with a subscriber over its budget.
     pub slow_consumer: SlowConsumer,
+    /// Under [`SlowConsumer::Latest`], the values a subscriber keeps at most, one
+    /// per conflation key ([`HubSettings::conflation_keys`]).
+    pub conflation_keys: usize,
     /// The close code of [`SlowConsumer::Close`].
     pub slow_close_code: u16,
     /// Bytes a subscriber may have queued ([`HubSettings::send_budget_bytes`]).
@@ -104,6 +107,12 @@ impl TopicSettings {
     /// Set [`slow_consumer`](Self::slow_consumer).
     pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
         self.slow_consumer = policy;
+        self
+    }
+
+    /// Set [`conflation_keys`](Self::conflation_keys) (at least 1).
+    pub fn conflation_keys(mut self, keys: usize) -> Self {
+        self.conflation_keys = keys.max(1);
         self
     }
 
@@ -170,6 +179,7 @@ impl From<&HubSettings> for TopicSettings {
             history_bytes: s.history_bytes,
             presence: s.presence,
             slow_consumer: s.slow_consumer,
+            conflation_keys: s.conflation_keys,
             slow_close_code: s.slow_close_code,
             send_budget_bytes: s.send_budget_bytes,
             send_budget_messages: s.send_budget_messages,

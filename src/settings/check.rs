@@ -245,6 +245,7 @@ fn hub(h: &HubSettings) -> Result<(), SettingsError> {
     for (key, value) in [
         ("hub.send_budget_bytes", h.send_budget_bytes),
         ("hub.send_budget_messages", h.send_budget_messages),
+        ("hub.conflation_keys", h.conflation_keys),
         ("hub.max_topics_per_connection", h.max_topics_per_connection),
         ("hub.max_members_per_topic", h.max_members_per_topic),
         ("hub.max_topic_bytes", h.max_topic_bytes),
@@ -305,6 +306,7 @@ fn namespace(
     for (key, value) in [
         ("send_budget_bytes", ns.send_budget_bytes),
         ("send_budget_messages", ns.send_budget_messages),
+        ("conflation_keys", ns.conflation_keys),
         ("max_members", ns.max_members),
         ("max_message_bytes", ns.max_message_bytes),
     ] {

@@ -54,6 +54,11 @@ pub struct HubSettings {
     pub send_budget_messages: usize,
     /// What to do with a connection over its budget. Default [`SlowConsumer::Close`].
     pub slow_consumer: SlowConsumer,
+    /// Under [`SlowConsumer::Latest`], the values a subscriber keeps at most, one
+    /// per conflation key (`Hub::publish_keyed`: the instrument of a price); past
+    /// it, the oldest value kept is dropped for the new key's (counted in
+    /// `ws_hub_dropped_total`). Default 64.
+    pub conflation_keys: usize,
     /// The close code for [`SlowConsumer::Close`]. Default 1008 (policy violation).
     pub slow_close_code: u16,
     /// Publications kept per topic for recovery; 0 keeps none. Default 0 (no
@@ -168,6 +173,8 @@ pub struct NamespaceSettings {
     pub cache: Option<bool>,
     /// What to do with a subscriber over its budget.
     pub slow_consumer: Option<SlowConsumer>,
+    /// Values a conflating subscriber keeps at most, one per key.
+    pub conflation_keys: Option<usize>,
     /// The close code of [`SlowConsumer::Close`].
     pub slow_close_code: Option<u16>,
     /// Bytes a subscriber may have queued.
@@ -212,6 +219,7 @@ impl Default for HubSettings {
             send_budget_bytes: 1 << 20,
             send_budget_messages: 1000,
             slow_consumer: SlowConsumer::Close,
+            conflation_keys: 64,
             slow_close_code: 1008,
             history_size: 0,
             history_ttl: Some(Duration::from_secs(300)),

@@ -538,6 +538,94 @@ fn a_slow_reader_of_a_conflated_feed_gets_an_increasing_subsequence_ending_with_
     assert_eq!(h.hub.dropped(), 0);
 }
 
+/// Two instruments published in turn, 5,000 prices each, to a fast reader and
+/// one that takes one delivery in 97: the slow one gets each instrument's last
+/// price, each instrument's prices strictly increasing, and the others counted
+/// as conflated.
+#[test]
+fn a_slow_reader_of_keyed_publications_gets_the_last_of_each_key() {
+    let mut h = Harness::new(1, None);
+    h.hub.set_namespace(
+        "ticks",
+        "tick:*",
+        h.hub.topic_defaults().slow_consumer(SlowConsumer::Latest),
+    );
+    let (fast, slow) = (h.conn(0), h.conn(0));
+    h.join(fast, "tick:x", JoinOptions::default()).unwrap();
+    h.join(slow, "tick:x", JoinOptions::default()).unwrap();
+    h.pump_all();
+    h.rooms.borrow_mut().insert(slow, 0);
+    for n in 1..=10_000u32 {
+        let key = if n % 2 == 0 { "b" } else { "a" };
+        h.hub.publish_keyed("tick:x", key, format!("{key} {n}"));
+        if n % 97 == 0 {
+            *h.rooms.borrow_mut().get_mut(&slow).unwrap() += 1;
+        }
+        if n % 250 == 0 {
+            h.pump_all();
+            h.retry_latest(0);
+        }
+    }
+    h.pump_all();
+    h.rooms.borrow_mut().remove(&slow);
+    assert!(!h.retry_latest(0), "nothing kept once written");
+    let parsed = |id| -> Vec<(String, u32)> {
+        h.received(id)
+            .iter()
+            .map(|t| {
+                let (k, n) = t.split_once(' ').unwrap();
+                (k.to_owned(), n.parse().unwrap())
+            })
+            .collect()
+    };
+    let all: Vec<u32> = parsed(fast).iter().map(|(_, n)| *n).collect();
+    assert_eq!(all, (1..=10_000).collect::<Vec<_>>());
+    let got = parsed(slow);
+    for key in ["a", "b"] {
+        let of_key: Vec<u32> = got
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, n)| *n)
+            .collect();
+        assert!(
+            of_key.windows(2).all(|w| w[0] < w[1]),
+            "{key}: strictly increasing"
+        );
+        let last = if key == "a" { 9_999 } else { 10_000 };
+        assert_eq!(of_key.last(), Some(&last), "{key}: its last");
+    }
+    // Written oldest first: the whole sequence increases too.
+    assert!(got.windows(2).all(|w| w[0].1 < w[1].1));
+    assert!(got.len() < 400, "{} of 10,000", got.len());
+    assert_eq!(h.hub.conflated(), 10_000 - got.len() as u64);
+    assert_eq!(h.hub.dropped(), 0);
+}
+
+#[test]
+fn past_its_keys_a_conflating_subscriber_drops_the_oldest_value_kept() {
+    let mut h = Harness::new(1, None);
+    h.hub.configure(
+        "t",
+        h.hub
+            .topic_defaults()
+            .slow_consumer(SlowConsumer::Latest)
+            .conflation_keys(2),
+    );
+    let c = h.conn(0);
+    h.join(c, "t", JoinOptions::default()).unwrap();
+    h.pump_all();
+    h.rooms.borrow_mut().insert(c, 0);
+    for (key, text) in [("a", "a1"), ("b", "b1"), ("a", "a2"), ("c", "c1")] {
+        h.hub.publish_keyed("t", key, text);
+    }
+    h.pump_all();
+    h.rooms.borrow_mut().remove(&c);
+    assert!(!h.retry_latest(0));
+    // a1 replaced by a2; b1 the oldest kept when c came.
+    assert_eq!(h.received(c), ["a2", "c1"]);
+    assert_eq!((h.hub.conflated(), h.hub.dropped()), (1, 1));
+}
+
 #[test]
 fn a_conflating_join_held_for_its_answer_keeps_the_newest_within_its_budget() {
     let mut h = Harness::new(1, Some(true));

@@ -9,6 +9,14 @@
 //! ```sh
 //! cargo test --release --test sse_cost -- --ignored --nocapture
 //! ```
+//!
+//! The same method measures conflation against `drop`: `SUBSCRIBERS` WebSocket
+//! members of a `drop` topic and as many of a `latest` one, with a budget of
+//! `OVER_BUDGET` publications, get bursts of `BURST` publications (more than the
+//! budget: most of each burst finds them over it); a burst is done when every
+//! publication is accounted for each subscriber (delivered, dropped, or
+//! delivered or replaced later). The figures are publications offered to a
+//! subscriber, and deliveries, per CPU-second of the worker thread.
 
 use std::{
     io::Read,
@@ -29,11 +37,12 @@ const ROUNDS: usize = 3;
 
 struct Member {
     hub: ws::Hub,
+    topic: String,
 }
 
 impl ws::Endpoint for Member {
     fn on_open(&mut self, conn: &ws::Conn, _: &mut ws::EndpointContext<Self>) {
-        let _ = self.hub.join(conn, "ws");
+        let _ = self.hub.join(conn, &self.topic);
     }
 }
 
@@ -48,10 +57,11 @@ fn serve(hub: ws::Hub) -> SocketAddr {
                 let (hub, events) = (hub.clone(), events.clone());
                 App::new()
                     .route(
-                        "/ws",
-                        web::get().to(move |req: ws::Upgrade| {
+                        "/ws/{topic}",
+                        web::get().to(move |req: ws::Upgrade, topic: web::Path<String>| {
                             let hub = hub.clone();
-                            async move { ws::start(ws::endpoint(Member { hub }), &req) }
+                            let topic = topic.into_inner();
+                            async move { ws::start(ws::endpoint(Member { hub, topic }), &req) }
                         }),
                     )
                     .route(
@@ -162,7 +172,7 @@ fn worker_task(addr: SocketAddr) -> String {
 /// A WebSocket subscriber: counts the publications ("N" in order).
 fn ws_subscriber(addr: SocketAddr, who: usize, progress: Arc<Progress>, joined: Arc<Progress>) {
     let (mut socket, _) =
-        tokio_tungstenite::tungstenite::connect(format!("ws://{addr}/ws")).expect("connect");
+        tokio_tungstenite::tungstenite::connect(format!("ws://{addr}/ws/ws")).expect("connect");
     joined.set(who, 1);
     let mut count = 0;
     while count < PUBLICATIONS * ROUNDS {
@@ -279,4 +289,81 @@ fn an_event_stream_subscriber_costs_against_a_websocket_one() {
     for t in threads {
         t.join().expect("subscriber");
     }
+}
+
+const OVER_BUDGET: usize = 8;
+const BURST: usize = 64;
+const BURSTS: usize = if cfg!(debug_assertions) { 10 } else { 100 };
+
+/// A WebSocket subscriber of `topic` that reads everything, as fast as it can,
+/// until the server goes away (the test's end).
+fn reader(addr: SocketAddr, topic: &str, joined: Arc<Progress>, who: usize) {
+    let (mut socket, _) =
+        tokio_tungstenite::tungstenite::connect(format!("ws://{addr}/ws/{topic}"))
+            .expect("connect");
+    joined.set(who, 1);
+    while socket.read().is_ok() {}
+}
+
+#[test]
+#[ignore = "a measurement, 200 client threads; scripts/test-all.sh runs it (the figures: --release)"]
+fn conflation_costs_against_drop() {
+    let mut settings = ws::Settings::default();
+    settings.hub.history_size = 0;
+    let hub = ws::Hub::with_settings(&settings);
+    for (topic, policy) in [
+        ("drop", ws::SlowConsumer::Drop),
+        ("latest", ws::SlowConsumer::Latest),
+    ] {
+        let topic_settings = hub
+            .topic_defaults()
+            .slow_consumer(policy)
+            .send_budget(1 << 20, OVER_BUDGET);
+        hub.configure(topic, topic_settings);
+    }
+    let addr = serve(hub.clone());
+    let task = worker_task(addr);
+    for topic in ["drop", "latest"] {
+        let joined = Progress::new(SUBSCRIBERS);
+        for who in 0..SUBSCRIBERS {
+            let joined = joined.clone();
+            std::thread::spawn(move || reader(addr, topic, joined, who));
+        }
+        joined.wait_all(1);
+    }
+    let guard = std::time::Instant::now() + Duration::from_secs(60);
+    while hub.count("drop") < SUBSCRIBERS || hub.count("latest") < SUBSCRIBERS {
+        assert!(std::time::Instant::now() < guard, "joins (hang guard)");
+        std::thread::yield_now();
+    }
+    let payload = "x".repeat(100);
+    // Every publication offered to every subscriber, accounted.
+    let accounted = |hub: &ws::Hub| hub.deliveries() + hub.dropped() + hub.conflated();
+    for round in 0..ROUNDS {
+        for topic in ["drop", "latest"] {
+            let (before, delivered_before, start) =
+                (cpu_ns(&task), hub.deliveries(), accounted(&hub));
+            for burst in 0..BURSTS {
+                for n in 0..BURST {
+                    hub.publish(topic, format!("{} {payload}", burst * BURST + n));
+                }
+                let target = start + ((burst + 1) * BURST * SUBSCRIBERS) as u64;
+                let guard = std::time::Instant::now() + Duration::from_secs(60);
+                while accounted(&hub) < target {
+                    assert!(std::time::Instant::now() < guard, "a burst (hang guard)");
+                    std::thread::yield_now();
+                }
+            }
+            let cpu = (cpu_ns(&task) - before) as f64 / 1e9;
+            let offered = (BURSTS * BURST * SUBSCRIBERS) as f64;
+            let delivered = (hub.deliveries() - delivered_before) as f64;
+            println!(
+                "round {round} {topic:>6}: {offered} offered, {delivered} delivered, server worker \
+                 {cpu:.3} CPU-s: {:.0} offered and {:.0} delivered per CPU-second",
+                offered / cpu,
+                delivered / cpu
+            );
+        }
+    }
+    assert_eq!(hub.slow_closes(), 0);
 }

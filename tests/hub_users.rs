@@ -128,3 +128,58 @@ async fn a_users_connections_are_bounded_and_a_closed_one_frees_its_place() {
     assert_eq!(c3.text().await, "two of them");
     srv.handle.stop(false).await;
 }
+
+#[actix_rt::test]
+async fn a_hidden_websocket_member_receives_the_topic_out_of_presence() {
+    let mut settings = ws::Settings::default();
+    settings.hub.presence = true;
+    let hub = ws::Hub::with_settings(&settings);
+    let (tx, mut told) = mpsc::unbounded_channel();
+    hub.on_presence_fn(move |p: &ws::Presence| {
+        let _ = tx.send((p.user.clone(), p.kind));
+    })
+    .unwrap();
+    let mut srv = server();
+    let (mut visible, v) = srv.open().await;
+    let (mut monitor, m) = srv.open().await;
+    hub.join_with(&v, "t", ws::JoinOptions::default().user("vis"))
+        .unwrap();
+    hub.join_with(&m, "t", ws::JoinOptions::default().user("mon").hidden(true))
+        .unwrap();
+    hub.publish("t", "x");
+    assert_eq!(visible.text().await, "x");
+    assert_eq!(monitor.text().await, "x");
+    let listed: Vec<ws::ConnId> = hub.members("t").iter().map(|m| m.id).collect();
+    assert_eq!(listed, [v.id()]);
+    assert_eq!(
+        (hub.users("t"), hub.count("t")),
+        (vec!["vis".to_owned()], 2)
+    );
+    // The monitor closes, then the visible one leaves: presence (in order per
+    // topic) tells the visible one's join and leave, nothing of the monitor.
+    monitor.stream.shutdown().await.unwrap();
+    for _ in 0..1_000 {
+        if hub.count("t") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(hub.count("t"), 1, "the monitor's close took it out");
+    assert!(hub.leave(v.id(), "t"));
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let event = tokio::time::timeout(Duration::from_secs(10), told.recv())
+            .await
+            .expect("a presence event")
+            .unwrap();
+        events.push(event);
+    }
+    assert_eq!(
+        events,
+        [
+            ("vis".to_owned(), ws::PresenceKind::Joined),
+            ("vis".to_owned(), ws::PresenceKind::Left)
+        ]
+    );
+    srv.handle.stop(false).await;
+}

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::{
     id::ConnId,
-    owned::{OverBudget, Queued},
+    owned::{OverBudget, Queued, QueuedMany},
     slab::{thread_number, OwnedRef},
     Error,
 };
@@ -69,6 +69,19 @@ pub struct Accepted {
     pub recompressed: bool,
 }
 
+/// What a [grouped budgeted send](OnThread::send_many_within) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AcceptedMany {
+    /// How many were taken: the first ones, in order.
+    pub taken: usize,
+    /// How many of those were compressed again for this connection.
+    pub recompressed: usize,
+    /// Why the next one (the one at `taken`) was refused; `None` when all were
+    /// taken. Those after it were not tried.
+    pub refused: Option<Refused>,
+}
+
 /// A connection's state on its own thread, from [`Conn::on_thread`](super::Conn::on_thread):
 /// not `Send`, and cheap to clone. Every operation takes no lock; each keeps the
 /// connection's rules (ready-state, the mirror other threads read, waking its
@@ -115,6 +128,40 @@ impl OnThread {
             Err(OverBudget::Closed) => Err(Refused::Closed),
             Err(OverBudget::Bytes { buffered }) => Err(Refused::Bytes { buffered }),
             Err(OverBudget::Messages { queued }) => Err(Refused::Messages { queued }),
+        }
+    }
+
+    /// Send `messages` in order, each as [`send_within`](Self::send_within) would
+    /// (the budget checked before each), stopping at the first refused; the
+    /// connection's other threads' view is updated and its writer woken once for
+    /// them all.
+    #[inline]
+    pub fn send_many_within<'a>(
+        &self,
+        messages: impl IntoIterator<Item = &'a PreparedMessage>,
+        budget: Budget,
+    ) -> AcceptedMany {
+        let Ok(mut owned) = self.owned.try_borrow_mut() else {
+            // Borrowed by the connection's own task: not reachable from there.
+            return AcceptedMany {
+                taken: 0,
+                recompressed: 0,
+                refused: Some(Refused::Closed),
+            };
+        };
+        let QueuedMany {
+            taken,
+            recompressed,
+            refused,
+        } = owned.send_many_within(messages, budget.bytes, budget.messages.max(1));
+        AcceptedMany {
+            taken,
+            recompressed,
+            refused: refused.map(|refused| match refused {
+                OverBudget::Closed => Refused::Closed,
+                OverBudget::Bytes { buffered } => Refused::Bytes { buffered },
+                OverBudget::Messages { queued } => Refused::Messages { queued },
+            }),
         }
     }
 

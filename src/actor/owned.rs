@@ -73,6 +73,16 @@ pub(crate) struct Queued {
     pub(super) recompressed: bool,
 }
 
+/// What a [grouped budgeted send](Owned::send_many_within) came to: how many were
+/// taken (the first ones), how many of those were compressed again for this
+/// connection, and why the next one was refused, if one was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueuedMany {
+    pub(super) taken: usize,
+    pub(super) recompressed: usize,
+    pub(super) refused: Option<OverBudget>,
+}
+
 /// What the driver needs to know before it reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadView {
@@ -286,6 +296,60 @@ impl Owned {
         self.sync();
         self.wake_task();
         Ok(Queued { end, recompressed })
+    }
+
+    /// Send `messages` in order within a budget, as [`send_within`](Self::send_within)
+    /// one after the other would, with one check of the connection, one mirror for
+    /// other threads and one wake of the task for them all. Stops at the first
+    /// refused: what follows it is not tried.
+    pub fn send_many_within<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = &'a PreparedMessage>,
+        max_bytes: usize,
+        max_messages: usize,
+    ) -> QueuedMany {
+        let mut done = QueuedMany {
+            taken: 0,
+            recompressed: 0,
+            refused: None,
+        };
+        if self.driver_done || !self.core.ready_state().can_send() {
+            done.refused = Some(OverBudget::Closed);
+            return done;
+        }
+        let taken = self.taken;
+        let budgeted = &mut self.rare.get_or_insert_with(Box::default).budgeted;
+        while budgeted.front().is_some_and(|end| *end <= taken) {
+            budgeted.pop_front();
+        }
+        for message in messages {
+            let buffered = self.core.buffered_amount();
+            if buffered >= max_bytes {
+                done.refused = Some(OverBudget::Bytes { buffered });
+                break;
+            }
+            if budgeted.len() >= max_messages {
+                done.refused = Some(OverBudget::Messages {
+                    queued: budgeted.len(),
+                });
+                break;
+            }
+            if self.core.info().compresses_prepared_again(message) {
+                done.recompressed += 1;
+            }
+            if self.core.send_prepared(message).is_err() {
+                done.refused = Some(OverBudget::Closed);
+                break;
+            }
+            budgeted.push_back(taken + self.core.buffered_amount() as u64);
+            done.taken += 1;
+        }
+        if done.taken > 0 {
+            self.stats.messages_sent(done.taken);
+            self.sync();
+            self.wake_task();
+        }
+        done
     }
 
     /// Start the closing handshake for the user (or a shutdown); returns the offset

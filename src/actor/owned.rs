@@ -352,6 +352,73 @@ impl Owned {
         done
     }
 
+    /// Send the messages whose plain frames are `frames`, back to back (message
+    /// `i` ends at `ends[i]`), as [`send_many_within`](Self::send_many_within)
+    /// would, with one copy for all it takes. `None` when this connection would
+    /// send them otherwise: it is a client (it masks), or it compresses and a
+    /// message has a compressed form (`compressed`).
+    pub fn send_frames_within(
+        &mut self,
+        frames: &Bytes,
+        ends: &[usize],
+        compressed: bool,
+        max_bytes: usize,
+        max_messages: usize,
+    ) -> Option<QueuedMany> {
+        let info = self.core.info();
+        if info.role() != Role::Server || (compressed && info.extension().is_some()) {
+            return None;
+        }
+        let mut done = QueuedMany {
+            taken: 0,
+            recompressed: 0,
+            refused: None,
+        };
+        if self.driver_done || !self.core.ready_state().can_send() {
+            done.refused = Some(OverBudget::Closed);
+            return Some(done);
+        }
+        let taken = self.taken;
+        let budgeted = &mut self.rare.get_or_insert_with(Box::default).budgeted;
+        while budgeted.front().is_some_and(|end| *end <= taken) {
+            budgeted.pop_front();
+        }
+        let buffered = self.core.buffered_amount();
+        // The bytes of the messages taken so far.
+        let mut length = 0;
+        for &end in ends {
+            if buffered + length >= max_bytes {
+                done.refused = Some(OverBudget::Bytes {
+                    buffered: buffered + length,
+                });
+                break;
+            }
+            if budgeted.len() >= max_messages {
+                done.refused = Some(OverBudget::Messages {
+                    queued: budgeted.len(),
+                });
+                break;
+            }
+            budgeted.push_back(taken + (buffered + end) as u64);
+            length = end;
+            done.taken += 1;
+        }
+        if done.taken == 0 {
+            return Some(done);
+        }
+        let sent = if length == frames.len() {
+            self.core.send_prepared_frames(frames)
+        } else {
+            self.core.send_prepared_frames(&frames.slice(..length))
+        };
+        // The ready-state was checked above: nothing refuses them.
+        debug_assert!(sent.is_ok());
+        self.stats.messages_sent(done.taken);
+        self.sync();
+        self.wake_task();
+        Some(done)
+    }
+
     /// Start the closing handshake for the user (or a shutdown); returns the offset
     /// just past the Close frame.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<u64, SendError> {

@@ -18,10 +18,10 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    delivery::Delivery,
+    delivery::{Delivery, Policy},
     inner::HubInner,
     queue::{Cmd, Queue},
-    subscribers::{Counts, Many, Outcome, Sink, Subscribers},
+    subscribers::{Counts, Many, Outcome, Sink, Subscribers, Whole},
 };
 use crate::{
     actor::{Budget, Conn, ConnId, Error, OnThread, Refused},
@@ -101,18 +101,33 @@ impl Sink for OnThread {
         )
     }
 
-    fn deliver_many(&self, group: &[&Arc<Delivery>]) -> Many {
+    fn deliver_many(&self, group: &[&Arc<Delivery>], whole: Option<&Whole<'_>>) -> Many {
         let mut many = Many::default();
+        if let (Some(whole), Some(first)) = (whole, group.first()) {
+            let policy = &first.policy;
+            let budget = Budget {
+                bytes: policy.budget_bytes,
+                messages: policy.budget_messages,
+            };
+            // Their frames in one copy, when this connection sends them as they
+            // are (and they share one budget: a topic's publications do).
+            if group.iter().all(|d| same_budget(&d.policy, policy)) {
+                if let Some(sent) = self.send_batch_within(whole.batch(), budget) {
+                    many.delivered = sent.taken;
+                    if let Some(refusal) = sent.refused {
+                        many.stopped = Some(refused(self, group[sent.taken], refusal));
+                    }
+                    return many;
+                }
+            }
+        }
         let mut rest = group;
         while let Some(first) = rest.first() {
             // A run of one budget (a topic's publications share it).
             let policy = &first.policy;
             let run = rest
                 .iter()
-                .position(|d| {
-                    d.policy.budget_bytes != policy.budget_bytes
-                        || d.policy.budget_messages != policy.budget_messages
-                })
+                .position(|d| !same_budget(&d.policy, policy))
                 .unwrap_or(rest.len());
             let budget = Budget {
                 bytes: policy.budget_bytes,
@@ -405,6 +420,11 @@ fn deliver(local: &OnThread, delivery: &Delivery) -> (Outcome, bool) {
         Ok(accepted) => (Outcome::Delivered, accepted.recompressed),
         Err(refusal) => refused(local, delivery, refusal),
     }
+}
+
+/// Whether two policies give one budget.
+fn same_budget(a: &Policy, b: &Policy) -> bool {
+    a.budget_bytes == b.budget_bytes && a.budget_messages == b.budget_messages
 }
 
 /// What a refused delivery comes to: the policy's outcome.

@@ -3,10 +3,13 @@
 //! its join already covers). Generic over the handle of a subscriber's
 //! connection ([`Sink`]), so that the bookkeeping is tested without connections.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{cell::OnceCell, collections::HashMap, sync::Arc};
 
 use super::delivery::Delivery;
-use crate::{actor::ConnId, settings::SlowConsumer};
+use crate::{
+    actor::{ConnId, PreparedBatch},
+    settings::SlowConsumer,
+};
 
 /// What happened to one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +32,9 @@ pub(super) trait Sink {
 
     /// Deliver `group` in order, as `deliver` one after the other would, up to
     /// the first that is not delivered (the ones after it are not tried).
-    fn deliver_many(&self, group: &[&Arc<Delivery>]) -> Many {
+    /// `whole`: `group` is all of the group being fanned out.
+    fn deliver_many(&self, group: &[&Arc<Delivery>], whole: Option<&Whole<'_>>) -> Many {
+        let _ = whole;
         let mut many = Many::default();
         for delivery in group {
             let outcome = self.deliver(delivery);
@@ -41,6 +46,29 @@ pub(super) trait Sink {
             many.recompressed += u64::from(outcome.1);
         }
         many
+    }
+}
+
+/// A group being fanned out, whole: its frames back to back, made when a sink
+/// first asks for them (one copy of them all for each subscriber that gets them
+/// all as they are).
+pub(super) struct Whole<'a> {
+    group: &'a [(Arc<Delivery>, Option<ConnId>)],
+    batch: OnceCell<PreparedBatch>,
+}
+
+impl<'a> Whole<'a> {
+    fn new(group: &'a [(Arc<Delivery>, Option<ConnId>)]) -> Self {
+        Whole {
+            group,
+            batch: OnceCell::new(),
+        }
+    }
+
+    /// The group's frames, back to back.
+    pub fn batch(&self) -> &PreparedBatch {
+        self.batch
+            .get_or_init(|| PreparedBatch::new(self.group.iter().map(|(d, _)| &d.prepared)))
     }
 }
 
@@ -249,6 +277,7 @@ impl<L: Sink> Subscribers<L> {
         let held_all = &mut self.held;
         // The group's publications one subscriber gets, in order.
         let mut mine = Vec::with_capacity(if group.len() > 1 { group.len() } else { 0 });
+        let whole = Whole::new(group);
         for sub in &mut self.list {
             let mut held = if any_held {
                 held_all.get_mut(&sub.id)
@@ -262,7 +291,8 @@ impl<L: Sink> Subscribers<L> {
                         mine.push(delivery);
                     }
                 }
-                sub.push_many(&mine, &mut counts);
+                let all = mine.len() == group.len();
+                sub.push_many(&mine, all.then_some(&whole), &mut counts);
                 continue;
             }
             for (delivery, except) in group {
@@ -348,16 +378,22 @@ impl<L: Sink> Subscriber<L> {
     }
 
     /// Deliver `group` in order, as `push` one after the other would, with one
-    /// visit of the connection for those its budget takes.
+    /// visit of the connection for those its budget takes (`whole`: `group` is
+    /// all of the group being fanned out).
     #[inline(always)]
-    fn push_many(&mut self, group: &[&Arc<Delivery>], counts: &mut Counts) {
+    fn push_many(
+        &mut self,
+        group: &[&Arc<Delivery>],
+        whole: Option<&Whole<'_>>,
+        counts: &mut Counts,
+    ) {
         if self.latest.is_some() || group.len() < 2 {
             for delivery in group {
                 self.push(delivery, counts);
             }
             return;
         }
-        let many = self.local.deliver_many(group);
+        let many = self.local.deliver_many(group, whole);
         counts.delivered += many.delivered as u64;
         counts.recompressed += many.recompressed;
         if let Some(outcome) = many.stopped {

@@ -380,29 +380,37 @@ impl Owned {
         }
         let taken = self.taken;
         let budgeted = &mut self.rare.get_or_insert_with(Box::default).budgeted;
-        while budgeted.front().is_some_and(|end| *end <= taken) {
-            budgeted.pop_front();
+        // The sends written since: their ends are the lowest, at the front.
+        let written = budgeted.partition_point(|end| *end <= taken);
+        if written > 0 {
+            budgeted.drain(..written);
         }
         let buffered = self.core.buffered_amount();
-        // The bytes of the messages taken so far.
-        let mut length = 0;
-        for &end in ends {
-            if buffered + length >= max_bytes {
-                done.refused = Some(OverBudget::Bytes {
-                    buffered: buffered + length,
-                });
-                break;
-            }
-            if budgeted.len() >= max_messages {
-                done.refused = Some(OverBudget::Messages {
-                    queued: budgeted.len(),
-                });
-                break;
-            }
-            budgeted.push_back(taken + (buffered + end) as u64);
-            length = end;
-            done.taken += 1;
+        let queued = budgeted.len();
+        // Message `i` is taken while the buffer holds less than `max_bytes` before
+        // it (the bytes budget) and fewer than `max_messages` budgeted sends wait
+        // (the messages budget), the bytes checked first, as one by one.
+        let by_bytes = match ends.split_last() {
+            Some(_) if buffered >= max_bytes => 0,
+            Some((_, before)) => 1 + before.partition_point(|end| buffered + end < max_bytes),
+            None => 0,
+        };
+        let by_messages = max_messages.saturating_sub(queued);
+        let n = by_bytes.min(by_messages).min(ends.len());
+        if n < ends.len() {
+            let before = if n == 0 { 0 } else { ends[n - 1] };
+            done.refused = Some(if n == by_bytes {
+                OverBudget::Bytes {
+                    buffered: buffered + before,
+                }
+            } else {
+                OverBudget::Messages { queued: queued + n }
+            });
         }
+        let base = taken + buffered as u64;
+        budgeted.extend(ends[..n].iter().map(|end| base + *end as u64));
+        done.taken = n;
+        let length = if n == 0 { 0 } else { ends[n - 1] };
         if done.taken == 0 {
             return Some(done);
         }
@@ -856,5 +864,98 @@ impl Owned {
         }
         self.task = Some(waker.clone());
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        actor::shared::Facts,
+        proto::{Connection, PreparedMessage, Role},
+        settings::{DeflateSettings, ProtocolSettings},
+    };
+
+    fn open_server() -> Owned {
+        let mut core = Connection::new(Role::Server, ProtocolSettings::default());
+        core.open();
+        let shared = Arc::new(Shared::new(Facts {
+            id: ConnId::from_raw(1),
+            owner: 0,
+            slot: 0,
+            protocol: None,
+            extension: None,
+            max_send_buffer: usize::MAX,
+            auto_pong: true,
+            ready_state: core.ready_state(),
+        }));
+        Owned::new(core, shared, &ConnectionSettings::default())
+    }
+
+    /// The output, the budgeted ends and the outcome after `queued` messages
+    /// sent one by one with `written` bytes of them taken, then `messages`
+    /// sent either as frames back to back or one by one.
+    fn run(
+        batch: bool,
+        queued: &[PreparedMessage],
+        written: usize,
+        messages: &[PreparedMessage],
+        max_bytes: usize,
+        max_messages: usize,
+    ) -> (QueuedMany, Bytes, Vec<u64>) {
+        let mut owned = open_server();
+        for m in queued {
+            owned.send_within(m, usize::MAX, usize::MAX).unwrap();
+        }
+        owned.output_written(written);
+        let many = if batch {
+            let mut frames = BytesMut::new();
+            let mut ends = Vec::new();
+            for m in messages {
+                frames.extend_from_slice(m.frame());
+                ends.push(frames.len());
+            }
+            let frames = frames.freeze();
+            owned
+                .send_frames_within(&frames, &ends, false, max_bytes, max_messages)
+                .unwrap()
+        } else {
+            owned.send_many_within(messages, max_bytes, max_messages)
+        };
+        let output = Bytes::copy_from_slice(owned.core.output().front());
+        let mut budgeted: Vec<u64> = owned.rare_mut().budgeted.iter().copied().collect();
+        // What was written is gone from either (trimmed at the next send).
+        budgeted.retain(|end| *end > owned.taken);
+        (many, output, budgeted)
+    }
+
+    /// Frames back to back are taken, refused and accounted for exactly as the
+    /// same messages one by one, at every bytes and messages budget around what
+    /// is queued and what they add.
+    #[test]
+    fn frames_back_to_back_are_budgeted_as_one_by_one() {
+        let deflate = DeflateSettings::default();
+        let msg = |n: usize| PreparedMessage::new("x".repeat(n), &deflate);
+        let queued: Vec<_> = [3, 10, 1].into_iter().map(msg).collect();
+        let messages: Vec<_> = [5, 1, 130, 2, 7].into_iter().map(msg).collect();
+        for written in [0, 4, 12, 20] {
+            for max_bytes in [0, 1, 10, 19, 20, 27, 30, 170, 200, 10_000] {
+                for max_messages in [1, 2, 3, 4, 5, 8, 100] {
+                    let args = (&queued[..], written, &messages[..], max_bytes, max_messages);
+                    let together = run(true, args.0, args.1, args.2, args.3, args.4);
+                    let one_by_one = run(false, args.0, args.1, args.2, args.3, args.4);
+                    assert_eq!(
+                        together, one_by_one,
+                        "written {written}, max_bytes {max_bytes}, max_messages {max_messages}"
+                    );
+                }
+            }
+        }
+        // The cases reach both refusals and none.
+        let (many, ..) = run(true, &queued, 0, &messages, 30, 100);
+        assert_eq!(many.refused, Some(OverBudget::Bytes { buffered: 30 }));
+        let (many, ..) = run(true, &queued, 0, &messages, 10_000, 5);
+        assert_eq!(many.refused, Some(OverBudget::Messages { queued: 5 }));
+        assert_eq!(run(true, &queued, 20, &messages, 10_000, 100).0.taken, 5);
     }
 }

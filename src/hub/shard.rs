@@ -18,7 +18,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::{
-    delivery::{Delivery, Policy},
+    delivery::Delivery,
     inner::HubInner,
     queue::{Cmd, Queue},
     subscribers::{Counts, Many, Outcome, Sink, Subscribers, Whole},
@@ -111,7 +111,7 @@ impl Sink for OnThread {
             };
             // Their frames in one copy, when this connection sends them as they
             // are (and they share one budget: a topic's publications do).
-            if group.iter().all(|d| same_budget(&d.policy, policy)) {
+            if whole.one_budget {
                 if let Some(sent) = self.send_batch_within(whole.batch(), budget) {
                     many.delivered = sent.taken;
                     if let Some(refusal) = sent.refused {
@@ -127,7 +127,7 @@ impl Sink for OnThread {
             let policy = &first.policy;
             let run = rest
                 .iter()
-                .position(|d| !same_budget(&d.policy, policy))
+                .position(|d| !d.policy.same_budget(policy))
                 .unwrap_or(rest.len());
             let budget = Budget {
                 bytes: policy.budget_bytes,
@@ -420,11 +420,6 @@ fn deliver(local: &OnThread, delivery: &Delivery) -> (Outcome, bool) {
         Ok(accepted) => (Outcome::Delivered, accepted.recompressed),
         Err(refusal) => refused(local, delivery, refusal),
     }
-}
-
-/// Whether two policies give one budget.
-fn same_budget(a: &Policy, b: &Policy) -> bool {
-    a.budget_bytes == b.budget_bytes && a.budget_messages == b.budget_messages
 }
 
 /// What a refused delivery comes to: the policy's outcome.

@@ -55,13 +55,20 @@ pub(super) trait Sink {
 pub(super) struct Whole<'a> {
     group: &'a [(Arc<Delivery>, Option<ConnId>)],
     batch: OnceCell<PreparedBatch>,
+    /// Every publication of the group has the first one's budget (a topic's
+    /// publications do).
+    pub one_budget: bool,
 }
 
 impl<'a> Whole<'a> {
     fn new(group: &'a [(Arc<Delivery>, Option<ConnId>)]) -> Self {
+        let one_budget = group
+            .windows(2)
+            .all(|pair| pair[0].0.policy.same_budget(&pair[1].0.policy));
         Whole {
             group,
             batch: OnceCell::new(),
+            one_budget,
         }
     }
 
@@ -278,6 +285,14 @@ impl<L: Sink> Subscribers<L> {
         // The group's publications one subscriber gets, in order.
         let mut mine = Vec::with_capacity(if group.len() > 1 { group.len() } else { 0 });
         let whole = Whole::new(group);
+        // All of them, for a subscriber without a floor that sent none of them.
+        let all: Vec<_> = match group.len() {
+            0 | 1 => Vec::new(),
+            _ => group.iter().map(|(d, _)| d).collect(),
+        };
+        let mut senders: Vec<ConnId> = group.iter().filter_map(|(_, except)| *except).collect();
+        senders.sort_unstable();
+        senders.dedup();
         for sub in &mut self.list {
             let mut held = if any_held {
                 held_all.get_mut(&sub.id)
@@ -285,6 +300,10 @@ impl<L: Sink> Subscribers<L> {
                 None
             };
             if held.is_none() && group.len() > 1 {
+                if sub.floor.is_none() && !senders.contains(&sub.id) {
+                    sub.push_many(&all, Some(&whole), &mut counts);
+                    continue;
+                }
                 mine.clear();
                 for (delivery, except) in group {
                     if Some(sub.id) != *except && sub.admits(delivery) {

@@ -277,7 +277,8 @@ impl<L: Sink> Subscribers<L> {
     /// delivered, or held back for an unanswered join (bounded like a send
     /// buffer: past its budget, the policy applies as it would on delivery).
     /// Subscriber by subscriber: each gets them all, in order, before the next is
-    /// visited, as if they came one after the other.
+    /// visited, as if they came one after the other (a subscriber's run of them
+    /// sent in one pass, and as one copy of their frames when it gets them all).
     pub fn publish_many(&mut self, group: &[(Arc<Delivery>, Option<ConnId>)]) -> Counts {
         let mut counts = Counts::default();
         let any_held = !self.held.is_empty();
@@ -310,8 +311,8 @@ impl<L: Sink> Subscribers<L> {
                         mine.push(delivery);
                     }
                 }
-                let all = mine.len() == group.len();
-                sub.push_many(&mine, all.then_some(&whole), &mut counts);
+                let whole = (mine.len() == group.len()).then_some(&whole);
+                sub.push_many(&mine, whole, &mut counts);
                 continue;
             }
             for (delivery, except) in group {

@@ -38,3 +38,10 @@ pub(super) struct Policy {
     /// The values a conflating subscriber keeps at most (one per key).
     pub(super) conflation_keys: usize,
 }
+
+impl Policy {
+    /// Whether `other` gives the same budget.
+    pub(super) fn same_budget(&self, other: &Policy) -> bool {
+        self.budget_bytes == other.budget_bytes && self.budget_messages == other.budget_messages
+    }
+}

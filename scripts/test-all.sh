@@ -50,6 +50,7 @@ cargo test --features redis --lib hub::redis
 cargo test --features redis --lib hub::redis -- --ignored
 cargo test --features redis --test backplane -- --ignored
 cargo test --features redis --test backplane_cache -- --ignored
+cargo test --features redis --test backplane_sse -- --ignored
 cargo test --features redis --test backplane_churn -- --ignored
 
 # The Autobahn|Testsuite, both roles at once (about 12 minutes on 2 cores, measured

@@ -122,6 +122,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         span: tracing::Span,
     ) -> Self {
         let conn = Conn::new(owned.borrow().shared().clone());
+        let slot = conn.shared().slot();
         registry.add(conn.shared());
         Driver {
             owned,
@@ -129,7 +130,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
             input,
             input_done: false,
             read_buf: BytesMut::new(),
-            timers: Timers::new(settings),
+            timers: Timers::new(settings, slot),
             max_events: settings.max_events_per_poll.max(1),
             control,
             phase: Phase::Open,
@@ -257,13 +258,13 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
     /// (RFC 6455 §7.1.1: without the peer's Close, or its closing of the
     /// transport, in time, close the transport ourselves).
     #[inline]
-    fn poll_timers(&mut self, cx: &mut TaskContext<'_>, budget: usize) -> Step {
+    fn poll_timers(&mut self, budget: usize) -> Step {
         let mut owned = self.owned.borrow_mut();
-        let verdict = self.timers.poll(&mut owned, cx);
+        let verdict = self.timers.poll(&mut owned);
         if verdict == Verdict::CloseTimedOut {
             owned.end_transport(End::Reset);
         }
-        self.timers.watch(&owned, cx);
+        self.timers.watch(&owned);
         owned.kick_task();
         let view = owned.read_view();
         drop(owned);
@@ -430,7 +431,7 @@ where
             this.hand_events(act, ctx, cx, &mut budget);
             this.owned.borrow_mut().register_driver(cx.waker());
             let step = match this.after_close(act, ctx, &mut budget) {
-                Step::Next => match this.poll_timers(cx, budget) {
+                Step::Next => match this.poll_timers(budget) {
                     Step::Next => this.poll_read(cx),
                     step => step,
                 },

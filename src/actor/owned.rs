@@ -11,13 +11,14 @@
 //! sends on this thread reach it without a lock; the task keeps it borrowed across
 //! its system call, which no other thread can be waiting for.
 
-use std::{collections::VecDeque, sync::Arc, task::Waker, time::Instant};
+use std::{collections::VecDeque, sync::Arc, task::Waker};
 
 use bytes::{Bytes, BytesMut};
 
 use super::{
     id::ConnId,
     shared::{Request, Shared},
+    timers::{self, Micros, NEVER},
     Error, SendError,
 };
 use crate::{
@@ -133,9 +134,13 @@ pub(crate) struct Owned {
     /// unused rather than the 104 it takes (every idle connection holds this
     /// struct).
     rare: Option<Box<Rare>>,
-    /// When the keep-alive ping in flight went out (its Pong is timed). Not in
-    /// `rare`: every quiet connection is pinged.
-    keepalive_sent: Option<Instant>,
+    /// When the keep-alive ping in flight went out, on the timers' clock (its
+    /// Pong is timed; `NEVER`: none). Not in `rare`: every quiet connection is
+    /// pinged.
+    keepalive_sent: Micros,
+    /// The connection's timer fired (its thread's clock set it): the driver
+    /// runs its timers.
+    timer_due: bool,
     /// This thread's counters (messages and bytes in and out).
     stats: Arc<ThreadStats>,
 }
@@ -168,7 +173,8 @@ impl Owned {
             read_paused: false,
             throttled: false,
             rare: None,
-            keepalive_sent: None,
+            keepalive_sent: NEVER,
+            timer_due: false,
             stats: crate::metrics::thread_stats(),
         };
         owned.sync();
@@ -414,8 +420,9 @@ impl Owned {
         match &event {
             Event::Pong(payload) => {
                 if payload.is_empty() {
-                    if let Some(sent) = self.keepalive_sent.take() {
-                        crate::metrics::ping_rtt(sent.elapsed());
+                    let sent = std::mem::replace(&mut self.keepalive_sent, NEVER);
+                    if sent != NEVER {
+                        crate::metrics::ping_rtt(timers::since(sent));
                     }
                 }
                 self.shared.pong_received(payload);
@@ -475,6 +482,18 @@ impl Owned {
         self.core.info().role() == Role::Client && !self.transport_done(input_done)
     }
 
+    /// The connection's timer fired: wake the driver to run its timers.
+    pub fn timer_fired(&mut self) {
+        self.timer_due = true;
+        self.wake_driver();
+    }
+
+    /// Whether the timer fired since the last call.
+    #[inline]
+    pub fn take_timer_due(&mut self) -> bool {
+        std::mem::take(&mut self.timer_due)
+    }
+
     pub fn register_driver(&mut self, waker: &Waker) {
         if !self.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
             self.driver = Some(waker.clone());
@@ -529,12 +548,12 @@ impl Owned {
 
     /// A keep-alive ping on a quiet connection, whose empty buffers go back to the
     /// allocator first. True when it was queued.
-    pub fn keepalive_ping(&mut self, now: Instant) -> bool {
+    pub fn keepalive_ping(&mut self, now: Micros) -> bool {
         self.core.release_buffers();
         let sent = self.core.send_ping(b"").is_ok();
         if sent {
             // Its Pong gives the round-trip time (the metrics').
-            self.keepalive_sent = Some(now);
+            self.keepalive_sent = now;
         }
         self.sync();
         sent

@@ -49,10 +49,12 @@ thread_local! {
 /// to read takes it: idle connections hold no read buffer.
 pub(crate) struct ReadInput<R> {
     io: R,
-    /// Bytes that came after the handshake's head, in the same read.
-    first: Option<Bytes>,
-    /// The current read reservation.
-    chunk: usize,
+    /// Bytes that came after the handshake's head, in the same read (boxed: few
+    /// peers send frames before the 101 reached them, and every idle connection
+    /// holds this struct).
+    first: Option<Box<Bytes>>,
+    /// The current read reservation (at most `READ_CHUNK_MAX`).
+    chunk: u32,
     /// The buffer was seen larger than `READ_CHUNK_MAX` (a large frame's room):
     /// once drained it is not made the thread's spare (whose capacity would no
     /// longer show the allocation behind it); the connection keeps it until the
@@ -66,14 +68,14 @@ impl<R> ReadInput<R> {
         ReadInput {
             io,
             first: None,
-            chunk: READ_CHUNK_MIN,
+            chunk: READ_CHUNK_MIN as u32,
             grown: false,
         }
     }
 
     /// Bytes read past the handshake's head: the input's first bytes.
     pub fn set_first(&mut self, rest: BytesMut) {
-        self.first = (!rest.is_empty()).then(|| rest.freeze());
+        self.first = (!rest.is_empty()).then(|| Box::new(rest.freeze()));
     }
 }
 
@@ -99,20 +101,21 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
         // left at the end of the buffer would otherwise be read in part and then
         // copied when the driver makes room for its rest (reserving room in an
         // empty buffer moves nothing). Small messages keep the cheaper check.
-        let room = if buf.is_empty() && self.chunk > READ_CHUNK_MIN {
-            self.chunk
+        let chunk = self.chunk as usize;
+        let room = if buf.is_empty() && chunk > READ_CHUNK_MIN {
+            chunk
         } else {
-            self.chunk / 4
+            chunk / 4
         };
         if buf.capacity() - buf.len() < room {
-            buf.reserve(self.chunk);
+            buf.reserve(chunk);
         }
         self.grown |= buf.capacity() > READ_CHUNK_MAX;
         let spare = buf.capacity() - buf.len();
         let read = poll_read_buf(Pin::new(&mut self.io), cx, buf);
         match read {
             Poll::Ready(Ok(n)) if n == spare => {
-                self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
+                self.chunk = (chunk * 2).min(READ_CHUNK_MAX) as u32;
             }
             Poll::Pending if buf.is_empty() && !self.grown => {
                 // Nothing waits: the buffer goes to the thread, for whichever

@@ -101,6 +101,9 @@ struct Rare {
     /// The end offsets of the budgeted sends not known to be written yet (trimmed
     /// as budgeted sends come).
     budgeted: VecDeque<u64>,
+    /// The route's socket, when the application registered `ws::on_connect`.
+    /// Taken when it is told the end.
+    transport: Option<Box<dyn TransportEnd>>,
 }
 
 /// What only the connection's thread touches; see the [module docs](self).
@@ -118,9 +121,6 @@ pub(crate) struct Owned {
     end: Option<End>,
     /// The task ended or was dropped: nothing more reaches the peer.
     task_gone: bool,
-    /// The route's socket, when the application registered `ws::on_connect`.
-    /// Taken when it is told the end.
-    transport: Option<Box<dyn TransportEnd>>,
     /// The driver is gone (its `Close` was handed over, or the actor stopped).
     driver_done: bool,
     /// The driver reads and decodes nothing while set
@@ -131,7 +131,7 @@ pub(crate) struct Owned {
     /// user's).
     throttled: bool,
     /// What most connections never use, made on first use: 8 bytes while
-    /// unused rather than the 104 it takes (every idle connection holds this
+    /// unused rather than the 120 it takes (every idle connection holds this
     /// struct).
     rare: Option<Box<Rare>>,
     /// When the keep-alive ping in flight went out, on the timers' clock (its
@@ -168,7 +168,6 @@ impl Owned {
             taken: 0,
             end: None,
             task_gone: false,
-            transport: None,
             driver_done: false,
             read_paused: false,
             throttled: false,
@@ -564,7 +563,7 @@ impl Owned {
     pub fn end_transport(&mut self, end: End) {
         self.end = Some(end);
         if end == End::Reset {
-            if let Some(transport) = self.transport.take() {
+            if let Some(transport) = self.rare.as_mut().and_then(|r| r.transport.take()) {
                 // On the route, actix-http would keep a socket whose peer does not
                 // read: free it now.
                 transport.abort();
@@ -616,7 +615,7 @@ impl Owned {
             self.end = Some(End::AfterOutput);
         }
         if !self.driver_done {
-            if let Some(transport) = &self.transport {
+            if let Some(transport) = self.rare.as_ref().and_then(|r| r.transport.as_ref()) {
                 // Nothing runs the close timeout any more, and the task may not be
                 // polled again (actix-http waits for a peer that does not read).
                 transport.abandoned();
@@ -656,12 +655,12 @@ impl Owned {
     /// The transport to tell of the end (the route's socket).
     #[cfg(feature = "web")]
     pub fn set_transport(&mut self, transport: Box<dyn TransportEnd>) {
-        self.transport = Some(transport);
+        self.rare_mut().transport = Some(transport);
     }
 
     /// The transport, taken: its end is the caller's to tell now.
     pub fn take_transport(&mut self) -> Option<Box<dyn TransportEnd>> {
-        self.transport.take()
+        self.rare.as_mut()?.transport.take()
     }
 
     pub fn register_task(&mut self, waker: &Waker) {

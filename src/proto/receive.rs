@@ -250,7 +250,7 @@ impl Connection {
                 self.discarding = true;
                 self.frame = None;
                 self.msg.reset();
-                self.read_buf = BytesMut::new();
+                self.read_buf = None;
                 self.events.push_back(Event::Close(CloseEvent {
                     code,
                     reason,
@@ -278,11 +278,11 @@ impl Connection {
         }
         let code = err.close_code();
         tracing::debug!(error = %err, code = code.0, "failing websocket connection");
-        self.pending_failure = Some((code, err.to_string()));
+        self.pending_failure = Some(Box::new((code, err.to_string())));
         self.discarding = true;
         self.frame = None;
         self.msg.reset();
-        self.read_buf = BytesMut::new();
+        self.read_buf = None;
         self.events.push_back(Event::Error(err));
     }
 
@@ -297,7 +297,7 @@ impl Connection {
         self.discarding = true;
         self.frame = None;
         self.msg.reset();
-        self.read_buf = BytesMut::new();
+        self.read_buf = None;
         self.events.push_back(Event::Close(event));
     }
 }

@@ -68,6 +68,18 @@ enum Phase {
     Closed,
 }
 
+/// What few connections have: an inbound rate limit, a span a subscriber wants.
+struct Extras {
+    limiter: Option<Box<Limiter>>,
+    span: Option<tracing::Span>,
+}
+
+impl Extras {
+    fn new(limiter: Option<Box<Limiter>>, span: Option<tracing::Span>) -> Option<Box<Extras>> {
+        (limiter.is_some() || span.is_some()).then(|| Box::new(Extras { limiter, span }))
+    }
+}
+
 /// What a step of the poll loop says.
 enum Step {
     /// Go on with the next step.
@@ -88,12 +100,11 @@ enum Step {
 /// reading stops while the actor is busy, and the input held stays bounded.
 pub(crate) struct Driver<A: WebSocketActor, S> {
     owned: OwnedRef,
-    conn: Conn,
     input: S,
     input_done: bool,
     read_buf: BytesMut,
     timers: Timers,
-    max_events: usize,
+    max_events: u32,
     control: Control<A>,
     phase: Phase,
     error_handed: bool,
@@ -104,11 +115,9 @@ pub(crate) struct Driver<A: WebSocketActor, S> {
     registered: Option<Waker>,
     /// The driver yielded to the task once since the last read (see `poll_read`).
     yielded_to_task: bool,
-    /// The inbound rate limit, when one is set.
-    limiter: Option<Box<Limiter>>,
-    /// The connection's span, only when a subscriber wants it (8 bytes rather
-    /// than a disabled span's 40, on every idle connection).
-    span: Option<Box<tracing::Span>>,
+    /// The inbound rate limit and the span, when either is there (8 bytes on
+    /// every idle connection that has neither).
+    extras: Option<Box<Extras>>,
     _actor: PhantomData<fn(A)>,
 }
 
@@ -121,17 +130,14 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         registry: Registry,
         span: tracing::Span,
     ) -> Self {
-        let conn = Conn::new(owned.borrow().shared().clone());
-        let slot = conn.shared().slot();
-        registry.add(conn.shared());
+        registry.add(owned.borrow().shared());
         Driver {
             owned,
-            conn,
             input,
             input_done: false,
             read_buf: BytesMut::new(),
-            timers: Timers::new(settings, slot),
-            max_events: settings.max_events_per_poll.max(1),
+            timers: Timers::new(settings),
+            max_events: u32::try_from(settings.max_events_per_poll.max(1)).unwrap_or(u32::MAX),
             control,
             phase: Phase::Open,
             error_handed: false,
@@ -139,8 +145,10 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
             registry,
             registered: None,
             yielded_to_task: false,
-            limiter: Limiter::new(settings.rate_limit.as_ref()),
-            span: (!span.is_disabled()).then(|| Box::new(span)),
+            extras: Extras::new(
+                Limiter::new(settings.rate_limit.as_ref()),
+                (!span.is_disabled()).then_some(span),
+            ),
             _actor: PhantomData,
         }
     }
@@ -174,7 +182,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
                 }
             };
             let mut pause = false;
-            if let Some(limiter) = &mut self.limiter {
+            if let Some(limiter) = self.extras.as_mut().and_then(|e| e.limiter.as_mut()) {
                 match charge(limiter, &event, cx) {
                     RateVerdict::Within => {}
                     RateVerdict::Close => {
@@ -205,7 +213,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
     /// Lift the rate limit's pause once it is over.
     #[inline]
     fn poll_resume(&mut self, cx: &mut TaskContext<'_>) {
-        if let Some(limiter) = &mut self.limiter {
+        if let Some(limiter) = self.extras.as_mut().and_then(|e| e.limiter.as_mut()) {
             if limiter.is_paused() && limiter.poll_resume(cx) {
                 self.owned.borrow_mut().set_throttled(false);
             }
@@ -248,7 +256,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
                 let shared = owned.shared().clone();
                 drop(owned);
                 slab::remove(&shared);
-                self.registry.remove(self.conn.id());
+                self.registry.remove(shared.id());
                 Step::Done
             }
         }
@@ -334,10 +342,15 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         if self.poisoned {
             return;
         }
-        let conn = &self.conn;
+        let open =
+            matches!(event, Event::Open).then(|| Conn::new(self.owned.borrow().shared().clone()));
         let control = &self.control;
         let outcome = catch_unwind(AssertUnwindSafe(|| match event {
-            Event::Open => handle(act, ctx, Open { conn: conn.clone() }),
+            Event::Open => {
+                if let Some(conn) = open {
+                    handle(act, ctx, Open { conn });
+                }
+            }
             Event::Message(message) => handle(act, ctx, message),
             // Errors and the Close go through `hand_error`/`hand_close`.
             Event::Error(error) => handle(act, ctx, Error::from(error)),
@@ -346,7 +359,8 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
             Event::Pong(payload) => control.pong(act, ctx, payload),
         }));
         if outcome.is_err() {
-            tracing::error!(id = %self.conn.id(), "websocket handler panicked; closing with 1011");
+            let id = self.owned.borrow().id();
+            tracing::error!(%id, "websocket handler panicked; closing with 1011");
             self.poisoned = true;
             self.owned.borrow_mut().fail(Error::HandlerPanicked);
             ctx.stop();
@@ -415,17 +429,17 @@ where
         let this = self.get_mut();
         // Entering a span costs even when no subscriber wants it (the `log`
         // bridge): only when it is enabled.
-        let span = this.span.as_deref().cloned();
+        let span = this.extras.as_ref().and_then(|e| e.span.clone());
         let _entered = span.as_ref().map(|span| span.enter());
         if !this
             .registered
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            this.conn.shared().register_owner(cx.waker());
+            this.owned.borrow().shared().register_owner(cx.waker());
             this.registered = Some(cx.waker().clone());
         }
-        let mut budget = this.max_events;
+        let mut budget = this.max_events as usize;
         loop {
             this.poll_resume(cx);
             this.hand_events(act, ctx, cx, &mut budget);
@@ -464,6 +478,6 @@ impl<A: WebSocketActor, S> Drop for Driver<A, S> {
         if !finished {
             slab::remove(&shared);
         }
-        self.registry.remove(self.conn.id());
+        self.registry.remove(shared.id());
     }
 }

@@ -88,8 +88,6 @@ pub(crate) struct Timers {
     last_activity: Micros,
     last_ping: Micros,
     close_deadline: Micros,
-    /// The connection's slot in its thread's slab, which names it to the clock.
-    slot: u32,
     /// Something arrived since the timer last fired (while `rechecking`).
     active: bool,
     /// The peer is active: reads only set `active`, and the timer fires one
@@ -103,8 +101,9 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    /// The timers of the connection in `slot` of this thread's slab.
-    pub fn new(settings: &ConnectionSettings, slot: usize) -> Self {
+    /// A connection's timers (on its clock, they are named by the connection's
+    /// slot in its thread's slab).
+    pub fn new(settings: &ConnectionSettings) -> Self {
         let now = now();
         Timers {
             ping_interval: interval(settings.ping_interval),
@@ -113,7 +112,6 @@ impl Timers {
             last_activity: now,
             last_ping: now,
             close_deadline: NEVER,
-            slot: u32::try_from(slot).unwrap_or(u32::MAX),
             active: false,
             rechecking: false,
             retarget: false,
@@ -175,17 +173,18 @@ impl Timers {
 
     /// Point the timer at the next deadline (one that has passed already fires at
     /// once).
-    fn rearm(&mut self, open: bool) {
+    fn rearm(&mut self, owned: &Owned) {
         self.retarget = false;
-        match self.next_deadline(open) {
+        let slot = owned.shared().slot();
+        match self.next_deadline(owned.is_open()) {
             None => {
                 if std::mem::take(&mut self.armed) {
-                    disarm(self.slot as usize);
+                    disarm(slot);
                 }
             }
             Some(at) => {
                 self.armed = true;
-                arm(self.slot, at);
+                arm(slot, at);
             }
         }
     }
@@ -200,7 +199,7 @@ impl Timers {
             self.close_deadline = after(now(), self.close_timeout);
         }
         if arm_close || self.retarget || (!self.armed && open) {
-            self.rearm(open);
+            self.rearm(owned);
         }
     }
 
@@ -245,7 +244,7 @@ impl Timers {
             }
             self.last_ping = now;
         }
-        self.rearm(owned.is_open());
+        self.rearm(owned);
         verdict
     }
 }
@@ -387,7 +386,10 @@ impl Clock {
 
 /// Arm the deadline of the connection in `slot` of this thread's slab at `at`
 /// (moving it if one was armed).
-fn arm(slot: u32, at: Micros) {
+fn arm(slot: usize, at: Micros) {
+    let Ok(slot) = u32::try_from(slot) else {
+        return;
+    };
     let start = CLOCK.with(|clock| {
         let mut clock = clock.borrow_mut();
         clock.arm(slot, at);

@@ -186,13 +186,14 @@ impl Connection {
     fn handle_data(&mut self, fin: bool, payload: Bytes) -> Result<(), Error> {
         let text = self.msg.opcode == Some(OpCode::Text);
         if self.msg.compressed {
-            let start = self.msg.buf.len();
+            let buf = self.msg.buf.get_or_insert_with(Box::default);
+            let start = buf.len();
             let limit = self.config.max_message_size.saturating_sub(start);
             if let Some(ext) = self.extension.as_mut() {
-                ext.decode(&payload, fin, &mut self.msg.buf, limit)?;
+                ext.decode(&payload, fin, buf, limit)?;
             }
             if text {
-                self.msg.utf8.feed(&self.msg.buf[start..])?;
+                self.msg.utf8.feed(&buf[start..])?;
             }
         } else if fin && self.msg.fragments == 1 {
             // A single-frame message: its payload is the message, not copied.
@@ -207,13 +208,20 @@ impl Connection {
             }));
             return Ok(());
         } else {
-            self.msg.buf.extend_from_slice(&payload);
+            self.msg
+                .buf
+                .get_or_insert_with(Box::default)
+                .extend_from_slice(&payload);
         }
         if fin {
             if text {
                 self.msg.utf8.finish()?;
             }
-            let data = self.msg.buf.split().freeze();
+            let data = self
+                .msg
+                .buf
+                .as_mut()
+                .map_or_else(Bytes::new, |buf| buf.split().freeze());
             self.msg.reset();
             self.events.push_back(Event::Message(if text {
                 Message::Text(Utf8Bytes::from_validated(data))

@@ -41,6 +41,42 @@ const MAX_IDLE_READ_BUF: usize = 128 * 1024;
 /// it, to make the buffer grow further.
 const MAX_READ_AHEAD: usize = 256 * 1024;
 
+thread_local! {
+    /// A read buffer no connection of this thread holds. A connection whose reads
+    /// drained everything gives its buffer here, and the next connection of the
+    /// thread to read takes it: an idle connection keeps no read buffer, whether it
+    /// ever carried traffic or not, and a busy thread allocates none per message.
+    static SPARE: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
+}
+
+/// The most a drained read buffer may hold to become the thread's spare (one
+/// 64 KiB frame with its header): larger ones, grown for large frames, stay with
+/// their connection until it goes quiet.
+#[cfg(feature = "web")]
+pub(crate) const SPARE_MAX: usize = 64 * 1024 + 64;
+
+/// Give an empty `buf` (its connection's reads found nothing left) the thread's
+/// spare read buffer, if there is one.
+#[inline]
+pub(crate) fn take_spare(buf: &mut BytesMut) {
+    if let Some(spare) = SPARE.take() {
+        *buf = spare;
+    }
+}
+
+/// Make drained `buf` the thread's spare read buffer (keeping the larger of it and
+/// the spare there), for whichever connection of the thread reads next: `buf` is
+/// left without an allocation.
+#[inline]
+pub(crate) fn give_spare(buf: &mut BytesMut) {
+    let drained = std::mem::take(buf);
+    let kept = SPARE.take();
+    SPARE.set(Some(match kept {
+        Some(k) if k.capacity() >= drained.capacity() => k,
+        _ => drained,
+    }));
+}
+
 /// Where a connection's bytes come from: the driver reads straight into its own
 /// buffer, so a transport that can (a socket) costs no copy and no allocation per
 /// read.

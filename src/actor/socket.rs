@@ -3,7 +3,6 @@
 //! a response head).
 
 use std::{
-    cell::Cell,
     future::poll_fn,
     io,
     pin::Pin,
@@ -14,7 +13,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
 use tokio_util::io::poll_read_buf;
 
-use super::Input;
+use super::{
+    driver::{give_spare, take_spare},
+    Input,
+};
 use crate::handshake::MAX_HEAD_SIZE;
 
 /// Read buffer first reserved: enough for a burst of small frames.
@@ -26,14 +28,6 @@ const READ_CHUNK_MIN: usize = 4 * 1024;
 /// its end, and the buffer would have to grow (a copy of all of it) for the last
 /// few bytes.
 const READ_CHUNK_MAX: usize = 64 * 1024 + 64;
-
-thread_local! {
-    /// A read buffer no connection of this thread holds. A connection whose reads
-    /// drained everything gives its buffer here, and the next connection of the
-    /// thread to read takes it: an idle connection keeps no read buffer, whether it
-    /// ever carried traffic or not, and a busy thread allocates none per message.
-    static SPARE: Cell<Option<BytesMut>> = const { Cell::new(None) };
-}
 
 /// A transport's read half (a TCP socket's, a TLS stream's) as the driver's
 /// [`Input`]: it reads straight into the driver's buffer.
@@ -92,9 +86,7 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
         if buf.capacity() == 0 {
             // A fresh buffer (the last one was let go): the spare, if any.
             self.grown = false;
-            if let Some(spare) = SPARE.take() {
-                *buf = spare;
-            }
+            take_spare(buf);
         }
         // Between frames, once reads have filled their buffer (large messages), a
         // read gets room for a whole chunk: a large frame that starts in what is
@@ -123,14 +115,7 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
                 // with its connection, which frees it when the keep-alive ping
                 // finds the connection quiet: freeing each at once, while other
                 // connections' large buffers live, fragments the heap for good.)
-                let drained = std::mem::take(buf);
-                {
-                    let kept = SPARE.take();
-                    SPARE.set(Some(match kept {
-                        Some(k) if k.capacity() >= drained.capacity() => k,
-                        _ => drained,
-                    }));
-                }
+                give_spare(buf);
             }
             _ => {}
         }

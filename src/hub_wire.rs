@@ -8,8 +8,12 @@
 //! only user in the library. The writers do what the scripts do, byte for byte,
 //! so that `parse(write(x)) == x`.
 //!
-//! - Envelope: `v1\nORIGIN\nEXCEPT\nEPOCH\nOFFSET\nKIND\nPAYLOAD`, the numbers in
-//!   decimal, `KIND` `t` (text, UTF-8) or `b` (binary), the payload the rest.
+//! - Envelope: `v2\nORIGIN\nSEQ\nEXCEPT\nEPOCH\nOFFSET\nKIND\nPAYLOAD`, the
+//!   numbers in decimal, `KIND` `t` (text, UTF-8) or `b` (binary), the payload the
+//!   rest. `SEQ` numbers the origin's publications (from 1), so that the origin
+//!   can tell its own publication when it comes back. The earlier
+//!   `v1\nORIGIN\nEXCEPT\nEPOCH\nOFFSET\nKIND\nPAYLOAD` (no sequence, read as
+//!   `0`) is still read, and written for a sequence of `0`.
 //! - Presence change: `p1\nVERSION\nJ|L\nLEN\nUSER` then, for a join, `1` and the
 //!   metadata, or `0` without; nothing for a leave. `LEN` is the user's length in
 //!   bytes, so that a user may hold any byte.
@@ -43,6 +47,8 @@ pub fn decode_message(kind: &[u8], payload: Bytes) -> Option<Message> {
 pub struct Envelope {
     /// The server that published it (its backplane's id).
     pub origin: u64,
+    /// The origin's number for it (from 1; `0`: none, an earlier version's).
+    pub seq: u64,
     /// The connection it is not delivered to on the origin (`0`: none).
     pub except: u64,
     /// The topic's epoch (no `\n`).
@@ -81,10 +87,13 @@ pub fn parse_envelope_bytes(raw: &Bytes) -> Option<Envelope> {
 /// The parser; `payload(at)` gives the bytes of `raw` from `at` on.
 fn parse_envelope_with(raw: &[u8], payload: impl FnOnce(usize) -> Bytes) -> Option<Envelope> {
     let mut rest = raw;
-    if field(&mut rest)? != b"v1" {
-        return None;
-    }
+    let v2 = match field(&mut rest)? {
+        b"v1" => false,
+        b"v2" => true,
+        _ => return None,
+    };
     let origin = number(field(&mut rest)?)?;
+    let seq = if v2 { number(field(&mut rest)?)? } else { 0 };
     let except = number(field(&mut rest)?)?;
     let epoch = std::str::from_utf8(field(&mut rest)?).ok()?.to_owned();
     let offset = number(field(&mut rest)?)?;
@@ -92,6 +101,7 @@ fn parse_envelope_with(raw: &[u8], payload: impl FnOnce(usize) -> Bytes) -> Opti
     let message = decode_message(kind, payload(raw.len() - rest.len()))?;
     Some(Envelope {
         origin,
+        seq,
         except,
         epoch,
         offset,
@@ -100,14 +110,17 @@ fn parse_envelope_with(raw: &[u8], payload: impl FnOnce(usize) -> Bytes) -> Opti
 }
 
 /// The bytes the publish script sends for `envelope` (its epoch must not hold a
-/// `\n`: the scripts' epochs are 16 hex digits).
+/// `\n`: the scripts' epochs are 16 hex digits); `v1` for a sequence of `0`.
 pub fn write_envelope(envelope: &Envelope) -> Vec<u8> {
     let (kind, payload) = encode_message(&envelope.message);
-    let mut out = format!(
-        "v1\n{}\n{}\n{}\n{}\n{kind}\n",
-        envelope.origin, envelope.except, envelope.epoch, envelope.offset
-    )
-    .into_bytes();
+    let e = envelope;
+    let mut out = if e.seq == 0 {
+        format!("v1\n{}\n", e.origin)
+    } else {
+        format!("v2\n{}\n{}\n", e.origin, e.seq)
+    };
+    out += &format!("{}\n{}\n{}\n{kind}\n", e.except, e.epoch, e.offset);
+    let mut out = out.into_bytes();
     out.extend_from_slice(&payload);
     out
 }
@@ -189,13 +202,14 @@ mod tests {
     fn an_envelope_as_the_publish_script_writes_it_parses_back() {
         let envelope = Envelope {
             origin: 7,
+            seq: 9,
             except: 0,
             epoch: "00000000deadbeef".into(),
             offset: 42,
             message: Message::from("a\nb".to_owned()),
         };
         let raw = write_envelope(&envelope);
-        assert_eq!(raw, b"v1\n7\n0\n00000000deadbeef\n42\nt\na\nb");
+        assert_eq!(raw, b"v2\n7\n9\n0\n00000000deadbeef\n42\nt\na\nb");
         assert_eq!(parse_envelope(&raw).as_ref(), Some(&envelope));
         let shared = Bytes::from(raw);
         let parsed = parse_envelope_bytes(&shared).unwrap();
@@ -205,8 +219,13 @@ mod tests {
             parsed.message.as_bytes().as_ptr(),
             shared[shared.len() - 3..].as_ptr()
         );
+        assert_eq!(parse_envelope(b"v3\n7\n0\n0\ne\n42\nt\nx"), None);
         assert_eq!(parse_envelope(b"v2\n7\n0\ne\n42\nt\nx"), None);
         assert_eq!(parse_envelope(b"v1\n7\n0\ne\n42\nt\n\xff"), None);
+        // An earlier version's envelope: no sequence; written back as it was.
+        let v1 = parse_envelope(b"v1\n7\n3\ne\n42\nt\nx").unwrap();
+        assert_eq!((v1.origin, v1.seq, v1.except, v1.offset), (7, 0, 3, 42));
+        assert_eq!(write_envelope(&v1), b"v1\n7\n3\ne\n42\nt\nx");
         assert_eq!(parse_envelope(b"v1\n7\n0\ne\n42\nz\nx"), None);
     }
 

@@ -100,6 +100,7 @@ fn round_trip(data: &[u8]) {
     let mut input = Input(data);
     let flags = input.u64();
     let origin = input.u64();
+    let seq = input.u64();
     let except = input.u64();
     let offset = input.u64();
     let epoch = input.string().replace('\n', "");
@@ -111,6 +112,7 @@ fn round_trip(data: &[u8]) {
     };
     let envelope = Envelope {
         origin,
+        seq,
         except,
         epoch,
         offset,

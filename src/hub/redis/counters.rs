@@ -25,6 +25,11 @@ pub struct BackplaneStats {
     /// Of `dropped`: made while the backplane's task was down (restarting or
     /// stopped).
     pub dropped_while_down: u64,
+    /// Publications Redis did not answer (its connection closed first) but had
+    /// carried out: they came back through Redis and were delivered once, not
+    /// again on this server in their place; or, delivered here first, their
+    /// copy from Redis was not delivered.
+    pub duplicates_avoided: u64,
     /// Publications on their way to Redis when the backplane's task restarted or
     /// stopped: whether Redis took them is unknown (not delivered here).
     pub abandoned: u64,
@@ -73,6 +78,7 @@ pub(super) struct Counters {
     pub dropped: AtomicU64,
     pub dropped_over_limit: AtomicU64,
     pub dropped_while_down: AtomicU64,
+    pub duplicates_avoided: AtomicU64,
     pub abandoned: AtomicU64,
     pub filled: AtomicU64,
     pub lost: AtomicU64,
@@ -106,6 +112,7 @@ impl Counters {
             dropped: r(&self.dropped),
             dropped_over_limit: r(&self.dropped_over_limit),
             dropped_while_down: r(&self.dropped_while_down),
+            duplicates_avoided: r(&self.duplicates_avoided),
             abandoned: r(&self.abandoned),
             filled: r(&self.filled),
             lost: r(&self.lost),
@@ -149,6 +156,11 @@ impl Counters {
                 "ws_backplane_dropped_while_down",
                 "Publications dropped while the backplane's task was down",
                 s.dropped_while_down,
+            ),
+            (
+                "ws_backplane_duplicates_avoided",
+                "Publications of this server's Redis carried out but did not answer, delivered once",
+                s.duplicates_avoided,
             ),
             (
                 "ws_backplane_abandoned",

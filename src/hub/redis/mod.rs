@@ -50,6 +50,7 @@ mod counters;
 mod events;
 mod keys;
 mod ordering;
+mod own;
 mod presence;
 mod publish;
 mod reply;
@@ -63,7 +64,7 @@ mod tests;
 
 use std::{
     sync::{
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -146,6 +147,8 @@ impl RedisBackplane {
             state: AtomicU8::new(STARTING),
             in_flight: AtomicUsize::new(0),
             awaiting: AtomicUsize::new(0),
+            seq: AtomicU64::new(0),
+            own: Mutex::new(own::Own::default()),
             orphans: Mutex::new(Vec::new()),
             stop: Notify::new(),
             hub: hub.downgrade(),

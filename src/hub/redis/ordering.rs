@@ -313,6 +313,7 @@ mod tests {
     fn env(epoch: &str, offset: u64) -> Envelope {
         Envelope {
             origin: 1,
+            seq: 0,
             except: None::<ConnId>,
             position: Position {
                 epoch: epoch.into(),

@@ -16,21 +16,32 @@
 //! abandoned, its fate unknown. Everything queued or on its way counts against
 //! `max_in_flight`.
 //!
-//! One case is left: a publication Redis carried out, and published, just
-//! before it was killed, whose answer was lost with the connection (the kernel
-//! drops what it had not read when the other end resets), is delivered here
-//! twice: once back through the subscription, once in its place.
+//! A publication Redis carried out, and published, just before its connection
+//! went (Redis killed, the connection reset: the answer is lost with it) comes
+//! back through the subscription, or from the topic's stream after a
+//! reconnection, as well as being delivered here in its place: each carries
+//! this server's sequence number, and [`Own`](super::own::Own) lets only the
+//! first of the two through (counted as `duplicates_avoided`).
 
 use std::sync::{atomic::Ordering, Arc};
 
 use fred::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{counters::add, keys, scripts, shared::Shared};
+use super::{
+    counters::add,
+    keys,
+    own::{self, Place},
+    scripts,
+    shared::{lock, Shared},
+};
 use crate::hub::backplane::Publication;
 
 /// A publication's answer: taken, or not taken (`true`: it may still be).
 type Answer = oneshot::Receiver<Result<(), (String, bool)>>;
+
+/// A publication on its way, its sequence number and its answer.
+type Sent = (Publication, u64, Answer);
 
 /// Sends publications to Redis (see the module docs).
 pub(super) struct Publisher {
@@ -40,7 +51,7 @@ pub(super) struct Publisher {
     sharded: bool,
     ttl_ms: i64,
     timeout: std::time::Duration,
-    answers: mpsc::UnboundedSender<(Publication, Answer)>,
+    answers: mpsc::UnboundedSender<Sent>,
     shared: Arc<Shared>,
     /// The connection is out (down for longer than a command may take).
     out: bool,
@@ -58,14 +69,20 @@ impl Publisher {
         timeout: std::time::Duration,
         shared: Arc<Shared>,
     ) -> (Publisher, tokio::task::JoinHandle<()>) {
-        let (answers, mut rx) = mpsc::unbounded_channel::<(Publication, Answer)>();
+        let (answers, mut rx) = mpsc::unbounded_channel::<Sent>();
         let task = {
             let shared = shared.clone();
             tokio::spawn(async move {
-                while let Some((publication, answer)) = rx.recv().await {
+                while let Some((publication, seq, answer)) = rx.recv().await {
                     let result = answer
                         .await
                         .unwrap_or_else(|_| Err(("dropped".into(), false)));
+                    let taken = if matches!(result, Err((_, false))) {
+                        own::Answer::NotTaken
+                    } else {
+                        own::Answer::Taken
+                    };
+                    let place = lock(&shared.own).answered(seq, taken);
                     let _ =
                         shared
                             .awaiting
@@ -78,6 +95,11 @@ impl Publisher {
                         Err((err, true)) => {
                             tracing::warn!(%err, "a publication timed out on a live connection: Redis may still carry it out (not delivered here)");
                             add(&shared.counters.abandoned, 1);
+                        }
+                        Err((err, false)) if place == Place::CameBack => {
+                            tracing::debug!(%err, "redis did not answer a publication it carried out: delivered once, through redis");
+                            add(&shared.counters.published, 1);
+                            add(&shared.counters.duplicates_avoided, 1);
                         }
                         Err((err, false)) => {
                             tracing::debug!(%err, "redis did not take a publication: delivered here only");
@@ -120,6 +142,8 @@ impl Publisher {
         let k = keys::Keys::new(&self.prefix, &publication.topic);
         let (kind, payload) = crate::hub_wire::encode_message(&publication.message);
         let except = publication.except.map_or(0, |id| id.get());
+        let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&self.shared.own).sent(seq);
         let args: Vec<Value> = vec![
             k.channel.into(),
             fresh_epoch().into(),
@@ -132,6 +156,7 @@ impl Publisher {
             Value::Bytes(payload),
             if self.sharded { "1" } else { "0" }.into(),
             self.ttl_ms.into(),
+            seq.to_string().into(),
         ];
         let (client, keys) = (self.client.clone(), vec![k.epoch, k.offset, k.stream]);
         let (tx, rx) = oneshot::channel();
@@ -155,12 +180,14 @@ impl Publisher {
             let _ = tx.send(answer);
         });
         self.shared.awaiting.fetch_add(1, Ordering::AcqRel);
-        if let Err(mpsc::error::SendError((publication, _))) = self.answers.send((publication, rx))
+        if let Err(mpsc::error::SendError((publication, seq, _))) =
+            self.answers.send((publication, seq, rx))
         {
             // The answers' task is gone (the backplane's task is ending): its
             // fate is unknown.
             self.shared.awaiting.fetch_sub(1, Ordering::AcqRel);
             self.shared.release(1);
+            lock(&self.shared.own).answered(seq, own::Answer::Taken);
             add(&self.shared.counters.abandoned, 1);
             drop(publication);
         }

@@ -12,6 +12,8 @@ use crate::{actor::ConnId, hub_wire::decode_message as decode, proto::Message};
 #[derive(Debug, Clone)]
 pub(super) struct Envelope {
     pub origin: u64,
+    /// The origin's number for it (`0`: none).
+    pub seq: u64,
     pub except: Option<ConnId>,
     pub position: Position,
     pub message: Message,
@@ -22,6 +24,7 @@ pub(super) fn envelope(raw: &Bytes) -> Option<Envelope> {
     let e = crate::hub_wire::parse_envelope_bytes(raw)?;
     Some(Envelope {
         origin: e.origin,
+        seq: e.seq,
         except: (e.except != 0).then(|| ConnId::from_raw(e.except)),
         position: Position {
             epoch: e.epoch,
@@ -92,6 +95,7 @@ pub(super) fn fill(value: Value) -> Option<Fill> {
             let except = number(field(b"x"));
             entries.push(Envelope {
                 origin: number(field(b"o")),
+                seq: number(field(b"s")),
                 except: (except != 0).then(|| ConnId::from_raw(except)),
                 position: Position {
                     epoch: epoch.clone(),

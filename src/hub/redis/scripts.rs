@@ -7,7 +7,7 @@
 /// id `0-OFFSET`) and publishes it on the topic's channel, all at once. KEYS:
 /// epoch, offset, stream. ARGV: channel, fresh epoch, history size, origin,
 /// except, kind, payload, `1` for sharded pub/sub, the keys' time to live in ms
-/// (`0`: none). Returns the offset. Sent with `EVAL` (not `EVALSHA`): a script
+/// (`0`: none), the origin's sequence number for it. Returns the offset. Sent with `EVAL` (not `EVALSHA`): a script
 /// missing from a restarted Redis's cache would fail and be retried out of the
 /// topic's order.
 pub(super) const PUBLISH: &str = include_str!("scripts/publish.lua");

@@ -6,14 +6,17 @@ use std::{
     any::Any,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
 };
 
 use tokio::sync::Notify;
 
-use super::counters::{add, Counters};
+use super::{
+    counters::{add, Counters},
+    own::Own,
+};
 use crate::hub::{
     backplane::{Located, Publication},
     inner::WeakHub,
@@ -38,6 +41,10 @@ pub(super) struct Shared {
     pub in_flight: AtomicUsize,
     /// Of those: sent to Redis, not yet answered.
     pub awaiting: AtomicUsize,
+    /// The last sequence number given to a publication of this server's.
+    pub seq: AtomicU64,
+    /// This server's publications told apart when they come back.
+    pub own: Mutex<Own>,
     /// Joins whose answer was dropped with a task (answered from here).
     pub orphans: Mutex<Vec<(String, LocateDone)>>,
     /// Wakes the supervisor's back-off for a stop.

@@ -27,7 +27,7 @@ use super::{
     publish::{fresh_epoch, Publisher},
     reply::{self, Snapshot},
     scripts,
-    shared::{Pending, Shared, STOPPING},
+    shared::{lock, Pending, Shared, STOPPING},
     subscriptions::{Command, Effect, Subscriptions, Tally},
 };
 use crate::{
@@ -101,6 +101,8 @@ impl Task {
         let topic_ttl_ms = s
             .topic_ttl
             .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        // What a task before this one had on its way is abandoned.
+        lock(&shared.own).restart();
         let (publisher, answers) = Publisher::start(
             conns.writer.clone(),
             s.prefix.clone(),
@@ -387,8 +389,14 @@ impl Task {
         }
         if let Some(hub) = self.shared.hub.upgrade() {
             for e in out.deliver {
+                let own = e.origin == self.origin;
+                if own && e.seq != 0 && !lock(&self.shared.own).came_back(e.seq) {
+                    // Delivered here already, in its place.
+                    add(&c.duplicates_avoided, 1);
+                    continue;
+                }
                 // The sender is skipped on the server it is on.
-                let except = e.except.filter(|_| e.origin == self.origin);
+                let except = e.except.filter(|_| own);
                 self.shared.guarded(|| {
                     hub.deliver_numbered(topic, &e.position, e.message, except);
                 });

@@ -18,6 +18,10 @@ use crate::{
 mod redis_server;
 use redis_server::Redis;
 
+#[path = "../../../tests/support/cut.rs"]
+mod cut;
+use cut::Cut;
+
 /// Joins `room` as `alice` on open, answering `joined`.
 struct Member(Hub);
 
@@ -61,8 +65,16 @@ async fn setup(
     redis: &Redis,
     restart_wait: Duration,
 ) -> (Hub, Arc<RedisBackplane>, Ws, actix_server::ServerHandle) {
+    setup_at(redis.port, restart_wait).await
+}
+
+/// [`setup`] with Redis at `port` (a relay's).
+async fn setup_at(
+    port: u16,
+    restart_wait: Duration,
+) -> (Hub, Arc<RedisBackplane>, Ws, actix_server::ServerHandle) {
     let mut settings = Settings::default();
-    settings.redis.url = format!("redis://127.0.0.1:{}", redis.port);
+    settings.redis.url = format!("redis://127.0.0.1:{port}");
     settings.redis.command_timeout = Duration::from_millis(500);
     settings.redis.reconnect_initial = restart_wait;
     settings.redis.reconnect_max = restart_wait;
@@ -164,6 +176,63 @@ async fn stop_leaves_no_subscription_and_no_presence_and_then_publications_stay_
     assert_eq!(text(&mut ws).await, "after the stop");
     assert_eq!(backplane.stats().dropped_while_down, 1);
     backplane.stop(Duration::ZERO).await;
+    drop(ws);
+    handle.stop(false).await;
+}
+
+/// The publish script's first line: what marks its request on the wire.
+const PUBLISH_MARK: &[u8] = b"Number, keep, publish";
+
+#[actix_rt::test]
+#[ignore = "needs redis-server; scripts/test-all.sh runs it"]
+async fn a_publication_carried_out_whose_answer_was_lost_after_it_came_back_is_delivered_once() {
+    let redis = Redis::start().await;
+    let cut = Cut::start(redis.port).await;
+    let (hub, backplane, mut ws, handle) = setup_at(cut.port, Duration::from_millis(100)).await;
+    // Redis carries it out; its answer is held until it came back through
+    // the subscription, then lost with the connection.
+    cut.cut_after(PUBLISH_MARK, true);
+    hub.publish("room", "once");
+    assert_eq!(text(&mut ws).await, "once");
+    cut.go();
+    cut.cut_count(1).await;
+    until("the lost answer taken", || {
+        backplane.stats().duplicates_avoided == 1
+    })
+    .await;
+    until("up again", || backplane.is_up()).await;
+    hub.publish("room", "after");
+    assert_eq!(text(&mut ws).await, "after", "not \"once\" again");
+    let s = backplane.stats();
+    assert_eq!((s.published, s.dropped, s.duplicates_avoided), (2, 0, 1));
+    drop(ws);
+    handle.stop(false).await;
+}
+
+#[actix_rt::test]
+#[ignore = "needs redis-server; scripts/test-all.sh runs it"]
+async fn a_publication_carried_out_whose_answer_was_lost_before_it_came_back_is_delivered_once() {
+    let redis = Redis::start().await;
+    let cut = Cut::start(redis.port).await;
+    let (hub, backplane, mut ws, handle) = setup_at(cut.port, Duration::from_millis(100)).await;
+    // Its answer lost at once, its copy held on the subscription: delivered
+    // here in its place first.
+    cut.hold(true);
+    cut.cut_after(PUBLISH_MARK, false);
+    hub.publish("room", "once");
+    assert_eq!(text(&mut ws).await, "once");
+    assert_eq!(backplane.stats().dropped, 1);
+    // The copy through Redis comes and is not delivered.
+    cut.hold(false);
+    until("the copy skipped", || {
+        backplane.stats().duplicates_avoided == 1
+    })
+    .await;
+    until("up again", || backplane.is_up()).await;
+    hub.publish("room", "after");
+    assert_eq!(text(&mut ws).await, "after", "not \"once\" again");
+    let s = backplane.stats();
+    assert_eq!((s.published, s.dropped, s.duplicates_avoided), (1, 1, 1));
     drop(ws);
     handle.stop(false).await;
 }

@@ -8,7 +8,7 @@ end
 local offset = redis.call('INCR', KEYS[2])
 local keep = tonumber(ARGV[3])
 if keep > 0 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', keep, '0-' .. offset, 'k', ARGV[6], 'p', ARGV[7], 'o', ARGV[4], 'x', ARGV[5])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', keep, '0-' .. offset, 'k', ARGV[6], 'p', ARGV[7], 'o', ARGV[4], 's', ARGV[10], 'x', ARGV[5])
 end
 local ttl = tonumber(ARGV[9])
 if ttl > 0 then
@@ -16,7 +16,7 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
   if keep > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
 end
-local envelope = 'v1\n' .. ARGV[4] .. '\n' .. ARGV[5] .. '\n' .. epoch .. '\n' .. offset .. '\n' .. ARGV[6] .. '\n' .. ARGV[7]
+local envelope = 'v2\n' .. ARGV[4] .. '\n' .. ARGV[10] .. '\n' .. ARGV[5] .. '\n' .. epoch .. '\n' .. offset .. '\n' .. ARGV[6] .. '\n' .. ARGV[7]
 if ARGV[8] == '1' then
   redis.call('SPUBLISH', ARGV[1], envelope)
 else

@@ -3,6 +3,8 @@
 //! a topic's gaps from its stream, the answers to joins (`locate`), and the
 //! reconciliation of the subscriptions with the hub's topics.
 
+use fred::{interfaces::ClusterInterface, types::config::Options};
+
 use super::*;
 
 impl Task {
@@ -53,7 +55,7 @@ impl Task {
             };
             groups.entry(slot).or_default().push((topic, id));
         }
-        for (_, group) in groups {
+        for (slot, group) in groups {
             let channels: Vec<String> = group
                 .iter()
                 .map(|(t, _)| keys::channel(&self.prefix, t))
@@ -73,9 +75,26 @@ impl Task {
                 // topic ready (what a fill or a presence read on another
                 // connection finds, and what the subscription brings, then
                 // meet; before, a change published between them was in
-                // neither).
+                // neither). With sharded pub/sub the PING goes to the node
+                // that owns the channels' slot, on the connection that carried
+                // the command.
                 let result = match result {
                     Ok(()) if !sharded => subscriber.ping::<()>(None).await,
+                    Ok(()) => match subscriber
+                        .cached_cluster_state()
+                        .and_then(|state| state.get_server(slot).cloned())
+                    {
+                        Some(node) => {
+                            let to_node = Options {
+                                cluster_node: Some(node),
+                                ..Default::default()
+                            };
+                            subscriber.with_options(&to_node).ping::<()>(None).await
+                        }
+                        // No routing known (the connection is being made
+                        // again): the resubscription after it settles it.
+                        None => Ok(()),
+                    },
                     other => other,
                 };
                 if let Err(err) = &result {

@@ -68,7 +68,7 @@
 # (from the first said to the last delivered), with the ratio to actix-chat-rooms.
 #
 # Usage: scripts/bench-hub.sh; MODE=room scripts/bench-hub.sh
-# Environment: SUBSCRIBERS (10000), SECONDS_PER_RUN (5), ROUNDS (3), SERVERS (all),
+# Environment: SUBSCRIBERS (10000), SECONDS_PER_RUN (5), ROUNDS (3), SERVERS (all), BUILDS (above),
 # IN_FLIGHT (4), SCENARIOS (tput20 tput1k lat20), RATE (20), WARMUP (1, seconds of unmeasured load per run),
 # NO_README (1: print only; otherwise docs/benchmarks.md is rewritten between the
 # `<!-- hub-bench:start -->` and `<!-- hub-bench:end -->` markers, if both exist;
@@ -105,8 +105,18 @@ declare -A cmd=(
   [chat-ws]="$root/target/release/examples/hub --workers 1 --rate 1000000 --burst 1000000 --bind 127.0.0.1:0 --ws-bind"
   [actix-chat-rooms]="$hub/actix_chat_rooms --bind"
 )
+# BUILDS="NAME=DIR ..." (directories holding other builds' `hub` and `hub_bench`, e.g.
+# main's): the servers chat-NAME, chat-ws-NAME and ours-NAME run those binaries,
+# interleaved with the others like any server (a change against its base in one run).
 # The servers that speak the chat example's JSON protocol (wsd-hubload --chat).
 declare -A chat_protocol=([chat]=1 [chat-ws]=1 [actix-chat-rooms]=1)
+for build in ${BUILDS:-}; do
+  b=${build%%=*} dir=${build#*=}
+  cmd[chat-$b]="$dir/hub --workers 1 --rate 1000000 --burst 1000000 --bind"
+  cmd[chat-ws-$b]="$dir/hub --workers 1 --rate 1000000 --burst 1000000 --bind 127.0.0.1:0 --ws-bind"
+  cmd[ours-$b]="$dir/hub_bench --bind"
+  chat_protocol[chat-$b]=1 chat_protocol[chat-ws-$b]=1
+done
 peers_only=(actix-chat tokio-broadcast tokio-broadcast-batched)
 case "$mode" in
   fanout) default_servers="ours actix-chat tokio-broadcast tokio-broadcast-batched raw-fanout" ;;

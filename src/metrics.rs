@@ -68,6 +68,11 @@ impl ThreadStats {
     }
 
     #[inline]
+    pub fn messages_sent(&self, n: usize) {
+        self.messages_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    #[inline]
     pub fn bytes_sent(&self, bytes: usize) {
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
     }

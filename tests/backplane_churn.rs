@@ -31,6 +31,8 @@ use tokio_tungstenite::tungstenite::{protocol::CloseFrame, Message as WsMessage}
 use websocket_driver as ws;
 use ws::hub::redis::{BackplaneStats, RedisBackplane};
 
+#[path = "support/member.rs"]
+mod member;
 #[path = "support/redis.rs"]
 mod redis_server;
 use redis_server::{free_port, Redis};
@@ -38,44 +40,6 @@ use redis_server::{free_port, Redis};
 const ROOMS: [&str; 3] = ["r0", "r1", "r2"];
 
 // ---------------------------------------------------------------- servers
-
-/// The servers' endpoint: `/sub?topic=R&user=U[&since=E:O]` joins R and answers
-/// `joined E O RECOVERED`; `/pub?topic=R` publishes every text it sends to R.
-struct Endpoint {
-    hub: ws::Hub,
-    topic: String,
-    sub: bool,
-    user: Option<String>,
-    since: Option<ws::Position>,
-}
-
-impl ws::Endpoint for Endpoint {
-    fn on_open(&mut self, conn: &ws::Conn, _: &mut ws::EndpointContext<Self>) {
-        if !self.sub {
-            return;
-        }
-        let mut options = ws::JoinOptions::default().on_joined(|j| {
-            vec![ws::Message::from(format!(
-                "joined {} {} {}",
-                j.position.epoch,
-                j.position.offset,
-                j.recovered
-                    .map_or("none", |r| if r { "true" } else { "false" })
-            ))]
-        });
-        if let Some(user) = self.user.take() {
-            options = options.user(user);
-        }
-        if let Some(since) = self.since.take() {
-            options = options.since(since);
-        }
-        let _ = self.hub.join_with(conn, &self.topic, options);
-    }
-
-    fn on_message(&mut self, _: &ws::Conn, msg: ws::Message, _: &mut ws::EndpointContext<Self>) {
-        self.hub.publish(&self.topic, msg);
-    }
-}
 
 fn settings(redis: &str) -> ws::Settings {
     let mut s = ws::Settings::default();
@@ -114,31 +78,7 @@ async fn serve(
     let backplane = RedisBackplane::start(&hub, settings.redis.clone())
         .await
         .expect("the backplane connects");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = hub.clone();
-    let running = ws::Server::with_settings(settings)
-        .listen_on(listener, 2, move |req| {
-            let since = req.query_param("since").and_then(|s| {
-                let (epoch, offset) = s.split_once(':')?;
-                Some(ws::Position {
-                    epoch: epoch.to_owned(),
-                    offset: offset.parse().ok()?,
-                })
-            });
-            Ok(ws::endpoint(Endpoint {
-                hub: h.clone(),
-                topic: req
-                    .query_param("topic")
-                    .map_or_else(|| "r0".into(), |t| t.into_owned()),
-                sub: req.path() == "/sub",
-                user: req.query_param("user").map(|u| u.into_owned()),
-                since,
-            }))
-        })
-        .unwrap();
-    let handle = running.handle();
-    actix_rt::spawn(running);
+    let (addr, handle) = member::serve(settings, &hub, "r0");
     (addr, hub, backplane, handle)
 }
 

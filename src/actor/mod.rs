@@ -51,7 +51,7 @@ pub use error::{Error, SendError};
 pub use forward::{forward, Forward, Forwarder, Tagged};
 pub use id::{ConnId, ParseConnIdError};
 pub use messages::{Close, Message, Open, Ping, Pong, WebSocketActor};
-pub use on_thread::{Accepted, Budget, OnThread, Refused, ThreadKey};
+pub use on_thread::{Accepted, AcceptedMany, Budget, OnThread, PreparedBatch, Refused, ThreadKey};
 #[cfg(feature = "server")]
 pub(crate) use owned::End;
 #[cfg(feature = "web")]

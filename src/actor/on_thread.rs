@@ -5,9 +5,11 @@
 
 use std::fmt;
 
+use bytes::{Bytes, BytesMut};
+
 use super::{
     id::ConnId,
-    owned::{OverBudget, Queued},
+    owned::{OverBudget, Queued, QueuedMany},
     slab::{thread_number, OwnedRef},
     Error,
 };
@@ -69,6 +71,62 @@ pub struct Accepted {
     pub recompressed: bool,
 }
 
+/// What a [grouped budgeted send](OnThread::send_many_within) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AcceptedMany {
+    /// How many were taken: the first ones, in order.
+    pub taken: usize,
+    /// How many of those were compressed again for this connection.
+    pub recompressed: usize,
+    /// Why the next one (the one at `taken`) was refused; `None` when all were
+    /// taken. Those after it were not tried.
+    pub refused: Option<Refused>,
+}
+
+/// Prepared messages framed back to back, for a fan-out that sends the same
+/// several messages to many connections: a connection that would send each
+/// one's plain [frame](PreparedMessage::frame) takes them all in one copy
+/// ([`OnThread::send_batch_within`]).
+#[derive(Debug, Clone)]
+pub struct PreparedBatch {
+    frames: Bytes,
+    /// Where each message's frame ends in `frames`.
+    ends: Vec<usize>,
+    /// Whether a message has a compressed frame (which a connection with
+    /// permessage-deflate would send instead).
+    compressed: bool,
+}
+
+impl PreparedBatch {
+    /// The frames of `messages`, in order.
+    pub fn new<'a>(messages: impl IntoIterator<Item = &'a PreparedMessage>) -> PreparedBatch {
+        let mut frames = BytesMut::new();
+        let mut ends = Vec::new();
+        let mut compressed = false;
+        for message in messages {
+            frames.extend_from_slice(message.frame());
+            ends.push(frames.len());
+            compressed |= message.compressed_frame().is_some();
+        }
+        PreparedBatch {
+            frames: frames.freeze(),
+            ends,
+            compressed,
+        }
+    }
+
+    /// How many messages it holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
 /// A connection's state on its own thread, from [`Conn::on_thread`](super::Conn::on_thread):
 /// not `Send`, and cheap to clone. Every operation takes no lock; each keeps the
 /// connection's rules (ready-state, the mirror other threads read, waking its
@@ -118,6 +176,51 @@ impl OnThread {
         }
     }
 
+    /// Send `messages` in order, each as [`send_within`](Self::send_within) would
+    /// (the budget checked before each), stopping at the first refused; the
+    /// connection's other threads' view is updated and its writer woken once for
+    /// them all.
+    #[inline]
+    pub fn send_many_within<'a>(
+        &self,
+        messages: impl IntoIterator<Item = &'a PreparedMessage>,
+        budget: Budget,
+    ) -> AcceptedMany {
+        let Ok(mut owned) = self.owned.try_borrow_mut() else {
+            // Borrowed by the connection's own task: not reachable from there.
+            return AcceptedMany {
+                taken: 0,
+                recompressed: 0,
+                refused: Some(Refused::Closed),
+            };
+        };
+        accepted_many(owned.send_many_within(messages, budget.bytes, budget.messages.max(1)))
+    }
+
+    /// Send the messages of `batch` as [`send_many_within`](Self::send_many_within)
+    /// would, their frames copied at once; `None` (nothing sent) when this
+    /// connection would send them otherwise (it compresses them, or it is a
+    /// client): send them with `send_many_within`.
+    #[inline]
+    pub fn send_batch_within(&self, batch: &PreparedBatch, budget: Budget) -> Option<AcceptedMany> {
+        let Ok(mut owned) = self.owned.try_borrow_mut() else {
+            // Borrowed by the connection's own task: not reachable from there.
+            return Some(AcceptedMany {
+                taken: 0,
+                recompressed: 0,
+                refused: Some(Refused::Closed),
+            });
+        };
+        let many = owned.send_frames_within(
+            &batch.frames,
+            &batch.ends,
+            batch.compressed,
+            budget.bytes,
+            budget.messages.max(1),
+        )?;
+        Some(accepted_many(many))
+    }
+
     /// Bytes the connection holds for its peer, not yet handed to the transport.
     pub fn buffered_amount(&self) -> usize {
         self.owned.try_borrow().map_or(0, |o| o.shared().buffered())
@@ -144,5 +247,17 @@ impl OnThread {
     /// Whether the connection is gone (its driver finished).
     pub fn is_gone(&self) -> bool {
         self.owned.try_borrow().is_ok_and(|o| o.is_finished())
+    }
+}
+
+fn accepted_many(many: QueuedMany) -> AcceptedMany {
+    AcceptedMany {
+        taken: many.taken,
+        recompressed: many.recompressed,
+        refused: many.refused.map(|refused| match refused {
+            OverBudget::Closed => Refused::Closed,
+            OverBudget::Bytes { buffered } => Refused::Bytes { buffered },
+            OverBudget::Messages { queued } => Refused::Messages { queued },
+        }),
     }
 }

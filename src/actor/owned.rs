@@ -74,6 +74,16 @@ pub(crate) struct Queued {
     pub(super) recompressed: bool,
 }
 
+/// What a [grouped budgeted send](Owned::send_many_within) came to: how many were
+/// taken (the first ones), how many of those were compressed again for this
+/// connection, and why the next one was refused, if one was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueuedMany {
+    pub(super) taken: usize,
+    pub(super) recompressed: usize,
+    pub(super) refused: Option<OverBudget>,
+}
+
 /// What the driver needs to know before it reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadView {
@@ -291,6 +301,135 @@ impl Owned {
         self.sync();
         self.wake_task();
         Ok(Queued { end, recompressed })
+    }
+
+    /// Send `messages` in order within a budget, as [`send_within`](Self::send_within)
+    /// one after the other would, with one check of the connection, one mirror for
+    /// other threads and one wake of the task for them all. Stops at the first
+    /// refused: what follows it is not tried.
+    pub fn send_many_within<'a>(
+        &mut self,
+        messages: impl IntoIterator<Item = &'a PreparedMessage>,
+        max_bytes: usize,
+        max_messages: usize,
+    ) -> QueuedMany {
+        let mut done = QueuedMany {
+            taken: 0,
+            recompressed: 0,
+            refused: None,
+        };
+        if self.driver_done || !self.core.ready_state().can_send() {
+            done.refused = Some(OverBudget::Closed);
+            return done;
+        }
+        let taken = self.taken;
+        let budgeted = &mut self.rare.get_or_insert_with(Box::default).budgeted;
+        while budgeted.front().is_some_and(|end| *end <= taken) {
+            budgeted.pop_front();
+        }
+        for message in messages {
+            let buffered = self.core.buffered_amount();
+            if buffered >= max_bytes {
+                done.refused = Some(OverBudget::Bytes { buffered });
+                break;
+            }
+            if budgeted.len() >= max_messages {
+                done.refused = Some(OverBudget::Messages {
+                    queued: budgeted.len(),
+                });
+                break;
+            }
+            if self.core.info().compresses_prepared_again(message) {
+                done.recompressed += 1;
+            }
+            if self.core.send_prepared(message).is_err() {
+                done.refused = Some(OverBudget::Closed);
+                break;
+            }
+            budgeted.push_back(taken + self.core.buffered_amount() as u64);
+            done.taken += 1;
+        }
+        if done.taken > 0 {
+            self.stats.messages_sent(done.taken);
+            self.sync();
+            self.wake_task();
+        }
+        done
+    }
+
+    /// Send the messages whose plain frames are `frames`, back to back (message
+    /// `i` ends at `ends[i]`), as [`send_many_within`](Self::send_many_within)
+    /// would, with one copy for all it takes. `None` when this connection would
+    /// send them otherwise: it is a client (it masks), or it compresses and a
+    /// message has a compressed form (`compressed`).
+    pub fn send_frames_within(
+        &mut self,
+        frames: &Bytes,
+        ends: &[usize],
+        compressed: bool,
+        max_bytes: usize,
+        max_messages: usize,
+    ) -> Option<QueuedMany> {
+        let info = self.core.info();
+        if info.role() != Role::Server || (compressed && info.extension().is_some()) {
+            return None;
+        }
+        let mut done = QueuedMany {
+            taken: 0,
+            recompressed: 0,
+            refused: None,
+        };
+        if self.driver_done || !self.core.ready_state().can_send() {
+            done.refused = Some(OverBudget::Closed);
+            return Some(done);
+        }
+        let taken = self.taken;
+        let budgeted = &mut self.rare.get_or_insert_with(Box::default).budgeted;
+        // The sends written since: their ends are the lowest, at the front.
+        let written = budgeted.partition_point(|end| *end <= taken);
+        if written > 0 {
+            budgeted.drain(..written);
+        }
+        let buffered = self.core.buffered_amount();
+        let queued = budgeted.len();
+        // Message `i` is taken while the buffer holds less than `max_bytes` before
+        // it (the bytes budget) and fewer than `max_messages` budgeted sends wait
+        // (the messages budget), the bytes checked first, as one by one.
+        let by_bytes = match ends.split_last() {
+            Some(_) if buffered >= max_bytes => 0,
+            Some((_, before)) => 1 + before.partition_point(|end| buffered + end < max_bytes),
+            None => 0,
+        };
+        let by_messages = max_messages.saturating_sub(queued);
+        let n = by_bytes.min(by_messages).min(ends.len());
+        if n < ends.len() {
+            let before = if n == 0 { 0 } else { ends[n - 1] };
+            done.refused = Some(if n == by_bytes {
+                OverBudget::Bytes {
+                    buffered: buffered + before,
+                }
+            } else {
+                OverBudget::Messages { queued: queued + n }
+            });
+        }
+        let base = taken + buffered as u64;
+        budgeted.extend(ends[..n].iter().map(|end| base + *end as u64));
+        done.taken = n;
+        let length = if n == 0 { 0 } else { ends[n - 1] };
+        if done.taken == 0 {
+            return Some(done);
+        }
+        let sent = if length == frames.len() {
+            self.core.send_prepared_frames(frames)
+        } else {
+            self.core.send_prepared_frames(&frames.slice(..length))
+        };
+        // The ready-state was checked above: nothing refuses them.
+        debug_assert!(sent.is_ok());
+        self.stats.messages_sent(done.taken);
+        self.sync();
+        self.wake_task();
+        Some(done)
     }
 
     /// Start the closing handshake for the user (or a shutdown); returns the offset
@@ -743,5 +882,98 @@ impl Owned {
         }
         self.task = Some(waker.clone());
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        actor::shared::Facts,
+        proto::{Connection, PreparedMessage, Role},
+        settings::{DeflateSettings, ProtocolSettings},
+    };
+
+    fn open_server() -> Owned {
+        let mut core = Connection::new(Role::Server, ProtocolSettings::default());
+        core.open();
+        let shared = Arc::new(Shared::new(Facts {
+            id: ConnId::from_raw(1),
+            owner: 0,
+            slot: 0,
+            protocol: None,
+            extension: None,
+            max_send_buffer: usize::MAX,
+            auto_pong: true,
+            ready_state: core.ready_state(),
+        }));
+        Owned::new(core, shared, &ConnectionSettings::default())
+    }
+
+    /// The output, the budgeted ends and the outcome after `queued` messages
+    /// sent one by one with `written` bytes of them taken, then `messages`
+    /// sent either as frames back to back or one by one.
+    fn run(
+        batch: bool,
+        queued: &[PreparedMessage],
+        written: usize,
+        messages: &[PreparedMessage],
+        max_bytes: usize,
+        max_messages: usize,
+    ) -> (QueuedMany, Bytes, Vec<u64>) {
+        let mut owned = open_server();
+        for m in queued {
+            owned.send_within(m, usize::MAX, usize::MAX).unwrap();
+        }
+        owned.output_written(written);
+        let many = if batch {
+            let mut frames = BytesMut::new();
+            let mut ends = Vec::new();
+            for m in messages {
+                frames.extend_from_slice(m.frame());
+                ends.push(frames.len());
+            }
+            let frames = frames.freeze();
+            owned
+                .send_frames_within(&frames, &ends, false, max_bytes, max_messages)
+                .unwrap()
+        } else {
+            owned.send_many_within(messages, max_bytes, max_messages)
+        };
+        let output = Bytes::copy_from_slice(owned.core.output().front());
+        let mut budgeted: Vec<u64> = owned.rare_mut().budgeted.iter().copied().collect();
+        // What was written is gone from either (trimmed at the next send).
+        budgeted.retain(|end| *end > owned.taken);
+        (many, output, budgeted)
+    }
+
+    /// Frames back to back are taken, refused and accounted for exactly as the
+    /// same messages one by one, at every bytes and messages budget around what
+    /// is queued and what they add.
+    #[test]
+    fn frames_back_to_back_are_budgeted_as_one_by_one() {
+        let deflate = DeflateSettings::default();
+        let msg = |n: usize| PreparedMessage::new("x".repeat(n), &deflate);
+        let queued: Vec<_> = [3, 10, 1].into_iter().map(msg).collect();
+        let messages: Vec<_> = [5, 1, 130, 2, 7].into_iter().map(msg).collect();
+        for written in [0, 4, 12, 20] {
+            for max_bytes in [0, 1, 10, 19, 20, 27, 30, 170, 200, 10_000] {
+                for max_messages in [1, 2, 3, 4, 5, 8, 100] {
+                    let args = (&queued[..], written, &messages[..], max_bytes, max_messages);
+                    let together = run(true, args.0, args.1, args.2, args.3, args.4);
+                    let one_by_one = run(false, args.0, args.1, args.2, args.3, args.4);
+                    assert_eq!(
+                        together, one_by_one,
+                        "written {written}, max_bytes {max_bytes}, max_messages {max_messages}"
+                    );
+                }
+            }
+        }
+        // The cases reach both refusals and none.
+        let (many, ..) = run(true, &queued, 0, &messages, 30, 100);
+        assert_eq!(many.refused, Some(OverBudget::Bytes { buffered: 30 }));
+        let (many, ..) = run(true, &queued, 0, &messages, 10_000, 5);
+        assert_eq!(many.refused, Some(OverBudget::Messages { queued: 5 }));
+        assert_eq!(run(true, &queued, 20, &messages, 10_000, 100).0.taken, 5);
     }
 }

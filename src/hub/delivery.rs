@@ -33,3 +33,10 @@ pub(super) struct Policy {
     pub(super) slow_consumer: SlowConsumer,
     pub(super) close_code: u16,
 }
+
+impl Policy {
+    /// Whether `other` gives the same budget.
+    pub(super) fn same_budget(&self, other: &Policy) -> bool {
+        self.budget_bytes == other.budget_bytes && self.budget_messages == other.budget_messages
+    }
+}

@@ -21,7 +21,7 @@ use super::{
     delivery::Delivery,
     inner::HubInner,
     queue::{Cmd, Queue},
-    subscribers::{Counts, Outcome, Sink, Subscribers},
+    subscribers::{Counts, Many, Outcome, Sink, Subscribers, Whole},
 };
 use crate::{
     actor::{Budget, Conn, ConnId, Error, OnThread, Refused},
@@ -99,6 +99,50 @@ impl Sink for OnThread {
             self.buffered_amount(),
             delivery.policy.budget_messages,
         )
+    }
+
+    fn deliver_many(&self, group: &[&Arc<Delivery>], whole: Option<&Whole<'_>>) -> Many {
+        let mut many = Many::default();
+        if let (Some(whole), Some(first)) = (whole, group.first()) {
+            let policy = &first.policy;
+            let budget = Budget {
+                bytes: policy.budget_bytes,
+                messages: policy.budget_messages,
+            };
+            // Their frames in one copy, when this connection sends them as they
+            // are (and they share one budget: a topic's publications do).
+            if whole.one_budget {
+                if let Some(sent) = self.send_batch_within(whole.batch(), budget) {
+                    many.delivered = sent.taken;
+                    if let Some(refusal) = sent.refused {
+                        many.stopped = Some(refused(self, group[sent.taken], refusal));
+                    }
+                    return many;
+                }
+            }
+        }
+        let mut rest = group;
+        while let Some(first) = rest.first() {
+            // A run of one budget (a topic's publications share it).
+            let policy = &first.policy;
+            let run = rest
+                .iter()
+                .position(|d| !d.policy.same_budget(policy))
+                .unwrap_or(rest.len());
+            let budget = Budget {
+                bytes: policy.budget_bytes,
+                messages: policy.budget_messages,
+            };
+            let sent = self.send_many_within(rest[..run].iter().map(|d| &d.prepared), budget);
+            many.delivered += sent.taken;
+            many.recompressed += sent.recompressed as u64;
+            if let Some(refusal) = sent.refused {
+                many.stopped = Some(refused(self, rest[sent.taken], refusal));
+                break;
+            }
+            rest = &rest[run..];
+        }
+        many
     }
 }
 
@@ -374,20 +418,26 @@ fn deliver(local: &OnThread, delivery: &Delivery) -> (Outcome, bool) {
     };
     match local.send_within(&delivery.prepared, budget) {
         Ok(accepted) => (Outcome::Delivered, accepted.recompressed),
-        Err(Refused::Bytes { .. } | Refused::Messages { .. })
+        Err(refusal) => refused(local, delivery, refusal),
+    }
+}
+
+/// What a refused delivery comes to: the policy's outcome.
+fn refused(local: &OnThread, delivery: &Delivery, refusal: Refused) -> (Outcome, bool) {
+    let policy = &delivery.policy;
+    match refusal {
+        Refused::Bytes { .. } | Refused::Messages { .. }
             if policy.slow_consumer == SlowConsumer::Latest =>
         {
             (Outcome::Conflated, false)
         }
-        Err(Refused::Bytes { buffered }) => {
-            over_budget(local, delivery, buffered, policy.budget_bytes)
-        }
-        Err(Refused::Messages { .. }) => over_budget(
+        Refused::Bytes { buffered } => over_budget(local, delivery, buffered, policy.budget_bytes),
+        Refused::Messages { .. } => over_budget(
             local,
             delivery,
             local.buffered_amount(),
             policy.budget_messages,
         ),
-        Err(_) => (Outcome::Gone, false),
+        _ => (Outcome::Gone, false),
     }
 }

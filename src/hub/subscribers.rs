@@ -3,10 +3,13 @@
 //! its join already covers). Generic over the handle of a subscriber's
 //! connection ([`Sink`]), so that the bookkeeping is tested without connections.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{cell::OnceCell, collections::HashMap, sync::Arc};
 
 use super::delivery::Delivery;
-use crate::{actor::ConnId, settings::SlowConsumer};
+use crate::{
+    actor::{ConnId, PreparedBatch},
+    settings::SlowConsumer,
+};
 
 /// What happened to one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,64 @@ pub(super) enum Outcome {
 pub(super) trait Sink {
     fn deliver(&self, delivery: &Delivery) -> (Outcome, bool);
     fn over_budget(&self, delivery: &Delivery) -> (Outcome, bool);
+
+    /// Deliver `group` in order, as `deliver` one after the other would, up to
+    /// the first that is not delivered (the ones after it are not tried).
+    /// `whole`: `group` is all of the group being fanned out.
+    fn deliver_many(&self, group: &[&Arc<Delivery>], whole: Option<&Whole<'_>>) -> Many {
+        let _ = whole;
+        let mut many = Many::default();
+        for delivery in group {
+            let outcome = self.deliver(delivery);
+            if outcome.0 != Outcome::Delivered {
+                many.stopped = Some(outcome);
+                break;
+            }
+            many.delivered += 1;
+            many.recompressed += u64::from(outcome.1);
+        }
+        many
+    }
+}
+
+/// A group being fanned out, whole: its frames back to back, made when a sink
+/// first asks for them (one copy of them all for each subscriber that gets them
+/// all as they are).
+pub(super) struct Whole<'a> {
+    group: &'a [(Arc<Delivery>, Option<ConnId>)],
+    batch: OnceCell<PreparedBatch>,
+    /// Every publication of the group has the first one's budget (a topic's
+    /// publications do).
+    pub one_budget: bool,
+}
+
+impl<'a> Whole<'a> {
+    fn new(group: &'a [(Arc<Delivery>, Option<ConnId>)]) -> Self {
+        let one_budget = group
+            .windows(2)
+            .all(|pair| pair[0].0.policy.same_budget(&pair[1].0.policy));
+        Whole {
+            group,
+            batch: OnceCell::new(),
+            one_budget,
+        }
+    }
+
+    /// The group's frames, back to back.
+    pub fn batch(&self) -> &PreparedBatch {
+        self.batch
+            .get_or_init(|| PreparedBatch::new(self.group.iter().map(|(d, _)| &d.prepared)))
+    }
+}
+
+/// What [`Sink::deliver_many`] came to: the first `delivered` were delivered
+/// (`recompressed` of them compressed again), and the next one, if any, had
+/// the outcome `stopped`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Many {
+    pub delivered: usize,
+    pub recompressed: u64,
+    pub stopped: Option<(Outcome, bool)>,
 }
 
 /// Deliveries by outcome.
@@ -216,17 +277,44 @@ impl<L: Sink> Subscribers<L> {
     /// delivered, or held back for an unanswered join (bounded like a send
     /// buffer: past its budget, the policy applies as it would on delivery).
     /// Subscriber by subscriber: each gets them all, in order, before the next is
-    /// visited, as if they came one after the other.
+    /// visited, as if they came one after the other (a subscriber's run of them
+    /// sent in one pass, and as one copy of their frames when it gets them all).
     pub fn publish_many(&mut self, group: &[(Arc<Delivery>, Option<ConnId>)]) -> Counts {
         let mut counts = Counts::default();
         let any_held = !self.held.is_empty();
         let held_all = &mut self.held;
+        // The group's publications one subscriber gets, in order.
+        let mut mine = Vec::with_capacity(if group.len() > 1 { group.len() } else { 0 });
+        let whole = Whole::new(group);
+        // All of them, for a subscriber without a floor that sent none of them.
+        let all: Vec<_> = match group.len() {
+            0 | 1 => Vec::new(),
+            _ => group.iter().map(|(d, _)| d).collect(),
+        };
+        let mut senders: Vec<ConnId> = group.iter().filter_map(|(_, except)| *except).collect();
+        senders.sort_unstable();
+        senders.dedup();
         for sub in &mut self.list {
             let mut held = if any_held {
                 held_all.get_mut(&sub.id)
             } else {
                 None
             };
+            if held.is_none() && group.len() > 1 {
+                if sub.floor.is_none() && !senders.contains(&sub.id) {
+                    sub.push_many(&all, Some(&whole), &mut counts);
+                    continue;
+                }
+                mine.clear();
+                for (delivery, except) in group {
+                    if Some(sub.id) != *except && sub.admits(delivery) {
+                        mine.push(delivery);
+                    }
+                }
+                let whole = (mine.len() == group.len()).then_some(&whole);
+                sub.push_many(&mine, whole, &mut counts);
+                continue;
+            }
             for (delivery, except) in group {
                 if Some(sub.id) == *except {
                     continue;
@@ -285,9 +373,18 @@ impl<L: Sink> Subscriber<L> {
     /// the fan-out loop's registers).
     #[inline(always)]
     fn offer(&mut self, delivery: &Arc<Delivery>, counts: &mut Counts) {
+        if self.admits(delivery) {
+            self.push(delivery, counts);
+        }
+    }
+
+    /// Whether `delivery` is to be delivered: the join's floor does not cover it
+    /// (the floor goes once passed).
+    #[inline(always)]
+    fn admits(&mut self, delivery: &Delivery) -> bool {
         if let Some(floor) = &self.floor {
             if floor.covers(delivery) {
-                return;
+                return false;
             }
             // Numbered above the floor in its epoch: later ones of it are too. A
             // delivery of another epoch says nothing of the floor's (the hub's
@@ -297,7 +394,50 @@ impl<L: Sink> Subscriber<L> {
                 self.floor = None;
             }
         }
-        self.push(delivery, counts);
+        true
+    }
+
+    /// Deliver `group` in order, as `push` one after the other would, with one
+    /// visit of the connection for those its budget takes (`whole`: `group` is
+    /// all of the group being fanned out).
+    #[inline(always)]
+    fn push_many(
+        &mut self,
+        group: &[&Arc<Delivery>],
+        whole: Option<&Whole<'_>>,
+        counts: &mut Counts,
+    ) {
+        if self.latest.is_some() || group.len() < 2 {
+            for delivery in group {
+                self.push(delivery, counts);
+            }
+            return;
+        }
+        let many = self.local.deliver_many(group, whole);
+        counts.delivered += many.delivered as u64;
+        counts.recompressed += many.recompressed;
+        if let Some(outcome) = many.stopped {
+            self.refused(group, many.delivered, outcome, counts);
+        }
+    }
+
+    /// `group[at]` had `outcome` (not delivered): kept if conflated, counted, and
+    /// the rest pushed one by one.
+    #[cold]
+    fn refused(
+        &mut self,
+        group: &[&Arc<Delivery>],
+        at: usize,
+        outcome: (Outcome, bool),
+        counts: &mut Counts,
+    ) {
+        if outcome.0 == Outcome::Conflated {
+            self.keep(group[at]);
+        }
+        counts.count(outcome);
+        for delivery in &group[at + 1..] {
+            self.push(delivery, counts);
+        }
     }
 
     /// Deliver `delivery`, which supersedes what a conflating policy kept (counted
@@ -330,7 +470,10 @@ impl<L: Sink> Subscriber<L> {
 
 #[cfg(test)]
 mod tests {
-    use std::{cell::RefCell, rc::Rc};
+    use std::{
+        cell::{Cell, RefCell},
+        rc::Rc,
+    };
 
     use super::*;
     use crate::{
@@ -481,6 +624,139 @@ mod tests {
         assert_eq!(expected[2], ["e1", "f1", "e3", "e4"]);
         // Held back: two (the budget), the rest over it, then released in order.
         assert_eq!(expected[3], ["over", "over", "over", "e1", "e2"]);
+    }
+
+    /// A sink with a budget of `limit` deliveries: past it, the policy of the
+    /// delivery ("over" for drop, "closed" once for close, then nothing: gone;
+    /// conflated for latest). Deliveries at odd offsets count as compressed again.
+    #[derive(Clone)]
+    struct Budgeted(
+        u64,
+        Rc<RefCell<Vec<String>>>,
+        Rc<Cell<usize>>,
+        Rc<Cell<bool>>,
+    );
+
+    impl Sink for Budgeted {
+        fn deliver(&self, d: &Delivery) -> (Outcome, bool) {
+            if self.3.get() {
+                return (Outcome::Gone, false);
+            }
+            if self.2.get() == 0 {
+                if d.policy.slow_consumer == SlowConsumer::Latest {
+                    return (Outcome::Conflated, false);
+                }
+                return self.over_budget(d);
+            }
+            self.2.set(self.2.get() - 1);
+            let text = String::from_utf8(d.prepared.payload().to_vec()).unwrap();
+            self.1.borrow_mut().push(format!("{}:{text}", self.0));
+            (Outcome::Delivered, d.offset % 2 == 1)
+        }
+        fn over_budget(&self, d: &Delivery) -> (Outcome, bool) {
+            if d.policy.slow_consumer == SlowConsumer::Close {
+                self.3.set(true);
+                self.1.borrow_mut().push(format!("{}:closed", self.0));
+                return (Outcome::Closed, false);
+            }
+            self.1.borrow_mut().push(format!("{}:over", self.0));
+            (Outcome::Dropped, false)
+        }
+    }
+
+    /// Subscribers with room for 0 to 6 deliveries get a group of five under
+    /// each policy, some with an `except`, one above a floor: fanned out
+    /// together (each subscriber's run taken up to its budget at once), each
+    /// gets, and each count is, what one publication after the other gives;
+    /// and what a conflating policy kept is the same one.
+    #[test]
+    fn a_group_refused_partway_gives_what_one_by_one_does_under_each_policy() {
+        for policy in [
+            SlowConsumer::Drop,
+            SlowConsumer::Close,
+            SlowConsumer::Latest,
+        ] {
+            let dp = |text: &str, offset: u64| {
+                Arc::new(Delivery {
+                    prepared: PreparedMessage::new(text.to_owned(), &DeflateSettings::default()),
+                    policy: Policy {
+                        budget_bytes: 1 << 20,
+                        budget_messages: 8,
+                        slow_consumer: policy,
+                        close_code: 1008,
+                    },
+                    offset,
+                    epoch: Some("e".into()),
+                })
+            };
+            let group: Vec<(Arc<Delivery>, Option<ConnId>)> = vec![
+                (dp("e1", 1), None),
+                (dp("e2", 2), Some(ConnId::from_raw(3))),
+                (dp("e3", 3), None),
+                (dp("e4", 4), Some(ConnId::from_raw(6))),
+                (dp("e5", 5), None),
+            ];
+            let run = |together: bool| {
+                let log = Rc::new(RefCell::new(Vec::new()));
+                let room: Vec<_> = (0..7).map(|n| Rc::new(Cell::new(n))).collect();
+                let mut subs = Subscribers::default();
+                for n in 0..7u64 {
+                    let id = ConnId::from_raw(n);
+                    let sink = Budgeted(n, log.clone(), room[n as usize].clone(), Rc::default());
+                    subs.subscribe(id, sink, n);
+                    let above = if n == 4 { 1 } else { 0 };
+                    subs.answer(id, n, vec![], vec![], floor("e", above));
+                }
+                let counts = if together {
+                    subs.publish_many(&group)
+                } else {
+                    group.iter().fold(Counts::default(), |counts, (d, except)| {
+                        counts.plus(subs.publish(d, *except))
+                    })
+                };
+                // Room again: what a conflating policy kept is written.
+                room.iter().for_each(|r| r.set(10));
+                let later = subs.retry_latest();
+                let log = per_subscriber_of(&log.borrow(), 7);
+                (counts, later, log)
+            };
+            let (counts, later, log) = run(true);
+            assert_eq!(
+                (counts, later, &log),
+                (run(false).0, run(false).1, &run(false).2)
+            );
+            match policy {
+                SlowConsumer::Drop => {
+                    assert_eq!(log[0], ["over", "over", "over", "over", "over"]);
+                    assert_eq!(log[2], ["e1", "e2", "over", "over", "over"]);
+                    assert_eq!(log[3], ["e1", "e3", "e4", "over"]);
+                    assert_eq!(log[4], ["e2", "e3", "e4", "e5"]);
+                    assert_eq!(counts.delivered, 19);
+                    assert_eq!(counts.dropped, 13);
+                }
+                SlowConsumer::Close => {
+                    assert_eq!(log[2], ["e1", "e2", "closed"]);
+                    assert_eq!(counts.closed, 4);
+                }
+                _ => {
+                    assert_eq!(log[2], ["e1", "e2", "e5"]);
+                    assert_eq!(log[3], ["e1", "e3", "e4", "e5"]);
+                    assert_eq!(later.delivered, 4);
+                }
+            }
+            assert_eq!(log[6], ["e1", "e2", "e3", "e5"]);
+            assert_eq!(log[5], ["e1", "e2", "e3", "e4", "e5"]);
+        }
+    }
+
+    /// What each of `n` subscribers got, in order.
+    fn per_subscriber_of(log: &[String], n: usize) -> Vec<Vec<String>> {
+        let mut each = vec![Vec::new(); n];
+        for line in log {
+            let (id, what) = line.split_once(':').unwrap();
+            each[id.parse::<usize>().unwrap()].push(what.to_owned());
+        }
+        each
     }
 
     #[test]

@@ -137,6 +137,19 @@ impl Connection {
         }
     }
 
+    /// Queue `frames`: the plain [`PreparedMessage::frame`]s of several messages,
+    /// back to back, as [`send_prepared`](Self::send_prepared) queues each when it
+    /// sends the plain frame (a server whose agreement does not take a compressed
+    /// frame, or messages without one: the caller checks). One copy for them all.
+    #[cfg(feature = "actor")]
+    pub(crate) fn send_prepared_frames(&mut self, frames: &Bytes) -> Result<(), SendError> {
+        if !self.state.can_send() || self.role != Role::Server {
+            return Err(SendError::Closed);
+        }
+        self.output.push_frame(frames);
+        Ok(())
+    }
+
     fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
         if !self.state.can_send() {
             return Err(SendError::Closed);

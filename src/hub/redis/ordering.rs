@@ -8,7 +8,8 @@
 //! when the publication after it is delivered. A publication at or before
 //! the last delivered of its epoch is a copy (the channel's of a filled one):
 //! skipped. A publication in another epoch (the topic's numbering started again
-//! in Redis) is delivered and counted as a reset; the last few epochs are each
+//! in Redis) is delivered and counted as a reset, after the ones of that epoch
+//! before it, taken from the stream when it is not the epoch's first; the last few epochs are each
 //! followed (a late publication of the one before, from a fill or a connection
 //! that outlived it, is delivered in its place, and never repeats one of the
 //! new epoch's). A plain struct, without I/O.
@@ -121,18 +122,22 @@ impl Ordering {
             .last_of(&p.epoch)
             .or_else(|| t.baseline.as_ref().filter(|b| b.epoch == p.epoch))
             .cloned();
-        let gap = from
+        let gap = match &from {
+            Some(at) => at.offset.checked_add(1).is_some_and(|next| p.offset > next),
+            // A new epoch after another's publications were delivered: what
+            // came in it before this one (while the subscription was cut) is
+            // asked for too (a fill from another epoch's position brings all
+            // of the current one).
+            None => t.delivered.is_some() && p.offset > 1,
+        } && !t
+            .checked
             .as_ref()
-            .is_some_and(|at| at.offset.checked_add(1).is_some_and(|next| p.offset > next))
-            && !t
-                .checked
-                .as_ref()
-                .is_some_and(|c| c.epoch == p.epoch && p.offset.saturating_sub(1) <= c.offset);
+            .is_some_and(|c| c.epoch == p.epoch && p.offset.saturating_sub(1) <= c.offset);
         if gap {
             self.fills += 1;
             out.fill = Some(FillRequest {
                 number: self.fills,
-                since: from,
+                since: from.or_else(|| t.delivered.clone()),
             });
             t.filling = Some((self.fills, vec![envelope]));
             return out;
@@ -526,5 +531,26 @@ mod tests {
             },
         );
         assert_eq!(o.missed("u").unwrap().since.unwrap().offset, 4);
+    }
+
+    #[test]
+    fn a_new_epoch_seen_past_its_first_publication_is_filled_from_its_start() {
+        // Redis started again while the subscription was cut: the first of the
+        // new epoch seen is its 4th; 1..=3 come from the stream, before it.
+        let mut o = Ordering::new(10);
+        o.message("t", env("old", 7));
+        let out = o.message("t", env("new", 4));
+        assert!(out.deliver.is_empty());
+        let request = out.fill.unwrap();
+        assert_eq!(request.since, Some(at("old", 7)));
+        assert!(o.message("t", env("new", 5)).deliver.is_empty(), "held");
+        let fill = Fill {
+            epoch: "new".into(),
+            last: 4,
+            entries: vec![env("new", 1), env("new", 2), env("new", 3), env("new", 4)],
+        };
+        let out = o.filled("t", request.number, Some(fill));
+        assert_eq!(offsets(&out), [1, 2, 3, 4, 5]);
+        assert_eq!((out.filled, out.resets, out.lost), (4, 1, 0));
     }
 }

@@ -132,7 +132,7 @@ impl Publisher {
 
     /// Send `publication` (counted in `in_flight` already).
     pub fn send(&self, publication: Publication) {
-        if self.out {
+        if self.out && !self.client.is_connected() {
             // Not written anywhere: here only, at once.
             self.shared.release(1);
             add(&self.shared.counters.dropped, 1);

@@ -69,6 +69,10 @@ pub(super) struct Task {
     watch_every: Duration,
     /// Since when each connection (control, writer, subscriber) is down.
     down_since: [Option<Instant>; 3],
+    /// Publications Redis took when the writer was last seen to work: one taken
+    /// since means it works (fred reports a connection as connecting while it
+    /// sends what it held back), whatever its state says.
+    writer_took: u64,
     /// How long one may stay down while another is up.
     stuck_after: Duration,
     command_timeout: Duration,
@@ -135,6 +139,7 @@ impl Task {
             reconcile_every: s.reconcile_interval,
             watch_every: s.reconnect_max.max(Duration::from_millis(10)),
             down_since: [None; 3],
+            writer_took: 0,
             command_timeout: s.command_timeout,
             stuck_after: s
                 .reconnect_max
@@ -575,7 +580,14 @@ impl Task {
             });
         }
         // Publications wait for a connection that blinks; not for one that is
-        // out for longer than a command may take.
+        // out for longer than a command may take (and took none meanwhile).
+        let took = (self.shared.counters.published).load(std::sync::atomic::Ordering::Relaxed);
+        if took != self.writer_took {
+            self.writer_took = took;
+            if self.down_since[1].is_some() {
+                self.down_since[1] = Some(now);
+            }
+        }
         let out = self.down_since[1]
             .is_some_and(|t| now.saturating_duration_since(t) > self.command_timeout);
         self.publisher.set_out(out);

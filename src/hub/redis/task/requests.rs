@@ -60,8 +60,12 @@ impl Task {
                 .iter()
                 .map(|(t, _)| keys::channel(&self.prefix, t))
                 .collect();
-            let (subscriber, events, sharded) =
-                (self.subscriber.clone(), self.events.clone(), self.sharded);
+            let (subscriber, events, sharded, timeout) = (
+                self.subscriber.clone(),
+                self.events.clone(),
+                self.sharded,
+                self.command_timeout,
+            );
             tokio::spawn(async move {
                 let result = match (command, sharded) {
                     (Command::Subscribe, false) => subscriber.subscribe(channels).await,
@@ -87,9 +91,16 @@ impl Task {
                         Some(node) => {
                             let to_node = Options {
                                 cluster_node: Some(node),
+                                timeout: Some(timeout),
                                 ..Default::default()
                             };
-                            subscriber.with_options(&to_node).ping::<()>(None).await
+                            let ping = subscriber.with_options(&to_node).ping::<()>(None).await;
+                            if let Err(err) = ping {
+                                // The node moved or did not answer in time: taken
+                                // as done once written, as without the PING.
+                                tracing::debug!(%err, "redis: no answer to the PING after SSUBSCRIBE");
+                            }
+                            Ok(())
                         }
                         // No routing known (the connection is being made
                         // again): the resubscription after it settles it.

@@ -41,6 +41,42 @@ const MAX_IDLE_READ_BUF: usize = 128 * 1024;
 /// it, to make the buffer grow further.
 const MAX_READ_AHEAD: usize = 256 * 1024;
 
+thread_local! {
+    /// A read buffer no connection of this thread holds. A connection whose reads
+    /// drained everything gives its buffer here, and the next connection of the
+    /// thread to read takes it: an idle connection keeps no read buffer, whether it
+    /// ever carried traffic or not, and a busy thread allocates none per message.
+    static SPARE: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
+}
+
+/// The most a drained read buffer may hold to become the thread's spare (one
+/// 64 KiB frame with its header): larger ones, grown for large frames, stay with
+/// their connection until it goes quiet.
+#[cfg(feature = "web")]
+pub(crate) const SPARE_MAX: usize = 64 * 1024 + 64;
+
+/// Give an empty `buf` (its connection's reads found nothing left) the thread's
+/// spare read buffer, if there is one.
+#[inline]
+pub(crate) fn take_spare(buf: &mut BytesMut) {
+    if let Some(spare) = SPARE.take() {
+        *buf = spare;
+    }
+}
+
+/// Make drained `buf` the thread's spare read buffer (keeping the larger of it and
+/// the spare there), for whichever connection of the thread reads next: `buf` is
+/// left without an allocation.
+#[inline]
+pub(crate) fn give_spare(buf: &mut BytesMut) {
+    let drained = std::mem::take(buf);
+    let kept = SPARE.take();
+    SPARE.set(Some(match kept {
+        Some(k) if k.capacity() >= drained.capacity() => k,
+        _ => drained,
+    }));
+}
+
 /// Where a connection's bytes come from: the driver reads straight into its own
 /// buffer, so a transport that can (a socket) costs no copy and no allocation per
 /// read.
@@ -68,6 +104,18 @@ enum Phase {
     Closed,
 }
 
+/// What few connections have: an inbound rate limit, a span a subscriber wants.
+struct Extras {
+    limiter: Option<Box<Limiter>>,
+    span: Option<tracing::Span>,
+}
+
+impl Extras {
+    fn new(limiter: Option<Box<Limiter>>, span: Option<tracing::Span>) -> Option<Box<Extras>> {
+        (limiter.is_some() || span.is_some()).then(|| Box::new(Extras { limiter, span }))
+    }
+}
+
 /// What a step of the poll loop says.
 enum Step {
     /// Go on with the next step.
@@ -88,12 +136,11 @@ enum Step {
 /// reading stops while the actor is busy, and the input held stays bounded.
 pub(crate) struct Driver<A: WebSocketActor, S> {
     owned: OwnedRef,
-    conn: Conn,
     input: S,
     input_done: bool,
     read_buf: BytesMut,
     timers: Timers,
-    max_events: usize,
+    max_events: u32,
     control: Control<A>,
     phase: Phase,
     error_handed: bool,
@@ -104,11 +151,9 @@ pub(crate) struct Driver<A: WebSocketActor, S> {
     registered: Option<Waker>,
     /// The driver yielded to the task once since the last read (see `poll_read`).
     yielded_to_task: bool,
-    /// The inbound rate limit, when one is set.
-    limiter: Option<Box<Limiter>>,
-    /// The connection's span, only when a subscriber wants it (8 bytes rather
-    /// than a disabled span's 40, on every idle connection).
-    span: Option<Box<tracing::Span>>,
+    /// The inbound rate limit and the span, when either is there (8 bytes on
+    /// every idle connection that has neither).
+    extras: Option<Box<Extras>>,
     _actor: PhantomData<fn(A)>,
 }
 
@@ -121,16 +166,14 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         registry: Registry,
         span: tracing::Span,
     ) -> Self {
-        let conn = Conn::new(owned.borrow().shared().clone());
-        registry.add(conn.shared());
+        registry.add(owned.borrow().shared());
         Driver {
             owned,
-            conn,
             input,
             input_done: false,
             read_buf: BytesMut::new(),
             timers: Timers::new(settings),
-            max_events: settings.max_events_per_poll.max(1),
+            max_events: u32::try_from(settings.max_events_per_poll.max(1)).unwrap_or(u32::MAX),
             control,
             phase: Phase::Open,
             error_handed: false,
@@ -138,8 +181,10 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
             registry,
             registered: None,
             yielded_to_task: false,
-            limiter: Limiter::new(settings.rate_limit.as_ref()),
-            span: (!span.is_disabled()).then(|| Box::new(span)),
+            extras: Extras::new(
+                Limiter::new(settings.rate_limit.as_ref()),
+                (!span.is_disabled()).then_some(span),
+            ),
             _actor: PhantomData,
         }
     }
@@ -173,7 +218,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
                 }
             };
             let mut pause = false;
-            if let Some(limiter) = &mut self.limiter {
+            if let Some(limiter) = self.extras.as_mut().and_then(|e| e.limiter.as_mut()) {
                 match charge(limiter, &event, cx) {
                     RateVerdict::Within => {}
                     RateVerdict::Close => {
@@ -204,7 +249,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
     /// Lift the rate limit's pause once it is over.
     #[inline]
     fn poll_resume(&mut self, cx: &mut TaskContext<'_>) {
-        if let Some(limiter) = &mut self.limiter {
+        if let Some(limiter) = self.extras.as_mut().and_then(|e| e.limiter.as_mut()) {
             if limiter.is_paused() && limiter.poll_resume(cx) {
                 self.owned.borrow_mut().set_throttled(false);
             }
@@ -247,7 +292,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
                 let shared = owned.shared().clone();
                 drop(owned);
                 slab::remove(&shared);
-                self.registry.remove(self.conn.id());
+                self.registry.remove(shared.id());
                 Step::Done
             }
         }
@@ -257,13 +302,13 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
     /// (RFC 6455 §7.1.1: without the peer's Close, or its closing of the
     /// transport, in time, close the transport ourselves).
     #[inline]
-    fn poll_timers(&mut self, cx: &mut TaskContext<'_>, budget: usize) -> Step {
+    fn poll_timers(&mut self, budget: usize) -> Step {
         let mut owned = self.owned.borrow_mut();
-        let verdict = self.timers.poll(&mut owned, cx);
+        let verdict = self.timers.poll(&mut owned);
         if verdict == Verdict::CloseTimedOut {
             owned.end_transport(End::Reset);
         }
-        self.timers.watch(&owned, cx);
+        self.timers.watch(&owned);
         owned.kick_task();
         let view = owned.read_view();
         drop(owned);
@@ -333,10 +378,15 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         if self.poisoned {
             return;
         }
-        let conn = &self.conn;
+        let open =
+            matches!(event, Event::Open).then(|| Conn::new(self.owned.borrow().shared().clone()));
         let control = &self.control;
         let outcome = catch_unwind(AssertUnwindSafe(|| match event {
-            Event::Open => handle(act, ctx, Open { conn: conn.clone() }),
+            Event::Open => {
+                if let Some(conn) = open {
+                    handle(act, ctx, Open { conn });
+                }
+            }
             Event::Message(message) => handle(act, ctx, message),
             // Errors and the Close go through `hand_error`/`hand_close`.
             Event::Error(error) => handle(act, ctx, Error::from(error)),
@@ -345,7 +395,8 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
             Event::Pong(payload) => control.pong(act, ctx, payload),
         }));
         if outcome.is_err() {
-            tracing::error!(id = %self.conn.id(), "websocket handler panicked; closing with 1011");
+            let id = self.owned.borrow().id();
+            tracing::error!(%id, "websocket handler panicked; closing with 1011");
             self.poisoned = true;
             self.owned.borrow_mut().fail(Error::HandlerPanicked);
             ctx.stop();
@@ -414,23 +465,23 @@ where
         let this = self.get_mut();
         // Entering a span costs even when no subscriber wants it (the `log`
         // bridge): only when it is enabled.
-        let span = this.span.as_deref().cloned();
+        let span = this.extras.as_ref().and_then(|e| e.span.clone());
         let _entered = span.as_ref().map(|span| span.enter());
         if !this
             .registered
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            this.conn.shared().register_owner(cx.waker());
+            this.owned.borrow().shared().register_owner(cx.waker());
             this.registered = Some(cx.waker().clone());
         }
-        let mut budget = this.max_events;
+        let mut budget = this.max_events as usize;
         loop {
             this.poll_resume(cx);
             this.hand_events(act, ctx, cx, &mut budget);
             this.owned.borrow_mut().register_driver(cx.waker());
             let step = match this.after_close(act, ctx, &mut budget) {
-                Step::Next => match this.poll_timers(cx, budget) {
+                Step::Next => match this.poll_timers(budget) {
                     Step::Next => this.poll_read(cx),
                     step => step,
                 },
@@ -463,6 +514,6 @@ impl<A: WebSocketActor, S> Drop for Driver<A, S> {
         if !finished {
             slab::remove(&shared);
         }
-        self.registry.remove(self.conn.id());
+        self.registry.remove(shared.id());
     }
 }

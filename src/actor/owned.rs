@@ -11,13 +11,14 @@
 //! sends on this thread reach it without a lock; the task keeps it borrowed across
 //! its system call, which no other thread can be waiting for.
 
-use std::{collections::VecDeque, sync::Arc, task::Waker, time::Instant};
+use std::{collections::VecDeque, sync::Arc, task::Waker};
 
 use bytes::{Bytes, BytesMut};
 
 use super::{
     id::ConnId,
     shared::{Request, Shared},
+    timers::{self, Micros, NEVER},
     Error, SendError,
 };
 use crate::{
@@ -110,6 +111,9 @@ struct Rare {
     /// The end offsets of the budgeted sends not known to be written yet (trimmed
     /// as budgeted sends come).
     budgeted: VecDeque<u64>,
+    /// The route's socket, when the application registered `ws::on_connect`.
+    /// Taken when it is told the end.
+    transport: Option<Box<dyn TransportEnd>>,
 }
 
 /// What only the connection's thread touches; see the [module docs](self).
@@ -127,9 +131,6 @@ pub(crate) struct Owned {
     end: Option<End>,
     /// The task ended or was dropped: nothing more reaches the peer.
     task_gone: bool,
-    /// The route's socket, when the application registered `ws::on_connect`.
-    /// Taken when it is told the end.
-    transport: Option<Box<dyn TransportEnd>>,
     /// The driver is gone (its `Close` was handed over, or the actor stopped).
     driver_done: bool,
     /// The driver reads and decodes nothing while set
@@ -140,12 +141,16 @@ pub(crate) struct Owned {
     /// user's).
     throttled: bool,
     /// What most connections never use, made on first use: 8 bytes while
-    /// unused rather than the 104 it takes (every idle connection holds this
+    /// unused rather than the 120 it takes (every idle connection holds this
     /// struct).
     rare: Option<Box<Rare>>,
-    /// When the keep-alive ping in flight went out (its Pong is timed). Not in
-    /// `rare`: every quiet connection is pinged.
-    keepalive_sent: Option<Instant>,
+    /// When the keep-alive ping in flight went out, on the timers' clock (its
+    /// Pong is timed; `NEVER`: none). Not in `rare`: every quiet connection is
+    /// pinged.
+    keepalive_sent: Micros,
+    /// The connection's timer fired (its thread's clock set it): the driver
+    /// runs its timers.
+    timer_due: bool,
     /// This thread's counters (messages and bytes in and out).
     stats: Arc<ThreadStats>,
 }
@@ -173,12 +178,12 @@ impl Owned {
             taken: 0,
             end: None,
             task_gone: false,
-            transport: None,
             driver_done: false,
             read_paused: false,
             throttled: false,
             rare: None,
-            keepalive_sent: None,
+            keepalive_sent: NEVER,
+            timer_due: false,
             stats: crate::metrics::thread_stats(),
         };
         owned.sync();
@@ -553,8 +558,9 @@ impl Owned {
         match &event {
             Event::Pong(payload) => {
                 if payload.is_empty() {
-                    if let Some(sent) = self.keepalive_sent.take() {
-                        crate::metrics::ping_rtt(sent.elapsed());
+                    let sent = std::mem::replace(&mut self.keepalive_sent, NEVER);
+                    if sent != NEVER {
+                        crate::metrics::ping_rtt(timers::since(sent));
                     }
                 }
                 self.shared.pong_received(payload);
@@ -614,6 +620,18 @@ impl Owned {
         self.core.info().role() == Role::Client && !self.transport_done(input_done)
     }
 
+    /// The connection's timer fired: wake the driver to run its timers.
+    pub fn timer_fired(&mut self) {
+        self.timer_due = true;
+        self.wake_driver();
+    }
+
+    /// Whether the timer fired since the last call.
+    #[inline]
+    pub fn take_timer_due(&mut self) -> bool {
+        std::mem::take(&mut self.timer_due)
+    }
+
     pub fn register_driver(&mut self, waker: &Waker) {
         if !self.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
             self.driver = Some(waker.clone());
@@ -668,12 +686,12 @@ impl Owned {
 
     /// A keep-alive ping on a quiet connection, whose empty buffers go back to the
     /// allocator first. True when it was queued.
-    pub fn keepalive_ping(&mut self, now: Instant) -> bool {
+    pub fn keepalive_ping(&mut self, now: Micros) -> bool {
         self.core.release_buffers();
         let sent = self.core.send_ping(b"").is_ok();
         if sent {
             // Its Pong gives the round-trip time (the metrics').
-            self.keepalive_sent = Some(now);
+            self.keepalive_sent = now;
         }
         self.sync();
         sent
@@ -684,7 +702,7 @@ impl Owned {
     pub fn end_transport(&mut self, end: End) {
         self.end = Some(end);
         if end == End::Reset {
-            if let Some(transport) = self.transport.take() {
+            if let Some(transport) = self.rare.as_mut().and_then(|r| r.transport.take()) {
                 // On the route, actix-http would keep a socket whose peer does not
                 // read: free it now.
                 transport.abort();
@@ -736,7 +754,7 @@ impl Owned {
             self.end = Some(End::AfterOutput);
         }
         if !self.driver_done {
-            if let Some(transport) = &self.transport {
+            if let Some(transport) = self.rare.as_ref().and_then(|r| r.transport.as_ref()) {
                 // Nothing runs the close timeout any more, and the task may not be
                 // polled again (actix-http waits for a peer that does not read).
                 transport.abandoned();
@@ -776,12 +794,12 @@ impl Owned {
     /// The transport to tell of the end (the route's socket).
     #[cfg(feature = "web")]
     pub fn set_transport(&mut self, transport: Box<dyn TransportEnd>) {
-        self.transport = Some(transport);
+        self.rare_mut().transport = Some(transport);
     }
 
     /// The transport, taken: its end is the caller's to tell now.
     pub fn take_transport(&mut self) -> Option<Box<dyn TransportEnd>> {
-        self.transport.take()
+        self.rare.as_mut()?.transport.take()
     }
 
     pub fn register_task(&mut self, waker: &Waker) {

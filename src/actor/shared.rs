@@ -29,11 +29,10 @@ pub(crate) struct Shared {
     /// The owner thread ([`ThreadKey`](super::ThreadKey)'s number).
     owner: u64,
     /// The connection's place in its thread's slab.
-    slot: usize,
-    /// The subprotocol agreed in the handshake.
-    protocol: Option<Box<str>>,
-    /// The extension agreed in the handshake, by name.
-    extension: Option<Box<str>>,
+    slot: u32,
+    /// The subprotocol and the extension agreed in the handshake, when either
+    /// was (in one box: most connections agree on neither).
+    agreed: Option<Box<Agreed>>,
     max_send_buffer: usize,
     /// The core answers pings itself ([`ProtocolSettings::auto_pong`](crate::ProtocolSettings::auto_pong)).
     auto_pong: bool,
@@ -53,6 +52,13 @@ pub(crate) struct Shared {
     /// Wakes the owner's driver for a request (registered as the driver starts,
     /// so kept apart from the inbox, which it would otherwise make at once).
     owner_waker: Mutex<Option<Waker>>,
+}
+
+/// The subprotocol and the extension (by name) a handshake agreed on.
+#[derive(Debug)]
+struct Agreed {
+    protocol: Option<Box<str>>,
+    extension: Option<Box<str>>,
 }
 
 /// What [`Shared::new`] takes: the connection's fixed facts.
@@ -177,9 +183,13 @@ impl Shared {
         Shared {
             id: facts.id,
             owner: facts.owner,
-            slot: facts.slot,
-            protocol: facts.protocol,
-            extension: facts.extension,
+            slot: u32::try_from(facts.slot).expect("fewer than 2^32 connections per thread"),
+            agreed: (facts.protocol.is_some() || facts.extension.is_some()).then(|| {
+                Box::new(Agreed {
+                    protocol: facts.protocol,
+                    extension: facts.extension,
+                })
+            }),
             max_send_buffer: facts.max_send_buffer,
             auto_pong: facts.auto_pong,
             ready_state: AtomicU8::new(facts.ready_state.as_u8()),
@@ -224,15 +234,15 @@ impl Shared {
 
     /// The connection's place in its thread's slab.
     pub fn slot(&self) -> usize {
-        self.slot
+        self.slot as usize
     }
 
     pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.agreed.as_ref()?.protocol.as_deref()
     }
 
     pub fn extension(&self) -> Option<&str> {
-        self.extension.as_deref()
+        self.agreed.as_ref()?.extension.as_deref()
     }
 
     pub fn auto_pong(&self) -> bool {

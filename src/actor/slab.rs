@@ -67,6 +67,7 @@ pub(crate) fn remove(shared: &Shared) {
             return None;
         }
         let removed = entry.take();
+        super::timers::disarm(slot);
         slab.free.push(slot);
         if slab.free.len() == slab.entries.len() && slab.entries.capacity() > 64 {
             // No connection left on this thread: give the memory back.
@@ -97,4 +98,22 @@ pub(crate) fn with_owned<T>(shared: &Shared, f: impl FnOnce(&mut Owned) -> T) ->
     let owned = owned_of(shared)?;
     let mut owned = owned.try_borrow_mut().ok()?;
     Some(f(&mut owned))
+}
+
+/// The timer of the connection in `slot` of this thread's slab fired (its thread's
+/// clock says so): its state is marked and its driver woken. False when the state
+/// is in use (never between tasks), so the clock looks again later.
+pub(crate) fn timer_fired(slot: usize) -> bool {
+    let owned = SLAB.with(|slab| match slab.borrow().entries.get(slot) {
+        Some(Some((_, owned))) => Some(owned.clone()),
+        _ => None,
+    });
+    let Some(owned) = owned else {
+        return true;
+    };
+    let Ok(mut owned) = owned.try_borrow_mut() else {
+        return false;
+    };
+    owned.timer_fired();
+    true
 }

@@ -3,7 +3,6 @@
 //! a response head).
 
 use std::{
-    cell::Cell,
     future::poll_fn,
     io,
     pin::Pin,
@@ -14,7 +13,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
 use tokio_util::io::poll_read_buf;
 
-use super::Input;
+use super::{
+    driver::{give_spare, take_spare},
+    Input,
+};
 use crate::handshake::MAX_HEAD_SIZE;
 
 /// Read buffer first reserved: enough for a burst of small frames.
@@ -26,14 +28,6 @@ const READ_CHUNK_MIN: usize = 4 * 1024;
 /// its end, and the buffer would have to grow (a copy of all of it) for the last
 /// few bytes.
 const READ_CHUNK_MAX: usize = 64 * 1024 + 64;
-
-thread_local! {
-    /// A read buffer no connection of this thread holds. A connection whose reads
-    /// drained everything gives its buffer here, and the next connection of the
-    /// thread to read takes it: an idle connection keeps no read buffer, whether it
-    /// ever carried traffic or not, and a busy thread allocates none per message.
-    static SPARE: Cell<Option<BytesMut>> = const { Cell::new(None) };
-}
 
 /// A transport's read half (a TCP socket's, a TLS stream's) as the driver's
 /// [`Input`]: it reads straight into the driver's buffer.
@@ -49,10 +43,12 @@ thread_local! {
 /// to read takes it: idle connections hold no read buffer.
 pub(crate) struct ReadInput<R> {
     io: R,
-    /// Bytes that came after the handshake's head, in the same read.
-    first: Option<Bytes>,
-    /// The current read reservation.
-    chunk: usize,
+    /// Bytes that came after the handshake's head, in the same read (boxed: few
+    /// peers send frames before the 101 reached them, and every idle connection
+    /// holds this struct).
+    first: Option<Box<Bytes>>,
+    /// The current read reservation (at most `READ_CHUNK_MAX`).
+    chunk: u32,
     /// The buffer was seen larger than `READ_CHUNK_MAX` (a large frame's room):
     /// once drained it is not made the thread's spare (whose capacity would no
     /// longer show the allocation behind it); the connection keeps it until the
@@ -66,14 +62,14 @@ impl<R> ReadInput<R> {
         ReadInput {
             io,
             first: None,
-            chunk: READ_CHUNK_MIN,
+            chunk: READ_CHUNK_MIN as u32,
             grown: false,
         }
     }
 
     /// Bytes read past the handshake's head: the input's first bytes.
     pub fn set_first(&mut self, rest: BytesMut) {
-        self.first = (!rest.is_empty()).then(|| rest.freeze());
+        self.first = (!rest.is_empty()).then(|| Box::new(rest.freeze()));
     }
 }
 
@@ -90,29 +86,28 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
         if buf.capacity() == 0 {
             // A fresh buffer (the last one was let go): the spare, if any.
             self.grown = false;
-            if let Some(spare) = SPARE.take() {
-                *buf = spare;
-            }
+            take_spare(buf);
         }
         // Between frames, once reads have filled their buffer (large messages), a
         // read gets room for a whole chunk: a large frame that starts in what is
         // left at the end of the buffer would otherwise be read in part and then
         // copied when the driver makes room for its rest (reserving room in an
         // empty buffer moves nothing). Small messages keep the cheaper check.
-        let room = if buf.is_empty() && self.chunk > READ_CHUNK_MIN {
-            self.chunk
+        let chunk = self.chunk as usize;
+        let room = if buf.is_empty() && chunk > READ_CHUNK_MIN {
+            chunk
         } else {
-            self.chunk / 4
+            chunk / 4
         };
         if buf.capacity() - buf.len() < room {
-            buf.reserve(self.chunk);
+            buf.reserve(chunk);
         }
         self.grown |= buf.capacity() > READ_CHUNK_MAX;
         let spare = buf.capacity() - buf.len();
         let read = poll_read_buf(Pin::new(&mut self.io), cx, buf);
         match read {
             Poll::Ready(Ok(n)) if n == spare => {
-                self.chunk = (self.chunk * 2).min(READ_CHUNK_MAX);
+                self.chunk = (chunk * 2).min(READ_CHUNK_MAX) as u32;
             }
             Poll::Pending if buf.is_empty() && !self.grown => {
                 // Nothing waits: the buffer goes to the thread, for whichever
@@ -120,14 +115,7 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
                 // with its connection, which frees it when the keep-alive ping
                 // finds the connection quiet: freeing each at once, while other
                 // connections' large buffers live, fragments the heap for good.)
-                let drained = std::mem::take(buf);
-                {
-                    let kept = SPARE.take();
-                    SPARE.set(Some(match kept {
-                        Some(k) if k.capacity() >= drained.capacity() => k,
-                        _ => drained,
-                    }));
-                }
+                give_spare(buf);
             }
             _ => {}
         }

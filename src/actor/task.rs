@@ -3,11 +3,11 @@
 //! in one task; and, on the route, the [`Stalled`] task that drives the actor while
 //! the transport does not poll the connection's task.
 
+#[cfg(feature = "web")]
+use std::{cell::RefCell, rc::Rc};
 use std::{
-    cell::RefCell,
     future::Future,
     pin::Pin,
-    rc::Rc,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -32,6 +32,7 @@ const MAX_WRITE_SLICES: usize = 8;
 /// An actor's context as a future, shared by the connection's task that drives it
 /// and, on the route, the [`Stalled`] task that takes over while the connection's
 /// task is not polled.
+#[cfg(feature = "web")]
 pub(crate) type ActorCell = Rc<RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>>>;
 
 /// The connection's task: the root of the work of one connection. It hands the
@@ -44,7 +45,7 @@ pub(crate) type ActorCell = Rc<RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>
 pub(crate) struct ConnTask {
     owned: OwnedRef,
     /// The actor's context, when this task drives it.
-    actor: Option<ActorCell>,
+    actor: DrivenActor,
     /// The waker the actor's context is polled with: it notes that the actor has
     /// work, so that the task polls the actor only then, not on every write.
     actor_wake: Arc<ActorWake>,
@@ -55,13 +56,26 @@ pub(crate) struct ConnTask {
 impl std::fmt::Debug for ConnTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnTask")
-            .field("drives_actor", &self.actor.is_some())
+            .field("drives_actor", &!matches!(self.actor, DrivenActor::None))
             .finish_non_exhaustive()
     }
 }
 
+/// The actor's context a [`ConnTask`] drives.
+enum DrivenActor {
+    /// None (a client's connection runs in an actor driven elsewhere), or the
+    /// actor is done.
+    None,
+    /// Driven by this task alone (in place: no cell to share).
+    Alone(Pin<Box<dyn Future<Output = ()>>>),
+    /// Shared with the route's [`Stalled`] task.
+    #[cfg(feature = "web")]
+    Shared(ActorCell),
+}
+
 /// Poll the actor's context in `cell` once with `waker`; the cell is emptied when
 /// the actor is done. Does nothing if the context is being polled already.
+#[cfg(feature = "web")]
 fn poll_actor(cell: &ActorCell, waker: &Waker) {
     let Ok(mut slot) = cell.try_borrow_mut() else {
         return;
@@ -148,10 +162,17 @@ pub(crate) struct Stalled {
 
 #[cfg(feature = "web")]
 impl Stalled {
-    /// The task for `task`'s actor; `None` when it drives no actor.
-    pub fn new(task: &ConnTask) -> Option<Stalled> {
+    /// The task for `task`'s actor (which the two share from now on); `None`
+    /// when it drives no actor.
+    pub fn new(task: &mut ConnTask) -> Option<Stalled> {
+        let cell = match std::mem::replace(&mut task.actor, DrivenActor::None) {
+            DrivenActor::None => return None,
+            DrivenActor::Alone(actor) => Rc::new(RefCell::new(Some(actor))),
+            DrivenActor::Shared(cell) => cell,
+        };
+        task.actor = DrivenActor::Shared(cell.clone());
         Some(Stalled {
-            actor: task.actor.clone()?,
+            actor: cell,
             wake: task.actor_wake.clone(),
             waker: task.actor_waker.clone(),
         })
@@ -192,7 +213,7 @@ impl ConnTask {
         let actor_wake = ActorWake::new();
         ConnTask {
             owned,
-            actor: None,
+            actor: DrivenActor::None,
             actor_waker: Waker::from(actor_wake.clone()),
             actor_wake,
         }
@@ -201,7 +222,7 @@ impl ConnTask {
     /// Drive `actor` (the connection's actor's context, as a future) from now on.
     #[cfg(any(feature = "web", feature = "server"))]
     pub fn drive(&mut self, actor: Pin<Box<dyn Future<Output = ()>>>) {
-        self.actor = Some(Rc::new(RefCell::new(Some(actor))));
+        self.actor = DrivenActor::Alone(actor);
     }
 
     /// The connection's end, when the transport cannot be ended by dropping it
@@ -230,16 +251,26 @@ impl ConnTask {
 
     /// Poll the actor's context if it was woken since the last poll.
     fn drive_actor(&mut self, cx: &mut Context<'_>) {
-        let Some(actor) = &self.actor else {
+        if matches!(self.actor, DrivenActor::None) {
             return;
-        };
+        }
         // Registered on every poll: a wake takes the waker (it does not clone it).
         self.actor_wake.set_outer(cx.waker());
         if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
             // Forget our waker while the actor runs: the sends it makes are taken
             // right after, without waking this task again.
             self.owned.borrow_mut().forget_task_waker();
-            poll_actor(actor, &self.actor_waker);
+            match &mut self.actor {
+                DrivenActor::None => {}
+                DrivenActor::Alone(actor) => {
+                    let mut cx = Context::from_waker(&self.actor_waker);
+                    if actor.as_mut().poll(&mut cx).is_ready() {
+                        self.actor = DrivenActor::None;
+                    }
+                }
+                #[cfg(feature = "web")]
+                DrivenActor::Shared(cell) => poll_actor(cell, &self.actor_waker),
+            }
         }
     }
 
@@ -337,10 +368,15 @@ impl Drop for ConnTask {
             .and_then(|mut o| o.take_transport());
         // Stop the actor first (its driver borrows the state as it goes), and let
         // the stalled task see that it is gone.
-        if let Some(actor) = self.actor.take() {
-            let stopped = actor.try_borrow_mut().map(|mut slot| slot.take());
-            drop(stopped);
-            self.actor_wake.wake_stalled_task();
+        match std::mem::replace(&mut self.actor, DrivenActor::None) {
+            DrivenActor::None => {}
+            DrivenActor::Alone(actor) => drop(actor),
+            #[cfg(feature = "web")]
+            DrivenActor::Shared(actor) => {
+                let stopped = actor.try_borrow_mut().map(|mut slot| slot.take());
+                drop(stopped);
+                self.actor_wake.wake_stalled_task();
+            }
         }
         if let Ok(mut owned) = self.owned.try_borrow_mut() {
             owned.task_ended();

@@ -4,23 +4,63 @@
 //! ([`Connection`](crate::proto::Connection)); the timers add what needs a clock.
 
 use std::{
+    cell::RefCell,
     future::Future,
     pin::Pin,
-    task::Context,
+    sync::OnceLock,
+    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
 use tokio::time::Sleep;
 
-use super::{owned::Owned, Error};
+use super::{owned::Owned, slab, Error};
 use crate::settings::ConnectionSettings;
 
-/// `at + d`, or as far after `at` as an `Instant` goes (a duration from the
-/// configuration never makes a deadline overflow).
-fn after(at: Instant, d: Duration) -> Instant {
-    at.checked_add(d)
-        .or_else(|| at.checked_add(Duration::from_secs(365 * 24 * 3600)))
-        .unwrap_or(at)
+/// A time on the connections' clock: microseconds since its epoch (the first
+/// time it was read), 8 bytes where an `Instant` takes 16. [`NEVER`] is none.
+pub(crate) type Micros = u64;
+
+/// No time: a deadline not set, a duration not configured.
+pub(crate) const NEVER: Micros = u64::MAX;
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// The time now on the connections' clock.
+pub(crate) fn now() -> Micros {
+    micros(Instant::now().saturating_duration_since(epoch()))
+}
+
+/// `d` in microseconds (at least 1: a deadline is always after the time it
+/// counts from), [`NEVER`] past what a `u64` holds.
+fn micros(d: Duration) -> Micros {
+    u64::try_from(d.as_micros()).unwrap_or(NEVER)
+}
+
+fn interval(d: Option<Duration>) -> Micros {
+    d.map_or(NEVER, |d| micros(d).max(1))
+}
+
+/// The `Instant` of `at` (a far one for a time an `Instant` cannot hold).
+fn instant(at: Micros) -> Instant {
+    let epoch = epoch();
+    epoch
+        .checked_add(Duration::from_micros(at))
+        .or_else(|| epoch.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(epoch)
+}
+
+/// `at + d`, [`NEVER`] if either is.
+fn after(at: Micros, d: Micros) -> Micros {
+    at.saturating_add(d)
+}
+
+/// The time from `at` to now.
+pub(crate) fn since(at: Micros) -> Duration {
+    Duration::from_micros(now().saturating_sub(at))
 }
 
 /// What the timers decided when one fired.
@@ -34,14 +74,20 @@ pub(crate) enum Verdict {
     CloseTimedOut,
 }
 
-/// A connection's timers, in one `Sleep` pointed at the next deadline.
+/// A connection's timers: its next deadline is armed on its thread's [`Clock`],
+/// which marks the connection's state and wakes its driver when it comes. No
+/// timer of the runtime's per connection: an idle connection holds its deadline
+/// in the clock's table (20 bytes) rather than a `Sleep` (112, in a box of its
+/// own).
 #[derive(Debug)]
 pub(crate) struct Timers {
-    ping_interval: Option<Duration>,
-    idle_timeout: Option<Duration>,
-    close_timeout: Duration,
+    ping_interval: Micros,
+    idle_timeout: Micros,
+    close_timeout: Micros,
     /// When the peer was last known active (see [`activity`](Self::activity)).
-    last_activity: Instant,
+    last_activity: Micros,
+    last_ping: Micros,
+    close_deadline: Micros,
     /// Something arrived since the timer last fired (while `rechecking`).
     active: bool,
     /// The peer is active: reads only set `active`, and the timer fires one
@@ -49,30 +95,28 @@ pub(crate) struct Timers {
     rechecking: bool,
     /// `rechecking` began: `watch` points the timer at the step.
     retarget: bool,
-    last_ping: Instant,
-    close_deadline: Option<Instant>,
     close_timed_out: bool,
-    /// Whether `sleep` holds a deadline worth waiting for.
+    /// Whether a deadline is armed on the clock.
     armed: bool,
-    sleep: Pin<Box<Sleep>>,
 }
 
 impl Timers {
+    /// A connection's timers (on its clock, they are named by the connection's
+    /// slot in its thread's slab).
     pub fn new(settings: &ConnectionSettings) -> Self {
-        let now = Instant::now();
+        let now = now();
         Timers {
-            ping_interval: settings.ping_interval,
-            idle_timeout: settings.idle_timeout,
-            close_timeout: settings.close_timeout,
+            ping_interval: interval(settings.ping_interval),
+            idle_timeout: interval(settings.idle_timeout),
+            close_timeout: interval(Some(settings.close_timeout)),
             last_activity: now,
+            last_ping: now,
+            close_deadline: NEVER,
             active: false,
             rechecking: false,
             retarget: false,
-            last_ping: now,
-            close_deadline: None,
             close_timed_out: false,
             armed: false,
-            sleep: Box::pin(tokio::time::sleep_until(now.into())),
         }
     }
 
@@ -95,7 +139,7 @@ impl Timers {
 
     #[cold]
     fn became_active(&mut self) {
-        self.last_activity = Instant::now();
+        self.last_activity = now();
         if self.step().is_some() {
             self.rechecking = true;
             // `watch`, right after, points the timer at the step.
@@ -104,43 +148,43 @@ impl Timers {
     }
 
     /// How often the timer looks again while the peer is active.
-    fn step(&self) -> Option<Duration> {
-        let shortest = match (self.ping_interval, self.idle_timeout) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
+    fn step(&self) -> Option<Micros> {
+        let shortest = self.ping_interval.min(self.idle_timeout);
+        (shortest != NEVER).then(|| (shortest / 8).max(1))
+    }
+
+    fn next_deadline(&self, open: bool) -> Option<Micros> {
+        let mut next = if self.close_timed_out {
+            NEVER
+        } else {
+            self.close_deadline
         };
-        Some(shortest / 8)
-    }
-
-    fn next_deadline(&self, open: bool) -> Option<Instant> {
-        let mut next = self.close_deadline.filter(|_| !self.close_timed_out);
         if open {
-            let ping = self
-                .ping_interval
-                .map(|i| after(self.last_activity.max(self.last_ping), i));
-            let idle = self.idle_timeout.map(|t| after(self.last_activity, t));
-            let recheck = self
-                .step()
-                .filter(|_| self.rechecking)
-                .map(|step| after(self.last_activity, step));
-            next = [next, ping, idle, recheck].into_iter().flatten().min();
+            let ping = after(self.last_activity.max(self.last_ping), self.ping_interval);
+            let idle = after(self.last_activity, self.idle_timeout);
+            let recheck = match self.step() {
+                Some(step) if self.rechecking => after(self.last_activity, step),
+                _ => NEVER,
+            };
+            next = next.min(ping).min(idle).min(recheck);
         }
-        next
+        (next != NEVER).then_some(next)
     }
 
-    /// Point the timer at the next deadline; true when that deadline has passed
-    /// already (the caller polls again).
-    fn rearm(&mut self, open: bool, cx: &mut Context<'_>) -> bool {
+    /// Point the timer at the next deadline (one that has passed already fires at
+    /// once).
+    fn rearm(&mut self, owned: &Owned) {
         self.retarget = false;
-        match self.next_deadline(open) {
+        let slot = owned.shared().slot();
+        match self.next_deadline(owned.is_open()) {
             None => {
-                self.armed = false;
-                false
+                if std::mem::take(&mut self.armed) {
+                    disarm(slot);
+                }
             }
             Some(at) => {
                 self.armed = true;
-                self.sleep.as_mut().reset(at.into());
-                self.sleep.as_mut().poll(cx).is_ready()
+                arm(slot, at);
             }
         }
     }
@@ -148,68 +192,305 @@ impl Timers {
     /// Start the timers (once the core is open) and arm the close timer when the core
     /// waits for the peer to close. Cheap when there is nothing new.
     #[inline]
-    pub fn watch(&mut self, owned: &Owned, cx: &mut Context<'_>) {
+    pub fn watch(&mut self, owned: &Owned) {
         let open = owned.is_open();
-        let arm_close = self.close_deadline.is_none() && owned.close_expected();
+        let arm_close = self.close_deadline == NEVER && owned.close_expected();
         if arm_close {
-            self.close_deadline = Some(after(Instant::now(), self.close_timeout));
+            self.close_deadline = after(now(), self.close_timeout);
         }
-        if (arm_close || self.retarget || (!self.armed && open)) && self.rearm(open, cx) {
-            cx.waker().wake_by_ref();
+        if arm_close || self.retarget || (!self.armed && open) {
+            self.rearm(owned);
         }
     }
 
-    /// Poll the timer; when it fires, apply whatever is due to the connection.
+    /// When the timer fired, apply whatever is due to the connection.
     #[inline]
-    pub fn poll(&mut self, owned: &mut Owned, cx: &mut Context<'_>) -> Verdict {
-        if !self.armed || !self.sleep.is_elapsed() {
-            // Not due (the timer driver marks the entry when it fires, so this reads
-            // no clock): the timer's waker, registered when it was armed, wakes us.
+    pub fn poll(&mut self, owned: &mut Owned) -> Verdict {
+        if !owned.take_timer_due() {
+            // Not due: the clock wakes the driver when it is.
             return Verdict::Quiet;
         }
-        self.fired(owned, cx)
+        self.fired(owned)
     }
 
     #[inline(never)]
-    fn fired(&mut self, owned: &mut Owned, cx: &mut Context<'_>) -> Verdict {
+    fn fired(&mut self, owned: &mut Owned) -> Verdict {
+        // The clock took the deadline off when it fired.
+        self.armed = false;
         let mut verdict = Verdict::Quiet;
-        while self.armed && self.sleep.as_mut().poll(cx).is_ready() {
-            let now = Instant::now();
-            if self.rechecking {
-                if std::mem::take(&mut self.active) {
-                    self.last_activity = now;
-                } else {
-                    // Quiet since the last look: `last_activity` is at most a step
-                    // after the last read; the next read reads the clock again.
-                    self.rechecking = false;
-                }
-            }
-            let open = owned.is_open();
-            if !self.close_timed_out && self.close_deadline.is_some_and(|d| now >= d) {
-                self.close_timed_out = true;
-                verdict = Verdict::CloseTimedOut;
-            } else if let Some(t) = self
-                .idle_timeout
-                .filter(|t| open && now >= after(self.last_activity, *t))
-            {
-                // Nothing arrived, not even the Pong of our keep-alive ping.
-                owned.fail(Error::IdleTimeout(t));
-                verdict = Verdict::Acted;
-            } else if let Some(interval) = self.ping_interval.filter(|_| open) {
-                if now >= after(self.last_activity.max(self.last_ping), interval) {
-                    // A keep-alive ping; its Pong (any frame, really) counts as
-                    // activity.
-                    if owned.keepalive_ping(now) && verdict == Verdict::Quiet {
-                        verdict = Verdict::Acted;
-                    }
-                    self.last_ping = now;
-                }
-            }
-            let open = owned.is_open();
-            if !self.rearm(open, cx) {
-                break;
+        let now = now();
+        if self.rechecking {
+            if std::mem::take(&mut self.active) {
+                self.last_activity = now;
+            } else {
+                // Quiet since the last look: `last_activity` is at most a step
+                // after the last read; the next read reads the clock again.
+                self.rechecking = false;
             }
         }
+        let open = owned.is_open();
+        if !self.close_timed_out && now >= self.close_deadline {
+            self.close_timed_out = true;
+            verdict = Verdict::CloseTimedOut;
+        } else if open && now >= after(self.last_activity, self.idle_timeout) {
+            // Nothing arrived, not even the Pong of our keep-alive ping.
+            let timeout = Duration::from_micros(self.idle_timeout);
+            owned.fail(Error::IdleTimeout(timeout));
+            verdict = Verdict::Acted;
+        } else if open && now >= after(self.last_activity.max(self.last_ping), self.ping_interval) {
+            // A keep-alive ping; its Pong (any frame, really) counts as activity.
+            if owned.keepalive_ping(now) {
+                verdict = Verdict::Acted;
+            }
+            self.last_ping = now;
+        }
+        self.rearm(owned);
         verdict
+    }
+}
+
+/// Each thread's deadlines, one per connection with a timer armed, by slab slot:
+/// a binary heap of slots ordered by deadline, with each slot's position in it,
+/// so that a connection's deadline moves in place (no stale entries). One task
+/// per thread, the [`Ticker`], sleeps until the earliest.
+struct Clock {
+    /// Armed slots and their deadlines, a min-heap by deadline.
+    heap: Vec<(Micros, u32)>,
+    /// Each slot's position in `heap` (`u32::MAX`: not armed).
+    position: Vec<u32>,
+    /// The ticker's waker, while it sleeps.
+    ticker: Option<Waker>,
+    /// A ticker task runs on this thread.
+    running: bool,
+    /// The deadline the ticker sleeps until.
+    sleeping_until: Micros,
+}
+
+const UNARMED: u32 = u32::MAX;
+
+thread_local! {
+    static CLOCK: RefCell<Clock> = const {
+        RefCell::new(Clock {
+            heap: Vec::new(),
+            position: Vec::new(),
+            ticker: None,
+            running: false,
+            sleeping_until: NEVER,
+        })
+    };
+}
+
+impl Clock {
+    fn set(&mut self, i: usize, entry: (Micros, u32)) {
+        self.heap[i] = entry;
+        self.position[entry.1 as usize] = i as u32;
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        let entry = self.heap[i];
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.heap[parent].0 <= entry.0 {
+                break;
+            }
+            self.set(i, self.heap[parent]);
+            i = parent;
+        }
+        self.set(i, entry);
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let entry = self.heap[i];
+        let len = self.heap.len();
+        loop {
+            let left = 2 * i + 1;
+            if left >= len {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < len && self.heap[right].0 < self.heap[left].0 {
+                right
+            } else {
+                left
+            };
+            if self.heap[child].0 >= entry.0 {
+                break;
+            }
+            self.set(i, self.heap[child]);
+            i = child;
+        }
+        self.set(i, entry);
+    }
+
+    fn arm(&mut self, slot: u32, at: Micros) {
+        let s = slot as usize;
+        if self.position.len() <= s {
+            self.position.resize(s + 1, UNARMED);
+        }
+        match self.position[s] {
+            UNARMED => {
+                self.heap.push((at, slot));
+                let last = self.heap.len() - 1;
+                self.sift_up(last);
+            }
+            i => {
+                let i = i as usize;
+                let was = self.heap[i].0;
+                self.heap[i].0 = at;
+                if at < was {
+                    self.sift_up(i);
+                } else {
+                    self.sift_down(i);
+                }
+            }
+        }
+    }
+
+    fn remove_at(&mut self, i: usize) -> (Micros, u32) {
+        let removed = self.heap.swap_remove(i);
+        self.position[removed.1 as usize] = UNARMED;
+        if i < self.heap.len() {
+            let moved = self.heap[i];
+            self.set(i, moved);
+            if moved.0 < removed.0 {
+                self.sift_up(i);
+            } else {
+                self.sift_down(i);
+            }
+        }
+        removed
+    }
+
+    fn disarm(&mut self, slot: u32) {
+        match self.position.get(slot as usize) {
+            Some(&i) if i != UNARMED => {
+                self.remove_at(i as usize);
+            }
+            _ => {}
+        }
+        if self.heap.is_empty() && self.heap.capacity() > 64 {
+            // No deadline left on this thread: give the memory back.
+            self.heap = Vec::new();
+            self.position = Vec::new();
+        }
+    }
+
+    /// The slot of a deadline at or before `now`, taken off.
+    fn pop_due(&mut self, now: Micros) -> Option<u32> {
+        match self.heap.first() {
+            Some(&(at, _)) if at <= now => Some(self.remove_at(0).1),
+            _ => None,
+        }
+    }
+}
+
+/// Arm the deadline of the connection in `slot` of this thread's slab at `at`
+/// (moving it if one was armed).
+fn arm(slot: usize, at: Micros) {
+    let Ok(slot) = u32::try_from(slot) else {
+        return;
+    };
+    let start = CLOCK.with(|clock| {
+        let mut clock = clock.borrow_mut();
+        clock.arm(slot, at);
+        if at >= clock.sleeping_until {
+            return false;
+        }
+        clock.sleeping_until = at;
+        if let Some(ticker) = clock.ticker.take() {
+            ticker.wake();
+        }
+        !std::mem::replace(&mut clock.running, true)
+    });
+    if start {
+        tokio::task::spawn_local(Ticker {
+            sleep: None,
+            done: false,
+        });
+    }
+}
+
+/// Take the deadline of the connection in `slot` off this thread's clock (the
+/// connection left the slab).
+pub(crate) fn disarm(slot: usize) {
+    let Ok(slot) = u32::try_from(slot) else {
+        return;
+    };
+    let _ = CLOCK.try_with(|clock| clock.borrow_mut().disarm(slot));
+}
+
+/// The thread's timer task: sleeps until the earliest deadline of the thread's
+/// connections, and tells each connection whose deadline came (it marks its state
+/// and wakes its driver). It ends when no deadline is left, and is started again
+/// by the next one.
+struct Ticker {
+    /// Made on the first wait.
+    sleep: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl Future for Ticker {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            let now = now();
+            while let Some(slot) = CLOCK.with(|clock| clock.borrow_mut().pop_due(now)) {
+                if !slab::timer_fired(slot as usize) {
+                    // The connection's state is in use (it never is between
+                    // tasks): look again in a millisecond.
+                    CLOCK.with(|clock| clock.borrow_mut().arm(slot, now + 1000));
+                }
+            }
+            let next = CLOCK.with(|clock| {
+                let mut clock = clock.borrow_mut();
+                match clock.heap.first() {
+                    None => {
+                        clock.running = false;
+                        clock.ticker = None;
+                        clock.sleeping_until = NEVER;
+                        None
+                    }
+                    Some(&(at, _)) => {
+                        clock.sleeping_until = at;
+                        clock.ticker = Some(cx.waker().clone());
+                        Some(at)
+                    }
+                }
+            });
+            let Some(next) = next else {
+                this.done = true;
+                return Poll::Ready(());
+            };
+            let deadline = tokio::time::Instant::from_std(instant(next));
+            let sleep = match &mut this.sleep {
+                Some(sleep) => {
+                    sleep.as_mut().reset(deadline);
+                    sleep
+                }
+                None => this
+                    .sleep
+                    .insert(Box::pin(tokio::time::sleep_until(deadline))),
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Dropped with its runtime: the next deadline armed starts another.
+        let _ = CLOCK.try_with(|clock| {
+            let mut clock = clock.borrow_mut();
+            clock.running = false;
+            clock.ticker = None;
+            clock.sleeping_until = NEVER;
+        });
     }
 }

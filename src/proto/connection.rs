@@ -1,6 +1,6 @@
 //! The sans-I/O connection: bytes in, events and bytes out.
 
-use std::{collections::VecDeque, mem};
+use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
@@ -63,18 +63,22 @@ pub struct Connection {
     pub(super) role: Role,
     pub(super) config: ProtocolSettings,
     pub(super) state: ReadyState,
-    pub(super) read_buf: BytesMut,
+    /// Bytes fed with [`receive`](Self::receive) and not decoded yet: boxed, made
+    /// on first use (a caller that feeds its own buffer with
+    /// [`receive_buf`](Self::receive_buf), as the actor layer does, never uses it).
+    pub(super) read_buf: Option<Box<BytesMut>>,
     pub(super) frame: Option<InFrame>,
     pub(super) msg: Assembly,
     pub(super) events: Events,
     pub(super) output: Output,
-    pub(super) protocol: Option<String>,
+    pub(super) protocol: Option<Box<str>>,
     pub(super) extension: Option<Box<dyn Extension>>,
     /// After the connection is closed or failed, input is dropped unread
     /// (RFC 6455 §7.1.7: "MUST NOT continue to attempt to process data").
     pub(super) discarding: bool,
     /// A failure found in the input, applied when its [`Event::Error`] is taken.
-    pub(super) pending_failure: Option<(CloseCode, String)>,
+    /// Boxed: most connections never fail.
+    pub(super) pending_failure: Option<Box<(CloseCode, String)>>,
     /// The peer's Close was read: the code of our reply (sent if we have not sent a
     /// Close yet), applied when its [`Event::Close`] is taken.
     pub(super) pending_close: Option<CloseCode>,
@@ -90,7 +94,13 @@ pub struct Connection {
 #[derive(Debug, Default)]
 pub(super) struct Events {
     first: Option<Event>,
-    rest: VecDeque<Event>,
+    /// Made when a read brings several events, kept until the connection goes
+    /// quiet.
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes on every idle connection rather than a deque's 32"
+    )]
+    rest: Option<Box<VecDeque<Event>>>,
 }
 
 impl Events {
@@ -100,15 +110,15 @@ impl Events {
             // `rest` is empty whenever `first` is.
             self.first = Some(event);
         } else {
-            self.rest.push_back(event);
+            self.rest.get_or_insert_with(Box::default).push_back(event);
         }
     }
 
     #[inline]
     fn pop_front(&mut self) -> Option<Event> {
         let event = self.first.take()?;
-        if !self.rest.is_empty() {
-            self.first = self.rest.pop_front();
+        if let Some(rest) = &mut self.rest {
+            self.first = rest.pop_front();
         }
         Some(event)
     }
@@ -119,8 +129,8 @@ impl Events {
     }
 
     fn release(&mut self) {
-        if self.rest.is_empty() {
-            self.rest = VecDeque::new();
+        if self.rest.as_ref().is_some_and(|rest| rest.is_empty()) {
+            self.rest = None;
         }
     }
 }
@@ -155,7 +165,10 @@ pub(super) struct Assembly {
     /// Payload bytes so far, as declared by the headers (uncompressed messages).
     pub(super) size: u64,
     pub(super) fragments: usize,
-    pub(super) buf: BytesMut,
+    /// The payload of a fragmented or compressed message so far: made on first
+    /// use (most connections' messages are single uncompressed frames, whose
+    /// payload is not copied) and kept until the connection goes quiet.
+    pub(super) buf: Option<Box<BytesMut>>,
     pub(super) utf8: Utf8Validator,
 }
 
@@ -165,7 +178,9 @@ impl Assembly {
         self.compressed = false;
         self.size = 0;
         self.fragments = 0;
-        self.buf.clear();
+        if let Some(buf) = &mut self.buf {
+            buf.clear();
+        }
         self.utf8.reset();
     }
 }
@@ -178,7 +193,7 @@ impl Connection {
             role,
             config,
             state: ReadyState::Connecting,
-            read_buf: BytesMut::new(),
+            read_buf: None,
             frame: None,
             msg: Assembly::default(),
             events: Events::default(),
@@ -195,7 +210,7 @@ impl Connection {
 
     /// Record the subprotocol the handshake agreed on.
     pub fn set_protocol(&mut self, protocol: Option<String>) {
-        self.protocol = protocol;
+        self.protocol = protocol.map(String::into_boxed_str);
     }
 
     /// Install the extension the handshake agreed on (before [`open`](Self::open)).
@@ -212,10 +227,11 @@ impl Connection {
         self.state = ReadyState::Open;
         self.events.push_back(Event::Open);
         tracing::debug!(role = ?self.role, protocol = ?self.protocol, "websocket open");
-        if !self.read_buf.is_empty() {
-            let mut buf = mem::take(&mut self.read_buf);
-            self.run(&mut buf);
-            self.read_buf = buf;
+        if let Some(mut buf) = self.read_buf.take() {
+            if !buf.is_empty() {
+                self.run(&mut buf);
+            }
+            self.read_buf = Some(buf);
         }
     }
 
@@ -233,13 +249,12 @@ impl Connection {
         if self.discarding {
             return;
         }
-        self.read_buf.extend_from_slice(data);
-        if self.state == ReadyState::Connecting {
-            return;
+        let mut buf = self.read_buf.take().unwrap_or_default();
+        buf.extend_from_slice(data);
+        if self.state != ReadyState::Connecting {
+            self.run(&mut buf);
         }
-        let mut buf = mem::take(&mut self.read_buf);
-        self.run(&mut buf);
-        self.read_buf = buf;
+        self.read_buf = Some(buf);
     }
 
     /// Feed bytes from a buffer the caller keeps (a codec's read buffer), without
@@ -295,7 +310,7 @@ impl Connection {
         let event = self.events.pop_front();
         match event {
             Some(Event::Error(_)) => {
-                if let Some((code, reason)) = self.pending_failure.take() {
+                if let Some((code, reason)) = self.pending_failure.take().map(|f| *f) {
                     self.fail(code, &reason);
                 }
             }
@@ -342,8 +357,8 @@ impl Connection {
     pub fn release_buffers(&mut self) {
         self.output.release();
         self.events.release();
-        if self.msg.opcode.is_none() && self.msg.buf.is_empty() {
-            self.msg.buf = BytesMut::new();
+        if self.msg.opcode.is_none() && self.msg.buf.as_ref().is_some_and(|b| b.is_empty()) {
+            self.msg.buf = None;
         }
     }
 

@@ -16,8 +16,14 @@ pub(crate) const SHARE_MIN: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct Output {
     /// Sealed pieces, written before `tail`: the bytes that preceded a shared
-    /// payload, and the payload.
-    chunks: VecDeque<Bytes>,
+    /// payload, and the payload. Made when the first payload is shared (a
+    /// connection of small messages never does), kept until the output drains
+    /// on a quiet connection.
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes on every idle connection rather than a deque's 32"
+    )]
+    chunks: Option<Box<VecDeque<Bytes>>>,
     chunks_len: usize,
     /// Where new frames are written.
     tail: BytesMut,
@@ -35,11 +41,13 @@ impl Output {
     /// Whether a payload is queued by reference (it keeps its buffer alive until
     /// written).
     pub fn has_shared(&self) -> bool {
-        !self.chunks.is_empty()
+        self.chunks.as_ref().is_some_and(|c| !c.is_empty())
     }
 
     pub fn clear(&mut self) {
-        self.chunks.clear();
+        if let Some(chunks) = &mut self.chunks {
+            chunks.clear();
+        }
         self.chunks_len = 0;
         self.tail.clear();
     }
@@ -51,13 +59,14 @@ impl Output {
 
     /// Queue `payload` after everything written so far, without copying it.
     pub fn push_shared(&mut self, payload: Bytes) {
+        let chunks = self.chunks.get_or_insert_with(Box::default);
         if !self.tail.is_empty() {
             let before = self.tail.split().freeze();
             self.chunks_len += before.len();
-            self.chunks.push_back(before);
+            chunks.push_back(before);
         }
         self.chunks_len += payload.len();
-        self.chunks.push_back(payload);
+        chunks.push_back(payload);
     }
 
     /// Queue a whole frame prepared elsewhere (a broadcast's): by reference when
@@ -72,7 +81,7 @@ impl Output {
 
     /// The first contiguous piece.
     pub fn front(&self) -> &[u8] {
-        match self.chunks.front() {
+        match self.chunks.as_ref().and_then(|c| c.front()) {
             Some(chunk) => chunk,
             None => &self.tail,
         }
@@ -80,7 +89,7 @@ impl Output {
 
     /// Fill `dst` with the pieces in order; returns how many were filled.
     pub fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        if self.chunks.is_empty() {
+        let Some(chunks) = self.chunks.as_ref().filter(|c| !c.is_empty()) else {
             // The common case: small frames only, one piece.
             return match dst.first_mut() {
                 Some(slot) if !self.tail.is_empty() => {
@@ -89,9 +98,8 @@ impl Output {
                 }
                 _ => 0,
             };
-        }
-        let pieces = self
-            .chunks
+        };
+        let pieces = chunks
             .iter()
             .map(|c| &c[..])
             .chain((!self.tail.is_empty()).then_some(&self.tail[..]));
@@ -106,24 +114,25 @@ impl Output {
     /// Drop the first `n` bytes (capped at the length).
     pub fn advance(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else {
+            let Some(chunks) = self.chunks.as_mut().filter(|c| !c.is_empty()) else {
                 let n = n.min(self.tail.len());
                 self.tail.advance(n);
                 return;
             };
+            let front = &mut chunks[0];
             let k = n.min(front.len());
             front.advance(k);
             self.chunks_len -= k;
             n -= k;
             if front.is_empty() {
-                self.chunks.pop_front();
+                chunks.pop_front();
             }
         }
     }
 
     /// Take the first piece: a shared payload as it is, or the written bytes.
     pub fn take_chunk(&mut self) -> Bytes {
-        match self.chunks.pop_front() {
+        match self.chunks.as_mut().and_then(|c| c.pop_front()) {
             Some(chunk) => {
                 self.chunks_len -= chunk.len();
                 chunk
@@ -137,11 +146,12 @@ impl Output {
 
     /// Take everything as one buffer (copying the shared pieces, if any).
     pub fn take_all(&mut self) -> BytesMut {
-        if self.chunks.is_empty() {
+        let len = self.len();
+        let Some(chunks) = self.chunks.as_mut().filter(|c| !c.is_empty()) else {
             return self.tail.split();
-        }
-        let mut all = BytesMut::with_capacity(self.len());
-        for chunk in self.chunks.drain(..) {
+        };
+        let mut all = BytesMut::with_capacity(len);
+        for chunk in chunks.drain(..) {
             all.extend_from_slice(&chunk);
         }
         all.extend_from_slice(&self.tail);
@@ -154,6 +164,7 @@ impl Output {
     pub fn release(&mut self) {
         if self.is_empty() {
             self.tail = BytesMut::new();
+            self.chunks = None;
         }
     }
 }

@@ -186,13 +186,14 @@ impl Connection {
     fn handle_data(&mut self, fin: bool, payload: Bytes) -> Result<(), Error> {
         let text = self.msg.opcode == Some(OpCode::Text);
         if self.msg.compressed {
-            let start = self.msg.buf.len();
+            let buf = self.msg.buf.get_or_insert_with(Box::default);
+            let start = buf.len();
             let limit = self.config.max_message_size.saturating_sub(start);
             if let Some(ext) = self.extension.as_mut() {
-                ext.decode(&payload, fin, &mut self.msg.buf, limit)?;
+                ext.decode(&payload, fin, buf, limit)?;
             }
             if text {
-                self.msg.utf8.feed(&self.msg.buf[start..])?;
+                self.msg.utf8.feed(&buf[start..])?;
             }
         } else if fin && self.msg.fragments == 1 {
             // A single-frame message: its payload is the message, not copied.
@@ -207,13 +208,20 @@ impl Connection {
             }));
             return Ok(());
         } else {
-            self.msg.buf.extend_from_slice(&payload);
+            self.msg
+                .buf
+                .get_or_insert_with(Box::default)
+                .extend_from_slice(&payload);
         }
         if fin {
             if text {
                 self.msg.utf8.finish()?;
             }
-            let data = self.msg.buf.split().freeze();
+            let data = self
+                .msg
+                .buf
+                .as_mut()
+                .map_or_else(Bytes::new, |buf| buf.split().freeze());
             self.msg.reset();
             self.events.push_back(Event::Message(if text {
                 Message::Text(Utf8Bytes::from_validated(data))
@@ -250,7 +258,7 @@ impl Connection {
                 self.discarding = true;
                 self.frame = None;
                 self.msg.reset();
-                self.read_buf = BytesMut::new();
+                self.read_buf = None;
                 self.events.push_back(Event::Close(CloseEvent {
                     code,
                     reason,
@@ -278,11 +286,11 @@ impl Connection {
         }
         let code = err.close_code();
         tracing::debug!(error = %err, code = code.0, "failing websocket connection");
-        self.pending_failure = Some((code, err.to_string()));
+        self.pending_failure = Some(Box::new((code, err.to_string())));
         self.discarding = true;
         self.frame = None;
         self.msg.reset();
-        self.read_buf = BytesMut::new();
+        self.read_buf = None;
         self.events.push_back(Event::Error(err));
     }
 
@@ -297,7 +305,7 @@ impl Connection {
         self.discarding = true;
         self.frame = None;
         self.msg.reset();
-        self.read_buf = BytesMut::new();
+        self.read_buf = None;
         self.events.push_back(Event::Close(event));
     }
 }

@@ -178,7 +178,8 @@ impl<'a> Info<'a> {
     /// Bytes of input held: an incomplete frame plus the message being assembled.
     /// Bounded by `max_frame_size` + 14 + `max_message_size` plus the last chunk fed.
     pub fn buffered_input(&self) -> usize {
-        self.conn.read_buf.len() + self.conn.msg.buf.len()
+        self.conn.read_buf.as_ref().map_or(0, |b| b.len())
+            + self.conn.msg.buf.as_ref().map_or(0, |b| b.len())
     }
 
     /// How many more input bytes the frame being read needs to be whole (0 between

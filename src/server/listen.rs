@@ -112,30 +112,43 @@ type Opened<T, S> = (
 /// Serve one TCP connection: the transport (TLS), the handshake, then the
 /// connection's actor, with the connection's output written to the socket.
 ///
-/// The handshake runs in a future of its own, boxed: its state (the TLS
-/// handshake's, the head buffer, the timer, the parsed request, the admission)
-/// is freed once it is done, so the task that stays for the connection's
-/// lifetime holds only the transport and the connection's task.
+/// The handshake runs in a future of its own, boxed here at once: its state (the
+/// TLS handshake's, the head buffer, the timer, the parsed request, the admission)
+/// is freed once it is done, so the task that stays for the connection's lifetime
+/// holds only the transport and the connection's task. Boxed before the
+/// connection's future is made, rather than inside it, so that the socket and the
+/// factory are not kept in that future for its whole life (as an `async fn`'s
+/// arguments are).
 ///
 /// It is the service's future itself (its `Ok` means nothing more than "done"):
-/// an `async` block around it would hold it twice, as a captured value and as the
-/// value it awaits, and the task lives as long as the connection (384 bytes more
-/// per idle connection, measured with `-Zprint-type-sizes`).
-async fn serve_connection<T, S, F, Fut>(
+/// actix-server's task around it holds it twice, as a captured value and as the
+/// value it awaits, and the task lives as long as the connection: every 64 bytes
+/// here are 128 more per idle connection (tokio rounds a task's size to 128 bytes).
+fn serve_connection<T, S, F, Fut>(
     server: Rc<Server>,
     transport: T,
     socket: TcpStream,
     factory: F,
-) -> io::Result<()>
+) -> impl Future<Output = io::Result<()>>
 where
     T: Transport,
     S: Serve,
     F: Fn(Request) -> Fut,
     Fut: Future<Output = Result<S, Refuse>>,
 {
-    let Some((input, write, core, serve, span)) =
-        Box::pin(handshake(server.clone(), transport, socket, factory)).await
-    else {
+    let opened = Box::pin(handshake(server.clone(), transport, socket, factory));
+    run_connection::<T, S, _>(server, opened)
+}
+
+/// The connection once `opened` (its handshake) succeeded: its actor, with its
+/// output written to the socket until it ends.
+async fn run_connection<T, S, H>(server: Rc<Server>, opened: Pin<Box<H>>) -> io::Result<()>
+where
+    T: Transport,
+    S: Serve,
+    H: Future<Output = Option<Opened<T, S>>>,
+{
+    let Some((input, write, core, serve, span)) = opened.await else {
         return Ok(());
     };
     let settings = &server.settings().connection;

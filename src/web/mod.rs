@@ -307,7 +307,7 @@ impl Server {
             accept.protocol.clone(),
             accept.deflate(settings),
         );
-        let task = actor::spawn(
+        let mut task = actor::spawn(
             serve,
             core,
             StreamInput(payload),
@@ -320,7 +320,7 @@ impl Server {
         }
         // actix-http stops polling the body while the peer does not read: the actor
         // (its timers, its Close) must not stop with it.
-        if let Some(stalled) = actor::Stalled::new(&task) {
+        if let Some(stalled) = actor::Stalled::new(&mut task) {
             actix_rt::spawn(stalled);
         }
         let mut response = HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS);

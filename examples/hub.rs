@@ -334,9 +334,15 @@ impl Chat {
                     options = options.since(since);
                 }
                 // The answer goes out before the replay and the live messages, when
-                // the hub knows the room's position.
+                // the hub knows the room's position; the member list comes with the
+                // relay's next tick after it (asked from here, never before it).
                 let answer_room = room.clone();
+                let (relay, id) = (self.app.relay.clone(), conn.id());
                 let options = options.on_joined(move |joined| {
+                    relay.do_send(Newcomer {
+                        room: answer_room.clone(),
+                        id,
+                    });
                     vec![json(&ServerMsg::Joined {
                         room: &answer_room,
                         epoch: &joined.position.epoch,
@@ -356,11 +362,6 @@ impl Chat {
                         e => Refused::invalid(e.to_string()),
                     });
                 }
-                // Its member list comes with the relay's next tick.
-                self.app.relay.do_send(Newcomer {
-                    room: room.clone(),
-                    id: conn.id(),
-                });
                 self.rooms.insert(room, name);
                 Ok(())
             }

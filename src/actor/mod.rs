@@ -21,6 +21,7 @@
 )]
 
 mod async_endpoint;
+mod clock;
 mod conn;
 mod driver;
 mod endpoint;

@@ -16,9 +16,9 @@ use std::{collections::VecDeque, sync::Arc, task::Waker};
 use bytes::{Bytes, BytesMut};
 
 use super::{
+    clock::{self, Micros, NEVER},
     id::ConnId,
     shared::{Request, Shared},
-    timers::{self, Micros, NEVER},
     Error, SendError,
 };
 use crate::{
@@ -560,7 +560,7 @@ impl Owned {
                 if payload.is_empty() {
                     let sent = std::mem::replace(&mut self.keepalive_sent, NEVER);
                     if sent != NEVER {
-                        crate::metrics::ping_rtt(timers::since(sent));
+                        crate::metrics::ping_rtt(clock::since(sent));
                     }
                 }
                 self.shared.pong_received(payload);

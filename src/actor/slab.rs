@@ -67,7 +67,7 @@ pub(crate) fn remove(shared: &Shared) {
             return None;
         }
         let removed = entry.take();
-        super::timers::disarm(slot);
+        super::clock::disarm(slot);
         slab.free.push(slot);
         if slab.free.len() == slab.entries.len() && slab.entries.capacity() > 64 {
             // No connection left on this thread: give the memory back.

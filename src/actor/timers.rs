@@ -4,64 +4,20 @@
 //! ([`Connection`](crate::proto::Connection)); the timers add what needs a clock.
 
 use std::{
-    cell::RefCell,
     future::Future,
     pin::Pin,
-    sync::OnceLock,
-    task::{Context, Poll, Waker},
-    time::{Duration, Instant},
+    task::{Context, Poll},
+    time::Duration,
 };
 
 use tokio::time::Sleep;
 
-use super::{owned::Owned, slab, Error};
+use super::{
+    clock::{after, disarm, instant, interval, now, Micros, CLOCK, NEVER},
+    owned::Owned,
+    slab, Error,
+};
 use crate::settings::ConnectionSettings;
-
-/// A time on the connections' clock: microseconds since its epoch (the first
-/// time it was read), 8 bytes where an `Instant` takes 16. [`NEVER`] is none.
-pub(crate) type Micros = u64;
-
-/// No time: a deadline not set, a duration not configured.
-pub(crate) const NEVER: Micros = u64::MAX;
-
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-/// The time now on the connections' clock.
-pub(crate) fn now() -> Micros {
-    micros(Instant::now().saturating_duration_since(epoch()))
-}
-
-/// `d` in microseconds (at least 1: a deadline is always after the time it
-/// counts from), [`NEVER`] past what a `u64` holds.
-fn micros(d: Duration) -> Micros {
-    u64::try_from(d.as_micros()).unwrap_or(NEVER)
-}
-
-fn interval(d: Option<Duration>) -> Micros {
-    d.map_or(NEVER, |d| micros(d).max(1))
-}
-
-/// The `Instant` of `at` (a far one for a time an `Instant` cannot hold).
-fn instant(at: Micros) -> Instant {
-    let epoch = epoch();
-    epoch
-        .checked_add(Duration::from_micros(at))
-        .or_else(|| epoch.checked_add(Duration::from_secs(365 * 24 * 3600)))
-        .unwrap_or(epoch)
-}
-
-/// `at + d`, [`NEVER`] if either is.
-fn after(at: Micros, d: Micros) -> Micros {
-    at.saturating_add(d)
-}
-
-/// The time from `at` to now.
-pub(crate) fn since(at: Micros) -> Duration {
-    Duration::from_micros(now().saturating_sub(at))
-}
 
 /// What the timers decided when one fired.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,7 +30,7 @@ pub(crate) enum Verdict {
     CloseTimedOut,
 }
 
-/// A connection's timers: its next deadline is armed on its thread's [`Clock`],
+/// A connection's timers: its next deadline is armed on its thread's [`Clock`](super::clock::Clock),
 /// which marks the connection's state and wakes its driver when it comes. No
 /// timer of the runtime's per connection: an idle connection holds its deadline
 /// in the clock's table (20 bytes) rather than a `Sleep` (112, in a box of its
@@ -249,174 +205,15 @@ impl Timers {
     }
 }
 
-/// Each thread's deadlines, one per connection with a timer armed, by slab slot:
-/// a binary heap of slots ordered by deadline, with each slot's position in it,
-/// so that a connection's deadline moves in place (no stale entries). One task
-/// per thread, the [`Ticker`], sleeps until the earliest.
-struct Clock {
-    /// Armed slots and their deadlines, a min-heap by deadline.
-    heap: Vec<(Micros, u32)>,
-    /// Each slot's position in `heap` (`u32::MAX`: not armed).
-    position: Vec<u32>,
-    /// The ticker's waker, while it sleeps.
-    ticker: Option<Waker>,
-    /// A ticker task runs on this thread.
-    running: bool,
-    /// The deadline the ticker sleeps until.
-    sleeping_until: Micros,
-}
-
-const UNARMED: u32 = u32::MAX;
-
-thread_local! {
-    static CLOCK: RefCell<Clock> = const {
-        RefCell::new(Clock {
-            heap: Vec::new(),
-            position: Vec::new(),
-            ticker: None,
-            running: false,
-            sleeping_until: NEVER,
-        })
-    };
-}
-
-impl Clock {
-    fn set(&mut self, i: usize, entry: (Micros, u32)) {
-        self.heap[i] = entry;
-        self.position[entry.1 as usize] = i as u32;
-    }
-
-    fn sift_up(&mut self, mut i: usize) {
-        let entry = self.heap[i];
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if self.heap[parent].0 <= entry.0 {
-                break;
-            }
-            self.set(i, self.heap[parent]);
-            i = parent;
-        }
-        self.set(i, entry);
-    }
-
-    fn sift_down(&mut self, mut i: usize) {
-        let entry = self.heap[i];
-        let len = self.heap.len();
-        loop {
-            let left = 2 * i + 1;
-            if left >= len {
-                break;
-            }
-            let right = left + 1;
-            let child = if right < len && self.heap[right].0 < self.heap[left].0 {
-                right
-            } else {
-                left
-            };
-            if self.heap[child].0 >= entry.0 {
-                break;
-            }
-            self.set(i, self.heap[child]);
-            i = child;
-        }
-        self.set(i, entry);
-    }
-
-    fn arm(&mut self, slot: u32, at: Micros) {
-        let s = slot as usize;
-        if self.position.len() <= s {
-            self.position.resize(s + 1, UNARMED);
-        }
-        match self.position[s] {
-            UNARMED => {
-                self.heap.push((at, slot));
-                let last = self.heap.len() - 1;
-                self.sift_up(last);
-            }
-            i => {
-                let i = i as usize;
-                let was = self.heap[i].0;
-                self.heap[i].0 = at;
-                if at < was {
-                    self.sift_up(i);
-                } else {
-                    self.sift_down(i);
-                }
-            }
-        }
-    }
-
-    fn remove_at(&mut self, i: usize) -> (Micros, u32) {
-        let removed = self.heap.swap_remove(i);
-        self.position[removed.1 as usize] = UNARMED;
-        if i < self.heap.len() {
-            let moved = self.heap[i];
-            self.set(i, moved);
-            if moved.0 < removed.0 {
-                self.sift_up(i);
-            } else {
-                self.sift_down(i);
-            }
-        }
-        removed
-    }
-
-    fn disarm(&mut self, slot: u32) {
-        match self.position.get(slot as usize) {
-            Some(&i) if i != UNARMED => {
-                self.remove_at(i as usize);
-            }
-            _ => {}
-        }
-        if self.heap.is_empty() && self.heap.capacity() > 64 {
-            // No deadline left on this thread: give the memory back.
-            self.heap = Vec::new();
-            self.position = Vec::new();
-        }
-    }
-
-    /// The slot of a deadline at or before `now`, taken off.
-    fn pop_due(&mut self, now: Micros) -> Option<u32> {
-        match self.heap.first() {
-            Some(&(at, _)) if at <= now => Some(self.remove_at(0).1),
-            _ => None,
-        }
-    }
-}
-
-/// Arm the deadline of the connection in `slot` of this thread's slab at `at`
-/// (moving it if one was armed).
+/// Arm the deadline of the connection in `slot` at `at`, starting this thread's
+/// ticker if none runs.
 fn arm(slot: usize, at: Micros) {
-    let Ok(slot) = u32::try_from(slot) else {
-        return;
-    };
-    let start = CLOCK.with(|clock| {
-        let mut clock = clock.borrow_mut();
-        clock.arm(slot, at);
-        if at >= clock.sleeping_until {
-            return false;
-        }
-        clock.sleeping_until = at;
-        if let Some(ticker) = clock.ticker.take() {
-            ticker.wake();
-        }
-        !std::mem::replace(&mut clock.running, true)
-    });
-    if start {
+    if super::clock::arm(slot, at) {
         tokio::task::spawn_local(Ticker {
             sleep: None,
             done: false,
         });
     }
-}
-
-/// Take the deadline of the connection in `slot` off this thread's clock (the
-/// connection left the slab).
-pub(crate) fn disarm(slot: usize) {
-    let Ok(slot) = u32::try_from(slot) else {
-        return;
-    };
-    let _ = CLOCK.try_with(|clock| clock.borrow_mut().disarm(slot));
 }
 
 /// The thread's timer task: sleeps until the earliest deadline of the thread's

@@ -194,3 +194,10 @@ mod tests {
         assert!(conns.by_user.keys().all(|u| &**u == "conn-9"));
     }
 }
+
+impl Conns {
+    /// The entries without a connection: event streams.
+    pub(super) fn event_streams(&self) -> usize {
+        self.values().filter(|entry| entry.conn.is_none()).count()
+    }
+}

@@ -604,13 +604,6 @@ impl Hub {
     }
 }
 
-impl super::conns::Conns {
-    /// The entries without a connection: event streams.
-    pub(super) fn event_streams(&self) -> usize {
-        self.values().filter(|entry| entry.conn.is_none()).count()
-    }
-}
-
 impl HubInner {
     /// A new event-stream subscriber: an id, in the hub's table of connections
     /// (as `user`), on this thread's event-stream shard (started when it has

@@ -143,6 +143,13 @@ impl Conns {
     }
 }
 
+impl Conns {
+    /// The entries without a connection: event streams.
+    pub(super) fn event_streams(&self) -> usize {
+        self.values().filter(|entry| entry.conn.is_none()).count()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,12 +199,5 @@ mod tests {
         conns.remove(&id(8));
         assert!(conns.of_user("bob").is_empty());
         assert!(conns.by_user.keys().all(|u| &**u == "conn-9"));
-    }
-}
-
-impl Conns {
-    /// The entries without a connection: event streams.
-    pub(super) fn event_streams(&self) -> usize {
-        self.values().filter(|entry| entry.conn.is_none()).count()
     }
 }

@@ -41,7 +41,40 @@ pub(super) struct Shard<L> {
 }
 
 /// How often a shard tries to write what a conflating policy kept.
-const LATEST_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+pub(super) const LATEST_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// What a shard's loop waits for next.
+pub(super) enum Next {
+    Cmd(Cmd),
+    /// The retry deadline of what conflating policies keep came.
+    Retry,
+    /// The hub is gone.
+    Closed,
+}
+
+/// The next command, or, while a conflating policy keeps something (`latest`),
+/// the retry deadline if it comes first: a deadline (`retry_at`), so that a busy
+/// channel does not put it off. Shared by the WebSocket and event-stream shards.
+pub(super) async fn next(
+    rx: &mut mpsc::UnboundedReceiver<Cmd>,
+    latest: bool,
+    retry_at: &mut Option<tokio::time::Instant>,
+) -> Next {
+    let cmd = if latest {
+        let at = *retry_at.get_or_insert_with(|| tokio::time::Instant::now() + LATEST_RETRY);
+        tokio::select! {
+            cmd = rx.recv() => cmd,
+            () = tokio::time::sleep_until(at) => {
+                *retry_at = None;
+                return Next::Retry;
+            }
+        }
+    } else {
+        *retry_at = None;
+        rx.recv().await
+    };
+    cmd.map_or(Next::Closed, Next::Cmd)
+}
 
 /// Run the shard until the hub is gone (its channel closes).
 pub(super) async fn run(
@@ -55,22 +88,13 @@ pub(super) async fn run(
     let mut retry_at = None;
     let mut cmds = Vec::new();
     loop {
-        let cmd = if shard.has_latest() {
-            let at = *retry_at.get_or_insert_with(|| tokio::time::Instant::now() + LATEST_RETRY);
-            tokio::select! {
-                cmd = rx.recv() => cmd,
-                () = tokio::time::sleep_until(at) => {
-                    retry_at = None;
-                    shard.retry_latest();
-                    continue;
-                }
+        let cmd = match next(&mut rx, shard.has_latest(), &mut retry_at).await {
+            Next::Cmd(cmd) => cmd,
+            Next::Retry => {
+                shard.retry_latest();
+                continue;
             }
-        } else {
-            retry_at = None;
-            rx.recv().await
-        };
-        let Some(cmd) = cmd else {
-            break;
+            Next::Closed => break,
         };
         cmds.push(cmd);
         // Everything already queued, before the writers get to run: what arrives

@@ -656,14 +656,10 @@ impl HubInner {
     }
 }
 
-/// How often an event-stream shard tries to write what a conflating policy kept
-/// (as a connection's shard does).
-const LATEST_RETRY: Duration = Duration::from_millis(10);
-
 /// An event-stream shard: the hub's commands as a connection's shard takes them,
 /// and its new subscribers, each before the commands that follow it; what a
-/// conflating policy kept is tried again every [`LATEST_RETRY`] (a deadline, so
-/// that a busy channel does not put it off).
+/// conflating policy kept is tried again as a connection's shard does
+/// ([`super::shard::next`]).
 async fn run(
     hub: Weak<HubInner>,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
@@ -680,23 +676,14 @@ async fn run(
     };
     let mut retry_at = None;
     loop {
-        let cmd = if shard.has_latest() {
-            let at = *retry_at.get_or_insert_with(|| tokio::time::Instant::now() + LATEST_RETRY);
-            tokio::select! {
-                cmd = rx.recv() => cmd,
-                () = tokio::time::sleep_until(at) => {
-                    retry_at = None;
-                    let _formatting = Formatting::start();
-                    shard.retry_latest();
-                    continue;
-                }
+        let cmd = match super::shard::next(&mut rx, shard.has_latest(), &mut retry_at).await {
+            super::shard::Next::Cmd(cmd) => cmd,
+            super::shard::Next::Retry => {
+                let _formatting = Formatting::start();
+                shard.retry_latest();
+                continue;
             }
-        } else {
-            retry_at = None;
-            rx.recv().await
-        };
-        let Some(cmd) = cmd else {
-            break;
+            super::shard::Next::Closed => break,
         };
         take(&mut shard, cmd);
         while let Ok(cmd) = rx.try_recv() {

@@ -96,9 +96,12 @@ thread_local! {
     };
 }
 
-/// The calling thread's counters.
-pub(crate) fn thread_stats() -> Arc<ThreadStats> {
-    STATS.with(Arc::clone)
+/// Count with `f` on the calling thread's counters (a connection's state keeps no
+/// reference to them: 8 bytes less on every connection). Nothing is counted once
+/// the thread's storage is gone, as the thread ends.
+#[inline]
+pub(crate) fn count(f: impl FnOnce(&ThreadStats)) {
+    let _ = STATS.try_with(|stats| f(stats));
 }
 
 fn closes() -> &'static Mutex<BTreeMap<u16, u64>> {

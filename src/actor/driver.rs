@@ -13,7 +13,7 @@ use std::{
     marker::PhantomData,
     panic::{catch_unwind, AssertUnwindSafe},
     pin::Pin,
-    task::{Context as TaskContext, Poll, Waker},
+    task::{Context as TaskContext, Poll},
 };
 
 use actix::{ActorContext, ActorFuture, Context};
@@ -147,8 +147,6 @@ pub(crate) struct Driver<A: WebSocketActor, S> {
     /// The actor panicked: it gets no more events.
     poisoned: bool,
     registry: Registry,
-    /// The waker last registered with the shared half, to skip re-registering it.
-    registered: Option<Waker>,
     /// The driver yielded to the task once since the last read (see `poll_read`).
     yielded_to_task: bool,
     /// The inbound rate limit and the span, when either is there (8 bytes on
@@ -179,7 +177,6 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
             error_handed: false,
             poisoned: false,
             registry,
-            registered: None,
             yielded_to_task: false,
             extras: Extras::new(
                 Limiter::new(settings.rate_limit.as_ref()),
@@ -292,7 +289,7 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
                 let shared = owned.shared().clone();
                 drop(owned);
                 slab::remove(&shared);
-                self.registry.remove(shared.id());
+                self.registry.remove(&shared);
                 Step::Done
             }
         }
@@ -467,19 +464,13 @@ where
         // bridge): only when it is enabled.
         let span = this.extras.as_ref().and_then(|e| e.span.clone());
         let _entered = span.as_ref().map(|span| span.enter());
-        if !this
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            this.owned.borrow().shared().register_owner(cx.waker());
-            this.registered = Some(cx.waker().clone());
-        }
+        // Nothing to register when the connection's task drives the actor: the
+        // waker is the connection's shared state then.
+        this.owned.borrow().shared().register_driver(cx.waker());
         let mut budget = this.max_events as usize;
         loop {
             this.poll_resume(cx);
             this.hand_events(act, ctx, cx, &mut budget);
-            this.owned.borrow_mut().register_driver(cx.waker());
             let step = match this.after_close(act, ctx, &mut budget) {
                 Step::Next => match this.poll_timers(budget) {
                     Step::Next => this.poll_read(cx),
@@ -514,6 +505,6 @@ impl<A: WebSocketActor, S> Drop for Driver<A, S> {
         if !finished {
             slab::remove(&shared);
         }
-        self.registry.remove(shared.id());
+        self.registry.remove(&shared);
     }
 }

@@ -1,8 +1,9 @@
 //! The owned half of a connection's state: what only the connection's thread
 //! touches, behind one wall.
 //!
-//! [`Owned`] holds the protocol core, its output's accounting and the wakers of the
-//! connection's driver and task. Its fields are private: callers (the driver, the
+//! [`Owned`] holds the protocol core and its output's accounting; the wakers of the
+//! connection's driver and task are in the [`Shared`] half (other threads wake
+//! them too). Its fields are private: callers (the driver, the
 //! connection's task, its timers, a [`Conn`](super::Conn) or
 //! [`OnThread`](super::OnThread) used on its thread, the glue through
 //! [`ConnTask`](super::ConnTask)) use its operations, and each operation keeps the
@@ -22,7 +23,7 @@ use super::{
     Error, SendError,
 };
 use crate::{
-    metrics::ThreadStats,
+    metrics::{self, ThreadStats},
     proto::{self, CloseCode, CloseEvent, Connection, Event, PreparedMessage, ReadyState, Role},
     settings::ConnectionSettings,
 };
@@ -121,12 +122,9 @@ pub(crate) struct Owned {
     core: Connection,
     shared: Arc<Shared>,
     close_on_backpressure: bool,
-    /// The task waits here for output.
-    task: Option<Waker>,
-    /// The driver waits here for a request, a resumed read, or the task's end.
-    driver: Option<Waker>,
-    /// Output bytes handed to the transport so far.
-    taken: u64,
+    /// The task waits for output (its waker is registered with `shared`); a send
+    /// wakes it then, and not while the task itself runs the actor.
+    task_waits: bool,
     /// The transport is to end before the closing handshake ends it.
     end: Option<End>,
     /// The task ended or was dropped: nothing more reaches the peer.
@@ -151,8 +149,6 @@ pub(crate) struct Owned {
     /// The connection's timer fired (its thread's clock set it): the driver
     /// runs its timers.
     timer_due: bool,
-    /// This thread's counters (messages and bytes in and out).
-    stats: Arc<ThreadStats>,
 }
 
 impl std::fmt::Debug for Owned {
@@ -173,9 +169,7 @@ impl Owned {
             core,
             shared,
             close_on_backpressure: settings.close_on_backpressure,
-            task: None,
-            driver: None,
-            taken: 0,
+            task_waits: false,
             end: None,
             task_gone: false,
             driver_done: false,
@@ -184,7 +178,6 @@ impl Owned {
             rare: None,
             keepalive_sent: NEVER,
             timer_due: false,
-            stats: crate::metrics::thread_stats(),
         };
         owned.sync();
         owned
@@ -209,21 +202,19 @@ impl Owned {
 
     #[inline]
     fn wake_task(&mut self) {
-        if let Some(w) = self.task.take() {
-            w.wake();
+        if std::mem::take(&mut self.task_waits) {
+            self.shared.wake_task();
         }
     }
 
     fn wake_driver(&mut self) {
-        if let Some(w) = self.driver.take() {
-            w.wake();
-        }
+        self.shared.wake_driver();
     }
 
     /// The output offset just past what is queued.
     #[inline]
     fn end_offset(&self) -> u64 {
-        self.taken + self.core.buffered_amount() as u64
+        self.taken() + self.core.buffered_amount() as u64
     }
 
     // ----- sends -----
@@ -240,7 +231,7 @@ impl Owned {
         }
         self.check_backpressure()?;
         f(&mut self.core)?;
-        self.stats.message_sent();
+        metrics::count(ThreadStats::message_sent);
         self.sync();
         self.wake_task();
         Ok(self.end_offset())
@@ -281,7 +272,7 @@ impl Owned {
         if buffered >= max_bytes {
             return Err(OverBudget::Bytes { buffered });
         }
-        let taken = self.taken;
+        let taken = self.taken();
         let budgeted = &mut self.rare_mut().budgeted;
         while budgeted.front().is_some_and(|end| *end <= taken) {
             budgeted.pop_front();
@@ -297,7 +288,7 @@ impl Owned {
         }
         let end = self.end_offset();
         self.rare_mut().budgeted.push_back(end);
-        self.stats.message_sent();
+        metrics::count(ThreadStats::message_sent);
         self.sync();
         self.wake_task();
         Ok(Queued { end, recompressed })
@@ -322,7 +313,7 @@ impl Owned {
             done.refused = Some(OverBudget::Closed);
             return done;
         }
-        let taken = self.taken;
+        let taken = self.taken();
         let budgeted = &mut self.rare.get_or_insert_with(Box::default).budgeted;
         while budgeted.front().is_some_and(|end| *end <= taken) {
             budgeted.pop_front();
@@ -350,7 +341,7 @@ impl Owned {
             done.taken += 1;
         }
         if done.taken > 0 {
-            self.stats.messages_sent(done.taken);
+            metrics::count(|s| s.messages_sent(done.taken));
             self.sync();
             self.wake_task();
         }
@@ -383,7 +374,7 @@ impl Owned {
             done.refused = Some(OverBudget::Closed);
             return Some(done);
         }
-        let taken = self.taken;
+        let taken = self.taken();
         let budgeted = &mut self.rare.get_or_insert_with(Box::default).budgeted;
         // The sends written since: their ends are the lowest, at the front.
         let written = budgeted.partition_point(|end| *end <= taken);
@@ -426,7 +417,7 @@ impl Owned {
         };
         // The ready-state was checked above: nothing refuses them.
         debug_assert!(sent.is_ok());
-        self.stats.messages_sent(done.taken);
+        metrics::count(|s| s.messages_sent(done.taken));
         self.sync();
         self.wake_task();
         Some(done)
@@ -576,7 +567,7 @@ impl Owned {
                     rare.pending_error = None;
                 }
             }
-            Event::Message(message) => self.stats.message_received(message.len()),
+            Event::Message(message) => metrics::count(|s| s.message_received(message.len())),
             _ => {}
         }
         Some(event)
@@ -630,12 +621,6 @@ impl Owned {
     #[inline]
     pub fn take_timer_due(&mut self) -> bool {
         std::mem::take(&mut self.timer_due)
-    }
-
-    pub fn register_driver(&mut self, waker: &Waker) {
-        if !self.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            self.driver = Some(waker.clone());
-        }
     }
 
     pub fn read_view(&self) -> ReadView {
@@ -802,16 +787,16 @@ impl Owned {
         self.rare.as_mut()?.transport.take()
     }
 
-    pub fn register_task(&mut self, waker: &Waker) {
-        if !self.task.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            self.task = Some(waker.clone());
-        }
+    /// The task, which registered its waker with the shared half in this poll,
+    /// waits for output.
+    pub fn wait_for_output(&mut self) {
+        self.task_waits = true;
     }
 
-    /// Forget the task's waker while the actor runs inside the task: what it sends
+    /// The task does not wait while the actor runs inside it: what the actor sends
     /// is written right after, without waking the task again.
     pub fn forget_task_waker(&mut self) {
-        self.task = None;
+        self.task_waits = false;
     }
 
     pub fn task_gone(&self) -> bool {
@@ -830,7 +815,7 @@ impl Owned {
     #[inline]
     pub fn output_written(&mut self, n: usize) {
         self.core.output_mut().advance(n);
-        self.taken(n);
+        self.output_taken(n);
     }
 
     /// The next chunk of output, handed to the transport.
@@ -838,16 +823,22 @@ impl Owned {
     pub fn take_output(&mut self) -> Bytes {
         let out = self.core.output_mut().take_chunk();
         if !out.is_empty() {
-            self.taken(out.len());
+            self.output_taken(out.len());
         }
         out
     }
 
+    /// Output bytes handed to the transport so far (kept in the shared half,
+    /// which only this thread changes).
     #[inline]
-    fn taken(&mut self, n: usize) {
-        self.taken += n as u64;
-        self.stats.bytes_sent(n);
-        self.shared.set_written(self.taken);
+    fn taken(&self) -> u64 {
+        self.shared.written()
+    }
+
+    #[inline]
+    fn output_taken(&mut self, n: usize) {
+        metrics::count(|s| s.bytes_sent(n));
+        self.shared.set_written(self.taken() + n as u64);
         self.sync();
     }
 
@@ -880,7 +871,8 @@ impl Owned {
         if self.end.is_some() || self.task_gone {
             return true;
         }
-        self.task = Some(waker.clone());
+        self.shared.register_task(waker);
+        self.task_waits = true;
         false
     }
 }
@@ -906,6 +898,7 @@ mod tests {
             max_send_buffer: usize::MAX,
             auto_pong: true,
             ready_state: core.ready_state(),
+            task_drives_actor: true,
         }));
         Owned::new(core, shared, &ConnectionSettings::default())
     }
@@ -943,7 +936,7 @@ mod tests {
         let output = Bytes::copy_from_slice(owned.core.output().front());
         let mut budgeted: Vec<u64> = owned.rare_mut().budgeted.iter().copied().collect();
         // What was written is gone from either (trimmed at the next send).
-        budgeted.retain(|end| *end > owned.taken);
+        budgeted.retain(|end| *end > owned.taken());
         (many, output, budgeted)
     }
 

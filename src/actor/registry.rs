@@ -3,17 +3,15 @@
 //! of them for the process-wide [`shutdown`].
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::poll_fn,
+    hash::{Hash, Hasher},
     sync::{Arc, Mutex, MutexGuard, OnceLock, Weak},
     task::{Poll, Waker},
     time::Duration,
 };
 
-use super::{
-    id::ConnId,
-    shared::{Request, Shared},
-};
+use super::shared::{Request, Shared};
 
 /// A set of open connections that can be shut down together.
 #[derive(Clone, Default)]
@@ -51,9 +49,34 @@ impl Drop for Inner {
     }
 }
 
+/// A connection in a registry, known by the address of its shared state (8 bytes
+/// a connection in the table, where its id beside it would take 16): the
+/// address is its own while it is listed, as the `Weak` keeps the allocation.
+struct Member(Weak<Shared>);
+
+impl Member {
+    fn address(&self) -> *const Shared {
+        self.0.as_ptr()
+    }
+}
+
+impl PartialEq for Member {
+    fn eq(&self, other: &Member) -> bool {
+        self.address() == other.address()
+    }
+}
+
+impl Eq for Member {}
+
+impl Hash for Member {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.address().hash(state);
+    }
+}
+
 #[derive(Default)]
 struct State {
-    conns: HashMap<ConnId, Weak<Shared>>,
+    conns: HashSet<Member>,
     /// Shutdowns waiting for the set to empty.
     waiters: Vec<Waker>,
     listed: bool,
@@ -87,7 +110,7 @@ impl Registry {
 
     pub fn add(&self, shared: &Arc<Shared>) {
         let mut state = self.inner.lock();
-        state.conns.insert(shared.id(), Arc::downgrade(shared));
+        state.conns.insert(Member(Arc::downgrade(shared)));
         let shutting_down = state.shutting_down > 0;
         let first = !std::mem::replace(&mut state.listed, true);
         drop(state);
@@ -100,9 +123,10 @@ impl Registry {
         }
     }
 
-    pub fn remove(&self, id: ConnId) {
+    pub fn remove(&self, shared: &Arc<Shared>) {
+        let member = Member(Arc::downgrade(shared));
         let mut state = self.inner.lock();
-        if state.conns.remove(&id).is_some() {
+        if state.conns.remove(&member) {
             let waiters = std::mem::take(&mut state.waiters);
             drop(state);
             waiters.into_iter().for_each(Waker::wake);
@@ -125,7 +149,7 @@ impl Registry {
             if mark {
                 state.shutting_down += 1;
             }
-            state.conns.values().filter_map(Weak::upgrade).collect()
+            state.conns.iter().filter_map(|m| m.0.upgrade()).collect()
         };
         for shared in shared {
             let _ = shared.push(request(), 0);
@@ -227,8 +251,8 @@ fn count_by_state() -> [u64; 4] {
         let shared: Vec<_> = registry
             .lock()
             .conns
-            .values()
-            .filter_map(Weak::upgrade)
+            .iter()
+            .filter_map(|m| m.0.upgrade())
             .collect();
         for shared in shared {
             counts[usize::from(shared.ready_state().as_u8())] += 1;

@@ -9,15 +9,18 @@ use super::{Close, Error, Message, Open, Ping, Pong, WebSocketActor};
 
 /// What a connection's pings and pongs are handed to, besides the core.
 pub struct Control<A: WebSocketActor> {
-    ping: Option<fn(&mut A, &mut Context<A>, Bytes)>,
-    pong: Option<fn(&mut A, &mut Context<A>, Bytes)>,
+    /// The actor's handler for a ping (`false`) or a pong (`true`): one pointer,
+    /// as the driver of every connection holds it.
+    control: Option<ControlFn<A>>,
 }
+
+/// Hands a ping (`false`) or a pong (`true`) to the actor.
+type ControlFn<A> = fn(&mut A, &mut Context<A>, Bytes, bool);
 
 impl<A: WebSocketActor> Clone for Control<A> {
     fn clone(&self) -> Self {
         Control {
-            ping: self.ping,
-            pong: self.pong,
+            control: self.control,
         }
     }
 }
@@ -25,8 +28,7 @@ impl<A: WebSocketActor> Clone for Control<A> {
 impl<A: WebSocketActor> std::fmt::Debug for Control<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Control")
-            .field("pings", &self.ping.is_some())
-            .field("pongs", &self.pong.is_some())
+            .field("pings_and_pongs", &self.control.is_some())
             .finish()
     }
 }
@@ -34,27 +36,24 @@ impl<A: WebSocketActor> std::fmt::Debug for Control<A> {
 impl<A: WebSocketActor> Control<A> {
     /// Pings and pongs stay with the library (the actor has no handlers for them).
     pub(crate) fn none() -> Self {
-        Control {
-            ping: None,
-            pong: None,
-        }
+        Control { control: None }
     }
 
     /// Whether the actor answers pings itself (so the library must not when
     /// `auto_pong` is off).
     pub(crate) fn takes_pings(&self) -> bool {
-        self.ping.is_some()
+        self.control.is_some()
     }
 
     pub(crate) fn ping(&self, act: &mut A, ctx: &mut Context<A>, payload: Bytes) {
-        if let Some(f) = self.ping {
-            f(act, ctx, payload);
+        if let Some(f) = self.control {
+            f(act, ctx, payload, false);
         }
     }
 
     pub(crate) fn pong(&self, act: &mut A, ctx: &mut Context<A>, payload: Bytes) {
-        if let Some(f) = self.pong {
-            f(act, ctx, payload);
+        if let Some(f) = self.control {
+            f(act, ctx, payload, true);
         }
     }
 }
@@ -126,8 +125,13 @@ where
 
     fn into_parts(self) -> (A, Control<A>) {
         let control = Control {
-            ping: Some(|act: &mut A, ctx: &mut Context<A>, p: Bytes| handle(act, ctx, Ping(p))),
-            pong: Some(|act: &mut A, ctx: &mut Context<A>, p: Bytes| handle(act, ctx, Pong(p))),
+            control: Some(|act: &mut A, ctx: &mut Context<A>, p: Bytes, pong: bool| {
+                if pong {
+                    handle(act, ctx, Pong(p));
+                } else {
+                    handle(act, ctx, Ping(p));
+                }
+            }),
         };
         (self.0, control)
     }

@@ -2,20 +2,23 @@
 //!
 //! [`Shared`] lives behind an `Arc` held by every [`Conn`](super::Conn): the
 //! ready-state and the buffered amount as atomics (mirrored by the owner after each
-//! change), the bytes written so far (for [`Sent`](super::Sent)), and an inbox of
+//! change), the bytes written so far (for [`Sent`](super::Sent)), an inbox of
 //! [`Request`]s from other threads, which the owner applies in order when it is
-//! woken. The owner's half is [`Owned`](super::owned::Owned).
+//! woken, and the wakers of the connection's task and driver. It is the waker of
+//! the actor its task drives ([`Wake`]): no allocation of its own for that. The
+//! owner's half is [`Owned`](super::owned::Owned).
 
 use std::{
     collections::VecDeque,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
-        Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
     },
-    task::Waker,
+    task::{Wake, Waker},
     time::{Duration, Instant},
 };
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
@@ -45,13 +48,35 @@ pub(crate) struct Shared {
     has_requests: AtomicBool,
     has_waiters: AtomicBool,
     has_pings: AtomicBool,
+    /// The connection's task drives its actor, and so its driver: the driver's
+    /// waker is this state itself, as [`Wake`] (the standalone server, the
+    /// route). Otherwise (a client's connection, whose actor runs elsewhere) the
+    /// driver registers its waker in `locked`.
+    task_drives_actor: bool,
+    /// The actor was woken since its task last polled it.
+    actor_woken: AtomicBool,
+    /// The task handed a chunk to the transport and was not polled since (the
+    /// route): the transport may have stopped asking for more, so the actor's
+    /// wakes go to the route's stalled task too.
+    stalled: AtomicBool,
+    /// The connection's task: woken without a lock, for output to write and for
+    /// the actor it drives (the socket's readiness wakes the actor once per
+    /// message read).
+    task: AtomicWaker,
+    /// What is behind the lock.
+    locked: Mutex<Locked>,
+}
+
+/// [`Shared`]'s part behind its lock.
+#[derive(Debug, Default)]
+struct Locked {
     /// Made on first use: most connections never get a request from another
     /// thread, a `Sent` to wait for or a ping of the user's, and an idle
     /// connection keeps 8 bytes here rather than the inbox's 144.
-    inbox: Mutex<Option<Box<Inbox>>>,
-    /// Wakes the owner's driver for a request (registered as the driver starts,
-    /// so kept apart from the inbox, which it would otherwise make at once).
-    owner_waker: Mutex<Option<Waker>>,
+    inbox: Option<Box<Inbox>>,
+    /// When the task does not drive the actor, the driver's waker (woken for a
+    /// request); when it does, the route's stalled task's, if there is one.
+    waker: Option<Waker>,
 }
 
 /// The subprotocol and the extension (by name) a handshake agreed on.
@@ -72,6 +97,8 @@ pub(crate) struct Facts {
     pub(super) max_send_buffer: usize,
     pub(super) auto_pong: bool,
     pub(super) ready_state: ReadyState,
+    /// The connection's task drives its actor (see `Shared::task_drives_actor`).
+    pub(super) task_drives_actor: bool,
 }
 
 /// The part of [`Shared`] behind its lock: touched by other threads' sends, by a
@@ -200,27 +227,28 @@ impl Shared {
             has_requests: AtomicBool::new(false),
             has_waiters: AtomicBool::new(false),
             has_pings: AtomicBool::new(false),
-            inbox: Mutex::new(None),
-            owner_waker: Mutex::new(None),
+            task_drives_actor: facts.task_drives_actor,
+            // The task's first poll runs the actor.
+            actor_woken: AtomicBool::new(true),
+            stalled: AtomicBool::new(false),
+            task: AtomicWaker::new(),
+            locked: Mutex::new(Locked::default()),
         }
     }
 
     /// The inbox, made if it was not.
     fn lock(&self) -> InboxGuard<'_> {
         let mut guard = self.lock_if_made();
-        guard.get_or_insert_with(Box::default);
+        guard.inbox.get_or_insert_with(Box::default);
         InboxGuard(guard)
     }
 
-    /// The inbox as it is: `None` inside when it was never made.
-    fn lock_if_made(&self) -> MutexGuard<'_, Option<Box<Inbox>>> {
+    /// What is behind the lock, the inbox as it is (`None` when it was never
+    /// made).
+    fn lock_if_made(&self) -> MutexGuard<'_, Locked> {
         // The inbox stays consistent between statements; a panic elsewhere must not
         // take the connection down.
-        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn owner_waker(&self) -> MutexGuard<'_, Option<Waker>> {
-        self.owner_waker.lock().unwrap_or_else(|e| e.into_inner())
+        self.locked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn id(&self) -> ConnId {
@@ -324,20 +352,99 @@ impl Shared {
         inbox.requests.push_back(request);
         self.has_requests.store(true, Ordering::Release);
         drop(inbox);
-        // The owner registers its waker once, so it stays there for the next push.
-        let waker = self.owner_waker().clone();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.wake_driver();
         Ok(())
     }
 
-    /// The owner's driver: wake me for requests.
-    pub fn register_owner(&self, waker: &Waker) {
-        let mut owner = self.owner_waker();
-        if !owner.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *owner = Some(waker.clone());
+    /// Keep `waker` behind the lock (the driver's or the stalled task's).
+    fn set_waker(&self, waker: &Waker) {
+        let mut locked = self.lock_if_made();
+        if !locked.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            locked.waker = Some(waker.clone());
         }
+    }
+
+    /// Wake the waker kept behind the lock, if there is one (it stays there).
+    fn wake_kept_waker(&self) {
+        let waker = self.lock_if_made().waker.clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The driver's waker, when it is not this state itself (a client's
+    /// connection, whose actor runs elsewhere): wake me for requests.
+    #[inline]
+    pub fn register_driver(&self, waker: &Waker) {
+        if !self.task_drives_actor {
+            self.set_waker(waker);
+        }
+    }
+
+    /// Wake the connection's driver (a request, a resumed read, the task's end, a
+    /// timer).
+    pub fn wake_driver(&self) {
+        if self.task_drives_actor {
+            self.wake_actor();
+        } else {
+            self.wake_kept_waker();
+        }
+    }
+
+    /// The actor that the task drives was woken: note it, and wake the task (and
+    /// the route's stalled task, while the transport may not poll the task).
+    fn wake_actor(&self) {
+        self.actor_woken.store(true, Ordering::Release);
+        self.task.wake();
+        if self.stalled.load(Ordering::Acquire) {
+            self.wake_stalled_task();
+        }
+    }
+
+    /// Whether the actor was woken since the last call.
+    #[inline]
+    pub fn take_actor_woken(&self) -> bool {
+        self.actor_woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Wake the route's stalled task, if there is one.
+    pub fn wake_stalled_task(&self) {
+        // Otherwise the waker kept is the driver's.
+        if self.task_drives_actor {
+            self.wake_kept_waker();
+        }
+    }
+
+    /// The route's stalled task waits here (its task drives the actor).
+    #[cfg(feature = "web")]
+    pub fn register_stalled_task(&self, waker: &Waker) {
+        debug_assert!(self.task_drives_actor);
+        self.set_waker(waker);
+    }
+
+    /// Whether the task handed a chunk to the transport and was not polled since.
+    #[cfg(feature = "web")]
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
+
+    /// The task handed a chunk to the transport (`true`), or is polled again.
+    #[inline]
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::Release);
+    }
+
+    /// The connection's task waits here (registered on every poll: a wake takes
+    /// the waker, it does not clone it).
+    #[inline]
+    pub fn register_task(&self, waker: &Waker) {
+        self.task.register(waker);
+    }
+
+    /// Wake the connection's task.
+    #[inline]
+    pub fn wake_task(&self) {
+        self.task.wake();
     }
 
     /// Whether requests wait (one atomic load).
@@ -443,7 +550,12 @@ impl Shared {
 
     /// How the connection ended, if it did.
     pub fn close_event(&self) -> Option<CloseEvent> {
-        self.lock_if_made().as_ref()?.closed.as_deref().cloned()
+        self.lock_if_made()
+            .inbox
+            .as_ref()?
+            .closed
+            .as_deref()
+            .cloned()
     }
 
     /// How the connection ended, once it did; else `waker` is woken then.
@@ -462,8 +574,10 @@ impl Shared {
     /// fails, queued requests are dropped.
     pub fn release(&self) {
         self.writer_gone.store(true, Ordering::Release);
+        // The task ends: its waker is not kept for as long as a `Conn` is.
+        drop(self.task.take());
         let mut made = self.lock_if_made();
-        let Some(inbox) = made.as_mut() else {
+        let Some(inbox) = made.inbox.as_mut() else {
             return;
         };
         let waiters = std::mem::take(&mut inbox.waiters);
@@ -478,18 +592,30 @@ impl Shared {
     }
 }
 
+/// The actor that the connection's task drives is woken through its connection's
+/// shared state.
+impl Wake for Shared {
+    fn wake(self: Arc<Self>) {
+        self.wake_actor();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake_actor();
+    }
+}
+
 /// The inbox, locked (and made).
-struct InboxGuard<'a>(MutexGuard<'a, Option<Box<Inbox>>>);
+struct InboxGuard<'a>(MutexGuard<'a, Locked>);
 
 impl std::ops::Deref for InboxGuard<'_> {
     type Target = Inbox;
     fn deref(&self) -> &Inbox {
-        self.0.as_deref().expect("made by `Shared::lock`")
+        self.0.inbox.as_deref().expect("made by `Shared::lock`")
     }
 }
 
 impl std::ops::DerefMut for InboxGuard<'_> {
     fn deref_mut(&mut self) -> &mut Inbox {
-        self.0.as_deref_mut().expect("made by `Shared::lock`")
+        self.0.inbox.as_deref_mut().expect("made by `Shared::lock`")
     }
 }

@@ -37,8 +37,9 @@ pub(crate) fn open_core(
     core
 }
 
-/// The state of a connection over `core`, in this thread's slab.
-fn create(core: Connection, settings: &ConnectionSettings) -> OwnedRef {
+/// The state of a connection over `core`, in this thread's slab;
+/// `task_drives_actor` when the connection's task will drive its actor.
+fn create(core: Connection, settings: &ConnectionSettings, task_drives_actor: bool) -> OwnedRef {
     let id = ConnId::next();
     slab::insert(id, |slot| {
         let shared = Arc::new(Shared::new(Facts {
@@ -50,6 +51,7 @@ fn create(core: Connection, settings: &ConnectionSettings) -> OwnedRef {
             max_send_buffer: settings.max_send_buffer,
             auto_pong: core.info().settings().auto_pong,
             ready_state: core.ready_state(),
+            task_drives_actor,
         }));
         Owned::new(core, shared, settings)
     })
@@ -86,7 +88,7 @@ where
 {
     let (actor, control) = serve.into_parts();
     let mut ctx = Context::<S::Actor>::new();
-    let owned = create(core, settings);
+    let owned = create(core, settings, true);
     ctx.spawn(Driver::<S::Actor, I>::new(
         owned.clone(),
         input,
@@ -117,7 +119,7 @@ where
     A: super::WebSocketActor,
     I: Input + 'static,
 {
-    let owned = create(core, settings);
+    let owned = create(core, settings, false);
     let conn = super::Conn::new(owned.borrow().shared().clone());
     ctx.spawn(Driver::<A, I>::new(
         owned.clone(),

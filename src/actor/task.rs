@@ -4,18 +4,15 @@
 //! the transport does not poll the connection's task.
 
 #[cfg(feature = "web")]
+use std::sync::Arc;
+#[cfg(feature = "web")]
 use std::{cell::RefCell, rc::Rc};
 use std::{
     future::Future,
     pin::Pin,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Poll, Waker},
 };
 
-use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use futures_core::Stream;
 
@@ -23,6 +20,8 @@ use futures_core::Stream;
 use super::owned::End;
 #[cfg(feature = "web")]
 use super::owned::TransportEnd;
+#[cfg(feature = "web")]
+use super::shared::Shared;
 use super::slab::OwnedRef;
 
 /// At most this many pieces of output go into one vectored write.
@@ -41,16 +40,13 @@ pub(crate) type ActorCell = Rc<RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>
 /// ([`poll_write_to`](Self::poll_write_to), the standalone server), and ends when
 /// the transport should close. When the connection's actor was created for it, it
 /// also drives that actor's context (whose driver reads the input): actor, driver
-/// and transport run in one task.
+/// and transport run in one task. The actor's context is polled with the
+/// connection's shared state as its waker, which notes that the actor has work, so
+/// that the task polls the actor only then, not on every write.
 pub(crate) struct ConnTask {
     owned: OwnedRef,
     /// The actor's context, when this task drives it.
     actor: DrivenActor,
-    /// The waker the actor's context is polled with: it notes that the actor has
-    /// work, so that the task polls the actor only then, not on every write.
-    actor_wake: Arc<ActorWake>,
-    /// `actor_wake` as a `Waker`, made once.
-    actor_waker: Waker,
 }
 
 impl std::fmt::Debug for ConnTask {
@@ -89,61 +85,6 @@ fn poll_actor(cell: &ActorCell, waker: &Waker) {
     }
 }
 
-/// Wakes the connection's task and records that the actor it drives was woken.
-#[derive(Debug)]
-pub(crate) struct ActorWake {
-    woken: AtomicBool,
-    /// The connection's task: woken without a lock (the socket's readiness wakes
-    /// the actor once per message read).
-    outer: AtomicWaker,
-    /// The task handed a chunk to the transport and has not been polled since:
-    /// the transport may have stopped asking for more (its buffer is full, the
-    /// peer does not read), so wakes go to the [`Stalled`] task too.
-    stalled: AtomicBool,
-    /// The [`Stalled`] task's waker.
-    stalled_task: Mutex<Option<Waker>>,
-}
-
-impl ActorWake {
-    pub fn new() -> Arc<Self> {
-        Arc::new(ActorWake {
-            woken: AtomicBool::new(true),
-            outer: AtomicWaker::new(),
-            stalled: AtomicBool::new(false),
-            stalled_task: Mutex::new(None),
-        })
-    }
-
-    fn wake_stalled_task(&self) {
-        if let Some(w) = self
-            .stalled_task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            w.wake_by_ref();
-        }
-    }
-
-    fn set_outer(&self, waker: &Waker) {
-        self.outer.register(waker);
-    }
-}
-
-impl Wake for ActorWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.outer.wake();
-        if self.stalled.load(Ordering::Acquire) {
-            self.wake_stalled_task();
-        }
-    }
-}
-
 /// Drives a route connection's actor while the transport does not poll the
 /// connection's task.
 ///
@@ -153,11 +94,14 @@ impl Wake for ActorWake {
 /// task, on the same thread, polls the actor's context when the actor is woken
 /// while the connection's task is stalled; otherwise it sleeps, costing nothing per
 /// message. It ends with the connection's task.
+///
+/// It holds two pointers: with tokio's task around it, 128 bytes per connection
+/// (one more, its waker, would make it 256: tokio rounds a task to 128 bytes).
 #[cfg(feature = "web")]
 pub(crate) struct Stalled {
     actor: ActorCell,
-    wake: Arc<ActorWake>,
-    waker: Waker,
+    /// The connection's shared state: the actor's waker.
+    shared: Arc<Shared>,
 }
 
 #[cfg(feature = "web")]
@@ -171,10 +115,10 @@ impl Stalled {
             DrivenActor::Shared(cell) => cell,
         };
         task.actor = DrivenActor::Shared(cell.clone());
+        let shared = task.owned.borrow().shared().clone();
         Some(Stalled {
             actor: cell,
-            wake: task.actor_wake.clone(),
-            waker: task.actor_waker.clone(),
+            shared,
         })
     }
 }
@@ -185,20 +129,9 @@ impl Future for Stalled {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        {
-            let mut task = this
-                .wake
-                .stalled_task
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *task = Some(cx.waker().clone());
-            }
-        }
-        if this.wake.stalled.load(Ordering::Acquire)
-            && this.wake.woken.swap(false, Ordering::AcqRel)
-        {
-            poll_actor(&this.actor, &this.waker);
+        this.shared.register_stalled_task(cx.waker());
+        if this.shared.stalled() && this.shared.take_actor_woken() {
+            poll_actor(&this.actor, &Waker::from(this.shared.clone()));
         }
         match this.actor.try_borrow() {
             Ok(slot) if slot.is_none() => Poll::Ready(()),
@@ -210,12 +143,9 @@ impl Future for Stalled {
 impl ConnTask {
     /// The task of the connection `owned`, driving no actor (yet).
     pub fn new(owned: OwnedRef) -> ConnTask {
-        let actor_wake = ActorWake::new();
         ConnTask {
             owned,
             actor: DrivenActor::None,
-            actor_waker: Waker::from(actor_wake.clone()),
-            actor_wake,
         }
     }
 
@@ -249,28 +179,32 @@ impl ConnTask {
         }
     }
 
-    /// Poll the actor's context if it was woken since the last poll.
+    /// Register this task's waker (on every poll: a wake takes the waker, it does
+    /// not clone it), and poll the actor's context if it was woken since the last
+    /// poll.
     fn drive_actor(&mut self, cx: &mut Context<'_>) {
-        if matches!(self.actor, DrivenActor::None) {
-            return;
-        }
-        // Registered on every poll: a wake takes the waker (it does not clone it).
-        self.actor_wake.set_outer(cx.waker());
-        if self.actor_wake.woken.swap(false, Ordering::AcqRel) {
-            // Forget our waker while the actor runs: the sends it makes are taken
-            // right after, without waking this task again.
-            self.owned.borrow_mut().forget_task_waker();
-            match &mut self.actor {
-                DrivenActor::None => {}
-                DrivenActor::Alone(actor) => {
-                    let mut cx = Context::from_waker(&self.actor_waker);
-                    if actor.as_mut().poll(&mut cx).is_ready() {
-                        self.actor = DrivenActor::None;
-                    }
-                }
-                #[cfg(feature = "web")]
-                DrivenActor::Shared(cell) => poll_actor(cell, &self.actor_waker),
+        let shared = {
+            let mut owned = self.owned.borrow_mut();
+            owned.shared().register_task(cx.waker());
+            if matches!(self.actor, DrivenActor::None) || !owned.shared().take_actor_woken() {
+                return;
             }
+            // Forget that we wait while the actor runs: the sends it makes are
+            // taken right after, without waking this task again.
+            owned.forget_task_waker();
+            owned.shared().clone()
+        };
+        let waker = Waker::from(shared);
+        match &mut self.actor {
+            DrivenActor::None => {}
+            DrivenActor::Alone(actor) => {
+                let mut cx = Context::from_waker(&waker);
+                if actor.as_mut().poll(&mut cx).is_ready() {
+                    self.actor = DrivenActor::None;
+                }
+            }
+            #[cfg(feature = "web")]
+            DrivenActor::Shared(cell) => poll_actor(cell, &waker),
         }
     }
 
@@ -309,7 +243,7 @@ impl ConnTask {
                     Poll::Pending if owned.end_asked().is_none() => {
                         // Sends from elsewhere wake us too; the socket wakes us
                         // when it can take more.
-                        owned.register_task(cx.waker());
+                        owned.wait_for_output();
                         return Poll::Pending;
                     }
                     Poll::Pending => {}
@@ -319,7 +253,7 @@ impl ConnTask {
                 owned.task_ended();
                 return Poll::Ready(());
             }
-            owned.register_task(cx.waker());
+            owned.wait_for_output();
             return Poll::Pending;
         }
     }
@@ -329,7 +263,7 @@ impl Stream for ConnTask {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.actor_wake.stalled.store(false, Ordering::Release);
+        self.owned.borrow().shared().set_stalled(false);
         self.drive_actor(cx);
         let mut owned = self.owned.borrow_mut();
         if owned.task_gone() {
@@ -338,7 +272,7 @@ impl Stream for ConnTask {
         let out = owned.take_output();
         if !out.is_empty() {
             // Until the transport polls again, the actor may have no one to drive it.
-            self.actor_wake.stalled.store(true, Ordering::Release);
+            owned.shared().set_stalled(true);
             return Poll::Ready(Some(Ok(out)));
         }
         if owned.transport_should_end() {
@@ -352,7 +286,7 @@ impl Stream for ConnTask {
             owned.task_ended();
             return Poll::Ready(None);
         }
-        owned.register_task(cx.waker());
+        owned.wait_for_output();
         Poll::Pending
     }
 }
@@ -375,7 +309,10 @@ impl Drop for ConnTask {
             DrivenActor::Shared(actor) => {
                 let stopped = actor.try_borrow_mut().map(|mut slot| slot.take());
                 drop(stopped);
-                self.actor_wake.wake_stalled_task();
+                // Nothing of ours holds the state borrowed while the task is dropped.
+                if let Ok(owned) = self.owned.try_borrow() {
+                    owned.shared().wake_stalled_task();
+                }
             }
         }
         if let Ok(mut owned) = self.owned.try_borrow_mut() {

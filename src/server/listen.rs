@@ -8,12 +8,13 @@
 //! behind the upgraded connection, and an idle connection keeps no read buffer.
 
 use std::{
-    future::{poll_fn, Future},
+    future::Future,
     io,
+    marker::PhantomData,
     net::{SocketAddr, ToSocketAddrs},
     pin::Pin,
     rc::Rc,
-    task::{Context, Poll},
+    task::{ready, Context, Poll},
     time::Duration,
 };
 
@@ -44,16 +45,17 @@ trait Transport: 'static {
     type Read: AsyncRead + Unpin + 'static;
     /// What the connection's task writes to.
     type Write: AsyncWrite + Unpin + 'static;
-    /// The transport's end needs an explicit shutdown once the output is written
-    /// (TLS's `close_notify`); plain TCP's write half shuts down when dropped.
-    const SHUTDOWN: bool;
-
     /// Set up the transport over an accepted socket (the TLS handshake); `None`
     /// when that failed (logged and counted).
     fn open(&self, socket: TcpStream) -> impl Future<Output = Option<(Self::Read, Self::Write)>>;
 
     /// Make the socket's close a reset (`SO_LINGER` 0).
     fn set_linger_zero(write: &Self::Write) -> io::Result<()>;
+
+    /// The output is over and `write` is about to be dropped (a reset when
+    /// `reset`): end the transport in order if that takes more than dropping it
+    /// (TLS's `close_notify`; plain TCP's write half shuts down when dropped).
+    fn end(write: &Self::Write, reset: bool);
 }
 
 /// Plain TCP: the socket's owned halves (no lock between them).
@@ -63,7 +65,6 @@ struct Plain;
 impl Transport for Plain {
     type Read = OwnedReadHalf;
     type Write = OwnedWriteHalf;
-    const SHUTDOWN: bool = false;
 
     async fn open(&self, socket: TcpStream) -> Option<(OwnedReadHalf, OwnedWriteHalf)> {
         Some(socket.into_split())
@@ -72,20 +73,25 @@ impl Transport for Plain {
     fn set_linger_zero(write: &OwnedWriteHalf) -> io::Result<()> {
         socket2::SockRef::from(write.as_ref()).set_linger(Some(Duration::ZERO))
     }
+
+    fn end(_: &OwnedWriteHalf, _: bool) {}
 }
 
 /// TLS (rustls) over TCP.
 #[derive(Clone)]
-struct Tls(tokio_rustls::TlsAcceptor);
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// How long the end of a connection (its `close_notify`) may take.
+    close_timeout: Duration,
+}
 
 impl Transport for Tls {
     type Read = TlsRead;
     type Write = TlsWrite;
-    const SHUTDOWN: bool = true;
 
     async fn open(&self, socket: TcpStream) -> Option<(TlsRead, TlsWrite)> {
-        match self.0.accept(socket).await {
-            Ok(stream) => Some(tls::split(stream)),
+        match self.acceptor.accept(socket).await {
+            Ok(stream) => Some(tls::split(stream, self.close_timeout)),
             Err(err) => {
                 tracing::debug!(%err, "websocket tls handshake failed");
                 crate::metrics::handshake_refused("tls");
@@ -96,6 +102,15 @@ impl Transport for Tls {
 
     fn set_linger_zero(write: &TlsWrite) -> io::Result<()> {
         write.set_linger_zero()
+    }
+
+    fn end(write: &TlsWrite, reset: bool) {
+        if !reset {
+            // `close_notify`, then the TCP FIN; bounded, as the peer may have
+            // stopped reading just now. A task of its own, made only then: its
+            // timer would otherwise take room in every connection's future.
+            actix_rt::spawn(shut_down(write.clone(), write.close_timeout()));
+        }
     }
 }
 
@@ -123,7 +138,11 @@ type Opened<T, S> = (
 /// It is the service's future itself (its `Ok` means nothing more than "done"):
 /// actix-server's task around it holds it twice, as a captured value and as the
 /// value it awaits, and the task lives as long as the connection: every 64 bytes
-/// here are 128 more per idle connection (tokio rounds a task's size to 128 bytes).
+/// here are 128 more per idle connection (tokio rounds a task's size to 128
+/// bytes). So it is a [`Serving`] written out, not an `async fn` (whose
+/// arguments would stay in it for the connection's life): while the connection
+/// runs it holds the socket's write half and the connection's task (48 bytes), and
+/// the task takes 256 bytes.
 fn serve_connection<T, S, F, Fut>(
     server: Rc<Server>,
     transport: T,
@@ -137,45 +156,63 @@ where
     Fut: Future<Output = Result<S, Refuse>>,
 {
     let opened = Box::pin(handshake(server.clone(), transport, socket, factory));
-    run_connection::<T, S, _>(server, opened)
+    Serving::<T, S, _>::Opening {
+        server,
+        opened,
+        serve: PhantomData,
+    }
 }
 
-/// The connection once `opened` (its handshake) succeeded: its actor, with its
-/// output written to the socket until it ends.
-async fn run_connection<T, S, H>(server: Rc<Server>, opened: Pin<Box<H>>) -> io::Result<()>
+/// A connection's future: its handshake (`opened`), then, once that succeeded, its
+/// actor, with its output written to the socket until it ends.
+enum Serving<T: Transport, S, H> {
+    Opening {
+        server: Rc<Server>,
+        opened: Pin<Box<H>>,
+        serve: PhantomData<fn() -> S>,
+    },
+    Running(WriteOut<T>),
+    Done,
+}
+
+impl<T, S, H> Future for Serving<T, S, H>
 where
     T: Transport,
     S: Serve,
     H: Future<Output = Option<Opened<T, S>>>,
 {
-    let Some((input, write, core, serve, span)) = opened.await else {
-        return Ok(());
-    };
-    let settings = &server.settings().connection;
-    let registry = server.registry().clone();
-    let task = actor::spawn(serve, core, input, settings, registry, span);
-    // Dropping the task at the end stops the actor and drops its input; dropping
-    // the write half shuts the socket's sending side: the server closes the TCP
-    // connection first (RFC 6455 §7.1.1).
-    let mut out = WriteOut::<T> {
-        socket: write,
-        task,
-        stuck: false,
-        reset: false,
-    };
-    poll_fn(|cx| Pin::new(&mut out).poll(cx)).await;
-    if T::SHUTDOWN && !out.reset {
-        // TLS: `close_notify`, then the TCP FIN; bounded, as the peer may have
-        // stopped reading just now. A task of its own, made only then: its timer
-        // would otherwise take room in every connection's future.
-        let WriteOut { socket, task, .. } = out;
-        drop(task);
-        actix_rt::spawn(shut_down(
-            socket,
-            server.settings().connection.close_timeout,
-        ));
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match this {
+                Serving::Opening { server, opened, .. } => {
+                    let Some((input, write, core, serve, span)) = ready!(opened.as_mut().poll(cx))
+                    else {
+                        *this = Serving::Done;
+                        return Poll::Ready(Ok(()));
+                    };
+                    let settings = &server.settings().connection;
+                    let registry = server.registry().clone();
+                    let task = actor::spawn(serve, core, input, settings, registry, span);
+                    *this = Serving::Running(WriteOut {
+                        socket: write,
+                        task,
+                    });
+                }
+                Serving::Running(out) => {
+                    ready!(Pin::new(out).poll(cx));
+                    // Dropping the task stops the actor and drops its input;
+                    // dropping the write half shuts the socket's sending side: the
+                    // server closes the TCP connection first (RFC 6455 §7.1.1).
+                    *this = Serving::Done;
+                    return Poll::Ready(Ok(()));
+                }
+                Serving::Done => return Poll::Ready(Ok(())),
+            }
+        }
     }
-    Ok(())
 }
 
 /// End `socket` in order within `timeout`.
@@ -314,22 +351,17 @@ async fn refuse_with<W: AsyncWrite + Unpin>(err: &HandshakeError, write: &mut W)
 struct WriteOut<T: Transport> {
     socket: T::Write,
     task: actor::ConnTask,
-    /// The last write found the socket's buffer full (the peer is not reading).
-    stuck: bool,
-    /// The socket was set to reset when closed.
-    reset: bool,
 }
 
 impl<T: Transport> Future for WriteOut<T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let WriteOut {
-            socket,
-            task,
-            stuck,
-            reset,
-        } = self.get_mut();
+        let WriteOut { socket, task } = self.get_mut();
+        // Whether a write in this poll found the socket's buffer full (the peer is
+        // not reading). The task ends in the poll that writes the last of the
+        // output: output left over when it ends was tried in that poll.
+        let mut stuck = false;
         let done = task.poll_write_to(cx, |cx, slices| {
             let written = match slices {
                 // One piece (small frames only): `send`, cheaper in the kernel than
@@ -337,15 +369,18 @@ impl<T: Transport> Future for WriteOut<T> {
                 [one] => Pin::new(&mut *socket).poll_write(cx, one),
                 _ => Pin::new(&mut *socket).poll_write_vectored(cx, slices),
             };
-            *stuck = written.is_pending();
+            stuck = written.is_pending();
             written
         });
-        *reset = match task.end_asked() {
+        if done.is_pending() {
+            return Poll::Pending;
+        }
+        let reset = match task.end_asked() {
             Some(End::Reset) => true,
-            Some(End::AfterOutput) => *stuck,
+            Some(End::AfterOutput) => stuck,
             None => false,
         };
-        if done.is_ready() && *reset {
+        if reset {
             // The connection was ended (the closing handshake timed out, RFC 6455
             // §7.1.1 lets us close the transport then; the connection failed and
             // its actor stopped; a shutdown's drain ran out) while the peer was
@@ -358,7 +393,8 @@ impl<T: Transport> Future for WriteOut<T> {
                 tracing::debug!(%err, "SO_LINGER 0 not set");
             }
         }
-        done
+        T::end(socket, reset);
+        Poll::Ready(())
     }
 }
 
@@ -484,7 +520,13 @@ impl Server {
         Fut: Future<Output = Result<S, Refuse>> + 'static,
     {
         match self.tls_acceptor()? {
-            Some(acceptor) => self.serve_on(listener, workers, Tls(acceptor), factory),
+            Some(acceptor) => {
+                let tls = Tls {
+                    acceptor,
+                    close_timeout: self.settings().connection.close_timeout,
+                };
+                self.serve_on(listener, workers, tls, factory)
+            }
             None => self.serve_on(listener, workers, Plain, factory),
         }
     }
@@ -532,4 +574,26 @@ impl Server {
         };
         Ok(Some(tokio_rustls::TlsAcceptor::from(config)))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection's future holds no more than the socket's write half and the
+    /// connection's task: actix-server's task holds that future twice, and tokio
+    /// rounds the task to 128 bytes (see `serve_connection`).
+    #[test]
+    fn a_connection_future_holds_its_write_half_and_its_task() {
+        type Handshake = std::future::Pending<Option<Opened<Plain, Echo>>>;
+        let writing = std::mem::size_of::<WriteOut<Plain>>();
+        assert!(writing <= 48, "{writing}");
+        assert_eq!(
+            std::mem::size_of::<Serving<Plain, Echo, Handshake>>(),
+            writing
+        );
+    }
+
+    struct Echo;
+    impl crate::Endpoint for Echo {}
 }

@@ -99,10 +99,20 @@ impl super::Server {
 /// where `tokio::io::split` would take a lock on every read and write.
 type Stream = Rc<RefCell<tokio_rustls::server::TlsStream<TcpStream>>>;
 
-/// Split an accepted TLS stream into its read and write halves.
-pub(crate) fn split(stream: tokio_rustls::server::TlsStream<TcpStream>) -> (TlsRead, TlsWrite) {
+/// Split an accepted TLS stream into its read and write halves; the write half
+/// keeps how long its orderly end may take (`close_timeout`).
+pub(crate) fn split(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    close_timeout: Duration,
+) -> (TlsRead, TlsWrite) {
     let stream = Rc::new(RefCell::new(stream));
-    (TlsRead(stream.clone()), TlsWrite(stream))
+    (
+        TlsRead(stream.clone()),
+        TlsWrite {
+            stream,
+            close_timeout,
+        },
+    )
 }
 
 /// The read half of an accepted TLS stream.
@@ -118,14 +128,25 @@ impl AsyncRead for TlsRead {
     }
 }
 
-/// The write half of an accepted TLS stream.
-pub(crate) struct TlsWrite(Stream);
+/// The write half of an accepted TLS stream (a clone writes to the same stream:
+/// the task that ends it in order holds one).
+#[derive(Clone)]
+pub(crate) struct TlsWrite {
+    stream: Stream,
+    close_timeout: Duration,
+}
 
 impl TlsWrite {
+    /// How long the stream's orderly end (`close_notify`, then the TCP FIN) may
+    /// take.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
     /// Make the TCP socket's close a reset (`SO_LINGER` 0): what the kernel holds
     /// for a peer that does not read is dropped, not kept.
     pub fn set_linger_zero(&self) -> io::Result<()> {
-        let stream = self.0.borrow();
+        let stream = self.stream.borrow();
         socket2::SockRef::from(stream.get_ref().0).set_linger(Some(Duration::ZERO))
     }
 }
@@ -136,7 +157,7 @@ impl AsyncWrite for TlsWrite {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+        Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -144,20 +165,20 @@ impl AsyncWrite for TlsWrite {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_write_vectored(cx, bufs)
+        Pin::new(&mut *self.stream.borrow_mut()).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.borrow().is_write_vectored()
+        self.stream.borrow().is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+        Pin::new(&mut *self.stream.borrow_mut()).poll_flush(cx)
     }
 
     /// Send TLS's `close_notify`, then shut the TCP socket's sending side.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_shutdown(cx)
+        Pin::new(&mut *self.stream.borrow_mut()).poll_shutdown(cx)
     }
 }
 

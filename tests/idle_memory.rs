@@ -184,7 +184,7 @@ fn by_size() -> Vec<isize> {
 }
 
 #[test]
-fn idle_standalone_connection_holds_at_most_2_kib_of_heap() {
+fn idle_standalone_connection_holds_at_most_1800_bytes_of_heap() {
     let per_connection = heap_per_connection(
         ws::Server::new(),
         500,
@@ -194,7 +194,7 @@ fn idle_standalone_connection_holds_at_most_2_kib_of_heap() {
     );
     eprintln!("heap per idle connection: {per_connection} bytes");
     assert!(
-        per_connection <= 2048,
+        per_connection <= 1800,
         "{per_connection} bytes of heap per idle connection"
     );
 }
@@ -220,7 +220,7 @@ fn connection_that_carried_a_message_holds_no_more_heap_than_an_unused_one() {
     eprintln!("heap per connection: {unused} bytes unused, {used} bytes after a message");
     // Its read buffer went back to the thread once the message was read: no
     // keep-alive ping needed, and nothing else stays behind from the message.
-    assert!(used <= 2048, "{used} bytes after a message");
+    assert!(used <= 1800, "{used} bytes after a message");
     assert!(
         used <= unused + 64,
         "{used} bytes after a message against {unused} unused: the read buffer stayed"

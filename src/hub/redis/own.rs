@@ -3,7 +3,8 @@
 //!
 //! A publication Redis did not answer (its connection closed first, or Redis
 //! answered an error) is delivered on this server in its place. But Redis may
-//! have carried it out before the connection went: then it comes back through
+//! have carried it out before the connection went (or as the client gave up on
+//! it: see [`publish`](super::publish)): then it comes back through
 //! the subscription (before or after the failed answer is known) or, after a
 //! reconnection, from the topic's stream. Each publication carries its origin's
 //! sequence number (the envelope's `SEQ`), and this table remembers:
@@ -27,9 +28,11 @@ pub(super) const MAX_PLACED: usize = 4096;
 /// What became of a publication sent to Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Answer {
-    /// Redis took it (or may have: timed out on a live connection).
+    /// Redis took it (answered it), or its fate is unknown (the answers'
+    /// task ended): not delivered here.
     Taken,
-    /// Redis did not answer it, or answered an error.
+    /// Redis did not answer it (its connection closed first, or it was given
+    /// up on unwritten), or answered an error.
     NotTaken,
 }
 

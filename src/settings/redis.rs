@@ -67,9 +67,11 @@ pub struct RedisSettings {
     /// A command that takes longer fails. Publications are the exception on a
     /// live connection: one not answered by then is counted
     /// (`ws_backplane_slow`) and still awaited (the client cannot tell whether
-    /// it wrote one it gives up on), bounded by `max_in_flight`. One made while
-    /// the connection is being made again waits for it this long, then is
-    /// delivered on this server only (`ws_backplane_dropped`). At least 1 ms.
+    /// it wrote one it gives up on), bounded by `max_in_flight`; past it with
+    /// the connection seen out, it is also delivered on this server in its
+    /// place (`ws_backplane_dropped`). One made while the connection is being
+    /// made again waits for it this long, then is delivered on this server
+    /// only. At least 1 ms.
     /// Default 2 s.
     #[cfg_attr(
         feature = "serde",

@@ -19,11 +19,12 @@ pub struct BackplaneStats {
     pub received: u64,
     /// Publications Redis did not take, delivered on this server only (all
     /// reasons: those below, Redis answering an error, their connection closed
-    /// before the answer came, and, made while the connection was being made
-    /// again, not written within `command_timeout`). Redis may have carried
-    /// one out all the same (its answer lost with its connection): then it is
-    /// delivered once on this server (see `duplicates_avoided`), and on the
-    /// others through Redis.
+    /// before the answer came, made while the connection was being made again
+    /// and not written within `command_timeout`, and not answered within it
+    /// with the connection seen out). Redis may carry one out all the same
+    /// (its answer lost with its connection, or, held unwritten by the client,
+    /// written once the connection is back): then it reaches the others
+    /// through Redis and is delivered once here (see `duplicates_avoided`).
     pub dropped: u64,
     /// Of `dropped`: over `max_in_flight` (everything queued or on its way).
     pub dropped_over_limit: u64,

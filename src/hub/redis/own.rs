@@ -43,6 +43,9 @@ pub(super) enum Place {
     Here,
     /// It came back from Redis already (Redis carried it out): delivered.
     CameBack,
+    /// It was delivered here in its place before its answer came
+    /// ([`Own::place`]).
+    Placed,
 }
 
 /// The table (see the module docs).
@@ -75,19 +78,43 @@ impl Own {
         true
     }
 
+    /// `seq`, not answered yet, is delivered here in its place now (its
+    /// connection is out): true, unless it came back already. A copy that
+    /// comes back later is not delivered.
+    pub fn place(&mut self, seq: u64) -> bool {
+        match self.open.remove(&seq) {
+            Some(false) => {
+                self.remember(seq);
+                true
+            }
+            Some(true) => {
+                // Came back: nothing more to deliver, whatever its answer.
+                false
+            }
+            None => false,
+        }
+    }
+
     /// `seq`'s answer; for one not taken, where it is delivered.
     pub fn answered(&mut self, seq: u64, answer: Answer) -> Place {
-        let back = self.open.remove(&seq) == Some(true);
+        let Some(back) = self.open.remove(&seq) else {
+            return Place::Placed;
+        };
         if answer == Answer::Taken || back {
             return Place::CameBack;
         }
+        self.remember(seq);
+        Place::Here
+    }
+
+    /// `seq` is delivered here in its place.
+    fn remember(&mut self, seq: u64) {
         if self.placed.len() == MAX_PLACED {
             self.placed.pop_front();
         }
         // In order nearly always; a number out of order is put in its place.
         let at = self.placed.partition_point(|&s| s < seq);
         self.placed.insert(at, seq);
-        Place::Here
     }
 
     /// The backplane's task starts again: what was on its way is abandoned.
@@ -139,6 +166,25 @@ mod tests {
         assert_eq!(own.answered(2, Answer::Taken), Place::CameBack);
         assert!(own.came_back(2));
         assert_eq!(own.len(), (0, 0));
+    }
+
+    #[test]
+    fn one_placed_before_its_answer_is_delivered_once_whatever_comes_after() {
+        let mut own = Own::default();
+        own.sent(1);
+        own.sent(2);
+        own.sent(3);
+        assert!(own.came_back(3));
+        assert!(own.place(1));
+        assert!(own.place(2));
+        assert!(!own.place(3), "it came back already");
+        // Their answers change nothing.
+        assert_eq!(own.answered(1, Answer::Taken), Place::Placed);
+        assert_eq!(own.answered(2, Answer::NotTaken), Place::Placed);
+        assert_eq!(own.answered(3, Answer::Taken), Place::Placed);
+        // A copy of 1 comes back: not delivered.
+        assert!(!own.came_back(1));
+        assert_eq!(own.len(), (0, 1));
     }
 
     #[test]

@@ -13,7 +13,13 @@
 //!   written in its turn and its answer comes: taken; an error of Redis's; or
 //!   its connection closed (it is never written again). One not answered
 //!   within `command_timeout` is counted as slow and logged, and still awaited:
-//!   it is delivered once, through Redis, when Redis gets to it. Everything
+//!   it is delivered once, through Redis, when Redis gets to it. If its
+//!   connection goes meanwhile before it was written (the client may not
+//!   notice at once, and holds what it has not written until the connection
+//!   is back), it is delivered here in its place once past `command_timeout`
+//!   with the connection seen out, and still awaited: written once the
+//!   connection is back, it reaches the others then, and its copy here is
+//!   skipped. Everything
 //!   queued or on its way counts against `max_in_flight`, past which new ones
 //!   are delivered here only: what waits is bounded in number, not in time (a
 //!   paused Redis, or a half-open connection until TCP gives up on it, holds
@@ -54,8 +60,9 @@ use crate::hub::backplane::Publication;
 /// A publication's answer: taken, or not (why).
 type Answer = oneshot::Receiver<Result<(), String>>;
 
-/// A publication on its way, its sequence number and its answer.
-type Sent = (Publication, u64, Answer);
+/// A publication on its way, its sequence number, when it was sent and its
+/// answer.
+type Sent = (Publication, u64, std::time::Instant, Answer);
 
 /// Sends publications to Redis (see the module docs).
 pub(super) struct Publisher {
@@ -85,36 +92,36 @@ impl Publisher {
     ) -> (Publisher, tokio::task::JoinHandle<()>) {
         let (answers, mut rx) = mpsc::unbounded_channel::<Sent>();
         let task = {
-            let shared = shared.clone();
+            let (shared, client) = (shared.clone(), client.clone());
             tokio::spawn(async move {
-                while let Some((publication, seq, answer)) = rx.recv().await {
-                    let result = answer.await.unwrap_or_else(|_| Err("dropped".into()));
-                    let taken = if result.is_ok() {
-                        own::Answer::Taken
-                    } else {
-                        own::Answer::NotTaken
+                'next: while let Some((publication, seq, sent_at, mut answer)) = rx.recv().await {
+                    // Awaited; past `timeout`, placed here once the connection
+                    // is seen out (checked every quarter of it), and its answer
+                    // awaited apart (the next ones go on).
+                    let mut check = tokio::time::Instant::from_std(sent_at) + timeout;
+                    let result = loop {
+                        tokio::select! {
+                            biased;
+                            result = &mut answer => break result,
+                            _ = tokio::time::sleep_until(check) => {
+                                check += (timeout / 4).max(Duration::from_millis(1));
+                                if !client.is_connected() {
+                                    let here = lock(&shared.own).place(seq);
+                                    if here {
+                                        tracing::debug!("a publication's connection is out: delivered here in its place (and to the others if it is written once the connection is back)");
+                                        add(&shared.counters.dropped, 1);
+                                        shared.local(publication);
+                                    }
+                                    let shared = shared.clone();
+                                    tokio::spawn(async move {
+                                        settle(&shared, seq, answer.await, None, here);
+                                    });
+                                    continue 'next;
+                                }
+                            }
+                        }
                     };
-                    let place = lock(&shared.own).answered(seq, taken);
-                    let _ =
-                        shared
-                            .awaiting
-                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                                Some(v.saturating_sub(1))
-                            });
-                    shared.release(1);
-                    match result {
-                        Ok(()) => add(&shared.counters.published, 1),
-                        Err(err) if place == Place::CameBack => {
-                            tracing::debug!(%err, "redis did not answer a publication it carried out: delivered once, through redis");
-                            add(&shared.counters.published, 1);
-                            add(&shared.counters.duplicates_avoided, 1);
-                        }
-                        Err(err) => {
-                            tracing::debug!(%err, "redis did not take a publication: delivered here only");
-                            add(&shared.counters.dropped, 1);
-                            shared.local(publication);
-                        }
-                    }
+                    settle(&shared, seq, result, Some(publication), false);
                 }
             })
         };
@@ -211,8 +218,9 @@ impl Publisher {
             let _ = tx.send(result.map(drop).map_err(|e| e.to_string()));
         });
         self.shared.awaiting.fetch_add(1, Ordering::AcqRel);
-        if let Err(mpsc::error::SendError((publication, seq, _))) =
-            self.answers.send((publication, seq, rx))
+        if let Err(mpsc::error::SendError((publication, seq, _, _))) =
+            self.answers
+                .send((publication, seq, std::time::Instant::now(), rx))
         {
             // The answers' task is gone (the backplane's task is ending): its
             // fate is unknown.
@@ -221,6 +229,47 @@ impl Publisher {
             lock(&self.shared.own).answered(seq, own::Answer::Taken);
             add(&self.shared.counters.abandoned, 1);
             drop(publication);
+        }
+    }
+}
+
+/// `seq`'s answer taken: counted, and `publication` (unless placed here
+/// already: `placed`, or `None`) delivered here if Redis did not take it.
+fn settle(
+    shared: &Shared,
+    seq: u64,
+    answer: Result<Result<(), String>, oneshot::error::RecvError>,
+    publication: Option<Publication>,
+    placed: bool,
+) {
+    let result = answer.unwrap_or_else(|_| Err("dropped".into()));
+    let taken = if result.is_ok() {
+        own::Answer::Taken
+    } else {
+        own::Answer::NotTaken
+    };
+    let place = lock(&shared.own).answered(seq, taken);
+    let _ = shared
+        .awaiting
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            Some(v.saturating_sub(1))
+        });
+    shared.release(1);
+    match (result, place) {
+        (Ok(()), _) => add(&shared.counters.published, 1),
+        // Delivered here in its place already.
+        (Err(_), Place::Placed) if placed => {}
+        (Err(err), Place::CameBack | Place::Placed) => {
+            tracing::debug!(%err, "redis did not answer a publication it carried out: delivered once, through redis");
+            add(&shared.counters.published, 1);
+            add(&shared.counters.duplicates_avoided, 1);
+        }
+        (Err(err), Place::Here) => {
+            tracing::debug!(%err, "redis did not take a publication: delivered here only");
+            add(&shared.counters.dropped, 1);
+            if let Some(publication) = publication {
+                shared.local(publication);
+            }
         }
     }
 }

@@ -10,6 +10,27 @@ use futures_core::Stream;
 
 use crate::actor::{give_spare, take_spare, Input, SPARE_MAX};
 
+/// A chunk this long is copied so that it lands at the same offset from a cache
+/// line as it lies (see [`align_with`]); shorter ones are not worth it.
+const ALIGN_FROM: usize = 2048;
+
+/// Where a copy of `chunk` into empty `buf` should land: at the same offset from a
+/// 64-byte line as `chunk` itself. `memcpy` copies large blocks with `rep movsb`,
+/// which some CPUs run about 20 times slower when the destination is 1 to 31 bytes
+/// past the source modulo 4 KiB; a copy whose ends share their line offset never
+/// is, and is the fastest kind besides. Later chunks cut from the same buffer of
+/// actix-http's keep that relation.
+fn align_with(buf: &mut BytesMut, chunk: &[u8]) {
+    use bytes::{Buf, BufMut};
+    const LINE: usize = 64;
+    buf.reserve(chunk.len() + LINE);
+    let k = (chunk.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize) % LINE;
+    if k != 0 {
+        buf.put_bytes(0, k);
+        buf.advance(k);
+    }
+}
+
 /// A stream of byte chunks as [`Input`] (the actix-web request payload): each chunk
 /// is copied into the driver's buffer (actix-http's chunks share its read buffer,
 /// so they cannot be unmasked in place), which reuses its allocation once the
@@ -35,6 +56,9 @@ where
                     if buf.capacity() == 0 {
                         take_spare(buf);
                     }
+                    if buf.is_empty() && chunk.len() >= ALIGN_FROM {
+                        align_with(buf, &chunk);
+                    }
                     buf.extend_from_slice(&chunk);
                     Poll::Ready(Ok(chunk.len()))
                 }
@@ -47,6 +71,29 @@ where
                     Poll::Pending
                 }
             };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::align_with;
+
+    #[test]
+    fn a_large_chunk_lands_at_its_own_offset_from_a_line() {
+        let source = vec![7u8; 8192 + 64];
+        for skew in 0..64 {
+            let chunk = &source[skew..skew + 8192];
+            let mut buf = BytesMut::new();
+            align_with(&mut buf, chunk);
+            assert!(buf.is_empty());
+            assert!(buf.capacity() >= chunk.len());
+            let apart = (chunk.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+            assert_eq!(apart % 64, 0, "skew {skew}");
+            buf.extend_from_slice(chunk);
+            assert_eq!(&buf[..], chunk);
         }
     }
 }

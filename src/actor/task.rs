@@ -63,6 +63,7 @@ enum DrivenActor {
     /// actor is done.
     None,
     /// Driven by this task alone (in place: no cell to share).
+    #[cfg_attr(not(any(feature = "web", feature = "server")), allow(dead_code))]
     Alone(Pin<Box<dyn Future<Output = ()>>>),
     /// Shared with the route's [`Stalled`] task.
     #[cfg(feature = "web")]

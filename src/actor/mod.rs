@@ -66,7 +66,7 @@ pub(crate) use spawn::attach;
 pub(crate) use spawn::open_core;
 #[cfg(any(feature = "web", feature = "server"))]
 pub(crate) use spawn::spawn;
-#[cfg(any(feature = "server", feature = "client"))]
+#[cfg(any(feature = "server", feature = "client", feature = "web"))]
 pub(crate) use task::ConnTask;
 #[cfg(feature = "web")]
 pub(crate) use task::Stalled;

@@ -75,7 +75,7 @@ fn create(core: Connection, settings: &ConnectionSettings) -> OwnedRef {
 pub(crate) fn spawn<S, I>(
     serve: S,
     core: Connection,
-    input: I,
+    mut input: I,
     settings: &ConnectionSettings,
     registry: Registry,
     span: tracing::Span,
@@ -87,15 +87,11 @@ where
     let (actor, control) = serve.into_parts();
     let mut ctx = Context::<S::Actor>::new();
     let owned = create(core, settings);
+    let mut task = ConnTask::new(owned.clone());
+    input.attach(&task);
     ctx.spawn(Driver::<S::Actor, I>::new(
-        owned.clone(),
-        input,
-        control,
-        settings,
-        registry,
-        span,
+        owned, input, control, settings, registry, span,
     ));
-    let mut task = ConnTask::new(owned);
     task.drive(Box::pin(ctx.into_future(actor)));
     task
 }

@@ -128,6 +128,52 @@ impl ActorWake {
     fn set_outer(&self, waker: &Waker) {
         self.outer.register(waker);
     }
+
+    /// A wake from the route's input (actix-http's request payload, which only the
+    /// dispatcher that polls the connection's task feeds, in the same poll and
+    /// before it polls that task): the actor has work, and the dispatcher polls
+    /// the task next anyway, unless the task is stalled (then the wake goes
+    /// everywhere, as any other). Waking the dispatcher from inside its own poll
+    /// would only make it poll once more, with a read that finds nothing.
+    #[cfg(feature = "web")]
+    fn wake_from_input(self: &Arc<Self>) {
+        if self.stalled.load(Ordering::Acquire) {
+            self.wake_by_ref();
+        } else {
+            self.woken.store(true, Ordering::Release);
+        }
+    }
+
+    /// A waker that wakes with [`wake_from_input`](Self::wake_from_input), on the
+    /// same allocation.
+    #[cfg(feature = "web")]
+    fn input_waker(self: &Arc<Self>) -> Waker {
+        use std::task::{RawWaker, RawWakerVTable};
+
+        // SAFETY (all four): the data pointer is always one from `Arc::into_raw`
+        // of an `Arc<ActorWake>` that this waker owns one count of.
+        unsafe fn clone(data: *const ()) -> RawWaker {
+            unsafe { Arc::increment_strong_count(data.cast::<ActorWake>()) };
+            RawWaker::new(data, &VTABLE)
+        }
+        unsafe fn wake(data: *const ()) {
+            let wake = unsafe { Arc::from_raw(data.cast::<ActorWake>()) };
+            wake.wake_from_input();
+        }
+        unsafe fn wake_by_ref(data: *const ()) {
+            let wake =
+                std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(data.cast::<ActorWake>()) });
+            wake.wake_from_input();
+        }
+        unsafe fn drop(data: *const ()) {
+            std::mem::drop(unsafe { Arc::from_raw(data.cast::<ActorWake>()) });
+        }
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+
+        let data = Arc::into_raw(self.clone()).cast::<()>();
+        // SAFETY: the vtable's functions keep the contract above.
+        unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) }
+    }
 }
 
 impl Wake for ActorWake {
@@ -217,6 +263,14 @@ impl ConnTask {
             actor_waker: Waker::from(actor_wake.clone()),
             actor_wake,
         }
+    }
+
+    /// The waker for the route's input: a wake marks the actor woken without
+    /// waking the dispatcher, which polls this task right after it fed the input
+    /// (see `ActorWake::wake_from_input`).
+    #[cfg(feature = "web")]
+    pub fn input_waker(&self) -> Waker {
+        self.actor_wake.input_waker()
     }
 
     /// Drive `actor` (the connection's actor's context, as a future) from now on.

@@ -307,10 +307,14 @@ impl Server {
             accept.protocol.clone(),
             accept.deflate(settings),
         );
+        // actix-http's own request payload is fed only by the dispatcher that polls
+        // the connection's task; another stream (a middleware's) may be fed from
+        // anywhere.
+        let fed_by_dispatcher = matches!(payload, dev::Payload::H1 { .. });
         let mut task = actor::spawn(
             serve,
             core,
-            StreamInput(payload),
+            StreamInput::new(payload, fed_by_dispatcher),
             &settings.connection,
             self.registry().clone(),
             span,

@@ -31,6 +31,23 @@ fn epoch(hub: &ws::Hub) -> String {
     hub.position("room").expect("configured").epoch
 }
 
+/// A room keeping `history` publications, served, with `m1`..`mN` published:
+/// the hub, the server and the room's epoch.
+fn served_room(history: usize, published: u64) -> (ws::Hub, Server, String) {
+    let hub = hub_with_room(history);
+    let server = serve(ws::hub::Events::new(&hub));
+    let e = epoch(&hub);
+    for n in 1..=published {
+        hub.publish("room", format!("m{n}"));
+    }
+    (hub, server, e)
+}
+
+/// A stream of the room resumed with `Last-Event-ID: ID`.
+fn resumed(addr: SocketAddr, id: &str) -> Client {
+    Client::get(addr, "/t/room/events", &format!("Last-Event-ID: {id}\r\n"))
+}
+
 #[test]
 fn a_stream_has_the_event_stream_headers_and_each_publication_as_an_event() {
     let hub = hub_with_room(10);
@@ -77,17 +94,8 @@ fn a_quiet_stream_gets_heartbeat_comments() {
 
 #[test]
 fn last_event_id_resumes_exactly_after_its_offset() {
-    let hub = hub_with_room(10);
-    let server = serve(ws::hub::Events::new(&hub));
-    let e = epoch(&hub);
-    for n in 1..=5 {
-        hub.publish("room", format!("m{n}"));
-    }
-    let mut client = Client::get(
-        server.addr,
-        "/t/room/events",
-        &format!("Last-Event-ID: {e}:2\r\n"),
-    );
+    let (hub, server, e) = served_room(10, 5);
+    let mut client = resumed(server.addr, &format!("{e}:2"));
     assert_eq!(client.status, 200);
     for n in 3..=5 {
         assert_eq!(client.event(), message(&e, n, &format!("m{n}")));
@@ -95,11 +103,7 @@ fn last_event_id_resumes_exactly_after_its_offset() {
     hub.publish("room", "m6");
     assert_eq!(client.event(), message(&e, 6, "m6"));
     // Resumed at the latest: nothing replayed, the next one live.
-    let mut latest = Client::get(
-        server.addr,
-        "/t/room/events",
-        &format!("Last-Event-ID: {e}:6\r\n"),
-    );
+    let mut latest = resumed(server.addr, &format!("{e}:6"));
     hub.publish("room", "m7");
     assert_eq!(latest.event(), message(&e, 7, "m7"));
     assert_eq!(client.event(), message(&e, 7, "m7"));
@@ -107,12 +111,7 @@ fn last_event_id_resumes_exactly_after_its_offset() {
 
 #[test]
 fn since_in_the_query_resumes_and_last_event_id_wins_over_it() {
-    let hub = hub_with_room(10);
-    let server = serve(ws::hub::Events::new(&hub));
-    let e = epoch(&hub);
-    for n in 1..=4 {
-        hub.publish("room", format!("m{n}"));
-    }
+    let (_hub, server, e) = served_room(10, 4);
     let mut query = Client::get(server.addr, &format!("/t/room/events?since={e}%3A3"), "");
     assert_eq!(query.event(), message(&e, 4, "m4"));
     // A browser reconnecting sends the URL again, with the id it last received.
@@ -126,25 +125,12 @@ fn since_in_the_query_resumes_and_last_event_id_wins_over_it() {
 
 #[test]
 fn a_resume_the_history_no_longer_reaches_is_a_reset_to_the_latest_position() {
-    let hub = hub_with_room(2);
-    let server = serve(ws::hub::Events::new(&hub));
-    let e = epoch(&hub);
-    for n in 1..=5 {
-        hub.publish("room", format!("m{n}"));
-    }
+    let (hub, server, e) = served_room(2, 5);
     // 4 and 5 are kept: after 3 is served, after 2 is not.
-    let mut kept = Client::get(
-        server.addr,
-        "/t/room/events",
-        &format!("Last-Event-ID: {e}:3\r\n"),
-    );
+    let mut kept = resumed(server.addr, &format!("{e}:3"));
     assert_eq!(kept.event(), message(&e, 4, "m4"));
     assert_eq!(kept.event(), message(&e, 5, "m5"));
-    let mut old = Client::get(
-        server.addr,
-        "/t/room/events",
-        &format!("Last-Event-ID: {e}:2\r\n"),
-    );
+    let mut old = resumed(server.addr, &format!("{e}:2"));
     assert_eq!(old.event(), format!("event: reset\nid: {e}:5\ndata: {e}:5"));
     let mut other_epoch = Client::get(server.addr, "/t/room/events?since=ffff:5", "");
     assert_eq!(

@@ -9,7 +9,7 @@ use std::{
 
 use super::{
     super::{
-        sync::lock, Access, AccessError, Action, Decision, JoinError, JoinOptions, Located,
+        sync::lock, Access, AccessError, Action, Decision, Hub, JoinError, JoinOptions, Located,
         Position, PublishError, TopicSettings, Verdict,
     },
     harness::{greeting, Harness, Said},
@@ -498,9 +498,11 @@ fn a_hidden_member_gets_the_topic_but_makes_no_presence_and_is_not_listed() {
 
 // ---- conflation ----
 
-#[test]
-fn a_slow_reader_of_a_conflated_feed_gets_an_increasing_subsequence_ending_with_the_last() {
-    let mut h = Harness::new(1, None);
+/// A fast and a slow member of `tick:x` under `latest`, fed 10,000
+/// publications by `publish(hub, n)`: the slow one takes one delivery every 97
+/// publications (and the shard's timer comes every 250), then reads
+/// everything, and the timer writes the newest. Returns both members.
+fn feed_fast_and_slow(h: &mut Harness, mut publish: impl FnMut(&Hub, u32)) -> (ConnId, ConnId) {
     h.hub.set_namespace(
         "ticks",
         "tick:*",
@@ -510,11 +512,9 @@ fn a_slow_reader_of_a_conflated_feed_gets_an_increasing_subsequence_ending_with_
     h.join(fast, "tick:x", JoinOptions::default()).unwrap();
     h.join(slow, "tick:x", JoinOptions::default()).unwrap();
     h.pump_all();
-    // The slow one takes one delivery every 97 publications (and the shard's
-    // timer comes every 250).
     h.rooms.borrow_mut().insert(slow, 0);
     for n in 1..=10_000u32 {
-        h.hub.publish("tick:x", n.to_string());
+        publish(&h.hub, n);
         if n % 97 == 0 {
             *h.rooms.borrow_mut().get_mut(&slow).unwrap() += 1;
         }
@@ -524,9 +524,17 @@ fn a_slow_reader_of_a_conflated_feed_gets_an_increasing_subsequence_ending_with_
         }
     }
     h.pump_all();
-    // It reads everything now: the timer writes the newest.
     h.rooms.borrow_mut().remove(&slow);
     assert!(!h.retry_latest(0), "nothing kept once written");
+    (fast, slow)
+}
+
+#[test]
+fn a_slow_reader_of_a_conflated_feed_gets_an_increasing_subsequence_ending_with_the_last() {
+    let mut h = Harness::new(1, None);
+    let (fast, slow) = feed_fast_and_slow(&mut h, |hub, n| {
+        hub.publish("tick:x", n.to_string());
+    });
     let numbers = |id| -> Vec<u32> { h.received(id).iter().map(|t| t.parse().unwrap()).collect() };
     assert_eq!(numbers(fast), (1..=10_000).collect::<Vec<_>>());
     let got = numbers(slow);
@@ -545,30 +553,10 @@ fn a_slow_reader_of_a_conflated_feed_gets_an_increasing_subsequence_ending_with_
 #[test]
 fn a_slow_reader_of_keyed_publications_gets_the_last_of_each_key() {
     let mut h = Harness::new(1, None);
-    h.hub.set_namespace(
-        "ticks",
-        "tick:*",
-        h.hub.topic_defaults().slow_consumer(SlowConsumer::Latest),
-    );
-    let (fast, slow) = (h.conn(0), h.conn(0));
-    h.join(fast, "tick:x", JoinOptions::default()).unwrap();
-    h.join(slow, "tick:x", JoinOptions::default()).unwrap();
-    h.pump_all();
-    h.rooms.borrow_mut().insert(slow, 0);
-    for n in 1..=10_000u32 {
+    let (fast, slow) = feed_fast_and_slow(&mut h, |hub, n| {
         let key = if n % 2 == 0 { "b" } else { "a" };
-        h.hub.publish_keyed("tick:x", key, format!("{key} {n}"));
-        if n % 97 == 0 {
-            *h.rooms.borrow_mut().get_mut(&slow).unwrap() += 1;
-        }
-        if n % 250 == 0 {
-            h.pump_all();
-            h.retry_latest(0);
-        }
-    }
-    h.pump_all();
-    h.rooms.borrow_mut().remove(&slow);
-    assert!(!h.retry_latest(0), "nothing kept once written");
+        hub.publish_keyed("tick:x", key, format!("{key} {n}"));
+    });
     let parsed = |id| -> Vec<(String, u32)> {
         h.received(id)
             .iter()

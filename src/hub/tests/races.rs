@@ -55,6 +55,14 @@ fn live(hub: &Hub, name: &str, members: usize) {
     assert_eq!(state.members.len(), members);
 }
 
+/// `h` with c1 (shard 0) a member of `t` and c2 (shard 1) in no topic yet.
+fn c1_in_t_and_c2(mut h: Harness) -> Harness {
+    let c1 = h.conn(0);
+    h.join(c1, "t", JoinOptions::default()).unwrap();
+    h.conn(1);
+    h
+}
+
 #[test]
 fn a_join_that_meets_the_last_leave_joins_the_live_topic() {
     // c1 leaves an unconfigured topic (its last member: the topic is removed)
@@ -62,13 +70,7 @@ fn a_join_that_meets_the_last_leave_joins_the_live_topic() {
     // the table, the backplane's last word is a subscription at the topic's
     // generation, and a publication reaches c2.
     let interleavings = forced(
-        || {
-            let mut h = Harness::new(2, Some(false));
-            let c1 = h.conn(0);
-            h.join(c1, "t", JoinOptions::default()).unwrap();
-            h.conn(1);
-            h
-        },
+        || c1_in_t_and_c2(Harness::new(2, Some(false))),
         |h| {
             let (c1, c2) = (h.conns[0], h.conns[1]);
             let (a, b) = (h.hub.clone(), h.hub.clone());
@@ -180,13 +182,7 @@ fn a_publication_after_a_join_is_never_lost_to_a_removal() {
     // publishes. c2's own thread published after its join: c3, a member that
     // joined before, and c2 get it (c1 may or may not, as it left meanwhile).
     let interleavings = forced(
-        || {
-            let mut h = Harness::new(2, None);
-            let c1 = h.conn(0);
-            h.join(c1, "t", JoinOptions::default()).unwrap();
-            h.conn(1);
-            h
-        },
+        || c1_in_t_and_c2(Harness::new(2, None)),
         |h| {
             let (c1, c2) = (h.conns[0], h.conns[1]);
             let (a, b) = (h.hub.clone(), h.hub.clone());

@@ -64,11 +64,15 @@ pub struct RedisSettings {
         serde(rename = "presence_keys_ttl_ms", with = "super::millis")
     )]
     pub presence_keys_ttl: Duration,
-    /// A command that takes longer fails. A publication that fails so is
-    /// delivered on this server only (`ws_backplane_dropped`), unless its
-    /// connection lives: Redis may then still carry it out (it cannot be taken
-    /// back once written), so it is not delivered here and counted in
-    /// `ws_backplane_abandoned`. At least 1 ms. Default 2 s.
+    /// A command that takes longer fails. Publications are the exception on a
+    /// live connection: one not answered by then is counted
+    /// (`ws_backplane_slow`) and still awaited (the client cannot tell whether
+    /// it wrote one it gives up on), bounded by `max_in_flight`; past it with
+    /// the connection seen out, it is also delivered on this server in its
+    /// place (`ws_backplane_dropped`). One made while the connection is being
+    /// made again waits for it this long, then is delivered on this server
+    /// only. At least 1 ms.
+    /// Default 2 s.
     #[cfg_attr(
         feature = "serde",
         serde(rename = "command_timeout_ms", with = "super::millis")

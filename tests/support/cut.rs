@@ -4,7 +4,9 @@
 //! integer: the publish script's offset) and without passing that answer on (as when the server is killed just after it carried a
 //! command out: the kernel drops what the client had not read). It can also hold
 //! the answers of every other connection until released, to force the order in
-//! which a client learns of the two.
+//! which a client learns of the two; and hold the requests of the connection
+//! whose request holds a marker (not reading them: its receive buffer is small,
+//! so the client's writes soon wait), as a server that does not read would.
 #![allow(dead_code)]
 
 use std::sync::{
@@ -29,6 +31,11 @@ struct Switches {
     go: watch::Sender<bool>,
     /// Hold the answers of the connections not cut.
     hold: watch::Sender<bool>,
+    /// Hold the requests of the next connection whose request holds these
+    /// bytes.
+    held_marker: Mutex<Option<Vec<u8>>>,
+    /// Whether that connection's requests are held.
+    held: watch::Sender<bool>,
 }
 
 /// The relay (its listener runs until the test's runtime ends).
@@ -41,7 +48,12 @@ pub struct Cut {
 impl Cut {
     /// A relay on a free loopback port to 127.0.0.1:`to`.
     pub async fn start(to: u16) -> Cut {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A small receive buffer (the kernel's least): what a held
+        // connection's client sends waits in its own buffers and queues.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener: TcpListener = socket.listen(64).unwrap();
         let port = listener.local_addr().unwrap().port();
         let switches = Arc::new(Switches::default());
         let s = switches.clone();
@@ -85,6 +97,30 @@ impl Cut {
     pub fn hold(&self, hold: bool) {
         self.switches.hold.send_replace(hold);
     }
+
+    /// Hold the requests of the next connection whose request holds `marker`
+    /// (that request included), until [`Cut::pass_requests`].
+    pub fn hold_requests(&self, marker: &[u8]) {
+        self.switches.held.send_replace(true);
+        *self.switches.held_marker.lock().unwrap() = Some(marker.to_vec());
+    }
+
+    /// Pass on the held connection's requests again.
+    pub fn pass_requests(&self) {
+        self.switches.held.send_replace(false);
+    }
+}
+
+/// Whether `chunk` holds `marker`, taking it (once) when it does.
+fn take_marker(marker: &Mutex<Option<Vec<u8>>>, chunk: &[u8]) -> bool {
+    let mut marker = marker.lock().unwrap();
+    let hit = marker
+        .as_ref()
+        .is_some_and(|m| chunk.windows(m.len()).any(|w| w == &m[..]));
+    if hit {
+        *marker = None;
+    }
+    hit
 }
 
 async fn relay(client: TcpStream, server: TcpStream, s: Arc<Switches>) {
@@ -95,22 +131,18 @@ async fn relay(client: TcpStream, server: TcpStream, s: Arc<Switches>) {
         let (s, marked) = (s.clone(), marked.clone());
         async move {
             let mut buf = vec![0u8; 64 * 1024];
+            let mut held = false;
             loop {
                 let n = match client_read.read(&mut buf).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
                 let chunk = &buf[..n];
-                let hit = {
-                    let mut marker = s.marker.lock().unwrap();
-                    let hit = marker
-                        .as_ref()
-                        .is_some_and(|m| chunk.windows(m.len()).any(|w| w == &m[..]));
-                    if hit {
-                        *marker = None;
-                    }
-                    hit
-                };
+                let hit = take_marker(&s.marker, chunk);
+                held = held || take_marker(&s.held_marker, chunk);
+                if held {
+                    let _ = s.held.subscribe().wait_for(|held| !*held).await;
+                }
                 if server_write.write_all(chunk).await.is_err() {
                     return;
                 }

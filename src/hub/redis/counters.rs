@@ -13,12 +13,18 @@ use prometheus_client::{
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackplaneStats {
-    /// Publications Redis took.
+    /// Publications Redis took (counted when it answered).
     pub published: u64,
     /// Publications received from Redis (this server's own included).
     pub received: u64,
     /// Publications Redis did not take, delivered on this server only (all
-    /// reasons: those below, and Redis unreachable or answering an error).
+    /// reasons: those below, Redis answering an error, their connection closed
+    /// before the answer came, made while the connection was being made again
+    /// and not written within `command_timeout`, and not answered within it
+    /// with the connection seen out). Redis may carry one out all the same
+    /// (its answer lost with its connection, or, held unwritten by the client,
+    /// written once the connection is back): then it reaches the others
+    /// through Redis and is delivered once here (see `duplicates_avoided`).
     pub dropped: u64,
     /// Of `dropped`: over `max_in_flight` (everything queued or on its way).
     pub dropped_over_limit: u64,
@@ -31,8 +37,16 @@ pub struct BackplaneStats {
     /// copy from Redis was not delivered.
     pub duplicates_avoided: u64,
     /// Publications on their way to Redis when the backplane's task restarted or
-    /// stopped: whether Redis took them is unknown (not delivered here).
+    /// stopped: whether Redis took them is unknown (not delivered here). The
+    /// only publications whose fate is not known: while the task runs, each one
+    /// is counted in `published` or in `dropped` once its answer came.
     pub abandoned: u64,
+    /// Publications Redis did not answer within `command_timeout` on a live
+    /// connection (Redis slow, or the connection's queue behind), counted when
+    /// the time passed: each is still awaited and counted in `published` or
+    /// `dropped` once answered (never given up on: a command the client gives
+    /// up on may or may not have been written).
+    pub slow: u64,
     /// Publications the subscription missed and that were taken from the
     /// topic's stream instead, in their place.
     pub filled: u64,
@@ -80,6 +94,7 @@ pub(super) struct Counters {
     pub dropped_while_down: AtomicU64,
     pub duplicates_avoided: AtomicU64,
     pub abandoned: AtomicU64,
+    pub slow: AtomicU64,
     pub filled: AtomicU64,
     pub lost: AtomicU64,
     pub resets: AtomicU64,
@@ -114,6 +129,7 @@ impl Counters {
             dropped_while_down: r(&self.dropped_while_down),
             duplicates_avoided: r(&self.duplicates_avoided),
             abandoned: r(&self.abandoned),
+            slow: r(&self.slow),
             filled: r(&self.filled),
             lost: r(&self.lost),
             resets: r(&self.resets),
@@ -144,7 +160,7 @@ impl Counters {
             ("ws_backplane_received", "Publications received from Redis", s.received),
             (
                 "ws_backplane_dropped",
-                "Publications Redis did not take (unreachable, slow, too many queued, or the backplane down), delivered on this server only",
+                "Publications Redis did not take (an error, the connection closed or out, too many queued, or the backplane down), delivered on this server only",
                 s.dropped,
             ),
             (
@@ -164,8 +180,13 @@ impl Counters {
             ),
             (
                 "ws_backplane_abandoned",
-                "Publications on their way to Redis when the backplane's task restarted or stopped",
+                "Publications on their way to Redis when the backplane's task restarted or stopped: whether Redis took them is unknown",
                 s.abandoned,
+            ),
+            (
+                "ws_backplane_slow",
+                "Publications Redis did not answer within command_timeout on a live connection, still awaited",
+                s.slow,
             ),
             (
                 "ws_backplane_filled",

@@ -3,7 +3,8 @@
 //!
 //! A publication Redis did not answer (its connection closed first, or Redis
 //! answered an error) is delivered on this server in its place. But Redis may
-//! have carried it out before the connection went: then it comes back through
+//! have carried it out before the connection went (or as the client gave up on
+//! it: see [`publish`](super::publish)): then it comes back through
 //! the subscription (before or after the failed answer is known) or, after a
 //! reconnection, from the topic's stream. Each publication carries its origin's
 //! sequence number (the envelope's `SEQ`), and this table remembers:
@@ -27,9 +28,11 @@ pub(super) const MAX_PLACED: usize = 4096;
 /// What became of a publication sent to Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Answer {
-    /// Redis took it (or may have: timed out on a live connection).
+    /// Redis took it (answered it), or its fate is unknown (the answers'
+    /// task ended): not delivered here.
     Taken,
-    /// Redis did not answer it, or answered an error.
+    /// Redis did not answer it (its connection closed first, or it was given
+    /// up on unwritten), or answered an error.
     NotTaken,
 }
 
@@ -40,6 +43,9 @@ pub(super) enum Place {
     Here,
     /// It came back from Redis already (Redis carried it out): delivered.
     CameBack,
+    /// It was delivered here in its place before its answer came
+    /// ([`Own::place`]).
+    Placed,
 }
 
 /// The table (see the module docs).
@@ -72,19 +78,43 @@ impl Own {
         true
     }
 
+    /// `seq`, not answered yet, is delivered here in its place now (its
+    /// connection is out): true, unless it came back already. A copy that
+    /// comes back later is not delivered.
+    pub fn place(&mut self, seq: u64) -> bool {
+        match self.open.remove(&seq) {
+            Some(false) => {
+                self.remember(seq);
+                true
+            }
+            Some(true) => {
+                // Came back: nothing more to deliver, whatever its answer.
+                false
+            }
+            None => false,
+        }
+    }
+
     /// `seq`'s answer; for one not taken, where it is delivered.
     pub fn answered(&mut self, seq: u64, answer: Answer) -> Place {
-        let back = self.open.remove(&seq) == Some(true);
+        let Some(back) = self.open.remove(&seq) else {
+            return Place::Placed;
+        };
         if answer == Answer::Taken || back {
             return Place::CameBack;
         }
+        self.remember(seq);
+        Place::Here
+    }
+
+    /// `seq` is delivered here in its place.
+    fn remember(&mut self, seq: u64) {
         if self.placed.len() == MAX_PLACED {
             self.placed.pop_front();
         }
         // In order nearly always; a number out of order is put in its place.
         let at = self.placed.partition_point(|&s| s < seq);
         self.placed.insert(at, seq);
-        Place::Here
     }
 
     /// The backplane's task starts again: what was on its way is abandoned.
@@ -136,6 +166,25 @@ mod tests {
         assert_eq!(own.answered(2, Answer::Taken), Place::CameBack);
         assert!(own.came_back(2));
         assert_eq!(own.len(), (0, 0));
+    }
+
+    #[test]
+    fn one_placed_before_its_answer_is_delivered_once_whatever_comes_after() {
+        let mut own = Own::default();
+        own.sent(1);
+        own.sent(2);
+        own.sent(3);
+        assert!(own.came_back(3));
+        assert!(own.place(1));
+        assert!(own.place(2));
+        assert!(!own.place(3), "it came back already");
+        // Their answers change nothing.
+        assert_eq!(own.answered(1, Answer::Taken), Place::Placed);
+        assert_eq!(own.answered(2, Answer::NotTaken), Place::Placed);
+        assert_eq!(own.answered(3, Answer::Taken), Place::Placed);
+        // A copy of 1 comes back: not delivered.
+        assert!(!own.came_back(1));
+        assert_eq!(own.len(), (0, 1));
     }
 
     #[test]

@@ -79,6 +79,10 @@ async fn setup_at(
     settings.redis.reconnect_initial = restart_wait;
     settings.redis.reconnect_max = restart_wait;
     settings.hub.presence = true;
+    // Room for a burst of large publications (the test that queues them)
+    // while the test reads them.
+    settings.hub.send_budget_bytes = 32 << 20;
+    settings.connection.max_send_buffer = 32 << 20;
     let hub = Hub::with_settings(&settings);
     hub.set_renderer(|_, _, m| {
         assert_ne!(m.as_bytes(), b"boom", "a renderer that panics");
@@ -239,4 +243,78 @@ async fn a_publication_carried_out_whose_answer_was_lost_before_it_came_back_is_
     assert_eq!((s.published, s.dropped, s.duplicates_avoided), (1, 1, 1));
     drop(ws);
     handle.stop(false).await;
+}
+
+/// How many publications are queued behind a connection that Redis does not
+/// read, and how large each is: together far more than the sockets' buffers
+/// hold, so that most wait in the client's queue, unwritten.
+const QUEUED: usize = 64;
+const QUEUED_BYTES: usize = 128 * 1024;
+
+/// The `n`th of them: its number, then filler.
+fn queued(n: usize) -> String {
+    let mut text = format!("{n:02}|");
+    text.push_str(&"x".repeat(QUEUED_BYTES));
+    text
+}
+
+/// The next `n` texts on `ws`, each cut to its number.
+async fn numbers(ws: &mut Ws, n: usize) -> Vec<String> {
+    let mut got = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = text(ws).await;
+        got.push(t.split('|').next().unwrap_or_default().to_owned());
+    }
+    got
+}
+
+#[actix_rt::test]
+#[ignore = "needs redis-server; scripts/test-all.sh runs it"]
+async fn publications_queued_past_the_command_timeout_on_a_live_connection_reach_every_server_once()
+{
+    let redis = Redis::start().await;
+    let cut = Cut::start(redis.port).await;
+    // A publishes through the relay; B reads Redis directly.
+    let (hub, backplane, mut on_a, handle_a) = setup_at(cut.port, Duration::from_millis(100)).await;
+    let (_hub_b, backplane_b, mut on_b, handle_b) = setup(&redis, Duration::from_millis(100)).await;
+    // Redis reads none of A's publications (its connection lives): the first
+    // fill the sockets' buffers, the rest wait in the client's queue, all past
+    // the command timeout (500 ms), then Redis reads them all.
+    cut.hold_requests(PUBLISH_MARK);
+    for n in 0..QUEUED {
+        hub.publish("room", queued(n));
+    }
+    until("every one past the command timeout", || {
+        backplane.stats().slow == QUEUED as u64
+    })
+    .await;
+    assert_eq!(backplane.stats().published, 0, "none answered yet");
+    cut.pass_requests();
+    // Every one reaches both servers, once, in order: none given up on.
+    let expected: Vec<String> = (0..QUEUED).map(|n| format!("{n:02}")).collect();
+    let (a, b) = tokio::join!(numbers(&mut on_a, QUEUED), numbers(&mut on_b, QUEUED));
+    assert_eq!((a, b), (expected.clone(), expected));
+    hub.publish("room", "after");
+    let (a, b) = tokio::join!(text(&mut on_a), text(&mut on_b));
+    assert_eq!((a.as_str(), b.as_str()), ("after", "after"), "no copy");
+    // (A publication may come back before its answer is taken.)
+    until("every answer taken", || {
+        backplane.stats().published == QUEUED as u64 + 1
+    })
+    .await;
+    let s = backplane.stats();
+    assert_eq!(
+        (
+            s.published,
+            s.dropped,
+            s.abandoned,
+            s.duplicates_avoided,
+            s.slow
+        ),
+        (QUEUED as u64 + 1, 0, 0, 0, QUEUED as u64)
+    );
+    assert_eq!(backplane_b.stats().received, QUEUED as u64 + 1);
+    drop((on_a, on_b));
+    handle_a.stop(false).await;
+    handle_b.stop(false).await;
 }

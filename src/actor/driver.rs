@@ -36,10 +36,12 @@ use crate::{
 /// Read buffer capacity kept while nothing is pending; more is returned.
 const MAX_IDLE_READ_BUF: usize = 128 * 1024;
 
-/// At most this much read buffer is reserved ahead of the bytes that arrived, for a
-/// frame whose header announced more: a peer has to send data, not just declare
-/// it, to make the buffer grow further.
-const MAX_READ_AHEAD: usize = 256 * 1024;
+/// For a frame whose header announced more than the read buffer has room for, the
+/// buffer is grown at once by the rest of the frame, but by no more than this or the
+/// bytes it holds already, whichever is more: a 64 KiB frame gets its room in one
+/// step, and a peer has to send data, not just declare it, to make the buffer grow
+/// further (it holds at most twice what arrived, plus this).
+const READ_AHEAD_STEP: usize = 64 * 1024 + 64;
 
 thread_local! {
     /// A read buffer no connection of this thread holds. A connection whose reads
@@ -88,6 +90,14 @@ pub(crate) trait Input: Unpin {
         cx: &mut TaskContext<'_>,
         buf: &mut BytesMut,
     ) -> Poll<std::io::Result<usize>>;
+
+    /// Whether the driver yields once to the connection's task, after a payload was
+    /// queued by reference, before it reads again (so that the task writes it first
+    /// and the read reuses the buffer it shares). A transport that polls the
+    /// connection's output right after the driver anyway (actix-http polls the
+    /// response body until it is pending) says no: there the yield's wake-up would
+    /// only make it poll the connection once more, with a read that finds nothing.
+    const YIELDS_TO_OUTPUT: bool = true;
 }
 
 /// Where the driver is in the connection's life.
@@ -323,7 +333,11 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         if view.paused {
             return Step::Wait;
         }
-        if view.shares_output && self.read_buf.is_empty() && !self.yielded_to_task {
+        if S::YIELDS_TO_OUTPUT
+            && view.shares_output
+            && self.read_buf.is_empty()
+            && !self.yielded_to_task
+        {
             // A large payload waits to be written by reference, perhaps a slice of
             // the read buffer (an echo): let the task take it before the next
             // read, so that the read reuses that buffer (warm in the cache)
@@ -335,8 +349,8 @@ impl<A: WebSocketActor, S: Input> Driver<A, S> {
         if view.frame_remaining > self.read_buf.capacity() - self.read_buf.len() {
             // Make room for the rest of the frame at once (bounded), rather than
             // growing and copying the buffer as its pieces arrive.
-            self.read_buf
-                .reserve(view.frame_remaining.min(MAX_READ_AHEAD));
+            let step = READ_AHEAD_STEP.max(self.read_buf.len());
+            self.read_buf.reserve(view.frame_remaining.min(step));
         }
         Step::Next
     }

@@ -46,7 +46,7 @@ pub use async_endpoint::{async_endpoint, AsyncEndpoint, AsyncEndpointActor, Asyn
 pub use conn::{Closed, Conn, RoundTrip, Sent};
 pub(crate) use driver::Input;
 #[cfg(feature = "web")]
-pub(crate) use driver::{give_spare, take_spare, SPARE_MAX};
+pub(crate) use driver::{give_spare, land_at, take_spare, LINE, SPARE_MAX};
 pub use endpoint::{endpoint, Endpoint, EndpointActor, EndpointContext};
 pub use error::{Error, SendError};
 pub use forward::{forward, Forward, Forwarder, Tagged};

@@ -14,7 +14,7 @@ use tokio::io::AsyncRead;
 use tokio_util::io::poll_read_buf;
 
 use super::{
-    driver::{give_spare, take_spare},
+    driver::{give_spare, land_at, take_spare, LINE},
     Input,
 };
 use crate::handshake::MAX_HEAD_SIZE;
@@ -28,9 +28,6 @@ const READ_CHUNK_MIN: usize = 4 * 1024;
 /// its end, and the buffer would have to grow (a copy of all of it) for the last
 /// few bytes; and a large read starts up to a `LINE` in.
 const READ_CHUNK_MAX: usize = 64 * 1024 + 64 + LINE;
-
-/// A cache line: where a large read starts (see `land_on_a_line`).
-const LINE: usize = 64;
 
 /// A transport's read half (a TCP socket's, a TLS stream's) as the driver's
 /// [`Input`]: it reads straight into the driver's buffer.
@@ -103,7 +100,9 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
             buf.reserve(chunk);
         }
         if whole {
-            land_on_a_line(buf, chunk - LINE);
+            // On a line: the kernel's copy of a page-aligned payload is then at
+            // full speed (see `land_at`).
+            land_at(buf, 0, chunk - LINE);
         }
         self.grown |= buf.capacity() > READ_CHUNK_MAX;
         let spare = buf.capacity() - buf.len();
@@ -123,20 +122,6 @@ impl<R: AsyncRead + Unpin> Input for ReadInput<R> {
             _ => {}
         }
         read
-    }
-}
-
-/// Start an empty buffer's next read on a 64-byte boundary when `room` is left
-/// after it: the kernel copies a large read with `rep movsb`, which some CPUs run
-/// about 20 times slower when the destination is 1 to 31 bytes past the source
-/// modulo 4 KiB, and a loopback or NIC payload often starts on a page.
-#[inline]
-fn land_on_a_line(buf: &mut BytesMut, room: usize) {
-    use bytes::{Buf, BufMut};
-    let k = buf.as_ptr().align_offset(LINE);
-    if k != 0 && buf.capacity() >= room + k {
-        buf.put_bytes(0, k);
-        buf.advance(k);
     }
 }
 
@@ -204,31 +189,7 @@ fn head_end(buf: &[u8], from: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
-
-    use super::{head_end, land_on_a_line, LINE};
-
-    #[test]
-    fn a_large_read_lands_on_a_line_when_there_is_room_and_stays_put_otherwise() {
-        for skew in 0..LINE {
-            // An allocation at any offset from a line: start `skew` bytes in.
-            let mut buf = BytesMut::with_capacity(4096 + 2 * LINE);
-            let start = buf.as_ptr().align_offset(LINE) + skew;
-            buf.resize(start, 0);
-            let _ = buf.split_to(start);
-            let room = buf.capacity() - LINE;
-            land_on_a_line(&mut buf, room);
-            assert!(buf.is_empty());
-            assert_eq!(buf.as_ptr().align_offset(LINE), 0, "skew {skew}");
-            assert!(buf.capacity() >= room);
-            // No room to spare: left where it is.
-            let mut tight = BytesMut::with_capacity(100);
-            let before = tight.as_ptr();
-            let cap = tight.capacity();
-            land_on_a_line(&mut tight, cap);
-            assert_eq!(tight.as_ptr(), before);
-        }
-    }
+    use super::head_end;
 
     #[test]
     fn head_end_finds_the_blank_line_across_reads() {

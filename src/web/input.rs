@@ -5,10 +5,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
-use crate::actor::{give_spare, take_spare, Input, SPARE_MAX};
+use crate::actor::{give_spare, land_at, take_spare, Input, LINE, SPARE_MAX};
 
 /// A stream of byte chunks as [`Input`] (the actix-web request payload): each chunk
 /// is copied into the driver's buffer (actix-http's chunks share its read buffer,
@@ -54,14 +54,22 @@ where
                 if buf.capacity() == 0 {
                     take_spare(buf);
                 }
-                if buf.capacity() - buf.len() < chunk.len() {
+                // A large chunk into an empty buffer lands at its own offset from
+                // a line, so that memcpy runs at full speed (see `land_at`).
+                // Later chunks cut from the same buffer of actix-http's keep
+                // that relation, and so does actix-http's copy of an echoed
+                // payload into its write buffer (`scripts/copy-offsets.sh`:
+                // neither copy of a 16 KiB or 64 KiB echo at a slow distance).
+                let aligned = buf.is_empty() && chunk.len() >= ALIGN_FROM;
+                let need = chunk.len() + if aligned { LINE } else { 0 };
+                if buf.capacity() - buf.len() < need {
                     // Room for several small messages at once, not for this one
                     // only: the buffer is reused from the start once they are
                     // dropped, rather than grown for every message.
-                    buf.reserve(chunk.len().max(MIN_RESERVE));
+                    buf.reserve(need.max(MIN_RESERVE));
                 }
-                if buf.is_empty() && chunk.len() >= ALIGN_FROM {
-                    align_with(buf, &chunk);
+                if aligned {
+                    land_at(buf, chunk.as_ptr() as usize, chunk.len());
                 }
                 buf.extend_from_slice(&chunk);
                 Poll::Ready(Ok(chunk.len()))
@@ -81,52 +89,57 @@ where
 /// The least the read buffer grows by when a chunk does not fit.
 const MIN_RESERVE: usize = 4096;
 
-/// A chunk this long is copied so that it lands at the same offset from a cache
-/// line as it lies (see [`align_with`]); shorter ones are not worth it.
+/// A chunk this long is copied to its own offset from a cache line; shorter ones
+/// are not worth it.
 const ALIGN_FROM: usize = 2048;
-
-/// Where a copy of `chunk` into empty `buf` should land: at the same offset from a
-/// 64-byte line as `chunk` itself. `memcpy` copies large blocks with `rep movsb`,
-/// which some CPUs (AMD Zen 3 among them) run about 20 times slower when the
-/// destination is 1 to 31 bytes past the source modulo 4 KiB; a copy whose ends
-/// share their line offset never is, and is the fastest kind besides. Later chunks
-/// cut from the same buffer of actix-http's keep that relation. A payload echoed
-/// from this buffer is copied once more, by actix-http into its write buffer, whose
-/// distance from ours this also sets: measured with `scripts/copy-offsets.sh`,
-/// neither copy of a 16 KiB or 64 KiB echo falls at a slow distance.
-fn align_with(buf: &mut BytesMut, chunk: &[u8]) {
-    const LINE: usize = 64;
-    buf.reserve(chunk.len() + LINE);
-    let k = (chunk.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize) % LINE;
-    if k != 0 {
-        buf.put_bytes(0, k);
-        buf.advance(k);
-    }
-}
 
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
+    use std::{
+        pin::Pin,
+        task::{Context, Poll, Waker},
+    };
 
-    use super::align_with;
+    use bytes::{Bytes, BytesMut};
+    use futures_core::Stream;
 
-    #[test]
-    fn a_large_chunk_lands_at_its_own_offset_from_a_line() {
-        let source = vec![7u8; 8192 + 64];
-        for skew in 0..64 {
-            let chunk = &source[skew..skew + 8192];
-            for spare in [0, 5, 63, 4096] {
-                let mut buf = BytesMut::with_capacity(spare);
-                align_with(&mut buf, chunk);
-                assert!(buf.is_empty());
-                assert!(buf.capacity() >= chunk.len());
-                let start = buf.as_ptr();
-                let apart = (chunk.as_ptr() as usize).wrapping_sub(start as usize);
-                assert_eq!(apart % 64, 0, "skew {skew}, spare {spare}");
-                buf.extend_from_slice(chunk);
-                assert_eq!(buf.as_ptr(), start, "no reallocation after aligning");
-                assert_eq!(&buf[..], chunk);
+    use super::read_chunk;
+
+    /// One chunk, then nothing more for now.
+    struct Once(Option<Bytes>);
+
+    impl Stream for Once {
+        type Item = Result<Bytes, ()>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            match self.0.take() {
+                Some(chunk) => Poll::Ready(Some(Ok(chunk))),
+                None => Poll::Pending,
             }
         }
+    }
+
+    #[test]
+    fn a_large_chunk_lands_at_its_own_offset_from_a_line_and_a_small_one_where_the_buffer_ends() {
+        let source = Bytes::from(vec![7u8; 8192 + 64]);
+        let mut cx = Context::from_waker(Waker::noop());
+        for skew in 0..64 {
+            let chunk = source.slice(skew..skew + 8192);
+            for spare in [0, 5, 63, 4096, 9000] {
+                let mut buf = BytesMut::with_capacity(spare);
+                let read = read_chunk(&mut Once(Some(chunk.clone())), &mut cx, &mut buf);
+                assert!(matches!(read, Poll::Ready(Ok(8192))));
+                assert_eq!(&buf[..], &chunk[..]);
+                let apart = (chunk.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+                assert_eq!(apart % 64, 0, "skew {skew}, spare {spare}");
+            }
+        }
+        // A small chunk is appended where the bytes before it end.
+        let mut buf = BytesMut::with_capacity(100);
+        buf.extend_from_slice(b"ab");
+        let end = buf.as_ptr() as usize + 2;
+        let read = read_chunk(&mut Once(Some(source.slice(3..40))), &mut cx, &mut buf);
+        assert!(matches!(read, Poll::Ready(Ok(37))));
+        assert_eq!(buf.len(), 39);
+        assert_eq!(buf[2..].as_ptr() as usize, end);
     }
 }
